@@ -1,0 +1,1 @@
+"""The ``spectra`` command-line front end (installed as the package ``spectra_cli``)."""

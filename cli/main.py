@@ -1,0 +1,113 @@
+"""Entry point of the ``spectra`` command: a click group whose sub-commands load lazily.
+
+Each sub-command lives in its own module ``cli/cmd_<name>.py`` and only parses
+options, calls the library and prints. Errors of the library (``SpectraError``)
+become one line on stderr and the exit code of :data:`spectra.errors.EXIT_CODES`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+#: sub-command name -> "module:attribute"
+COMMANDS: dict[str, str] = {
+    "analyze": "spectra_cli.cmd_analyze:analyze",
+    "ls": "spectra_cli.cmd_analyze:ls",
+    "extract": "spectra_cli.cmd_analyze:extract",
+    "pseudospectra": "spectra_cli.cmd_pseudospectra:pseudospectra",
+    "transient": "spectra_cli.cmd_kreiss:transient",
+    "kreiss": "spectra_cli.cmd_kreiss:kreiss",
+    "stabilize": "spectra_cli.cmd_stabilize:stabilize",
+    "compare": "spectra_cli.cmd_stabilize:compare",
+    "train": "spectra_cli.cmd_train:train",
+    "evaluate": "spectra_cli.cmd_train:evaluate",
+    "robustness": "spectra_cli.cmd_train:robustness",
+}
+
+EPILOG = """\b
+Exit codes:
+  0  success
+  1  a finding (compare: some matrix got less robust) or an unexpected failure
+  2  usage error (bad option or argument)
+  3  unreadable file: corrupt, truncated, empty, or not a supported format
+  4  unsafe file: reading it would execute pickled code (opt in: --trust-pickle)
+  5  the file holds no recurrent weight matrix
+  6  --matrix names an id the file does not hold
+  7  a matrix is not square or holds NaN/Inf where numbers are needed
+  8  the output file could not be written (exists: use --force)
+  9  any other rnn-spectra error
+"""
+
+
+class LazyGroup(click.Group):
+    """A group that imports a sub-command's module only when it is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if self._try_get(name) is not None]
+
+    def _try_get(self, name: str):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError):
+            return None
+
+    def get_command(self, ctx: click.Context, name: str):
+        return self._try_get(name)
+
+
+@click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rnn-spectra", prog_name="spectra")
+def cli() -> None:
+    """Spectral diagnostics of the recurrent weights in PyTorch and Keras checkpoints.
+
+    For every recurrent matrix A (one per layer, direction and gate, in the
+    column-vector orientation h_t = f(A h_{t-1} + B x_t + b)): spectrum,
+    Henrici departure from normality, pseudospectra, Kreiss bounds on transient
+    growth, and what spectral normalisation does to them.
+
+    \b
+    Start with:
+      spectra ls CKPT          what the file holds and what was skipped
+      spectra analyze CKPT     one row of figures per recurrent matrix
+    """
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (library errors become one line on stderr)."""
+    from spectra.errors import EXIT_CODES, SpectraError
+
+    try:
+        cli.main(args=argv, prog_name="spectra", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except SpectraError as exc:
+        code = next(c for cls, c in EXIT_CODES.items() if isinstance(exc, cls))
+        click.echo(f"spectra: error: {exc}", err=True)
+        return code
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    return 0
+
+
+def entry() -> None:  # pragma: no cover - console script shim
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry()

@@ -1,0 +1,88 @@
+"""The exception family of rnn-spectra.
+
+Every error the library raises on purpose derives from :class:`SpectraError`;
+each subclass also derives from the builtin it refines, so ``except ValueError``
+keeps working for callers that do not know this package::
+
+    SpectraError (Exception)
+    ├── UnsupportedFormatError (SpectraError, ValueError)   file is not a checkpoint we read
+    ├── CorruptFileError (SpectraError, ValueError)         truncated, random bytes, absurd sizes
+    ├── UnsafeFileError (SpectraError, PermissionError)     needs arbitrary pickle execution
+    ├── NoRecurrentWeightsError (SpectraError, LookupError) readable, but no recurrent matrix
+    ├── MatrixNotFoundError (SpectraError, KeyError)        ``--matrix ID`` names no matrix
+    ├── NonSquareError (SpectraError, ValueError)           an array that is not (n, n)
+    ├── NonFiniteError (SpectraError, ValueError)           NaN/Inf where a number is needed
+    └── WriteError (SpectraError, OSError)                  refusing to overwrite, failed write
+
+The CLI maps each class to an exit code (:data:`EXIT_CODES`) and prints the
+message on one line, with no traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EXIT_CODES",
+    "CorruptFileError",
+    "MatrixNotFoundError",
+    "NoRecurrentWeightsError",
+    "NonFiniteError",
+    "NonSquareError",
+    "SpectraError",
+    "UnsafeFileError",
+    "UnsupportedFormatError",
+    "WriteError",
+]
+
+
+class SpectraError(Exception):
+    """Base class of every error raised on purpose by rnn-spectra."""
+
+
+class UnsupportedFormatError(SpectraError, ValueError):
+    """The file is readable but is not a format rnn-spectra understands."""
+
+
+class CorruptFileError(SpectraError, ValueError):
+    """The file is truncated, garbled, or declares sizes it cannot hold."""
+
+
+class UnsafeFileError(SpectraError, PermissionError):
+    """Reading the file would execute arbitrary pickled code; needs ``trust=True``."""
+
+
+class NoRecurrentWeightsError(SpectraError, LookupError):
+    """The file was read but holds no recurrent weight matrix."""
+
+
+class MatrixNotFoundError(SpectraError, KeyError):
+    """A requested matrix id does not exist in the checkpoint."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class NonSquareError(SpectraError, ValueError):
+    """An array given as a recurrent matrix is not square."""
+
+
+class NonFiniteError(SpectraError, ValueError):
+    """A matrix holds NaN or Inf where finite numbers are required."""
+
+
+class WriteError(SpectraError, OSError):
+    """An output file could not be written (or would overwrite without ``force``)."""
+
+
+#: Exit code of the ``spectra`` command for each error class (most specific first).
+#: 0 success, 1 a finding (``compare``) or unexpected failure, 2 usage error (click).
+EXIT_CODES: dict[type[SpectraError], int] = {
+    UnsafeFileError: 4,
+    CorruptFileError: 3,
+    UnsupportedFormatError: 3,
+    NoRecurrentWeightsError: 5,
+    MatrixNotFoundError: 6,
+    NonSquareError: 7,
+    NonFiniteError: 7,
+    WriteError: 8,
+    SpectraError: 9,
+}

@@ -1,0 +1,196 @@
+"""Read recurrent weight matrices from checkpoint files: :func:`load`.
+
+The reader is chosen by sniffing the file's first bytes, never its extension:
+
+=====================  ==========================================  ======================
+first bytes            what it is                                   reader
+=====================  ==========================================  ======================
+``PK\\x03\\x04``       zip: PyTorch (``*/data.pkl``), TorchScript   :mod:`.pytorch`,
+                       (``*/constants.pkl``, ``code/``), Keras 3     :mod:`.keras`,
+                       ``.keras`` (``config.json`` +                 :mod:`.arrays`
+                       ``model.weights.h5``), ``.npz`` (``*.npy``)
+``\\x89HDF\\r\\n``      HDF5: Keras legacy ``.h5``, Keras 3           :mod:`.hdf5`
+                       ``.weights.h5``, or plain datasets
+``\\x80\\x02`` + magic  PyTorch legacy (pre-zip) serialization       :mod:`.pytorch`
+``\\x80`` (pickle)      a bare pickle                                 refused unless trusted
+u64 + ``{"``           safetensors                                   :mod:`.pytorch`
+``\\x93NUMPY``         ``.npy``                                      :mod:`.arrays`
+=====================  ==========================================  ======================
+
+Modules of this package: one per family (``pytorch.py`` with the torch-free
+zip/pickle reader in ``torchpickle.py`` and the state-dict naming rules in
+``torch_names.py``; ``keras.py``/``hdf5.py`` for Keras and HDF5 via h5py;
+``arrays.py`` for numpy files). None imports torch at module level.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zipfile
+from pathlib import Path
+
+from spectra.checkpoint import Checkpoint
+from spectra.errors import CorruptFileError, UnsupportedFormatError
+
+__all__ = ["load", "sniff"]
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+ZIP_MAGIC = b"PK\x03\x04"
+EMPTY_ZIP_MAGIC = b"PK\x05\x06"
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def _split_dataset(path: str) -> tuple[str, str | None]:
+    """Split ``file.h5:/group/ds`` into the file and the dataset path."""
+    if os.path.exists(path):
+        return path, None
+    idx = path.rfind(":/")
+    if idx > 0 and os.path.exists(path[:idx]):
+        return path[:idx], path[idx + 1 :]
+    return path, None
+
+
+def sniff(path: str | os.PathLike) -> str:
+    """Name the container format of `path` from its content.
+
+    Returns one of ``zip``, ``hdf5``, ``pickle``, ``safetensors``, ``npy``.
+
+    Raises
+    ------
+    CorruptFileError
+        Empty file or unrecognisable bytes.
+    """
+    p = str(path)
+    with open(p, "rb") as f:
+        head = f.read(1024)
+        if not head:
+            raise CorruptFileError(f"{p}: empty file (0 bytes)")
+        if head.startswith(ZIP_MAGIC) or head.startswith(EMPTY_ZIP_MAGIC):
+            return "zip"
+        if head.startswith(NPY_MAGIC):
+            return "npy"
+        # HDF5 superblock may sit at 0, 512, 1024, 2048, ... (user block)
+        offset = 0
+        size = os.fstat(f.fileno()).st_size
+        while offset < size:
+            f.seek(offset)
+            if f.read(8) == HDF5_MAGIC:
+                return "hdf5"
+            offset = 512 if offset == 0 else offset * 2
+        if head[:1] == b"\x80" and len(head) >= 2 and 2 <= head[1] <= 5:
+            return "pickle"
+        if len(head) >= 10:
+            (hlen,) = struct.unpack("<Q", head[:8])
+            if 2 <= hlen <= 100_000_000 and head[8:9] == b"{":
+                return "safetensors"
+    raise CorruptFileError(
+        f"{p}: unreadable: not a PyTorch, Keras, safetensors, HDF5 or numpy file "
+        "(unrecognised content; corrupt or not a checkpoint)"
+    )
+
+
+def _zip_kind(path: str) -> str:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise CorruptFileError(f"{path}: corrupt or truncated zip archive ({exc})") from None
+    base = {n.split("/", 1)[-1] if "/" in n else n for n in names}
+    if any(n.endswith("constants.pkl") for n in names) or any("/code/" in n for n in names):
+        return "torchscript"
+    if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+        return "pytorch-zip"
+    if "config.json" in names and ("model.weights.h5" in names or "metadata.json" in names):
+        return "keras-v3"
+    if names and all(n.endswith(".npy") for n in names):
+        return "npz"
+    raise UnsupportedFormatError(
+        f"{path}: a zip archive that is neither a PyTorch checkpoint, a TorchScript archive, "
+        f"a Keras .keras file nor a .npz (members: {', '.join(sorted(base)[:5])}"
+        f"{' ...' if len(base) > 5 else ''})"
+    )
+
+
+def load(path: str | os.PathLike, *, trust: bool = False) -> Checkpoint:
+    """Read every recurrent weight matrix of a checkpoint.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A PyTorch file (zip or legacy ``torch.save``, TorchScript), a
+        ``.safetensors`` file, a Keras ``.keras``/``.weights.h5``/``.h5`` file,
+        a ``.npy``/``.npz`` array file, or an HDF5 file, optionally with a
+        dataset path (``weights.h5:/group/W_hh``).
+    trust : bool
+        Allow arbitrary pickled objects (executes code from the file). Off by
+        default: pickles are read through an allowlist only.
+
+    Returns
+    -------
+    Checkpoint
+        Its ``matrices`` hold every recurrent matrix ``A`` (column-vector
+        orientation, one per gate); ``skipped`` says what else was in the file.
+
+    Raises
+    ------
+    UnsupportedFormatError
+        A directory, or a readable file of a format this tool does not read.
+    CorruptFileError
+        Empty, truncated or random bytes, or sizes the file cannot hold.
+    UnsafeFileError
+        The file needs arbitrary pickle execution and `trust` is false.
+    NoRecurrentWeightsError
+        The file was read but holds no recurrent matrix.
+
+    Examples
+    --------
+    >>> ckpt = spectra.load("data/digits_lstm_regular.pt")  # doctest: +SKIP
+    >>> [m.id for m in ckpt][:2]  # doctest: +SKIP
+    ['lstm.weight_hh_l0[input]', 'lstm.weight_hh_l0[forget]']
+    """
+    p, dataset = _split_dataset(os.fspath(path))
+    fp = Path(p)
+    if fp.is_dir():
+        raise UnsupportedFormatError(f"{p}: is a directory, not a checkpoint file")
+    if not fp.exists():
+        raise UnsupportedFormatError(f"{p}: no such file")
+    try:
+        kind = sniff(p)
+    except PermissionError as exc:
+        raise UnsupportedFormatError(f"{p}: cannot be read ({exc.strerror})") from None
+    if dataset is not None and kind != "hdf5":
+        raise UnsupportedFormatError(f"{p}: a dataset path ({dataset}) is only valid for HDF5 files")
+
+    if kind == "zip":
+        sub = _zip_kind(p)
+        if sub == "pytorch-zip":
+            from spectra.load.pytorch import read_pytorch_zip
+
+            return read_pytorch_zip(p, trust=trust)
+        if sub == "torchscript":
+            from spectra.load.pytorch import read_torchscript
+
+            return read_torchscript(p, trust=trust)
+        if sub == "keras-v3":
+            from spectra.load.keras import read_keras_v3
+
+            return read_keras_v3(p)
+        from spectra.load.arrays import read_npz
+
+        return read_npz(p)
+    if kind == "hdf5":
+        from spectra.load.hdf5 import read_hdf5
+
+        return read_hdf5(p, dataset=dataset)
+    if kind == "pickle":
+        from spectra.load.pytorch import read_pickle
+
+        return read_pickle(p, trust=trust)
+    if kind == "safetensors":
+        from spectra.load.pytorch import read_safetensors
+
+        return read_safetensors(p)
+    from spectra.load.arrays import read_npy
+
+    return read_npy(p)
