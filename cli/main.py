@@ -8,6 +8,7 @@ become one line on stderr and the exit code of :data:`spectra.errors.EXIT_CODES`
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -102,6 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return 130
+    except MemoryError:
+        click.echo("spectra: error: out of memory", err=True)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, no traceback
+        if os.environ.get("SPECTRA_DEBUG"):
+            raise
+        click.echo(
+            f"spectra: internal error: {type(exc).__name__}: {exc} "
+            "(please report it; set SPECTRA_DEBUG=1 for a traceback)",
+            err=True,
+        )
+        return 1
     return 0
 
 

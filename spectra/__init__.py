@@ -17,10 +17,11 @@ import logging
 
 from spectra.errors import (
     CorruptFileError,
+    InvalidArgumentError,
     MatrixNotFoundError,
-    NoRecurrentWeightsError,
     NonFiniteError,
     NonSquareError,
+    NoRecurrentWeightsError,
     SpectraError,
     UnsafeFileError,
     UnsupportedFormatError,
@@ -55,21 +56,39 @@ _LAZY: dict[str, str] = {
     "stabilize_checkpoint": "spectra.stabilize",
 }
 
-__all__ = sorted(
-    [
-        "CorruptFileError",
-        "MatrixNotFoundError",
-        "NoRecurrentWeightsError",
-        "NonFiniteError",
-        "NonSquareError",
-        "SpectraError",
-        "UnsafeFileError",
-        "UnsupportedFormatError",
-        "WriteError",
-        "__version__",
-        *_LAZY,
-    ]
-)
+__all__ = [
+    "Checkpoint",
+    "CorruptFileError",
+    "InvalidArgumentError",
+    "MatrixNotFoundError",
+    "MatrixReport",
+    "NoRecurrentWeightsError",
+    "NonFiniteError",
+    "NonSquareError",
+    "PseudospectrumGrid",
+    "RecurrentMatrix",
+    "SpectraError",
+    "UnsafeFileError",
+    "UnsupportedFormatError",
+    "WriteError",
+    "__version__",
+    "analyze",
+    "analyze_matrix",
+    "distance_to_instability",
+    "henrici",
+    "kreiss_constant",
+    "load",
+    "load_grid",
+    "numerical_radius",
+    "numerical_range",
+    "pseudospectra",
+    "pseudospectral_abscissa",
+    "pseudospectral_radius",
+    "schur_nonnormal",
+    "stabilize",
+    "stabilize_checkpoint",
+    "transient_growth",
+]
 
 
 def __getattr__(name: str):

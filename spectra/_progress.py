@@ -32,7 +32,9 @@ def bar(label: str, *, stream=None, force: bool = False) -> Progress | None:
         filled = int(round(frac * width))
         elapsed = time.monotonic() - start
         eta = "" if frac <= 0 or frac >= 1 else f" eta {elapsed * (1 - frac) / frac:5.1f}s"
-        stream.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {elapsed:5.1f}s{eta}")
+        stream.write(
+            f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {elapsed:5.1f}s{eta}"
+        )
         if done >= total:
             stream.write("\n")
         stream.flush()

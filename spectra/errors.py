@@ -12,6 +12,7 @@ keeps working for callers that do not know this package::
     ├── MatrixNotFoundError (SpectraError, KeyError)        ``--matrix ID`` names no matrix
     ├── NonSquareError (SpectraError, ValueError)           an array that is not (n, n)
     ├── NonFiniteError (SpectraError, ValueError)           NaN/Inf where a number is needed
+    ├── InvalidArgumentError (SpectraError, ValueError)     a library argument out of range
     └── WriteError (SpectraError, OSError)                  refusing to overwrite, failed write
 
 The CLI maps each class to an exit code (:data:`EXIT_CODES`) and prints the
@@ -23,6 +24,7 @@ from __future__ import annotations
 __all__ = [
     "EXIT_CODES",
     "CorruptFileError",
+    "InvalidArgumentError",
     "MatrixNotFoundError",
     "NoRecurrentWeightsError",
     "NonFiniteError",
@@ -67,6 +69,10 @@ class NonSquareError(SpectraError, ValueError):
 
 class NonFiniteError(SpectraError, ValueError):
     """A matrix holds NaN or Inf where finite numbers are required."""
+
+
+class InvalidArgumentError(SpectraError, ValueError):
+    """A library argument has a value outside what is valid (the message lists what is)."""
 
 
 class WriteError(SpectraError, OSError):

@@ -1,4 +1,4 @@
-"""Read recurrent weight matrices from checkpoint files: :func:`load`.
+r"""Read recurrent weight matrices from checkpoint files: :func:`load`.
 
 The reader is chosen by sniffing the file's first bytes, never its extension:
 

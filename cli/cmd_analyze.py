@@ -1,0 +1,351 @@
+"""``spectra analyze``, ``spectra ls`` and ``spectra extract``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+import warnings
+
+import click
+from spectra_cli._common import (
+    echo_json,
+    fmt,
+    matrix_option,
+    progress_bar,
+    quiet_option,
+    table,
+    trust_option,
+    use_agg,
+    warn,
+)
+
+EPS_HELP = "Comma-separated ε for the pseudospectral radius ρ_ε (default 1e-3,1e-2,1e-1)."
+
+
+def _parse_eps(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        eps = tuple(float(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected numbers like 1e-3,1e-2") from None
+    if not eps or any(not (e > 0) for e in eps):
+        raise click.BadParameter(f"{value!r}: every ε must be a positive number")
+    return eps
+
+
+COLUMNS = [
+    # (header, key, digits)
+    ("n", "n", 0),
+    ("rho", "spectral_radius", 4),
+    ("|A|_2", "norm_2", 4),
+    ("dep_F", "henrici", 4),
+    ("dep_F/|A|_F", "henrici_relative", 3),
+    ("kappa(V)", "kappa_eigvec", 3),
+]
+ROBUST_COLUMNS = [
+    ("d_inst", "distance_to_instability", 4),
+    ("K", "kreiss", 4),
+    ("peak", "transient_peak", 4),
+    ("k*", "transient_peak_k", 0),
+    ("w(A)", "numerical_radius", 4),
+]
+
+
+def _cell(report_dict: dict, key: str, digits: int) -> str:
+    if key == "n":
+        return str(report_dict["shape"][0])
+    v = report_dict.get(key)
+    if isinstance(v, str):  # "inf" from JSON encoding
+        return v
+    return fmt(v, digits) if digits else fmt(v)
+
+
+def _render_table(doc: dict) -> str:
+    mats = doc["matrices"]
+    eps_keys: list[str] = []
+    for m in mats:
+        for k in (m.get("pseudospectral_radius") or {}).keys():
+            if k not in eps_keys:
+                eps_keys.append(k)
+    cols = list(COLUMNS)
+    header = ["id", *(c[0] for c in cols)]
+    header += [f"rho_eps({k})" for k in eps_keys]
+    robust = [c for c in ROBUST_COLUMNS if any(c[1] in m for m in mats)]
+    header += [c[0] for c in robust] + ["verdict"]
+    rows = []
+    for m in mats:
+        if not m["finite"]:
+            rows.append(
+                [m["id"], str(m["shape"][0])] + ["-"] * (len(header) - 3) + ["NaN/Inf weights: not analysed"]
+            )
+            continue
+        row = [m["id"]] + [_cell(m, key, d) for _, key, d in cols]
+        pr = m.get("pseudospectral_radius") or {}
+        row += [fmt(pr.get(k)) if not isinstance(pr.get(k), str) else pr[k] for k in eps_keys]
+        row += [_cell(m, key, d) for _, key, d in robust]
+        row.append("stable" if m["stable"] else "UNSTABLE (rho >= 1)")
+        rows.append(row)
+    lines = [f"{doc['source']}  ({doc['format']}, {len(mats)} recurrent matrices)", ""]
+    lines.append(table(rows, header))
+    lines.append("")
+    lines.append(
+        "rho: spectral radius; dep_F: Henrici departure from normality (Schur); "
+        "kappa(V): eigenvector condition number"
+    )
+    if eps_keys or robust:
+        lines.append(
+            "rho_eps: pseudospectral radius; d_inst: distance to instability min_|z|=1 sigma_min(zI-A); "
+            "K: Kreiss constant; peak/k*: max_k |A^k|_2 and where; w(A): numerical radius"
+        )
+    return "\n".join(lines)
+
+
+def _render_csv(doc: dict) -> str:
+    keys = [
+        "id",
+        "layer",
+        "direction",
+        "gate",
+        "native_gate",
+        "cell",
+        "n",
+        "finite",
+        "spectral_radius",
+        "norm_2",
+        "norm_fro",
+        "henrici",
+        "henrici_relative",
+        "schur_nonnormal_fro",
+        "kappa_eigvec",
+        "stable",
+    ]
+    eps_keys = sorted({k for m in doc["matrices"] for k in (m.get("pseudospectral_radius") or {})}, key=float)
+    extra = [
+        k
+        for k in (
+            "distance_to_instability",
+            "kreiss",
+            "kreiss_lower",
+            "kreiss_upper",
+            "transient_peak",
+            "transient_peak_k",
+            "numerical_radius",
+        )
+        if any(k in m for m in doc["matrices"])
+    ]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(keys + [f"pseudospectral_radius_{k}" for k in eps_keys] + extra)
+    for m in doc["matrices"]:
+        row = [m["shape"][0] if k == "n" else m.get(k) for k in keys]
+        pr = m.get("pseudospectral_radius") or {}
+        row += [pr.get(k) for k in eps_keys] + [m.get(k) for k in extra]
+        w.writerow(["" if v is None else (repr(v) if isinstance(v, float) else v) for v in row])
+    return buf.getvalue().rstrip("\n")
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=True, allow_dash=False))
+@matrix_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout (schema_version 1).")
+@click.option("--csv", "as_csv", is_flag=True, help="One CSV row per matrix on stdout.")
+@click.option(
+    "--fast",
+    is_flag=True,
+    help="Only spectrum, norms and non-normality (skip pseudospectral and Kreiss figures).",
+)
+@click.option("--eps", callback=_parse_eps, metavar="LIST", help=EPS_HELP)
+@click.option(
+    "--plots",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Also write one pseudospectra figure per matrix (PNG) into DIR.",
+)
+@trust_option
+@quiet_option
+def analyze(checkpoint, matrices, as_json, as_csv, fast, eps, plots, trust, quiet):
+    """Figures of every recurrent matrix in CHECKPOINT, one row per matrix.
+
+    CHECKPOINT is a PyTorch file (state_dict, training checkpoint, TorchScript,
+    legacy), .safetensors, a Keras .keras/.weights.h5/.h5 file, a .npy/.npz
+    array file, or an HDF5 dataset given as FILE.h5:/path/to/dataset.
+
+    Each matrix is the A of h_t = f(A h_{t-1} + B x_t + b), one per layer,
+    direction and gate. Columns: spectral radius rho (stable when < 1), 2-norm,
+    Henrici departure from normality dep_F = ||N||_F of the Schur form
+    A = Q (D + N) Q* (0 for a normal matrix; relative form in [0, 1]),
+    eigenvector condition number, pseudospectral radius rho_eps (how far an
+    eps-perturbation can push the eigenvalues), the distance to instability
+    (the smallest perturbation that puts an eigenvalue on the unit circle), the
+    Kreiss constant K and the peak of ||A^k||_2 (transient growth).
+
+    \b
+    Examples:
+      spectra analyze model.pt
+      spectra analyze model.keras --json > report.json
+      spectra analyze model.pt --matrix 'lstm.weight_hh_l0[forget]' --fast
+    """
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv are exclusive")
+    import spectra
+    from spectra.normality import DEFAULT_EPSILONS, FIGURES
+
+    figures = ("basic",) if fast else FIGURES
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        report = spectra.analyze(
+            checkpoint,
+            matrices=matrices or None,
+            figures=figures,
+            epsilons=eps or DEFAULT_EPSILONS,
+            trust=trust,
+            progress=progress_bar("analyze", quiet or as_json or as_csv),
+        )
+    for w in report.warnings:
+        warn(w)
+    doc = report.to_dict()
+    if as_json:
+        echo_json(doc)
+    elif as_csv:
+        click.echo(_render_csv(doc))
+    else:
+        click.echo(_render_table(doc))
+    if plots:
+        _write_plots(report, plots, quiet)
+
+
+def _write_plots(report, directory: str, quiet: bool) -> None:
+    use_agg()
+    import matplotlib.pyplot as plt
+
+    import spectra
+
+    os.makedirs(directory, exist_ok=True)
+    ckpt = spectra.load(report.source) if report.source != "<array>" else None
+    for m in report.matrices:
+        if not m.finite or ckpt is None:
+            continue
+        grid = spectra.pseudospectra(ckpt[m.id].matrix)
+        ax = grid.plot(title=f"{m.id}  (n = {m.shape[0]})")
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in m.id)
+        path = os.path.join(directory, f"{safe}.png")
+        ax.figure.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(ax.figure)
+        if not quiet:
+            click.echo(f"wrote {path}", err=True)
+
+
+@click.command(name="ls")
+@click.argument("checkpoint", type=click.Path(dir_okay=True))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+@trust_option
+def ls(checkpoint, as_json, trust):
+    """List what CHECKPOINT holds: its format, every recurrent matrix, and what was skipped and why.
+
+    \b
+    Example:
+      spectra ls model.pt
+    """
+    import spectra
+
+    ckpt = spectra.load(checkpoint, trust=trust)
+    if as_json:
+        echo_json(
+            {
+                "schema_version": 1,
+                "source": ckpt.path,
+                "format": ckpt.format,
+                "matrices": [
+                    {
+                        "id": m.id,
+                        "layer": m.layer,
+                        "layer_index": m.layer_index,
+                        "direction": m.direction,
+                        "cell": m.cell,
+                        "gate": m.gate,
+                        "native_gate": m.native_gate,
+                        "shape": list(m.matrix.shape),
+                        "source": m.source,
+                        "block": list(m.block) if m.block else None,
+                        "transposed": m.transposed,
+                        "dtype": m.dtype,
+                        "finite": m.finite,
+                        "spectral_norm": m.spectral_norm,
+                        "notes": list(m.notes),
+                    }
+                    for m in ckpt.matrices
+                ],
+                "skipped": [
+                    {"name": s.name, "shape": list(s.shape) if s.shape else None, "reason": s.reason}
+                    for s in ckpt.skipped
+                ],
+            }
+        )
+        return
+    click.echo(f"{ckpt.path}: {ckpt.format}")
+    click.echo("")
+    click.echo(f"recurrent matrices ({len(ckpt.matrices)}):")
+    rows = []
+    for m in ckpt.matrices:
+        gate = f"{m.gate} ({m.native_gate})" if m.gate else "-"
+        flags = []
+        if not m.finite:
+            flags.append("NaN/Inf")
+        if m.spectral_norm:
+            flags.append("spectral_norm")
+        flags.extend(m.notes)
+        rows.append([m.id, f"{m.n}x{m.n}", m.cell, m.direction, gate, m.source, m.dtype, "; ".join(flags)])
+    click.echo(
+        table(
+            rows,
+            ["id", "shape", "cell", "direction", "gate", "source tensor", "dtype", "notes"],
+            right=[False] * 8,
+        )
+    )
+    click.echo("")
+    click.echo(f"skipped ({len(ckpt.skipped)}):")
+    if ckpt.skipped:
+        srows = [[s.name, "x".join(map(str, s.shape)) if s.shape else "-", s.reason] for s in ckpt.skipped]
+        click.echo(table(srows, ["name", "shape", "reason"], right=[False] * 3))
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=True))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output .npz file.")
+@matrix_option
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@trust_option
+def extract(checkpoint, output, matrices, force, trust):
+    """Write every recurrent matrix of CHECKPOINT to an .npz file, keyed by id.
+
+    Matrices are float64 in the column-vector orientation of
+    h_t = f(A h_{t-1} + B x_t + b) (one per gate), so np.load(OUTPUT)[id] is A.
+
+    \b
+    Example:
+      spectra extract model.keras -o mats.npz
+      python -c "import numpy as np; print(np.load('mats.npz').files)"
+    """
+    import numpy as np
+
+    import spectra
+    from spectra.errors import WriteError
+
+    ckpt = spectra.load(checkpoint, trust=trust)
+    chosen = ckpt.select(list(matrices) or None)
+    if os.path.exists(output) and not force:
+        raise WriteError(f"{output}: already exists (use --force to overwrite)")
+    directory = os.path.dirname(os.path.abspath(output))
+    fd, tmp = tempfile.mkstemp(prefix=".spectra-", suffix=".npz", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **{m.id: np.asarray(m.matrix, dtype=np.float64) for m in chosen})
+        os.replace(tmp, output)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise WriteError(f"{output}: cannot write ({exc.strerror or exc})") from None
+    click.echo(f"wrote {len(chosen)} matrices to {output}", err=True)

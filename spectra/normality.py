@@ -1,0 +1,501 @@
+"""Spectrum and departure from normality of a recurrent matrix; :func:`analyze` a checkpoint.
+
+Per matrix ``A`` (DESIGN.md, Mathematics):
+
+* eigenvalues ``λ_i`` and spectral radius ``ρ(A) = max |λ_i|``;
+* ``‖A‖_2`` (largest singular value) and ``‖A‖_F``;
+* Henrici's departure from normality ``dep_F(A) = ‖N‖_F`` where
+  ``A = Q (D + N) Q*`` is a complex Schur form with ``D`` diagonal and ``N``
+  strictly upper triangular (Henrici 1962; Trefethen & Embree 2005, §48).
+  Mathematically ``dep_F(A)² = ‖A‖_F² − Σ|λ_i|²``, but that formula cancels
+  catastrophically for nearly normal matrices (NUMERICS.md), so the value is
+  read off the Schur factor instead;
+* the eigenvector condition number ``κ(V) = ‖V‖₂‖V⁻¹‖₂`` with unit-norm
+  eigenvector columns (infinite for a defective matrix).
+
+Pseudospectral figures live in :mod:`spectra.pseudospectra` and
+:mod:`spectra.crisscross`, Kreiss bounds in :mod:`spectra.kreiss`;
+:func:`analyze` gathers them into one :class:`MatrixReport` per matrix.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+
+from spectra._validate import as_square_matrix
+from spectra.checkpoint import Checkpoint, RecurrentMatrix
+from spectra.errors import InvalidArgumentError
+
+__all__ = [
+    "DEFAULT_EPSILONS",
+    "SCHEMA_VERSION",
+    "AnalysisReport",
+    "MatrixReport",
+    "SchurNonnormal",
+    "analyze",
+    "analyze_matrix",
+    "henrici",
+    "schur_nonnormal",
+]
+
+log = logging.getLogger(__name__)
+
+#: Version of the JSON written by ``spectra analyze --json``.
+SCHEMA_VERSION = 1
+
+#: ε at which ``analyze`` reports the pseudospectral radius ρ_ε.
+DEFAULT_EPSILONS: tuple[float, ...] = (1e-3, 1e-2, 1e-1)
+
+
+@dataclass(frozen=True, eq=False)
+class SchurNonnormal:
+    """Complex Schur form ``A = Q T Q*`` split as ``T = D + N``.
+
+    Attributes
+    ----------
+    Q : (n, n) complex ndarray
+        Unitary Schur vectors.
+    T : (n, n) complex ndarray
+        Upper-triangular Schur factor.
+    eigenvalues : (n,) complex ndarray
+        ``diag(T)``, i.e. ``D``.
+    N : (n, n) complex ndarray
+        Strictly upper-triangular non-normal part. Depends on the Schur form
+        chosen; ``‖N‖_F = dep_F(A)`` does not.
+    """
+
+    Q: np.ndarray
+    T: np.ndarray
+    eigenvalues: np.ndarray
+    N: np.ndarray
+
+    @property
+    def fro(self) -> float:
+        """``‖N‖_F``, Henrici's departure from normality."""
+        return float(np.linalg.norm(self.N, "fro"))
+
+
+def schur_nonnormal(A) -> SchurNonnormal:
+    """Split the complex Schur form of `A` into its diagonal and non-normal part.
+
+    ``A = Q (D + N) Q*`` with ``Q`` unitary, ``D`` diagonal (the eigenvalues)
+    and ``N`` strictly upper triangular (Golub & Van Loan, §7.1.3).
+
+    Parameters
+    ----------
+    A : (n, n) array_like
+        Real or complex square matrix with finite entries.
+
+    Returns
+    -------
+    SchurNonnormal
+        ``Q``, ``T``, ``eigenvalues`` and ``N``.
+
+    Raises
+    ------
+    NonSquareError
+        If `A` is not square.
+    NonFiniteError
+        If `A` holds NaN or Inf.
+
+    Examples
+    --------
+    >>> s = schur_nonnormal([[0.5, 2.0], [0.0, 0.5]])
+    >>> round(s.fro, 12)
+    2.0
+    """
+    a = as_square_matrix(A)
+    T, Q = scipy.linalg.schur(a.astype(np.complex128), output="complex")
+    N = np.triu(T, 1)
+    return SchurNonnormal(Q=Q, T=T, eigenvalues=np.diag(T).copy(), N=N)
+
+
+def henrici(A) -> float:
+    """Henrici's departure from normality ``dep_F(A) = ‖N‖_F``.
+
+    ``dep_F(A)² = ‖A‖_F² − Σ_i |λ_i|²`` (Henrici 1962); computed as the
+    Frobenius norm of the strictly upper part ``N`` of a complex Schur form,
+    which does not suffer the cancellation of the eigenvalue formula for
+    nearly normal matrices. Zero exactly for normal matrices.
+
+    Parameters
+    ----------
+    A : (n, n) array_like
+        Square matrix with finite entries.
+
+    Returns
+    -------
+    float
+        ``dep_F(A) ≥ 0``. Divide by ``‖A‖_F`` for the relative form in [0, 1].
+
+    Raises
+    ------
+    NonSquareError
+        If `A` is not square.
+    NonFiniteError
+        If `A` holds NaN or Inf.
+
+    Examples
+    --------
+    >>> round(henrici([[1.0, 3.0], [0.0, 2.0]]), 12)
+    3.0
+    >>> henrici([[0.0, -1.0], [1.0, 0.0]]) < 1e-15
+    True
+    """
+    return schur_nonnormal(A).fro
+
+
+def _is_defective(a: np.ndarray, lam: np.ndarray) -> bool:
+    """True when an eigenvalue repeated to working precision lacks a full eigenspace.
+
+    Eigenvalues within ``8 n u ‖A‖_F`` of each other form a cluster of size
+    ``m``; the cluster is defective when ``A − λI`` has fewer than ``m``
+    singular values below ``16 n u ‖A‖_2`` (geometric < algebraic multiplicity).
+    """
+    n = a.shape[0]
+    u = np.finfo(float).eps
+    scale = max(float(np.linalg.norm(a, "fro")), np.finfo(float).tiny)
+    tol = 8 * n * u * scale
+    used = np.zeros(n, dtype=bool)
+    for i in range(n):
+        if used[i]:
+            continue
+        members = np.flatnonzero(~used & (np.abs(lam - lam[i]) <= tol))
+        used[members] = True
+        if members.size < 2:
+            continue
+        mu = lam[members].mean()
+        s = np.linalg.svd(a - mu * np.eye(n), compute_uv=False)
+        if np.count_nonzero(s <= 16 * n * u * max(s[0], scale)) < members.size:
+            return True
+    return False
+
+
+def _kappa_eigvec(a: np.ndarray, lam: np.ndarray) -> float:
+    """``κ(V)`` with unit eigenvector columns; ``inf`` for a defective matrix."""
+    n = a.shape[0]
+    if n == 1:
+        return 1.0
+    if _is_defective(a, lam):
+        return math.inf
+    _, V = scipy.linalg.eig(a)
+    norms = np.linalg.norm(V, axis=0)
+    if np.any(norms == 0) or not np.all(np.isfinite(V)):
+        return math.inf
+    s = np.linalg.svd(V / norms, compute_uv=False)
+    if s[-1] <= n * np.finfo(float).eps * s[0]:
+        return math.inf  # singular eigenvector matrix to working precision
+    return float(s[0] / s[-1])
+
+
+@dataclass(eq=False)
+class MatrixReport:
+    """The figures of one recurrent matrix.
+
+    Attributes
+    ----------
+    id, layer, direction, gate, native_gate, cell : str or None
+        Identity of the matrix, as in :class:`~spectra.checkpoint.RecurrentMatrix`.
+    shape : tuple of int
+        ``(n, n)``.
+    finite : bool
+        False when the weights hold NaN/Inf; every figure is then None.
+    spectral_radius : float
+        ``ρ(A) = max |λ_i|``.
+    norm_2, norm_fro : float
+        ``‖A‖₂`` and ``‖A‖_F``.
+    henrici, henrici_relative : float
+        ``dep_F(A)`` and ``dep_F(A)/‖A‖_F`` (0 for ``A = 0``).
+    schur_nonnormal_fro : float
+        ``‖N‖_F`` of the complex Schur form (equal to ``henrici``).
+    kappa_eigvec : float
+        Eigenvector condition number (``inf`` when defective).
+    eigenvalues : (n,) complex ndarray
+    stable : bool
+        ``ρ(A) < 1``: the linearised recurrence ``h ← A h`` decays.
+    extra : dict
+        Figures added by later stages (pseudospectral radius, distance to
+        instability, Kreiss bounds, ...), keyed by their JSON names.
+    """
+
+    id: str
+    shape: tuple[int, int]
+    layer: str = ""
+    direction: str = "forward"
+    gate: str | None = None
+    native_gate: str | None = None
+    cell: str = "array"
+    source: str = ""
+    dtype: str = "float64"
+    finite: bool = True
+    notes: tuple[str, ...] = ()
+    spectral_radius: float | None = None
+    norm_2: float | None = None
+    norm_fro: float | None = None
+    henrici: float | None = None
+    henrici_relative: float | None = None
+    schur_nonnormal_fro: float | None = None
+    kappa_eigvec: float | None = None
+    eigenvalues: np.ndarray | None = None
+    stable: bool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (complex eigenvalues as ``[re, im]`` pairs, inf as the string "inf")."""
+        d: dict[str, Any] = {
+            "id": self.id,
+            "layer": self.layer,
+            "direction": self.direction,
+            "gate": self.gate,
+            "native_gate": self.native_gate,
+            "cell": self.cell,
+            "source": self.source,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "finite": self.finite,
+            "notes": list(self.notes),
+            "spectral_radius": self.spectral_radius,
+            "norm_2": self.norm_2,
+            "norm_fro": self.norm_fro,
+            "henrici": self.henrici,
+            "henrici_relative": self.henrici_relative,
+            "schur_nonnormal_fro": self.schur_nonnormal_fro,
+            "kappa_eigvec": self.kappa_eigvec,
+            "stable": self.stable,
+            "eigenvalues": None
+            if self.eigenvalues is None
+            else [[float(z.real), float(z.imag)] for z in self.eigenvalues],
+        }
+        d.update(self.extra)
+        return _jsonable(d)
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "inf" if obj > 0 else ("-inf" if obj < 0 else "nan")
+    return obj
+
+
+def analyze_matrix(A, *, id: str = "A") -> MatrixReport:
+    """Spectrum, norms and departure from normality of one matrix.
+
+    Parameters
+    ----------
+    A : (n, n) array_like
+        Square matrix with finite entries.
+    id : str
+        Label carried into the report.
+
+    Returns
+    -------
+    MatrixReport
+        With ``spectral_radius``, ``norm_2``, ``norm_fro``, ``henrici``,
+        ``henrici_relative``, ``schur_nonnormal_fro``, ``kappa_eigvec``,
+        ``eigenvalues`` and ``stable`` filled in.
+
+    Raises
+    ------
+    NonSquareError
+        If `A` is not square.
+    NonFiniteError
+        If `A` holds NaN or Inf.
+
+    Examples
+    --------
+    >>> r = analyze_matrix([[0.5, 1.0], [0.0, 0.5]])
+    >>> r.spectral_radius, r.henrici, r.stable
+    (0.5, 1.0, True)
+    """
+    a = as_square_matrix(A)
+    s = schur_nonnormal(a)
+    lam = s.eigenvalues
+    if np.isrealobj(a):
+        # keep exact conjugate symmetry / real eigenvalues of real matrices
+        lam = np.sort_complex(scipy.linalg.eigvals(a)) if a.shape[0] > 1 else lam
+    fro = float(np.linalg.norm(a, "fro"))
+    dep = s.fro
+    rho = float(np.max(np.abs(lam)))
+    return MatrixReport(
+        id=id,
+        shape=(a.shape[0], a.shape[1]),
+        spectral_radius=rho,
+        norm_2=float(np.linalg.norm(a, 2)),
+        norm_fro=fro,
+        henrici=dep,
+        henrici_relative=dep / fro if fro > 0 else 0.0,
+        schur_nonnormal_fro=dep,
+        kappa_eigvec=_kappa_eigvec(a, lam),
+        eigenvalues=lam,
+        stable=rho < 1.0,
+    )
+
+
+@dataclass(eq=False)
+class AnalysisReport:
+    """Figures for every recurrent matrix of one checkpoint.
+
+    Attributes
+    ----------
+    source : str
+        The file analysed.
+    format : str
+        Its format as detected by :func:`spectra.load`.
+    matrices : list of MatrixReport
+        One per recurrent matrix, in checkpoint order.
+    warnings : list of str
+        Plain-language warnings (non-finite weights, figures not computed...).
+    skipped : list of dict
+        What the loader ignored, with reasons.
+    """
+
+    source: str
+    format: str
+    matrices: list[MatrixReport]
+    warnings: list[str] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``spectra analyze --json`` document."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "source": self.source,
+            "format": self.format,
+            "warnings": list(self.warnings),
+            "matrices": [m.to_dict() for m in self.matrices],
+        }
+
+
+def _robustness_figures(a: np.ndarray, epsilons: Sequence[float], figures: set[str]) -> dict[str, Any]:
+    """Pseudospectral and Kreiss figures for `analyze` (each skipped if its module is missing)."""
+    out: dict[str, Any] = {}
+    if "pseudospectra" in figures:
+        try:
+            from spectra.crisscross import distance_to_instability, pseudospectral_radius
+        except ImportError:  # pragma: no cover - module not built yet
+            pass
+        else:
+            out["pseudospectral_radius"] = {
+                f"{eps:g}": float(pseudospectral_radius(a, eps)) for eps in epsilons
+            }
+            d = distance_to_instability(a)
+            out["distance_to_instability"] = float(d)
+    if "kreiss" in figures:
+        try:
+            from spectra.kreiss import kreiss_constant, transient_growth
+            from spectra.numerical_range import numerical_radius
+        except ImportError:  # pragma: no cover - module not built yet
+            pass
+        else:
+            k = kreiss_constant(a)
+            out["kreiss"] = float(k.value)
+            out["kreiss_lower"] = float(k.lower)
+            out["kreiss_upper"] = float(math.e * a.shape[0] * k.value)
+            tg = transient_growth(a)
+            out["transient_peak"] = float(tg.peak)
+            out["transient_peak_k"] = int(tg.peak_k)
+            out["numerical_radius"] = float(numerical_radius(a))
+    return out
+
+
+#: groups of figures :func:`analyze` can compute
+FIGURES: tuple[str, ...] = ("basic", "pseudospectra", "kreiss")
+
+
+def analyze(
+    source: str | os.PathLike | Checkpoint | np.ndarray,
+    *,
+    matrices: Iterable[str] | None = None,
+    figures: Iterable[str] = FIGURES,
+    epsilons: Sequence[float] = DEFAULT_EPSILONS,
+    trust: bool = False,
+    progress=None,
+) -> AnalysisReport:
+    """Analyse every recurrent matrix of a checkpoint (or one array).
+
+    Parameters
+    ----------
+    source : path, Checkpoint or (n, n) array_like
+        A checkpoint file (anything :func:`spectra.load` reads), an already
+        loaded :class:`~spectra.checkpoint.Checkpoint`, or one square matrix.
+    matrices : iterable of str, optional
+        Ids (or tensor names, selecting all their gates) to analyse; all by default.
+    figures : iterable of {"basic", "pseudospectra", "kreiss"}
+        Which groups of figures to compute. ``basic`` (spectrum, norms,
+        Henrici) is always computed; ``pseudospectra`` adds ρ_ε at
+        `epsilons` and the distance to instability; ``kreiss`` adds the Kreiss
+        constant, transient peak and numerical radius.
+    epsilons : sequence of float
+        ε values for the pseudospectral radius.
+    trust : bool
+        Passed to :func:`spectra.load` (allow arbitrary pickles).
+    progress : callable, optional
+        ``progress(done, total)`` called after each matrix.
+
+    Returns
+    -------
+    AnalysisReport
+        One :class:`MatrixReport` per matrix. Matrices with non-finite
+        weights are listed with ``finite=False``, not analysed, and a warning
+        is added (and emitted with :func:`warnings.warn`).
+
+    Raises
+    ------
+    SpectraError
+        Whatever :func:`spectra.load` raises for the file; ``ValueError``
+        (:class:`~spectra.errors.InvalidArgumentError`) for an unknown figure group.
+    """
+    from spectra.load import load
+
+    figs = set(figures) | {"basic"}
+    unknown = figs - set(FIGURES)
+    if unknown:
+        raise InvalidArgumentError(
+            f"figures: unknown group(s) {sorted(unknown)}; valid: {', '.join(FIGURES)}"
+        )
+    if isinstance(source, Checkpoint):
+        ckpt = source
+    elif isinstance(source, str | os.PathLike):
+        ckpt = load(source, trust=trust)
+    else:
+        a = as_square_matrix(source, allow_nonfinite=True)
+        ckpt = Checkpoint(
+            path="<array>",
+            format="array",
+            matrices=[RecurrentMatrix(id="A", matrix=a, layer="A", finite=bool(np.all(np.isfinite(a))))],
+        )
+    chosen = ckpt.select(list(matrices) if matrices is not None else None)
+    reports: list[MatrixReport] = []
+    notes: list[str] = []
+    for i, m in enumerate(chosen):
+        if not m.finite or not np.all(np.isfinite(m.matrix)):
+            msg = f"{m.id}: weights hold NaN or Inf; not analysed"
+            notes.append(msg)
+            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+            r = MatrixReport(id=m.id, shape=(m.n, m.n), finite=False)
+        else:
+            r = analyze_matrix(m.matrix, id=m.id)
+            r.extra.update(_robustness_figures(np.asarray(m.matrix, dtype=float), epsilons, figs))
+        r.layer, r.direction, r.gate, r.native_gate = m.layer, m.direction, m.gate, m.native_gate
+        r.cell, r.source, r.dtype, r.notes = m.cell, m.source, m.dtype, m.notes
+        reports.append(r)
+        if progress is not None:
+            progress(i + 1, len(chosen))
+    skipped = [{"name": s.name, "shape": s.shape, "reason": s.reason} for s in ckpt.skipped]
+    return AnalysisReport(
+        source=ckpt.path, format=ckpt.format, matrices=reports, warnings=notes, skipped=skipped
+    )

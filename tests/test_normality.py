@@ -1,0 +1,130 @@
+"""Spectrum, norms and non-normality figures against closed forms and dense formulas."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+import spectra
+from spectra.errors import NonFiniteError, NonSquareError
+from spectra.normality import analyze_matrix, henrici, schur_nonnormal
+
+
+def random_unitary(n, rng, complex_=True):
+    z = rng.standard_normal((n, n)) + (1j * rng.standard_normal((n, n)) if complex_ else 0)
+    q, r = np.linalg.qr(z)
+    return q * (np.diag(r) / np.abs(np.diag(r)))
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 40])
+def test_normal_matrix_has_zero_departure(n):
+    rng = np.random.default_rng(n)
+    lam = rng.standard_normal(n) + 1j * rng.standard_normal(n)
+    q = random_unitary(n, rng)
+    a = q @ np.diag(lam) @ q.conj().T
+    r = analyze_matrix(a)
+    assert r.henrici < 1e-13 * np.linalg.norm(a)
+    assert r.henrici_relative < 1e-13
+    assert r.spectral_radius == pytest.approx(np.abs(lam).max(), rel=1e-12)
+    assert r.norm_2 == pytest.approx(np.abs(lam).max(), rel=1e-12)  # normal: ||A||_2 = rho
+    assert r.kappa_eigvec == pytest.approx(1.0, abs=1e-8)
+
+
+def test_real_normal_rotation_and_symmetric():
+    c, s = math.cos(0.3), math.sin(0.3)
+    rot = 0.9 * np.array([[c, -s], [s, c]])
+    assert henrici(rot) < 1e-15
+    sym = np.array([[2.0, 1.0], [1.0, -3.0]])
+    assert henrici(sym) < 1e-15
+
+
+@pytest.mark.parametrize("a,b", [(0.5, 2.0), (-0.3 + 0.4j, 1e-6), (0.9, -7.0)])
+def test_two_by_two_closed_form(a, b):
+    A = np.array([[a, b], [0, a]])
+    r = analyze_matrix(A)
+    assert r.henrici == pytest.approx(abs(b), rel=1e-13)
+    assert r.schur_nonnormal_fro == pytest.approx(abs(b), rel=1e-13)
+    fro = math.sqrt(2 * abs(a) ** 2 + abs(b) ** 2)
+    assert r.norm_fro == pytest.approx(fro, rel=1e-14)
+    assert r.henrici_relative == pytest.approx(abs(b) / fro, rel=1e-13)
+    assert r.spectral_radius == pytest.approx(abs(a), rel=1e-14)
+    # singular values of [[a, b],[0, a]] are (sqrt(|b|^2 + 4|a|^2) +- |b|)/2
+    smax = (math.sqrt(abs(b) ** 2 + 4 * abs(a) ** 2) + abs(b)) / 2
+    assert r.norm_2 == pytest.approx(smax, rel=1e-12)
+    assert math.isinf(r.kappa_eigvec)  # defective
+
+
+@pytest.mark.parametrize("n", [2, 3, 6])
+def test_jordan_block(n):
+    J = np.diag(np.full(n, 0.7)) + np.diag(np.ones(n - 1), 1)
+    r = analyze_matrix(J)
+    assert r.henrici == pytest.approx(math.sqrt(n - 1), rel=1e-13)
+    assert math.isinf(r.kappa_eigvec)
+    assert r.stable
+
+
+def test_random_against_eigenvalue_formula():
+    rng = np.random.default_rng(1)
+    for n in (5, 30, 80):
+        a = rng.standard_normal((n, n)) / math.sqrt(n) + np.triu(rng.standard_normal((n, n)), 1)
+        lam = scipy.linalg.eigvals(a)
+        dep_formula = math.sqrt(np.linalg.norm(a, "fro") ** 2 - np.sum(np.abs(lam) ** 2))
+        r = analyze_matrix(a)
+        assert r.henrici == pytest.approx(dep_formula, rel=1e-9)
+        assert r.norm_2 == pytest.approx(np.linalg.svd(a, compute_uv=False)[0], rel=1e-13)
+        assert r.spectral_radius == pytest.approx(np.abs(lam).max(), rel=1e-12)
+        _, V = scipy.linalg.eig(a)
+        V = V / np.linalg.norm(V, axis=0)
+        assert r.kappa_eigvec == pytest.approx(np.linalg.cond(V), rel=1e-6)
+
+
+def test_nearly_normal_no_cancellation():
+    # Q (D + delta N) Q^T with delta tiny: the eigenvalue formula cancels, Schur does not.
+    rng = np.random.default_rng(2)
+    n, delta = 60, 1e-10
+    q = random_unitary(n, rng, complex_=False).real
+    D = np.diag(np.linspace(-0.9, 0.9, n))
+    N = np.triu(rng.standard_normal((n, n)), 1)
+    a = q @ (D + delta * N) @ q.T
+    expected = delta * np.linalg.norm(N, "fro")  # ||N||_F is invariant: exact value of dep_F
+    assert henrici(a) == pytest.approx(expected, rel=1e-4)
+
+
+def test_schur_nonnormal_reconstructs():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((9, 9))
+    s = schur_nonnormal(a)
+    recon = s.Q @ (np.diag(s.eigenvalues) + s.N) @ s.Q.conj().T
+    assert np.allclose(recon, a, atol=1e-12)
+    assert np.allclose(np.tril(s.N), 0)
+
+
+def test_errors():
+    with pytest.raises(NonSquareError):
+        henrici(np.ones((2, 3)))
+    with pytest.raises(NonFiniteError):
+        henrici(np.array([[np.nan, 0], [0, 1.0]]))
+    with pytest.raises(ValueError):  # NonSquareError is a ValueError too
+        analyze_matrix(np.ones(3))
+
+
+def test_public_henrici_is_float():
+    v = spectra.henrici(np.array([[0.0, 2.0], [0.0, 0.0]]))
+    assert isinstance(v, float) and v == pytest.approx(2.0)
+
+
+def test_analyze_array_and_nonfinite_warning():
+    rep = spectra.analyze(np.array([[0.5, 1.0], [0.0, 0.5]]), figures=["basic"])
+    assert rep.matrices[0].henrici == pytest.approx(1.0)
+    with pytest.warns(RuntimeWarning, match="NaN or Inf"):
+        rep = spectra.analyze(np.array([[np.inf, 0.0], [0.0, 1.0]]), figures=["basic"])
+    m = rep.to_dict()["matrices"][0]
+    assert m["finite"] is False and m["spectral_radius"] is None
+
+
+def test_analyze_rejects_unknown_figures():
+    with pytest.raises(spectra.InvalidArgumentError, match="valid"):
+        spectra.analyze(np.eye(2), figures=["nope"])
