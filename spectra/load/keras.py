@@ -1,0 +1,693 @@
+"""Read Keras checkpoints: ``.keras`` archives and the Keras HDF5 layouts.
+
+Three layouts, read with :mod:`zipfile` and :mod:`h5py` only (keras and
+tensorflow are never imported):
+
+* Keras 3 ``.keras`` zip (:func:`read_keras_v3`): ``config.json`` (layer
+  classes, user names, ``units``, ``reset_after``, Bidirectional wrappers,
+  nested models), ``metadata.json`` and the weights in the
+  ``model.weights.h5`` member, laid out as below;
+* Keras 3 ``.weights.h5``: ``layers/<class-derived name>/cell/vars/<i>``
+  (``lstm``, ``lstm_1``, ``bidirectional/forward_layer/...``), the user's
+  layer name in the ``name`` attribute of each ``vars`` group (recent Keras)
+  or, in a ``.keras`` archive, recovered from ``config.json``;
+* legacy HDF5 (tf.keras 2.x ``model.save``/``save_weights``, Keras 3
+  ``model.save("m.h5")``): attributes ``layer_names``/``weight_names``,
+  weights under ``model_weights/<layer>/<weight name>``.
+
+Conventions (DESIGN.md). ``recurrent_kernel`` is ``(units, gates*units)`` in
+the row-vector convention ``h_{t-1} @ W``, so each gate's matrix of the
+column-vector recurrence ``h_t = f(A h_{t-1} + B x_t + b)`` is
+``A = W[:, a:b].T`` (``block=(a, b)``, ``transposed=True``). Gate orders:
+LSTM ``(i, f, c, o)``, GRU ``(z, r, h)``; SimpleRNN has one matrix.
+Ids: ``<layer>/recurrent_kernel[<gate>]`` (``rnn/recurrent_kernel`` for a
+SimpleRNN), ``<bidirectional>/<forward_x|backward_x>/recurrent_kernel[<gate>]``
+and ``<model>/<layer>/...`` for nested models, always with the user's names.
+
+HDF5 opening, size limits and plain datasets live in :mod:`spectra.load.hdf5`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from spectra.checkpoint import GATE_NAMES, Checkpoint, RecurrentMatrix, Skipped
+from spectra.errors import CorruptFileError, NoRecurrentWeightsError, SpectraError, UnsupportedFormatError
+from spectra.load.hdf5 import H5_ERRORS, is_numeric, list_datasets, read_dataset, size_text, too_large_reason
+
+__all__ = ["MAX_CONFIG_BYTES", "MAX_WEIGHTS_MEMBER_BYTES", "read_keras_h5", "read_keras_v3"]
+
+#: Largest ``model.weights.h5`` member (declared uncompressed size) copied out of a ``.keras`` archive.
+MAX_WEIGHTS_MEMBER_BYTES: int = 4 * 1024**3
+#: Largest ``config.json`` / ``metadata.json`` member read.
+MAX_CONFIG_BYTES: int = 64 * 1024**2
+#: Copy chunk when extracting the weights member.
+_CHUNK = 1 << 20
+
+#: Keras layer or cell class -> our cell name.
+_CLASS_CELL: dict[str, str] = {
+    "LSTM": "lstm",
+    "LSTMCell": "lstm",
+    "CuDNNLSTM": "lstm",
+    "GRU": "gru",
+    "GRUCell": "gru",
+    "CuDNNGRU": "gru",
+    "SimpleRNN": "simple_rnn",
+    "SimpleRNNCell": "simple_rnn",
+}
+#: Gates per cell (columns of recurrent_kernel = gates * units).
+_CELL_GATES: dict[str, int] = {"lstm": 4, "gru": 3, "simple_rnn": 1}
+_GATES_CELL: dict[int, str] = {v: k for k, v in _CELL_GATES.items()}
+_MODEL_CLASSES = {"Functional", "Sequential", "Model"}
+
+
+@dataclass
+class _Kernel:
+    """Where one recurrent kernel lives and what the file says about its layer."""
+
+    source: str  # dataset path in the HDF5 file, without leading '/'
+    id_prefix: str  # user names joined by '/', e.g. 'bi/forward_lstm'
+    layer: str  # the user's layer (the Bidirectional wrapper for both directions)
+    direction: str = "forward"
+    cell: str | None = None  # from the config or Keras's own class-derived names
+    reset_after: bool | None = None
+    bias: str | None = None  # dataset path of the cell's bias, if any
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _texts(value: object) -> list[str]:
+    """Decode an HDF5 string-array attribute (bytes or str items) to a list of str."""
+    if value is None:
+        return []
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "OSU":
+        return []  # an empty list is stored as float64 []
+    return [_text(v) for v in arr.ravel().tolist()]
+
+
+def _snake(name: str) -> str:
+    """Keras's ``naming.to_snake_case``: ``SimpleRNN`` -> ``simple_rnn``."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _cell_from_keras_name(name: str) -> str | None:
+    """Cell from a Keras-generated (class-derived) name: ``lstm_cell``, ``gru_1``, ``simple_rnn``."""
+    n = name.lower()
+    if "simple_rnn" in n:
+        return "simple_rnn"
+    if "lstm" in n:
+        return "lstm"
+    if "gru" in n:
+        return "gru"
+    return None
+
+
+def _cell_from_config(cfg: dict | None) -> tuple[str | None, bool | None]:
+    """``(cell, reset_after)`` of a layer config entry (``{"class_name", "config"}``)."""
+    if not isinstance(cfg, dict):
+        return None, None
+    cls = cfg.get("class_name")
+    inner = cfg.get("config") if isinstance(cfg.get("config"), dict) else {}
+    if cls == "RNN" and isinstance(inner.get("cell"), dict):
+        return _cell_from_config(inner["cell"])
+    cell = _CLASS_CELL.get(str(cls))
+    reset_after = inner.get("reset_after") if cell == "gru" else None
+    return cell, (bool(reset_after) if reset_after is not None else None)
+
+
+def _gru_note(reset_after: bool | None) -> str:
+    if reset_after is True:
+        return (
+            "GRU reset_after=True: candidate h~ = tanh(W_h x + r * (A_h h + b_rh)), reset applied "
+            "after the recurrent product, separate recurrent bias"
+        )
+    if reset_after is False:
+        return "GRU reset_after=False: candidate h~ = tanh(W_h x + A_h (r * h) + b_h), reset applied before"
+    return (
+        "GRU reset_after unknown (no config and no bias): the gate matrices are the same columns either way"
+    )
+
+
+def _kernel_matrices(
+    f: h5py.File, k: _Kernel, layer_index: int, path: str
+) -> tuple[list[RecurrentMatrix], str | None]:
+    """Split one recurrent kernel into per-gate ``A`` matrices, or return a reason to skip it."""
+    ds = f[k.source]
+    shape = tuple(ds.shape) if ds.shape is not None else ()
+    if len(shape) != 2 or shape[0] == 0 or shape[1] % shape[0] != 0:
+        return [], f"recurrent kernel of shape {shape} is not (units, gates*units)"
+    if not is_numeric(ds):
+        return [], f"recurrent kernel of dtype {ds.dtype} is not numeric"
+    reason = too_large_reason(ds)
+    if reason is not None:
+        return [], reason
+    units, gates = shape[0], shape[1] // shape[0]
+    notes: list[str] = []
+    cell = k.cell
+    if cell is None or _CELL_GATES.get(cell) != gates:
+        guessed = _GATES_CELL.get(gates)
+        if guessed is None:
+            return [], f"recurrent kernel {shape}: {gates} gates match no LSTM/GRU/SimpleRNN cell"
+        if cell is not None:
+            notes.append(f"file names a {cell} cell but the kernel has {gates} gates; read as {guessed}")
+        cell = guessed
+    reset_after = k.reset_after
+    if cell == "gru" and reset_after is None and k.bias is not None and k.bias in f:
+        bshape = f[k.bias].shape
+        reset_after = bool(bshape is not None and len(bshape) == 2 and bshape[0] == 2)
+    if cell == "gru":
+        notes.append(_gru_note(reset_after))
+    values = read_dataset(ds, path)
+    W = values.astype(np.float64)
+    gate_names: tuple[tuple[str | None, str | None], ...]
+    if cell == "lstm":
+        gate_names = GATE_NAMES["keras-lstm"]
+    elif cell == "gru":
+        gate_names = GATE_NAMES["keras-gru"]
+    else:
+        gate_names = ((None, None),)
+    out = []
+    base = f"{k.id_prefix}/recurrent_kernel"
+    for g, (common, native) in enumerate(gate_names):
+        a, b = g * units, (g + 1) * units
+        A = np.ascontiguousarray(W[:, a:b].T)
+        out.append(
+            RecurrentMatrix(
+                id=base if common is None else f"{base}[{common}]",
+                matrix=A,
+                layer=k.layer,
+                direction="reverse" if k.direction == "reverse" else "forward",
+                cell=cell,
+                gate=common,
+                native_gate=native,
+                layer_index=layer_index,
+                source=k.source,
+                block=(a, b),
+                transposed=True,
+                dtype=str(ds.dtype),
+                finite=bool(np.all(np.isfinite(A))),
+                notes=(f"A = recurrent_kernel[:, {a}:{b}].T (Keras row-vector convention h @ W)", *notes),
+            )
+        )
+    return out, None
+
+
+def _finish(
+    f: h5py.File,
+    path: str,
+    fmt: str,
+    kernels: list[tuple[_Kernel, int]],
+    reasons: dict[str, str],
+    metadata: dict,
+    describe: str,
+) -> Checkpoint:
+    """Turn the kernels found into matrices; every other dataset becomes a Skipped entry."""
+    ckpt = Checkpoint(path=path, format=fmt, metadata=metadata)
+    used: set[str] = set()
+    for k, idx in kernels:
+        mats, why = _kernel_matrices(f, k, idx, path)
+        if why is not None:
+            reasons[k.source] = why
+            continue
+        ckpt.matrices.extend(mats)
+        used.add(k.source)
+    for name, ds in list_datasets(f):
+        if name in used:
+            continue
+        shape = tuple(ds.shape) if ds.shape is not None else None
+        reason = reasons.get(name)
+        if reason is None:
+            if name.startswith(("optimizer", "optimizer_weights")):
+                reason = "optimizer state (not a model weight)"
+            else:
+                reason = "not a recurrent kernel"
+        big = too_large_reason(ds)
+        if big is not None and "declares" not in reason:
+            reason = f"{reason}; {big}"
+        ckpt.skipped.append(Skipped(name, shape, reason))
+    if not ckpt.matrices:
+        raise NoRecurrentWeightsError(
+            f"{path}: {describe}, but no recurrent layer (LSTM, GRU, SimpleRNN) with a readable "
+            f"recurrent kernel ({len(ckpt.skipped)} other datasets)"
+        )
+    return ckpt
+
+
+# --------------------------------------------------------------------------- Keras 3 layout
+
+
+def _vars_name(group: h5py.Group) -> str | None:
+    v = group.get("vars")
+    if isinstance(v, h5py.Group) and "name" in v.attrs:
+        return _text(v.attrs["name"])
+    return None
+
+
+def _creation_key(group: h5py.Group) -> float:
+    """Address of the group's object header: Keras creates groups in model order, so this sorts them."""
+    try:
+        return float(h5py.h5o.get_info(group.id).addr)
+    except (AttributeError, *H5_ERRORS):
+        return float("inf")
+
+
+def _config_layers(cfg: dict | None) -> list[dict]:
+    if not isinstance(cfg, dict):
+        return []
+    inner = cfg.get("config")
+    if isinstance(inner, dict) and isinstance(inner.get("layers"), list):
+        return [c for c in inner["layers"] if isinstance(c, dict)]
+    return []
+
+
+def _layer_name(cfg: dict) -> str | None:
+    inner = cfg.get("config")
+    if isinstance(inner, dict) and isinstance(inner.get("name"), str):
+        return inner["name"]
+    return cfg.get("name") if isinstance(cfg.get("name"), str) else None
+
+
+def _match_children(
+    layers_group: h5py.Group, config_layers: list[dict]
+) -> list[tuple[str, str, dict | None]]:
+    """``(group name, user name, config)`` for each child of a Keras 3 ``layers`` group, in model order.
+
+    Group names are class-derived (``lstm``, ``lstm_1``: Keras's ``saving_lib``
+    numbers them per class in ``model.layers`` order); the user's name is the
+    ``vars`` group's ``name`` attribute when present, else the config layer
+    with the same class-derived name and counter.
+    """
+    derived: dict[str, tuple[int, dict]] = {}
+    counters: dict[str, int] = {}
+    for i, c in enumerate(config_layers):
+        base = _snake(str(c.get("class_name", "")))
+        if base in counters:
+            counters[base] += 1
+            key = f"{base}_{counters[base]}"
+        else:
+            counters[base] = 0
+            key = base
+        derived[key] = (i, c)
+    by_name = {_layer_name(c): (i, c) for i, c in enumerate(config_layers)}
+    rows = []
+    for gname in layers_group:
+        child = layers_group[gname]
+        if not isinstance(child, h5py.Group):
+            continue
+        attr = _vars_name(child)
+        hit = by_name.get(attr) if attr is not None else None
+        if hit is None:
+            hit = derived.get(gname)
+        user = attr or (_layer_name(hit[1]) if hit else None) or gname
+        order = (0, hit[0], 0.0) if hit else (1, 0, _creation_key(child))
+        rows.append((order, gname, user, hit[1] if hit else None))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return [(g, u, c) for _, g, u, c in rows]
+
+
+def _v3_cell(
+    group: h5py.Group, prefix: str, user: str, cfg: dict | None, layer: str, direction: str
+) -> tuple[_Kernel | None, dict[str, str]]:
+    """A Keras 3 recurrent layer group (with ``cell/vars``): its kernel and the roles of its other vars."""
+    reasons: dict[str, str] = {}
+    cell_vars = group.get("cell/vars")
+    cls = str(cfg.get("class_name")) if cfg else "recurrent"
+    if not isinstance(cell_vars, h5py.Group):
+        return None, reasons
+    cell, reset_after = _cell_from_config(cfg)
+    if cell is None:
+        hint = _vars_name(group["cell"]) or group.name.rsplit("/", 1)[-1]
+        cell = _cell_from_keras_name(hint)
+    names = sorted((n for n in cell_vars if n.isdigit()), key=int)
+    for n in names:
+        ds_path = f"{cell_vars.name.lstrip('/')}/{n}"
+        role = {"0": "input kernel", "2": "bias"}.get(n, "variable")
+        reasons[ds_path] = f"{role} of {cls} layer {user!r} (acts on x_t or is a bias; not recurrent)"
+    if "1" not in names or not isinstance(cell_vars["1"], h5py.Dataset) or cell_vars["1"].ndim != 2:
+        return None, reasons
+    bias = f"{cell_vars.name.lstrip('/')}/2" if "2" in names else None
+    k = _Kernel(
+        source=f"{cell_vars.name.lstrip('/')}/1",
+        id_prefix=f"{prefix}{user}",
+        layer=layer,
+        direction=direction,
+        cell=cell,
+        reset_after=reset_after,
+        bias=bias,
+    )
+    return k, reasons
+
+
+def _walk_v3(
+    model: h5py.Group, prefix: str, config_layers: list[dict], reasons: dict[str, str]
+) -> Iterator[_Kernel]:
+    """Yield the recurrent kernels below a Keras 3 model group (one with a ``layers`` subgroup)."""
+    layers_group = model.get("layers")
+    if not isinstance(layers_group, h5py.Group):
+        return
+    for gname, user, cfg in _match_children(layers_group, config_layers):
+        child = layers_group[gname]
+        cls = str(cfg.get("class_name")) if cfg else gname
+        inner = cfg.get("config", {}) if cfg else {}
+        if isinstance(child.get("forward_layer"), h5py.Group) and isinstance(
+            child.get("backward_layer"), h5py.Group
+        ):
+            for side, direction, key in (
+                ("forward_layer", "forward", "layer"),
+                ("backward_layer", "reverse", "backward_layer"),
+            ):
+                sub = child[side]
+                sub_cfg = inner.get(key) if isinstance(inner, dict) else None
+                if sub_cfg is None and isinstance(inner, dict):
+                    sub_cfg = inner.get("layer")  # backward copies the forward config
+                sub_name = _vars_name(sub)
+                if sub_name is None:
+                    word = "forward" if direction == "forward" else "backward"
+                    base = _layer_name(sub_cfg) if isinstance(sub_cfg, dict) else None
+                    base = re.sub(r"^(forward|backward)_", "", base) if base else ""
+                    sub_name = f"{word}_{base}" if base else word
+                k, r = _v3_cell(sub, f"{prefix}{user}/", sub_name, sub_cfg, f"{prefix}{user}", direction)
+                reasons.update(r)
+                if k is not None:
+                    yield k
+        elif isinstance(child.get("cell"), h5py.Group):
+            go_back = bool(inner.get("go_backwards")) if isinstance(inner, dict) else False
+            k, r = _v3_cell(child, prefix, user, cfg, f"{prefix}{user}", "reverse" if go_back else "forward")
+            reasons.update(r)
+            if k is not None:
+                yield k
+        elif isinstance(child.get("layers"), h5py.Group):
+            yield from _walk_v3(child, f"{prefix}{user}/", _config_layers(cfg), reasons)
+        else:
+            for name, ds in list_datasets(child):
+                square = ds.ndim == 2 and ds.shape[0] == ds.shape[1]
+                kind = "square feed-forward kernel" if square else "weights"
+                reasons[name] = f"{kind} of {cls} layer {user!r} (not recurrent)"
+
+
+def _read_v3_weights(f: h5py.File, path: str, fmt: str, config: dict | None, metadata: dict) -> Checkpoint:
+    reasons: dict[str, str] = {}
+    kernels: list[tuple[_Kernel, int]] = []
+    layer_ids: dict[str, int] = {}
+    for k in _walk_v3(f, "", _config_layers(config), reasons):
+        idx = layer_ids.setdefault(k.layer, len(layer_ids))
+        kernels.append((k, idx))
+    for name, _ in list_datasets(f):
+        if name.startswith("optimizer/"):
+            reasons[name] = "optimizer state (not a model weight)"
+        else:
+            reasons.setdefault(name, "variable of a model or layer that is not a recurrent kernel")
+    n_layers = len(f["layers"]) if isinstance(f.get("layers"), h5py.Group) else 0
+    return _finish(f, path, fmt, kernels, reasons, metadata, f"Keras 3 weights with {n_layers} layers")
+
+
+# --------------------------------------------------------------------------- legacy layout
+
+
+def _strip_index(name: str) -> str:
+    return re.sub(r":\d+$", "", name)
+
+
+def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
+    root = f["model_weights"] if isinstance(f.get("model_weights"), h5py.Group) else f
+    layer_names = _texts(root.attrs.get("layer_names"))
+    config: dict | None = None
+    raw = f.attrs.get("model_config")
+    if raw is not None:
+        try:
+            config = json.loads(_text(raw))
+        except (ValueError, TypeError):
+            config = None
+    by_name = {_layer_name(c): c for c in _config_layers(config)}
+    metadata = {
+        "framework": "keras",
+        "keras_version": _text(root.attrs.get("keras_version", f.attrs.get("keras_version", ""))) or None,
+        "backend": _text(root.attrs.get("backend", f.attrs.get("backend", ""))) or None,
+        "layout": "legacy-h5-full-model" if root is not f else "legacy-h5-weights",
+        "layers": layer_names,
+    }
+    reasons: dict[str, str] = {}
+    kernels: list[tuple[_Kernel, int]] = []
+    layer_index = 0
+    for lname in layer_names:
+        g = root.get(lname)
+        if not isinstance(g, h5py.Group):
+            continue
+        cfg = by_name.get(lname)
+        cls = str(cfg.get("class_name")) if cfg else "a"
+        inner = cfg.get("config", {}) if cfg else {}
+        weight_names = _texts(g.attrs.get("weight_names"))
+        found = False
+        for wn in weight_names:
+            ds = g.get(wn)
+            if not isinstance(ds, h5py.Dataset):
+                continue
+            source = ds.name.lstrip("/")
+            parts = _strip_index(wn).split("/")
+            base = parts[-1]
+            if base != "recurrent_kernel":
+                role = {"kernel": "input kernel", "bias": "bias"}.get(base, base)
+                square = ds.ndim == 2 and ds.shape[0] == ds.shape[1]
+                if cls in _CLASS_CELL or cls in ("Bidirectional", "RNN") or "_cell" in wn:
+                    reasons[source] = f"{role} of recurrent layer {lname!r} (acts on x_t or is a bias)"
+                else:
+                    kind = "square feed-forward kernel" if square else "weights"
+                    reasons[source] = f"{kind} ({base}) of {cls} layer {lname!r} (not recurrent)".replace(
+                        " of a layer", " of layer"
+                    )
+                continue
+            head = parts[:-1]
+            hint = None
+            if head and (head[-1].endswith("_cell") or head[-1] == "cell"):
+                hint = head[-1]
+                head = head[:-1]
+            if not head or head[0] != lname:
+                head = [lname, *head]
+            direction = "reverse" if any(p.startswith("backward") for p in head[1:]) else "forward"
+            sub_cfg = cfg
+            if cls == "Bidirectional" and isinstance(inner, dict):
+                sub_cfg = inner.get("backward_layer") if direction == "reverse" else None
+                sub_cfg = sub_cfg or inner.get("layer")
+            elif isinstance(inner, dict) and inner.get("go_backwards"):
+                direction = "reverse"
+            cell, reset_after = _cell_from_config(sub_cfg)
+            if cell is None and hint is not None:
+                cell = _cell_from_keras_name(hint)
+            bias_wn = "/".join([*_strip_index(wn).split("/")[:-1], "bias"])
+            bias = None
+            for other in weight_names:
+                if _strip_index(other) == bias_wn and isinstance(g.get(other), h5py.Dataset):
+                    bias = g[other].name.lstrip("/")
+            kernels.append(
+                (
+                    _Kernel(
+                        source=source,
+                        id_prefix="/".join(head),
+                        layer=lname,
+                        direction=direction,
+                        cell=cell,
+                        reset_after=reset_after,
+                        bias=bias,
+                    ),
+                    layer_index,
+                )
+            )
+            found = True
+        if found:
+            layer_index += 1
+    for name, _ in list_datasets(f):
+        if name.startswith("optimizer_weights/"):
+            reasons[name] = "optimizer state (not a model weight)"
+        elif name not in reasons:
+            reasons[name] = "not listed in any layer's weight_names"
+    return _finish(
+        f, path, "keras-h5", kernels, reasons, metadata, f"Keras HDF5 file with layers {layer_names}"
+    )
+
+
+def read_keras_h5(f: h5py.File, path: str, *, layout: str, config: dict | None = None) -> Checkpoint:
+    """Read the recurrent matrices of an open Keras HDF5 file.
+
+    Parameters
+    ----------
+    f : h5py.File
+        Open file, layout ``keras-h5`` (legacy) or ``keras-weights-h5`` (Keras 3).
+    path : str
+        Path shown in messages and in ``Checkpoint.path``.
+    layout : {"keras-h5", "keras-weights-h5"}
+        As named by :func:`spectra.load.hdf5.h5_layout`.
+    config : dict, optional
+        The model's ``config.json`` (Keras 3), for classes and user names.
+
+    Returns
+    -------
+    Checkpoint
+        One matrix per gate, ``A = recurrent_kernel[:, a:b].T``.
+
+    Raises
+    ------
+    NoRecurrentWeightsError
+        No LSTM, GRU or SimpleRNN kernel in the file.
+    CorruptFileError
+        A kernel's data cannot be read.
+    """
+    if layout == "keras-h5":
+        return _read_legacy(f, path)
+    root_name = _vars_name(f)
+    metadata = {"framework": "keras", "layout": "keras3-weights", "model_name": root_name}
+    return _read_v3_weights(f, path, "keras-weights-h5", config, metadata)
+
+
+# --------------------------------------------------------------------------- .keras zip
+
+
+def _read_member_text(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str) -> str:
+    if info.file_size > MAX_CONFIG_BYTES:
+        raise CorruptFileError(
+            f"{path}: member {info.filename} declares {size_text(info.file_size)}, "
+            f"more than the {size_text(MAX_CONFIG_BYTES)} a config may hold"
+        )
+    with zf.open(info) as fh:
+        data = fh.read(info.file_size + 1)
+    if len(data) > info.file_size:
+        raise CorruptFileError(f"{path}: member {info.filename} inflates beyond its declared size")
+    return data.decode("utf-8")
+
+
+def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dst, path: str) -> None:
+    """Copy a zip member to `dst` in chunks, never more than its declared size."""
+    left = info.file_size
+    with zf.open(info) as fh:
+        while True:
+            chunk = fh.read(min(_CHUNK, left + 1))
+            if not chunk:
+                break
+            if len(chunk) > left:
+                raise CorruptFileError(
+                    f"{path}: member {info.filename} inflates beyond its declared size "
+                    f"({size_text(info.file_size)})"
+                )
+            dst.write(chunk)
+            left -= len(chunk)
+    if left:
+        raise CorruptFileError(f"{path}: member {info.filename} is truncated ({left} bytes missing)")
+
+
+def read_keras_v3(path: str | os.PathLike) -> Checkpoint:
+    """Read every recurrent matrix ``A`` of a Keras 3 ``.keras`` archive.
+
+    For each LSTM/GRU/SimpleRNN layer (also inside Bidirectional wrappers and
+    nested models) and each gate, ``A = recurrent_kernel[:, a:b].T``: Keras
+    computes ``h_{t-1} @ W`` (row vectors), the column-vector recurrence
+    ``h_t = f(A h_{t-1} + B x_t + b)`` needs the transpose (DESIGN.md).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.keras`` zip holding ``config.json`` and ``model.weights.h5``.
+
+    Returns
+    -------
+    Checkpoint
+        ``format="keras-v3"``; ``metadata`` has ``framework="keras"``,
+        ``weights_member="model.weights.h5"``, ``keras_version`` and the
+        model's class and name. ``RecurrentMatrix.source`` is the dataset path
+        inside the weights member (``layers/lstm/cell/vars/1``).
+
+    Raises
+    ------
+    CorruptFileError
+        Truncated zip, unreadable JSON, a member larger than
+        :data:`MAX_WEIGHTS_MEMBER_BYTES` or than the free temporary disk
+        space, a member inflating beyond its declared size, corrupt HDF5.
+    UnsupportedFormatError
+        Sharded weights (``model.weights.json``), which are not read.
+    NoRecurrentWeightsError
+        No weights member, or no recurrent layer in it.
+    """
+    p = os.fspath(path)
+    try:
+        zf = zipfile.ZipFile(p)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise CorruptFileError(f"{p}: corrupt or truncated .keras archive ({exc})") from None
+    try:
+        with zf:
+            infos = {i.filename: i for i in zf.infolist()}
+            config: dict | None = None
+            meta: dict = {}
+            if "config.json" in infos:
+                try:
+                    config = json.loads(_read_member_text(zf, infos["config.json"], p))
+                except ValueError as exc:
+                    if isinstance(exc, SpectraError):
+                        raise
+                    raise CorruptFileError(f"{p}: config.json is not valid JSON ({exc})") from None
+            if "metadata.json" in infos:
+                try:
+                    meta = json.loads(_read_member_text(zf, infos["metadata.json"], p))
+                except ValueError as exc:
+                    if isinstance(exc, SpectraError):
+                        raise
+                    meta = {}
+            info = infos.get("model.weights.h5")
+            if info is None:
+                if "model.weights.json" in infos:
+                    raise UnsupportedFormatError(
+                        f"{p}: sharded Keras weights (model.weights.json + shards) are not read; "
+                        "re-save the model without max_shard_size"
+                    )
+                raise NoRecurrentWeightsError(
+                    f"{p}: .keras archive without a model.weights.h5 member "
+                    f"(members: {', '.join(sorted(infos))})"
+                )
+            if info.file_size > MAX_WEIGHTS_MEMBER_BYTES:
+                raise CorruptFileError(
+                    f"{p}: model.weights.h5 declares {size_text(info.file_size)}, more than the "
+                    f"{size_text(MAX_WEIGHTS_MEMBER_BYTES)} limit"
+                )
+            tmpdir = tempfile.gettempdir()
+            free = shutil.disk_usage(tmpdir).free
+            if info.file_size > free:
+                raise CorruptFileError(
+                    f"{p}: model.weights.h5 declares {size_text(info.file_size)}, more than the "
+                    f"{size_text(free)} free in {tmpdir}"
+                )
+            with tempfile.NamedTemporaryFile(suffix=".weights.h5") as tmp:
+                _copy_member(zf, info, tmp, p)
+                tmp.flush()
+                try:
+                    f = h5py.File(tmp.name, "r")
+                except H5_ERRORS as exc:
+                    raise CorruptFileError(f"{p}: model.weights.h5 is corrupt/unreadable ({exc})") from None
+                with f:
+                    metadata = {
+                        "framework": "keras",
+                        "weights_member": "model.weights.h5",
+                        "keras_version": meta.get("keras_version") if isinstance(meta, dict) else None,
+                        "model_class": config.get("class_name") if isinstance(config, dict) else None,
+                        "model_name": (
+                            config.get("config", {}).get("name") if isinstance(config, dict) else None
+                        ),
+                    }
+                    return _read_v3_weights(f, p, "keras-v3", config, metadata)
+    except SpectraError:
+        raise
+    except (zipfile.BadZipFile, EOFError, *H5_ERRORS) as exc:
+        raise CorruptFileError(
+            f"{p}: corrupt/unreadable .keras archive ({type(exc).__name__}: {exc})"
+        ) from None
