@@ -1,0 +1,381 @@
+"""Round trips: stabilise a checkpoint made by the real framework, load the result in that framework.
+
+Every file is made at test time by torch / keras 3 (torch backend). The checks:
+only the recurrent weights change, they equal the expected scaled blocks
+(computed here from the framework's own tensors with dense float64 eigenvalues),
+the input file is byte-identical afterwards, and the framework's forward pass
+of a plain RNN matches a numpy recurrence with the stabilised matrix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import numpy as np
+import pytest
+import torch
+
+from spectra.checkpoint import Checkpoint, RecurrentMatrix
+from spectra.errors import SpectraError, UnsafeFileError, WriteError
+from spectra.stabilize import stabilize_checkpoint
+from spectra.writeback import write_matrices
+
+torch.set_num_threads(1)
+
+N_IN, N = 3, 4
+
+
+def sha(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def rho(A) -> float:
+    return float(np.max(np.abs(np.linalg.eigvals(A))))
+
+
+def exact_scaled(A: np.ndarray, target: float = 1.0) -> np.ndarray:
+    """The oracle of method='exact': A * target / rho(A) when rho(A) > target."""
+    r = rho(A)
+    return A * (target / r) if r > target else A
+
+
+def expected_torch_hh(W: np.ndarray) -> np.ndarray:
+    """Per-gate exact scaling of a stacked PyTorch weight_hh (rows = gates)."""
+    W = np.asarray(W, dtype=np.float64)
+    n = W.shape[1]
+    return np.vstack([exact_scaled(W[k : k + n]) for k in range(0, W.shape[0], n)])
+
+
+def expected_keras_rk(U: np.ndarray) -> np.ndarray:
+    """Per-gate exact scaling of a Keras recurrent_kernel (columns = gates, A = block.T)."""
+    U = np.asarray(U, dtype=np.float64)
+    n = U.shape[0]
+    return np.hstack([exact_scaled(U[:, k : k + n].T).T for k in range(0, U.shape[1], n)])
+
+
+# ============================================================== PyTorch
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = torch.nn.RNN(N_IN, N)
+        self.lstm = torch.nn.LSTM(N_IN, N, num_layers=2)
+        self.gru = torch.nn.GRU(N_IN, N, bidirectional=True)
+        self.head = torch.nn.Linear(N, 2)
+
+
+def make_net(seed: int = 0) -> Net:
+    torch.manual_seed(seed)
+    net = Net().double()
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if "weight_hh" in name:
+                p.mul_(6.0)  # push spectral radii above 1 so stabilisation changes them
+    return net.float()
+
+
+def check_torch_state(before: dict, after: dict) -> int:
+    """Only weight_hh tensors changed, to the expected blocks; returns how many changed."""
+    assert set(before) == set(after)
+    changed = 0
+    for k, t in before.items():
+        u = after[k]
+        assert u.dtype == t.dtype and u.shape == t.shape, k
+        if "weight_hh" in k:
+            exp = torch.from_numpy(expected_torch_hh(t.double().numpy())).to(t.dtype)
+            torch.testing.assert_close(u, exp, rtol=2e-7, atol=1e-7)
+            changed += not torch.equal(u, t)
+        else:
+            assert torch.equal(u, t), k
+    return changed
+
+
+def check_rnn_forward(net: Net) -> None:
+    """The framework's RNN forward pass equals h_t = tanh(W_ih x + b_ih + A h + b_hh)."""
+    x = torch.randn(6, 2, N_IN, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        y, _ = net.rnn(x)
+    sd = {k: v.double().numpy() for k, v in net.rnn.state_dict().items()}
+    A = sd["weight_hh_l0"]
+    assert rho(A) <= 1.0 + 1e-6
+    h = np.zeros((2, N))
+    for t in range(x.shape[0]):
+        h = np.tanh(
+            x[t].double().numpy() @ sd["weight_ih_l0"].T + sd["bias_ih_l0"] + h @ A.T + sd["bias_hh_l0"]
+        )
+        np.testing.assert_allclose(y[t].double().numpy(), h, rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def net() -> Net:
+    return make_net()
+
+
+def _no_temp_left(directory) -> None:
+    assert not [p for p in os.listdir(directory) if p.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_torch_state_dict_round_trip(tmp_path, net, legacy):
+    src, out = tmp_path / "net.pt", tmp_path / "stable.pt"
+    torch.save(net.state_dict(), src, _use_new_zipfile_serialization=not legacy)
+    digest = sha(src)
+    changes = stabilize_checkpoint(src, out, method="exact")
+    assert sha(src) == digest
+    assert zipfile.is_zipfile(out) != legacy  # same serialization as the input
+    after = torch.load(out, weights_only=True)
+    assert check_torch_state(net.state_dict(), after) > 0
+    assert any(c.changed for c in changes)
+    for c in changes:
+        assert c.spectral_radius_after <= 1.0 + 1e-9
+    net2 = make_net(seed=5)
+    net2.load_state_dict(after)
+    check_rnn_forward(net2)
+    _no_temp_left(tmp_path)
+
+
+def test_torch_nested_lightning_dict_keeps_everything(tmp_path):
+    net = make_net(seed=1)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    loss = sum(p.sum() for p in net.parameters())
+    loss.backward()
+    opt.step()
+    opt.zero_grad()
+    ckpt = {
+        "epoch": 7,
+        "global_step": 70,
+        "state_dict": {"model." + k: v for k, v in net.state_dict().items()},
+        "optimizer_states": [opt.state_dict()],
+        "hyper_parameters": {"hidden": N, "regime": "power"},
+    }
+    src, out = tmp_path / "lightning.ckpt", tmp_path / "stable.ckpt"
+    torch.save(ckpt, src)
+    digest = sha(src)
+    stabilize_checkpoint(src, out, method="exact")
+    assert sha(src) == digest
+    back = torch.load(out, weights_only=True)
+    assert back["epoch"] == 7 and back["global_step"] == 70
+    assert back["hyper_parameters"] == {"hidden": N, "regime": "power"}
+    so, sn = ckpt["optimizer_states"][0], back["optimizer_states"][0]
+    assert so["param_groups"] == sn["param_groups"]
+    for i, st in so["state"].items():
+        for key, val in st.items():
+            assert torch.equal(sn["state"][i][key], val)
+    assert check_torch_state(ckpt["state_dict"], back["state_dict"]) > 0
+
+
+def test_safetensors_round_trip_keeps_metadata(tmp_path, net):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    src, out = tmp_path / "net.safetensors", tmp_path / "stable.safetensors"
+    sd = {k: v.contiguous() for k, v in net.state_dict().items()}
+    save_file(sd, str(src), metadata={"format": "pt", "note": "kept"})
+    digest = sha(src)
+    stabilize_checkpoint(src, out, method="exact")
+    assert sha(src) == digest
+    assert check_torch_state(sd, load_file(str(out))) > 0
+    with safe_open(str(out), "pt") as f:
+        assert f.metadata() == {"format": "pt", "note": "kept"}
+    net2 = make_net(seed=3)
+    net2.load_state_dict(load_file(str(out)))
+    check_rnn_forward(net2)
+
+
+def test_safetensors_bf16_rounds_like_torch(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    g = torch.Generator().manual_seed(2)
+    W = (3.0 * torch.randn(N, N, generator=g)).to(torch.bfloat16)
+    other = torch.randn(N, N_IN, generator=g).to(torch.bfloat16)
+    src, out = tmp_path / "bf16.safetensors", tmp_path / "out.safetensors"
+    save_file({"rnn.weight_hh_l0": W, "rnn.weight_ih_l0": other}, str(src))
+    ck = Checkpoint(
+        path=str(src),
+        format="safetensors",
+        matrices=[
+            RecurrentMatrix(
+                id="rnn.weight_hh_l0",
+                matrix=W.double().numpy(),
+                layer="rnn",
+                source="rnn.weight_hh_l0",
+                dtype="bfloat16",
+            )
+        ],
+    )
+    new = exact_scaled(W.double().numpy())
+    write_matrices(ck, src, out, {"rnn.weight_hh_l0": new})
+    back = load_file(str(out))
+    assert back["rnn.weight_hh_l0"].dtype == torch.bfloat16
+    assert torch.equal(back["rnn.weight_hh_l0"], torch.from_numpy(new).to(torch.bfloat16))
+    assert torch.equal(back["rnn.weight_ih_l0"], other)
+
+
+def test_torchscript_needs_trust(tmp_path, net):
+    src, out = tmp_path / "net.ts", tmp_path / "stable.ts"
+    scripted = torch.jit.script(net)
+    scripted.save(str(src))
+    with pytest.raises(UnsafeFileError):
+        stabilize_checkpoint(src, out, method="exact")
+    assert not out.exists()
+    stabilize_checkpoint(src, out, method="exact", trust=True)
+    back = torch.jit.load(str(out))
+    assert check_torch_state(net.state_dict(), back.state_dict()) > 0
+
+
+def test_refuses_overwrite_and_same_file(tmp_path, net):
+    src, out = tmp_path / "net.pt", tmp_path / "exists.pt"
+    torch.save(net.state_dict(), src)
+    out.write_bytes(b"precious")
+    with pytest.raises(WriteError, match="exists"):
+        stabilize_checkpoint(src, out)
+    assert out.read_bytes() == b"precious"
+    with pytest.raises(WriteError, match="input"):
+        stabilize_checkpoint(src, src, force=True)
+    stabilize_checkpoint(src, out, method="exact", force=True)
+    assert check_torch_state(net.state_dict(), torch.load(out, weights_only=True)) > 0
+    _no_temp_left(tmp_path)
+
+
+def test_refuses_spectral_norm_and_projection(tmp_path):
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(N_IN, N, proj_size=2)
+    src = tmp_path / "proj.pt"
+    torch.save(lstm.state_dict(), src)
+    with pytest.raises(SpectraError, match="projection"):
+        stabilize_checkpoint(src, tmp_path / "out.pt")
+    rnn = torch.nn.utils.spectral_norm(torch.nn.RNN(N_IN, N), name="weight_hh_l0")
+    src2 = tmp_path / "sn.pt"
+    torch.save(rnn.state_dict(), src2)
+    with pytest.raises(SpectraError, match="spectral_norm"):
+        stabilize_checkpoint(src2, tmp_path / "out2.pt")
+    assert not (tmp_path / "out.pt").exists() and not (tmp_path / "out2.pt").exists()
+
+
+def test_stacked_uses_one_factor_per_tensor(tmp_path, net):
+    src, out = tmp_path / "net.pt", tmp_path / "stacked.pt"
+    torch.save(net.state_dict(), src)
+    stabilize_checkpoint(src, out, method="exact", stacked=True, matrices=["lstm.weight_hh_l0"])
+    after = torch.load(out, weights_only=True)
+    W = net.state_dict()["lstm.weight_hh_l0"].double().numpy()
+    top = max(rho(W[k : k + N]) for k in range(0, 4 * N, N))
+    exp = torch.from_numpy(W * (1.0 / top) if top > 1 else W).float()
+    torch.testing.assert_close(after["lstm.weight_hh_l0"], exp, rtol=2e-7, atol=1e-7)
+    for k, v in net.state_dict().items():  # nothing else selected, nothing else changed
+        if k != "lstm.weight_hh_l0":
+            assert torch.equal(after[k], v), k
+
+
+# ============================================================== numpy
+
+
+def test_npy_and_npz_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    A = (3.0 * rng.standard_normal((5, 5))).astype(np.float32)
+    B = rng.standard_normal((5, 5)).astype(np.float32) * 3
+    src = tmp_path / "w.npy"
+    np.save(src, A)
+    stabilize_checkpoint(src, tmp_path / "o.npy", method="exact")
+    np.testing.assert_allclose(np.load(tmp_path / "o.npy"), exact_scaled(A.astype(np.float64)), rtol=1e-6)
+    src2 = tmp_path / "w.npz"
+    np.savez_compressed(src2, W_hh=A, other=B)
+    digest = sha(src2)
+    stabilize_checkpoint(src2, tmp_path / "o.npz", method="exact", matrices=["W_hh"])
+    assert sha(src2) == digest
+    with np.load(tmp_path / "o.npz") as z:
+        assert z["W_hh"].dtype == np.float32
+        np.testing.assert_allclose(z["W_hh"], exact_scaled(A.astype(np.float64)), rtol=1e-6)
+        np.testing.assert_array_equal(z["other"], B)
+
+
+# ============================================================== Keras 3 (torch backend)
+
+
+@pytest.fixture(scope="module")
+def keras_models():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    T = 5
+    rnn = keras.Sequential(
+        [
+            keras.Input((T, N_IN)),
+            keras.layers.SimpleRNN(N, return_sequences=True, name="rnn"),
+            keras.layers.Dense(2, name="head"),
+        ]
+    )
+    gated = keras.Sequential(
+        [
+            keras.Input((T, N_IN)),
+            keras.layers.LSTM(N, return_sequences=True, name="lstm"),
+            keras.layers.GRU(N, name="gru"),
+        ]
+    )
+    for model in (rnn, gated):
+        for layer in model.layers:
+            w = layer.get_weights()
+            if len(w) >= 2 and w[1].ndim == 2 and w[1].shape[0] == N and layer.name != "head":
+                w[1] = w[1] * 6.0  # recurrent kernel: rho > 1
+                layer.set_weights(w)
+    return keras, rnn, gated
+
+
+def keras_weights(model) -> dict[str, np.ndarray]:
+    return {v.path: np.array(v.numpy()) for v in model.weights}
+
+
+def check_keras(before: dict, after: dict) -> int:
+    assert set(before) == set(after)
+    changed = 0
+    for k, w in before.items():
+        if k.endswith("recurrent_kernel"):
+            np.testing.assert_allclose(after[k], expected_keras_rk(w), rtol=2e-7, atol=1e-7, err_msg=k)
+            changed += not np.array_equal(after[k], w)
+        else:
+            np.testing.assert_array_equal(after[k], w, err_msg=k)
+    return changed
+
+
+def check_simple_rnn_forward(model) -> None:
+    x = np.random.default_rng(4).standard_normal((2, 5, N_IN)).astype(np.float32)
+    y = np.asarray(model.predict(x, verbose=0), dtype=np.float64)
+    K, U, b = (np.float64(w) for w in model.get_layer("rnn").get_weights())
+    Wd, bd = (np.float64(w) for w in model.get_layer("head").get_weights())
+    assert rho(U.T) <= 1.0 + 1e-6
+    h = np.zeros((2, N))
+    for t in range(5):
+        h = np.tanh(x[:, t] @ K + h @ U + b)  # row-vector convention: A = U.T
+        np.testing.assert_allclose(y[:, t], h @ Wd + bd, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["keras", "weights.h5", "h5"])
+def test_keras_round_trip(tmp_path, keras_models, kind):
+    keras, rnn, gated = keras_models
+    for name, model in (("rnn", rnn), ("gated", gated)):
+        src, out = tmp_path / f"{name}.{kind}", tmp_path / f"{name}_stable.{kind}"
+        if kind == "weights.h5":
+            model.save_weights(src)
+        else:
+            model.save(src)
+        digest = sha(src)
+        stabilize_checkpoint(src, out, method="exact")
+        assert sha(src) == digest
+        if kind == "weights.h5":
+            fresh = keras.models.clone_model(model)
+            fresh.load_weights(out)
+        else:
+            fresh = keras.saving.load_model(out, compile=False)
+        assert check_keras(keras_weights(model), keras_weights(fresh)) > 0
+        if name == "rnn":
+            check_simple_rnn_forward(fresh)
+        if kind == "keras":
+            with zipfile.ZipFile(src) as a, zipfile.ZipFile(out) as b:
+                assert a.namelist() == b.namelist()
+                for member in a.namelist():
+                    if member != "model.weights.h5":
+                        assert a.read(member) == b.read(member)
