@@ -1,0 +1,513 @@
+"""Readers for the PyTorch family: ``torch.save`` zip and legacy files, TorchScript, safetensors.
+
+==================  ===================================================  ===================
+format              how it is read                                        imports torch?
+==================  ===================================================  ===================
+``pytorch-zip``     :mod:`spectra.load.torchpickle` (allowlisted pickle)   no (falls back to
+                                                                          ``torch.load`` only
+                                                                          for sparse/quantised)
+``pytorch-legacy``  ``torch.load(weights_only=True)``                      yes
+``torchscript``     ``torch.jit.load(map_location="cpu")``                 yes
+``safetensors``     parsed here with numpy                                 no
+bare pickle         allowlisted unpickler; arbitrary objects refused       no
+==================  ===================================================  ===================
+
+Every reader hands the unpickled object (numpy arrays in place of tensors) to
+:func:`checkpoint_from_object`, which finds the state_dict inside nested
+checkpoint dicts and applies the naming rules of :mod:`spectra.load.torch_names`.
+Nothing in a pickle is executed unless ``trust=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import sys
+from collections.abc import Mapping
+
+import numpy as np
+
+from spectra.checkpoint import Checkpoint, Skipped
+from spectra.errors import CorruptFileError, NoRecurrentWeightsError, UnsafeFileError
+from spectra.load.torch_names import classify_state_dict, find_tensor_mappings
+from spectra.load.torchpickle import NeedsTorch, restricted_loads, unpickle_torch_zip
+
+__all__ = [
+    "checkpoint_from_object",
+    "read_pickle",
+    "read_pytorch_zip",
+    "read_safetensors",
+    "read_torchscript",
+]
+
+#: What ``torch.save(..., _use_new_zipfile_serialization=False)`` writes first:
+#: protocol 2, then the LONG1 magic number 0x1950a86a20f9469cfc6c.
+LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+
+#: safetensors dtype -> numpy dtype (little-endian); BF16 is read as uint16 and widened.
+SAFETENSORS_DTYPES: dict[str, str] = {
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "BF16": "<u2",
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U64": "<u8",
+    "U32": "<u4",
+    "U16": "<u2",
+    "U8": "u1",
+    "BOOL": "?",
+}
+_SAFETENSORS_NAMES = {
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U64": "uint64",
+    "U32": "uint32",
+    "U16": "uint16",
+    "U8": "uint8",
+    "BOOL": "bool",
+}
+MAX_SAFETENSORS_HEADER = 100_000_000
+
+_TRUST_HINT = "If you trust its source, pass --trust-pickle (trust=True in Python)"
+
+
+# --------------------------------------------------------------------------- building
+
+
+def checkpoint_from_object(
+    path: str,
+    fmt: str,
+    obj: object,
+    dtypes: Mapping[int, str] | None = None,
+    *,
+    cell_hints: Mapping[str, str] | None = None,
+    metadata: Mapping[str, object] | None = None,
+) -> Checkpoint:
+    """Build a :class:`Checkpoint` from an unpickled torch checkpoint object.
+
+    The tensor mapping holding the recurrent weights is found by walking
+    dicts depth first (a bare state_dict, Lightning ``{"state_dict": ...}``,
+    ``{"model_state_dict": ...}``, ``{"model": ...}``...); optimizer state is
+    never searched. The first mapping with a recurrent weight is reported;
+    its key path is ``metadata["state_dict_path"]``.
+
+    Parameters
+    ----------
+    path : str
+        The file, for messages and ``Checkpoint.path``.
+    fmt : str
+        ``Checkpoint.format`` (``pytorch-zip``, ``pytorch-legacy``...).
+    obj : object
+        Unpickled object with numpy arrays as tensors.
+    dtypes : mapping of int to str, optional
+        ``id(array) -> stored torch dtype name``.
+    cell_hints : mapping of str to str, optional
+        Module path -> ``rnn_tanh``/``rnn_relu`` where known.
+    metadata : mapping, optional
+        Extra metadata to record.
+
+    Returns
+    -------
+    Checkpoint
+
+    Raises
+    ------
+    NoRecurrentWeightsError
+        No tensor named like a torch recurrent weight.
+    """
+    mappings, skipped = find_tensor_mappings(obj)
+    primary = None
+    matrices = []
+    results = []
+    for m in mappings:
+        mats, sk = classify_state_dict(m.tensors, dtypes, cell_hints=cell_hints)
+        results.append((m, mats, sk))
+        if primary is None and mats:
+            primary, matrices = m, mats
+    out_skipped: list[Skipped] = []
+    for m, mats, sk in results:
+        if m is primary:
+            out_skipped.extend(sk)
+            continue
+        where = "/".join(str(p) for p in m.path)
+        rec = {mm.source for mm in mats}
+        for s in sk:
+            out_skipped.append(Skipped(f"{where}/{s.name}" if where else s.name, s.shape, s.reason))
+        for key in rec:
+            out_skipped.append(
+                Skipped(
+                    f"{where}/{key}" if where else key,
+                    tuple(m.tensors[key].shape),
+                    "recurrent weight in a second tensor mapping; only "
+                    f"{'/'.join(str(p) for p in primary.path) or 'the top level'} is reported"
+                    if primary is not None
+                    else "recurrent weight",
+                )
+            )
+    out_skipped.extend(skipped)
+    if primary is None:
+        n = sum(len(m.tensors) for m in mappings) + len(skipped)
+        examples = [(s.name, s.shape) for s in out_skipped[:3]]
+        eg = ", ".join(f"{k}: {s}" for k, s in examples)
+        raise NoRecurrentWeightsError(
+            f"{path}: no recurrent weight matrix found ({n} tensors{', e.g. ' + eg if eg else ''})"
+        )
+    meta: dict = {"framework": "torch", "state_dict_path": list(primary.path)}
+    if len(mappings) > 1:
+        meta["tensor_mappings"] = [list(m.path) for m in mappings]
+    if isinstance(obj, Mapping):
+        for k in ("epoch", "global_step", "step"):
+            v = obj.get(k)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                meta[k] = v
+    if metadata:
+        meta.update(metadata)
+    return Checkpoint(path=path, format=fmt, matrices=matrices, skipped=out_skipped, metadata=meta)
+
+
+# --------------------------------------------------------------------------- torch helpers
+
+
+def _import_torch():
+    import torch
+
+    torch.set_num_threads(1)
+    return torch
+
+
+def _from_torch(obj: object, dtypes: dict[int, str], depth: int = 0) -> object:
+    """Replace torch tensors (and modules, by their state_dict) with numpy arrays."""
+    torch = sys.modules.get("torch")
+    if depth > 100:
+        return obj
+    if torch is not None:
+        if isinstance(obj, torch.nn.Module):
+            obj = obj.state_dict()
+        elif isinstance(obj, torch.Tensor):
+            t = obj.detach().cpu()
+            if t.is_quantized:
+                t = t.dequantize()
+            if t.layout != torch.strided:
+                t = t.to_dense()
+            name = str(t.dtype).removeprefix("torch.")
+            if t.dtype == torch.bfloat16:
+                t = t.float()
+            arr = t.numpy().copy()
+            dtypes[id(arr)] = name
+            return arr
+    if isinstance(obj, Mapping):
+        return {k: _from_torch(v, dtypes, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        if type(obj) in (list, tuple):
+            return type(obj)(_from_torch(v, dtypes, depth + 1) for v in obj)
+    return obj
+
+
+def _unsupported_global(msg: str) -> str | None:
+    for marker in ("Unsupported global: GLOBAL ", "Unsupported global: ", "unsupported global "):
+        i = msg.find(marker)
+        if i >= 0:
+            rest = msg[i + len(marker) :].split()
+            return rest[0].rstrip(".,") if rest else None
+    return None
+
+
+def _torch_load(path: str, *, weights_only: bool) -> tuple[object, dict[int, str]]:
+    """``torch.load`` with errors mapped to the spectra family."""
+    torch = _import_torch()
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=weights_only)
+    except pickle.UnpicklingError as exc:
+        msg = str(exc)
+        name = _unsupported_global(msg)
+        if weights_only and (name or "Unsupported" in msg):
+            raise UnsafeFileError(
+                f"{path}: contains arbitrary pickled objects (first disallowed global: {name or '?'}); "
+                f"loading it would run code from the file. {_TRUST_HINT}"
+            ) from None
+        raise CorruptFileError(
+            f"{path}: corrupt/unreadable PyTorch file ({(msg.splitlines() or [''])[0][:200]})"
+        ) from None
+    except MemoryError:
+        raise CorruptFileError(f"{path}: corrupt/unreadable PyTorch file (absurd sizes)") from None
+    except Exception as exc:  # torch raises RuntimeError, EOFError, ValueError... on bad bytes
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise CorruptFileError(
+            f"{path}: corrupt/unreadable PyTorch file ({type(exc).__name__}: {first})"
+        ) from None
+    dtypes: dict[int, str] = {}
+    return _from_torch(obj, dtypes), dtypes
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def read_pytorch_zip(path: str | os.PathLike, *, trust: bool) -> Checkpoint:
+    """Read a ``torch.save`` zip archive (torch >= 1.6 default format).
+
+    Plain tensors are read without importing torch
+    (:func:`spectra.load.torchpickle.unpickle_torch_zip`). Sparse, quantised
+    or nested tensors fall back to ``torch.load(weights_only=True)``. A whole
+    pickled model (``torch.save(model)``) needs `trust`; then
+    ``torch.load(weights_only=False)`` runs and each ``nn.Module`` is replaced
+    by its ``state_dict()``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The archive (content already sniffed as a PyTorch zip).
+    trust : bool
+        Allow arbitrary pickled objects (runs code from the file).
+
+    Returns
+    -------
+    Checkpoint
+        ``format="pytorch-zip"``; ``metadata["state_dict_path"]`` locates the
+        state_dict, ``metadata["reader"]`` says ``torch-free`` or ``torch``.
+
+    Raises
+    ------
+    UnsafeFileError
+        Arbitrary pickled objects and `trust` false (names the first global).
+    CorruptFileError
+        Truncated archive, sizes the file cannot hold, malformed pickle.
+    NoRecurrentWeightsError
+        Readable, but no tensor named like a torch recurrent weight.
+    """
+    p = os.fspath(path)
+    reader = "torch-free"
+    try:
+        obj, dtypes = unpickle_torch_zip(p)
+    except NeedsTorch:
+        obj, dtypes = _torch_load(p, weights_only=not trust)
+        reader = "torch"
+    except UnsafeFileError:
+        if not trust:
+            raise
+        obj, dtypes = _torch_load(p, weights_only=False)
+        reader = "torch (trusted)"
+    return checkpoint_from_object(p, "pytorch-zip", obj, dtypes, metadata={"reader": reader})
+
+
+def read_pickle(path: str | os.PathLike, *, trust: bool) -> Checkpoint:
+    """Read a pickle file: the legacy (pre-zip) ``torch.save`` format or a bare pickle.
+
+    The legacy format (first object: the magic number
+    ``0x1950a86a20f9469cfc6c``) is read with ``torch.load(weights_only=True)``
+    (``weights_only=False`` when `trust`). Any other pickle goes through the
+    allowlisted unpickler (plain containers only) and is refused at its first
+    global unless `trust`, in which case ``pickle.load`` runs.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file (content already sniffed as a pickle).
+    trust : bool
+        Allow arbitrary pickled objects (runs code from the file).
+
+    Returns
+    -------
+    Checkpoint
+        ``format="pytorch-legacy"`` or ``"pickle"``.
+
+    Raises
+    ------
+    UnsafeFileError
+        The pickle needs globals outside the allowlist and `trust` is false.
+    CorruptFileError
+        Truncated or garbled pickle.
+    NoRecurrentWeightsError
+        Readable, but no recurrent weight.
+    """
+    p = os.fspath(path)
+    with open(p, "rb") as f:
+        head = f.read(len(LEGACY_MAGIC))
+    if head == LEGACY_MAGIC:
+        obj, dtypes = _torch_load(p, weights_only=not trust)
+        reader = "torch" if not trust else "torch (trusted)"
+        return checkpoint_from_object(p, "pytorch-legacy", obj, dtypes, metadata={"reader": reader})
+    if trust:
+        try:
+            with open(p, "rb") as f:
+                obj = pickle.load(f)  # noqa: S301 - the user asked to trust this file
+        except Exception as exc:
+            raise CorruptFileError(f"{p}: corrupt/unreadable pickle ({type(exc).__name__}: {exc})") from None
+        dtypes: dict[int, str] = {}
+        obj = _from_torch(obj, dtypes)
+        return checkpoint_from_object(p, "pickle", obj, dtypes, metadata={"reader": "pickle (trusted)"})
+    with open(p, "rb") as f:
+        data = f.read()
+    try:
+        obj, dtypes = restricted_loads(data, path=p, storages=None)
+    except NeedsTorch as exc:
+        raise UnsafeFileError(
+            f"{p}: a bare pickle (not a torch.save file) that contains arbitrary pickled objects "
+            f"(first disallowed global: {exc.args[0]}). {_TRUST_HINT}"
+        ) from None
+    return checkpoint_from_object(p, "pickle", obj, dtypes, metadata={"reader": "torch-free"})
+
+
+def read_torchscript(path: str | os.PathLike, *, trust: bool) -> Checkpoint:
+    """Read a TorchScript archive (``torch.jit.save``) through ``torch.jit.load``.
+
+    Loading deserialises TorchScript code and constants but runs no Python
+    pickle of arbitrary objects and no ``forward``; `trust` is accepted for a
+    uniform signature and does not change anything. The named parameters come
+    from ``state_dict()``; ``nn.RNN`` submodules record their nonlinearity
+    (``mode`` ``RNN_TANH``/``RNN_RELU``), reported as cell ``rnn_tanh`` /
+    ``rnn_relu``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The archive (content already sniffed as TorchScript).
+    trust : bool
+        Unused (see above).
+
+    Returns
+    -------
+    Checkpoint
+        ``format="torchscript"``.
+
+    Raises
+    ------
+    CorruptFileError
+        ``torch.jit.load`` cannot read it.
+    NoRecurrentWeightsError
+        No recurrent weight among its parameters.
+    """
+    del trust
+    p = os.fspath(path)
+    torch = _import_torch()
+    try:
+        module = torch.jit.load(p, map_location="cpu")
+    except Exception as exc:
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise CorruptFileError(
+            f"{p}: corrupt/unreadable TorchScript archive ({type(exc).__name__}: {first})"
+        ) from None
+    hints: dict[str, str] = {}
+    for name, sub in module.named_modules():
+        try:
+            mode = getattr(sub, "mode", None)
+        except Exception:  # scripted attribute access can raise on odd modules
+            mode = None
+        if mode in ("RNN_TANH", "RNN_RELU"):
+            hints[name] = mode.lower()
+    dtypes: dict[int, str] = {}
+    obj = _from_torch(dict(module.state_dict()), dtypes)
+    return checkpoint_from_object(
+        p, "torchscript", obj, dtypes, cell_hints=hints, metadata={"reader": "torch.jit"}
+    )
+
+
+def read_safetensors(path: str | os.PathLike) -> Checkpoint:
+    """Read a ``.safetensors`` file with numpy only.
+
+    Layout (huggingface/safetensors format spec): an 8-byte little-endian
+    header length ``N``, a JSON header of ``N`` bytes mapping each name to
+    ``{"dtype", "shape", "data_offsets": [begin, end]}`` (offsets relative to
+    the byte after the header), then the raw little-endian data. Every offset
+    and size is checked against the file before anything is read; BF16 is
+    widened exactly to float32.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    Checkpoint
+        ``format="safetensors"``, ``metadata["state_dict_path"] == []``.
+
+    Raises
+    ------
+    CorruptFileError
+        Header length beyond the file, malformed JSON, offsets outside the
+        data, or sizes that do not match ``prod(shape) * itemsize``.
+    NoRecurrentWeightsError
+        No tensor named like a torch recurrent weight.
+    """
+    p = os.fspath(path)
+    size = os.path.getsize(p)
+    tensors: dict[str, np.ndarray] = {}
+    dtypes: dict[int, str] = {}
+    unreadable: list[Skipped] = []
+    with open(p, "rb") as f:
+        raw = f.read(8)
+        if len(raw) < 8:
+            raise CorruptFileError(f"{p}: corrupt safetensors file (shorter than its 8-byte header length)")
+        n = int.from_bytes(raw, "little")
+        if n > size - 8 or n > MAX_SAFETENSORS_HEADER:
+            raise CorruptFileError(
+                f"{p}: corrupt safetensors file: header length {n} exceeds the file size ({size} bytes)"
+                if n > size - 8
+                else f"{p}: corrupt safetensors file: header length {n} above the limit "
+                f"{MAX_SAFETENSORS_HEADER}"
+            )
+        try:
+            header = json.loads(f.read(n).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise CorruptFileError(f"{p}: corrupt safetensors header ({exc})") from None
+        if not isinstance(header, dict):
+            raise CorruptFileError(f"{p}: corrupt safetensors header (not a JSON object)")
+        base, data_size = 8 + n, size - 8 - n
+        meta = header.pop("__metadata__", None)
+        entries = []
+        for name, spec in header.items():
+            try:
+                dt, shape, (begin, end) = spec["dtype"], spec["shape"], spec["data_offsets"]
+                shape = tuple(shape)
+                ok = all(
+                    isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in (*shape, begin, end)
+                )
+            except (TypeError, KeyError, ValueError):
+                ok = False
+            if not ok or not isinstance(dt, str):
+                raise CorruptFileError(f"{p}: corrupt safetensors header entry {name!r}: {str(spec)[:120]}")
+            if not begin <= end <= data_size:
+                raise CorruptFileError(
+                    f"{p}: corrupt safetensors file: tensor {name!r} at bytes [{begin}, {end}) "
+                    f"but the data section holds {data_size} bytes"
+                )
+            code = SAFETENSORS_DTYPES.get(dt)
+            if code is None:
+                unreadable.append(Skipped(name, shape, f"unsupported safetensors dtype {dt}"))
+                continue
+            nbytes = math.prod(shape) * np.dtype(code).itemsize
+            if nbytes != end - begin:
+                raise CorruptFileError(
+                    f"{p}: corrupt safetensors file: tensor {name!r} of shape {shape} and dtype {dt} "
+                    f"needs {nbytes} bytes, offsets give {end - begin}"
+                )
+            entries.append((name, dt, code, shape, begin, nbytes))
+        for name, dt, code, shape, begin, nbytes in entries:
+            f.seek(base + begin)
+            buf = f.read(nbytes)
+            if len(buf) != nbytes:
+                raise CorruptFileError(f"{p}: corrupt safetensors file: tensor {name!r} truncated")
+            arr = np.frombuffer(buf, dtype=code).reshape(shape)
+            if dt == "BF16":
+                arr = (arr.astype(np.uint32) << 16).view(np.float32)
+            else:
+                arr = arr.astype(arr.dtype.newbyteorder("="), copy=True)
+            tensors[name] = arr
+            dtypes[id(arr)] = _SAFETENSORS_NAMES[dt]
+    extra: dict[str, object] = {"reader": "torch-free"}
+    if isinstance(meta, dict):
+        extra["safetensors_metadata"] = meta
+    ckpt = checkpoint_from_object(p, "safetensors", tensors, dtypes, metadata=extra)
+    ckpt.skipped.extend(unreadable)
+    return ckpt

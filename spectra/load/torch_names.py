@@ -1,0 +1,372 @@
+"""PyTorch state-dict naming rules: which tensors are recurrent matrices.
+
+Only the names torch's own recurrent modules produce qualify:
+
+==============================================  ===========================================
+state-dict key                                  module
+==============================================  ===========================================
+``<path>.weight_hh_l{k}[_reverse]``             ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` layer k
+``<path>.weight_hh``                            ``nn.RNNCell`` / ``LSTMCell`` / ``GRUCell``
+``<path>.weight_hr_l{k}[_reverse]``             ``nn.LSTM(proj_size=P)`` projection
+``<path>.weight_hh_l{k}_orig`` (+ ``_u, _v``)   ``torch.nn.utils.spectral_norm``
+``<path>.parametrizations.weight_hh_l{k}.original`` (+ ``.0._u``, ``.0._v``)
+                                                ``torch.nn.utils.parametrizations.spectral_norm``
+==============================================  ===========================================
+
+The cell type follows from the gate count ``rows / cols`` of ``weight_hh``
+(1 RNN, 3 GRU, 4 LSTM), cross-checked with ``weight_ih`` and bias shapes.
+PyTorch's ``weight_hh`` is already the column-vector ``A`` (rows are stacked
+gates ``i, f, g, o`` / ``r, z, n``), so gate ``g`` is rows
+``[g*H, (g+1)*H)``. A square ``nn.Linear`` weight or optimizer moment never
+qualifies, however square it is.
+
+This module also finds the tensor mapping inside nested checkpoint dicts
+(Lightning ``{"state_dict": ...}``, ``{"model_state_dict": ...}``...). Reading
+files lives in :mod:`spectra.load.pytorch` and :mod:`spectra.load.torchpickle`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spectra.checkpoint import GATE_NAMES, RecurrentMatrix, Skipped
+
+__all__ = [
+    "TensorMapping",
+    "classify_state_dict",
+    "find_tensor_mappings",
+    "strip_wrapper_prefix",
+]
+
+_KINDS = "weight_hh|weight_ih|bias_hh|bias_ih|weight_hr"
+_SUFFIX = r"(?:_l(?P<k>\d+)(?P<rev>_reverse)?)?"
+_PLAIN = re.compile(rf"^(?P<prefix>(?:.+\.)?)(?P<kind>{_KINDS}){_SUFFIX}(?P<sn>_orig|_u|_v)?$")
+_PARAM = re.compile(
+    rf"^(?P<prefix>(?:.+\.)?)parametrizations\.(?P<kind>{_KINDS}){_SUFFIX}\.(?P<part>original|0\._u|0\._v)$"
+)
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+_CELLS = {1: "rnn", 3: "gru", 4: "lstm"}
+
+
+def strip_wrapper_prefix(key: str) -> str:
+    """Drop leading ``module.`` (DataParallel/DDP) and ``_orig_mod.`` (torch.compile) prefixes."""
+    changed = True
+    while changed:
+        changed = False
+        for pre in _WRAPPER_PREFIXES:
+            if key.startswith(pre) and len(key) > len(pre):
+                key = key[len(pre) :]
+                changed = True
+    return key
+
+
+@dataclass
+class TensorMapping:
+    """A dict of named arrays found in a checkpoint object.
+
+    Attributes
+    ----------
+    path : list
+        Keys from the top-level object down to the mapping (``[]`` when the
+        object itself is the mapping, ``["state_dict"]`` for Lightning).
+    tensors : dict
+        Its array-valued entries, in file order.
+    """
+
+    path: list
+    tensors: dict[str, np.ndarray]
+
+
+@dataclass
+class _Group:
+    prefix: str  # wrapper-stripped module path with trailing "."
+    suffix: str  # "_l1_reverse", "" for cells
+    layer_index: int | None
+    reverse: bool
+    keys: dict[str, str] = field(default_factory=dict)  # role -> source key
+
+
+def _is_optimizer(d: Mapping) -> bool:
+    return "state" in d and "param_groups" in d
+
+
+def _path_str(path: list) -> str:
+    return "/".join(str(p) for p in path)
+
+
+def find_tensor_mappings(
+    obj: object, *, is_array=lambda v: isinstance(v, np.ndarray)
+) -> tuple[list[TensorMapping], list[Skipped]]:
+    """Walk a checkpoint object and collect its tensor mappings.
+
+    Parameters
+    ----------
+    obj : object
+        The unpickled top-level object (dicts, lists, arrays).
+    is_array : callable
+        Predicate for a tensor leaf.
+
+    Returns
+    -------
+    mappings : list of TensorMapping
+        Every dict with string keys holding at least one array, depth first,
+        in insertion order, outside optimizer state.
+    skipped : list of Skipped
+        Arrays that belong to no such mapping: optimizer state (any subtree
+        of a dict with ``state`` and ``param_groups``, or under a key naming an
+        optimizer), tensors keyed by integers or inside lists.
+    """
+    mappings: list[TensorMapping] = []
+    skipped: list[Skipped] = []
+
+    def visit(node: object, path: list, reason: str | None, depth: int) -> None:
+        if depth > 50:
+            return
+        if is_array(node):
+            skipped.append(
+                Skipped(_path_str(path), tuple(node.shape), reason or "tensor outside a state_dict")
+            )
+            return
+        if isinstance(node, Mapping):
+            sub_reason = reason
+            if sub_reason is None and (_is_optimizer(node) or _names_optimizer(path)):
+                sub_reason = "optimizer state"
+            if sub_reason is None and node and all(isinstance(k, str) for k in node):
+                arrays = {k: v for k, v in node.items() if is_array(v)}
+                if arrays:
+                    mappings.append(TensorMapping(list(path), arrays))
+                for k, v in node.items():
+                    if not is_array(v):
+                        visit(v, [*path, k], None, depth + 1)
+                return
+            for k, v in node.items():
+                r = sub_reason
+                if r is None and not isinstance(k, str):
+                    r = "optimizer state" if _names_optimizer(path) else "tensor keyed by a non-string"
+                visit(v, [*path, k], r, depth + 1)
+            return
+        if isinstance(node, (list, tuple)):
+            r = reason if reason is not None else ("optimizer state" if _names_optimizer(path) else None)
+            for i, v in enumerate(node):
+                visit(v, [*path, i], r, depth + 1)
+
+    visit(obj, [], None, 0)
+    return mappings, skipped
+
+
+def _names_optimizer(path: list) -> bool:
+    return any(isinstance(p, str) and "optim" in p.lower() for p in path)
+
+
+def _parse(key: str) -> tuple[str, _Group, str] | None:
+    """Return (role, group, canonical hh name) for a recurrent-module key, else None."""
+    name = strip_wrapper_prefix(key)
+    m = _PLAIN.match(name)
+    part = None
+    if m is None:
+        m = _PARAM.match(name)
+        if m is None:
+            return None
+        part = m["part"]
+    kind, sn = m["kind"], (m["sn"] if part is None else None)
+    k = m["k"]
+    suffix = (f"_l{k}" if k is not None else "") + ("_reverse" if m["rev"] else "")
+    group = _Group(m["prefix"], suffix, int(k) if k is not None else None, bool(m["rev"]))
+    if part is not None:  # parametrizations.<kind><suffix>.<part>
+        role = {"original": "", "0._u": "_u", "0._v": "_v"}[part]
+        role = kind + ("_param" if role == "" else "_param" + role)
+    else:
+        role = kind + (sn or "")
+    return role, group, f"{m['prefix']}{kind}{suffix}"
+
+
+def _reason(role: str) -> str:
+    if role.startswith("weight_ih"):
+        return "input weights (weight_ih)"
+    if role.startswith("bias"):
+        return "bias"
+    if role.startswith("weight_hr"):
+        return "projection weights (weight_hr; folded into the recurrent matrices)"
+    if role.endswith(("_u", "_v")):
+        return "spectral_norm power-iteration vector"
+    return "recurrent weight"
+
+
+def _other_reason(key: str, arr: np.ndarray) -> str:
+    if arr.ndim == 2 and arr.shape[0] == arr.shape[1] and arr.shape[0] > 0:
+        if key.endswith("weight"):
+            return "not a recurrent weight (square Linear layer)"
+        return "not a recurrent weight (square, but not named like a torch recurrent weight)"
+    return "not a recurrent weight"
+
+
+def classify_state_dict(
+    tensors: Mapping[str, np.ndarray],
+    dtypes: Mapping[int, str] | None = None,
+    *,
+    cell_hints: Mapping[str, str] | None = None,
+) -> tuple[list[RecurrentMatrix], list[Skipped]]:
+    """Split one state_dict into recurrent matrices (one per gate) and the rest.
+
+    For gate ``g`` of a layer with hidden size ``H`` the matrix is the row
+    block ``A_g = W_hh[g*H:(g+1)*H, :]`` (PyTorch stores ``h_t = f(W_ih x_t +
+    W_hh h_{t-1} + b)`` in column-vector form; torch ``nn.LSTM`` docs). With
+    ``proj_size=P`` the map from ``h_{t-1}`` (size P) back to the projected
+    state is ``A_g = W_hr @ W_hh[g]`` (P x P). Under spectral normalisation
+    the effective weight ``W / sigma`` with ``sigma = u^T W v`` (the stored
+    power-iteration vectors; Miyato et al. 2018, torch ``spectral_norm`` in
+    eval mode) is reported.
+
+    Parameters
+    ----------
+    tensors : mapping of str to ndarray
+        The state_dict (keys as stored, e.g. with a ``module.`` prefix).
+    dtypes : mapping of int to str, optional
+        ``id(array) -> stored dtype name`` (``float16``, ``bfloat16``...);
+        the array's own dtype is used where missing.
+    cell_hints : mapping of str to str, optional
+        Module path (wrapper-stripped, e.g. ``rnn``) -> cell name
+        (``rnn_tanh``, ``rnn_relu``) where the file records it.
+
+    Returns
+    -------
+    matrices : list of RecurrentMatrix
+        In key order, gates in PyTorch order.
+    skipped : list of Skipped
+        Every other array with the reason.
+    """
+    dtypes = dtypes or {}
+    hints = cell_hints or {}
+    groups: dict[tuple[str, str], _Group] = {}
+    parsed: dict[str, tuple[str, tuple[str, str]]] = {}
+    for key in tensors:
+        res = _parse(key)
+        if res is None:
+            continue
+        role, group, _ = res
+        gk = (group.prefix, group.suffix)
+        groups.setdefault(gk, group).keys.setdefault(role, key)
+        parsed[key] = (role, gk)
+
+    matrices: list[RecurrentMatrix] = []
+    skipped: list[Skipped] = []
+    for key, arr in tensors.items():
+        shape = tuple(arr.shape)
+        if key not in parsed:
+            skipped.append(Skipped(key, shape, _other_reason(key, arr)))
+            continue
+        role, gk = parsed[key]
+        group = groups[gk]
+        if role in ("weight_hh", "weight_hh_orig", "weight_hh_param"):
+            found, why = _gate_matrices(tensors, dtypes, hints, group, role)
+            matrices.extend(found)
+            if why:
+                skipped.append(Skipped(key, shape, why))
+        else:
+            skipped.append(Skipped(key, shape, _reason(role)))
+    return matrices, skipped
+
+
+def _dtype_name(arr: np.ndarray, dtypes: Mapping[int, str]) -> str:
+    return dtypes.get(id(arr), str(arr.dtype))
+
+
+def _gate_matrices(
+    tensors: Mapping[str, np.ndarray],
+    dtypes: Mapping[int, str],
+    hints: Mapping[str, str],
+    group: _Group,
+    role: str,
+) -> tuple[list[RecurrentMatrix], str | None]:
+    src = group.keys[role]
+    W_stored = tensors[src]
+    if W_stored.ndim != 2 or 0 in W_stored.shape:
+        return [], f"named like a recurrent weight but of shape {tuple(W_stored.shape)}, not 2-D"
+    if not np.issubdtype(W_stored.dtype, np.floating):
+        return [], f"named like a recurrent weight but of dtype {W_stored.dtype}"
+    W = np.asarray(W_stored, dtype=np.float64)
+    notes: list[str] = []
+    spectral = role != "weight_hh"
+    if spectral:
+        tail = "_param" if role == "weight_hh_param" else ""
+        u_key, v_key = group.keys.get(f"weight_hh{tail}_u"), group.keys.get(f"weight_hh{tail}_v")
+        if u_key is None or v_key is None:
+            return [], "spectral_norm weight without its u/v vectors (effective weight unknown)"
+        u = np.asarray(tensors[u_key], dtype=np.float64).ravel()
+        v = np.asarray(tensors[v_key], dtype=np.float64).ravel()
+        if u.shape != (W.shape[0],) or v.shape != (W.shape[1],):
+            return [], f"spectral_norm vectors u{u.shape}, v{v.shape} do not fit weight {W.shape}"
+        sigma = float(u @ (W @ v))
+        W = W / sigma
+        notes.append(f"spectrally normalised by torch spectral_norm (sigma={sigma:.6g})")
+
+    R, C = W.shape
+    hr_key = group.keys.get("weight_hr")
+    hr = None
+    if hr_key is not None:
+        hr_arr = tensors[hr_key]
+        if hr_arr.ndim != 2 or hr_arr.shape[0] != C or R != 4 * hr_arr.shape[1]:
+            return [], (
+                f"LSTM projection shapes do not fit: weight_hh {W.shape}, weight_hr {tuple(hr_arr.shape)} "
+                "(expected (4H, P) and (P, H))"
+            )
+        hr = np.asarray(hr_arr, dtype=np.float64)
+        H, gates = hr_arr.shape[1], 4
+    else:
+        if R % C or R // C not in _CELLS:
+            return [], f"weight_hh of shape {(R, C)} is not (gates*hidden, hidden) for 1, 3 or 4 gates"
+        H, gates = C, R // C
+    for other in ("weight_ih", "bias_ih", "bias_hh"):
+        ok = group.keys.get(other)
+        if ok is not None and tensors[ok].shape[:1] != (R,):
+            return [], (
+                f"shape {tuple(tensors[ok].shape)} of {ok} contradicts weight_hh {(R, C)} "
+                f"({gates} gates of hidden size {H})"
+            )
+    cell = _CELLS[gates]
+    layer = group.prefix[:-1] if group.prefix.endswith(".") else group.prefix
+    if cell == "rnn" and layer in hints:
+        cell = hints[layer]
+    base = f"{group.prefix}weight_hh{group.suffix}"
+    gate_names = GATE_NAMES.get(f"torch-{cell}", ())
+    if hr is not None:
+        notes.append(
+            f"projection: A = weight_hr{group.suffix} @ weight_hh{group.suffix}[gate] "
+            f"({C} x {C}; hidden {H} projected to {C})"
+        )
+    dtype = _dtype_name(W_stored, dtypes)
+    out: list[RecurrentMatrix] = []
+    for g in range(gates):
+        a, b = g * H, (g + 1) * H
+        A = W[a:b]
+        if hr is not None:
+            A = hr @ A
+        finite = bool(np.isfinite(W_stored[a:b]).all()) and (hr is None or bool(np.isfinite(hr).all()))
+        gate, native = gate_names[g] if gate_names else (None, None)
+        these = list(notes)
+        if not finite:
+            these.append("stored weights hold NaN or Inf")
+        out.append(
+            RecurrentMatrix(
+                id=base if gate is None else f"{base}[{gate}]",
+                matrix=np.ascontiguousarray(A),
+                layer=layer,
+                direction="reverse" if group.reverse else "forward",
+                cell=cell,
+                gate=gate,
+                native_gate=native,
+                layer_index=group.layer_index,
+                source=group.keys[role],
+                block=(a, b) if gates > 1 else None,
+                transposed=False,
+                dtype=dtype,
+                finite=finite,
+                spectral_norm=spectral,
+                notes=tuple(these),
+            )
+        )
+    return out, None
