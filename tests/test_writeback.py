@@ -326,7 +326,7 @@ def keras_models():
 
 
 def keras_weights(model) -> dict[str, np.ndarray]:
-    return {v.path: np.array(v.numpy()) for v in model.weights}
+    return {f"{layer.name}/{v.name}": np.array(v.numpy()) for layer in model.layers for v in layer.weights}
 
 
 def check_keras(before: dict, after: dict) -> int:
