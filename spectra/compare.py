@@ -1,0 +1,482 @@
+"""Before/after comparison of recurrent matrices: :func:`compare_checkpoints`, :func:`compare_stabilized`.
+
+For every matrix (matched by id) the figures of robustness before and after,
+and whether the matrix "got less robust" by a chosen criterion
+(:data:`CRITERIA`). The second paper's point is that spectral normalisation
+(Algorithm 1) regains stability but loses robustness: dividing by the dominant
+eigenvalue's modulus puts that eigenvalue *on* the unit circle, where the
+distance to instability ``min_{|z|=1} sigma_min(zI - A)`` is zero.
+
+Figures per matrix (JSON names): ``spectral_radius``, ``norm_2``, ``henrici``
+(``dep_F``), ``henrici_relative``, ``pseudospectral_radius[eps]`` for each
+``eps`` (default 1e-2 and 1e-1), ``distance_to_instability``, ``kreiss``
+(inf when ``rho >= 1``), ``transient_peak`` (``max_k ||A^k||``) and
+``transient_peak_k``. They come from :mod:`spectra.normality`,
+:mod:`spectra.crisscross` and :mod:`spectra.kreiss` (imported lazily; a figure
+whose module is missing is None). Drawing lives in :mod:`spectra.plot.compare`,
+the command in ``cli/cmd_stabilize.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from spectra.checkpoint import Checkpoint
+from spectra.errors import SpectraError
+
+__all__ = [
+    "CRITERIA",
+    "DEFAULT_EPSILONS",
+    "SCHEMA_VERSION",
+    "Comparison",
+    "FigureChange",
+    "MatrixComparison",
+    "StructureMismatchError",
+    "compare_checkpoints",
+    "compare_matrices",
+    "compare_stabilized",
+    "matrix_figures",
+]
+
+SCHEMA_VERSION = 1
+DEFAULT_EPSILONS: tuple[float, ...] = (1e-2, 1e-1)
+
+Criterion = Literal["distance_to_instability", "kreiss", "transient_peak", "henrici_relative"]
+
+#: criterion -> (figure, direction that means "less robust": -1 fell, +1 rose)
+CRITERIA: dict[str, tuple[str, int]] = {
+    "distance_to_instability": ("distance_to_instability", -1),
+    "kreiss": ("kreiss", +1),
+    "transient_peak": ("transient_peak", +1),
+    "henrici_relative": ("henrici_relative", +1),
+}
+
+#: changes smaller than ``RTOL * max(|before|, |after|) + ATOL`` are not changes
+RTOL = 1e-6
+ATOL = 1e-12
+
+
+class StructureMismatchError(SpectraError, ValueError):
+    """Two checkpoints to compare do not hold the same matrices (ids or shapes)."""
+
+
+@dataclass(frozen=True)
+class FigureChange:
+    """One figure before and after.
+
+    Attributes
+    ----------
+    before, after : float or None
+        The values (None when not available; may be inf).
+    change : float or None
+        ``after - before`` (None when either is missing or both are inf).
+    relative : float or None
+        ``change / |before|`` (None when `before` is 0, inf or missing).
+    """
+
+    before: float | None
+    after: float | None
+
+    @property
+    def change(self) -> float | None:
+        """``after - before``."""
+        if self.before is None or self.after is None:
+            return None
+        if math.isinf(self.before) and math.isinf(self.after) and self.before == self.after:
+            return 0.0
+        return self.after - self.before
+
+    @property
+    def relative(self) -> float | None:
+        """``(after - before) / |before|``."""
+        c = self.change
+        if c is None or self.before == 0 or math.isinf(self.before):
+            return None
+        return c / abs(self.before)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (inf spelled ``"inf"``)."""
+        return {k: _num(getattr(self, k)) for k in ("before", "after", "change", "relative")}
+
+
+def _num(x):
+    if x is None:
+        return None
+    x = float(x)
+    if math.isfinite(x):
+        return x
+    return "inf" if x > 0 else ("-inf" if x < 0 else "nan")
+
+
+@dataclass(eq=False)
+class MatrixComparison:
+    """The comparison of one matrix.
+
+    Attributes
+    ----------
+    id : str
+        Matrix id.
+    figures : dict of str to FigureChange
+        Figure name -> before/after (``pseudospectral_radius[0.01]`` etc.).
+    less_robust : bool or None
+        By the comparison's criterion; None when that figure is unavailable
+        or the matrix is not finite.
+    notes : list of str
+        Warnings (non-finite weights, missing modules, stabilisation notes).
+    stabilize : dict or None
+        For :func:`compare_stabilized`: method, estimate, scale, changed.
+    before, after : (n, n) ndarray
+        The two matrices (not in the JSON).
+    """
+
+    id: str
+    figures: dict[str, FigureChange]
+    less_robust: bool | None
+    notes: list[str] = field(default_factory=list)
+    stabilize: dict[str, Any] | None = None
+    before: np.ndarray | None = None
+    after: np.ndarray | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        d: dict[str, Any] = {
+            "id": self.id,
+            "less_robust": self.less_robust,
+            "figures": {k: v.to_dict() for k, v in self.figures.items()},
+            "notes": list(self.notes),
+        }
+        if self.stabilize is not None:
+            d["stabilize"] = {k: _num(v) if isinstance(v, float) else v for k, v in self.stabilize.items()}
+        return d
+
+
+@dataclass(eq=False)
+class Comparison:
+    """Before/after figures of every matrix, and the verdict.
+
+    Attributes
+    ----------
+    before, after : str
+        What was compared (paths, or ``"<path> --stabilize <method>"``).
+    criterion : str
+        Key of :data:`CRITERIA` deciding "less robust".
+    epsilons : tuple of float
+        The ``eps`` of the pseudospectral radii.
+    matrices : list of MatrixComparison
+        In checkpoint order.
+    """
+
+    before: str
+    after: str
+    criterion: str
+    epsilons: tuple[float, ...]
+    matrices: list[MatrixComparison]
+
+    @property
+    def less_robust(self) -> list[str]:
+        """Ids of the matrices that got less robust."""
+        return [m.id for m in self.matrices if m.less_robust]
+
+    @property
+    def exit_code(self) -> int:
+        """1 when some matrix got less robust, else 0 (the ``spectra compare`` convention)."""
+        return 1 if self.less_robust else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict with ``schema_version``."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "before": self.before,
+            "after": self.after,
+            "criterion": self.criterion,
+            "epsilons": list(self.epsilons),
+            "less_robust": self.less_robust,
+            "matrices": [m.to_dict() for m in self.matrices],
+        }
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _eps_key(eps: float) -> str:
+    return f"pseudospectral_radius[{eps:g}]"
+
+
+def matrix_figures(
+    A, epsilons: Sequence[float] = DEFAULT_EPSILONS
+) -> tuple[dict[str, float | None], list[str]]:
+    """Compute the robustness figures of one matrix.
+
+    ``rho(A)``, ``||A||_2``, ``dep_F(A)``, ``dep_F(A)/||A||_F``
+    (:func:`spectra.normality.analyze_matrix`), ``rho_eps(A)`` for each eps and
+    ``min_{|z|=1} sigma_min(zI - A)`` (:mod:`spectra.crisscross`), the Kreiss
+    constant ``sup_{|z|>1} (|z|-1) ||(zI-A)^{-1}||`` and ``max_k ||A^k||``
+    (:mod:`spectra.kreiss`); Trefethen & Embree, chs. 14-16.
+
+    Parameters
+    ----------
+    A : (n, n) array_like
+        Finite matrix.
+    epsilons : sequence of float
+        The ``eps`` of the pseudospectral radii.
+
+    Returns
+    -------
+    figures : dict of str to float or None
+        None where the computing module is not available.
+    notes : list of str
+        Which modules were missing.
+    """
+    from spectra.normality import analyze_matrix
+
+    a = np.asarray(A, dtype=np.float64 if not np.iscomplexobj(A) else np.complex128)
+    rep = analyze_matrix(a)
+    figs: dict[str, float | None] = {
+        "spectral_radius": rep.spectral_radius,
+        "norm_2": rep.norm_2,
+        "henrici": rep.henrici,
+        "henrici_relative": rep.henrici_relative,
+    }
+    notes: list[str] = []
+    cc = _optional("spectra.crisscross", ("pseudospectral_radius", "distance_to_instability"), notes)
+    for eps in epsilons:
+        figs[_eps_key(eps)] = None if cc is None else float(cc["pseudospectral_radius"](a, eps))
+    figs["distance_to_instability"] = None if cc is None else float(cc["distance_to_instability"](a))
+    kr = _optional("spectra.kreiss", ("kreiss_constant", "transient_growth"), notes)
+    if kr is None:
+        figs.update(kreiss=None, transient_peak=None, transient_peak_k=None)
+    else:
+        figs["kreiss"] = float(kr["kreiss_constant"](a).value)
+        tg = kr["transient_growth"](a)
+        figs["transient_peak"] = float(tg.peak)
+        figs["transient_peak_k"] = float(tg.peak_k)
+    return figs, notes
+
+
+def _optional(module: str, names: Sequence[str], notes: list[str]) -> dict[str, Callable] | None:
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+        return {n: getattr(mod, n) for n in names}
+    except (ImportError, AttributeError):
+        notes.append(f"{module} not available: its figures are missing")
+        return None
+
+
+def _less_robust(figures: dict[str, FigureChange], criterion: str) -> bool | None:
+    name, direction = CRITERIA[criterion]
+    fc = figures.get(name)
+    if fc is None or fc.before is None or fc.after is None:
+        return None
+    b, a = fc.before, fc.after
+    if math.isinf(b) or math.isinf(a):
+        if b == a:
+            return False
+        return (a > b) if direction > 0 else (a < b)
+    tol = RTOL * max(abs(a), abs(b)) + ATOL
+    return (a - b > tol) if direction > 0 else (b - a > tol)
+
+
+def _check_criterion(criterion: str) -> None:
+    if criterion not in CRITERIA:
+        raise ValueError(
+            f"criterion must be one of {', '.join(repr(c) for c in CRITERIA)}; got {criterion!r}"
+        )
+
+
+def compare_matrices(
+    pairs: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    *,
+    criterion: Criterion = "distance_to_instability",
+    epsilons: Sequence[float] = DEFAULT_EPSILONS,
+    before_label: str = "before",
+    after_label: str = "after",
+) -> Comparison:
+    """Compare matrices pairwise: figures before and after, and which got less robust.
+
+    A matrix got less robust when its criterion figure moved the wrong way by
+    more than ``1e-6`` relative (:data:`CRITERIA`): ``distance_to_instability``
+    fell, or ``kreiss``, ``transient_peak`` or ``henrici_relative`` rose.
+
+    Parameters
+    ----------
+    pairs : sequence of (id, (n, n) ndarray, (n, n) ndarray)
+        Id, matrix before, matrix after.
+    criterion : {"distance_to_instability", "kreiss", "transient_peak", "henrici_relative"}
+        What "less robust" means.
+    epsilons : sequence of float
+        The ``eps`` of the pseudospectral radii ``rho_eps``.
+    before_label, after_label : str
+        Recorded in the result.
+
+    Returns
+    -------
+    Comparison
+
+    Raises
+    ------
+    ValueError
+        Unknown `criterion`, or an epsilon that is not positive.
+    StructureMismatchError
+        A pair whose matrices differ in shape.
+    """
+    _check_criterion(criterion)
+    eps = tuple(float(e) for e in epsilons)
+    if any(not (e > 0) for e in eps):
+        raise ValueError(f"epsilons must be positive, got {epsilons!r}")
+    out: list[MatrixComparison] = []
+    for key, b, a in pairs:
+        b = np.asarray(b)
+        a = np.asarray(a)
+        if b.shape != a.shape:
+            raise StructureMismatchError(f"{key}: shape {b.shape} before but {a.shape} after")
+        if not (np.all(np.isfinite(b)) and np.all(np.isfinite(a))):
+            out.append(MatrixComparison(key, {}, None, ["holds NaN or Inf: not compared"], None, b, a))
+            continue
+        fb, nb = matrix_figures(b, eps)
+        fa, _ = matrix_figures(a, eps)
+        figs = {k: FigureChange(fb[k], fa[k]) for k in fb}
+        out.append(MatrixComparison(key, figs, _less_robust(figs, criterion), nb, None, b, a))
+    return Comparison(before_label, after_label, criterion, eps, out)
+
+
+def _as_checkpoint(x: str | os.PathLike | Checkpoint, trust: bool) -> Checkpoint:
+    if isinstance(x, Checkpoint):
+        return x
+    from spectra.load import load
+
+    return load(x, trust=trust)
+
+
+def compare_checkpoints(
+    before: str | os.PathLike | Checkpoint,
+    after: str | os.PathLike | Checkpoint,
+    *,
+    matrices: Sequence[str] | None = None,
+    criterion: Criterion = "distance_to_instability",
+    epsilons: Sequence[float] = DEFAULT_EPSILONS,
+    trust: bool = False,
+) -> Comparison:
+    """Compare two checkpoints of the same network matrix by matrix (matched by id).
+
+    Parameters
+    ----------
+    before, after : path or Checkpoint
+        The two checkpoints (any formats :func:`spectra.load` reads).
+    matrices : sequence of str, optional
+        Ids (or tensor names) to compare; all when None or empty.
+    criterion, epsilons
+        As in :func:`compare_matrices`.
+    trust : bool
+        Passed to :func:`spectra.load`.
+
+    Returns
+    -------
+    Comparison
+
+    Raises
+    ------
+    StructureMismatchError
+        The ids of the two checkpoints differ (the message lists the ids only
+        in one of them) or a matrix changed shape.
+    MatrixNotFoundError
+        An id in `matrices` is not in `before`.
+    """
+    cb, ca = _as_checkpoint(before, trust), _as_checkpoint(after, trust)
+    ids_b, ids_a = cb.ids, ca.ids
+    if set(ids_b) != set(ids_a):
+        only_b = [i for i in ids_b if i not in set(ids_a)]
+        only_a = [i for i in ids_a if i not in set(ids_b)]
+        raise StructureMismatchError(
+            f"{cb.path} and {ca.path} do not hold the same matrices: only in the first: "
+            f"{', '.join(only_b) or '(none)'}; only in the second: {', '.join(only_a) or '(none)'}"
+        )
+    sel = cb.select(list(matrices) if matrices else None)
+    pairs = [(m.id, m.matrix, ca[m.id].matrix) for m in sel]
+    return compare_matrices(
+        pairs, criterion=criterion, epsilons=epsilons, before_label=cb.path, after_label=ca.path
+    )
+
+
+def compare_stabilized(
+    ckpt: str | os.PathLike | Checkpoint,
+    *,
+    method: str = "power",
+    iterations: int = 1,
+    target: float = 1.0,
+    seed: int = 0,
+    matrices: Sequence[str] | None = None,
+    stacked: bool = False,
+    criterion: Criterion = "distance_to_instability",
+    epsilons: Sequence[float] = DEFAULT_EPSILONS,
+    trust: bool = False,
+) -> Comparison:
+    """Compare a checkpoint's matrices with their stabilised versions, without writing a file.
+
+    The "after" matrices are those of
+    :func:`spectra.stabilize.stabilize_matrices` with the same arguments.
+
+    Parameters
+    ----------
+    ckpt : path or Checkpoint
+        The checkpoint.
+    method, iterations, target, seed, matrices, stacked
+        As in :func:`spectra.stabilize.stabilize_matrices`.
+    criterion, epsilons
+        As in :func:`compare_matrices`.
+    trust : bool
+        Passed to :func:`spectra.load`.
+
+    Returns
+    -------
+    Comparison
+        Each :class:`MatrixComparison` has ``stabilize`` (method, estimate,
+        scale, changed) and the stabilisation warnings in ``notes``.
+
+    Raises
+    ------
+    UnknownMethodError
+        Unknown `method`.
+    MatrixNotFoundError
+        An id in `matrices` is not in the checkpoint.
+    """
+    from spectra.stabilize import stabilize_matrices
+
+    _check_criterion(criterion)
+    ck = _as_checkpoint(ckpt, trust)
+    changes = stabilize_matrices(
+        ck,
+        method=method,
+        iterations=iterations,
+        target=target,
+        seed=seed,
+        matrices=matrices,
+        stacked=stacked,
+        warn=False,
+    )
+    label = f"{ck.path} --stabilize {method}"
+    result = compare_matrices(
+        [(c.id, c.before, c.after) for c in changes],
+        criterion=criterion,
+        epsilons=epsilons,
+        before_label=ck.path,
+        after_label=label,
+    )
+    for mc, c in zip(result.matrices, changes):
+        mc.stabilize = {
+            "method": c.method,
+            "iterations": iterations,
+            "target": float(target),
+            "estimate": c.estimate,
+            "scale": c.scale,
+            "changed": c.changed,
+        }
+        mc.notes.extend(c.warnings)
+    return result
