@@ -1,0 +1,159 @@
+"""Files of a training run: per-epoch state dicts, JSON sidecars, resume state (atomic writes).
+
+A run folder holds::
+
+    epoch_001.pt   epoch_001.json   ...   run.json   resume.pt
+
+``epoch_NNN.pt`` is a plain ``state_dict`` saved with :func:`torch.save`
+(readable with ``weights_only=True`` and by :func:`spectra.load`);
+``epoch_NNN.json`` is its metadata (task, cell, regime and every option,
+seed, data source and sha256, metrics, versions); ``run.json`` is the run's
+history and model selection; ``resume.pt`` holds the optimiser state of the
+last finished epoch. Every file is written to a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import torch
+
+from spectra.errors import UnsupportedFormatError, WriteError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "atomic_write_json",
+    "atomic_torch_save",
+    "epoch_path",
+    "load_trained",
+    "read_metadata",
+    "versions",
+]
+
+#: Version of the JSON sidecar layout.
+SCHEMA_VERSION = 1
+
+
+def epoch_path(out_dir: str | os.PathLike, epoch: int) -> Path:
+    """Path of the checkpoint of epoch `epoch` (1-based): ``epoch_003.pt``."""
+    return Path(out_dir) / f"epoch_{epoch:03d}.pt"
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise WriteError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_torch_save(obj: object, path: str | os.PathLike) -> None:
+    """``torch.save(obj, path)`` through a temporary file and :func:`os.replace`.
+
+    Raises
+    ------
+    WriteError
+        The folder is not writable.
+    """
+    _atomic(Path(path), lambda tmp: torch.save(obj, tmp))
+
+
+def atomic_write_json(obj: object, path: str | os.PathLike) -> None:
+    """Write `obj` as indented JSON through a temporary file.
+
+    Raises
+    ------
+    WriteError
+        The folder is not writable.
+    """
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, sort_keys=False)
+            f.write("\n")
+
+    _atomic(Path(path), write)
+
+
+def versions() -> dict:
+    """Versions of Python, torch, numpy and rnn-spectra (for the metadata)."""
+    import numpy
+
+    import spectra
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "rnn-spectra": spectra.__version__,
+    }
+
+
+def read_metadata(ckpt: str | os.PathLike) -> dict:
+    """Return the JSON sidecar of checkpoint `ckpt` (``epoch_003.json`` beside ``epoch_003.pt``).
+
+    Raises
+    ------
+    UnsupportedFormatError
+        No sidecar (the checkpoint was not written by :func:`spectra.train.train`)
+        or an unreadable one.
+    """
+    p = Path(ckpt)
+    side = p.with_suffix(".json")
+    if not side.exists():
+        raise UnsupportedFormatError(
+            f"{p}: no metadata sidecar {side.name} beside it; evaluate/robustness need a checkpoint "
+            "written by 'spectra train' (its .json says which task and model to rebuild)"
+        )
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UnsupportedFormatError(f"{side}: unreadable metadata ({exc})") from None
+    if not isinstance(meta, dict) or "config" not in meta or "model" not in meta:
+        raise UnsupportedFormatError(f"{side}: not a spectra.train metadata file (no 'config'/'model')")
+    return meta
+
+
+def load_trained(ckpt: str | os.PathLike):
+    """Rebuild the trained model of checkpoint `ckpt` from its sidecar; return ``(model, metadata)``.
+
+    The state dict is read with ``torch.load(weights_only=True)``.
+
+    Raises
+    ------
+    UnsupportedFormatError
+        No or bad sidecar, or a state dict that does not fit the model it describes.
+    """
+    from spectra.train.models import build_model
+
+    meta = read_metadata(ckpt)
+    m = meta["model"]
+    model = build_model(
+        m["cell"],
+        m["n_inputs"],
+        m["n_outputs"],
+        m["hidden"],
+        m["layers"],
+        tokens=m["tokens"],
+        embed_dim=m["embed_dim"],
+    )
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, OSError, KeyError) as exc:
+        raise UnsupportedFormatError(f"{ckpt}: state dict does not match its metadata ({exc})") from None
+    model.eval()
+    return model, meta

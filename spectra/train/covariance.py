@@ -1,0 +1,178 @@
+"""Linearised noise propagation through a recurrent model (the first paper, Theorem 3).
+
+For the noisy recurrence ``x~_t = F(x~_{t-1}, u_t + w_t)``, ``w_t ~ N(0, Sigma)``
+independent in time, and output ``y_t = G(x_t) = C h_t + c``, the first paper's
+eqs. (22)-(24) estimate the state and output covariances by
+
+    P_t = J_x P_{t-1} J_x^T + J_u Sigma J_u^T,     R_t = C P_t C^T,     rho_t ~ Tr(R_t),
+
+with the Jacobians ``J_x = dF/dx``, ``J_u = dF/du`` taken on the clean
+trajectory. For a one-layer basic RNN ``h_t = phi(A h_{t-1} + B u_t + b)``
+they are ``J_x = diag(d_t) A``, ``J_u = diag(d_t) B`` with ``d_t = phi'(.)`` and
+the update is the elementwise form of eq. (25),
+
+    P_t = (d_t d_t^T) * (A P_{t-1} A^T + B Sigma B^T),
+
+computed here for a batch of ``S`` sequences as ``(S, n, n)`` tensors with one
+batched matmul per step. Other cells (LSTM, GRU, stacked RNNs) use the exact
+Jacobians of :meth:`SequenceModel.step` by ``torch.func.jacrev`` + ``vmap``.
+Everything is differentiable, so ``Tr(R_T)`` serves as the regulariser of
+eq. (28) (:class:`spectra.train.regimes.RobustCov`). ``Sigma = sigma^2 I``
+in the units of the recurrent layer's input (normalised inputs, or
+embeddings for token tasks); the initial state is exact (``P_0 = 0``).
+
+For a linear recurrence the propagation is exact; :func:`monte_carlo_output_error`
+gives the sampled counterpart ``E||y~_t - y_t||^2`` used to check it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from spectra.train.errors import TrainConfigError
+from spectra.train.models import SequenceModel
+
+__all__ = ["CovariancePropagation", "monte_carlo_output_error", "propagate_covariance"]
+
+
+@dataclass(frozen=True)
+class CovariancePropagation:
+    """Result of :func:`propagate_covariance` for ``S`` sequences of ``T`` steps.
+
+    Attributes
+    ----------
+    P : (S, m, m) Tensor
+        State covariance estimate ``P_T`` after the last step.
+    R : (S, p, p) Tensor
+        Output covariance estimate ``R_T = C P_T C^T`` (eq. 23/26).
+    traces : (S, T) Tensor
+        ``Tr(R_t)`` for every step ``t = 1..T`` (eq. 24); ``traces[:, -1]`` is
+        the robustness estimate of the model's output.
+    """
+
+    P: torch.Tensor
+    R: torch.Tensor
+    traces: torch.Tensor
+
+
+def _check(model: SequenceModel, u: torch.Tensor, sigma: float) -> None:
+    if u.ndim != 3 or u.shape[-1] != model.input_size:
+        raise TrainConfigError(
+            f"u must be (S, T, {model.input_size}) recurrent-layer inputs, got shape {tuple(u.shape)}"
+        )
+    if not sigma >= 0:
+        raise TrainConfigError(f"sigma must be a non-negative standard deviation, got {sigma}")
+
+
+def propagate_covariance(model: SequenceModel, u: torch.Tensor, sigma: float) -> CovariancePropagation:
+    """Propagate ``P_t`` along the clean trajectory of `u` (eqs. 22-26 of the first paper).
+
+    Parameters
+    ----------
+    model : SequenceModel
+        The model; its parameters are used as they are (gradients flow to them).
+    u : (S, T, d) Tensor
+        Recurrent-layer inputs (``model.inputs(x)``) of ``S`` sequences.
+    sigma : float
+        Input-noise standard deviation: ``Sigma = sigma^2 I_d``.
+
+    Returns
+    -------
+    CovariancePropagation
+        ``P_T``, ``R_T`` and the per-step traces ``Tr(C P_t C^T)``.
+
+    Raises
+    ------
+    TrainConfigError
+        `u` of the wrong shape, or a negative `sigma`.
+    """
+    _check(model, u, sigma)
+    S, T, _ = u.shape
+    C = model.output_matrix()
+    var = float(sigma) ** 2
+    traces = []
+    if model.kind == "rnn" and model.layers == 1:
+        A = model.rnn.weight_hh_l0
+        B = model.rnn.weight_ih_l0
+        pre_in = u @ B.T + (model.rnn.bias_ih_l0 + model.rnn.bias_hh_l0)
+        BSB = var * (B @ B.T)
+        h = u.new_zeros(S, model.hidden)
+        P = u.new_zeros(S, model.hidden, model.hidden)
+        relu = model.nonlinearity == "relu"
+        for t in range(T):
+            pre = pre_in[:, t] + h @ A.T
+            if relu:
+                h = torch.relu(pre)
+                dvec = (pre > 0).to(u.dtype)
+            else:
+                h = torch.tanh(pre)
+                dvec = 1 - h * h
+            Q = A @ P @ A.T + BSB  # (S, n, n), eq. (25) before the Hadamard product
+            P = dvec[:, :, None] * Q * dvec[:, None, :]
+            traces.append(((C @ P) * C).sum(dim=(-2, -1)))
+    else:
+        from torch.func import jacrev, vmap
+
+        jac = vmap(jacrev(model.step, argnums=(0, 1)))
+        x = u.new_zeros(S, model.state_size)
+        P = u.new_zeros(S, model.state_size, model.state_size)
+        for t in range(T):
+            Jx, Ju = jac(x, u[:, t])
+            x = model.step(x, u[:, t])
+            P = Jx @ P @ Jx.mT + var * (Ju @ Ju.mT)
+            traces.append(((C @ P) * C).sum(dim=(-2, -1)))
+    R = C @ P @ C.T
+    return CovariancePropagation(P=P, R=R, traces=torch.stack(traces, dim=1))
+
+
+@torch.no_grad()
+def monte_carlo_output_error(
+    model: SequenceModel,
+    u: torch.Tensor,
+    sigma: float,
+    *,
+    draws: int = 1000,
+    seed: int = 0,
+    chunk: int = 256,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sampled robustness measure ``rho_T = E||y~_T - y_T||^2`` (the first paper, eq. 7).
+
+    ``y~_T`` is the output for ``u_t + w_t`` with ``w_t ~ N(0, sigma^2 I)``
+    drawn independently at every step; ``y_T`` the clean output.
+
+    Parameters
+    ----------
+    model : SequenceModel
+        The model.
+    u : (S, T, d) Tensor
+        Recurrent-layer inputs.
+    sigma : float
+        Noise standard deviation.
+    draws : int
+        Noise draws per sequence.
+    seed : int
+        Seed of the noise (a private ``torch.Generator``).
+    chunk : int
+        Draws evaluated per forward pass.
+
+    Returns
+    -------
+    mean, stderr : (S,) Tensor
+        Monte-Carlo mean of ``||y~_T - y_T||^2`` per sequence and its standard error.
+    """
+    _check(model, u, sigma)
+    gen = torch.Generator().manual_seed(int(seed))
+    clean = model.from_inputs(u)  # (S, p)
+    S = u.shape[0]
+    sq = []
+    done = 0
+    while done < draws:
+        k = min(chunk, draws - done)
+        noise = torch.randn((k,) + tuple(u.shape), generator=gen, dtype=u.dtype)
+        noisy = model.from_inputs((u.unsqueeze(0) + sigma * noise).reshape(k * S, *u.shape[1:]))
+        sq.append(((noisy.reshape(k, S, -1) - clean) ** 2).sum(-1))
+        done += k
+    e = torch.cat(sq, dim=0)  # (draws, S)
+    return e.mean(0), e.std(0, unbiased=True) / max(1, draws) ** 0.5

@@ -1,0 +1,425 @@
+"""The training loop: :class:`TrainConfig` and :func:`train`.
+
+One call trains one model under one regime and writes, after every epoch, a
+checkpoint, its metadata and the resume state (:mod:`.checkpoints`). Model
+selection uses the validation split only; test metrics are recorded, never
+used to choose. Runs are deterministic given the seed: the initial weights,
+the batch order and the training noise of epoch ``e`` are all drawn from
+generators seeded by ``(seed, e)``, so a resumed run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from spectra.errors import WriteError
+from spectra.train.checkpoints import (
+    SCHEMA_VERSION,
+    atomic_torch_save,
+    atomic_write_json,
+    epoch_path,
+    versions,
+)
+from spectra.train.errors import TrainConfigError
+from spectra.train.models import SequenceModel, build_model
+from spectra.train.regimes import make_regime
+from spectra.train.tasks import ADDING_TOLERANCE, Split, Task, load_task
+
+__all__ = ["EpochProgress", "TrainConfig", "TrainResult", "configure_torch", "metrics", "train"]
+
+#: ``progress(epoch, batches_done, batches_total, running_stats)``; epoch is 1-based.
+EpochProgress = Callable[[int, int, int, dict], None]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in every checkpoint's metadata).
+
+    Attributes
+    ----------
+    task : str
+        ``adding``, ``digits``, ``mnist`` or ``sentiment``.
+    cell : str
+        ``rnn`` (tanh), ``rnn-relu``, ``lstm`` or ``gru``.
+    hidden, layers : int
+        Hidden size and stacked layers.
+    regime : str
+        Registry name(s) joined by ``+`` (:mod:`spectra.train.regimes`).
+    regime_options : dict
+        Options of the regime(s) (``clip``, ``cov_mu``...); unset ones take defaults.
+    epochs, batch_size : int
+        Training length and mini-batch size.
+    lr : float
+        Learning rate.
+    optimizer : {"adam", "sgd"}
+        Optimiser (``sgd`` without momentum).
+    grad_clip : float or None
+        Clip the gradient's global norm to this value (None: no clipping).
+    seed : int
+        Seed of the initial weights, batch order and training noise.
+    threads : int
+        ``torch.set_num_threads`` (1 by default: two threads were 40x slower
+        than one when another process shared the cores).
+    data : str or None
+        Data path (``mnist``: ``.npz``/IDX; ``sentiment``: ``aclImdb``).
+    seq_len, n_samples, vocab_size, embed_dim : int
+        Task options (see :func:`spectra.train.tasks.load_task`).
+    max_batches : int or None
+        Stop each epoch after this many batches (smoke tests, benchmarks).
+    """
+
+    task: str = "digits"
+    cell: str = "rnn"
+    hidden: int = 32
+    layers: int = 1
+    regime: str = "regular"
+    regime_options: dict = field(default_factory=dict)
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: Literal["adam", "sgd"] = "adam"
+    grad_clip: float | None = None
+    seed: int = 0
+    threads: int = 1
+    data: str | None = None
+    seq_len: int | None = None
+    n_samples: int = 10_000
+    vocab_size: int = 5000
+    embed_dim: int = 32
+    max_batches: int | None = None
+
+    def to_dict(self) -> dict:
+        """Plain-dict form (JSON-serialisable)."""
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did.
+
+    Attributes
+    ----------
+    out_dir : Path
+        The run folder.
+    history : list of dict
+        One record per epoch: ``epoch``, ``train``/``val``/``test`` metrics,
+        ``seconds``, ``checkpoint``, ``regime_info``.
+    best_epoch : int
+        Epoch (1-based) with the best validation metric (accuracy, or lowest
+        MSE for regression); ties go to the earlier epoch.
+    model : SequenceModel
+        The model after the last epoch.
+    task : Task
+        The task trained on.
+    """
+
+    out_dir: Path
+    history: list[dict]
+    best_epoch: int
+    model: SequenceModel
+    task: Task
+
+
+def configure_torch(threads: int = 1) -> None:
+    """``torch.set_num_threads(threads)`` and ``torch.set_flush_denormal(True)``.
+
+    Raises
+    ------
+    TrainConfigError
+        `threads` below 1.
+    """
+    if threads < 1:
+        raise TrainConfigError(f"threads must be at least 1, got {threads}")
+    torch.set_num_threads(int(threads))
+    torch.set_flush_denormal(True)
+
+
+def _tensors(split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.from_numpy(np.ascontiguousarray(split.x)), torch.from_numpy(np.ascontiguousarray(split.y))
+
+
+def _loss(task: Task, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if task.kind == "regression":
+        return F.mse_loss(out, y)
+    return F.cross_entropy(out, y)
+
+
+def _correct(task: Task, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if task.kind == "regression":
+        return ((out - y).abs() < ADDING_TOLERANCE).all(dim=-1)
+    return out.argmax(dim=-1) == y
+
+
+@torch.no_grad()
+def metrics(model: SequenceModel, task: Task, split: Split, *, batch_size: int = 2000) -> dict:
+    """Clean metrics of `model` on `split`: ``loss`` and ``accuracy`` (plus ``mse`` for regression).
+
+    Regression accuracy is the fraction with ``|prediction - target| <``
+    :data:`spectra.train.tasks.ADDING_TOLERANCE` (0.04).
+    """
+    model.eval()
+    x, y = _tensors(split)
+    loss = 0.0
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        out = model(x[i : i + batch_size])
+        yb = y[i : i + batch_size]
+        loss += float(_loss(task, out, yb)) * len(yb)
+        correct += int(_correct(task, out, yb).sum())
+    n = max(1, len(x))
+    res = {"loss": loss / n, "accuracy": correct / n}
+    if task.kind == "regression":
+        res["mse"] = res["loss"]
+    return res
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    s = int(np.random.SeedSequence([int(seed), int(epoch), 1]).generate_state(1, dtype=np.uint64)[0] >> 1)
+    return torch.Generator().manual_seed(s)
+
+
+def _better(task: Task, a: dict, b: dict) -> bool:
+    if task.kind == "regression":
+        return a["mse"] < b["mse"]
+    return a["accuracy"] > b["accuracy"]
+
+
+def _best_index(task: Task, history: list[dict]) -> int:
+    best = 0
+    for i, h in enumerate(history):
+        if _better(task, h["val"], history[best]["val"]):
+            best = i
+    return best
+
+
+def _comparable(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if k not in ("epochs", "threads")}
+
+
+def train(
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: EpochProgress | None = None,
+    task: Task | None = None,
+) -> TrainResult:
+    """Train ``config.cell`` on ``config.task`` under ``config.regime``; write a checkpoint per epoch.
+
+    Per mini-batch: ``u = model.inputs(x)``; the loss is the task loss on
+    ``regime.perturb(u)`` plus ``regime.penalty(model, u, epoch)``; after the
+    optimiser step ``regime.after_step``; after the epoch ``regime.after_epoch``,
+    then validation/test metrics and the files ``epoch_NNN.pt`` (the state
+    dict), ``epoch_NNN.json`` (metadata), ``run.json``, ``resume.pt``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The run.
+    out_dir : path
+        Run folder (created).
+    resume : bool
+        Continue the run in `out_dir` from its last finished epoch (the
+        configuration must match, apart from ``epochs`` and ``threads``).
+    progress : callable, optional
+        ``progress(epoch, batches_done, batches_total, stats)`` after every batch.
+    task : Task, optional
+        An already loaded task (else :func:`load_task` from the config).
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    TrainConfigError
+        Invalid configuration, or `resume` with a different one.
+    WriteError
+        `out_dir` already holds a run and `resume` is false.
+    DataUnavailableError
+        The task's data cannot be read or fetched.
+    """
+    cfg = config
+    if cfg.epochs < 0 or cfg.batch_size < 1 or not cfg.lr > 0:
+        raise TrainConfigError(
+            f"need epochs >= 0, batch_size >= 1, lr > 0; got {cfg.epochs}, {cfg.batch_size}, {cfg.lr}"
+        )
+    if cfg.optimizer not in ("adam", "sgd"):
+        raise TrainConfigError(f"optimizer must be 'adam' or 'sgd', got {cfg.optimizer!r}")
+    configure_torch(cfg.threads)
+    regime = make_regime(cfg.regime, cfg.regime_options)
+    out = Path(out_dir)
+    run_file = out / "run.json"
+    if run_file.exists() and not resume:
+        raise WriteError(
+            f"{out}: already holds a training run (run.json); pass --resume or choose another -o"
+        )
+    if task is None:
+        task = load_task(
+            cfg.task, data=cfg.data, seq_len=cfg.seq_len, n_samples=cfg.n_samples, vocab_size=cfg.vocab_size
+        )
+    model = build_model(
+        cfg.cell,
+        task.n_inputs,
+        task.n_outputs,
+        cfg.hidden,
+        cfg.layers,
+        tokens=task.tokens,
+        embed_dim=cfg.embed_dim,
+        seed=cfg.seed,
+    )
+    regime.check(model)
+    if cfg.optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+
+    history: list[dict] = []
+    start = 0
+    if resume and run_file.exists():
+        run = json.loads(run_file.read_text(encoding="utf-8"))
+        if _comparable(run["config"]) != _comparable(cfg.to_dict()):
+            diff = sorted(k for k, v in _comparable(cfg.to_dict()).items() if run["config"].get(k) != v)
+            raise TrainConfigError(
+                f"{out}: --resume with a different configuration (differs in: {', '.join(diff)})"
+            )
+        history = run["history"]
+        start = len(history)
+        if start:
+            model.load_state_dict(torch.load(epoch_path(out, start), map_location="cpu", weights_only=True))
+            state = torch.load(out / "resume.pt", map_location="cpu", weights_only=True)
+            if int(state["epoch"]) != start:
+                raise TrainConfigError(
+                    f"{out}: resume.pt is from epoch {state['epoch']}, run.json from {start}"
+                )
+            opt.load_state_dict(state["optimizer"])
+
+    x_all, y_all = _tensors(task.train)
+    n_train = len(x_all)
+    n_batches = (n_train + cfg.batch_size - 1) // cfg.batch_size
+    if cfg.max_batches is not None:
+        n_batches = min(n_batches, int(cfg.max_batches))
+    common = {
+        "schema_version": SCHEMA_VERSION,
+        "task": cfg.task,
+        "cell": cfg.cell,
+        "regime": regime.spec,
+        "regime_options": regime.options(),
+        "seed": cfg.seed,
+        "config": cfg.to_dict(),
+        "model": {
+            "cell": cfg.cell,
+            "n_inputs": task.n_inputs,
+            "n_outputs": task.n_outputs,
+            "hidden": cfg.hidden,
+            "layers": cfg.layers,
+            "tokens": task.tokens,
+            "embed_dim": cfg.embed_dim,
+            "readout": "linear on the last hidden state of the top layer",
+        },
+        "data": {
+            "source": task.source,
+            "sha256": task.sha256,
+            "options": task.options,
+            "seq_len": task.seq_len,
+            "sizes": {"train": len(task.train), "val": len(task.val), "test": len(task.test)},
+            "kind": task.kind,
+            "accuracy_definition": (
+                f"fraction with |prediction - target| < {ADDING_TOLERANCE}"
+                if task.kind == "regression"
+                else "fraction of correctly classified sequences"
+            ),
+        },
+        "versions": versions(),
+    }
+
+    for epoch in range(start, cfg.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        gen = _epoch_generator(cfg.seed, epoch)
+        perm = torch.randperm(n_train, generator=gen)
+        tot_loss = tot_pen = 0.0
+        tot_correct = tot_n = 0
+        for b in range(n_batches):
+            idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            xb, yb = x_all[idx], y_all[idx]
+            u = model.inputs(xb)
+            outb = model.from_inputs(regime.perturb(u, gen))
+            loss = _loss(task, outb, yb)
+            pen = regime.penalty(model, u, epoch)
+            total = loss if pen is None else loss + pen
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            if cfg.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            regime.after_step(model)
+            with torch.no_grad():
+                tot_loss += float(loss) * len(yb)
+                tot_pen += 0.0 if pen is None else float(pen) * len(yb)
+                tot_correct += int(_correct(task, outb, yb).sum())
+                tot_n += len(yb)
+            if progress is not None:
+                progress(
+                    epoch + 1, b + 1, n_batches, {"loss": tot_loss / tot_n, "accuracy": tot_correct / tot_n}
+                )
+        info = regime.after_epoch(model, epoch, cfg.seed)
+        seconds = time.perf_counter() - t0
+        train_m = {
+            "loss": tot_loss / max(1, tot_n),
+            "accuracy": tot_correct / max(1, tot_n),
+            "penalty": tot_pen / max(1, tot_n),
+            "note": "running averages over the epoch's batches",
+        }
+        record = {
+            "epoch": epoch + 1,
+            "train": train_m,
+            "val": metrics(model, task, task.val),
+            "test": metrics(model, task, task.test),
+            "seconds": seconds,
+            "checkpoint": epoch_path(out, epoch + 1).name,
+            "regime_info": info,
+        }
+        history.append(record)
+        best = _best_index(task, history)
+        atomic_torch_save(model.state_dict(), epoch_path(out, epoch + 1))
+        atomic_write_json(
+            {
+                **common,
+                "epoch": epoch + 1,
+                "epochs": cfg.epochs,
+                "metrics": {k: record[k] for k in ("train", "val", "test")},
+                "seconds": seconds,
+                "regime_info": info,
+                "checkpoint": record["checkpoint"],
+                "selection": "best validation epoch so far: " + history[best]["checkpoint"],
+            },
+            epoch_path(out, epoch + 1).with_suffix(".json"),
+        )
+        atomic_torch_save({"epoch": epoch + 1, "optimizer": opt.state_dict()}, out / "resume.pt")
+        atomic_write_json(
+            {
+                **common,
+                "epochs": cfg.epochs,
+                "history": history,
+                "best_epoch": history[best]["epoch"],
+                "best_checkpoint": history[best]["checkpoint"],
+                "selection": "validation split (test metrics are recorded, never used to select)",
+            },
+            run_file,
+        )
+    if not history:
+        atomic_write_json({**common, "epochs": cfg.epochs, "history": [], "best_epoch": 0}, run_file)
+    best_epoch = history[_best_index(task, history)]["epoch"] if history else 0
+    model.eval()
+    return TrainResult(out_dir=out, history=history, best_epoch=best_epoch, model=model, task=task)
