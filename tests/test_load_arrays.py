@@ -1,0 +1,172 @@
+"""Bare matrices: ``.npy``, ``.npz`` and plain HDF5 datasets, through ``spectra.load``.
+
+The oracle is the array written by numpy / h5py itself: the loader must hand
+back exactly those values (as float64), name them by key or dataset path, and
+refuse non-square input with a message that names the shape.
+"""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from spectra.errors import (
+    MatrixNotFoundError,
+    NonSquareError,
+    NoRecurrentWeightsError,
+    UnsupportedFormatError,
+)
+from spectra.load import load
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+# ------------------------------------------------------------------ .npy
+
+
+def test_npy_square_values_and_metadata(tmp_path, rng):
+    A = rng.standard_normal((6, 6)).astype(np.float32)
+    np.save(tmp_path / "W_hh.npy", A)
+    ckpt = load(tmp_path / "W_hh.npy")
+    assert ckpt.format == "npy"
+    assert ckpt.ids == ["W_hh"]
+    m = ckpt[0]
+    assert m.matrix.dtype == np.float64
+    np.testing.assert_array_equal(m.matrix, A.astype(np.float64))
+    assert (m.cell, m.gate, m.dtype, m.finite, m.block, m.transposed) == (
+        "array",
+        None,
+        "float32",
+        True,
+        None,
+        False,
+    )
+
+
+def test_npy_fortran_order_and_integer_dtype(tmp_path):
+    A = np.asfortranarray(np.arange(16, dtype=np.int16).reshape(4, 4))
+    np.save(tmp_path / "f.npy", A)
+    m = load(tmp_path / "f.npy")[0]
+    np.testing.assert_array_equal(m.matrix, np.arange(16.0).reshape(4, 4))
+    assert m.dtype == "int16"
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (5,), (2, 2, 2), (0, 0)])
+def test_npy_non_square_names_the_shape(tmp_path, shape):
+    np.save(tmp_path / "x.npy", np.zeros(shape))
+    with pytest.raises(NonSquareError) as err:
+        load(tmp_path / "x.npy")
+    assert str(shape) in str(err.value)
+    assert "x.npy" in str(err.value)
+
+
+def test_npy_nonfinite_is_listed_not_hidden(tmp_path):
+    A = np.eye(3)
+    A[1, 2] = np.nan
+    np.save(tmp_path / "nan.npy", A)
+    m = load(tmp_path / "nan.npy")[0]
+    assert m.finite is False
+    assert np.isnan(m.matrix[1, 2])
+
+
+def test_npy_object_array_is_refused_without_unpickling(tmp_path):
+    np.save(tmp_path / "o.npy", np.array([[{"a": 1}, None], [None, None]], dtype=object), allow_pickle=True)
+    with pytest.raises(UnsupportedFormatError, match="pickle"):
+        load(tmp_path / "o.npy")
+
+
+# ------------------------------------------------------------------ .npz
+
+
+def test_npz_every_square_array_skips_the_rest(tmp_path, rng):
+    W = rng.standard_normal((5, 5))
+    U = rng.standard_normal((3, 3)).astype(np.float16)
+    np.savez(tmp_path / "w.npz", W_hh=W, B=np.ones((5, 2)), bias=np.ones(5), U=U)
+    ckpt = load(tmp_path / "w.npz")
+    assert ckpt.format == "npz"
+    assert ckpt.ids == ["W_hh", "U"]
+    np.testing.assert_array_equal(ckpt["W_hh"].matrix, W)
+    np.testing.assert_array_equal(ckpt["U"].matrix, U.astype(np.float64))
+    assert ckpt["U"].dtype == "float16"
+    skipped = {s.name: s for s in ckpt.skipped}
+    assert set(skipped) == {"B", "bias"}
+    assert skipped["B"].shape == (5, 2) and "not square" in skipped["B"].reason
+    assert skipped["bias"].shape == (5,) and "1-D" in skipped["bias"].reason
+
+
+def test_npz_compressed_and_fortran(tmp_path):
+    A = np.asfortranarray(np.arange(9.0).reshape(3, 3))
+    np.savez_compressed(tmp_path / "c.npz", A=A)
+    np.testing.assert_array_equal(load(tmp_path / "c.npz")["A"].matrix, np.arange(9.0).reshape(3, 3))
+
+
+def test_npz_without_square_array(tmp_path):
+    np.savez(tmp_path / "n.npz", a=np.ones((2, 3)), b=np.ones(4))
+    with pytest.raises(NoRecurrentWeightsError, match="n.npz"):
+        load(tmp_path / "n.npz")
+
+
+# ------------------------------------------------------------------ plain HDF5
+
+
+@pytest.fixture
+def plain_h5(tmp_path, rng):
+    path = tmp_path / "plain.h5"
+    W = rng.standard_normal((4, 4))
+    V = rng.standard_normal((2, 2)).astype(np.float32)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("group/W_hh", data=W)
+        f.create_dataset("group/W_ih", data=np.ones((4, 3)))
+        f.create_dataset("V", data=V)
+        f.create_dataset("vec", data=np.ones(7))
+        f.create_dataset("names", data=np.array([b"a", b"b"]))
+        f.attrs["note"] = "not keras"
+    return path, W, V
+
+
+def test_plain_hdf5_every_square_dataset(plain_h5):
+    path, W, V = plain_h5
+    ckpt = load(path)
+    assert ckpt.format == "hdf5"
+    assert ckpt.ids == ["V", "group/W_hh"]
+    np.testing.assert_array_equal(ckpt["group/W_hh"].matrix, W)
+    np.testing.assert_array_equal(ckpt["V"].matrix, V.astype(np.float64))
+    assert ckpt["group/W_hh"].source == "group/W_hh" and ckpt["group/W_hh"].cell == "array"
+    assert {s.name for s in ckpt.skipped} == {"group/W_ih", "vec", "names"}
+
+
+def test_plain_hdf5_dataset_by_path(plain_h5):
+    path, W, _ = plain_h5
+    ckpt = load(f"{path}:/group/W_hh")
+    assert ckpt.ids == ["group/W_hh"]
+    np.testing.assert_array_equal(ckpt[0].matrix, W)
+
+
+def test_plain_hdf5_dataset_by_path_non_square(plain_h5):
+    path, _, _ = plain_h5
+    with pytest.raises(NonSquareError, match=r"\(4, 3\)"):
+        load(f"{path}:/group/W_ih")
+
+
+def test_plain_hdf5_dataset_by_path_missing(plain_h5):
+    path, _, _ = plain_h5
+    with pytest.raises(MatrixNotFoundError, match="/group/W_hh"):
+        load(f"{path}:/group/nothing")
+
+
+def test_plain_hdf5_without_square_dataset(tmp_path):
+    with h5py.File(tmp_path / "r.h5", "w") as f:
+        f.create_dataset("a", data=np.ones((2, 3)))
+    with pytest.raises(NoRecurrentWeightsError, match="r.h5"):
+        load(tmp_path / "r.h5")
+
+
+def test_plain_hdf5_nonfinite_listed(tmp_path):
+    with h5py.File(tmp_path / "inf.h5", "w") as f:
+        f.create_dataset("W", data=np.array([[1.0, np.inf], [0.0, 1.0]]))
+    m = load(tmp_path / "inf.h5")["W"]
+    assert m.finite is False
