@@ -1,0 +1,320 @@
+"""``spectra stabilize`` (write a spectrally normalised copy) and ``spectra compare`` (before vs after)."""
+
+from __future__ import annotations
+
+import warnings
+
+import click
+from spectra_cli._common import echo_json, fmt, matrix_option, table, trust_option, use_agg, warn
+
+METHOD_NAMES = ["power", "exact", "svd-clip", "spectral-norm"]
+CRITERION_NAMES = ["distance_to_instability", "kreiss", "transient_peak", "henrici_relative"]
+
+METHOD_HELP = (
+    "power: the second paper's Algorithm 1 (Rayleigh quotient after --iterations power steps; "
+    "scales only when the estimate exceeds --target); exact: divide by the spectral radius; "
+    "svd-clip: clip singular values at --target (first paper); spectral-norm: W*target/sigma_max "
+    "always (torch's spectral_norm)."
+)
+
+STABILIZE_EPILOG = """\b
+Exit codes:
+  0  the file was written
+  2  usage error (bad option or argument)
+  3  unreadable input, 4 unsafe input (needs --trust-pickle), 5 no recurrent
+     matrix, 6 unknown --matrix id, 8 OUTPUT exists (use --force) or could
+     not be written, 9 a matrix cannot be written back (spectral_norm wrapper,
+     LSTM projection)
+"""
+
+COMPARE_EPILOG = """\b
+Exit codes:
+  0  no matrix got less robust (by --criterion)
+  1  some matrix got less robust
+  2  usage error (bad option or argument; give AFTER or --stabilize, not both)
+  3-9  as for the other commands (unreadable file, unknown --matrix id, ...)
+
+\b
+Criteria (a matrix "got less robust" when, by more than 1e-6 relative):
+  distance_to_instability  min over |z|=1 of sigma_min(zI - A) fell (default)
+  kreiss                   the Kreiss constant rose
+  transient_peak           max_k ||A^k|| rose
+  henrici_relative         dep_F(A)/||A||_F rose
+"""
+
+
+def _common_stabilize_options(f):
+    f = click.option(
+        "--seed", type=int, default=0, show_default=True, help="Seed of the power method's start vector."
+    )(f)
+    f = click.option(
+        "--stacked",
+        is_flag=True,
+        help="One factor per stored tensor (all gates of weight_hh together) instead of per gate.",
+    )(f)
+    f = click.option(
+        "--target",
+        type=click.FloatRange(min=0, min_open=True),
+        default=1.0,
+        show_default=True,
+        help="Radius to normalise to (1 = the unit disk).",
+    )(f)
+    f = click.option(
+        "--iterations",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Power steps (method power; the paper uses 1).",
+    )(f)
+    return f
+
+
+@click.command(epilog=STABILIZE_EPILOG)
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write (same format)."
+)
+@click.option(
+    "--method", type=click.Choice(METHOD_NAMES), default="power", show_default=True, help=METHOD_HELP
+)
+@_common_stabilize_options
+@matrix_option
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout (schema_version 1).")
+@trust_option
+def stabilize(checkpoint, output, method, iterations, target, seed, stacked, matrices, force, as_json, trust):
+    """Write a spectrally normalised copy of CHECKPOINT to OUTPUT, in the same format.
+
+    Only the recurrent weights change (cast back to their stored dtype);
+    everything else in the file is kept. The input is never modified and
+    OUTPUT is written atomically. Prints, per matrix, the method's estimate,
+    the factor applied and the spectral radius before and after.
+    """
+    from spectra.stabilize import StabilizeWarning, stabilize_checkpoint
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", StabilizeWarning)
+        changes = stabilize_checkpoint(
+            checkpoint,
+            output,
+            method=method,
+            iterations=iterations,
+            target=target,
+            seed=seed,
+            matrices=list(matrices) or None,
+            stacked=stacked,
+            force=force,
+            trust=trust,
+        )
+    for w in caught:
+        warn(str(w.message))
+    if as_json:
+        echo_json(
+            {
+                "schema_version": 1,
+                "input": str(checkpoint),
+                "output": str(output),
+                "method": method,
+                "iterations": iterations,
+                "target": target,
+                "stacked": stacked,
+                "matrices": [
+                    {
+                        "id": c.id,
+                        "source": c.source,
+                        "estimate": _j(c.estimate),
+                        "scale": _j(c.scale),
+                        "changed": c.changed,
+                        "spectral_radius_before": _j(c.spectral_radius_before),
+                        "spectral_radius_after": _j(c.spectral_radius_after),
+                        "warnings": list(c.warnings),
+                    }
+                    for c in changes
+                ],
+            }
+        )
+    else:
+        rows = [
+            [
+                c.id,
+                fmt(c.estimate),
+                fmt(c.scale),
+                fmt(c.spectral_radius_before),
+                fmt(c.spectral_radius_after),
+                "yes" if c.changed else "no",
+            ]
+            for c in changes
+        ]
+        click.echo(table(rows, ["id", "estimate", "scale", "rho before", "rho after", "changed"]))
+    n = sum(c.changed for c in changes)
+    click.echo(f"wrote {output} ({n} of {len(changes)} matrices changed, method {method})", err=True)
+
+
+def _j(x):
+    import math
+
+    if x is None:
+        return None
+    x = float(x)
+    if math.isfinite(x):
+        return x
+    return "inf" if x > 0 else ("-inf" if x < 0 else "nan")
+
+
+def _parse_eps(ctx, param, value):
+    if value is None:
+        return (1e-2, 1e-1)
+    try:
+        eps = tuple(float(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected numbers like 1e-2,1e-1") from None
+    if not eps or any(not (e > 0) for e in eps):
+        raise click.BadParameter(f"{value!r}: every ε must be a positive number")
+    return eps
+
+
+COMPARE_COLUMNS = [
+    ("rho", "spectral_radius"),
+    ("|A|_2", "norm_2"),
+    ("dep_F", "henrici"),
+    ("dep_F/|A|_F", "henrici_relative"),
+]
+ROBUST_COLUMNS = [
+    ("d_inst", "distance_to_instability"),
+    ("K", "kreiss"),
+    ("peak", "transient_peak"),
+]
+
+
+def _arrow(fc) -> str:
+    if fc is None:
+        return "-"
+    return f"{fmt(fc.before, 3)} -> {fmt(fc.after, 3)}"
+
+
+def _render(result) -> str:
+    eps_keys = [f"pseudospectral_radius[{e:g}]" for e in result.epsilons]
+    header = ["id"] + [c[0] for c in COMPARE_COLUMNS] + [f"rho_eps({e:g})" for e in result.epsilons]
+    header += [c[0] for c in ROBUST_COLUMNS] + ["verdict"]
+    keys = [c[1] for c in COMPARE_COLUMNS] + eps_keys + [c[1] for c in ROBUST_COLUMNS]
+    rows = []
+    for m in result.matrices:
+        verdict = {True: "LESS ROBUST", False: "ok", None: "n/a"}[m.less_robust]
+        rows.append([m.id, *(_arrow(m.figures.get(k)) for k in keys), verdict])
+    lines = [table(rows, header)]
+    bad = result.less_robust
+    lines.append("")
+    lines.append(
+        f"criterion {result.criterion}: "
+        + (
+            f"{len(bad)} of {len(result.matrices)} matrices got less robust"
+            if bad
+            else "none got less robust"
+        )
+    )
+    return "\n".join(lines)
+
+
+@click.command(epilog=COMPARE_EPILOG)
+@click.argument("before", type=click.Path(dir_okay=False))
+@click.argument("after", type=click.Path(dir_okay=False), required=False)
+@click.option(
+    "--stabilize",
+    "method",
+    type=click.Choice(METHOD_NAMES),
+    default=None,
+    help="Compare BEFORE with its stabilised version (nothing written) instead of a second file.",
+)
+@_common_stabilize_options
+@matrix_option
+@click.option(
+    "--criterion",
+    type=click.Choice(CRITERION_NAMES),
+    default="distance_to_instability",
+    show_default=True,
+    help="What 'less robust' means (see below).",
+)
+@click.option(
+    "--eps", callback=_parse_eps, metavar="LIST", help="ε of the pseudospectral radii (default 1e-2,1e-1)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout (schema_version 1).")
+@click.option(
+    "-o",
+    "--output",
+    "figure",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also draw the pseudospectra before/after side by side (one row per matrix) to this image.",
+)
+@click.option(
+    "--npts", type=click.IntRange(min=8), default=80, show_default=True, help="Grid points per side (-o)."
+)
+@trust_option
+@click.pass_context
+def compare(
+    ctx,
+    before,
+    after,
+    method,
+    iterations,
+    target,
+    seed,
+    stacked,
+    matrices,
+    criterion,
+    eps,
+    as_json,
+    figure,
+    npts,
+    trust,
+):
+    """Compare the robustness of each recurrent matrix before and after.
+
+    Either two checkpoints of the same network (matched by matrix id), or one
+    checkpoint and --stabilize METHOD (before vs after stabilisation, no file
+    written). Per matrix: spectral radius, ||A||_2, Henrici departure,
+    pseudospectral radii, distance to instability, Kreiss constant and
+    transient peak, before -> after.
+    """
+    from spectra.compare import compare_checkpoints, compare_stabilized
+
+    if (after is None) == (method is None):
+        raise click.UsageError("give either AFTER or --stabilize METHOD (exactly one)")
+    sel = list(matrices) or None
+    if method is None:
+        result = compare_checkpoints(
+            before, after, matrices=sel, criterion=criterion, epsilons=eps, trust=trust
+        )
+    else:
+        result = compare_stabilized(
+            before,
+            method=method,
+            iterations=iterations,
+            target=target,
+            seed=seed,
+            matrices=sel,
+            stacked=stacked,
+            criterion=criterion,
+            epsilons=eps,
+            trust=trust,
+        )
+    notes = sorted({n for m in result.matrices for n in m.notes})
+    for note in notes:
+        warn(note)
+    if as_json:
+        echo_json(result.to_dict())
+    else:
+        click.echo(_render(result))
+    if figure:
+        use_agg()
+        import matplotlib.pyplot as plt
+
+        from spectra.plot.compare import plot_compare
+
+        fig = plot_compare(result, npts=npts).flat[0].figure
+        try:
+            fig.savefig(figure, dpi=120)
+        finally:
+            plt.close(fig)
+        click.echo(f"wrote {figure}", err=True)
+    ctx.exit(result.exit_code)

@@ -1,0 +1,119 @@
+"""Pseudospectra before and after, side by side: :func:`plot_compare`.
+
+One row per matrix, "before" on the left and "after" on the right, both drawn
+on the **same** axis limits and with the **same** contour levels, so a
+spectral portrait that grew towards the unit circle is visible at a glance
+(the second paper's Figs. 4-6 against Figs. 1-3). The grids come from
+:func:`spectra.pseudospectra.pseudospectra`, the drawing of each panel from
+:func:`spectra.plot.pseudospectra.plot_pseudospectra`; the comparison data
+from :mod:`spectra.compare`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["DEFAULT_LEVELS", "common_bounds", "plot_compare"]
+
+#: log10 epsilon of the contour lines drawn by default
+DEFAULT_LEVELS: tuple[float, ...] = (-3.0, -2.5, -2.0, -1.5, -1.0)
+
+
+def common_bounds(
+    matrices: Sequence[np.ndarray], eps_max: float, *, unit_circle: bool = True
+) -> tuple[float, float, float, float]:
+    """Return one box ``(xmin, xmax, ymin, ymax)`` enclosing the eps_max-pseudospectra of all `matrices`.
+
+    The epsilon-pseudospectrum lies in the numerical range widened by epsilon
+    (Trefethen & Embree, *Spectra and Pseudospectra*, Thm. 17.2), and the
+    numerical range lies in the box ``[lmin(H), lmax(H)] x [lmin(K), lmax(K)]``
+    with ``H = (A + A*)/2``, ``K = (A - A*)/(2i)`` (Horn & Johnson, *Topics in
+    Matrix Analysis*, 1.2). The union over the matrices of those boxes,
+    widened by `eps_max`, and (by default) the box ``[-1.1, 1.1]^2`` around
+    the unit circle.
+
+    Parameters
+    ----------
+    matrices : sequence of (n, n) array_like
+        The matrices (sizes may differ).
+    eps_max : float
+        Largest epsilon drawn.
+    unit_circle : bool
+        Include ``[-1.1, 1.1]^2``.
+
+    Returns
+    -------
+    tuple of 4 floats
+    """
+    lo_x, hi_x, lo_y, hi_y = ([-1.1], [1.1], [-1.1], [1.1]) if unit_circle else ([], [], [], [])
+    for A in matrices:
+        a = np.asarray(A, dtype=np.complex128)
+        H = (a + a.conj().T) / 2
+        K = (a - a.conj().T) / 2j
+        h = np.linalg.eigvalsh(H)
+        k = np.linalg.eigvalsh(K)
+        lo_x.append(h[0] - eps_max)
+        hi_x.append(h[-1] + eps_max)
+        lo_y.append(k[0] - eps_max)
+        hi_y.append(k[-1] + eps_max)
+    return float(min(lo_x)), float(max(hi_x)), float(min(lo_y)), float(max(hi_y))
+
+
+def plot_compare(
+    comparison,
+    *,
+    levels: Sequence[float] | None = None,
+    npts: int = 80,
+    fig=None,
+):
+    """Draw the pseudospectra of each matrix before and after, one row per matrix.
+
+    Parameters
+    ----------
+    comparison : Comparison or sequence of (id, (n, n) ndarray, (n, n) ndarray)
+        From :func:`spectra.compare.compare_checkpoints` /
+        :func:`~spectra.compare.compare_stabilized` (uses each
+        ``MatrixComparison.before`` / ``.after``), or the pairs themselves.
+    levels : sequence of float, optional
+        log10 epsilon of the contour lines, shared by every panel (default
+        :data:`DEFAULT_LEVELS`).
+    npts : int
+        Grid points per side of each panel.
+    fig : matplotlib.figure.Figure, optional
+        Figure to draw into (a new one sized to the rows by default).
+
+    Returns
+    -------
+    (rows, 2) ndarray of matplotlib.axes.Axes
+        Column 0 "before", column 1 "after"; same limits within a row.
+    """
+    import matplotlib.pyplot as plt
+
+    from spectra.plot.pseudospectra import plot_pseudospectra
+    from spectra.pseudospectra import pseudospectra
+
+    if hasattr(comparison, "matrices"):
+        pairs = [(m.id, m.before, m.after) for m in comparison.matrices if m.before is not None]
+        pairs = [(k, b, a) for k, b, a in pairs if np.all(np.isfinite(b)) and np.all(np.isfinite(a))]
+    else:
+        pairs = list(comparison)
+    if not pairs:
+        raise ValueError("nothing to draw: no finite matrix pairs")
+    lv = tuple(float(v) for v in (levels if levels is not None else DEFAULT_LEVELS))
+    rows = len(pairs)
+    if fig is None:
+        fig = plt.figure(figsize=(10, 4.6 * rows))
+    axes = np.asarray(fig.subplots(rows, 2, squeeze=False))
+    for r, (key, before, after) in enumerate(pairs):
+        xmin, xmax, ymin, ymax = common_bounds([before, after], 10.0 ** max(lv))
+        x = np.linspace(xmin, xmax, npts)
+        y = np.linspace(ymin, ymax, npts)
+        for c, (label, A) in enumerate((("before", before), ("after", after))):
+            grid = pseudospectra(np.asarray(A), x=x, y=y)
+            ax = axes[r, c]
+            plot_pseudospectra(grid, ax=ax, levels=lv, colorbar=(c == 1), title=f"{key}: {label}")
+            ax.set_xlim(xmin, xmax)
+            ax.set_ylim(ymin, ymax)
+    return axes
