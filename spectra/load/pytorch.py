@@ -25,6 +25,7 @@ import math
 import os
 import pickle
 import sys
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -391,7 +392,11 @@ def read_torchscript(path: str | os.PathLike, *, trust: bool) -> Checkpoint:
     p = os.fspath(path)
     torch = _import_torch()
     try:
-        module = torch.jit.load(p, map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=".*torch.jit.load.* is deprecated", category=DeprecationWarning
+            )
+            module = torch.jit.load(p, map_location="cpu")
     except Exception as exc:
         first = str(exc).splitlines()[0][:200] if str(exc) else ""
         raise CorruptFileError(

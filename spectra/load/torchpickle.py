@@ -273,6 +273,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         full = f"{module}.{name}"
+        if not all(part.isidentifier() for part in full.split(".")):
+            # random bytes decoded as a GLOBAL opcode: garbage, not an attack
+            raise CorruptFileError(f"{self._path}: corrupt/unreadable pickle (bad global name {full[:60]!r})")
         if full in self._allowed:
             return self._allowed[full]
         if module == "torch":

@@ -1,0 +1,498 @@
+"""PyTorch-family readers, proved against torch's own forward pass.
+
+Every fixture is written by real torch at test time. Each extracted matrix is
+checked by rebuilding the module's forward pass in numpy from the matrices
+``spectra.load`` returns (plus input weights and biases read from the torch
+module) and comparing with torch's output in float64: a transposed block or
+swapped gate cannot pass. ``load`` is the public dispatcher ``spectra.load``
+(imported from its package so that the test does not depend on import order).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+import pytest
+import torch
+
+import spectra
+from spectra.load import load
+from spectra.load.torchpickle import read_torch_zip_objects
+
+torch.set_num_threads(1)
+
+LSTM_GATES = ("input", "forget", "cell", "output")
+GRU_GATES = ("reset", "update", "new")
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def param(module, name):
+    return getattr(module, name).detach().double().numpy()
+
+
+# ----------------------------------------------------------------- numpy recurrences (oracles)
+
+
+def np_cell_step(cell, A, x, h, c, W_ih, b_ih, b_hh, act=np.tanh):
+    """One step of a torch RNN/LSTM/GRU cell, recurrence matrices from `A` (gate -> (H, H))."""
+    if cell == "lstm":
+        pre = W_ih @ x + b_ih + b_hh + np.concatenate([A[g] @ h for g in LSTM_GATES])
+        i, f, g, o = np.split(pre, 4)
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        return sigmoid(o) * np.tanh(c), c
+    if cell == "gru":
+        gi = np.split(W_ih @ x + b_ih, 3)
+        bh = np.split(b_hh, 3)
+        r = sigmoid(gi[0] + A["reset"] @ h + bh[0])
+        z = sigmoid(gi[1] + A["update"] @ h + bh[1])
+        n = np.tanh(gi[2] + r * (A["new"] @ h + bh[2]))
+        return (1 - z) * n + z * h, c
+    return act(W_ih @ x + b_ih + A[None] @ h + b_hh), c
+
+
+def gates_of(ckpt, base, cell):
+    """Gate -> matrix for the weight_hh tensor with id prefix `base`."""
+    if cell == "lstm":
+        return {g: ckpt[f"{base}[{g}]"].matrix for g in LSTM_GATES}
+    if cell == "gru":
+        return {g: ckpt[f"{base}[{g}]"].matrix for g in GRU_GATES}
+    return {None: ckpt[base].matrix}
+
+
+def np_stacked_forward(ckpt, module, x, *, cell, prefix="", act=np.tanh):
+    """Output sequence of a (multi-layer, maybe bidirectional) torch RNN/LSTM/GRU, batch 1."""
+    seq = [x[t, 0] for t in range(x.shape[0])]
+    dirs = ["", "_reverse"] if module.bidirectional else [""]
+    H = module.hidden_size
+    for k in range(module.num_layers):
+        outs = []
+        for d in dirs:
+            A = gates_of(ckpt, f"{prefix}weight_hh_l{k}{d}", cell)
+            W_ih = param(module, f"weight_ih_l{k}{d}")
+            b_ih = param(module, f"bias_ih_l{k}{d}")
+            b_hh = param(module, f"bias_hh_l{k}{d}")
+            h, c = np.zeros(H), np.zeros(H)
+            order = range(len(seq)) if d == "" else reversed(range(len(seq)))
+            out = [None] * len(seq)
+            for t in order:
+                h, c = np_cell_step(cell, A, seq[t], h, c, W_ih, b_ih, b_hh, act)
+                out[t] = h
+            outs.append(out)
+        seq = [np.concatenate([o[t] for o in outs]) for t in range(len(seq))]
+    return np.stack(seq)
+
+
+def torch_forward64(module, x):
+    m = copy.deepcopy(module).double().eval()
+    with torch.no_grad():
+        return m(torch.from_numpy(x))[0][:, 0].numpy()
+
+
+@pytest.fixture(scope="module")
+def x_seq():
+    return np.random.default_rng(0).standard_normal((6, 1, 3))
+
+
+def make(cls, seed=0, **kw):
+    torch.manual_seed(seed)
+    return cls(3, 4, **kw)
+
+
+# ----------------------------------------------------------------- bare state_dicts
+
+CASES = [
+    ("rnn_tanh", lambda: make(torch.nn.RNN, num_layers=2, bidirectional=True), "rnn", np.tanh),
+    (
+        "rnn_relu",
+        lambda: make(torch.nn.RNN, num_layers=2, bidirectional=True, nonlinearity="relu"),
+        "rnn",
+        lambda v: np.maximum(v, 0),
+    ),
+    ("lstm", lambda: make(torch.nn.LSTM, num_layers=2, bidirectional=True), "lstm", None),
+    ("gru", lambda: make(torch.nn.GRU, num_layers=2, bidirectional=True), "gru", None),
+]
+
+
+@pytest.mark.parametrize("name,factory,cell,act", CASES, ids=[c[0] for c in CASES])
+def test_bare_state_dict_reproduces_forward(tmp_path, x_seq, name, factory, cell, act):
+    module = factory()
+    path = tmp_path / f"{name}.pt"
+    torch.save(module.state_dict(), path)
+    ckpt = load(path)
+    assert ckpt.format == "pytorch-zip"
+    assert ckpt.metadata["framework"] == "torch"
+    assert ckpt.metadata["state_dict_path"] == []
+    ngates = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    assert len(ckpt) == 2 * 2 * ngates
+    for m in ckpt:
+        assert m.matrix.shape == (4, 4) and m.matrix.dtype == np.float64
+        assert m.cell == cell and m.dtype == "float32" and m.finite
+        assert m.layer == "" and m.layer_index in (0, 1)
+        assert m.direction == ("reverse" if "_reverse" in m.id else "forward")
+    expected = torch_forward64(module, x_seq)
+    got = np_stacked_forward(ckpt, module, x_seq, cell=cell, act=act or np.tanh)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
+    reasons = {s.name: s.reason for s in ckpt.skipped}
+    assert reasons["weight_ih_l1_reverse"] == "input weights (weight_ih)"
+    assert reasons["bias_hh_l0"] == "bias"
+
+
+def test_ids_gates_blocks_and_order(tmp_path):
+    module = make(torch.nn.LSTM, num_layers=2, bidirectional=True)
+    path = tmp_path / "lstm.pt"
+    torch.save(module.state_dict(), path)
+    ckpt = load(path)
+    expected_ids = [f"weight_hh_l{k}{d}[{g}]" for k in range(2) for d in ("", "_reverse") for g in LSTM_GATES]
+    assert ckpt.ids == expected_ids
+    m = ckpt["weight_hh_l1_reverse[forget]"]
+    assert (m.gate, m.native_gate, m.block, m.source) == ("forget", "f", (4, 8), "weight_hh_l1_reverse")
+    W = param(module, "weight_hh_l1_reverse")
+    np.testing.assert_array_equal(m.matrix, W[4:8])
+    np.testing.assert_array_equal(ckpt.stacked("weight_hh_l1_reverse"), W)
+    assert [m.native_gate for m in ckpt][:4] == ["i", "f", "g", "o"]
+    assert load(path).ids == ckpt.ids  # stable
+
+
+def test_gru_native_gates(tmp_path):
+    module = make(torch.nn.GRU)
+    torch.save(module.state_dict(), tmp_path / "g.pt")
+    ckpt = load(tmp_path / "g.pt")
+    assert [(m.gate, m.native_gate, m.block) for m in ckpt] == [
+        ("reset", "r", (0, 4)),
+        ("update", "z", (4, 8)),
+        ("new", "n", (8, 12)),
+    ]
+
+
+class CellNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = torch.nn.Module()
+        self.encoder.cell = torch.nn.GRUCell(3, 4)
+        self.lstm_cell = torch.nn.LSTMCell(3, 4)
+        self.rnn_cell = torch.nn.RNNCell(3, 4, nonlinearity="relu")
+        self.head = torch.nn.Linear(4, 4)  # square decoy
+
+
+def test_cells_inside_custom_module(tmp_path):
+    torch.manual_seed(1)
+    net = CellNet()
+    path = tmp_path / "cells.pt"
+    torch.save(net.state_dict(), path)
+    ckpt = load(path)
+    assert {m.layer for m in ckpt} == {"encoder.cell", "lstm_cell", "rnn_cell"}
+    assert "encoder.cell.weight_hh[update]" in ckpt.ids
+    assert "rnn_cell.weight_hh" in ckpt.ids  # plain RNN: no bracket
+    assert all(m.layer_index is None for m in ckpt)
+    assert not any(m.source.startswith("head") for m in ckpt)
+    assert {s.name: s.reason for s in ckpt.skipped}["head.weight"] == (
+        "not a recurrent weight (square Linear layer)"
+    )
+    rng = np.random.default_rng(2)
+    x, h, c = rng.standard_normal(3), rng.standard_normal(4), rng.standard_normal(4)
+    tx, th, tc = (torch.from_numpy(v)[None] for v in (x, h, c))
+    for layer, cell, act in (
+        ("encoder.cell", "gru", np.tanh),
+        ("lstm_cell", "lstm", np.tanh),
+        ("rnn_cell", "rnn", lambda v: np.maximum(v, 0)),
+    ):
+        mod = copy.deepcopy(net.get_submodule(layer)).double()
+        with torch.no_grad():
+            ref = mod(tx, (th, tc))[0] if cell == "lstm" else mod(tx, th)
+        A = gates_of(ckpt, f"{layer}.weight_hh", cell)
+        got, _ = np_cell_step(
+            cell, A, x, h, c, param(mod, "weight_ih"), param(mod, "bias_ih"), param(mod, "bias_hh"), act
+        )
+        np.testing.assert_allclose(got, ref[0].numpy(), rtol=0, atol=1e-10)
+
+
+class Seq2(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(3, 4, num_layers=2)
+        self.decoder = torch.nn.Linear(4, 4)  # square decoy, (hidden, hidden)
+
+
+def _trained(seed=3):
+    torch.manual_seed(seed)
+    model = Seq2()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x = torch.randn(5, 2, 3)
+    out, _ = model.lstm(x)
+    model.decoder(out).pow(2).mean().backward()
+    opt.step()
+    return model, opt
+
+
+@pytest.mark.parametrize(
+    "layout", ["lightning", "model_state_dict", "model", "dataparallel", "lightning_dataparallel"]
+)
+def test_nested_checkpoints_with_optimizer_and_decoys(tmp_path, x_seq, layout):
+    model, opt = _trained()
+    sd = model.state_dict()
+    if "dataparallel" in layout:
+        sd = {"module." + k: v for k, v in sd.items()}
+    if layout.startswith("lightning"):
+        obj = {
+            "epoch": 3,
+            "global_step": 12,
+            "state_dict": {"model." + k if "dataparallel" not in layout else k: v for k, v in sd.items()},
+            "optimizer_states": [opt.state_dict()],
+            "lr_schedulers": [],
+        }
+        path_key, prefix = ["state_dict"], "model."
+        if "dataparallel" in layout:
+            prefix = ""
+    elif layout == "model_state_dict":
+        obj = {"epoch": 3, "model_state_dict": sd, "optimizer_state_dict": opt.state_dict()}
+        path_key, prefix = ["model_state_dict"], ""
+    elif layout == "model":
+        obj = {"model": sd, "optimizer": opt.state_dict(), "step": 7}
+        path_key, prefix = ["model"], ""
+    else:
+        obj = sd
+        path_key, prefix = [], ""
+    path = tmp_path / "ckpt.pt"
+    torch.save(obj, path)
+    ckpt = load(path)
+    assert ckpt.metadata["state_dict_path"] == path_key
+    assert len(ckpt) == 2 * 4  # two layers x four gates, nothing else
+    assert all(m.id.startswith(f"{prefix}lstm.weight_hh_l") for m in ckpt)
+    if "dataparallel" in layout:
+        assert all(m.source.startswith("module.") for m in ckpt)
+        assert all(not m.id.startswith("module.") for m in ckpt)
+    if layout.startswith("lightning"):
+        assert ckpt.metadata["epoch"] == 3
+    reasons = [s.reason for s in ckpt.skipped]
+    if layout != "dataparallel":
+        assert reasons.count("optimizer state") == 3 * len(list(model.parameters()))  # step, exp_avg, _sq
+    assert "not a recurrent weight (square Linear layer)" in reasons
+    ckpt_for_forward = {m.id.removeprefix(prefix).removeprefix("lstm."): m for m in ckpt}
+    assert set(ckpt_for_forward) == {f"weight_hh_l{k}[{g}]" for k in range(2) for g in LSTM_GATES}
+    got = np_stacked_forward(ckpt, model.lstm, x_seq, cell="lstm", prefix=f"{prefix}lstm.")
+    np.testing.assert_allclose(got, torch_forward64(model.lstm, x_seq), rtol=0, atol=1e-10)
+
+
+def test_optimizer_state_alone_is_not_recurrent(tmp_path):
+    _, opt = _trained()
+    torch.save(opt.state_dict(), tmp_path / "opt.pt")
+    with pytest.raises(spectra.NoRecurrentWeightsError, match="no recurrent weight matrix found"):
+        load(tmp_path / "opt.pt")
+
+
+def test_legacy_serialization(tmp_path, x_seq):
+    module = make(torch.nn.GRU, num_layers=2, bidirectional=True)
+    path = tmp_path / "legacy.pt"
+    torch.save(module.state_dict(), path, _use_new_zipfile_serialization=False)
+    assert open(path, "rb").read(2) == b"\x80\x02"
+    ckpt = load(path)
+    assert ckpt.format == "pytorch-legacy"
+    assert ckpt.metadata["state_dict_path"] == []
+    got = np_stacked_forward(ckpt, module, x_seq, cell="gru")
+    np.testing.assert_allclose(got, torch_forward64(module, x_seq), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype,name", [(torch.float16, "float16"), (torch.bfloat16, "bfloat16")])
+def test_half_precision_state_dicts(tmp_path, x_seq, dtype, name):
+    module = make(torch.nn.LSTM, bidirectional=True).to(dtype)
+    path = tmp_path / f"{name}.pt"
+    torch.save(module.state_dict(), path)
+    ckpt = load(path)
+    assert {m.dtype for m in ckpt} == {name}
+    assert all(m.matrix.dtype == np.float64 for m in ckpt)
+    np.testing.assert_array_equal(ckpt["weight_hh_l0[cell]"].matrix, param(module, "weight_hh_l0")[8:12])
+    got = np_stacked_forward(ckpt, module, x_seq, cell="lstm")
+    np.testing.assert_allclose(got, torch_forward64(module, x_seq), rtol=0, atol=1e-10)
+
+
+def test_nonfinite_weights_are_listed_not_dropped(tmp_path):
+    module = make(torch.nn.LSTM)
+    with torch.no_grad():
+        module.weight_hh_l0[5, 1] = float("nan")  # forget gate (rows 4..8)
+    torch.save(module.state_dict(), tmp_path / "nan.pt")
+    ckpt = load(tmp_path / "nan.pt")
+    assert [m.finite for m in ckpt] == [True, False, True, True]
+    assert np.isnan(ckpt["weight_hh_l0[forget]"].matrix[1, 1])
+    assert any("NaN" in n for n in ckpt["weight_hh_l0[forget]"].notes)
+
+
+class ScriptNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = torch.nn.RNN(3, 4, nonlinearity="relu")
+        self.lstm = torch.nn.LSTM(4, 4)
+
+    def forward(self, x):
+        return self.lstm(self.rnn(x)[0])[0]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_torchscript(tmp_path, x_seq):
+    torch.manual_seed(4)
+    net = ScriptNet()
+    path = tmp_path / "scripted.pt"
+    torch.jit.script(net).save(str(path))
+    ckpt = load(path)
+    assert ckpt.format == "torchscript"
+    assert ckpt["rnn.weight_hh_l0"].cell == "rnn_relu"
+    assert ckpt["lstm.weight_hh_l0[output]"].cell == "lstm"
+    relu = lambda v: np.maximum(v, 0)  # noqa: E731
+    h1 = np_stacked_forward(ckpt, net.rnn, x_seq, cell="rnn", prefix="rnn.", act=relu)
+    got = np_stacked_forward(ckpt, net.lstm, h1[:, None, :], cell="lstm", prefix="lstm.")
+    m64 = copy.deepcopy(net).double().eval()
+    with torch.no_grad():
+        ref = m64(torch.from_numpy(x_seq))[:, 0].numpy()
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_safetensors(tmp_path, x_seq, dtype):
+    from safetensors.torch import save_file
+
+    module = make(torch.nn.GRU, num_layers=2, bidirectional=True).to(dtype)
+    sd = {k: v.contiguous() for k, v in module.state_dict().items()}
+    sd["head.weight"] = torch.eye(4, dtype=dtype)  # square decoy
+    path = tmp_path / "w.safetensors"
+    save_file(sd, str(path), metadata={"note": "test"})
+    ckpt = load(path)
+    assert ckpt.format == "safetensors"
+    assert ckpt.metadata["safetensors_metadata"] == {"note": "test"}
+    assert len(ckpt) == 2 * 2 * 3
+    assert {m.dtype for m in ckpt} == {str(dtype).removeprefix("torch.")}
+    got = np_stacked_forward(ckpt, module, x_seq, cell="gru")
+    np.testing.assert_allclose(got, torch_forward64(module, x_seq), rtol=0, atol=1e-10)
+
+
+def test_lstm_proj_size(tmp_path):
+    torch.manual_seed(5)
+    module = torch.nn.LSTM(3, 5, num_layers=2, proj_size=2, bidirectional=True)
+    torch.save(module.state_dict(), tmp_path / "proj.pt")
+    ckpt = load(tmp_path / "proj.pt")
+    assert len(ckpt) == 2 * 2 * 4
+    for k in range(2):
+        for d in ("", "_reverse"):
+            W_hh = param(module, f"weight_hh_l{k}{d}")  # (4H, P) = (20, 2)
+            W_hr = param(module, f"weight_hr_l{k}{d}")  # (P, H) = (2, 5)
+            for g, gate in enumerate(LSTM_GATES):
+                m = ckpt[f"weight_hh_l{k}{d}[{gate}]"]
+                assert m.matrix.shape == (2, 2)
+                np.testing.assert_allclose(m.matrix, W_hr @ W_hh[5 * g : 5 * g + 5], rtol=1e-14, atol=0)
+                assert m.block == (5 * g, 5 * g + 5) and m.source == f"weight_hh_l{k}{d}"
+                assert any("projection" in n for n in m.notes)
+    reasons = {s.name: s.reason for s in ckpt.skipped}
+    assert reasons["weight_hr_l0"].startswith("projection weights")
+
+
+def _sn_lstm(api, seed=6):
+    torch.manual_seed(seed)
+    module = torch.nn.LSTM(3, 4)
+    if api == "old":
+        torch.nn.utils.spectral_norm(module, "weight_hh_l0")
+    else:
+        torch.nn.utils.parametrizations.spectral_norm(module, "weight_hh_l0")
+    module.train()
+    for _ in range(3):  # update u, v as training would
+        module(torch.randn(4, 1, 3))
+    return module.eval()
+
+
+@pytest.mark.parametrize("api", ["old", "parametrizations"])
+def test_spectral_norm(tmp_path, x_seq, api):
+    module = _sn_lstm(api)
+    path = tmp_path / "sn.pt"
+    torch.save(module.state_dict(), path)
+    ckpt = load(path)
+    assert len(ckpt) == 4
+    source = "weight_hh_l0_orig" if api == "old" else "parametrizations.weight_hh_l0.original"
+    for m in ckpt:
+        assert m.spectral_norm and m.source == source
+        assert any(n.startswith("spectrally normalised by torch spectral_norm (sigma=") for n in m.notes)
+    assert ckpt.ids == [f"weight_hh_l0[{g}]" for g in LSTM_GATES]
+    # the effective weight the module uses in eval mode
+    with torch.no_grad():
+        effective = module.weight_hh_l0.detach().double().numpy()
+    np.testing.assert_allclose(ckpt.stacked(source), effective, rtol=1e-6, atol=0)
+    # and its forward pass (float32 module: tolerance of float32 arithmetic)
+    with torch.no_grad():
+        ref = module(torch.from_numpy(x_seq).float())[0][:, 0].double().numpy()
+    got = np_stacked_forward(ckpt, module, x_seq, cell="lstm")
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6)
+    reasons = {s.name: s.reason for s in ckpt.skipped}
+    u_key = "weight_hh_l0_u" if api == "old" else "parametrizations.weight_hh_l0.0._u"
+    assert reasons[u_key] == "spectral_norm power-iteration vector"
+
+
+# ----------------------------------------------------------------- torch-free reader == torch.load
+
+
+def _all_zip_fixtures(tmp_path):
+    model, opt = _trained()
+    paths = []
+
+    def save(obj, name):
+        p = tmp_path / name
+        torch.save(obj, p)
+        paths.append(p)
+
+    for name, factory, _, _ in CASES:
+        save(factory().state_dict(), f"{name}.pt")
+    save({"epoch": 1, "state_dict": model.state_dict(), "optimizer_states": [opt.state_dict()]}, "light.pt")
+    save({"model_state_dict": model.state_dict(), "optimizer_state_dict": opt.state_dict()}, "msd.pt")
+    save({"module." + k: v for k, v in model.state_dict().items()}, "dp.pt")
+    save(make(torch.nn.LSTM).half().state_dict(), "f16.pt")
+    save(make(torch.nn.LSTM).to(torch.bfloat16).state_dict(), "bf16.pt")
+    save(make(torch.nn.LSTM).double().state_dict(), "f64.pt")
+    save(torch.nn.LSTM(3, 5, proj_size=2).state_dict(), "proj.pt")
+    save(_sn_lstm("old").state_dict(), "sn_old.pt")
+    save(_sn_lstm("new").state_dict(), "sn_new.pt")
+    save(CellNet().state_dict(), "cells.pt")
+    base = torch.arange(24.0).reshape(4, 6)
+    save({"view": base[1:, 2:5], "t": base.t(), "shared": base, "ints": torch.arange(5)}, "views.pt")
+    save({"b": torch.tensor([True, False]), "c": torch.randn(3, dtype=torch.complex64)}, "misc.pt")
+    return paths
+
+
+def _assert_same(ours, ref, where="root"):
+    if isinstance(ref, torch.Tensor):
+        assert isinstance(ours, np.ndarray), where
+        r = ref.float() if ref.dtype == torch.bfloat16 else ref
+        r = r.numpy()
+        assert ours.shape == r.shape and ours.dtype == r.dtype, where
+        assert ours.tobytes() == r.tobytes(), where  # bitwise, NaN-safe
+    elif isinstance(ref, dict):
+        assert isinstance(ours, dict) and list(ours) == list(ref), where
+        for k in ref:
+            _assert_same(ours[k], ref[k], f"{where}/{k}")
+    elif isinstance(ref, (list, tuple)):
+        assert type(ours) is type(ref) and len(ours) == len(ref), where
+        for i, (a, b) in enumerate(zip(ours, ref)):
+            _assert_same(a, b, f"{where}/{i}")
+    else:
+        assert ours == ref, where
+
+
+def test_torch_free_reader_equals_torch_load(tmp_path):
+    for path in _all_zip_fixtures(tmp_path):
+        _assert_same(read_torch_zip_objects(path), torch.load(path, weights_only=True), str(path.name))
+
+
+def test_zip_load_does_not_import_torch(tmp_path):
+    path = tmp_path / "lstm.pt"
+    torch.save(make(torch.nn.LSTM, num_layers=2).state_dict(), path)
+    code = (
+        "import sys, spectra; c = spectra.load(sys.argv[1]); "
+        "print(len(c), c.metadata['reader'], 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split() == ["8", "torch-free", "False"]
