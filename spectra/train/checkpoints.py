@@ -31,6 +31,7 @@ __all__ = [
     "epoch_path",
     "load_trained",
     "read_metadata",
+    "task_for",
     "versions",
 ]
 
@@ -157,3 +158,44 @@ def load_trained(ckpt: str | os.PathLike):
         raise UnsupportedFormatError(f"{ckpt}: state dict does not match its metadata ({exc})") from None
     model.eval()
     return model, meta
+
+
+def task_for(metadata: dict, *, data: str | os.PathLike | None = None, task: str | None = None):
+    """Reload the task a checkpoint was trained on, from its metadata (same splits, same vocabulary).
+
+    Parameters
+    ----------
+    metadata : dict
+        A sidecar (:func:`read_metadata`).
+    data : path, optional
+        Override the data path stored in the metadata.
+    task : str, optional
+        Another task with inputs of the same shape (default: the trained one).
+
+    Raises
+    ------
+    TrainConfigError
+        The other task's inputs do not fit the model.
+    DataUnavailableError
+        The data cannot be read or fetched.
+    """
+    from spectra.train.errors import TrainConfigError
+    from spectra.train.tasks import load_task
+
+    cfg = metadata["config"]
+    name = task or cfg["task"]
+    same = name == cfg["task"]
+    t = load_task(
+        name,
+        data=data if data is not None else (cfg.get("data") if same else None),
+        seq_len=cfg.get("seq_len") if same else None,
+        n_samples=cfg.get("n_samples", 10_000),
+        vocab_size=cfg.get("vocab_size", 5000),
+    )
+    m = metadata["model"]
+    if (t.n_inputs, t.n_outputs, t.tokens) != (m["n_inputs"], m["n_outputs"], m["tokens"]):
+        raise TrainConfigError(
+            f"task {name!r} has {t.n_inputs} inputs/{t.n_outputs} outputs per step; the checkpoint's model "
+            f"expects {m['n_inputs']}/{m['n_outputs']} (trained on {cfg['task']!r})"
+        )
+    return t

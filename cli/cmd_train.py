@@ -1,0 +1,310 @@
+"""``spectra train``, ``spectra evaluate`` and ``spectra robustness`` (thin front end of spectra.train)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+from spectra_cli._common import echo_json, fmt, table
+
+TASKS = ("adding", "digits", "mnist", "sentiment")
+CELLS = ("rnn", "rnn-tanh", "rnn-relu", "lstm", "gru")
+JSON_SCHEMA_VERSION = 1
+
+
+def _floats(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        vals = tuple(float(v) for v in str(value).split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected comma-separated numbers like 0,0.1,0.5") from None
+    if not vals or any(not (v >= 0) or v == float("inf") for v in vals):
+        raise click.BadParameter(f"{value!r}: every value must be a finite number >= 0")
+    return vals
+
+
+def _epoch_bar(epochs: int, quiet: bool):
+    stream = sys.stderr
+    if quiet or not (hasattr(stream, "isatty") and stream.isatty()):
+        return None
+    start = time.monotonic()
+
+    def progress(epoch: int, done: int, total: int, stats: dict) -> None:
+        width = 24
+        filled = int(round(width * done / max(1, total)))
+        stream.write(
+            f"\repoch {epoch}/{epochs} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
+            f"loss {stats['loss']:.4f} acc {stats['accuracy']:.3f} {time.monotonic() - start:6.1f}s"
+        )
+        if done >= total:
+            stream.write("\n")
+        stream.flush()
+
+    return progress
+
+
+@click.command()
+@click.option(
+    "--task", type=click.Choice(TASKS), default="digits", show_default=True, help="Task to train on."
+)
+@click.option("--cell", type=click.Choice(CELLS), default="rnn", show_default=True, help="rnn is tanh.")
+@click.option("--hidden", type=click.IntRange(min=1), default=32, show_default=True, help="Hidden size.")
+@click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True, help="Stacked layers.")
+@click.option(
+    "--regime",
+    default="regular",
+    show_default=True,
+    help="regular, stable, power-norm, robust-cov, robust-bound, noise; combine with + (stable+noise).",
+)
+@click.option("--epochs", type=click.IntRange(min=0), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Learning rate.")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option("--grad-clip", type=float, default=None, help="Clip the gradient norm to this value.")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of weights, batch order and noise."
+)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch threads.")
+@click.option(
+    "--data",
+    type=click.Path(exists=True),
+    default=None,
+    help="mnist: .npz or IDX folder; sentiment: aclImdb.",
+)
+@click.option(
+    "--seq-len", type=click.IntRange(min=2), default=None, help="adding: steps (50); sentiment: tokens."
+)
+@click.option(
+    "--n-samples", type=click.IntRange(min=10), default=10_000, show_default=True, help="adding: sequences."
+)
+@click.option("--vocab-size", type=click.IntRange(min=3), default=5000, show_default=True, help="sentiment.")
+@click.option("--embed-dim", type=click.IntRange(min=1), default=32, show_default=True, help="sentiment.")
+@click.option("--clip", type=float, default=None, help="stable: singular-value bound (default 1).")
+@click.option("--iterations", type=click.IntRange(min=1), default=None, help="power-norm: power steps (1).")
+@click.option("--target", type=float, default=None, help="power-norm: target radius (1).")
+@click.option("--cov-mu", type=float, default=None, help="robust-cov: weight mu (0.01).")
+@click.option("--cov-sigma", type=float, default=None, help="robust-cov: noise std, input units (1).")
+@click.option(
+    "--cov-sequences", type=click.IntRange(min=1), default=None, help="robust-cov: sequences/batch (5)."
+)
+@click.option(
+    "--cov-steps", type=click.Choice(["last", "all"]), default=None, help="robust-cov: Tr(R_T) or sum_t."
+)
+@click.option("--bound-mu", type=float, default=None, help="robust-bound: mu, divided by epoch+1 (0.015).")
+@click.option("--bound-sigma", type=float, default=None, help="robust-bound: noise std (1).")
+@click.option("--bound-gamma", type=float, default=None, help="robust-bound: initial-state std (0).")
+@click.option("--noise-std", type=float, default=None, help="noise: training noise std (0.3).")
+@click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True, help="Run folder.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def train(**kw) -> None:
+    """Train a recurrent model and write one checkpoint per epoch into OUT.
+
+    Each epoch_NNN.pt is a plain state dict (readable by 'spectra analyze');
+    epoch_NNN.json beside it holds the task, cell, regime and every option,
+    seed, data source and sha256, and train/validation/test metrics. The model
+    is selected on the validation split. A summary table goes to stdout.
+    """
+    from spectra.train.loop import TrainConfig
+    from spectra.train.loop import train as run_train
+
+    regime_keys = (
+        "clip",
+        "iterations",
+        "target",
+        "cov_mu",
+        "cov_sigma",
+        "cov_sequences",
+        "cov_steps",
+        "bound_mu",
+        "bound_sigma",
+        "bound_gamma",
+        "noise_std",
+    )
+    options = {k: kw.pop(k) for k in regime_keys}
+    options = {k: v for k, v in options.items() if v is not None}
+    out, resume, quiet = kw.pop("out"), kw.pop("resume"), kw.pop("quiet")
+    cfg = TrainConfig(**kw, regime_options=options)
+    result = run_train(cfg, out, resume=resume, progress=_epoch_bar(cfg.epochs, quiet))
+    rows = []
+    for h in result.history:
+        mark = "*" if h["epoch"] == result.best_epoch else ""
+        rows.append(
+            [
+                f"{h['epoch']}{mark}",
+                fmt(h["train"]["loss"]),
+                fmt(h["train"]["accuracy"]),
+                fmt(h["val"]["loss"]),
+                fmt(h["val"]["accuracy"]),
+                fmt(h["test"]["accuracy"]),
+                f"{h['seconds']:.2f}",
+            ]
+        )
+    header = ["epoch", "train loss", "train acc", "val loss", "val acc", "test acc", "s"]
+    click.echo(table(rows, header) if rows else "(no epochs trained)")
+    if result.history:
+        click.echo(f"best (validation): epoch {result.best_epoch} -> {out}/epoch_{result.best_epoch:03d}.pt")
+
+
+@click.command()
+@click.argument("ckpt", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--noise",
+    callback=_floats,
+    default="0,0.1,0.2,0.3,0.5,0.75,1,1.5,2",
+    show_default=True,
+    help="Noise amplitudes: standard deviations in normalised input units.",
+)
+@click.option(
+    "--repeats", type=click.IntRange(min=1), default=5, show_default=True, help="Draws per amplitude."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
+@click.option(
+    "--data", type=click.Path(exists=True), default=None, help="Override the data path in the metadata."
+)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
+def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
+    """Accuracy (or MSE) of CKPT under Gaussian input noise of each amplitude.
+
+    The amplitude is the standard deviation of noise added at every step to
+    the normalised inputs (embeddings for sentiment). Also prints the first
+    paper's Table I metric: the amplitude at which misclassification reaches
+    3%, 5% and 10% (linear interpolation; '-' when not reached).
+    """
+    from spectra.train.checkpoints import load_trained, task_for
+    from spectra.train.evaluate import evaluate_noise, noise_thresholds
+    from spectra.train.loop import configure_torch
+
+    configure_torch(threads)
+    model, meta = load_trained(ckpt)
+    task = task_for(meta, data=data)
+    curve = evaluate_noise(model, task, noise, split=split, repeats=repeats, seed=seed)
+    thr = noise_thresholds(curve.amplitudes, curve.misclassification)
+    if as_json:
+        echo_json(
+            {
+                "schema_version": JSON_SCHEMA_VERSION,
+                "checkpoint": ckpt,
+                "task": task.name,
+                "regime": meta.get("regime"),
+                "split": split,
+                "n": curve.n,
+                "repeats": repeats,
+                "seed": seed,
+                "amplitude": "std of Gaussian noise added to the normalised inputs at every step",
+                "results": [
+                    {
+                        "amplitude": float(a),
+                        "accuracy": float(acc),
+                        "accuracy_std": float(sd),
+                        "misclassification": float(e),
+                        **({"mse": float(curve.mse[i])} if curve.mse is not None else {}),
+                    }
+                    for i, (a, acc, sd, e) in enumerate(
+                        zip(curve.amplitudes, curve.accuracy, curve.accuracy_std, curve.misclassification)
+                    )
+                ],
+                "thresholds": {f"{int(round(k * 100))}%": v for k, v in thr.items()},
+            }
+        )
+        return
+    header = ["amplitude", "accuracy", "std", "misclass"] + (["mse"] if curve.mse is not None else [])
+    rows = []
+    for i, a in enumerate(curve.amplitudes):
+        row = [
+            fmt(a),
+            f"{curve.accuracy[i]:.4f}",
+            f"{curve.accuracy_std[i]:.4f}",
+            f"{curve.misclassification[i]:.4f}",
+        ]
+        if curve.mse is not None:
+            row.append(fmt(curve.mse[i]))
+        rows.append(row)
+    click.echo(
+        f"{ckpt}: task {task.name}, regime {meta.get('regime')}, split {split} (n={curve.n}), "
+        f"{repeats} draws, seed {seed}"
+    )
+    click.echo(table(rows, header))
+    click.echo(
+        "noise amplitude at misclassification "
+        + ", ".join(f"{int(round(k * 100))}%: {'-' if v is None else f'{v:.3f}'}" for k, v in thr.items())
+    )
+
+
+@click.command()
+@click.argument("ckpt", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--task", type=click.Choice(TASKS), default=None, help="Inputs from this task (default: trained one)."
+)
+@click.option(
+    "--sigma", callback=_floats, default="0.1", show_default=True, help="Noise std(s), comma-separated."
+)
+@click.option(
+    "--sequences", type=click.IntRange(min=1), default=20, show_default=True, help="Input sequences."
+)
+@click.option(
+    "--draws", type=click.IntRange(min=2), default=500, show_default=True, help="Monte-Carlo draws."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
+@click.option(
+    "--data", type=click.Path(exists=True), default=None, help="Override the data path in the metadata."
+)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
+def robustness(ckpt, task, sigma, sequences, draws, seed, split, data, threads, as_json) -> None:
+    """Robustness measure E||y~_T - y_T||^2 of CKPT: linearised Tr(R_T) next to Monte Carlo.
+
+    Tr(R_T) comes from propagating P_t = J_x P J_x^T + J_u Sigma J_u^T along
+    the clean trajectory (first paper, Theorem 3); Monte Carlo adds noise of
+    std SIGMA to every step of the first SEQUENCES inputs of the split.
+    """
+    from spectra.train.checkpoints import load_trained, task_for
+    from spectra.train.evaluate import robustness as measure
+    from spectra.train.loop import configure_torch
+
+    configure_torch(threads)
+    model, meta = load_trained(ckpt)
+    t = task_for(meta, data=data, task=task)
+    x = t.split(split).x[:sequences]
+    reports = [measure(model, x, s, draws=draws, seed=seed) for s in sigma]
+    if as_json:
+        echo_json(
+            {
+                "schema_version": JSON_SCHEMA_VERSION,
+                "checkpoint": ckpt,
+                "task": t.name,
+                "split": split,
+                "sequences": int(len(x)),
+                "draws": draws,
+                "seed": seed,
+                "results": [
+                    {
+                        "sigma": r.sigma,
+                        "trace_R": r.mean_estimate,
+                        "monte_carlo": r.mean_monte_carlo,
+                        "monte_carlo_stderr": r.mean_monte_carlo_stderr,
+                        "per_sequence_trace_R": [float(v) for v in r.estimate],
+                        "per_sequence_monte_carlo": [float(v) for v in r.monte_carlo],
+                    }
+                    for r in reports
+                ],
+            }
+        )
+        return
+    rows = [
+        [
+            fmt(r.sigma),
+            fmt(r.mean_estimate),
+            fmt(r.mean_monte_carlo),
+            fmt(r.mean_monte_carlo_stderr),
+            fmt(r.mean_estimate / r.mean_monte_carlo if r.mean_monte_carlo > 0 else float("nan")),
+        ]
+        for r in reports
+    ]
+    click.echo(f"{ckpt}: task {t.name}, {len(x)} {split} sequences, {draws} draws, seed {seed}")
+    click.echo(table(rows, ["sigma", "Tr(R_T)", "Monte Carlo", "MC stderr", "ratio"]))

@@ -1,0 +1,304 @@
+"""Trained models under input noise: accuracy curves, Table I thresholds, the robustness measure.
+
+* :func:`evaluate_noise` — accuracy (classification) or MSE and accuracy at
+  tolerance (adding) when Gaussian noise ``w_t ~ N(0, a^2 I)`` is added to the
+  recurrent layer's input at every step; ``a`` is a **standard deviation** in
+  the normalised input units (the first paper's code adds noise of that std to
+  normalised inputs; for token tasks the noise is added to the embeddings).
+  Averaged over ``repeats`` draws from a seeded generator.
+* :func:`noise_thresholds` — the first paper's Table I metric: the amplitude at
+  which the misclassification reaches 3 %, 5 % and 10 %, by linear
+  interpolation between the evaluated amplitudes.
+* :func:`robustness` — the first paper's robustness measure
+  ``rho_T = E||y~_T - y_T||^2``: the linearised estimate ``Tr(R_T)``
+  (Theorem 3, :mod:`.covariance`) next to a Monte-Carlo estimate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from spectra.train.errors import TrainConfigError
+from spectra.train.models import SequenceModel
+from spectra.train.tasks import ADDING_TOLERANCE, Split, Task
+
+__all__ = ["NoiseCurve", "RobustnessReport", "evaluate_noise", "noise_thresholds", "robustness"]
+
+#: Misclassification levels of the first paper's Table I.
+TABLE_I_LEVELS = (0.03, 0.05, 0.10)
+
+
+@dataclass(frozen=True)
+class NoiseCurve:
+    """Metrics of a model under input noise of each amplitude.
+
+    Attributes
+    ----------
+    amplitudes : (K,) ndarray
+        Noise standard deviations, in normalised input units.
+    accuracy, accuracy_std : (K,) ndarray
+        Mean accuracy over the draws and its standard deviation across draws
+        (regression: fraction with ``|error| < 0.04``).
+    misclassification : (K,) ndarray
+        ``1 - accuracy``.
+    mse : (K,) ndarray or None
+        Mean squared error (regression tasks only).
+    repeats : int
+        Noise draws per amplitude (amplitude 0 is evaluated once).
+    seed : int
+        Seed of the draws.
+    split : str
+        The split evaluated.
+    n : int
+        Sequences in the split.
+    """
+
+    amplitudes: np.ndarray
+    accuracy: np.ndarray
+    accuracy_std: np.ndarray
+    misclassification: np.ndarray
+    mse: np.ndarray | None
+    repeats: int
+    seed: int
+    split: str
+    n: int
+
+
+@torch.no_grad()
+def evaluate_noise(
+    model: SequenceModel,
+    task: Task,
+    amplitudes: Sequence[float],
+    *,
+    split: str = "test",
+    repeats: int = 5,
+    seed: int = 0,
+    batch_size: int = 1000,
+) -> NoiseCurve:
+    """Accuracy (and MSE) of `model` when ``u_t + a w_t``, ``w_t ~ N(0, I)``, is fed at every step.
+
+    The same draws ``w`` (repeat ``r`` uses a generator seeded by
+    ``(seed, r)``) are used for every amplitude, so the curve is smooth in ``a``.
+
+    Parameters
+    ----------
+    model : SequenceModel
+        Trained model.
+    task : Task
+        Its task (for the split and the metric).
+    amplitudes : sequence of float
+        Noise standard deviations ``a >= 0``.
+    split : {"train", "val", "test"}
+        Which split.
+    repeats : int
+        Noise draws per amplitude.
+    seed : int
+        Seed of the draws.
+    batch_size : int
+        Sequences per forward pass.
+
+    Returns
+    -------
+    NoiseCurve
+
+    Raises
+    ------
+    TrainConfigError
+        Negative or non-finite amplitudes, ``repeats < 1``, unknown split.
+    """
+    amps = np.asarray(list(amplitudes), dtype=np.float64)
+    if amps.ndim != 1 or amps.size == 0 or not np.all(np.isfinite(amps)) or np.any(amps < 0):
+        raise TrainConfigError(
+            f"noise amplitudes must be finite standard deviations >= 0, got {list(amplitudes)}"
+        )
+    if repeats < 1:
+        raise TrainConfigError(f"repeats must be at least 1, got {repeats}")
+    data: Split = task.split(split)
+    model.eval()
+    x = torch.from_numpy(np.ascontiguousarray(data.x))
+    y = torch.from_numpy(np.ascontiguousarray(data.y))
+    dtype = next(model.parameters()).dtype
+    K, N = amps.size, len(x)
+    correct = np.zeros((K, repeats))
+    sqerr = np.zeros((K, repeats))
+    for r in range(repeats):
+        gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, r]).generate_state(1)[0]))
+        for i in range(0, N, batch_size):
+            u = model.inputs(x[i : i + batch_size]).to(dtype)
+            w = torch.randn(u.shape, generator=gen, dtype=dtype)
+            yb = y[i : i + batch_size]
+            for k, a in enumerate(amps):
+                if a == 0 and r > 0:
+                    continue
+                out = model.from_inputs(u + float(a) * w)
+                if task.kind == "regression":
+                    err = out - yb
+                    correct[k, r] += float((err.abs() < ADDING_TOLERANCE).all(dim=-1).sum())
+                    sqerr[k, r] += float((err**2).sum())
+                else:
+                    correct[k, r] += float((out.argmax(-1) == yb).sum())
+    acc = correct / N
+    zero = amps == 0
+    acc[zero] = acc[zero][:, :1]  # amplitude 0 is deterministic: evaluated once
+    sqerr[zero] = sqerr[zero][:, :1]
+    p = task.n_outputs
+    return NoiseCurve(
+        amplitudes=amps,
+        accuracy=acc.mean(1),
+        accuracy_std=acc.std(1),
+        misclassification=1 - acc.mean(1),
+        mse=(sqerr / (N * p)).mean(1) if task.kind == "regression" else None,
+        repeats=repeats,
+        seed=seed,
+        split=split,
+        n=N,
+    )
+
+
+def noise_thresholds(
+    amplitudes: Sequence[float], misclassification: Sequence[float], levels: Sequence[float] = TABLE_I_LEVELS
+) -> dict[float, float | None]:
+    """Noise amplitude at which the misclassification first reaches each level (first paper, Table I).
+
+    Linear interpolation between consecutive evaluated amplitudes (sorted
+    ascending): for the first ``k`` with ``e_k < L <= e_{k+1}``,
+    ``a = a_k + (L - e_k) (a_{k+1} - a_k) / (e_{k+1} - e_k)``.
+
+    Parameters
+    ----------
+    amplitudes : (K,) sequence of float
+        Evaluated amplitudes.
+    misclassification : (K,) sequence of float
+        Misclassification rate at each amplitude (fractions in [0, 1]).
+    levels : sequence of float
+        Levels (fractions; Table I: 0.03, 0.05, 0.10).
+
+    Returns
+    -------
+    dict
+        ``level -> amplitude``; the smallest amplitude when the error is
+        already at the level there; None when the level is never reached in
+        the evaluated range.
+
+    Raises
+    ------
+    TrainConfigError
+        Arrays of different lengths or empty.
+    """
+    a = np.asarray(amplitudes, dtype=np.float64)
+    e = np.asarray(misclassification, dtype=np.float64)
+    if a.shape != e.shape or a.ndim != 1 or a.size == 0:
+        raise TrainConfigError(
+            f"amplitudes and misclassification must be equal-length 1-D; got {a.shape}, {e.shape}"
+        )
+    order = np.argsort(a, kind="stable")
+    a, e = a[order], e[order]
+    out: dict[float, float | None] = {}
+    for level in levels:
+        L = float(level)
+        if e[0] >= L:
+            out[L] = float(a[0])
+            continue
+        hit = None
+        for k in range(a.size - 1):
+            if e[k] < L <= e[k + 1]:
+                hit = float(a[k] + (L - e[k]) * (a[k + 1] - a[k]) / (e[k + 1] - e[k]))
+                break
+        out[L] = hit
+    return out
+
+
+@dataclass(frozen=True)
+class RobustnessReport:
+    """Linearised and sampled robustness measure for ``S`` sequences.
+
+    Attributes
+    ----------
+    sigma : float
+        Input-noise standard deviation (``Sigma = sigma^2 I``).
+    estimate : (S,) ndarray
+        ``Tr(R_T)`` from the linearised propagation (Theorem 3, eqs. 22-24).
+    monte_carlo, monte_carlo_stderr : (S,) ndarray
+        Sampled ``E||y~_T - y_T||^2`` and its standard error.
+    draws : int
+        Noise draws per sequence.
+    seed : int
+        Seed of the draws.
+    """
+
+    sigma: float
+    estimate: np.ndarray
+    monte_carlo: np.ndarray
+    monte_carlo_stderr: np.ndarray
+    draws: int
+    seed: int
+
+    @property
+    def mean_estimate(self) -> float:
+        """Mean of ``Tr(R_T)`` over the sequences."""
+        return float(self.estimate.mean())
+
+    @property
+    def mean_monte_carlo(self) -> float:
+        """Mean of the Monte-Carlo estimate over the sequences."""
+        return float(self.monte_carlo.mean())
+
+    @property
+    def mean_monte_carlo_stderr(self) -> float:
+        """Standard error of :attr:`mean_monte_carlo` (independent draws per sequence)."""
+        return float(np.sqrt((self.monte_carlo_stderr**2).sum()) / max(1, self.monte_carlo_stderr.size))
+
+
+def robustness(
+    model: SequenceModel, x: torch.Tensor | np.ndarray, sigma: float, *, draws: int = 500, seed: int = 0
+) -> RobustnessReport:
+    """The first paper's robustness measure of `model` on inputs `x`: ``Tr(R_T)`` and Monte Carlo.
+
+    Computed in float64 on a copy of the model.
+
+    Parameters
+    ----------
+    model : SequenceModel
+        Trained model.
+    x : (S, T, d) or (S, T) array
+        Inputs (token ids for token tasks).
+    sigma : float
+        Noise standard deviation at every step, in normalised input units.
+    draws : int
+        Monte-Carlo draws per sequence.
+    seed : int
+        Seed of the draws.
+
+    Returns
+    -------
+    RobustnessReport
+
+    Raises
+    ------
+    TrainConfigError
+        Negative `sigma` or ``draws < 2``.
+    """
+    import copy
+
+    from spectra.train.covariance import monte_carlo_output_error, propagate_covariance
+
+    if not sigma >= 0 or draws < 2:
+        raise TrainConfigError(f"need sigma >= 0 and draws >= 2, got sigma={sigma}, draws={draws}")
+    m = copy.deepcopy(model).double().eval()
+    xt = torch.as_tensor(np.asarray(x))
+    with torch.no_grad():
+        u = m.inputs(xt).double()
+        est = propagate_covariance(m, u, sigma).traces[:, -1]
+    mc, se = monte_carlo_output_error(m, u, sigma, draws=draws, seed=seed)
+    return RobustnessReport(
+        sigma=float(sigma),
+        estimate=est.numpy().copy(),
+        monte_carlo=mc.numpy().copy(),
+        monte_carlo_stderr=se.numpy().copy(),
+        draws=draws,
+        seed=seed,
+    )
