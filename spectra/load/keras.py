@@ -476,8 +476,9 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
             if head and (head[-1].endswith("_cell") or head[-1] == "cell"):
                 hint = head[-1]
                 head = head[:-1]
-            if not head or head[0] != lname:
-                head = [lname, *head]
+            # Keras 3 prefixes variable paths with the model's name ("sequential/lstm_1/...");
+            # tf.keras 2 omits the outer name of a nested model ("inner_lstm/..." under "encoder").
+            head = head[head.index(lname) :] if lname in head else [lname, *head]
             direction = "reverse" if any(p.startswith("backward") for p in head[1:]) else "forward"
             sub_cfg = cfg
             if cls == "Bidirectional" and isinstance(inner, dict):
