@@ -63,8 +63,8 @@ def _rewrite_zip(src, dst, replace=None, compress=None):
             zout.writestr(info.filename, data, compress_type=ct)
 
 
-def _patch_central_size(path, suffix, size):
-    """Overwrite the declared (compressed and uncompressed) size of a member in the central directory."""
+def _patch_central_size(path, suffix, size, *, compressed=False):
+    """Overwrite the central-directory uncompressed (and optionally compressed) size of a member."""
     raw = bytearray(path.read_bytes())
     pos = raw.find(b"PK\x01\x02")
     while pos >= 0:
@@ -72,6 +72,8 @@ def _patch_central_size(path, suffix, size):
         name = bytes(raw[pos + 46 : pos + 46 + name_len]).decode()
         if name.endswith(suffix):
             struct.pack_into("<I", raw, pos + 24, size)  # uncompressed
+            if compressed:
+                struct.pack_into("<I", raw, pos + 20, size)
             return path.write_bytes(bytes(raw))
         pos = raw.find(b"PK\x01\x02", pos + 4)
     raise AssertionError(f"member {suffix} not found")
@@ -241,9 +243,10 @@ def test_no_recurrent_weights_message(tmp_path):
 def test_member_declaring_gigabytes(tmp_path, good_zip):
     path = tmp_path / "huge_member.pt"
     path.write_bytes(good_zip.read_bytes())
-    _patch_central_size(path, "data/1", 0xFFFF0000)  # ~4 GiB declared for weight_hh_l0
-    err = _assert_cheap(lambda: load(path), CorruptFileError)
-    assert "corrupt" in str(err)
+    _patch_central_size(path, "data/1", 0xFFFF0000, compressed=True)  # ~4 GiB for weight_hh_l0
+    _assert_cheap(lambda: load(path), CorruptFileError, match="declares 4294901760 bytes")
+    _patch_central_size(path, "data/1", 0xFFFF0000 - 1)  # stored, but two different sizes
+    _assert_cheap(lambda: load(path), CorruptFileError, match="corrupt archive")
 
 
 def test_zip_bomb_data_pkl(tmp_path, good_zip):
