@@ -1,0 +1,862 @@
+"""Kreiss constant and transient growth of the powers ``A^k`` (discrete time).
+
+What lives here
+---------------
+* :func:`transient_growth` -- the exact 2-norms ``||A^k||_2``, ``k = 0..kmax``.
+* :func:`kreiss_constant` -- ``K(A) = sup_{|z|>1} (|z| - 1) ||(zI - A)^{-1}||_2``
+  with a lower bound attained at an explicit point and a certified upper bound.
+* :func:`transient_lower_bound` -- the pseudospectral lower bound on
+  ``max_{0<=k<=kmax} ||A^k||`` of Trefethen & Embree (2005), ch. 16.
+
+Pseudospectral grids live in :mod:`spectra.pseudospectra`, the numerical range
+in :mod:`spectra.numerical_range`, drawings in :mod:`spectra.plot.transient`.
+
+Kreiss matrix theorem (Trefethen & Embree 2005, Thm 18.1; Spijker 1991 for the
+constant ``e n``; LeVeque & Trefethen 1984)::
+
+    K(A) <= sup_{k>=0} ||A^k||_2 <= e n K(A).
+
+Everything is computed on the complex Schur form ``A = Q T Q*`` (Golub & Van
+Loan, Thm 7.1.3): ``||A^k|| = ||T^k||`` and ``sigma_min(zI - A) =
+sigma_min(zI - T)`` because ``Q`` is unitary.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg as sla
+from scipy.optimize import minimize
+
+from spectra._validate import as_square_matrix
+
+__all__ = [
+    "KreissResult",
+    "TransientBound",
+    "TransientGrowth",
+    "kreiss_constant",
+    "transient_growth",
+    "transient_lower_bound",
+]
+
+_EPS = np.finfo(float).eps
+#: matrices up to this order get dense (batched) SVDs; larger ones inverse iteration
+_DENSE_N = 96
+#: ``certify="auto"`` runs the branch-and-bound certificate up to this order
+_CERTIFY_N = 96
+#: hard cap on the number of powers computed by :func:`transient_growth`
+KMAX_CAP = 2000
+#: default number of powers when ``rho(A) >= 1`` (no decay to wait for)
+KMAX_UNSTABLE = 100
+
+
+def _schur(A) -> tuple[np.ndarray, np.ndarray]:
+    a = as_square_matrix(A)
+    T, Q = sla.schur(a.astype(np.complex128), output="complex")
+    return T, Q
+
+
+# ----------------------------------------------------------------------------- transient growth
+
+
+@dataclass(frozen=True)
+class TransientGrowth:
+    """Norms of the powers of a matrix.
+
+    Attributes
+    ----------
+    norms : (kmax + 1,) ndarray
+        ``||A^k||_2`` for ``k = 0..kmax`` (``norms[0] = 1``).
+    spectral_bound : (kmax + 1,) ndarray
+        ``rho(A)^k``, the asymptotic rate (``||A^k|| >= rho^k`` always).
+    peak : float
+        ``max_k norms[k]`` over the computed range.
+    peak_k : int
+        The first ``k`` at which the peak is attained.
+    kmax : int
+        Last power computed.
+    spectral_radius : float
+        ``rho(A)``.
+    n : int
+        Order of the matrix.
+    """
+
+    norms: np.ndarray
+    spectral_bound: np.ndarray
+    peak: float
+    peak_k: int
+    kmax: int
+    spectral_radius: float
+    n: int
+
+    @property
+    def k(self) -> np.ndarray:
+        """The powers ``0..kmax``."""
+        return np.arange(self.kmax + 1)
+
+
+def _norm2(P: np.ndarray) -> float:
+    """Exact (to rounding) 2-norm: the largest singular value by LAPACK."""
+    if not np.any(P):
+        return 0.0
+    return float(sla.svdvals(P, check_finite=False)[0])
+
+
+def transient_growth(A, kmax: int | None = None) -> TransientGrowth:
+    """Exact 2-norms of the powers ``||A^k||_2``, ``k = 0..kmax``.
+
+    ``||A^k||_2 = ||T^k||_2`` for the complex Schur form ``A = Q T Q*``; the
+    powers of the triangular ``T`` are formed one by one (stable: no
+    eigenvector basis is used) and each norm is the largest singular value
+    from a dense SVD (Golub & Van Loan, sec. 8.6).
+
+    Parameters
+    ----------
+    A : (n, n) array_like
+        The matrix.
+    kmax : int, optional
+        Last power. Default, chosen from the data:
+
+        * ``rho(A) >= 1``: ``kmax = 100`` (:data:`KMAX_UNSTABLE`);
+        * otherwise powers are computed until, past the peak, ``||A^k||``
+          has fallen to ``0.01 max(1, peak)`` (or to 0: nilpotent), and
+          ``kmax`` is that ``k``;
+        * never more than 2000 powers (:data:`KMAX_CAP`).
+
+    Returns
+    -------
+    TransientGrowth
+        ``.norms``, ``.peak``, ``.peak_k``, ``.spectral_bound = rho^k``, ``.kmax``.
+
+    Raises
+    ------
+    NonSquareError, NonFiniteError
+        If `A` is not a finite square matrix.
+    ValueError
+        If `kmax` is negative.
+
+    Examples
+    --------
+    >>> tg = transient_growth([[0.5, 1.0], [0.0, 0.5]], kmax=3)
+    >>> round(tg.norms[1], 6)
+    1.207107
+    """
+    T, _ = _schur(A)
+    n = T.shape[0]
+    rho = float(np.max(np.abs(np.diag(T))))
+    if kmax is not None:
+        kmax = int(kmax)
+        if kmax < 0:
+            raise ValueError(f"kmax must be a non-negative integer, got {kmax}")
+    limit = kmax if kmax is not None else (KMAX_UNSTABLE if rho >= 1 else KMAX_CAP)
+    norms = [1.0]
+    P = np.eye(n, dtype=np.complex128)
+    peak, peak_k = 1.0, 0
+    k = 0
+    while k < limit:
+        k += 1
+        P = np.triu(P @ T)
+        nk = _norm2(P)
+        norms.append(nk)
+        if nk > peak:
+            peak, peak_k = nk, k
+        if kmax is None and rho < 1 and (nk == 0.0 or (k > peak_k and nk <= 0.01 * max(1.0, peak))):
+            break
+    norms_a = np.asarray(norms)
+    kk = np.arange(len(norms_a))
+    return TransientGrowth(
+        norms=norms_a,
+        spectral_bound=rho**kk,
+        peak=float(peak),
+        peak_k=int(peak_k),
+        kmax=int(len(norms_a) - 1),
+        spectral_radius=rho,
+        n=n,
+    )
+
+
+# ----------------------------------------------------------------------------- sigma_min helpers
+
+
+def _smin_dense(T: np.ndarray, zs: np.ndarray, chunk_bytes: int = 32 << 20) -> np.ndarray:
+    """``sigma_min(z I - T)`` for many ``z`` by batched dense SVD (values only)."""
+    n = T.shape[0]
+    out = np.empty(zs.size)
+    step = max(1, chunk_bytes // (16 * n * n))
+    eye = np.eye(n)
+    for s in range(0, zs.size, step):
+        z = zs[s : s + step]
+        B = z[:, None, None] * eye - T
+        out[s : s + step] = np.linalg.svd(B, compute_uv=False)[:, -1]
+    return out
+
+
+def _inverse_iteration(T: np.ndarray, z: complex, iters: int = 60, tol: float = 1e-13):
+    """Smallest singular triplet of ``B = zI - T`` by inverse iteration on ``B* B``.
+
+    ``B`` is upper triangular, so each step is two triangular solves (O(n^2)).
+    Returns ``(sigma, u, v)`` with ``B v = sigma u``; sigma is a Ritz value,
+    never below the true ``sigma_min`` (up to rounding).
+    """
+    n = T.shape[0]
+    B = z * np.eye(n) - T
+    v = np.ones(n, dtype=np.complex128) / math.sqrt(n)
+    theta_old = 0.0
+    for _ in range(iters):
+        y = sla.solve_triangular(B, v, trans="C", check_finite=False)
+        x = sla.solve_triangular(B, y, check_finite=False)
+        nx = np.linalg.norm(x)
+        if not np.isfinite(nx) or nx == 0:
+            return 0.0, v, v
+        theta = float(np.real(np.vdot(v, x)))
+        v = x / nx
+        if abs(theta - theta_old) <= tol * abs(theta):
+            break
+        theta_old = theta
+    Bv = B @ v
+    sigma = float(np.linalg.norm(Bv))
+    u = Bv / sigma if sigma > 0 else v
+    return sigma, u, v
+
+
+def _smin_values(T: np.ndarray, zs: np.ndarray) -> np.ndarray:
+    """``sigma_min(z I - T)`` at every point of `zs` (values only)."""
+    zs = np.asarray(zs, dtype=np.complex128).ravel()
+    if T.shape[0] <= _DENSE_N:
+        return _smin_dense(T, zs)
+    return np.array([_inverse_iteration(T, z, iters=8, tol=1e-6)[0] for z in zs])
+
+
+def _triplet(T: np.ndarray, z: complex):
+    """Smallest singular triplet ``(sigma, u, v)`` of ``zI - T``."""
+    n = T.shape[0]
+    if n <= _DENSE_N:
+        U, s, Vh = np.linalg.svd(z * np.eye(n) - T)
+        return float(s[-1]), U[:, -1], Vh[-1].conj()
+    return _inverse_iteration(T, z)
+
+
+def _kreiss_objective(T: np.ndarray, z: complex) -> tuple[float, np.ndarray]:
+    """``f(z) = (|z| - 1)/sigma_min(zI - T)`` and its gradient in ``(Re z, Im z)``.
+
+    With the singular triplet ``(sigma, u, v)``: ``d sigma/dx = Re(u* v)``,
+    ``d sigma/dy = -Im(u* v)`` (Sun 1988; NUMERICS.md).
+    """
+    r = abs(z)
+    sigma, u, v = _triplet(T, z)
+    if sigma <= 0:
+        return math.inf, np.zeros(2)
+    w = np.vdot(u, v)
+    dsig = np.array([w.real, -w.imag])
+    dr = np.array([z.real, z.imag]) / r if r > 0 else np.zeros(2)
+    f = (r - 1) / sigma
+    grad = (dr * sigma - (r - 1) * dsig) / sigma**2
+    return f, grad
+
+
+def _local_max(T: np.ndarray, z0: complex) -> tuple[float, complex]:
+    """BFGS ascent of ``f`` from `z0`; returns the best ``(f, z)`` seen (|z| > 1)."""
+    best = [-math.inf, z0]
+
+    def fun(p):
+        z = complex(p[0], p[1])
+        if abs(z) <= 1:
+            # outside the domain: f <= 0 there; a steep, smooth wall back to |z| > 1
+            return 1.0 + (1 - abs(z)), -np.array([p[0], p[1]]) / max(abs(z), 1e-300)
+        f, g = _kreiss_objective(T, z)
+        if f > best[0]:
+            best[0], best[1] = f, z
+        return -f, -g
+
+    try:
+        minimize(
+            fun,
+            np.array([z0.real, z0.imag]),
+            jac=True,
+            method="BFGS",
+            options={"gtol": 1e-11, "maxiter": 200},
+        )
+    except (ValueError, np.linalg.LinAlgError, FloatingPointError):  # pragma: no cover - defensive
+        pass
+    return float(best[0]), complex(best[1])
+
+
+# ----------------------------------------------------------------------------- the certificate
+
+
+@dataclass
+class _Cells:
+    r0: np.ndarray
+    r1: np.ndarray
+    t0: np.ndarray
+    t1: np.ndarray
+
+
+def _cell_data(T: np.ndarray, normT: float, c: _Cells) -> dict[str, np.ndarray]:
+    """Everything the cell test needs, from one dense SVD at each cell centre.
+
+    For the centre ``z_c`` and ``B = z_c I - T``: the smallest singular value
+    ``s1`` with its vectors ``(u, v)`` (``B v = s1 u``), ``w = u* v``, and the
+    second-smallest singular value ``s2``. A backward-stable SVD is exact for
+    ``B + E`` with ``||E|| <= c n u ||B||`` (Golub & Van Loan, sec. 8.6), so a
+    margin ``10 n u (||A|| + |z_c|)`` is subtracted from ``s1`` and ``s2``.
+    """
+    n = T.shape[0]
+    rc = 0.5 * (c.r0 + c.r1)
+    tc = 0.5 * (c.t0 + c.t1)
+    zc = rc * np.exp(1j * tc)
+    # every point of the polar cell is within d of the centre:
+    # |r e^{it} - rc e^{itc}| <= |r - rc| + r |e^{it} - e^{itc}| <= dr/2 + r1 * 2 sin(dt/4)
+    d = 0.5 * (c.r1 - c.r0) + c.r1 * 2 * np.sin(0.25 * (c.t1 - c.t0))
+    m = zc.size
+    w = np.empty(m, dtype=np.complex128)
+    s1 = np.empty(m)
+    s2 = np.empty(m)
+    eye = np.eye(n)
+    step = max(1, (32 << 20) // (16 * n * n))
+    for s in range(0, m, step):
+        sl = slice(s, min(m, s + step))
+        B = zc[sl, None, None] * eye - T
+        U, S, Vh = np.linalg.svd(B)
+        # u* v with u = U[:, -1], v = Vh[-1].conj():  sum_i conj(U[i,-1]) conj(Vh[-1,i])
+        w[sl] = np.einsum("ki,ki->k", U[:, :, -1].conj(), Vh[:, -1, :].conj())
+        s1[sl] = S[:, -1]
+        s2[sl] = S[:, -2] if n > 1 else np.inf
+    margin = 10 * n * _EPS * (normT + np.abs(zc))
+    return {
+        "zc": zc,
+        "rc": rc,
+        "d": d,
+        "w": w,
+        "s1": s1 - margin,
+        "s2": s2 - margin,
+        "f": (rc - 1) / np.maximum(s1, 1e-300),
+    }
+
+
+def _cell_bound_ok(cd: dict[str, np.ndarray], r0, r1, w_up: float, gamma: float) -> np.ndarray:
+    """True where ``f(z) = (|z| - 1)/sigma_min(zI - A) <= gamma`` is proved on the whole cell.
+
+    Three sufficient tests (any one suffices), with ``delta = z - z_c``, ``|delta| <= d``:
+
+    1. Lipschitz: ``sigma_min`` is 1-Lipschitz in ``z``, so ``f <= (r1 - 1)/(s1 - d)``.
+    2. Far field: ``sigma_min(zI - A) >= dist(z, W(A)) >= |z| - w(A)`` (numerical
+       range, Trefethen & Embree 2005, Thm 17.1), so ``f <= (r1 - 1)/(r0 - w_up)``.
+    3. Second order. The Jordan-Wielandt matrix ``H = [[0, B], [B*, 0]]`` has
+       eigenvalues ``+-sigma_j``; ``z_c -> z`` adds ``E = [[0, delta I], [conj(delta) I, 0]]``,
+       ``||E|| = |delta|``. On the span of ``[u; +-v]`` the compressed matrix has
+       eigenvalues ``+-sqrt((s1 + Re(delta w))^2 + ...)``; the rest of the spectrum
+       stays ``>= s2 - d`` away from 0 and couples through ``||E|| <= d``, so a
+       Schur-complement argument (Parlett, *The Symmetric Eigenvalue Problem*,
+       sec. 11.5) gives ``sigma_min(z) >= s1 + Re(delta w) - d^2/(s2 - s1 - 2d)``.
+       With ``|z| - 1 <= rc - 1 + Re(delta conj(z_c))/rc + d^2/(2 rc)`` the cell is
+       proved when ``rc - 1 + d^2/(2rc) - gamma (s1 - eta) + d |conj(z_c)/rc - gamma w| <= 0``,
+       ``eta = d^2/(s2 - s1 - 2d)``. Near the maximiser the first-order terms
+       cancel (the gradient of ``f`` vanishes), so cells of size about
+       ``sqrt(rtol)`` suffice there.
+    """
+    d = cd["d"]
+    s1 = cd["s1"]
+    ok = (s1 > d) & ((r1 - 1) <= gamma * (s1 - d))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ok |= (r0 > w_up) & ((r1 - 1) <= gamma * (r0 - w_up))
+        gap = cd["s2"] - s1 - 2 * d
+        eta = np.where(gap > 0, d**2 / gap, np.inf)
+        chat = np.conj(cd["zc"]) / cd["rc"]
+        lhs = cd["rc"] - 1 + d**2 / (2 * cd["rc"]) - gamma * (s1 - eta) + d * np.abs(chat - gamma * cd["w"])
+        ok |= (gap > 0) & (lhs <= 0)
+    return ok
+
+
+def _cell_upper(cd: dict[str, np.ndarray], r0, r1, w_up: float) -> np.ndarray:
+    """A (crude) upper bound of ``f`` on each cell: Lipschitz or far-field, else inf."""
+    d = cd["d"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lip = np.where(cd["s1"] > d, (r1 - 1) / (cd["s1"] - d), np.inf)
+        far = np.where(r0 > w_up, (r1 - 1) / (r0 - w_up), np.inf)
+    return np.minimum(lip, far)
+
+
+# ----------------------------------------------------------------------------- Kreiss constant
+
+
+@dataclass(frozen=True)
+class KreissResult:
+    """The Kreiss constant ``K(A) = sup_{|z|>1} (|z| - 1) ||(zI - A)^{-1}||_2``.
+
+    Attributes
+    ----------
+    value : float
+        Best estimate of ``K(A)`` (the lower bound, converged by local
+        optimisation); ``inf`` when ``rho(A) >= 1``.
+    lower : float
+        A guaranteed lower bound: ``(|z| - 1)/sigma_min(zI - A)`` evaluated at
+        :attr:`z`, or 1 (the limit ``|z| -> inf``) when that is larger.
+    upper : float
+        A guaranteed upper bound (see :func:`kreiss_constant`, ``Notes``).
+    z : complex or None
+        Where :attr:`lower` is attained (``|z| > 1``); None when the lower bound
+        is the limit at infinity or ``K`` is infinite.
+    certified : bool
+        True when ``upper/lower - 1 <= rtol`` was proved.
+    n : int
+        Order of the matrix.
+    spectral_radius : float
+        ``rho(A)``.
+    norm : float
+        ``||A||_2``.
+    message : str
+        Plain-language account of how the bounds were obtained.
+    evaluations : int
+        Number of ``sigma_min`` evaluations (SVDs) used.
+    """
+
+    value: float
+    lower: float
+    upper: float
+    z: complex | None
+    certified: bool
+    n: int
+    spectral_radius: float
+    norm: float
+    message: str
+    evaluations: int = 0
+    extra: dict = field(default_factory=dict, repr=False)
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    @property
+    def bracket(self) -> tuple[float, float]:
+        """``(K_lower, e n K_upper)``: where ``sup_k ||A^k||_2`` must lie.
+
+        Kreiss matrix theorem with Spijker's constant (Trefethen & Embree
+        2005, Thm 18.1): ``K(A) <= sup_{k>=0} ||A^k|| <= e n K(A)``.
+        """
+        if math.isinf(self.value):
+            return (math.inf, math.inf)
+        return (float(self.lower), float(math.e * self.n * self.upper))
+
+    def where_in_bracket(self, peak: float) -> float:
+        """Position of a transient peak in :attr:`bracket`, on a log scale.
+
+        Returns ``log(peak/K) / log(e n K / K) = log(peak/K)/log(e n)``: 0 at
+        the Kreiss lower end, 1 at the ``e n K`` upper end; values outside
+        ``[0, 1]`` (beyond rounding) contradict the theorem. NaN when ``K`` is
+        infinite.
+        """
+        lo, hi = self.bracket
+        if not math.isfinite(lo) or hi <= lo:
+            return math.nan
+        return math.log(peak / lo) / math.log(hi / lo)
+
+
+def _initial_cells(rho: float, R: float, half: bool, r_start: float = 1.0) -> _Cells:
+    """Polar cells covering ``r_start <= |z| <= R`` (upper half plane when `half`).
+
+    Radial step ``h = (1 - rho)/2`` (clipped to ``[2e-3, 0.1]``) for eight
+    rings next to the unit circle, then rings growing by 25%; about square
+    cells (angular width ~ radial width, at least 16 per ring).
+    """
+    h = min(0.1, max(2e-3, 0.5 * (1 - rho)))
+    edges = [r_start + h * j for j in range(9)] if r_start == 1.0 else [r_start]
+    while edges[-1] < R:
+        edges.append(min(R, edges[-1] * 1.25 + h))
+    span = math.pi if half else 2 * math.pi
+    out: list[list[np.ndarray]] = [[], [], [], []]
+    for e0, e1 in zip(edges[:-1], edges[1:]):
+        nt = int(min(512, max(16, math.ceil(span * e1 / (e1 - e0)))))
+        te = np.linspace(0.0, span, nt + 1)
+        out[0].append(np.full(nt, e0))
+        out[1].append(np.full(nt, e1))
+        out[2].append(te[:-1])
+        out[3].append(te[1:])
+    return _Cells(*(np.concatenate(o) if o else np.empty(0) for o in out))
+
+
+def kreiss_constant(
+    A,
+    *,
+    rtol: float = 1e-6,
+    certify: bool | str = "auto",
+    max_evals: int = 200_000,
+) -> KreissResult:
+    """Kreiss constant ``K(A) = sup_{|z|>1} (|z| - 1)/sigma_min(zI - A)``.
+
+    Equivalently ``K(A) = sup_eps (rho_eps(A) - 1)/eps`` (Trefethen & Embree
+    2005, eq. (18.4) and Thm 18.1); ``K <= sup_k ||A^k|| <= e n K``.
+
+    Parameters
+    ----------
+    A : (n, n) array_like
+        The matrix.
+    rtol : float
+        Relative gap ``upper/lower - 1`` the certificate aims for.
+    certify : bool or "auto"
+        Run the branch-and-bound certificate (dense SVDs: O(n^3) each).
+        ``"auto"``: for ``n <= 96``. Without it, :attr:`KreissResult.upper` is
+        the weaker, still guaranteed ``max_{j<m} ||A^j||`` (first ``m`` with
+        ``||A^m|| <= 1``; then ``sup_k ||A^k|| = max_{j<m} ||A^j||``).
+    max_evals : int
+        Budget of cell evaluations for the certificate; when exhausted the
+        upper bound is the largest bound of the cells left (may be looser).
+
+    Returns
+    -------
+    KreissResult
+        ``.value``, ``.lower`` (attained at ``.z``), ``.upper``, ``.bracket``,
+        ``.message``; ``float(result)`` is ``.value``.
+
+    Raises
+    ------
+    NonSquareError, NonFiniteError
+        If `A` is not a finite square matrix.
+    ValueError
+        If `rtol` is not positive or `certify` is not a bool or ``"auto"``.
+
+    Notes
+    -----
+    Method (on the complex Schur form ``T``):
+
+    1. ``rho(A) >= 1``: ``K = inf``. ``||A||_2 <= 1``: ``K = 1`` exactly
+       (``sigma_min(zI - A) >= |z| - ||A|| >= |z| - 1`` and ``f -> 1`` as
+       ``|z| -> inf``).
+    2. Search: ``f`` at the centres of a polar grid over
+       ``1 <= |z| <= R`` (radial step ``h = (1 - rho)/2`` clipped to
+       ``[2e-3, 0.1]`` near the circle, geometric beyond; angles
+       ``[0, pi]`` for real A by conjugate symmetry), then BFGS ascent from the
+       eight best centres with the exact gradient from the singular triplet.
+       Every value is attained at a point, so it is a lower bound.
+    3. Certificate (branch and bound): ``R`` is chosen so that the far field
+       ``|z| >= R`` is bounded by ``(R - 1)/(R - ||A||)``; every polar cell is
+       proved to satisfy ``f <= gamma = lower (1 + rtol/2)`` by a Lipschitz,
+       far-field, or second-order test (see ``_cell_bound_ok``), or split in
+       two along its longer side. Cell centres that beat the lower bound raise
+       it (and seed another ascent). Proofs rely on LAPACK's backward-stable
+       SVD; a margin ``10 n u (||A|| + |z|)`` is subtracted from computed
+       singular values. Limits: a maximum along a whole curve (e.g. a Jordan
+       block at 0, where ``f`` depends on ``|z|`` only) needs many cells, and
+       the budget `max_evals` may then stop the proof short of `rtol`
+       (``certified=False``, honest but looser ``upper``).
+    """
+    if not (rtol > 0):
+        raise ValueError(f"rtol must be positive, got {rtol!r}")
+    if certify not in (True, False, "auto"):
+        raise ValueError(f"certify must be True, False or 'auto', got {certify!r}")
+    a = as_square_matrix(A)
+    T, _ = _schur(a)
+    n = T.shape[0]
+    rho = float(np.max(np.abs(np.diag(T))))
+    normT = float(sla.svdvals(T, check_finite=False)[0])
+    if rho >= 1:
+        return KreissResult(
+            value=math.inf,
+            lower=math.inf,
+            upper=math.inf,
+            z=None,
+            certified=True,
+            n=n,
+            spectral_radius=rho,
+            norm=normT,
+            message=(
+                f"spectral radius rho(A) = {rho:.6g} >= 1: the powers of A are not bounded by a "
+                "Kreiss constant (K(A) is infinite); K(A/gamma) for gamma > rho bounds "
+                "||A^k|| <= gamma^k sup_j ||(A/gamma)^j||"
+            ),
+        )
+    if normT <= 1:
+        return KreissResult(
+            value=1.0,
+            lower=1.0,
+            upper=1.0,
+            z=None,
+            certified=True,
+            n=n,
+            spectral_radius=rho,
+            norm=normT,
+            message=f"||A||_2 = {normT:.6g} <= 1, so K(A) = 1 exactly (a contraction: no transient growth)",
+        )
+    if certify == "auto":
+        certify = n <= _CERTIFY_N
+    w_hi = normT
+    if certify:
+        from spectra.numerical_range import numerical_radius_bounds
+
+        w_hi = min(normT, numerical_radius_bounds(T, rtol=1e-9)[1])
+        if w_hi <= 1:
+            return KreissResult(
+                value=1.0,
+                lower=1.0,
+                upper=1.0,
+                z=None,
+                certified=True,
+                n=n,
+                spectral_radius=rho,
+                norm=normT,
+                message=(
+                    f"numerical radius w(A) <= {w_hi:.6g} <= 1, so K(A) = 1 exactly: "
+                    "||(zI - A)^-1|| <= 1/dist(z, W(A)) <= 1/(|z| - 1)"
+                ),
+            )
+    half = not np.iscomplexobj(a)
+
+    # ---- 2. global search on the cell centres, then local ascents
+    R = max(2.0, 2 * normT + 1)
+    cells = _initial_cells(rho, R, half)
+    rc = 0.5 * (cells.r0 + cells.r1)
+    zc = rc * np.exp(0.5j * (cells.t0 + cells.t1))
+    evals = 0
+    if certify:
+        cd = _cell_data(T, normT, cells)
+        fvals = cd["f"]
+    else:
+        # the search does not need every far cell: restrict to |z| <= 1 + 8h ... 4
+        near = rc <= min(R, 4.0)
+        fvals = np.full(rc.shape, -np.inf)
+        fvals[near] = (rc[near] - 1) / np.maximum(_smin_values(T, zc[near]), 1e-300)
+        cd = None
+    evals += int(np.count_nonzero(np.isfinite(fvals)))
+    lower, zbest = 1.0, None
+    order = np.argsort(-fvals)
+    starts = []
+    for idx in order:
+        if len(starts) >= 8:
+            break
+        if all(abs(zc[idx] - s) > 0.05 for s in starts):
+            starts.append(complex(zc[idx]))
+    for z0 in starts:
+        f, z = _local_max(T, z0)
+        evals += 1
+        if f > lower:
+            lower, zbest = f, z
+
+    # ---- 3. certificate
+    certified = False
+    if not certify:
+        upper, m_pow = _powers_upper(T)
+        msg = (
+            f"K from a grid search and BFGS ascent (lower bound attained at z); upper bound "
+            f"max_(j<{m_pow}) ||A^j|| from the powers (no certificate of the first bound "
+            f"for n = {n} > {_CERTIFY_N}; pass certify=True)"
+        )
+        return KreissResult(
+            value=lower,
+            lower=lower,
+            upper=max(upper, lower),
+            z=zbest,
+            certified=False,
+            n=n,
+            spectral_radius=rho,
+            norm=normT,
+            message=msg,
+            evaluations=evals,
+        )
+    gamma = lower * (1 + 0.9 * rtol)
+    pending = _Cells(cells.r0, cells.r1, cells.t0, cells.t1)
+    # far field |z| >= R: f <= (R - 1)/(R - ||A||); push R out until that is <= gamma
+    R_need = min((gamma * w_hi - 1) / (gamma - 1), 1e12)
+    if R_need > R:
+        extra = _initial_cells(rho, R_need, half, r_start=R)
+        cd_extra = _cell_data(T, normT, extra)
+        evals += extra.r0.size
+        pending = _Cells(
+            *(np.concatenate([getattr(pending, k), getattr(extra, k)]) for k in ("r0", "r1", "t0", "t1"))
+        )
+        cd = {k: np.concatenate([cd[k], cd_extra[k]]) for k in cd}
+        R = R_need
+    far_bound = (R - 1) / (R - w_hi)
+    left_upper = 0.0
+    while True:
+        # raise the lower bound from any centre that beats it
+        if cd["f"].size and np.max(cd["f"]) > lower:
+            j = int(np.argmax(cd["f"]))
+            f, z = _local_max(T, complex(cd["zc"][j]))
+            if max(f, cd["f"][j]) > lower:
+                if f >= cd["f"][j]:
+                    lower, zbest = f, z
+                else:
+                    lower, zbest = float(cd["f"][j]), complex(cd["zc"][j])
+            gamma = max(gamma, lower * (1 + 0.9 * rtol))
+        ok = _cell_bound_ok(cd, pending.r0, pending.r1, w_hi, gamma)
+        bad = ~ok
+        if not np.any(bad):
+            break
+        if evals + 2 * int(np.count_nonzero(bad)) > max_evals:
+            left_upper = float(np.max(_cell_upper(cd, pending.r0, pending.r1, w_hi)[bad]))
+            break
+        r0, r1, t0, t1 = pending.r0[bad], pending.r1[bad], pending.t0[bad], pending.t1[bad]
+        radial = (r1 - r0) >= r1 * (t1 - t0)
+        rm = 0.5 * (r0 + r1)
+        tm = 0.5 * (t0 + t1)
+        pending = _Cells(
+            np.concatenate([r0, np.where(radial, rm, r0)]),
+            np.concatenate([np.where(radial, rm, r1), r1]),
+            np.concatenate([t0, np.where(radial, t0, tm)]),
+            np.concatenate([np.where(radial, t1, tm), t1]),
+        )
+        cd = _cell_data(T, normT, pending)
+        evals += pending.r0.size
+    upper = max(gamma, far_bound, left_upper)
+    certified = upper <= lower * (1 + rtol)
+    msg = (
+        f"K certified by branch and bound over {evals} cells: {lower:.10g} <= K <= {upper:.10g}"
+        if certified
+        else (
+            f"certificate stopped after {evals} evaluations (max_evals): "
+            f"{lower:.10g} <= K <= {upper:.6g}, gap above rtol = {rtol:g}"
+        )
+    )
+    return KreissResult(
+        value=lower,
+        lower=lower,
+        upper=upper,
+        z=zbest,
+        certified=bool(certified),
+        n=n,
+        spectral_radius=rho,
+        norm=normT,
+        message=msg,
+        evaluations=evals,
+    )
+
+
+def _powers_upper(T: np.ndarray, cap: int = KMAX_CAP) -> tuple[float, int]:
+    """``sup_k ||T^k||`` exactly, as ``max_{j<m} ||T^j||`` with ``||T^m|| <= 1``.
+
+    ``T^{qm + j} = (T^m)^q T^j`` gives ``||T^{qm+j}|| <= ||T^j||``. Returns
+    ``(inf, cap)`` when no power up to `cap` has norm at most 1.
+    """
+    n = T.shape[0]
+    P = np.eye(n, dtype=np.complex128)
+    best = 1.0
+    for m in range(1, cap + 1):
+        P = np.triu(P @ T)
+        nm = _norm2(P)
+        if nm <= 1:
+            return best, m
+        best = max(best, nm)
+    return math.inf, cap
+
+
+# ----------------------------------------------------------------------------- lower bound on powers
+
+
+@dataclass(frozen=True)
+class TransientBound:
+    """Pseudospectral lower bound on ``max_{0<=k<=kmax} ||A^k||``.
+
+    Attributes
+    ----------
+    value : float
+        The bound (``>= 1``).
+    z : complex or None
+        The point used, ``|z| = r > 1``; None when the trivial bound 1 is best.
+    epsilon : float
+        ``sigma_min(zI - A)`` at `z` (so ``rho_eps(A) >= r``).
+    kmax : int or None
+        The horizon; None for ``sup_{k>=0}`` (then ``value = (r - 1)/eps``).
+    """
+
+    value: float
+    z: complex | None
+    epsilon: float
+    kmax: int | None
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+
+def _power_bound(r: np.ndarray, eps: np.ndarray, kmax: int | None) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if kmax is None:
+            return (r - 1) / eps
+        rK = r ** float(kmax)
+        out = rK / (1 + (rK - 1) * eps / (r - 1))
+        # r^K overflow: the bound tends to (r - 1)/eps
+        return np.where(np.isfinite(rK), out, (r - 1) / eps)
+
+
+def transient_lower_bound(A, kmax: int | None = None, *, npts: int = 64) -> TransientBound:
+    """Lower bound on transient growth from one point of a pseudospectrum.
+
+    For any ``z`` with ``|z| = r > 1`` and ``eps = sigma_min(zI - A)``
+    (so ``rho_eps(A) >= r``), and any ``K >= 1`` (Trefethen & Embree 2005,
+    Thm 16.4)::
+
+        max_{0<=k<=K} ||A^k|| >= r^K / (1 + (r^K - 1)/((r - 1)/eps)),
+
+    which tends to the Kreiss bound ``sup_k ||A^k|| >= (r - 1)/eps`` as
+    ``K -> inf``. Proof: ``(zI - A)^{-1} = sum_{k<K} A^k/z^{k+1} + A^K z^{-K}
+    (zI - A)^{-1}``; take norms with ``||A^k|| <= M`` for ``k <= K``.
+    The bound is maximised over the centres of a polar grid (``npts`` angles,
+    radii ``1 + (1 - rho) 2^j``) and refined by a bounded 2-D search.
+
+    Parameters
+    ----------
+    A : (n, n) array_like
+        The matrix.
+    kmax : int, optional
+        The horizon ``K``; None for ``sup_{k>=0}``.
+    npts : int
+        Number of angles of the search grid.
+
+    Returns
+    -------
+    TransientBound
+        ``.value`` and where it is attained (``.z``, ``.epsilon``).
+
+    Raises
+    ------
+    NonSquareError, NonFiniteError
+        If `A` is not a finite square matrix.
+    ValueError
+        If `kmax < 1` or `npts < 4`.
+    """
+    if kmax is not None and int(kmax) < 1:
+        raise ValueError(f"kmax must be a positive integer or None, got {kmax!r}")
+    if npts < 4:
+        raise ValueError(f"npts must be at least 4, got {npts!r}")
+    T, _ = _schur(A)
+    rho = float(np.max(np.abs(np.diag(T))))
+    base = max(1 - rho, 0.0) if rho < 1 else 0.0
+    steps = max(base, 1e-3) * 2.0 ** np.arange(-3, 8)
+    radii = np.concatenate([1 + steps, [max(rho, 1.0) * (1 + s) for s in steps]]) if rho >= 1 else 1 + steps
+    th = np.linspace(0, 2 * np.pi, npts, endpoint=False)
+    Rg, Tg = np.meshgrid(radii, th, indexing="ij")
+    zs = (Rg * np.exp(1j * Tg)).ravel()
+    eps = _smin_values(T, zs)
+    r = np.abs(zs)
+    vals = _power_bound(r, np.maximum(eps, 1e-300), kmax)
+    best = 1.0
+    bz, be = None, math.nan
+    for j in np.argsort(-vals)[:4]:
+        if not vals[j] > best:
+            continue
+
+        def neg(p):
+            z = complex(p[0], p[1])
+            rr = abs(z)
+            if rr <= 1:
+                return 0.0
+            e = _triplet(T, z)[0]
+            return -float(_power_bound(np.array([rr]), np.array([max(e, 1e-300)]), kmax)[0])
+
+        res = minimize(
+            neg,
+            np.array([zs[j].real, zs[j].imag]),
+            method="Nelder-Mead",
+            options={"xatol": 1e-9, "fatol": 1e-12},
+        )
+        cand = [(float(vals[j]), complex(zs[j]))]
+        if -res.fun > 0:
+            cand.append((float(-res.fun), complex(res.x[0], res.x[1])))
+        for v, z in cand:
+            if v > best and abs(z) > 1:
+                # re-evaluate at the point reported, so the value is attained there
+                e = _triplet(T, z)[0]
+                v2 = float(_power_bound(np.array([abs(z)]), np.array([max(e, 1e-300)]), kmax)[0])
+                if v2 > best:
+                    best, bz, be = v2, z, e
+    return TransientBound(value=best, z=bz, epsilon=float(be), kmax=None if kmax is None else int(kmax))
