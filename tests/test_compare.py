@@ -1,0 +1,278 @@
+"""Tests of spectra.compare and the `spectra stabilize` / `spectra compare` commands.
+
+Oracles: closed forms for the 2x2 Jordan-like matrix ``[[a, b], [0, a]]``
+(NUMERICS.md): ``sigma_min(zI - A) = (sqrt(b^2 + 4|z - a|^2) - b) / 2``, so for
+``0 < a < 1`` the distance to instability is ``(sqrt(b^2 + 4(1 - a)^2) - b) / 2``
+(attained at z = 1), and ``A^k = [[a^k, k a^(k-1) b], [0, a^k]]``; for normal
+matrices the distance is ``1 - rho``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from spectra_cli.main import main
+
+from spectra.checkpoint import Checkpoint, RecurrentMatrix
+from spectra.compare import (
+    CRITERIA,
+    StructureMismatchError,
+    compare_checkpoints,
+    compare_matrices,
+    compare_stabilized,
+)
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def jordan(a: float, b: float) -> np.ndarray:
+    return np.array([[a, b], [0.0, a]])
+
+
+def d_inst_jordan(a: float, b: float) -> float:
+    return (np.sqrt(b * b + 4 * (1 - a) ** 2) - b) / 2
+
+
+def peak_jordan(a: float, b: float, kmax: int = 400) -> float:
+    return max(np.linalg.norm(np.array([[a**k, k * a ** (k - 1) * b], [0, a**k]]), 2) for k in range(kmax))
+
+
+def ckpt(path: str, mats: dict[str, np.ndarray]) -> Checkpoint:
+    return Checkpoint(
+        path=path,
+        format="npz",
+        matrices=[RecurrentMatrix(id=k, matrix=v, layer=k, source=k) for k, v in mats.items()],
+    )
+
+
+# ------------------------------------------------------------------ library
+
+
+def test_spectral_norm_scaling_up_makes_jordan_less_robust():
+    a, b = 0.5, 0.2
+    A = jordan(a, b)
+    s = np.linalg.svd(A, compute_uv=False)[0]  # < 1: spectral-norm scales it *up*
+    assert s < 1
+    res = compare_stabilized(ckpt("mem", {"W": A}), method="spectral-norm")
+    (m,) = res.matrices
+    d = m.figures["distance_to_instability"]
+    assert d.before == pytest.approx(d_inst_jordan(a, b), abs=1e-9)
+    assert d.after == pytest.approx(d_inst_jordan(a / s, b / s), abs=1e-9)
+    assert d.change == pytest.approx(d.after - d.before) and d.change < 0
+    assert d.relative == pytest.approx(d.change / d.before)
+    assert m.figures["spectral_radius"].after == pytest.approx(a / s, rel=1e-12)
+    assert m.figures["norm_2"].after == pytest.approx(1.0, rel=1e-12)
+    assert m.figures["henrici"].before == pytest.approx(b, rel=1e-9)  # dep_F = |b|
+    assert m.figures["henrici"].after == pytest.approx(b / s, rel=1e-9)
+    assert m.figures["transient_peak"].before == pytest.approx(peak_jordan(a, b), rel=1e-8)
+    assert m.figures["transient_peak"].after == pytest.approx(peak_jordan(a / s, b / s), rel=1e-8)
+    assert m.less_robust is True
+    assert res.less_robust == ["W"] and res.exit_code == 1
+    assert m.stabilize["method"] == "spectral-norm" and m.stabilize["scale"] == pytest.approx(1 / s)
+    # ||A||_2 <= 1 before and after: K = 1 and max_k ||A^k|| = ||A^0|| = 1 both times, and
+    # dep_F/||A||_F is scale-invariant: only the distance to instability sees the loss
+    assert m.figures["kreiss"].before == pytest.approx(1.0, abs=1e-6)
+    assert m.figures["kreiss"].after == pytest.approx(1.0, abs=1e-6)
+    for crit, expected in [("kreiss", False), ("transient_peak", False), ("henrici_relative", False)]:
+        r = compare_matrices([("W", A, m.after)], criterion=crit)
+        assert r.matrices[0].less_robust is expected, crit
+
+
+def test_power_leaves_stable_matrix_alone_exit_0():
+    A = np.diag([0.5, -0.3, 0.2])  # normal, rho = 0.5: distance 0.5
+    res = compare_stabilized(ckpt("mem", {"W": A}), method="power", iterations=3)
+    (m,) = res.matrices
+    assert m.stabilize["changed"] is False
+    d = m.figures["distance_to_instability"]
+    assert d.before == pytest.approx(0.5, abs=1e-9) and d.after == pytest.approx(0.5, abs=1e-9)
+    assert d.change == 0.0
+    assert m.less_robust is False and res.exit_code == 0
+    for eps in (1e-2, 1e-1):  # normal: rho_eps = rho + eps
+        fc = m.figures[f"pseudospectral_radius[{eps:g}]"]
+        assert fc.before == pytest.approx(0.5 + eps, abs=1e-9)
+
+
+def test_exact_on_unstable_matrix_distance_stays_zero():
+    # rho > 1 before: distance 0; exact puts the dominant eigenvalue on the circle: still 0.
+    # The paper's point: the spectrum is "stabilised" but the matrix is on the edge of instability.
+    A = jordan(1.5, 0.3)
+    res = compare_stabilized(ckpt("mem", {"W": A}), method="exact")
+    (m,) = res.matrices
+    d = m.figures["distance_to_instability"]
+    assert d.before == pytest.approx(0.0, abs=1e-12) and d.after == pytest.approx(0.0, abs=1e-9)
+    assert m.figures["spectral_radius"].after == pytest.approx(1.0, abs=1e-12)
+    assert m.figures["kreiss"].before == np.inf and m.figures["kreiss"].after == np.inf
+    assert m.less_robust is False and res.exit_code == 0
+    assert compare_matrices([("W", A, m.after)], criterion="kreiss").exit_code == 0
+
+
+def test_svd_clip_makes_nonnormal_matrix_more_robust():
+    a, b = 0.5, 3.0
+    A = jordan(a, b)
+    res = compare_stabilized(ckpt("mem", {"W": A}), method="svd-clip", criterion="transient_peak")
+    (m,) = res.matrices
+    assert m.figures["norm_2"].after == pytest.approx(1.0, abs=1e-12)
+    assert m.figures["transient_peak"].before == pytest.approx(peak_jordan(a, b), rel=1e-8)
+    assert m.figures["transient_peak"].after <= 1.0 + 1e-9 < m.figures["transient_peak"].before
+    assert m.figures["distance_to_instability"].after > m.figures["distance_to_instability"].before
+    assert res.exit_code == 0
+
+
+def test_compare_checkpoints_matches_by_id_and_reports_mismatch():
+    A, B = jordan(0.5, 0.2), np.diag([0.9, 0.1])
+    before = ckpt("b", {"x": A, "y": B})
+    after = ckpt("a", {"y": B * 0.5, "x": A})  # same ids, another order
+    res = compare_checkpoints(before, after, criterion="distance_to_instability")
+    assert [m.id for m in res.matrices] == ["x", "y"]
+    assert res.matrices[0].figures["distance_to_instability"].change == 0.0
+    assert res.matrices[1].figures["spectral_radius"].after == pytest.approx(0.45)
+    assert res.exit_code == 0
+    with pytest.raises(StructureMismatchError) as info:
+        compare_checkpoints(before, ckpt("c", {"x": A, "z": B}))
+    assert "y" in str(info.value) and "z" in str(info.value)
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(StructureMismatchError, match="shape"):
+        compare_checkpoints(ckpt("b", {"x": A}), ckpt("a", {"x": np.eye(3)}))
+    only = compare_checkpoints(before, after, matrices=["y"])
+    assert [m.id for m in only.matrices] == ["y"]
+
+
+def test_json_document():
+    res = compare_matrices([("W", jordan(1.5, 0.3), jordan(1.0, 0.2))], criterion="kreiss")
+    doc = json.loads(json.dumps(res.to_dict(), allow_nan=False))
+    assert doc["schema_version"] == 1 and doc["criterion"] == "kreiss"
+    fig = doc["matrices"][0]["figures"]
+    assert fig["kreiss"] == {"before": "inf", "after": "inf", "change": 0.0, "relative": None}
+    assert set(fig) >= {
+        "spectral_radius",
+        "norm_2",
+        "henrici",
+        "henrici_relative",
+        "pseudospectral_radius[0.01]",
+        "pseudospectral_radius[0.1]",
+        "distance_to_instability",
+        "kreiss",
+        "transient_peak",
+    }
+
+
+def test_bad_criterion():
+    with pytest.raises(ValueError, match="criterion"):
+        compare_matrices([("W", np.eye(2), np.eye(2))], criterion="vibes")
+    assert set(CRITERIA) == {"distance_to_instability", "kreiss", "transient_peak", "henrici_relative"}
+
+
+# ------------------------------------------------------------------ CLI
+
+
+@pytest.fixture()
+def files(tmp_path):
+    A = jordan(0.5, 0.2)
+    s = np.linalg.svd(A, compute_uv=False)[0]
+    np.savez(tmp_path / "before.npz", W_hh=A)
+    np.savez(tmp_path / "worse.npz", W_hh=A / s)
+    np.savez(tmp_path / "same.npz", W_hh=A)
+    return tmp_path
+
+
+def run(argv, capsys):
+    """Through spectra_cli.main.main (library errors -> exit codes)."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_click(argv):
+    """Through click's own runner (exit codes set with ctx.exit)."""
+    from click.testing import CliRunner
+    from spectra_cli.main import cli
+
+    r = CliRunner().invoke(cli, [str(a) for a in argv])
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_cli_compare_exit_codes_and_json(files, capsys):
+    code, out, _ = run_click(["compare", files / "before.npz", files / "worse.npz", "--json"])
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["schema_version"] == 1 and doc["less_robust"] == ["W_hh"]
+    code, out, _ = run_click(["compare", files / "before.npz", files / "same.npz"])
+    assert code == 0 and "W_hh" in out and "none got less robust" in out
+    code, out, _ = run_click(["compare", files / "before.npz", "--stabilize", "spectral-norm", "--json"])
+    assert code == 1 and json.loads(out)["matrices"][0]["stabilize"]["method"] == "spectral-norm"
+    code, out, _ = run_click(["compare", files / "before.npz", "--stabilize", "power"])
+    assert code == 0
+    code, _, err = run(["compare", files / "before.npz"], capsys)  # neither AFTER nor --stabilize
+    assert code == 2 and "exactly one" in err
+    code, _, _ = run(["compare", files / "before.npz", "--stabilize", "nope"], capsys)
+    assert code == 2
+    code, out, _ = run(["compare", "--help"], capsys)
+    assert code == 0 and "Exit codes" in out and "less robust" in out
+    code, _, err = run(["compare", files / "before.npz", files / "missing.npz"], capsys)
+    assert code != 0 and "missing.npz" in err
+
+
+def test_cli_stabilize_writes_and_refuses_overwrite(files, capsys):
+    out_file = files / "stable.npz"
+    code, out, err = run(["stabilize", files / "worse.npz", "-o", out_file, "--method", "exact"], capsys)
+    assert code == 0 and "W_hh" in out and "wrote" in err
+    with np.load(out_file) as z:
+        W = z["W_hh"]
+    A = np.load(files / "worse.npz")["W_hh"]
+    rho_a = max(abs(np.linalg.eigvals(A)))
+    np.testing.assert_allclose(W, A / rho_a if rho_a > 1 else A, rtol=1e-15)
+    code, _, err = run(["stabilize", files / "worse.npz", "-o", out_file], capsys)
+    assert code == 8 and "exists" in err
+    code, out, _ = run(
+        ["stabilize", files / "before.npz", "-o", out_file, "--force", "--method", "svd-clip", "--json"],
+        capsys,
+    )
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["schema_version"] == 1 and doc["matrices"][0]["id"] == "W_hh"
+    with np.load(out_file) as z:
+        assert np.linalg.norm(z["W_hh"], 2) <= 1.0 + 1e-12
+    code, _, _ = run(
+        ["stabilize", files / "before.npz", "-o", out_file, "--force", "--matrix", "nope"], capsys
+    )
+    assert code == 6
+
+
+def test_cli_compare_figure(files, capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig_path = files / "cmp.png"
+    code, _, err = run_click(
+        ["compare", files / "before.npz", files / "worse.npz", "-o", fig_path, "--npts", "30"]
+    )
+    assert code == 1 and fig_path.exists()
+    img = matplotlib.image.imread(fig_path)
+    assert img.std() > 0.01  # not blank
+
+
+def test_plot_compare_shares_limits():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spectra.plot.compare import common_bounds, plot_compare
+
+    A = jordan(0.5, 0.2)
+    res = compare_matrices([("W", A, 2.5 * A), ("V", np.diag([0.3, 0.2]), np.diag([0.3, 0.2]))])
+    axes = plot_compare(res, npts=24)
+    try:
+        assert axes.shape == (2, 2)
+        for row in axes:
+            assert row[0].get_xlim() == row[1].get_xlim() and row[0].get_ylim() == row[1].get_ylim()
+        # the box encloses the 0.1-pseudospectra of both and the unit circle
+        xmin, xmax, ymin, ymax = common_bounds([A, 2.5 * A], 0.1)
+        assert xmin <= -1.1 and xmax >= 1.25 + 0.25 + 0.1  # 2.5A: numerical range reaches a + |b|/2
+    finally:
+        plt.close(axes[0, 0].figure)
