@@ -114,9 +114,11 @@ class StabilizeResult:
 
 
 # --------------------------------------------------------------------------- methods
-# Each method takes (A, iterations, target, seed) and returns
+# Each method takes (A, iterations, target, seed, eigenvalues of A) and returns
 # (new matrix or None when unchanged, scale, estimate, warnings).
-_MethodFn = Callable[[np.ndarray, int, float, int], tuple[np.ndarray | None, float, float, list[str]]]
+_MethodFn = Callable[
+    [np.ndarray, int, float, int, np.ndarray], tuple[np.ndarray | None, float, float, list[str]]
+]
 
 
 def _spectral_radius(A: np.ndarray) -> float:
@@ -183,8 +185,7 @@ def _check_iterations(iterations: int) -> None:
         raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
 
 
-def _dominant_pair_warning(A: np.ndarray) -> str | None:
-    lam = np.linalg.eigvals(A)
+def _dominant_pair_warning(A: np.ndarray, lam: np.ndarray) -> str | None:
     if lam.size < 2:
         return None
     mod = np.sort(np.abs(lam))[::-1]
@@ -204,11 +205,11 @@ def _dominant_pair_warning(A: np.ndarray) -> str | None:
     return None
 
 
-def _method_power(A, iterations, target, seed):
-    lam, change = power_estimate(A, iterations, seed)
-    est = abs(lam)
+def _method_power(A, iterations, target, seed, lam):
+    rq, change = power_estimate(A, iterations, seed)
+    est = abs(rq)
     notes: list[str] = []
-    pair = _dominant_pair_warning(A)
+    pair = _dominant_pair_warning(A, lam)
     if pair is not None:
         notes.append(pair)
     if change > CONVERGENCE_RTOL:
@@ -222,15 +223,15 @@ def _method_power(A, iterations, target, seed):
     return None, 1.0, est, notes
 
 
-def _method_exact(A, iterations, target, seed):
-    rho = _spectral_radius(A)
+def _method_exact(A, iterations, target, seed, lam):
+    rho = float(np.max(np.abs(lam)))
     if rho > target:
         s = target / rho
         return A * s, s, rho, []
     return None, 1.0, rho, []
 
 
-def _method_svd_clip(A, iterations, target, seed):
+def _method_svd_clip(A, iterations, target, seed, lam):
     U, s, Vh = np.linalg.svd(A)
     smax = float(s[0])
     if smax > target:
@@ -239,7 +240,7 @@ def _method_svd_clip(A, iterations, target, seed):
     return None, 1.0, smax, []
 
 
-def _method_spectral_norm(A, iterations, target, seed):
+def _method_spectral_norm(A, iterations, target, seed, lam):
     smax = float(np.linalg.norm(A, 2))
     if smax == 0.0:
         return None, 1.0, 0.0, ["sigma_max = 0: the zero matrix cannot be normalised; left unchanged"]
@@ -345,8 +346,9 @@ def stabilize(
     if not (isinstance(target, (int, float, np.floating, np.integer)) and np.isfinite(target) and target > 0):
         raise ValueError(f"target must be a positive finite number, got {target!r}")
     target = float(target)
-    new, scale, estimate, notes = fn(a, iterations, target, seed)
-    rho_before = _spectral_radius(a)
+    lam = np.linalg.eigvals(a)
+    rho_before = float(np.max(np.abs(lam)))
+    new, scale, estimate, notes = fn(a, iterations, target, seed, lam)
     changed = new is not None
     if new is None:
         new = a.copy()
