@@ -1,0 +1,627 @@
+"""Epsilon-pseudospectra of a matrix on a grid: :func:`pseudospectra`.
+
+The epsilon-pseudospectrum of ``A`` is (Trefethen & Embree 2005, ch. 2)::
+
+    L_eps(A) = {z : sigma_min(zI - A) < eps} = {z : ||(zI - A)^{-1}|| > 1/eps}
+
+and this module evaluates ``sigma_min(zI - A)`` at every point of a
+rectangular grid, so that the boundaries of ``L_eps`` are contour lines of
+``log10 sigma_min``. The method is EigTool's (Wright & Trefethen, SISC 2001):
+one complex Schur factorisation ``A = Q T Q*``, then per point inverse Lanczos
+on ``(T_z^* T_z)^{-1}``, ``T_z = zI - T`` (the batched triangular solves and
+the Lanczos iteration live in :mod:`spectra._triangular`); below
+``dense_below`` rows a batched dense SVD is cheaper and is used instead.
+
+Here: the grid, its automatic bounds and levels, the data object
+:class:`PseudospectrumGrid` with ``.plot()`` and ``.save()``, and
+:func:`load_grid`. Elsewhere: drawing (:mod:`spectra.plot.pseudospectra`),
+pseudospectral radius and abscissa (:mod:`spectra.crisscross`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import scipy.linalg
+
+from spectra._progress import Progress
+from spectra._triangular import ShiftedTriangular, inverse_lanczos
+from spectra._validate import as_square_matrix
+from spectra.errors import CorruptFileError, UnsupportedFormatError, WriteError
+
+__all__ = [
+    "PseudospectrumGrid",
+    "auto_bounds",
+    "default_levels",
+    "default_npts",
+    "load_grid",
+    "pseudospectra",
+]
+
+_EPS = np.finfo(np.float64).eps
+_FORMAT = "rnn-spectra/pseudospectrum-grid"
+_FORMAT_VERSION = 1
+#: bytes of working memory one batch of Lanczos points may use
+_BATCH_BYTES = 192 * 2**20
+#: bytes of stacked matrices one dense-SVD chunk may use
+_DENSE_BYTES = 32 * 2**20
+
+
+@dataclass(eq=False)
+class PseudospectrumGrid:
+    """``sigma_min(zI - A)`` on a grid, ready to be contoured.
+
+    Attributes
+    ----------
+    x : (nx,) ndarray
+        Real parts of the grid points, increasing.
+    y : (ny,) ndarray
+        Imaginary parts of the grid points, increasing.
+    sigma_min : (ny, nx) ndarray
+        ``sigma_min[j, i] = sigma_min((x[i] + 1j*y[j]) I - A)``, float64. The
+        boundary of the epsilon-pseudospectrum is the contour
+        ``sigma_min = eps``.
+    eigenvalues : (n,) ndarray, complex
+        Eigenvalues of ``A`` (the diagonal of its complex Schur form).
+    levels : (L,) ndarray
+        ``log10(eps)`` of the contours to draw (chosen or given).
+    options : dict
+        What was used: method, tolerance, bounds, point counts, Lanczos steps,
+        dense fallbacks, seconds.
+    matrix_id : str or None
+        Identifier of the matrix (e.g. ``rnn.weight_hh_l0[forget]``).
+    title : str or None
+        Free-form label for plots.
+    n : int
+        Size of ``A``.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    sigma_min: np.ndarray
+    eigenvalues: np.ndarray
+    levels: np.ndarray
+    options: dict[str, Any] = field(default_factory=dict)
+    matrix_id: str | None = None
+    title: str | None = None
+    n: int = 0
+
+    @property
+    def z(self) -> np.ndarray:
+        """The grid points ``x[i] + 1j*y[j]`` as a ``(ny, nx)`` complex array."""
+        return self.x[None, :] + 1j * self.y[:, None]
+
+    @property
+    def log10_sigma(self) -> np.ndarray:
+        """``log10(sigma_min)``, ``(ny, nx)``; exact zeros become ``-inf``."""
+        with np.errstate(divide="ignore"):
+            return np.log10(self.sigma_min)
+
+    def plot(
+        self,
+        ax=None,
+        *,
+        levels: Sequence[float] | np.ndarray | None = None,
+        colorbar: bool = True,
+        unit_circle: bool = True,
+        title: str | None = None,
+        filled: bool = False,
+        overlay: Sequence[tuple[np.ndarray, np.ndarray, str]] | None = None,
+    ):
+        """Draw the contours; see :func:`spectra.plot.pseudospectra.plot_pseudospectra`."""
+        from spectra.plot.pseudospectra import plot_pseudospectra
+
+        return plot_pseudospectra(
+            self,
+            ax=ax,
+            levels=levels,
+            colorbar=colorbar,
+            unit_circle=unit_circle,
+            title=title,
+            filled=filled,
+            overlay=overlay,
+        )
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the grid to a ``.npz`` file that :func:`load_grid` reads back.
+
+        Raises
+        ------
+        WriteError
+            If the file cannot be written.
+        """
+        meta = {
+            "format": _FORMAT,
+            "version": _FORMAT_VERSION,
+            "matrix_id": self.matrix_id,
+            "title": self.title,
+            "n": int(self.n),
+            "options": self.options,
+        }
+        try:
+            with open(path, "wb") as f:
+                np.savez_compressed(
+                    f,
+                    x=np.asarray(self.x, dtype=np.float64),
+                    y=np.asarray(self.y, dtype=np.float64),
+                    sigma_min=np.asarray(self.sigma_min, dtype=np.float64),
+                    eigenvalues=np.asarray(self.eigenvalues, dtype=np.complex128),
+                    levels=np.asarray(self.levels, dtype=np.float64),
+                    meta=np.array(json.dumps(meta, default=_json_default)),
+                )
+        except OSError as exc:
+            raise WriteError(f"{os.fspath(path)}: cannot write the pseudospectrum grid ({exc})") from None
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def load_grid(path: str | os.PathLike) -> PseudospectrumGrid:
+    """Read a grid written by :meth:`PseudospectrumGrid.save`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.npz`` file.
+
+    Returns
+    -------
+    PseudospectrumGrid
+
+    Raises
+    ------
+    OSError
+        If the file does not exist or cannot be read.
+    UnsupportedFormatError
+        If the file is a readable ``.npz`` but not a pseudospectrum grid.
+    CorruptFileError
+        If it is not a readable ``.npz`` or its arrays are inconsistent.
+    """
+    p = os.fspath(path)
+    need = {"x", "y", "sigma_min", "eigenvalues", "levels", "meta"}
+    try:
+        data = np.load(p, allow_pickle=False)
+    except OSError:
+        raise
+    except Exception as exc:  # ValueError, zipfile.BadZipFile, EOFError ...
+        raise CorruptFileError(f"{p}: not a readable .npz file ({exc})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise UnsupportedFormatError(f"{p}: a single .npy array, not a pseudospectrum grid (.npz)")
+    try:
+        names = set(data.files)
+        if not need <= names:
+            raise UnsupportedFormatError(
+                f"{p}: not a pseudospectrum grid (needs arrays {sorted(need)}, has {sorted(names)})"
+            )
+        arrays = {k: data[k] for k in need}
+    except UnsupportedFormatError:
+        raise
+    except Exception as exc:
+        raise CorruptFileError(f"{p}: corrupt grid file ({exc})") from None
+    finally:
+        data.close()
+    try:
+        meta = json.loads(str(arrays["meta"]))
+    except json.JSONDecodeError as exc:
+        raise CorruptFileError(f"{p}: unreadable metadata in the grid file ({exc})") from None
+    if meta.get("format") != _FORMAT:
+        raise UnsupportedFormatError(f"{p}: not a pseudospectrum grid (format {meta.get('format')!r})")
+    x, y, s = arrays["x"], arrays["y"], arrays["sigma_min"]
+    if x.ndim != 1 or y.ndim != 1 or s.shape != (y.size, x.size):
+        raise CorruptFileError(
+            f"{p}: inconsistent grid: x {x.shape}, y {y.shape}, sigma_min {s.shape} "
+            "(sigma_min must be (len(y), len(x)))"
+        )
+    return PseudospectrumGrid(
+        x=x,
+        y=y,
+        sigma_min=s,
+        eigenvalues=arrays["eigenvalues"],
+        levels=arrays["levels"],
+        options=dict(meta.get("options") or {}),
+        matrix_id=meta.get("matrix_id"),
+        title=meta.get("title"),
+        n=int(meta.get("n") or 0),
+    )
+
+
+# ----------------------------------------------------------------------------- the engine
+
+
+def pseudospectra(
+    A,
+    *,
+    x: Sequence[float] | np.ndarray | None = None,
+    y: Sequence[float] | np.ndarray | None = None,
+    bounds: Sequence[float] | None = None,
+    npts: int | tuple[int, int] | None = None,
+    levels: Sequence[float] | np.ndarray | None = None,
+    tol: float = 1e-8,
+    method: Literal["auto", "lanczos", "svd"] = "auto",
+    dense_below: int = 55,
+    maxiter: int = 60,
+    seed: int = 0,
+    progress: Progress | None = None,
+    matrix_id: str | None = None,
+    title: str | None = None,
+) -> PseudospectrumGrid:
+    r"""Smallest singular value of ``zI - A`` on a grid of points ``z``.
+
+    .. math:: \sigma_{\min}(zI - A), \qquad z = x_i + \mathrm{i}\, y_j,
+
+    whose sublevel sets are the epsilon-pseudospectra
+    ``{z : sigma_min(zI - A) < eps}`` (Trefethen & Embree 2005, eq. (2.2)).
+    One complex Schur factorisation ``A = Q T Q*`` (Golub & Van Loan, 4th ed.,
+    sec. 7.5), then per point the largest eigenvalue ``theta`` of
+    ``(T_z^* T_z)^{-1}`` by Lanczos with batched triangular solves,
+    ``sigma_min = theta^{-1/2}`` (Trefethen, Acta Numerica 1999, sec. 5; Wright
+    & Trefethen, SISC 2001). For real ``A`` only points with ``y >= 0`` are
+    computed where the grid holds the mirror point, since
+    ``sigma_min(conj(z) I - A) = sigma_min(zI - A)``.
+
+    Parameters
+    ----------
+    A : (n, n) array_like or RecurrentMatrix
+        The matrix (real or complex; computed in float64/complex128). A
+        :class:`~spectra.checkpoint.RecurrentMatrix` also supplies `matrix_id`.
+    x, y : (nx,) and (ny,) array_like, optional
+        Grid lines, used exactly as given (increasing, finite). Where one is
+        missing it comes from `bounds` and `npts`.
+    bounds : (4,) sequence of float, optional
+        ``(xmin, xmax, ymin, ymax)``. Default: the numerical-range box of ``A``
+        (which contains every ``L_eps`` padded by ``eps``; Trefethen & Embree
+        thm. 17.5) padded by 10% of its size (and by ``10**max(levels)`` when
+        `levels` are given), joined with ``[-1.1, 1.1]^2`` so the unit circle
+        shows; symmetric about the real axis for real ``A``.
+    npts : int or (int, int), optional
+        Points along the longer side (the other side gets the same spacing),
+        or ``(nx, ny)``. Default 100 for ``n <= 512``, 60 up to 1024, else 40.
+    levels : sequence of float, optional
+        ``log10(eps)`` of the contours. Default: :func:`default_levels`.
+    tol : float
+        Relative accuracy of every returned value against a dense SVD
+        (default ``1e-8``), for values above rounding level
+        (``~ n eps ||A||``).
+    method : {"auto", "lanczos", "svd"}
+        ``auto``: dense batched SVD when ``n < dense_below``, else Lanczos.
+    dense_below : int
+        Size below which ``auto`` uses the dense SVD (EigTool uses 55).
+    maxiter : int
+        Most Lanczos steps per point; points not converged by then (and
+        points within rounding of an eigenvalue) are computed by a dense SVD.
+    seed : int
+        Seed of the shared random Lanczos start vector.
+    progress : callable, optional
+        ``progress(done, total)`` called as points finish.
+    matrix_id, title : str, optional
+        Labels stored in the result.
+
+    Returns
+    -------
+    PseudospectrumGrid
+        With ``sigma_min`` of shape ``(ny, nx)``.
+
+    Raises
+    ------
+    NonSquareError
+        If `A` is not a non-empty square matrix.
+    NonFiniteError
+        If `A` holds NaN or Inf.
+    ValueError
+        If `x`, `y`, `bounds`, `npts`, `levels`, `tol`, `method` or `maxiter`
+        is invalid (the message says what is allowed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectra import pseudospectra
+    >>> g = pseudospectra(np.array([[0.5, 1.0], [0.0, 0.5]]), npts=41)
+    >>> g.sigma_min.shape
+    (41, 41)
+    """
+    t0 = time.perf_counter()
+    if hasattr(A, "matrix") and hasattr(A, "id"):
+        matrix_id = matrix_id if matrix_id is not None else A.id
+        A = A.matrix
+    A = as_square_matrix(A, "A")
+    n = A.shape[0]
+    real = not np.iscomplexobj(A)
+    if method not in ("auto", "lanczos", "svd"):
+        raise ValueError(f"method must be 'auto', 'lanczos' or 'svd', got {method!r}")
+    if not (isinstance(tol, (int, float)) and 0 < tol <= 0.1):
+        raise ValueError(f"tol must be a number in (0, 0.1], got {tol!r}")
+    if not (isinstance(maxiter, (int, np.integer)) and maxiter >= 2):
+        raise ValueError(f"maxiter must be an integer >= 2, got {maxiter!r}")
+    lev = None if levels is None else _check_levels(levels)
+    use_dense = method == "svd" or (method == "auto" and n < dense_below)
+
+    if use_dense:
+        T = None
+        eigenvalues = scipy.linalg.eigvals(A)
+    else:
+        T, _ = scipy.linalg.schur(A, output="complex")
+        eigenvalues = np.diag(T).copy()
+
+    xs, ys, used_bounds = _grid(A, real, x, y, bounds, npts, lev)
+    Z = xs[None, :] + 1j * ys[:, None]
+    # rows to compute and rows mirrored from them (real A only)
+    rows = np.arange(ys.size)
+    source = rows.copy()
+    if real:
+        where = {float(v): j for j, v in enumerate(ys) if v >= 0}
+        for j, v in enumerate(ys):
+            if v < 0 and float(-v) in where:
+                source[j] = where[float(-v)]
+    compute_rows = np.flatnonzero(source == rows)
+    zc = Z[compute_rows].ravel()
+    total = zc.size
+    done = [0]
+
+    def report(k: int) -> None:
+        done[0] += k
+        if progress is not None:
+            progress(done[0], total)
+
+    stats: dict[str, Any] = {}
+    if use_dense:
+        sig = _dense_sigma_min(A, zc, on_done=report)
+        stats.update(method="svd")
+    else:
+        sig = _lanczos_sigma_min(T, zc, tol=tol, maxiter=int(maxiter), seed=seed, on_done=report, stats=stats)
+    S = np.empty(Z.shape)
+    S[compute_rows] = sig.reshape(compute_rows.size, xs.size)
+    S[rows] = S[source]
+    if lev is None:
+        lev = default_levels(S, norm=float(np.linalg.norm(A)))
+    options = {
+        "method": stats.pop("method"),
+        "tol": float(tol),
+        "maxiter": int(maxiter),
+        "dense_below": int(dense_below),
+        "seed": int(seed),
+        "bounds": [float(b) for b in used_bounds],
+        "nx": int(xs.size),
+        "ny": int(ys.size),
+        "points": int(Z.size),
+        "points_computed": int(total),
+        "mirrored_rows": int(rows.size - compute_rows.size),
+        **stats,
+        "seconds": round(time.perf_counter() - t0, 6),
+    }
+    return PseudospectrumGrid(
+        x=xs,
+        y=ys,
+        sigma_min=S,
+        eigenvalues=eigenvalues,
+        levels=lev,
+        options=options,
+        matrix_id=matrix_id,
+        title=title,
+        n=n,
+    )
+
+
+def _dense_sigma_min(M: np.ndarray, z: np.ndarray, *, on_done=None) -> np.ndarray:
+    """``sigma_min(z_j I - M)`` by batched LAPACK SVDs (values only), in chunks."""
+    n = M.shape[0]
+    out = np.empty(z.size)
+    chunk = max(1, _DENSE_BYTES // (16 * n * n))
+    idx = np.arange(n)
+    for c in range(0, z.size, chunk):
+        zz = z[c : c + chunk]
+        stack = np.broadcast_to(-M.astype(np.complex128), (zz.size, n, n)).copy()
+        stack[:, idx, idx] += zz[:, None]
+        out[c : c + zz.size] = np.linalg.svd(stack, compute_uv=False)[:, -1]
+        if on_done is not None:
+            on_done(int(zz.size))
+    return out
+
+
+def _lanczos_sigma_min(
+    T: np.ndarray, z: np.ndarray, *, tol: float, maxiter: int, seed: int, on_done, stats: dict
+) -> np.ndarray:
+    """Batched inverse Lanczos with dense fallbacks (see the module docstring)."""
+    n = T.shape[0]
+    out = np.full(z.size, np.nan)
+    solver = ShiftedTriangular(T, leaf=16)
+    rng = np.random.default_rng(seed)
+    v0 = rng.standard_normal(n) + 1j * rng.standard_normal(n)
+    # points within rounding of an eigenvalue: T_z is (nearly) singular; dense SVD
+    tnorm = float(np.linalg.norm(T))
+    dist = np.full(z.size, np.inf)
+    d = solver.diag
+    for c in range(0, z.size, 4096):
+        dist[c : c + 4096] = np.min(np.abs(z[c : c + 4096, None] - d[None, :]), axis=1)
+    near = dist <= 1e-13 * max(tnorm, np.finfo(float).tiny)
+    todo = np.flatnonzero(~near)
+    batch = int(max(64, min(16384, _BATCH_BYTES // (10 * 16 * n))))
+    steps_all = np.zeros(z.size, dtype=np.int64)
+    fallback = list(np.flatnonzero(near))
+    for c in range(0, todo.size, batch):
+        idx = todo[c : c + batch]
+        sig, conv, steps = inverse_lanczos(solver, z[idx], v0, tol=tol, maxiter=maxiter, on_done=on_done)
+        out[idx[conv]] = sig[conv]
+        steps_all[idx] = steps
+        fallback.extend(idx[~conv].tolist())
+    fb = np.asarray(fallback, dtype=np.int64)
+    if fb.size:
+        out[fb] = _dense_sigma_min(T, z[fb], on_done=on_done)
+    lan = steps_all[todo]
+    stats.update(
+        method="lanczos",
+        lanczos_steps_mean=float(lan.mean()) if lan.size else 0.0,
+        lanczos_steps_max=int(lan.max()) if lan.size else 0,
+        dense_fallback_points=int(fb.size),
+    )
+    return out
+
+
+# ----------------------------------------------------------------------------- grid and levels
+
+
+def _check_levels(levels) -> np.ndarray:
+    lev = np.asarray(levels, dtype=np.float64).ravel()
+    if lev.size == 0 or not np.all(np.isfinite(lev)):
+        raise ValueError(f"levels must be a non-empty list of finite log10(eps) values, got {levels!r}")
+    return np.unique(lev)
+
+
+def _check_axis(v, name: str) -> np.ndarray:
+    a = np.asarray(v, dtype=np.float64)
+    if a.ndim != 1 or a.size < 1 or not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be a non-empty 1-D array of finite numbers, got shape {a.shape}")
+    if a.size > 1 and not np.all(np.diff(a) > 0):
+        raise ValueError(f"{name} must be strictly increasing")
+    return a
+
+
+def default_npts(n: int) -> int:
+    """Default points along the longer side of the grid for an ``n x n`` matrix."""
+    return 100 if n <= 512 else (60 if n <= 1024 else 40)
+
+
+def _grid(A, real, x, y, bounds, npts, lev):
+    """Grid lines from explicit `x`/`y`, `bounds`, or the automatic box."""
+    if bounds is not None:
+        b = np.asarray(bounds, dtype=np.float64).ravel()
+        if b.size != 4 or not np.all(np.isfinite(b)) or not (b[0] < b[1] and b[2] < b[3]):
+            raise ValueError(
+                f"bounds must be four finite numbers (xmin, xmax, ymin, ymax) with xmin < xmax "
+                f"and ymin < ymax, got {bounds!r}"
+            )
+        box = [float(v) for v in b]
+    elif x is not None and y is not None:
+        box = None
+    else:
+        box = auto_bounds(A, levels=lev)
+    if npts is None:
+        nx = ny = None
+        side = default_npts(A.shape[0])
+    elif isinstance(npts, (int, np.integer)) and not isinstance(npts, bool) and npts >= 2:
+        nx = ny = None
+        side = int(npts)
+    elif (
+        isinstance(npts, (tuple, list))
+        and len(npts) == 2
+        and all(isinstance(v, (int, np.integer)) and v >= 2 for v in npts)
+    ):
+        nx, ny = int(npts[0]), int(npts[1])
+        side = max(nx, ny)
+    else:
+        raise ValueError(f"npts must be an integer >= 2 or a pair (nx, ny) of them, got {npts!r}")
+    if box is not None and nx is None:
+        w, h = box[1] - box[0], box[3] - box[2]
+        if w >= h:
+            nx, ny = side, max(2, int(round(side * h / w)) + 1)
+        else:
+            nx, ny = max(2, int(round(side * w / h)) + 1), side
+    xs = _check_axis(x, "x") if x is not None else np.linspace(box[0], box[1], nx)
+    if y is not None:
+        ys = _check_axis(y, "y")
+    else:
+        ys = np.linspace(box[2], box[3], ny)
+        if box[2] == -box[3]:
+            ys = (ys - ys[::-1]) / 2  # exactly symmetric, so real A mirrors half the grid
+    used = (float(xs[0]), float(xs[-1]), float(ys[0]), float(ys[-1]))
+    return xs, ys, used
+
+
+def auto_bounds(A, *, levels: np.ndarray | None = None) -> tuple[float, float, float, float]:
+    """Default plotting box ``(xmin, xmax, ymin, ymax)`` for the pseudospectra of `A`.
+
+    The numerical range ``W(A)`` lies in the box
+    ``[lmin(H), lmax(H)] x [lmin(K), lmax(K)]`` with ``H = (A + A*)/2`` and
+    ``K = (A - A*)/(2i)``, and ``L_eps(A)`` lies in ``W(A) + eps``-disc
+    (Trefethen & Embree 2005, thm. 17.5). The box is padded by
+    ``max(10% of its larger side, 10**max(levels))`` and joined with
+    ``[-1.1, 1.1]^2``; for real `A` it is symmetric about the real axis.
+
+    Parameters
+    ----------
+    A : (n, n) array_like
+        The matrix.
+    levels : array_like, optional
+        ``log10(eps)`` levels that must be enclosed.
+
+    Returns
+    -------
+    tuple of 4 floats
+    """
+    A = as_square_matrix(A, "A")
+    H = (A + A.conj().T) / 2
+    K = (A - A.conj().T) / 2j
+    h = scipy.linalg.eigvalsh(H)
+    k = scipy.linalg.eigvalsh(K)
+    xmin, xmax, ymin, ymax = h[0], h[-1], k[0], k[-1]
+    size = max(xmax - xmin, ymax - ymin, 1e-3 * max(1.0, float(np.abs(A).max())))
+    pad = 0.1 * size
+    if levels is not None and len(levels):
+        pad = max(pad, 10.0 ** float(np.max(levels)))
+    xmin, xmax = min(xmin - pad, -1.1), max(xmax + pad, 1.1)
+    ymin, ymax = min(ymin - pad, -1.1), max(ymax + pad, 1.1)
+    if not np.iscomplexobj(A):
+        ymax = max(abs(ymin), abs(ymax))
+        ymin = -ymax
+    return float(xmin), float(xmax), float(ymin), float(ymax)
+
+
+def default_levels(
+    sigma_min: np.ndarray,
+    *,
+    norm: float = 1.0,
+    max_levels: int = 8,
+) -> np.ndarray:
+    """EigTool-like ``log10(eps)`` levels for a grid of ``sigma_min`` values.
+
+    The top level is the largest whose contour is closed inside the grid
+    (below the minimum of ``sigma_min`` on the grid's edge), the bottom one
+    the larger of the grid's minimum, ``top - 7`` and ``log10(1e-13 norm)``
+    (rounding level); levels sit on multiples of the first step among
+    0.25, 0.5, 1 that gives at most `max_levels` of them.
+
+    Parameters
+    ----------
+    sigma_min : (ny, nx) ndarray
+        Grid values.
+    norm : float
+        A norm of ``A`` (sets the rounding floor).
+    max_levels : int
+        Most levels returned.
+
+    Returns
+    -------
+    (L,) ndarray
+        Increasing ``log10(eps)`` values, at least one.
+    """
+    s = np.asarray(sigma_min, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        logs = np.log10(np.maximum(s, np.finfo(float).tiny))
+    if s.ndim == 2 and min(s.shape) >= 2:
+        edge = np.concatenate([logs[0], logs[-1], logs[:, 0], logs[:, -1]])
+        top = float(edge.min())
+    else:
+        top = float(logs.max())
+    floor = math.log10(max(1e-13 * norm, np.finfo(float).tiny))
+    bottom = max(float(logs.min()), top - 7.0, floor)
+    if bottom >= top:
+        return np.array([math.floor(top * 4) / 4])
+    for step in (0.25, 0.5, 1.0):
+        lo, hi = math.ceil(bottom / step - 1e-9), math.floor(top / step + 1e-9)
+        if hi - lo + 1 <= max_levels:
+            break
+    lo = max(lo, hi - max_levels + 1)
+    if hi < lo:
+        return np.array([step * hi])
+    return step * np.arange(lo, hi + 1, dtype=np.float64)
