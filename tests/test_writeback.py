@@ -379,3 +379,28 @@ def test_keras_round_trip(tmp_path, keras_models, kind):
                 for member in a.namelist():
                     if member != "model.weights.h5":
                         assert a.read(member) == b.read(member)
+
+
+# ============================================================== plain HDF5
+
+
+@pytest.mark.parametrize("suffix", ["", ":/rnn/W_hh"], ids=["file", "dataset-path"])
+def test_plain_hdf5_round_trip(tmp_path, suffix):
+    import h5py
+
+    rng = np.random.default_rng(0)
+    W = (3.0 * rng.standard_normal((5, 5))).astype(np.float32)
+    X = rng.standard_normal((5, 3))
+    src, out = tmp_path / "plain.h5", tmp_path / "out.h5"
+    with h5py.File(src, "w") as f:
+        f["rnn/W_hh"] = W
+        f["rnn/W_xh"] = X
+        f.attrs["note"] = "kept"
+    digest = sha(src)
+    stabilize_checkpoint(f"{src}{suffix}", out, method="exact")
+    assert sha(src) == digest
+    with h5py.File(out, "r") as f:
+        assert f.attrs["note"] == "kept"
+        assert f["rnn/W_hh"].dtype == np.float32
+        np.testing.assert_allclose(f["rnn/W_hh"][...], exact_scaled(W.astype(np.float64)), rtol=1e-6)
+        np.testing.assert_array_equal(f["rnn/W_xh"][...], X)
