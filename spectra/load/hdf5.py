@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 
 import h5py
 import numpy as np
@@ -126,8 +127,9 @@ def h5_layout(f: h5py.File) -> str:
     -------
     str
         ``keras-h5`` (legacy: ``layer_names`` attribute at the root or on
-        ``model_weights``), ``keras-weights-h5`` (Keras 3: a ``layers`` group)
-        or ``hdf5`` (anything else).
+        ``model_weights``), ``keras-weights-h5`` (Keras 3: a ``layers`` group,
+        or a root ``vars`` group and ``.../vars/<i>`` datasets as a subclassed
+        model writes them) or ``hdf5`` (anything else).
     """
     if "layer_names" in f.attrs:
         return "keras-h5"
@@ -136,6 +138,10 @@ def h5_layout(f: h5py.File) -> str:
         return "keras-h5"
     if isinstance(f.get("layers"), h5py.Group):
         return "keras-weights-h5"
+    if isinstance(f.get("vars"), h5py.Group) and any(
+        re.search(r"(^|/)vars/\d+$", name) for name, _ in list_datasets(f)
+    ):
+        return "keras-weights-h5"  # a subclassed Keras 3 model: layers under attribute names
     return "hdf5"
 
 

@@ -219,7 +219,11 @@ def _finish(
     """Turn the kernels found into matrices; every other dataset becomes a Skipped entry."""
     ckpt = Checkpoint(path=path, format=fmt, metadata=metadata)
     used: set[str] = set()
+    prefixes: set[str] = set()
     for k, idx in kernels:
+        if k.id_prefix in prefixes:  # never two matrices with one id: fall back to the dataset path
+            k.id_prefix = k.source
+        prefixes.add(k.id_prefix)
         mats, why = _kernel_matrices(f, k, idx, path)
         if why is not None:
             reasons[k.source] = why
@@ -320,91 +324,157 @@ def _match_children(
     return [(g, u, c) for _, g, u, c in rows]
 
 
-def _v3_cell(
-    group: h5py.Group, prefix: str, user: str, cfg: dict | None, layer: str, direction: str
-) -> tuple[_Kernel | None, dict[str, str]]:
-    """A Keras 3 recurrent layer group (with ``cell/vars``): its kernel and the roles of its other vars."""
-    reasons: dict[str, str] = {}
-    cell_vars = group.get("cell/vars")
-    cls = str(cfg.get("class_name")) if cfg else "recurrent"
+def _cell_kernels(
+    cell_group: h5py.Group,
+    *,
+    id_prefix: str,
+    layer: str,
+    user: str,
+    cls: str,
+    cell: str | None,
+    reset_after: bool | None,
+    direction: str,
+    reasons: dict[str, str],
+) -> list[_Kernel]:
+    """Kernels of a Keras 3 cell group: ``<cell>/vars/1``, or one per cell of ``StackedRNNCells``."""
+    cells = cell_group.get("cells")
+    if isinstance(cells, h5py.Group):  # RNN([cell, cell, ...]): <layer>/cell/cells/<cell name>/vars
+        out: list[_Kernel] = []
+        for cname in sorted(cells, key=lambda n: (_creation_key(cells[n]), n)):
+            sub = cells[cname]
+            if isinstance(sub, h5py.Group):
+                out += _cell_kernels(
+                    sub,
+                    id_prefix=f"{id_prefix}/{cname}",
+                    layer=layer,
+                    user=f"{user}/{cname}",
+                    cls="StackedRNNCells",
+                    cell=_cell_from_keras_name(_vars_name(sub) or cname),
+                    reset_after=None,
+                    direction=direction,
+                    reasons=reasons,
+                )
+        return out
+    cell_vars = cell_group.get("vars")
     if not isinstance(cell_vars, h5py.Group):
-        return None, reasons
-    cell, reset_after = _cell_from_config(cfg)
-    if cell is None:
-        hint = _vars_name(group["cell"]) or group.name.rsplit("/", 1)[-1]
-        cell = _cell_from_keras_name(hint)
+        return []
+    base = cell_vars.name.lstrip("/")
     names = sorted((n for n in cell_vars if n.isdigit()), key=int)
     for n in names:
-        ds_path = f"{cell_vars.name.lstrip('/')}/{n}"
         role = {"0": "input kernel", "2": "bias"}.get(n, "variable")
-        reasons[ds_path] = f"{role} of {cls} layer {user!r} (acts on x_t or is a bias; not recurrent)"
-    if "1" not in names or not isinstance(cell_vars["1"], h5py.Dataset) or cell_vars["1"].ndim != 2:
-        return None, reasons
-    bias = f"{cell_vars.name.lstrip('/')}/2" if "2" in names else None
-    k = _Kernel(
-        source=f"{cell_vars.name.lstrip('/')}/1",
-        id_prefix=f"{prefix}{user}",
-        layer=layer,
-        direction=direction,
-        cell=cell,
-        reset_after=reset_after,
-        bias=bias,
-    )
-    return k, reasons
+        reasons[f"{base}/{n}"] = f"{role} of {cls} layer {user!r} (acts on x_t or is a bias; not recurrent)"
+    rk = cell_vars.get("1")
+    if not isinstance(rk, h5py.Dataset) or rk.ndim != 2:
+        return []
+    return [
+        _Kernel(
+            source=f"{base}/1",
+            id_prefix=id_prefix,
+            layer=layer,
+            direction=direction,
+            cell=cell,
+            reset_after=reset_after,
+            bias=f"{base}/2" if "2" in names else None,
+        )
+    ]
+
+
+def _cell_of(group: h5py.Group, cfg: dict | None) -> tuple[str | None, bool | None]:
+    """Cell kind from the config, else from Keras's own class-derived cell or group name."""
+    cell, reset_after = _cell_from_config(cfg)
+    if cell is None:
+        hint = _vars_name(group["cell"]) if isinstance(group.get("cell"), h5py.Group) else None
+        cell = _cell_from_keras_name(hint or "") or _cell_from_keras_name(group.name.rsplit("/", 1)[-1])
+    return cell, reset_after
+
+
+def _visit_v3(
+    child: h5py.Group, prefix: str, user: str, cfg: dict | None, reasons: dict[str, str], seen: set
+) -> Iterator[_Kernel]:
+    """Yield the recurrent kernels of one Keras 3 layer group (recursing into nested models)."""
+    cls = str(cfg.get("class_name")) if cfg else child.name.rsplit("/", 1)[-1]
+    inner = cfg.get("config") if cfg and isinstance(cfg.get("config"), dict) else {}
+    here = f"{prefix}{user}"
+    fwd, bwd = child.get("forward_layer"), child.get("backward_layer")
+    if isinstance(fwd, h5py.Group) and isinstance(bwd, h5py.Group):
+        for sub, direction, key in ((fwd, "forward", "layer"), (bwd, "reverse", "backward_layer")):
+            sub_cfg = inner.get(key) or inner.get("layer")  # backward copies the forward config
+            sub_name = _vars_name(sub)
+            if sub_name is None:
+                word = "forward" if direction == "forward" else "backward"
+                base = _layer_name(sub_cfg) if isinstance(sub_cfg, dict) else None
+                base = re.sub(r"^(forward|backward)_", "", base) if base else ""
+                sub_name = f"{word}_{base}" if base else word
+            if isinstance(sub.get("cell"), h5py.Group):
+                cell, reset_after = _cell_of(sub, sub_cfg)
+                yield from _cell_kernels(
+                    sub["cell"],
+                    id_prefix=f"{here}/{sub_name}",
+                    layer=here,
+                    user=sub_name,
+                    cls=str(sub_cfg.get("class_name")) if isinstance(sub_cfg, dict) else "recurrent",
+                    cell=cell,
+                    reset_after=reset_after,
+                    direction=direction,
+                    reasons=reasons,
+                )
+        return
+    if isinstance(child.get("cell"), h5py.Group):
+        cell, reset_after = _cell_of(child, cfg)
+        yield from _cell_kernels(
+            child["cell"],
+            id_prefix=here,
+            layer=here,
+            user=user,
+            cls=cls if cfg else "recurrent",
+            cell=cell,
+            reset_after=reset_after,
+            direction="reverse" if inner.get("go_backwards") else "forward",
+            reasons=reasons,
+        )
+        return
+    own = child.get("vars")
+    if isinstance(own, h5py.Group):
+        for n in own:
+            ds = own[n]
+            if isinstance(ds, h5py.Dataset):
+                square = ds.ndim == 2 and ds.shape[0] == ds.shape[1]
+                kind = "square feed-forward kernel" if square else "weights"
+                reasons[ds.name.lstrip("/")] = f"{kind} of {cls} layer {user!r} (not recurrent)"
+    yield from _walk_v3(child, f"{here}/", _config_layers(cfg), reasons, seen)
 
 
 def _walk_v3(
-    model: h5py.Group, prefix: str, config_layers: list[dict], reasons: dict[str, str]
+    model: h5py.Group, prefix: str, config_layers: list[dict], reasons: dict[str, str], seen: set
 ) -> Iterator[_Kernel]:
-    """Yield the recurrent kernels below a Keras 3 model group (one with a ``layers`` subgroup)."""
+    """Yield the recurrent kernels below a Keras 3 model or layer group.
+
+    Children are the groups under ``layers/`` (functional and sequential
+    models, matched with `config_layers`) and any other subgroup (layers
+    tracked as attributes of subclassed models and layers).
+    """
+    addr = _creation_key(model)
+    key = addr if addr != float("inf") else model.name
+    if key in seen or prefix.count("/") > 64:
+        return  # a hard-link cycle or an absurdly deep file
+    seen.add(key)
+    rows: list[tuple[h5py.Group, str, dict | None]] = []
     layers_group = model.get("layers")
-    if not isinstance(layers_group, h5py.Group):
-        return
-    for gname, user, cfg in _match_children(layers_group, config_layers):
-        child = layers_group[gname]
-        cls = str(cfg.get("class_name")) if cfg else gname
-        inner = cfg.get("config", {}) if cfg else {}
-        if isinstance(child.get("forward_layer"), h5py.Group) and isinstance(
-            child.get("backward_layer"), h5py.Group
-        ):
-            for side, direction, key in (
-                ("forward_layer", "forward", "layer"),
-                ("backward_layer", "reverse", "backward_layer"),
-            ):
-                sub = child[side]
-                sub_cfg = inner.get(key) if isinstance(inner, dict) else None
-                if sub_cfg is None and isinstance(inner, dict):
-                    sub_cfg = inner.get("layer")  # backward copies the forward config
-                sub_name = _vars_name(sub)
-                if sub_name is None:
-                    word = "forward" if direction == "forward" else "backward"
-                    base = _layer_name(sub_cfg) if isinstance(sub_cfg, dict) else None
-                    base = re.sub(r"^(forward|backward)_", "", base) if base else ""
-                    sub_name = f"{word}_{base}" if base else word
-                k, r = _v3_cell(sub, f"{prefix}{user}/", sub_name, sub_cfg, f"{prefix}{user}", direction)
-                reasons.update(r)
-                if k is not None:
-                    yield k
-        elif isinstance(child.get("cell"), h5py.Group):
-            go_back = bool(inner.get("go_backwards")) if isinstance(inner, dict) else False
-            k, r = _v3_cell(child, prefix, user, cfg, f"{prefix}{user}", "reverse" if go_back else "forward")
-            reasons.update(r)
-            if k is not None:
-                yield k
-        elif isinstance(child.get("layers"), h5py.Group):
-            yield from _walk_v3(child, f"{prefix}{user}/", _config_layers(cfg), reasons)
-        else:
-            for name, ds in list_datasets(child):
-                square = ds.ndim == 2 and ds.shape[0] == ds.shape[1]
-                kind = "square feed-forward kernel" if square else "weights"
-                reasons[name] = f"{kind} of {cls} layer {user!r} (not recurrent)"
+    if isinstance(layers_group, h5py.Group):
+        rows += [(layers_group[g], u, c) for g, u, c in _match_children(layers_group, config_layers)]
+    skip = {"vars", "layers"} | ({"optimizer"} if model.name == "/" else set())
+    others = [n for n in model if n not in skip and isinstance(model[n], h5py.Group)]
+    for n in sorted(others, key=lambda n: (_creation_key(model[n]), n)):
+        rows.append((model[n], _vars_name(model[n]) or n, None))
+    for group, user, cfg in rows:
+        yield from _visit_v3(group, prefix, user, cfg, reasons, seen)
 
 
 def _read_v3_weights(f: h5py.File, path: str, fmt: str, config: dict | None, metadata: dict) -> Checkpoint:
     reasons: dict[str, str] = {}
     kernels: list[tuple[_Kernel, int]] = []
     layer_ids: dict[str, int] = {}
-    for k in _walk_v3(f, "", _config_layers(config), reasons):
+    for k in _walk_v3(f, "", _config_layers(config), reasons, set()):
         idx = layer_ids.setdefault(k.layer, len(layer_ids))
         kernels.append((k, idx))
     for name, _ in list_datasets(f):
@@ -421,6 +491,32 @@ def _read_v3_weights(f: h5py.File, path: str, fmt: str, config: dict | None, met
 
 def _strip_index(name: str) -> str:
     return re.sub(r":\d+$", "", name)
+
+
+def _legacy_directions(cls: str, inner: dict, heads: list[list[str]]) -> list[str]:
+    """Direction of each recurrent kernel of one legacy layer (``heads`` start with the layer name).
+
+    A Bidirectional layer stores its forward sublayer first; the sublayers are
+    named ``forward_<x>``/``backward_<x>`` unless the user passed a
+    ``backward_layer``, whose name the config records.
+    """
+    bw_cfg = inner.get("backward_layer") if isinstance(inner, dict) else None
+    bw_name = _layer_name(bw_cfg) if isinstance(bw_cfg, dict) else None
+    subs = [h[1] if len(h) > 1 else "" for h in heads]
+    wrapped = cls == "Bidirectional" or any(s.startswith(("forward_", "backward_")) for s in subs)
+    if not wrapped:
+        back = isinstance(inner, dict) and bool(inner.get("go_backwards"))
+        return ["reverse" if back else "forward"] * len(heads)
+    order = list(dict.fromkeys(subs))
+    out = []
+    for s in subs:
+        if s.startswith("backward") or (bw_name is not None and s == bw_name):
+            out.append("reverse")
+        elif s.startswith("forward"):
+            out.append("forward")
+        else:
+            out.append("reverse" if len(order) == 2 and s == order[1] else "forward")
+    return out
 
 
 def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
@@ -452,7 +548,7 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
         cls = str(cfg.get("class_name")) if cfg else "a"
         inner = cfg.get("config", {}) if cfg else {}
         weight_names = _texts(g.attrs.get("weight_names"))
-        found = False
+        found: list[tuple[str, list[str], str | None, str | None]] = []
         for wn in weight_names:
             ds = g.get(wn)
             if not isinstance(ds, h5py.Dataset):
@@ -473,27 +569,30 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
                 continue
             head = parts[:-1]
             hint = None
-            if head and (head[-1].endswith("_cell") or head[-1] == "cell"):
+            if any(p.endswith("_cells") for p in head):  # StackedRNNCells: keep each cell's name
+                hint = head[-1]
+                head = [p for p in head if not p.endswith("_cells")]
+            elif head and (head[-1].endswith("_cell") or head[-1] == "cell"):
                 hint = head[-1]
                 head = head[:-1]
             # Keras 3 prefixes variable paths with the model's name ("sequential/lstm_1/...");
             # tf.keras 2 omits the outer name of a nested model ("inner_lstm/..." under "encoder").
             head = head[head.index(lname) :] if lname in head else [lname, *head]
-            direction = "reverse" if any(p.startswith("backward") for p in head[1:]) else "forward"
-            sub_cfg = cfg
-            if cls == "Bidirectional" and isinstance(inner, dict):
-                sub_cfg = inner.get("backward_layer") if direction == "reverse" else None
-                sub_cfg = sub_cfg or inner.get("layer")
-            elif isinstance(inner, dict) and inner.get("go_backwards"):
-                direction = "reverse"
-            cell, reset_after = _cell_from_config(sub_cfg)
-            if cell is None and hint is not None:
-                cell = _cell_from_keras_name(hint)
             bias_wn = "/".join([*_strip_index(wn).split("/")[:-1], "bias"])
             bias = None
             for other in weight_names:
                 if _strip_index(other) == bias_wn and isinstance(g.get(other), h5py.Dataset):
                     bias = g[other].name.lstrip("/")
+            found.append((source, head, hint, bias))
+        directions = _legacy_directions(cls, inner, [h for _, h, _, _ in found])
+        for (source, head, hint, bias), direction in zip(found, directions):
+            sub_cfg = cfg
+            if cls == "Bidirectional" and isinstance(inner, dict):
+                sub_cfg = inner.get("backward_layer") if direction == "reverse" else None
+                sub_cfg = sub_cfg or inner.get("layer")
+            cell, reset_after = _cell_from_config(sub_cfg)
+            if cell is None and hint is not None:
+                cell = _cell_from_keras_name(hint)
             kernels.append(
                 (
                     _Kernel(
@@ -508,7 +607,6 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
                     layer_index,
                 )
             )
-            found = True
         if found:
             layer_index += 1
     for name, _ in list_datasets(f):
