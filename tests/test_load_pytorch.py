@@ -458,6 +458,8 @@ def _all_zip_fixtures(tmp_path):
     base = torch.arange(24.0).reshape(4, 6)
     save({"view": base[1:, 2:5], "t": base.t(), "shared": base, "ints": torch.arange(5)}, "views.pt")
     save({"b": torch.tensor([True, False]), "c": torch.randn(3, dtype=torch.complex64)}, "misc.pt")
+    u32 = torch.tensor([1, 2, 3, 4], dtype=torch.uint32)
+    save({"u16": torch.tensor([1, 2, 3], dtype=torch.uint16), "u32": u32[1:]}, "v3.pt")  # _rebuild_tensor_v3
     return paths
 
 
@@ -496,3 +498,28 @@ def test_zip_load_does_not_import_torch(tmp_path):
         [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.split() == ["8", "torch-free", "False"]
+
+
+def test_sparse_and_float8_fall_back_to_torch_weights_only(tmp_path, x_seq):
+    module = make(torch.nn.LSTM)
+    sd = dict(module.state_dict())
+    sd["emb.weight"] = torch.eye(3).to_sparse()
+    sd["scale"] = torch.ones(2, dtype=torch.float8_e4m3fn)
+    path = tmp_path / "sparse.pt"
+    torch.save(sd, path)
+    ckpt = load(path)
+    assert ckpt.metadata["reader"] == "torch"
+    got = np_stacked_forward(ckpt, module, x_seq, cell="lstm")
+    np.testing.assert_allclose(got, torch_forward64(module, x_seq), rtol=0, atol=1e-10)
+    assert {s.name for s in ckpt.skipped} >= {"emb.weight", "scale"}
+
+
+def test_torch_compile_prefix(tmp_path, x_seq):
+    module = make(torch.nn.GRU)
+    sd = {"_orig_mod.rnn." + k: v for k, v in module.state_dict().items()}
+    torch.save(sd, tmp_path / "compiled.pt")
+    ckpt = load(tmp_path / "compiled.pt")
+    assert ckpt.ids == [f"rnn.weight_hh_l0[{g}]" for g in GRU_GATES]
+    assert ckpt[0].source == "_orig_mod.rnn.weight_hh_l0" and ckpt[0].layer == "rnn"
+    got = np_stacked_forward(ckpt, module, x_seq, cell="gru", prefix="rnn.")
+    np.testing.assert_allclose(got, torch_forward64(module, x_seq), rtol=0, atol=1e-10)

@@ -204,7 +204,10 @@ def _from_torch(obj: object, dtypes: dict[int, str], depth: int = 0) -> object:
             name = str(t.dtype).removeprefix("torch.")
             if t.dtype == torch.bfloat16:
                 t = t.float()
-            arr = t.numpy().copy()
+            try:
+                arr = t.numpy().copy()
+            except TypeError:  # float8 and other dtypes numpy lacks: widen exactly to float32
+                arr = t.to(torch.float32).numpy().copy()
             dtypes[id(arr)] = name
             return arr
     if isinstance(obj, Mapping):

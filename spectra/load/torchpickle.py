@@ -278,13 +278,15 @@ class _RestrictedUnpickler(pickle.Unpickler):
             raise CorruptFileError(f"{self._path}: corrupt/unreadable pickle (bad global name {full[:60]!r})")
         if full in self._allowed:
             return self._allowed[full]
-        if module == "torch":
+        if module in ("torch", "torch.storage", "torch.cuda") and name.endswith("Storage"):
             if name in STORAGE_DTYPES:
                 return _StorageType(name)
+            raise NeedsTorch(full)
+        if module == "torch":
             dt = _DTYPE_ALIASES.get(name, name)
             if dt in DTYPE_NUMPY:
                 return TorchDtype(dt)
-            if name.endswith("Storage") or name.startswith(("float8", "uint", "int", "complex")):
+            if name.startswith(("float8", "float4", "uint", "int", "complex", "bits", "qint", "quint")):
                 raise NeedsTorch(full)
         if full in _TORCH_ONLY:
             raise NeedsTorch(full)
