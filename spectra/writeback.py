@@ -142,6 +142,7 @@ def _atomic(out: str, write: Callable[[str], None], *, force: bool) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _default_mode())  # mkstemp makes 0600 files; give the usual umask mode
         os.replace(tmp, out)
     except OSError as exc:
         _unlink(tmp)
@@ -151,6 +152,12 @@ def _atomic(out: str, write: Callable[[str], None], *, force: bool) -> None:
     except BaseException:
         _unlink(tmp)
         raise
+
+
+def _default_mode() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _unlink(p: str) -> None:
