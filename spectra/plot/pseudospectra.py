@@ -1,0 +1,287 @@
+"""Drawings of epsilon-pseudospectra grids (:class:`~spectra.pseudospectra.PseudospectrumGrid`).
+
+EigTool's conventions (Wright, EigTool 2002; Trefethen & Embree 2005, the
+figures throughout): contour lines of ``log10(eps)`` at the chosen levels, a
+colorbar labelled ``log10(eps)``, eigenvalues as black dots, the unit circle
+dashed grey (the stability boundary of ``h_t = A h_{t-1}``), equal aspect, the
+matrix id and size in the title. Nothing here computes ``sigma_min``: that is
+:func:`spectra.pseudospectra.pseudospectra`. No function calls ``plt.show()``
+or selects a backend.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+from spectra.errors import WriteError
+
+__all__ = ["plot_pseudospectra", "plot_pseudospectra_panel", "save_figure", "shared_levels"]
+
+Overlay = Sequence[tuple[np.ndarray, np.ndarray, str]]
+
+#: file extensions :func:`save_figure` writes
+FIGURE_FORMATS = ("png", "svg", "pdf")
+
+
+def _default_title(grid) -> str:
+    name = grid.title or grid.matrix_id or "A"
+    return f"{name}  ({grid.n}×{grid.n})" if grid.n else str(name)
+
+
+def plot_pseudospectra(
+    grid,
+    *,
+    ax=None,
+    levels: Sequence[float] | np.ndarray | None = None,
+    colorbar: bool = True,
+    unit_circle: bool = True,
+    title: str | None = None,
+    filled: bool = False,
+    overlay: Overlay | None = None,
+    cmap: str = "viridis",
+    norm=None,
+):
+    """Draw the boundaries of the epsilon-pseudospectra held by `grid`.
+
+    The contour at level ``l`` is the curve ``sigma_min(zI - A) = 10**l``,
+    the boundary of ``{z : ||(zI - A)^{-1}|| > 10**-l}`` (Trefethen & Embree
+    2005, eq. (2.2)).
+
+    Parameters
+    ----------
+    grid : PseudospectrumGrid
+        Output of :func:`spectra.pseudospectra`.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure when None.
+    levels : sequence of float, optional
+        ``log10(eps)`` levels; default ``grid.levels``.
+    colorbar : bool
+        Add a colorbar labelled ``log10(ε)``.
+    unit_circle : bool
+        Draw ``|z| = 1`` dashed grey.
+    title : str, optional
+        Default: the matrix id and size.
+    filled : bool
+        Also fill between the levels (light, below the lines).
+    overlay : sequence of (xs, ys, label), optional
+        Extra curves, e.g. a field-of-values boundary; a legend is added.
+    cmap : str
+        Colormap of the levels.
+    norm : matplotlib.colors.Normalize, optional
+        Colour scale (to share one between panels); default spans `levels`.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn on; the contour set is ``ax.collections`` entry of type
+        :class:`matplotlib.contour.ContourSet`.
+
+    Raises
+    ------
+    ValueError
+        If `levels` is empty or not finite.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4.8))
+    lev = np.unique(np.asarray(grid.levels if levels is None else levels, dtype=np.float64).ravel())
+    if lev.size == 0 or not np.all(np.isfinite(lev)):
+        raise ValueError(f"levels must be a non-empty list of finite log10(eps) values, got {levels!r}")
+    if norm is None:
+        lo, hi = float(lev.min()), float(lev.max())
+        norm = Normalize(vmin=lo - 0.5 if lo == hi else lo, vmax=hi + 0.5 if lo == hi else hi)
+    floor = np.finfo(np.float64).tiny
+    logs = np.log10(np.maximum(np.asarray(grid.sigma_min, dtype=np.float64), floor))
+    x, y = np.asarray(grid.x), np.asarray(grid.y)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No contour levels were found")
+        if filled and x.size >= 2 and y.size >= 2:
+            edges = np.concatenate([[min(logs.min(), lev[0]) - 1], lev])
+            ax.contourf(x, y, logs, levels=edges, cmap=cmap, norm=norm, alpha=0.25, extend="neither")
+        cs = None
+        if x.size >= 2 and y.size >= 2:
+            cs = ax.contour(x, y, logs, levels=lev, cmap=cmap, norm=norm, linewidths=1.2)
+    ev = np.asarray(grid.eigenvalues)
+    ax.plot(ev.real, ev.imag, "k.", markersize=4, label="_eigenvalues", zorder=3)
+    if unit_circle:
+        t = np.linspace(0, 2 * np.pi, 361)
+        ax.plot(np.cos(t), np.sin(t), "--", color="0.55", linewidth=0.9, label="_unit circle", zorder=1)
+    has_legend = False
+    for xs, ys, label in overlay or ():
+        ax.plot(np.asarray(xs), np.asarray(ys), "-", linewidth=1.0, label=label, zorder=2)
+        has_legend = True
+    if has_legend:
+        ax.legend(loc="upper right", fontsize="small")
+    if x.size >= 2:
+        ax.set_xlim(x[0], x[-1])
+    if y.size >= 2:
+        ax.set_ylim(y[0], y[-1])
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel("Re z")
+    ax.set_ylabel("Im z")
+    ax.set_title(_default_title(grid) if title is None else title, fontsize="medium")
+    if colorbar:
+        from matplotlib.cm import ScalarMappable
+
+        sm = ScalarMappable(norm=norm, cmap=cs.cmap if cs is not None else cmap)
+        cb = ax.figure.colorbar(sm, ax=ax, ticks=lev, shrink=0.9)
+        cb.set_label("log10(ε)")
+    return ax
+
+
+def shared_levels(grids: Sequence, *, max_levels: int = 8) -> np.ndarray:
+    """Common ``log10(eps)`` levels for several grids.
+
+    From the lowest to the highest of the grids' own levels, on multiples of
+    the first step among 0.25, 0.5, 1, 2 that gives at most `max_levels`.
+
+    Parameters
+    ----------
+    grids : sequence of PseudospectrumGrid
+        At least one.
+    max_levels : int
+        Most levels returned.
+
+    Returns
+    -------
+    (L,) ndarray
+    """
+    if not len(grids):
+        raise ValueError("grids must hold at least one PseudospectrumGrid")
+    lo = min(float(np.min(g.levels)) for g in grids)
+    hi = max(float(np.max(g.levels)) for g in grids)
+    for step in (0.25, 0.5, 1.0, 2.0):
+        a, b = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+        if b - a + 1 <= max_levels:
+            break
+    a = max(a, b - max_levels + 1)
+    return step * np.arange(a, b + 1, dtype=np.float64) if b >= a else np.array([lo])
+
+
+def _infer_ncols(grids) -> int:
+    """Columns = gates per tensor when ids look like ``tensor[gate]``, else ~sqrt(N)."""
+    ids = [g.matrix_id or "" for g in grids]
+    prefixes = [i.split("[", 1)[0] for i in ids]
+    if all("[" in i for i in ids):
+        counts = {p: prefixes.count(p) for p in prefixes}
+        sizes = set(counts.values())
+        if len(sizes) == 1 and next(iter(sizes)) > 1:
+            return next(iter(sizes))
+    return max(1, math.ceil(math.sqrt(len(grids))))
+
+
+def plot_pseudospectra_panel(
+    grids: Sequence,
+    *,
+    ncols: int | None = None,
+    levels: Sequence[float] | np.ndarray | None = None,
+    fig=None,
+    unit_circle: bool = True,
+    overlay: Sequence[Overlay | None] | None = None,
+    cmap: str = "viridis",
+):
+    """Several pseudospectra side by side with shared levels and one colorbar.
+
+    Parameters
+    ----------
+    grids : sequence of PseudospectrumGrid
+        One panel each, in order (row-major).
+    ncols : int, optional
+        Panels per row. Default: the number of gates when every id looks like
+        ``tensor[gate]`` with the same count per tensor (a layers x gates
+        table), else ``ceil(sqrt(len(grids)))``.
+    levels : sequence of float, optional
+        Shared ``log10(eps)`` levels; default :func:`shared_levels`.
+    fig : matplotlib.figure.Figure, optional
+        Figure to draw in (cleared first); a new one when None.
+    unit_circle : bool
+        Draw the unit circle in every panel.
+    overlay : sequence, optional
+        Per-panel overlays (see :func:`plot_pseudospectra`), None entries allowed.
+    cmap : str
+        Colormap.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        If `grids` is empty or `ncols` is not a positive integer.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    grids = list(grids)
+    if not grids:
+        raise ValueError("grids must hold at least one PseudospectrumGrid")
+    if ncols is None:
+        ncols = _infer_ncols(grids)
+    if not (isinstance(ncols, int) and ncols >= 1):
+        raise ValueError(f"ncols must be a positive integer, got {ncols!r}")
+    ncols = min(ncols, len(grids))
+    nrows = math.ceil(len(grids) / ncols)
+    lev = shared_levels(grids) if levels is None else np.unique(np.asarray(levels, dtype=np.float64))
+    lo, hi = float(lev.min()), float(lev.max())
+    norm = Normalize(vmin=lo - 0.5 if lo == hi else lo, vmax=hi + 0.5 if lo == hi else hi)
+    if fig is None:
+        fig = plt.figure(figsize=(3.3 * ncols + 1.0, 3.1 * nrows + 0.4))
+    else:
+        fig.clear()
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for k, g in enumerate(grids):
+        ax = axes[k // ncols][k % ncols]
+        ov = overlay[k] if overlay is not None and k < len(overlay) else None
+        plot_pseudospectra(
+            g, ax=ax, levels=lev, colorbar=False, unit_circle=unit_circle, overlay=ov, cmap=cmap, norm=norm
+        )
+        ax.set_title(_default_title(g), fontsize="small")
+        if k % ncols:
+            ax.set_ylabel("")
+        if k // ncols < nrows - 1 and k + ncols < len(grids):
+            ax.set_xlabel("")
+    for k in range(len(grids), nrows * ncols):
+        axes[k // ncols][k % ncols].set_visible(False)
+    cb = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes.ravel().tolist(), ticks=lev, shrink=0.9)
+    cb.set_label("log10(ε)")
+    return fig
+
+
+def save_figure(fig, path: str | os.PathLike, *, dpi: int = 150) -> None:
+    """Save `fig` as PNG, SVG or PDF, chosen by the file extension.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    path : str or path-like
+        Output file, ending in ``.png``, ``.svg`` or ``.pdf``.
+    dpi : int
+        Resolution of PNG output.
+
+    Raises
+    ------
+    ValueError
+        If the extension is not one of ``png``, ``svg``, ``pdf``.
+    WriteError
+        If the file cannot be written.
+    """
+    p = os.fspath(path)
+    ext = os.path.splitext(p)[1].lower().lstrip(".")
+    if ext not in FIGURE_FORMATS:
+        raise ValueError(
+            f"{p}: figure format must be one of .png, .svg, .pdf (from the extension), got {ext!r}"
+        )
+    try:
+        fig.savefig(p, format=ext, dpi=dpi, bbox_inches="tight")
+    except OSError as exc:
+        raise WriteError(f"{p}: cannot write the figure ({exc})") from None
