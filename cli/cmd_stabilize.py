@@ -275,6 +275,11 @@ def compare(
     written). Per matrix: spectral radius, ||A||_2, Henrici departure,
     pseudospectral radii, distance to instability, Kreiss constant and
     transient peak, before -> after.
+
+    Note: stabilising by the dominant eigenvalue's modulus (power, exact) puts
+    that eigenvalue on the unit circle, where the distance to instability is 0:
+    the spectrum is "stable" while an arbitrarily small perturbation makes it
+    unstable (the second paper's point).
     """
     from spectra.compare import compare_checkpoints, compare_stabilized
 
