@@ -147,6 +147,41 @@ def kfiles(tmp_path_factory):
     stacked.save_weights(d / "stacked.weights.h5")
     stacked.save(d / "stacked.h5")
 
+    # RNN(cell), StackedRNNCells, go_backwards, Bidirectional with a user-named backward layer.
+    L = keras.layers
+    cells = keras.Sequential(
+        [
+            keras.Input((T, D)),
+            L.RNN(L.LSTMCell(3), return_sequences=True, name="wrapped"),
+            L.RNN([L.GRUCell(2), L.SimpleRNNCell(3)], return_sequences=True, name="stackcells"),
+            L.LSTM(2, go_backwards=True, return_sequences=True, name="backwards"),
+            L.Bidirectional(
+                L.GRU(2, return_sequences=True, reset_after=False),
+                backward_layer=L.GRU(
+                    2, go_backwards=True, return_sequences=True, reset_after=False, name="mybw"
+                ),
+                name="bigru",
+            ),
+        ]
+    )
+    cells.save(d / "cells.keras")
+    cells.save_weights(d / "cells.weights.h5")
+    cells.save(d / "cells.h5")
+
+    # A subclassed model: layers stored under attribute names, no "layers" group.
+    class Sub(keras.Model):
+        def __init__(self):
+            super().__init__(name="sub")
+            self.enc = L.LSTM(3, return_sequences=True, name="sub_enc")
+            self.dec = L.GRU(2, use_bias=False, return_sequences=True, name="sub_dec")
+
+        def call(self, a):
+            return self.dec(self.enc(a))
+
+    sub = Sub()
+    sub(x)
+    sub.save_weights(d / "sub.weights.h5")
+
     dense_only = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, name="d")])
     dense_only.save(d / "dense.keras")
 
@@ -176,7 +211,11 @@ def kfiles(tmp_path_factory):
         "stacked": layer_io(stacked, x),
         "simple_name": mixed.layers[5].name,
         "stacked_lstm_names": [stacked.layers[1].name, stacked.layers[2].name],
-        "mixed_weights": [w.copy() for w in mixed.get_weights()],
+        "cells": layer_io(cells, x),
+        "sub": {
+            "sub_enc": (sub.enc, x.astype(np.float64), None),
+            "sub_dec": (sub.dec, None, keras.ops.convert_to_numpy(sub(x)).astype(np.float64)),
+        },
     }
 
 
@@ -424,3 +463,59 @@ def test_tf_keras_full_model_skips_optimizer_and_head():
     notes = ckpt["gru_d/recurrent_kernel[new]"].notes
     assert any("reset_after=True" in n for n in notes)
     assert any("reset_after=False" in n for n in ckpt["gru_a/recurrent_kernel[new]"].notes)
+
+
+CELLS_FILES = ["cells.keras", "cells.weights.h5", "cells.h5"]
+
+
+@pytest.mark.parametrize("fname", CELLS_FILES)
+def test_rnn_cells_stacked_cells_go_backwards_custom_backward(kfiles, fname):
+    ckpt = load(kfiles["dir"] / fname)
+    expected = [f"wrapped/recurrent_kernel[{g}]" for g in LSTM_GATES]
+    expected += [f"stackcells/gru_cell/recurrent_kernel[{g}]" for g in GRU_GATES]
+    expected += ["stackcells/simple_rnn_cell/recurrent_kernel"]
+    expected += [f"backwards/recurrent_kernel[{g}]" for g in LSTM_GATES]
+    expected += [f"bigru/forward_gru/recurrent_kernel[{g}]" for g in GRU_GATES]
+    expected += [f"bigru/mybw/recurrent_kernel[{g}]" for g in GRU_GATES]
+    assert ckpt.ids == expected
+    assert {m.direction for m in ckpt if m.id.startswith("bigru/mybw/")} == {"reverse"}
+    if fname != "cells.weights.h5":  # go_backwards lives in the config, not in a weights-only file
+        assert {m.direction for m in ckpt if m.id.startswith("backwards/")} == {"reverse"}
+    io = kfiles["cells"]
+
+    layer, a, y = io["wrapped"]
+    W, _, b = weights64(layer)
+    np.testing.assert_allclose(run_lstm(a, W, b, gates(ckpt, "wrapped", LSTM_GATES)), y, **TOL)
+
+    layer, a, y = io["stackcells"]
+    Wg, _, bg, Ws, _, bs = weights64(layer)
+    h1 = run_gru(a, Wg, bg, gates(ckpt, "stackcells/gru_cell", GRU_GATES), reset_after=True)
+    h2 = run_simple(h1, Ws, bs, ckpt["stackcells/simple_rnn_cell/recurrent_kernel"].matrix)
+    np.testing.assert_allclose(h2, y, **TOL)
+
+    layer, a, y = io["backwards"]  # go_backwards alone: outputs in processing (reversed) order
+    W, _, b = weights64(layer)
+    np.testing.assert_allclose(run_lstm(a[:, ::-1], W, b, gates(ckpt, "backwards", LSTM_GATES)), y, **TOL)
+
+    layer, a, y = io["bigru"]
+    Wf, _, bf, Wb, _, bb = weights64(layer)
+    fw = run_gru(a, Wf, bf, gates(ckpt, "bigru/forward_gru", GRU_GATES), reset_after=False)
+    bw = run_gru(a, Wb, bb, gates(ckpt, "bigru/mybw", GRU_GATES), reset_after=False, reverse=True)
+    np.testing.assert_allclose(np.concatenate([fw, bw], axis=-1), y, **TOL)
+
+
+def test_subclassed_model_weights(kfiles):
+    ckpt = load(kfiles["dir"] / "sub.weights.h5")
+    assert ckpt.format == "keras-weights-h5"
+    assert sorted(ckpt.ids) == sorted(
+        [f"sub_enc/recurrent_kernel[{g}]" for g in LSTM_GATES]
+        + [f"sub_dec/recurrent_kernel[{g}]" for g in GRU_GATES]
+    )
+    enc, x, _ = kfiles["sub"]["sub_enc"]
+    dec, _, y = kfiles["sub"]["sub_dec"]
+    W, _, b = weights64(enc)
+    h = run_lstm(x, W, b, gates(ckpt, "sub_enc", LSTM_GATES))
+    Wd, _ = weights64(dec)  # use_bias=False: kernel and recurrent kernel only
+    np.testing.assert_allclose(
+        run_gru(h, Wd, None, gates(ckpt, "sub_dec", GRU_GATES), reset_after=True), y, **TOL
+    )
