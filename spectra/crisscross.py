@@ -227,7 +227,7 @@ def _circle_pencil_eigenvalues(A: np.ndarray, eps: float, mu: complex | None) ->
     P1 = np.block([[zero, eye], [-A.conj().T, -eps * eye]])
     if mu is None:
         P0 = np.block([[-eps * eye, -A], [eye, zero]])
-        w = sla.eigvals(P0, -P1, overwrite_a=True, overwrite_b=True, check_finite=False)
+        w = sla.eigvals(P0, -P1, overwrite_a=True, check_finite=False)
         return w[np.isfinite(w)]
     if np.isrealobj(A) and complex(mu).imag == 0.0:
         mu = complex(mu).real

@@ -1,0 +1,479 @@
+"""Tests of spectra.crisscross against independent oracles.
+
+Oracles: closed forms (normal matrices, the 2x2 Jordan-like block), and brute
+force maximisation/minimisation of sigma_min(zI - A) evaluated by batched dense
+SVDs on grids, refined by bisection and Brent's method -- no eigenvalue pencils.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq, minimize_scalar
+
+import spectra.crisscross as cc
+from spectra.crisscross import (
+    DistanceResult,
+    PseudospectralResult,
+    distance_to_instability,
+    pseudospectral_abscissa,
+    pseudospectral_radius,
+)
+from spectra.errors import NonFiniteError, NonSquareError
+
+# ---------------------------------------------------------------------------
+# brute-force oracles (batched SVDs only)
+# ---------------------------------------------------------------------------
+
+
+def smin(A: np.ndarray, z) -> np.ndarray:
+    """sigma_min(zI - A) for an array of points z, by a batched dense SVD."""
+    z = np.atleast_1d(np.asarray(z, dtype=complex))
+    n = A.shape[0]
+    M = z[:, None, None] * np.eye(n) - A[None, :, :]
+    return np.linalg.svd(M, compute_uv=False)[:, -1]
+
+
+def smin1(A: np.ndarray, z: complex) -> float:
+    return float(smin(A, z)[0])
+
+
+def outermost_on_line(A, eps, point, direction, t_max, h) -> float:
+    """Largest t in [0, t_max] with sigma_min(point + t*direction) <= eps, by scan + bisection.
+
+    Assumes point + t_max*direction is outside and no feature is thinner than h.
+    """
+    ts = np.arange(t_max, -h, -h)
+    vals = smin(A, point + ts * direction)
+    inside = np.nonzero(vals <= eps)[0]
+    if inside.size == 0:
+        return -np.inf
+    i = inside[0]
+    if i == 0:
+        return t_max
+    g = lambda t: smin1(A, point + t * direction) - eps  # noqa: E731
+    return brentq(g, ts[i], ts[i - 1], xtol=1e-14, rtol=1e-15)
+
+
+def _profile_peaks(profile: np.ndarray, k: int, cyclic: bool) -> list[int]:
+    """Indices of the k largest local maxima of a sampled profile."""
+    left = np.roll(profile, 1) if cyclic else np.concatenate([[-np.inf], profile[:-1]])
+    right = np.roll(profile, -1) if cyclic else np.concatenate([profile[1:], [-np.inf]])
+    peaks = np.nonzero((profile >= left) & (profile >= right) & np.isfinite(profile))[0]
+    return list(peaks[np.argsort(-profile[peaks])][:k])
+
+
+def _boundary_profile(vals: np.ndarray, ts: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of a grid of sigma_min values along ts: largest inside t, and a linear
+    interpolation of where sigma_min crosses eps just beyond it (a smooth profile)."""
+    inside = vals <= eps
+    idx = np.where(inside, np.arange(ts.size), -1).max(axis=1)
+    grid = np.where(idx >= 0, ts[np.maximum(idx, 0)], -np.inf)
+    interp = grid.copy()
+    for j, i in enumerate(idx):
+        if 0 <= i < ts.size - 1:
+            v0, v1 = vals[j, i], vals[j, i + 1]
+            interp[j] = ts[i] + (ts[1] - ts[0]) * (eps - v0) / (v1 - v0)
+    return grid, interp
+
+
+def brute_abscissa(A, eps, m=100, k=3):
+    """Grid maximum of Re z over {sigma_min <= eps}, and its refinement.
+
+    On a cartesian grid, each line Im z = y gives its largest inside Re z; the k
+    best local maxima of that (interpolated) profile over y are refined by
+    scan + bisection along the line and Brent's method over y.
+    """
+    R = np.linalg.norm(A, 2) + eps
+    lam = np.linalg.eigvals(A)
+    x0 = lam.real.min() - eps
+    xs = np.linspace(x0, R, m)
+    ys = np.linspace(-R, R, 2 * m)
+    X, Y = np.meshgrid(xs, ys)
+    vals = smin(A, (X + 1j * Y).ravel()).reshape(X.shape)
+    grid, profile = _boundary_profile(vals, xs, eps)
+    hx, hy = xs[1] - xs[0], ys[1] - ys[0]
+
+    def neg_x(y):
+        return -(x0 + outermost_on_line(A, eps, complex(x0, y), 1.0, R - x0 + hx, hx / 8))
+
+    best = grid.max()
+    for i in _profile_peaks(profile, k, cyclic=False):
+        res = minimize_scalar(
+            neg_x, bounds=(ys[i] - 2 * hy, ys[i] + 2 * hy), method="bounded", options={"xatol": 1e-10}
+        )
+        best = max(best, -res.fun)
+    return grid.max(), best
+
+
+def brute_radius(A, eps, m=100, k=3):
+    """Grid maximum of |z| over {sigma_min <= eps} on a polar grid, and its refinement."""
+    R = np.linalg.norm(A, 2) + eps
+    rs = np.linspace(0.0, R, m)
+    ths = np.linspace(0.0, 2 * np.pi, 3 * m, endpoint=False)
+    Rg, Tg = np.meshgrid(rs, ths)
+    vals = smin(A, (Rg * np.exp(1j * Tg)).ravel()).reshape(Rg.shape)
+    grid, profile = _boundary_profile(vals, rs, eps)
+    hr, ht = rs[1] - rs[0], ths[1] - ths[0]
+
+    def neg_r(th):
+        return -outermost_on_line(A, eps, 0.0, np.exp(1j * th), R + hr, hr / 8)
+
+    best = grid.max()
+    for i in _profile_peaks(profile, k, cyclic=True):
+        res = minimize_scalar(
+            neg_r, bounds=(ths[i] - 2 * ht, ths[i] + 2 * ht), method="bounded", options={"xatol": 1e-10}
+        )
+        best = max(best, -res.fun)
+    return grid.max(), best
+
+
+def brute_distance(A, m=20000):
+    """min over 20000 angles of sigma_min(e^{i theta} I - A), refined by Brent's method."""
+    ths = np.linspace(0.0, 2 * np.pi, m, endpoint=False)
+    vals = smin(A, np.exp(1j * ths))
+    k = int(np.argmin(vals))
+    h = ths[1] - ths[0]
+    res = minimize_scalar(
+        lambda t: smin1(A, np.exp(1j * t)),
+        bounds=(ths[k] - h, ths[k] + h),
+        method="bounded",
+        options={"xatol": 1e-12},
+    )
+    return float(vals.min()), min(float(res.fun), float(vals.min()))
+
+
+# ---------------------------------------------------------------------------
+# test matrices
+# ---------------------------------------------------------------------------
+
+
+def random_nonnormal(n, seed, *, complex_=False, upper=1.0):
+    rng = np.random.default_rng(seed)
+    G = rng.standard_normal((n, n))
+    U = np.triu(rng.standard_normal((n, n)), 1)
+    if complex_:
+        G = (G + 1j * rng.standard_normal((n, n))) / np.sqrt(2)
+        U = U + 1j * np.triu(rng.standard_normal((n, n)), 1)
+    return G / np.sqrt(n) + upper * U / np.sqrt(n)
+
+
+def normal_matrix(lam, seed, *, real=False):
+    """Q diag(lam) Q^* (complex) or a real orthogonal similarity of a real block form."""
+    rng = np.random.default_rng(seed)
+    n = len(lam)
+    if not real:
+        Q, _ = np.linalg.qr(rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n)))
+        return Q @ np.diag(lam) @ Q.conj().T
+    # real: lam given as list of reals and (a, b) pairs for a +- ib
+    blocks = []
+    for item in lam:
+        if isinstance(item, tuple):
+            a, b = item
+            blocks.append(np.array([[a, b], [-b, a]]))
+        else:
+            blocks.append(np.array([[item]]))
+    D = np.zeros((sum(b.shape[0] for b in blocks),) * 2)
+    i = 0
+    for b in blocks:
+        k = b.shape[0]
+        D[i : i + k, i : i + k] = b
+        i += k
+    Q, _ = np.linalg.qr(rng.standard_normal(D.shape))
+    return Q @ D @ Q.T
+
+
+def disc_radius(eps, b):
+    """Radius of the eps-pseudospectrum of [[a, b], [0, a]] (a disc about a)."""
+    return np.sqrt(eps * (eps + abs(b)))
+
+
+# ---------------------------------------------------------------------------
+# closed forms
+# ---------------------------------------------------------------------------
+
+LAM = np.array([0.5 + 0.3j, -0.7, 0.1 - 0.8j, 0.2, -0.3 + 0.6j])
+
+
+@pytest.mark.parametrize("eps", [1e-6, 1e-3, 0.1, 1.0, 10.0])
+def test_normal_complex_closed_form(eps):
+    A = normal_matrix(LAM, 0)
+    a = pseudospectral_abscissa(A, eps)
+    r = pseudospectral_radius(A, eps)
+    assert abs(a.value - (LAM.real.max() + eps)) <= 1e-10
+    assert abs(r.value - (np.abs(LAM).max() + eps)) <= 1e-10
+    assert a.converged and r.converged and a.reliable
+    # The returned points are on the boundary and attain the value.
+    assert a.z.real == pytest.approx(a.value, abs=1e-14)
+    assert abs(r.z) == pytest.approx(r.value, abs=1e-13)
+    assert smin1(A, a.z) == pytest.approx(eps, abs=1e-10)
+    assert smin1(A, r.z) == pytest.approx(eps, abs=1e-10)
+
+
+@pytest.mark.parametrize("eps", [1e-4, 0.05, 0.7])
+def test_normal_real_closed_form(eps):
+    spec = [(0.3, 0.6), -0.85, 0.4, (-0.2, 0.1)]
+    lam = np.array([0.3 + 0.6j, 0.3 - 0.6j, -0.85, 0.4, -0.2 + 0.1j, -0.2 - 0.1j])
+    A = normal_matrix(spec, 1, real=True)
+    assert np.isrealobj(A)
+    assert abs(pseudospectral_abscissa(A, eps).value - (lam.real.max() + eps)) <= 1e-10
+    assert abs(pseudospectral_radius(A, eps).value - (np.abs(lam).max() + eps)) <= 1e-10
+
+
+@pytest.mark.parametrize("a", [0.3 + 0.4j, -0.6, 0.0, 2.0 - 1.0j])
+@pytest.mark.parametrize("b", [1.0, 2.5j, 40.0])
+@pytest.mark.parametrize("eps", [1e-6, 1e-2, 0.5])
+def test_jordan_like_2x2_closed_form(a, b, eps):
+    A = np.array([[a, b], [0, a]])
+    R = disc_radius(eps, b)
+    assert abs(pseudospectral_abscissa(A, eps).value - (np.real(a) + R)) <= 1e-10 * (1 + abs(b))
+    assert abs(pseudospectral_radius(A, eps).value - (abs(a) + R)) <= 1e-10 * (1 + abs(b))
+
+
+def test_zero_matrix_is_disc():
+    A = np.zeros((3, 3))
+    assert pseudospectral_abscissa(A, 0.25).value == pytest.approx(0.25, abs=1e-14)
+    assert pseudospectral_radius(A, 0.25).value == pytest.approx(0.25, abs=1e-14)
+    assert distance_to_instability(A).value == pytest.approx(1.0, abs=1e-14)
+
+
+def test_distance_normal_closed_form():
+    A = normal_matrix(LAM, 2)
+    d = distance_to_instability(A)
+    assert abs(d.value - (1 - np.abs(LAM).max())) <= 1e-10
+    assert d.certified
+    # the closest eigenvalue to the circle is 0.1 - 0.8j: the minimiser is its direction
+    assert d.theta == pytest.approx(np.mod(np.angle(0.1 - 0.8j), 2 * np.pi), abs=1e-6)
+    assert abs(d.z - np.exp(1j * d.theta)) < 1e-15
+
+
+def test_distance_real_normal_closed_form():
+    spec = [(0.3, 0.6), -0.85, 0.4]
+    A = normal_matrix(spec, 3, real=True)
+    d = distance_to_instability(A)
+    assert abs(d.value - 0.15) <= 1e-10
+    assert d.theta == pytest.approx(np.pi, abs=1e-6)  # real A: theta in [0, pi]
+
+
+@pytest.mark.parametrize("a", [0.5, -0.3 + 0.4j, 0.9j, 0.0])
+@pytest.mark.parametrize("b", [0.2, 1.5, 7.0j])
+def test_distance_jordan_like_2x2(a, b):
+    # sigma_min = (sqrt(|b|^2 + 4|w|^2) - |b|)/2 with w = z - a, increasing in |w|;
+    # min over |z| = 1 of |z - a| is 1 - |a|.
+    A = np.array([[a, b], [0, a]])
+    w = 1 - abs(a)
+    expected = (np.sqrt(abs(b) ** 2 + 4 * w**2) - abs(b)) / 2
+    d = distance_to_instability(A)
+    assert abs(d.value - expected) <= 1e-10
+    if a != 0:
+        assert abs(np.exp(1j * d.theta) - np.exp(1j * np.angle(a))) <= 1e-5 or (
+            np.isrealobj(A) and abs(np.exp(-1j * d.theta) - np.exp(1j * np.angle(a))) <= 1e-5
+        )
+
+
+@pytest.mark.parametrize(
+    "A",
+    [np.diag([1.0, 0.2]), np.diag([0.1, -1.5]), np.array([[0.5, 3.0], [0.0, 1.0j]]), np.eye(4) * 1.2j],
+)
+def test_distance_unstable_is_zero(A):
+    d = distance_to_instability(A)
+    assert d.value == 0.0 and d.certified
+    assert abs(abs(d.z) - 1) < 1e-15
+
+
+# ---------------------------------------------------------------------------
+# random non-normal matrices against brute force
+# ---------------------------------------------------------------------------
+
+RANDOM_CASES = [
+    (6, 0, False, 0.05),
+    (8, 1, True, 0.02),
+    (10, 2, False, 0.3),
+    (12, 3, True, 0.1),
+]
+
+
+@pytest.mark.parametrize("n,seed,cplx,eps_rel", RANDOM_CASES)
+def test_abscissa_random_vs_brute_force(n, seed, cplx, eps_rel):
+    A = random_nonnormal(n, seed, complex_=cplx)
+    eps = eps_rel * np.linalg.norm(A, 2)
+    res = pseudospectral_abscissa(A, eps)
+    grid_max, refined = brute_abscissa(A, eps)
+    assert res.value >= grid_max - 1e-12
+    assert abs(res.value - refined) <= 1e-6
+    assert smin1(A, res.z) == pytest.approx(eps, rel=1e-9)
+    assert res.z.real == res.value
+
+
+@pytest.mark.parametrize("n,seed,cplx,eps_rel", RANDOM_CASES)
+def test_radius_random_vs_brute_force(n, seed, cplx, eps_rel):
+    A = random_nonnormal(n, seed + 10, complex_=cplx)
+    eps = eps_rel * np.linalg.norm(A, 2)
+    res = pseudospectral_radius(A, eps)
+    grid_max, refined = brute_radius(A, eps)
+    assert res.value >= grid_max - 1e-12
+    assert abs(res.value - refined) <= 1e-6
+    assert smin1(A, res.z) == pytest.approx(eps, rel=1e-9)
+    assert abs(res.z) == pytest.approx(res.value, rel=1e-14)
+
+
+@pytest.mark.parametrize(
+    "n,seed,cplx,rho",
+    [
+        (5, 20, False, 0.9),
+        (10, 21, True, 0.8),
+        (20, 22, False, 0.95),
+        (16, 23, True, 0.97),
+        (30, 24, False, 0.6),
+    ],
+)
+def test_distance_random_vs_dense_sampling(n, seed, cplx, rho):
+    A = random_nonnormal(n, seed, complex_=cplx, upper=0.5)
+    A = A * (rho / np.abs(np.linalg.eigvals(A)).max())
+    d = distance_to_instability(A)
+    sampled_min, refined = brute_distance(A)
+    assert d.value <= sampled_min + 1e-12
+    assert abs(d.value - refined) <= 1e-10
+    assert smin1(A, d.z) == pytest.approx(d.value, abs=1e-12)
+    assert d.certified
+    if not cplx:
+        assert 0.0 <= d.theta <= np.pi
+
+
+def test_real_and_complex_paths_agree():
+    # A real matrix uses the y -> -y / theta -> -theta symmetry; the same matrix as
+    # complex128 takes the general path.
+    A = random_nonnormal(9, 30)
+    A = A * (0.9 / np.abs(np.linalg.eigvals(A)).max())
+    Ac = A.astype(complex)
+    for eps in (1e-3, 0.1):
+        assert pseudospectral_abscissa(A, eps).value == pytest.approx(
+            pseudospectral_abscissa(Ac, eps).value, abs=1e-11
+        )
+        assert pseudospectral_radius(A, eps).value == pytest.approx(
+            pseudospectral_radius(Ac, eps).value, abs=1e-11
+        )
+    assert distance_to_instability(A).value == pytest.approx(distance_to_instability(Ac).value, abs=1e-12)
+
+
+def test_monotone_in_eps_and_bounds():
+    # alpha_eps >= alpha + eps, rho_eps >= rho + eps (eigenvector discs), and
+    # rho_eps <= ||A|| + eps (sigma_min(zI - A) >= |z| - ||A||).
+    A = random_nonnormal(10, 40, complex_=True)
+    lam = np.linalg.eigvals(A)
+    prev_a = prev_r = -np.inf
+    for eps in (1e-4, 1e-3, 1e-2, 1e-1, 1.0):
+        a = pseudospectral_abscissa(A, eps).value
+        r = pseudospectral_radius(A, eps).value
+        assert a >= lam.real.max() + eps - 1e-12 and r >= np.abs(lam).max() + eps - 1e-12
+        assert r <= np.linalg.norm(A, 2) + eps + 1e-12 and a <= r + 1e-12
+        assert a > prev_a and r > prev_r
+        prev_a, prev_r = a, r
+
+
+# ---------------------------------------------------------------------------
+# the circle pencil and its QZ fallback
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cplx", [False, True])
+def test_circle_pencil_unimodular_eigenvalues_are_crossings(cplx):
+    A = random_nonnormal(12, 50, complex_=cplx)
+    A = A * (0.9 / np.abs(np.linalg.eigvals(A)).max())
+    eps = 0.6 * smin1(A, 1.0) + 0.4 * smin1(A, -1.0)
+    thetas = np.linspace(0, 2 * np.pi, 4000, endpoint=False)
+    s = smin(A, np.exp(1j * thetas))
+    # sign changes of sigma_min - eps on a fine sampling: crossings of the smallest value
+    changes = np.count_nonzero(np.diff(np.sign(np.append(s, s[0]) - eps)))
+    lam_qz = cc._circle_pencil_eigenvalues(A, eps, None)
+    lam_sh = cc._circle_pencil_eigenvalues(A, eps, complex(np.exp(0.77j)))
+    for lam in (lam_qz, lam_sh):
+        uni = lam[np.abs(np.abs(lam) - 1) < 1e-8]
+        assert len(uni) >= changes > 0
+        for z in uni:  # eps is a singular value of zI - A
+            sv = np.linalg.svd(z * np.eye(12) - A, compute_uv=False)
+            assert np.min(np.abs(sv - eps)) < 1e-9
+    a_qz = np.sort(np.angle(lam_qz[np.abs(np.abs(lam_qz) - 1) < 1e-8]))
+    a_sh = np.sort(np.angle(lam_sh[np.abs(np.abs(lam_sh) - 1) < 1e-8]))
+    np.testing.assert_allclose(a_qz, a_sh, atol=1e-9)
+
+
+def test_qz_fallback_gives_same_results(monkeypatch):
+    A = random_nonnormal(8, 60, complex_=True)
+    A = A * (0.85 / np.abs(np.linalg.eigvals(A)).max())
+    r_ref = pseudospectral_radius(A, 0.05).value
+    d_ref = distance_to_instability(A).value
+    monkeypatch.setattr(cc, "_SHIFT_GAP", np.inf)  # no shift is ever good enough: QZ
+    assert pseudospectral_radius(A, 0.05).value == pytest.approx(r_ref, abs=1e-12)
+    assert distance_to_instability(A).value == pytest.approx(d_ref, abs=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# results, arguments and errors
+# ---------------------------------------------------------------------------
+
+
+def test_result_objects():
+    A = np.diag([0.5, -0.25])
+    a = pseudospectral_abscissa(A, 0.1)
+    r = pseudospectral_radius(A, 0.1)
+    d = distance_to_instability(A)
+    assert isinstance(a, PseudospectralResult) and a.kind == "abscissa" and a.eps == 0.1
+    assert isinstance(r, PseudospectralResult) and r.kind == "radius"
+    assert isinstance(d, DistanceResult)
+    assert float(a) == a.value and float(r) == r.value and float(d) == d.value
+    assert a.iterations >= 1 and r.iterations >= 1 and d.iterations >= 1
+    with pytest.raises(AttributeError):
+        a.value = 1.0  # frozen
+
+
+def test_small_eps_marked_unreliable():
+    A = np.array([[0.5, 1.0], [0.0, 0.5]])
+    res = pseudospectral_abscissa(A, 1e-12)
+    assert not res.reliable
+    assert res.value >= 0.5  # never below the spectral abscissa
+    assert pseudospectral_radius(A, 1e-3).reliable
+
+
+@pytest.mark.parametrize("func", [pseudospectral_abscissa, pseudospectral_radius])
+@pytest.mark.parametrize("eps", [0.0, -1e-3, np.nan, np.inf, "a", None])
+def test_bad_eps(func, eps):
+    with pytest.raises(ValueError, match="eps"):
+        func(np.eye(2), eps)
+
+
+@pytest.mark.parametrize("func", [pseudospectral_abscissa, pseudospectral_radius])
+def test_bad_max_iterations(func):
+    with pytest.raises(ValueError, match="max_iterations"):
+        func(np.eye(2), 0.1, max_iterations=0)
+    with pytest.raises(ValueError, match="max_iterations"):
+        distance_to_instability(np.eye(2) * 0.5, max_iterations=-1)
+
+
+@pytest.mark.parametrize(
+    "func",
+    [
+        lambda A: pseudospectral_abscissa(A, 0.1),
+        lambda A: pseudospectral_radius(A, 0.1),
+        distance_to_instability,
+    ],
+)
+def test_bad_matrices(func):
+    with pytest.raises(NonSquareError):
+        func(np.ones((2, 3)))
+    with pytest.raises(NonSquareError):
+        func(np.ones(3))
+    with pytest.raises(NonFiniteError):
+        func(np.array([[0.1, np.nan], [0.0, 0.2]]))
+
+
+def test_public_names_resolve_lazily():
+    import spectra
+
+    assert spectra.pseudospectral_abscissa is pseudospectral_abscissa
+    assert spectra.pseudospectral_radius is pseudospectral_radius
+    assert spectra.distance_to_instability is distance_to_instability
