@@ -1,0 +1,163 @@
+"""Training loop: files, metadata, determinism, resume, spectra.load round trip, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from spectra_cli.main import main
+
+import spectra
+from spectra.errors import WriteError
+from spectra.train.checkpoints import load_trained
+from spectra.train.errors import TrainConfigError
+from spectra.train.loop import TrainConfig, train
+from spectra.train.tasks import load_task
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_task("digits")
+
+
+def _cfg(**kw):
+    base = dict(task="digits", cell="rnn", hidden=12, epochs=2, batch_size=64, lr=0.01, seed=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _state(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_files_metadata_and_spectra_load(tmp_path, digits):
+    res = train(_cfg(cell="lstm", regime="stable"), tmp_path / "run", task=digits)
+    run = tmp_path / "run"
+    names = sorted(p.name for p in run.iterdir())
+    assert names == [
+        "epoch_001.json",
+        "epoch_001.pt",
+        "epoch_002.json",
+        "epoch_002.pt",
+        "resume.pt",
+        "run.json",
+    ]
+    state = _state(run / "epoch_002.pt")  # a plain state dict, weights_only
+    assert "rnn.weight_hh_l0" in state and state["rnn.weight_hh_l0"].shape == (48, 12)
+    meta = json.loads((run / "epoch_002.json").read_text())
+    assert meta["task"] == "digits" and meta["cell"] == "lstm" and meta["regime"] == "stable"
+    assert meta["regime_options"] == {"clip": 1.0}
+    assert meta["epoch"] == 2 and meta["seed"] == 0
+    assert len(meta["data"]["sha256"]) == 64
+    assert set(meta["metrics"]) == {"train", "val", "test"}
+    assert {"python", "torch", "numpy", "rnn-spectra"} <= set(meta["versions"])
+    assert meta["config"]["hidden"] == 12
+    summary = json.loads((run / "run.json").read_text())
+    best = max(summary["history"], key=lambda h: (h["val"]["accuracy"], -h["epoch"]))
+    assert summary["best_epoch"] == best["epoch"] == res.best_epoch
+    # the loaders of the diagnostics read it, and stable training is visible on each gate
+    ckpt = spectra.load(run / "epoch_002.pt")
+    ids = [m.id for m in ckpt]
+    assert ids == [f"rnn.weight_hh_l0[{g}]" for g in ("input", "forget", "cell", "output")]
+    for m in ckpt:
+        assert np.linalg.norm(m.matrix, 2) <= 1 + 1e-5
+        np.testing.assert_array_equal(
+            m.matrix, state["rnn.weight_hh_l0"][m.block[0] : m.block[1]].double().numpy()
+        )
+
+
+def test_metrics_match_a_forward_pass(tmp_path, digits):
+    train(_cfg(epochs=1), tmp_path / "r", task=digits)
+    model, meta = load_trained(tmp_path / "r" / "epoch_001.pt")
+    with torch.no_grad():
+        pred = model(torch.from_numpy(digits.test.x)).argmax(-1).numpy()
+    assert meta["metrics"]["test"]["accuracy"] == pytest.approx(float(np.mean(pred == digits.test.y)))
+
+
+def test_deterministic_and_resume_equals_uninterrupted(tmp_path, digits):
+    cfg = _cfg(regime="robust-cov+noise", epochs=2)
+    train(cfg, tmp_path / "a", task=digits)
+    train(cfg, tmp_path / "b", task=digits)
+    sa, sb = _state(tmp_path / "a" / "epoch_002.pt"), _state(tmp_path / "b" / "epoch_002.pt")
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    other = train(_cfg(regime="robust-cov+noise", epochs=1, seed=1), tmp_path / "c", task=digits)
+    assert not torch.equal(
+        other.model.rnn.weight_hh_l0.detach(), _state(tmp_path / "a" / "epoch_001.pt")["rnn.weight_hh_l0"]
+    )
+    # interrupted after one epoch, then resumed
+    train(_cfg(regime="robust-cov+noise", epochs=1), tmp_path / "d", task=digits)
+    train(cfg, tmp_path / "d", resume=True, task=digits)
+    sd = _state(tmp_path / "d" / "epoch_002.pt")
+    assert all(torch.equal(sa[k], sd[k]) for k in sa)
+    assert len(json.loads((tmp_path / "d" / "run.json").read_text())["history"]) == 2
+
+
+def test_refuses_to_overwrite_and_checks_resume_config(tmp_path, digits):
+    train(_cfg(epochs=1), tmp_path / "r", task=digits)
+    with pytest.raises(WriteError, match="--resume"):
+        train(_cfg(epochs=1), tmp_path / "r", task=digits)
+    with pytest.raises(TrainConfigError, match="hidden"):
+        train(_cfg(epochs=2, hidden=13), tmp_path / "r", resume=True, task=digits)
+
+
+def test_power_norm_run_and_adding_regression(tmp_path):
+    res = train(
+        TrainConfig(
+            task="adding", cell="gru", hidden=8, epochs=1, regime="power-norm", seq_len=10, n_samples=300
+        ),
+        tmp_path / "add",
+    )
+    meta = json.loads((tmp_path / "add" / "epoch_001.json").read_text())
+    assert meta["data"]["kind"] == "regression" and "0.04" in meta["data"]["accuracy_definition"]
+    info = meta["regime_info"]["power-norm"]
+    assert sorted(info) == [f"rnn.weight_hh_l0[{g}]" for g in range(3)]  # one record per GRU gate block
+    assert len(spectra.load(tmp_path / "add" / "epoch_001.pt")) == 3
+    assert all(r["scale"] <= 1 and r["estimate"] * r["scale"] <= 1 + 1e-9 for r in info.values())
+    with torch.no_grad():
+        out = res.model(torch.from_numpy(res.task.test.x))
+    mse = float(((out - torch.from_numpy(res.task.test.y)) ** 2).mean())
+    assert meta["metrics"]["test"]["mse"] == pytest.approx(mse, rel=1e-5)
+
+
+def test_cli_train_evaluate_robustness(tmp_path, capsys):
+    out = tmp_path / "cli"
+    argv = ["train", "--task", "digits", "--cell", "rnn-relu", "--hidden", "10", "--regime", "robust-cov"]
+    argv += ["--epochs", "2", "--lr", "0.01", "--cov-sequences", "3", "--seed", "0", "-o", str(out), "-q"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "val acc" in text and "best (validation)" in text
+    assert (
+        main(["evaluate", str(out / "epoch_002.pt"), "--noise", "0,0.5,3", "--repeats", "2", "--json"]) == 0
+    )
+    doc = json.loads(capsys.readouterr().out)
+    meta = json.loads((out / "epoch_002.json").read_text())
+    assert doc["schema_version"] == 1 and [r["amplitude"] for r in doc["results"]] == [0.0, 0.5, 3.0]
+    assert doc["results"][0]["accuracy"] == pytest.approx(meta["metrics"]["test"]["accuracy"])
+    assert doc["results"][2]["accuracy"] < doc["results"][0]["accuracy"]  # std 3 noise on std-1 inputs hurts
+    assert set(doc["thresholds"]) == {"3%", "5%", "10%"}
+    assert (
+        main(
+            [
+                "robustness",
+                str(out / "epoch_002.pt"),
+                "--sigma",
+                "0.01",
+                "--sequences",
+                "4",
+                "--draws",
+                "400",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    rob = json.loads(capsys.readouterr().out)["results"][0]
+    assert rob["trace_R"] == pytest.approx(rob["monte_carlo"], rel=0.25)
+    # errors are one line with a non-zero exit code
+    assert main(["train", "--regime", "bogus", "--epochs", "1", "-o", str(tmp_path / "x"), "-q"]) != 0
+    assert "valid regimes" in capsys.readouterr().err
+    assert main(["train", "--epochs", "1", "-o", str(out), "-q"]) == 8  # WriteError: run exists
