@@ -519,3 +519,35 @@ def test_subclassed_model_weights(kfiles):
     np.testing.assert_allclose(
         run_gru(h, Wd, None, gates(ckpt, "sub_dec", GRU_GATES), reset_after=True), y, **TOL
     )
+
+
+def test_dataset_path_to_a_non_recurrent_square_dataset(kfiles):
+    """A path to the square Dense kernel of a Keras file reports that array as stored."""
+    path = kfiles["dir"] / "mixed.h5"
+    ckpt = load(f"{path}:/model_weights/decoy/decoy/kernel")
+    assert ckpt.ids == ["model_weights/decoy/decoy/kernel"]
+    assert ckpt[0].cell == "array"
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(ckpt[0].matrix, np.asarray(f["model_weights/decoy/decoy/kernel"]))
+
+
+def test_legacy_attributes_split_over_64kb(tmp_path):
+    """Keras writes long attribute lists as layer_names0, layer_names1, ... (Keras 2 style names)."""
+    path = tmp_path / "split.h5"
+    rk = np.arange(36.0).reshape(3, 12) / 10
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names0"] = np.array([b"first"], dtype=object)
+        f.attrs["layer_names1"] = np.array([b"second"], dtype=object)
+        g = f.create_group("first")
+        g.attrs["weight_names"] = np.array([b"dense/kernel:0"], dtype=object)
+        g.create_dataset("dense/kernel:0", data=np.eye(2))
+        g = f.create_group("second")
+        g.attrs["weight_names0"] = np.array([b"second/kernel:0"], dtype=object)
+        g.attrs["weight_names1"] = np.array([b"second/recurrent_kernel:0"], dtype=object)
+        g.create_dataset("second/kernel:0", data=np.ones((3, 12)))
+        g.create_dataset("second/recurrent_kernel:0", data=rk)
+    ckpt = load(path)
+    # no cell name, no config: 12 columns / 3 units = 4 gates -> LSTM (i, f, c, o)
+    assert ckpt.ids == [f"second/recurrent_kernel[{g}]" for g in LSTM_GATES]
+    np.testing.assert_array_equal(ckpt["second/recurrent_kernel[output]"].matrix, rk[:, 9:12].T)
+    assert {s.name for s in ckpt.skipped} == {"first/dense/kernel:0", "second/second/kernel:0"}

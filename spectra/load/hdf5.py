@@ -131,10 +131,11 @@ def h5_layout(f: h5py.File) -> str:
         or a root ``vars`` group and ``.../vars/<i>`` datasets as a subclassed
         model writes them) or ``hdf5`` (anything else).
     """
-    if "layer_names" in f.attrs:
+    legacy = ("layer_names", "layer_names0")  # Keras splits attributes over 64 kB into name0, name1...
+    if any(a in f.attrs for a in legacy):
         return "keras-h5"
     mw = f.get("model_weights")
-    if isinstance(mw, h5py.Group) and "layer_names" in mw.attrs:
+    if isinstance(mw, h5py.Group) and any(a in mw.attrs for a in legacy):
         return "keras-h5"
     if isinstance(f.get("layers"), h5py.Group):
         return "keras-weights-h5"
@@ -260,9 +261,12 @@ def read_hdf5(path: str | os.PathLike, dataset: str | None = None) -> Checkpoint
                 return _read_generic(f, p, dataset)
             from spectra.load.keras import read_keras_h5
 
-            ckpt = read_keras_h5(f, p, layout=layout)
             if dataset is None:
-                return ckpt
+                return read_keras_h5(f, p, layout=layout)
+            try:
+                ckpt = read_keras_h5(f, p, layout=layout)
+            except NoRecurrentWeightsError:
+                return _read_generic(f, p, dataset)
             key = dataset.lstrip("/")
             hits = [m for m in ckpt.matrices if m.source == key]
             if hits:

@@ -98,6 +98,18 @@ def _texts(value: object) -> list[str]:
     return [_text(v) for v in arr.ravel().tolist()]
 
 
+def _attr_texts(obj: h5py.Group, name: str) -> list[str]:
+    """A string-list attribute, also when Keras split it into ``name0``, ``name1``... (over 64 kB)."""
+    if name in obj.attrs:
+        return _texts(obj.attrs[name])
+    out: list[str] = []
+    k = 0
+    while f"{name}{k}" in obj.attrs:
+        out += _texts(obj.attrs[f"{name}{k}"])
+        k += 1
+    return out
+
+
 def _snake(name: str) -> str:
     """Keras's ``naming.to_snake_case``: ``SimpleRNN`` -> ``simple_rnn``."""
     name = re.sub(r"\W+", "", name)
@@ -482,8 +494,14 @@ def _read_v3_weights(f: h5py.File, path: str, fmt: str, config: dict | None, met
             reasons[name] = "optimizer state (not a model weight)"
         else:
             reasons.setdefault(name, "variable of a model or layer that is not a recurrent kernel")
-    n_layers = len(f["layers"]) if isinstance(f.get("layers"), h5py.Group) else 0
-    return _finish(f, path, fmt, kernels, reasons, metadata, f"Keras 3 weights with {n_layers} layers")
+    top = f["layers"] if isinstance(f.get("layers"), h5py.Group) else f
+    names = [
+        _vars_name(top[n]) or n
+        for n in top
+        if n not in ("vars", "optimizer") and isinstance(top[n], h5py.Group)
+    ]
+    shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+    return _finish(f, path, fmt, kernels, reasons, metadata, f"Keras 3 weights of layers [{shown}]")
 
 
 # --------------------------------------------------------------------------- legacy layout
@@ -521,7 +539,7 @@ def _legacy_directions(cls: str, inner: dict, heads: list[list[str]]) -> list[st
 
 def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
     root = f["model_weights"] if isinstance(f.get("model_weights"), h5py.Group) else f
-    layer_names = _texts(root.attrs.get("layer_names"))
+    layer_names = _attr_texts(root, "layer_names")
     config: dict | None = None
     raw = f.attrs.get("model_config")
     if raw is not None:
@@ -547,7 +565,7 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
         cfg = by_name.get(lname)
         cls = str(cfg.get("class_name")) if cfg else "a"
         inner = cfg.get("config", {}) if cfg else {}
-        weight_names = _texts(g.attrs.get("weight_names"))
+        weight_names = _attr_texts(g, "weight_names")
         found: list[tuple[str, list[str], str | None, str | None]] = []
         for wn in weight_names:
             ds = g.get(wn)
@@ -614,8 +632,15 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
             reasons[name] = "optimizer state (not a model weight)"
         elif name not in reasons:
             reasons[name] = "not listed in any layer's weight_names"
+    more = " ..." if len(layer_names) > 10 else ""
     return _finish(
-        f, path, "keras-h5", kernels, reasons, metadata, f"Keras HDF5 file with layers {layer_names}"
+        f,
+        path,
+        "keras-h5",
+        kernels,
+        reasons,
+        metadata,
+        f"Keras HDF5 file with layers [{', '.join(layer_names[:10])}{more}]",
     )
 
 
