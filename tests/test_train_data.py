@@ -172,7 +172,9 @@ def test_aclimdb_folder(tmp_path):
     # test order: neg files then pos files; left-padded with 0; unknown words are id 1
     assert list(task.test.y) == [0, 0, 1]
     assert task.test.x[1].tolist() == [0, 0, 0, 0, 0, 1]
-    assert np.count_nonzero(task.test.x[0]) == 2 and task.test.x[0, -1] > 1
+    assert (
+        task.test.x[0, :4].tolist() == [0] * 4 and task.test.x[0, 4] > 1 and task.test.x[0, 5] == 1
+    )  # "plot" unseen
     assert tokenize("Great<br />film, isn't it?") == ["great", "film", "isn't", "it"]
     with pytest.raises(DataUnavailableError, match="aclImdb"):
         load_task("sentiment", data=tmp_path / "aclImdb" / "test")
