@@ -326,3 +326,24 @@ def test_safetensors_valid_roundtrip_by_hand(tmp_path):
     ckpt = load(path)
     assert ckpt.ids == ["cell.weight_hh"] and ckpt[0].dtype == "bfloat16"
     np.testing.assert_array_equal(ckpt[0].matrix, W.astype(np.float64))
+
+
+def test_legacy_protocol4_needs_trust(tmp_path):
+    torch.manual_seed(2)
+    module = torch.nn.GRU(3, 4)
+    path = tmp_path / "legacy4.pt"
+    torch.save(module.state_dict(), path, _use_new_zipfile_serialization=False, pickle_protocol=4)
+    with pytest.warns(UserWarning, match="pickle protocol 4"):  # torch's own warning
+        with pytest.raises(UnsafeFileError, match="pickle protocol 4.*--trust-pickle"):
+            load(path)
+    ckpt = load(path, trust=True)
+    assert ckpt.format == "pytorch-legacy"
+    np.testing.assert_array_equal(ckpt.stacked("weight_hh_l0"), module.weight_hh_l0.detach().double().numpy())
+
+
+def test_allocation_bomb_in_pickle(tmp_path, good_zip):
+    # data.pkl = bytearray(2**40): allowed global, absurd argument; refused before allocating
+    bomb = b"\x80\x02c__builtin__\nbytearray\n\x8a\x06" + (2**40).to_bytes(6, "little") + b"\x85R."
+    path = tmp_path / "alloc.pt"
+    _rewrite_zip(good_zip, path, {"data.pkl": bomb})
+    _assert_cheap(lambda: load(path), CorruptFileError, match="bytearray")

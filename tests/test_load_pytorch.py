@@ -458,6 +458,9 @@ def _all_zip_fixtures(tmp_path):
     base = torch.arange(24.0).reshape(4, 6)
     save({"view": base[1:, 2:5], "t": base.t(), "shared": base, "ints": torch.arange(5)}, "views.pt")
     save({"b": torch.tensor([True, False]), "c": torch.randn(3, dtype=torch.complex64)}, "misc.pt")
+    save(
+        {"set": {1, 2}, "bytes": b"ab", "ba": bytearray(b"xy"), "z": 1 + 2j, "t": (1, torch.ones(2))}, "py.pt"
+    )
     u32 = torch.tensor([1, 2, 3, 4], dtype=torch.uint32)
     save({"u16": torch.tensor([1, 2, 3], dtype=torch.uint16), "u32": u32[1:]}, "v3.pt")  # _rebuild_tensor_v3
     return paths

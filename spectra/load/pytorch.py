@@ -46,6 +46,7 @@ __all__ = [
 #: What ``torch.save(..., _use_new_zipfile_serialization=False)`` writes first:
 #: protocol 2, then the LONG1 magic number 0x1950a86a20f9469cfc6c.
 LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 
 #: safetensors dtype -> numpy dtype (little-endian); BF16 is read as uint16 and widened.
 SAFETENSORS_DTYPES: dict[str, str] = {
@@ -142,7 +143,7 @@ def checkpoint_from_object(
             out_skipped.extend(sk)
             continue
         where = "/".join(str(p) for p in m.path)
-        rec = {mm.source for mm in mats}
+        rec = list(dict.fromkeys(mm.source for mm in mats))
         for s in sk:
             out_skipped.append(Skipped(f"{where}/{s.name}" if where else s.name, s.shape, s.reason))
         for key in rec:
@@ -219,7 +220,11 @@ def _from_torch(obj: object, dtypes: dict[int, str], depth: int = 0) -> object:
 
 
 def _unsupported_global(msg: str) -> str | None:
-    for marker in ("Unsupported global: GLOBAL ", "Unsupported global: ", "unsupported global "):
+    for marker in (
+        "Unsupported global: GLOBAL ",
+        "Trying to load unsupported GLOBAL ",
+        "Unsupported global: ",
+    ):
         i = msg.find(marker)
         if i >= 0:
             rest = msg[i + len(marker) :].split()
@@ -235,10 +240,17 @@ def _torch_load(path: str, *, weights_only: bool) -> tuple[object, dict[int, str
     except pickle.UnpicklingError as exc:
         msg = str(exc)
         name = _unsupported_global(msg)
-        if weights_only and (name or "Unsupported" in msg):
+        if weights_only and (name or "Can only create new object" in msg or "Trying to call reduce" in msg):
             raise UnsafeFileError(
                 f"{path}: contains arbitrary pickled objects (first disallowed global: {name or '?'}); "
                 f"loading it would run code from the file. {_TRUST_HINT}"
+            ) from None
+        with open(path, "rb") as f:
+            proto = f.read(2)[1:]
+        if weights_only and "Unsupported operand" in msg and proto and proto[0] > 2:
+            raise UnsafeFileError(
+                f"{path}: a legacy torch.save file written with pickle protocol {proto[0]}, which "
+                f"torch's weights-only loader cannot read; loading it means trusting the file. {_TRUST_HINT}"
             ) from None
         raise CorruptFileError(
             f"{path}: corrupt/unreadable PyTorch file ({(msg.splitlines() or [''])[0][:200]})"
@@ -304,6 +316,19 @@ def read_pytorch_zip(path: str | os.PathLike, *, trust: bool) -> Checkpoint:
     return checkpoint_from_object(p, "pytorch-zip", obj, dtypes, metadata={"reader": reader})
 
 
+def _is_legacy_torch(path: str) -> bool:
+    """True when the first pickle in the file is torch's legacy magic number (any protocol)."""
+    with open(path, "rb") as f:
+        head = f.read(256)
+    if head.startswith(LEGACY_MAGIC):
+        return True
+    try:  # allowlisted unpickler: a global in the head is refused, never called
+        first, _ = restricted_loads(head, path=path, storages=None)
+    except Exception:  # incomplete, garbled or unsafe: not the magic number
+        return False
+    return isinstance(first, int) and not isinstance(first, bool) and first == LEGACY_MAGIC_NUMBER
+
+
 def read_pickle(path: str | os.PathLike, *, trust: bool) -> Checkpoint:
     """Read a pickle file: the legacy (pre-zip) ``torch.save`` format or a bare pickle.
 
@@ -335,9 +360,7 @@ def read_pickle(path: str | os.PathLike, *, trust: bool) -> Checkpoint:
         Readable, but no recurrent weight.
     """
     p = os.fspath(path)
-    with open(p, "rb") as f:
-        head = f.read(len(LEGACY_MAGIC))
-    if head == LEGACY_MAGIC:
+    if _is_legacy_torch(p):
         obj, dtypes = _torch_load(p, weights_only=not trust)
         reader = "torch" if not trust else "torch (trusted)"
         return checkpoint_from_object(p, "pytorch-legacy", obj, dtypes, metadata={"reader": reader})

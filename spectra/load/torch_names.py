@@ -345,7 +345,7 @@ def _gate_matrices(
         A = W[a:b]
         if hr is not None:
             A = hr @ A
-        finite = bool(np.isfinite(W_stored[a:b]).all()) and (hr is None or bool(np.isfinite(hr).all()))
+        finite = bool(np.isfinite(W_stored[a:b]).all()) and bool(np.isfinite(A).all())
         gate, native = gate_names[g] if gate_names else (None, None)
         these = list(notes)
         if not finite:

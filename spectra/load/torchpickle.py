@@ -27,6 +27,7 @@ The mapping from state-dict names to recurrent matrices lives in
 
 from __future__ import annotations
 
+import _compat_pickle
 import codecs
 import io
 import os
@@ -144,6 +145,7 @@ class _Storage:
 
     data: np.ndarray
     dtype: str
+    byteorder: str = "<"
 
 
 class _TensorMarker:
@@ -167,6 +169,13 @@ def _encode(obj: str, encoding: str = "utf-8") -> bytes:
     if not isinstance(obj, str) or encoding not in ("latin1", "latin-1", "utf-8", "utf8"):
         raise pickle.UnpicklingError("_codecs.encode: only text encodings are allowed")
     return codecs.encode(obj, encoding)
+
+
+def _bytearray(*args: object) -> bytearray:
+    # bytearray(10**12) would be an allocation bomb: only copy existing bytes/text
+    if args and not isinstance(args[0], (bytes, bytearray, str)):
+        raise pickle.UnpicklingError("bytearray: only bytes or text arguments are allowed")
+    return bytearray(*args)
 
 
 class _Rebuilder:
@@ -193,7 +202,7 @@ class _Rebuilder:
             code = DTYPE_NUMPY.get(dtype)
             if code is None:
                 raise NeedsTorch(f"torch.{dtype}")
-            want = np.dtype(code).newbyteorder(flat.dtype.byteorder if flat.dtype.byteorder != "|" else "<")
+            want = np.dtype(code).newbyteorder(storage.byteorder)
             if flat.nbytes % want.itemsize:
                 raise CorruptFileError(f"{self.path}: storage size is not a multiple of {dtype}")
             flat = flat.view(want)
@@ -256,7 +265,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
             "collections.Counter": Counter,
             "builtins.set": set,
             "builtins.frozenset": frozenset,
-            "builtins.bytearray": bytearray,
+            "builtins.bytearray": _bytearray,
             "builtins.complex": complex,
             "_codecs.encode": _encode,
             "torch._utils._rebuild_tensor": r.rebuild_tensor,
@@ -272,6 +281,11 @@ class _RestrictedUnpickler(pickle.Unpickler):
         }
 
     def find_class(self, module: str, name: str):
+        # protocol-2 pickles name Python 2 modules (``__builtin__.set``): map them as pickle does
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
         full = f"{module}.{name}"
         if not all(part.isidentifier() for part in full.split(".")):
             # random bytes decoded as a GLOBAL opcode: garbage, not an attack
@@ -448,7 +462,7 @@ def unpickle_torch_zip(path: str | os.PathLike) -> tuple[object, dict[int, str]]
             if len(raw) != nbytes:
                 raise CorruptFileError(f"{p}: storage {key} truncated ({len(raw)} of {nbytes} bytes)")
             arr = np.frombuffer(raw, dtype=dt)
-            cache[key] = _Storage(arr, tdtype)
+            cache[key] = _Storage(arr, tdtype, byteorder)
             return cache[key]
 
         info = zf.getinfo(pkl_name)
