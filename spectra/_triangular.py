@@ -140,6 +140,11 @@ def top_ritz_value(alpha: np.ndarray, beta: np.ndarray, lower: np.ndarray, upper
     active = np.ones(lam.shape, dtype=bool)
     idx = np.arange(lam.size)
     a, bb = alpha, b2
+    with np.errstate(all="ignore"):
+        return _newton_from_above(k, a, bb, idx, lam, hi, lo, active)
+
+
+def _newton_from_above(k, a, bb, idx, lam, hi, lo, active):
     for _ in range(100):
         la = lam[idx]
         # r_i = p_i/p_{i-1};  u_i = r_i'/r_i;  p'/p = sum_i u_i;  all r_i > 0 iff la > root

@@ -479,7 +479,7 @@ def _check_levels(levels) -> np.ndarray:
 
 
 def _check_axis(v, name: str) -> np.ndarray:
-    a = np.asarray(v, dtype=np.float64)
+    a = np.array(v, dtype=np.float64)  # a copy: the grid never aliases the caller's array
     if a.ndim != 1 or a.size < 1 or not np.all(np.isfinite(a)):
         raise ValueError(f"{name} must be a non-empty 1-D array of finite numbers, got shape {a.shape}")
     if a.size > 1 and not np.all(np.diff(a) > 0):
