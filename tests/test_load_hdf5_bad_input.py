@@ -298,3 +298,31 @@ def test_every_error_is_one_line_spectra_error(tmp_path):
             load(case)
         assert "\n" not in str(err.value)
         assert "Traceback" not in str(err.value)
+
+
+def test_keras_config_not_json(tmp_path):
+    path = tmp_path / "badjson.keras"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("config.json", "{not json")
+        zf.writestr("model.weights.h5", h5_bytes(np.ones((3, 12), np.float32)))
+    with pytest.raises(CorruptFileError, match="config.json"):
+        load(path)
+
+
+def test_keras_config_nested_too_deep(tmp_path):
+    path = tmp_path / "deep.keras"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("config.json", "[" * 200_000 + "]" * 200_000)
+        zf.writestr("model.weights.h5", h5_bytes(np.ones((3, 12), np.float32)))
+    with pytest.raises(CorruptFileError):
+        load(path)
+
+
+def test_hdf5_hard_link_cycle_terminates(tmp_path):
+    path = tmp_path / "cycle.weights.h5"
+    with h5py.File(path, "w") as f:
+        write_keras3_weights(f, np.ones((3, 12), np.float32))
+        f["layers/lstm/loop"] = f["layers"]  # a hard link back up the tree
+        f["layers/lstm/cell/again"] = f["/"]
+    ckpt = load(path)
+    assert [m.id for m in ckpt][:1] == ["enc/recurrent_kernel[input]"]

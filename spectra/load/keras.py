@@ -68,7 +68,6 @@ _CLASS_CELL: dict[str, str] = {
 #: Gates per cell (columns of recurrent_kernel = gates * units).
 _CELL_GATES: dict[str, int] = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 _GATES_CELL: dict[int, str] = {v: k for k, v in _CELL_GATES.items()}
-_MODEL_CLASSES = {"Functional", "Sequential", "Model"}
 
 
 @dataclass
@@ -545,7 +544,7 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
     if raw is not None:
         try:
             config = json.loads(_text(raw))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             config = None
     by_name = {_layer_name(c): c for c in _config_layers(config)}
     metadata = {
@@ -804,14 +803,12 @@ def read_keras_v3(path: str | os.PathLike) -> Checkpoint:
                         "weights_member": "model.weights.h5",
                         "keras_version": meta.get("keras_version") if isinstance(meta, dict) else None,
                         "model_class": config.get("class_name") if isinstance(config, dict) else None,
-                        "model_name": (
-                            config.get("config", {}).get("name") if isinstance(config, dict) else None
-                        ),
+                        "model_name": _layer_name(config) if isinstance(config, dict) else None,
                     }
                     return _read_v3_weights(f, p, "keras-v3", config, metadata)
     except SpectraError:
         raise
-    except (zipfile.BadZipFile, EOFError, *H5_ERRORS) as exc:
+    except (zipfile.BadZipFile, EOFError, NotImplementedError, RecursionError, *H5_ERRORS) as exc:
         raise CorruptFileError(
             f"{p}: corrupt/unreadable .keras archive ({type(exc).__name__}: {exc})"
         ) from None
