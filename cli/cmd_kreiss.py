@@ -1,0 +1,221 @@
+"""``spectra transient`` and ``spectra kreiss``: transient growth and Kreiss bounds."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import click
+from spectra_cli._common import echo_json, fmt, matrix_option, quiet_option, table, trust_option, warn
+
+SCHEMA_VERSION = 1
+FIGURE_EXTS = (".png", ".svg", ".pdf")
+
+
+def _check_output(ctx, param, value):
+    if os.path.splitext(value)[1].lower() not in FIGURE_EXTS:
+        raise click.BadParameter(f"{value!r}: the figure format comes from the extension: .png, .svg or .pdf")
+    return value
+
+
+def _chosen(checkpoint: str, matrices, trust: bool):
+    """Load, select, and drop (with a warning) matrices holding NaN/Inf."""
+    import spectra
+
+    ckpt = spectra.load(checkpoint, trust=trust)
+    out = []
+    for m in ckpt.select(list(matrices) or None):
+        if not m.finite:
+            warn(f"{m.id}: holds NaN or Inf; skipped (nothing can be computed from it)")
+            continue
+        out.append(m)
+    return ckpt, out
+
+
+def _num(x: float):
+    """JSON-safe number: inf spelled as the string "inf"."""
+    if x is None:
+        return None
+    x = float(x)
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if math.isnan(x):
+        return None
+    return x
+
+
+@click.command(
+    "transient",
+    epilog="""\b
+Examples:
+  spectra transient lstm.pt -o growth.png
+  spectra transient lstm.pt -m 'lstm.weight_hh_l0[forget]' --kmax 200 -o forget.svg
+  spectra transient A.npy --no-kreiss -o A.pdf
+""",
+)
+@click.argument("checkpoint", metavar="CKPT_OR_ARRAY", type=click.Path(dir_okay=False))
+@matrix_option
+@click.option(
+    "--kmax",
+    type=click.IntRange(min=1, max=100_000),
+    default=None,
+    help="Last power k (default: until ||A^k|| has decayed to 1% of max(1, peak); 100 when rho >= 1).",
+)
+@click.option(
+    "--kreiss/--no-kreiss",
+    default=True,
+    show_default=True,
+    help="Draw the Kreiss bracket K <= sup ||A^k|| <= e n K (computing K takes longer for large n).",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    callback=_check_output,
+    help="Figure file: .png, .svg or .pdf.",
+)
+@quiet_option
+@trust_option
+def transient(checkpoint, matrices, kmax, kreiss, output, quiet, trust):
+    """Plot the transient growth ||A^k||_2 against k for recurrent weight matrices.
+
+    The norms are exact 2-norms of the powers of A (the A of
+    h_t = f(A h_{t-1} + B x_t + b)): how much a perturbation of the hidden
+    state of a linearised network can grow over k steps before the spectral
+    radius rho(A) (dashed rho^k) takes over. With --kreiss, dotted and
+    dash-dot lines in the same colour show where the Kreiss matrix theorem
+    puts the peak: K(A) <= sup_k ||A^k|| <= e n K(A).
+    """
+    from spectra_cli._common import use_agg
+
+    use_agg()
+    import matplotlib.pyplot as plt
+
+    from spectra.kreiss import kreiss_constant, transient_growth
+    from spectra.plot.pseudospectra import save_figure
+    from spectra.plot.transient import plot_transient
+
+    _, chosen = _chosen(checkpoint, matrices, trust)
+    if not chosen:
+        from spectra.errors import NonFiniteError
+
+        raise NonFiniteError(f"{checkpoint}: every selected matrix holds NaN or Inf; nothing to plot")
+    results, krs = [], []
+    for m in chosen:
+        if not quiet:
+            click.echo(f"{m.id}: powers ...", err=True)
+        results.append(transient_growth(m.matrix, kmax=kmax))
+        krs.append(kreiss_constant(m.matrix) if kreiss else None)
+    fig, ax = plt.subplots(figsize=(7.0, 4.5))
+    try:
+        plot_transient(
+            results,
+            labels=[m.id for m in chosen],
+            kreiss=krs if kreiss else None,
+            ax=ax,
+            title=f"transient growth: {os.path.basename(checkpoint)}",
+        )
+        save_figure(fig, output)
+    finally:
+        plt.close(fig)
+    click.echo(f"wrote {output}", err=True)
+
+
+@click.command(
+    "kreiss",
+    epilog="""\b
+Examples:
+  spectra kreiss lstm.pt
+  spectra kreiss lstm.pt -m 'lstm.weight_hh_l0[forget]' --json
+""",
+)
+@click.argument("checkpoint", metavar="CKPT_OR_ARRAY", type=click.Path(dir_okay=False))
+@matrix_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+@click.option(
+    "--certify",
+    type=click.Choice(["auto", "yes", "no"]),
+    default="auto",
+    show_default=True,
+    help="Prove the upper bound on K by branch and bound (auto: for n <= 32; costly for large n).",
+)
+@click.option(
+    "--rtol",
+    type=click.FloatRange(min=1e-12, max=1.0, min_open=False),
+    default=1e-6,
+    show_default=True,
+    help="Relative gap between the lower and the certified upper bound on K.",
+)
+@quiet_option
+@trust_option
+def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
+    """Kreiss constants and transient growth of recurrent weight matrices.
+
+    K(A) = sup_{|z|>1} (|z| - 1) ||(zI - A)^-1||, infinite when rho(A) >= 1.
+    The Kreiss matrix theorem brackets the worst transient growth of the
+    powers: K <= sup_k ||A^k|| <= e n K. Columns: rho(A); a lower bound on K
+    attained at an explicit point and a proved upper bound; e n K; the
+    measured peak of ||A^k||_2 and the k where it occurs; the numerical
+    radius w(A) (when w <= 1, ||A^k|| <= 2 for every k).
+    """
+    from spectra.kreiss import kreiss_constant, transient_growth
+    from spectra.numerical_range import numerical_radius
+
+    ckpt, chosen = _chosen(checkpoint, matrices, trust)
+    cert = {"auto": "auto", "yes": True, "no": False}[certify]
+    docs = []
+    for m in chosen:
+        if not quiet and not as_json:
+            click.echo(f"{m.id}: ...", err=True)
+        kr = kreiss_constant(m.matrix, rtol=rtol, certify=cert)
+        tg = transient_growth(m.matrix)
+        w = numerical_radius(m.matrix)
+        lo, hi = kr.bracket
+        docs.append(
+            {
+                "id": m.id,
+                "n": m.n,
+                "spectral_radius": _num(kr.spectral_radius),
+                "norm_2": _num(kr.norm),
+                "kreiss": {
+                    "value": _num(kr.value),
+                    "lower": _num(kr.lower),
+                    "upper": _num(kr.upper),
+                    "certified": kr.certified,
+                    "z": None if kr.z is None else [kr.z.real, kr.z.imag],
+                    "message": kr.message,
+                },
+                "bracket": [_num(lo), _num(hi)],
+                "transient": {
+                    "peak": _num(tg.peak),
+                    "peak_k": tg.peak_k,
+                    "kmax": tg.kmax,
+                    "position_in_bracket": _num(kr.where_in_bracket(tg.peak)),
+                },
+                "numerical_radius": _num(w),
+            }
+        )
+    if as_json:
+        echo_json({"schema_version": SCHEMA_VERSION, "source": ckpt.path, "matrices": docs})
+        return
+    rows = []
+    for d in docs:
+        k = d["kreiss"]
+        rows.append(
+            [
+                d["id"],
+                str(d["n"]),
+                fmt(d["spectral_radius"]),
+                fmt(k["lower"], 7),
+                fmt(k["upper"], 7) + ("" if k["certified"] else "*"),
+                fmt(d["bracket"][1]),
+                fmt(d["transient"]["peak"]),
+                str(d["transient"]["peak_k"]),
+                fmt(d["numerical_radius"]),
+            ]
+        )
+    header = ["id", "n", "rho", "K lower", "K upper", "e*n*K", "peak", "k*", "w(A)"]
+    click.echo(table(rows, header))
+    if any(not d["kreiss"]["certified"] for d in docs):
+        click.echo("* upper bound not certified to --rtol (see --json 'message')", err=True)
