@@ -326,3 +326,29 @@ def test_hdf5_hard_link_cycle_terminates(tmp_path):
         f["layers/lstm/cell/again"] = f["/"]
     ckpt = load(path)
     assert [m.id for m in ckpt][:1] == ["enc/recurrent_kernel[input]"]
+
+
+def test_external_storage_and_links_are_not_followed(tmp_path):
+    """Data kept in other files named by the HDF5 file is never read into a matrix."""
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.arange(9.0).tobytes())
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f.create_group("cell/vars").create_dataset("1", data=np.ones((2, 8), np.float32))
+    path = tmp_path / "ext.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("ext", shape=(3, 3), dtype="<f8", external=[(str(secret), 0, 72)])
+        f.create_dataset("ok", data=np.eye(2))
+    ckpt = load(path)
+    assert ckpt.ids == ["ok"]
+    (ext,) = [s for s in ckpt.skipped if s.name == "ext"]
+    assert "external" in ext.reason
+    with pytest.raises(CorruptFileError, match="external"):
+        load(f"{path}:/ext")
+
+    kpath = tmp_path / "extlink.weights.h5"
+    with h5py.File(kpath, "w") as f:
+        write_keras3_weights(f, np.ones((3, 12), np.float32))
+        f["layers/lstm_1"] = h5py.ExternalLink(str(other), "/")
+    ckpt = load(kpath)
+    assert {m.source for m in ckpt} == {"layers/lstm/cell/vars/1"}

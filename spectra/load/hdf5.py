@@ -37,7 +37,7 @@ from spectra.errors import (
     SpectraError,
 )
 
-__all__ = ["MAX_DATASET_BYTES", "declared_nbytes", "h5_layout", "read_dataset", "read_hdf5"]
+__all__ = ["MAX_DATASET_BYTES", "declared_nbytes", "h5_layout", "read_dataset", "read_hdf5", "refuse_reason"]
 
 #: Largest dataset (declared shape x item size, in bytes) that is ever read;
 #: larger ones are skipped, unread, with the size they declare.
@@ -85,6 +85,26 @@ def too_large_reason(ds: h5py.Dataset) -> str | None:
     return None
 
 
+def refuse_reason(ds: h5py.Dataset) -> str | None:
+    """Reason never to read `ds`, or None: oversized, or data kept outside this file.
+
+    A dataset may declare more than :data:`MAX_DATASET_BYTES`, or keep its
+    bytes in external raw files or virtual sources (other files named by the
+    HDF5 file, which could be any file on this machine); none is read.
+    """
+    reason = too_large_reason(ds)
+    if reason is not None:
+        return reason
+    try:
+        if ds.is_virtual:
+            return "virtual dataset (data mapped from other files); not read"
+        if ds.id.get_create_plist().get_external_count() > 0:
+            return "data stored in external raw file(s) named by the HDF5 file; not read"
+    except H5_ERRORS:
+        return "storage layout unreadable; not read"
+    return None
+
+
 def is_numeric(ds: h5py.Dataset) -> bool:
     """True when the dataset's dtype is bool, integer, float or complex (not strings or compounds)."""
     return ds.dtype.kind in "biufc"
@@ -111,9 +131,9 @@ def read_dataset(ds: h5py.Dataset, path: str) -> np.ndarray:
         The dataset declares more than :data:`MAX_DATASET_BYTES`, or its data
         cannot be read (truncated file, bad chunk).
     """
-    reason = too_large_reason(ds)
+    reason = refuse_reason(ds)
     if reason is not None:
-        raise CorruptFileError(f"{path}: dataset {ds.name} {reason}")
+        raise CorruptFileError(f"{path}: dataset {ds.name}: {reason}")
     try:
         return np.asarray(ds[()])
     except H5_ERRORS as exc:
@@ -201,7 +221,7 @@ def _read_generic(f: h5py.File, path: str, dataset: str | None) -> Checkpoint:
             ckpt.skipped.append(Skipped(name, shape, f"shape {shape} is not square"))
         elif not is_numeric(ds):
             ckpt.skipped.append(Skipped(name, shape, f"dtype {ds.dtype} is not numeric"))
-        elif (reason := too_large_reason(ds)) is not None:
+        elif (reason := refuse_reason(ds)) is not None:
             ckpt.skipped.append(Skipped(name, shape, reason))
         else:
             ckpt.matrices.append(_array_matrix(ds, name, path))

@@ -43,7 +43,15 @@ import numpy as np
 
 from spectra.checkpoint import GATE_NAMES, Checkpoint, RecurrentMatrix, Skipped
 from spectra.errors import CorruptFileError, NoRecurrentWeightsError, SpectraError, UnsupportedFormatError
-from spectra.load.hdf5 import H5_ERRORS, is_numeric, list_datasets, read_dataset, size_text, too_large_reason
+from spectra.load.hdf5 import (
+    H5_ERRORS,
+    is_numeric,
+    list_datasets,
+    read_dataset,
+    refuse_reason,
+    size_text,
+    too_large_reason,
+)
 
 __all__ = ["MAX_CONFIG_BYTES", "MAX_WEIGHTS_MEMBER_BYTES", "read_keras_h5", "read_keras_v3"]
 
@@ -164,7 +172,7 @@ def _kernel_matrices(
         return [], f"recurrent kernel of shape {shape} is not (units, gates*units)"
     if not is_numeric(ds):
         return [], f"recurrent kernel of dtype {ds.dtype} is not numeric"
-    reason = too_large_reason(ds)
+    reason = refuse_reason(ds)
     if reason is not None:
         return [], reason
     units, gates = shape[0], shape[1] // shape[0]
@@ -273,6 +281,17 @@ def _vars_name(group: h5py.Group) -> str | None:
     return None
 
 
+def _subgroups(parent: h5py.Group) -> list[str]:
+    """Names of the subgroups of `parent` reached by hard links (soft and external links are not followed)."""
+    out = []
+    for name in parent:
+        if isinstance(parent.get(name, getlink=True), h5py.HardLink) and isinstance(
+            parent.get(name), h5py.Group
+        ):
+            out.append(name)
+    return out
+
+
 def _creation_key(group: h5py.Group) -> float:
     """Address of the group's object header: Keras creates groups in model order, so this sorts them."""
     try:
@@ -320,7 +339,7 @@ def _match_children(
         derived[key] = (i, c)
     by_name = {_layer_name(c): (i, c) for i, c in enumerate(config_layers)}
     rows = []
-    for gname in layers_group:
+    for gname in _subgroups(layers_group):
         child = layers_group[gname]
         if not isinstance(child, h5py.Group):
             continue
@@ -351,7 +370,7 @@ def _cell_kernels(
     cells = cell_group.get("cells")
     if isinstance(cells, h5py.Group):  # RNN([cell, cell, ...]): <layer>/cell/cells/<cell name>/vars
         out: list[_Kernel] = []
-        for cname in sorted(cells, key=lambda n: (_creation_key(cells[n]), n)):
+        for cname in sorted(_subgroups(cells), key=lambda n: (_creation_key(cells[n]), n)):
             sub = cells[cname]
             if isinstance(sub, h5py.Group):
                 out += _cell_kernels(
@@ -474,7 +493,7 @@ def _walk_v3(
     if isinstance(layers_group, h5py.Group):
         rows += [(layers_group[g], u, c) for g, u, c in _match_children(layers_group, config_layers)]
     skip = {"vars", "layers"} | ({"optimizer"} if model.name == "/" else set())
-    others = [n for n in model if n not in skip and isinstance(model[n], h5py.Group)]
+    others = [n for n in _subgroups(model) if n not in skip]
     for n in sorted(others, key=lambda n: (_creation_key(model[n]), n)):
         rows.append((model[n], _vars_name(model[n]) or n, None))
     for group, user, cfg in rows:
@@ -557,8 +576,9 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
     reasons: dict[str, str] = {}
     kernels: list[tuple[_Kernel, int]] = []
     layer_index = 0
+    root_groups = set(_subgroups(root))
     for lname in layer_names:
-        g = root.get(lname)
+        g = root.get(lname) if lname in root_groups else None
         if not isinstance(g, h5py.Group):
             continue
         cfg = by_name.get(lname)
