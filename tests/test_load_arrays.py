@@ -170,3 +170,20 @@ def test_plain_hdf5_nonfinite_listed(tmp_path):
         f.create_dataset("W", data=np.array([[1.0, np.inf], [0.0, 1.0]]))
     m = load(tmp_path / "inf.h5")["W"]
     assert m.finite is False
+
+
+def test_npy_string_array_is_unsupported(tmp_path):
+    np.save(tmp_path / "s.npy", np.array([["a", "b"], ["c", "d"]]))
+    with pytest.raises(UnsupportedFormatError, match="dtype <U1"):
+        load(tmp_path / "s.npy")
+
+
+def test_npy_big_endian_and_complex(tmp_path):
+    A = np.arange(4.0).reshape(2, 2).astype(">f8")
+    np.save(tmp_path / "be.npy", A)
+    np.testing.assert_array_equal(load(tmp_path / "be.npy")[0].matrix, np.arange(4.0).reshape(2, 2))
+    C = np.array([[1 + 2j, 0], [0, 1 - 1j]], dtype=np.complex64)
+    np.savez(tmp_path / "c.npz", C=C)
+    m = load(tmp_path / "c.npz")["C"]
+    assert m.matrix.dtype == np.complex128
+    np.testing.assert_array_equal(m.matrix, C.astype(np.complex128))

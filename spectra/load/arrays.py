@@ -125,7 +125,7 @@ def read_npy(path: str | os.PathLike) -> Checkpoint:
         Bad header, a header promising more bytes than the file holds, or
         more than :data:`MAX_ARRAY_BYTES`.
     UnsupportedFormatError
-        An object array (would need pickle).
+        An object array (would need pickle), or another non-numeric dtype.
     """
     p = os.fspath(path)
     name = os.path.basename(p)
@@ -143,9 +143,13 @@ def read_npy(path: str | os.PathLike) -> Checkpoint:
             raise CorruptFileError(
                 f"{p}: .npy declares {_size(need)}, more than the {_size(MAX_ARRAY_BYTES)} limit"
             )
+        if dtype.kind not in "biufc":
+            raise UnsupportedFormatError(
+                f"{p}: .npy of dtype {dtype}; a recurrent matrix must hold numbers (bool, int, float)"
+            )
         problem = _square_problem(shape, dtype)
         if problem is not None:
-            raise NonSquareError(f"{p}: {problem}; a recurrent matrix must be a square (n, n) numeric array")
+            raise NonSquareError(f"{p}: {problem}; a recurrent matrix must be a square (n, n) array")
         fh.seek(0)
         try:
             values = np.lib.format.read_array(fh, allow_pickle=False)
