@@ -1,0 +1,69 @@
+"""The public surface: ``spectra.__all__`` is pinned and every name resolves."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import spectra
+
+EXPECTED = {
+    "Checkpoint",
+    "CorruptFileError",
+    "InvalidArgumentError",
+    "MatrixNotFoundError",
+    "MatrixReport",
+    "NoRecurrentWeightsError",
+    "NonFiniteError",
+    "NonSquareError",
+    "PseudospectrumGrid",
+    "RecurrentMatrix",
+    "SpectraError",
+    "UnsafeFileError",
+    "UnsupportedFormatError",
+    "WriteError",
+    "__version__",
+    "analyze",
+    "analyze_matrix",
+    "distance_to_instability",
+    "henrici",
+    "kreiss_constant",
+    "load",
+    "load_grid",
+    "numerical_radius",
+    "numerical_range",
+    "pseudospectra",
+    "pseudospectral_abscissa",
+    "pseudospectral_radius",
+    "schur_nonnormal",
+    "stabilize",
+    "stabilize_checkpoint",
+    "transient_growth",
+}
+
+
+def test_all_is_pinned_and_sorted():
+    assert set(spectra.__all__) == EXPECTED
+    assert list(spectra.__all__) == sorted(spectra.__all__)
+
+
+def test_every_public_name_resolves():
+    for name in spectra.__all__:
+        assert getattr(spectra, name) is not None, name
+
+
+def test_errors_subclass_builtins():
+    assert issubclass(spectra.UnsupportedFormatError, ValueError)
+    assert issubclass(spectra.UnsafeFileError, PermissionError)
+    assert issubclass(spectra.MatrixNotFoundError, KeyError)
+    for name in spectra.__all__:
+        obj = getattr(spectra, name)
+        if isinstance(obj, type) and name.endswith("Error"):
+            assert issubclass(obj, spectra.SpectraError)
+
+
+def test_import_is_light():
+    """``import spectra`` pulls in neither torch, scipy, matplotlib nor click."""
+    code = "import spectra, sys; print(sorted(m for m in ('torch','scipy','matplotlib','click','keras','h5py') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

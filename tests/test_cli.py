@@ -1,0 +1,138 @@
+"""The ``spectra`` command: exit codes, one-line errors, table/JSON/CSV output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from spectra_cli.main import main
+
+
+def run(args, capsys):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_lists_commands_and_exit_codes(capsys):
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0
+    for name in ("analyze", "ls", "extract"):
+        assert name in out
+    assert "Exit codes" in out and "unsafe" in out
+
+
+@pytest.mark.parametrize(
+    "make,code,pattern",
+    [
+        (lambda p: p.write_bytes(b""), 3, "empty file"),
+        (lambda p: p.write_bytes(os.urandom(4096)), 3, "unreadable"),
+        (lambda p: p.mkdir(), 3, "directory"),
+        (lambda p: None, 3, "no such file"),
+    ],
+)
+def test_bad_input_one_line_no_traceback(tmp_path, capsys, make, code, pattern):
+    p = tmp_path / "ckpt.pt"
+    make(p)
+    rc, out, err = run(["analyze", str(p)], capsys)
+    assert rc == code
+    assert out == ""
+    assert pattern in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert str(p) in err
+
+
+def test_usage_error_is_2(capsys):
+    rc, _, err = run(["analyze"], capsys)
+    assert rc == 2
+    rc, _, err = run(["analyze", "x.pt", "--eps", "abc"], capsys)
+    assert rc == 2
+
+
+def _npy(tmp_path, a, name="A.npy"):
+    p = tmp_path / name
+    np.save(p, a)
+    return p
+
+
+def test_analyze_table_json_csv_on_npy(tmp_path, capsys):
+    a = np.array([[0.5, 2.0], [0.0, 0.5]])
+    p = _npy(tmp_path, a)
+    rc, out, _ = run(["analyze", str(p), "--fast"], capsys)
+    assert rc == 0
+    assert "dep_F" in out and "stable" in out
+    rc, out, _ = run(["analyze", str(p), "--fast", "--json"], capsys)
+    doc = json.loads(out)
+    assert doc["schema_version"] == 1 and doc["format"] == "npy"
+    (m,) = doc["matrices"]
+    for key in (
+        "id",
+        "layer",
+        "direction",
+        "gate",
+        "shape",
+        "finite",
+        "spectral_radius",
+        "norm_2",
+        "norm_fro",
+        "henrici",
+        "henrici_relative",
+        "schur_nonnormal_fro",
+        "kappa_eigvec",
+        "eigenvalues",
+    ):
+        assert key in m
+    assert m["henrici"] == pytest.approx(2.0)
+    assert m["kappa_eigvec"] == "inf"
+    rc, out, _ = run(["analyze", str(p), "--fast", "--csv"], capsys)
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("id,") and len(lines) == 2
+
+
+def test_nonsquare_npy_exit_code(tmp_path, capsys):
+    p = _npy(tmp_path, np.ones((2, 3)))
+    rc, out, err = run(["analyze", str(p)], capsys)
+    assert rc == 7 and "square" in err and "Traceback" not in err
+
+
+def test_nonfinite_matrix_listed_not_analysed(tmp_path, capsys):
+    p = _npy(tmp_path, np.array([[np.nan, 0.0], [0.0, 1.0]]))
+    rc, out, err = run(["analyze", str(p), "--json"], capsys)
+    assert rc == 0
+    doc = json.loads(out)
+    assert doc["matrices"][0]["finite"] is False
+    assert "NaN or Inf" in err
+
+
+def test_extract_roundtrip_and_no_overwrite(tmp_path, capsys):
+    a = np.random.default_rng(0).standard_normal((4, 4))
+    p = _npy(tmp_path, a)
+    out = tmp_path / "mats.npz"
+    rc, _, _ = run(["extract", str(p), "-o", str(out)], capsys)
+    assert rc == 0
+    with np.load(out) as z:
+        (key,) = z.files
+        np.testing.assert_array_equal(z[key], a)
+    rc, _, err = run(["extract", str(p), "-o", str(out)], capsys)
+    assert rc == 8 and "--force" in err
+    rc, _, _ = run(["extract", str(p), "-o", str(out), "--force"], capsys)
+    assert rc == 0
+
+
+def test_unknown_matrix_id(tmp_path, capsys):
+    p = _npy(tmp_path, np.eye(3))
+    rc, _, err = run(["analyze", str(p), "--matrix", "nope"], capsys)
+    assert rc == 6 and "valid ids" in err
+
+
+def test_console_script_runs_in_subprocess(tmp_path):
+    p = _npy(tmp_path, np.eye(2) * 0.5)
+    exe = os.path.join(os.path.dirname(sys.executable), "spectra")
+    r = subprocess.run([exe, "analyze", str(p), "--fast", "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["matrices"][0]["spectral_radius"] == pytest.approx(0.5)
