@@ -23,7 +23,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -523,10 +525,10 @@ def _grid(A, real, x, y, bounds, npts, lev):
         raise ValueError(f"npts must be an integer >= 2 or a pair (nx, ny) of them, got {npts!r}")
     if box is not None and nx is None:
         w, h = box[1] - box[0], box[3] - box[2]
-        if w >= h:
-            nx, ny = side, max(2, int(round(side * h / w)) + 1)
+        if w >= h:  # the same spacing along both axes
+            nx, ny = side, max(2, int(round((side - 1) * h / w)) + 1)
         else:
-            nx, ny = max(2, int(round(side * w / h)) + 1), side
+            nx, ny = max(2, int(round((side - 1) * w / h)) + 1), side
     xs = _check_axis(x, "x") if x is not None else np.linspace(box[0], box[1], nx)
     if y is not None:
         ys = _check_axis(y, "y")
@@ -625,3 +627,19 @@ def default_levels(
     if hi < lo:
         return np.array([step * hi])
     return step * np.arange(lo, hi + 1, dtype=np.float64)
+
+
+class _CallableModule(types.ModuleType):
+    """The module, callable as :func:`pseudospectra`.
+
+    ``spectra.pseudospectra`` names both this module and the function; once
+    the module has been imported, the package attribute is the module, so the
+    module forwards calls to the function and ``spectra.pseudospectra(A)``
+    works whatever was imported first.
+    """
+
+    def __call__(self, A, **options):
+        return pseudospectra(A, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,285 @@
+"""Pseudospectra figures (spectra.plot.pseudospectra) and the ``spectra pseudospectra`` command."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.contour import ContourSet
+from matplotlib.path import Path
+from spectra_cli.main import main
+
+from spectra.plot.pseudospectra import (
+    plot_pseudospectra,
+    plot_pseudospectra_panel,
+    save_figure,
+    shared_levels,
+)
+from spectra.pseudospectra import load_grid, pseudospectra
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def contour_sets(ax):
+    return [c for c in ax.collections if isinstance(c, ContourSet)]
+
+
+def level_vertices(cs, k):
+    """Vertices of the k-th level's contour lines (CLOSEPOLY placeholders dropped)."""
+    path = cs.get_paths()[k]
+    v = path.vertices
+    if path.codes is not None:
+        v = v[path.codes != Path.CLOSEPOLY]
+    return v
+
+
+def normal_matrix(lam, seed=0):
+    n = lam.size
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n)))
+    return Q @ np.diag(lam) @ Q.conj().T
+
+
+def png_pixels(fig, tmp_path, name="f.png"):
+    p = tmp_path / name
+    save_figure(fig, p)
+    return plt.imread(p)
+
+
+def test_normal_matrix_contours_are_unions_of_eps_discs(tmp_path):
+    lam = np.array([0.0, 0.6, -0.5 + 0.5j, 0.3 - 0.6j, -0.7 - 0.2j, 0.62 + 0.25j])
+    A = normal_matrix(lam)
+    x = np.linspace(-1.5, 1.5, 151)
+    y = np.linspace(-1.5, 1.5, 151)
+    h = x[1] - x[0]
+    g = pseudospectra(A, x=x, y=y, levels=[-1.0, -0.75])
+    ax = g.plot()
+    (cs,) = contour_sets(ax)
+    np.testing.assert_allclose(cs.levels, [-1.0, -0.75])
+    for k, level in enumerate([-1.0, -0.75]):
+        eps = 10**level
+        v = level_vertices(cs, k)
+        assert len(v) > 50
+        d = np.min(np.abs((v[:, 0] + 1j * v[:, 1])[:, None] - lam[None, :]), axis=1)
+        # every vertex lies on the boundary of the union of eps-discs, within the grid's resolution
+        assert np.max(np.abs(d - eps)) <= h / 2
+        # and every exposed arc of every disc is traced
+        t = np.linspace(0, 2 * np.pi, 90, endpoint=False)
+        for mu in lam:
+            pts = mu + eps * np.exp(1j * t)
+            others = np.min(np.abs(pts[:, None] - lam[None, :]), axis=1)
+            exposed = pts[others >= eps - 1e-12 + 2 * h]
+            near = np.min(np.abs(exposed[:, None] - (v[:, 0] + 1j * v[:, 1])[None, :]), axis=1)
+            assert np.all(near <= 2 * h)
+    pix = png_pixels(ax.figure, tmp_path)
+    assert pix.std() > 0.05
+
+
+def test_figure_is_not_blank_and_has_eigenvalues_circle_colorbar_title(tmp_path):
+    rng = np.random.default_rng(1)
+    A = 0.9 * rng.standard_normal((60, 60)) / np.sqrt(60) + 0.2 * np.triu(rng.standard_normal((60, 60)), 1)
+    g = pseudospectra(A, npts=50, matrix_id="rnn.weight_hh_l0")
+    ax = plot_pseudospectra(g)
+    fig = ax.figure
+    assert len(fig.axes) == 2  # the plot and its colorbar
+    assert fig.axes[1].get_ylabel() == "log10(ε)"
+    assert "rnn.weight_hh_l0" in ax.get_title() and "60×60" in ax.get_title()
+    lines = ax.get_lines()
+    dots = [ln for ln in lines if ln.get_marker() == "."]
+    assert len(dots) == 1 and len(dots[0].get_xdata()) == 60
+    circle = [ln for ln in lines if ln.get_linestyle() == "--"]
+    assert len(circle) == 1
+    np.testing.assert_allclose(np.hypot(circle[0].get_xdata(), circle[0].get_ydata()), 1.0)
+    assert ax.get_aspect() == 1.0
+    (cs,) = contour_sets(ax)
+    np.testing.assert_allclose(cs.levels, g.levels)
+    pix = png_pixels(fig, tmp_path)
+    assert pix.shape[0] > 100 and pix.std() > 0.05
+    blank = plt.figure()
+    assert png_pixels(blank, tmp_path, "blank.png").std() < 1e-6  # the check can fail
+
+
+def test_options_levels_filled_overlay_no_colorbar():
+    A = np.array([[0.5, 1.0], [0.0, 0.5]])
+    g = pseudospectra(A, npts=40)
+    fig, ax = plt.subplots()
+    t = np.linspace(0, 2 * np.pi, 100)
+    out = plot_pseudospectra(
+        g,
+        ax=ax,
+        levels=[-2, -1],
+        colorbar=False,
+        unit_circle=False,
+        filled=True,
+        title="custom",
+        overlay=[(0.5 + 0.5 * np.cos(t), 0.5 * np.sin(t), "field of values")],
+    )
+    assert out is ax and len(fig.axes) == 1 and ax.get_title() == "custom"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["field of values"]
+    assert all(ln.get_linestyle() != "--" for ln in ax.get_lines())
+    sets = contour_sets(ax)
+    assert len(sets) == 2 and any(cs.filled for cs in sets)
+    lines = next(cs for cs in sets if not cs.filled)
+    np.testing.assert_allclose(lines.levels, [-2, -1])
+    # [[a, b], [0, a]]: the eps-pseudospectrum is the disc of radius sqrt(eps (eps + |b|)) about a
+    for k, level in enumerate([-2, -1]):
+        eps = 10.0**level
+        v = level_vertices(lines, k)
+        r = np.hypot(v[:, 0] - 0.5, v[:, 1])
+        h = g.x[1] - g.x[0]
+        np.testing.assert_allclose(r, np.sqrt(eps * (eps + 1.0)), atol=h / 2)
+    with pytest.raises(ValueError, match="levels"):
+        plot_pseudospectra(g, levels=[])
+
+
+def test_panel_shares_levels_and_one_colorbar(tmp_path):
+    rng = np.random.default_rng(2)
+    grids = []
+    for k, gate in enumerate(["reset", "update", "new"] * 2):
+        A = rng.standard_normal((40, 40)) / np.sqrt(40) + 0.1 * k * np.triu(rng.standard_normal((40, 40)), 1)
+        grids.append(pseudospectra(A, npts=30, matrix_id=f"gru.weight_hh_l{k // 3}[{gate}]"))
+    fig = plot_pseudospectra_panel(grids)
+    panels = [a for a in fig.axes if contour_sets(a)]
+    assert len(panels) == 6 and len(fig.axes) == 7  # six panels, one colorbar
+    lev = shared_levels(grids)
+    for a in panels:
+        np.testing.assert_allclose(contour_sets(a)[0].levels, lev)
+    # rows: tensors, columns: gates
+    where = {
+        a.get_title().split("  ")[0]: (a.get_subplotspec().rowspan.start, a.get_subplotspec().colspan.start)
+        for a in panels
+    }
+    assert where["gru.weight_hh_l0[reset]"] == (0, 0) and where["gru.weight_hh_l0[new]"] == (0, 2)
+    assert where["gru.weight_hh_l1[reset]"] == (1, 0) and where["gru.weight_hh_l1[new]"] == (1, 2)
+    assert fig.axes[-1].get_ylabel() == "log10(ε)"
+    assert png_pixels(fig, tmp_path).std() > 0.05
+    fig2 = plot_pseudospectra_panel(grids[:5], ncols=2, levels=[-2, -1])
+    assert len([a for a in fig2.axes if a.get_visible() and contour_sets(a)]) == 5
+    with pytest.raises(ValueError):
+        plot_pseudospectra_panel([])
+
+
+@pytest.mark.parametrize("ext,magic", [("png", b"\x89PNG"), ("svg", b"<?xml"), ("pdf", b"%PDF")])
+def test_save_figure_by_extension(tmp_path, ext, magic):
+    g = pseudospectra(np.diag([0.3, -0.4 + 0.2j]), npts=20)
+    ax = g.plot()
+    p = tmp_path / f"f.{ext}"
+    save_figure(ax.figure, p)
+    assert p.read_bytes()[:5].startswith(magic)
+
+
+def test_save_figure_refuses_unknown_extension(tmp_path):
+    fig = plt.figure()
+    with pytest.raises(ValueError, match="png"):
+        save_figure(fig, tmp_path / "f.jpg")
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def run(args, capsys):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_one_matrix_figure_and_grid(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((60, 60)) / np.sqrt(60)
+    src = tmp_path / "A.npy"
+    np.save(src, A)
+    fig, grid = tmp_path / "ps.png", tmp_path / "g.npz"
+    code, out, err = run(
+        [
+            "pseudospectra",
+            src,
+            "--levels",
+            "-2,-1.5,-1",
+            "--npts",
+            "40",
+            "--bounds",
+            "-1.5",
+            "1.5",
+            "-1.5",
+            "1.5",
+            "-o",
+            fig,
+            "--save-grid",
+            grid,
+            "--quiet",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert fig.read_bytes()[:4] == b"\x89PNG"
+    g = load_grid(grid)
+    np.testing.assert_allclose(g.levels, [-2, -1.5, -1])
+    assert g.options["bounds"] == [-1.5, 1.5, -1.5, 1.5] and g.sigma_min.shape == (40, 40)
+    ref = pseudospectra(A, x=g.x, y=g.y)
+    np.testing.assert_allclose(g.sigma_min, ref.sigma_min, rtol=1e-12)
+    assert "n=60" in out and "levels=-2,-1.5,-1" in out
+    assert "\r" not in err  # no progress bar when stderr is not a terminal
+
+
+def test_cli_several_matrices_make_a_panel(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    src = tmp_path / "mats.npz"
+    np.savez(src, **{f"W{k}": rng.standard_normal((30, 30)) / np.sqrt(30) for k in range(3)})
+    fig, grid = tmp_path / "panel.svg", tmp_path / "g.npz"
+    code, out, err = run(["pseudospectra", src, "--npts", "25", "-o", fig, "--save-grid", grid], capsys)
+    assert code == 0, err
+    assert b"<svg" in fig.read_bytes()[:2000]
+    assert len(out.strip().splitlines()) == 3
+    grids = [load_grid(tmp_path / f"g.{k}.npz") for k in range(3)]
+    assert len({g.matrix_id for g in grids}) == 3
+
+
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--levels", "a,b"], "--levels"),
+        (["--levels", ""], "--levels"),
+        (["--npts", "1"], "--npts"),
+        (["--bounds", "1", "0", "0", "1"], "--bounds"),
+        (["-o", "f.jpg"], "--output"),
+        (["--save-grid", "g.txt"], "--save-grid"),
+    ],
+)
+def test_cli_bad_options_are_usage_errors(tmp_path, capsys, extra, needle):
+    src = tmp_path / "A.npy"
+    np.save(src, np.eye(3))
+    args = ["pseudospectra", src, *extra]
+    if "-o" not in extra:
+        args += ["-o", tmp_path / "f.png"]
+    code, _, err = run(args, capsys)
+    assert code == 2 and needle in err
+
+
+def test_cli_unknown_matrix_and_bad_file(tmp_path, capsys):
+    src = tmp_path / "A.npy"
+    np.save(src, np.eye(3))
+    code, _, err = run(["pseudospectra", src, "-m", "nope", "-o", tmp_path / "f.png"], capsys)
+    assert code == 6 and "nope" in err and len(err.strip().splitlines()) == 1
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(os.urandom(2000))
+    code, _, err = run(["pseudospectra", junk, "-o", tmp_path / "f.png"], capsys)
+    assert code == 3 and "Traceback" not in err
+
+
+def test_cli_help_teaches(capsys):
+    code, out, _ = run(["pseudospectra", "--help"], capsys)
+    assert code == 0
+    for needle in ("ε-pseudospectrum", "log10", "unit", "eigenvalues", "--levels", "--save-grid"):
+        assert needle in out
