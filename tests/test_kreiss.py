@@ -1,0 +1,336 @@
+"""Kreiss constants and transient growth against closed forms and brute force."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from scipy.optimize import minimize, minimize_scalar
+
+from spectra.errors import NonFiniteError, NonSquareError
+from spectra.kreiss import kreiss_constant, transient_growth, transient_lower_bound
+
+
+def jordan2(lam: complex, b: complex) -> np.ndarray:
+    return np.array([[lam, b], [0, lam]])
+
+
+def shift(n: int) -> np.ndarray:
+    return np.diag(np.ones(n - 1), 1)
+
+
+def random_nonnormal(n: int, rho: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    M = rng.standard_normal((n, n)) / np.sqrt(n) + np.triu(rng.standard_normal((n, n)), 1)
+    return rho * M / np.max(np.abs(np.linalg.eigvals(M)))
+
+
+def kreiss_jordan2(lam: complex, b: complex) -> float:
+    """K of [[lam, b], [0, lam]] from the closed form of sigma_min (NUMERICS.md).
+
+    sigma_min(zI - A) = (sqrt(|b|^2 + 4 t^2) - |b|)/2 with t = |z - lam|, so for
+    fixed t, |z| is largest on the ray through lam: |z| = |lam| + t. One variable.
+    """
+    ab, al = abs(b), abs(lam)
+
+    def negf(t):
+        s = (math.sqrt(ab**2 + 4 * t**2) - ab) / 2
+        return -(al + t - 1) / s
+
+    lo = 1 - al
+    best = max(
+        (-minimize_scalar(negf, bounds=(lo * (1 + 1e-9), hi), method="bounded", options={"xatol": 1e-13}).fun)
+        for hi in (lo + 0.1, lo + 1, lo + 10, lo + 100)
+    )
+    return max(best, 1.0)  # f -> 1 as |z| -> inf
+
+
+def brute_kreiss(A: np.ndarray, R: float = 6.0) -> float:
+    """Dense polar grid of scipy-free numpy SVDs over 1 < |z| <= R, then Nelder-Mead."""
+    n = A.shape[0]
+    radii = 1 + np.concatenate([np.geomspace(1e-3, 0.5, 60), np.linspace(0.5, R - 1, 40)[1:]])
+    th = np.linspace(0, 2 * np.pi, 360, endpoint=False)
+    Rg, Tg = np.meshgrid(radii, th, indexing="ij")
+    z = (Rg * np.exp(1j * Tg)).ravel()
+    s = np.linalg.svd(z[:, None, None] * np.eye(n) - A, compute_uv=False)[:, -1]
+    f = (np.abs(z) - 1) / s
+
+    def negf(p):
+        zz = complex(p[0], p[1])
+        if abs(zz) <= 1:
+            return 0.0
+        return -(abs(zz) - 1) / np.linalg.svd(zz * np.eye(n) - A, compute_uv=False)[-1]
+
+    best = float(np.max(f))
+    for j in np.argsort(-f)[:3]:
+        res = minimize(
+            negf, [z[j].real, z[j].imag], method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-13}
+        )
+        best = max(best, -res.fun)
+    return best
+
+
+# ----------------------------------------------------------------------------- transient growth
+
+
+def test_transient_jordan2_closed_form():
+    lam, b = 0.9, 3.0
+    tg = transient_growth(jordan2(lam, b), kmax=60)
+    k = np.arange(61)
+    p = lam**k
+    q = np.where(k > 0, k * lam ** np.maximum(k - 1, 0) * b, 0.0)
+    # [[p, q], [0, p]]: sigma_max = (sqrt(q^2 + 4 p^2) + |q|)/2
+    expected = (np.sqrt(q**2 + 4 * p**2) + np.abs(q)) / 2
+    np.testing.assert_allclose(tg.norms, expected, rtol=1e-12)
+    assert tg.peak_k == int(np.argmax(expected))
+    assert tg.peak == pytest.approx(expected.max(), rel=1e-12)
+    np.testing.assert_allclose(tg.spectral_bound, lam**k, rtol=1e-12)
+
+
+def test_transient_normal_is_rho_power():
+    rng = np.random.default_rng(3)
+    Q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    lam = np.array([0.8, -0.5, 0.3, 0.1, -0.7, 0.2])
+    A = Q @ np.diag(lam) @ Q.T
+    tg = transient_growth(A, kmax=40)
+    np.testing.assert_allclose(tg.norms, 0.8 ** np.arange(41), rtol=1e-10)
+    assert tg.peak == 1.0 and tg.peak_k == 0
+
+
+@pytest.mark.parametrize("w", [1.0, 1.7])
+def test_transient_shift_chain(w):
+    n = 6
+    tg = transient_growth(w * shift(n), kmax=10)
+    expected = np.array([w**k if k < n else 0.0 for k in range(11)])
+    np.testing.assert_allclose(tg.norms, expected, rtol=1e-13, atol=1e-300)
+    if w > 1:
+        assert tg.peak_k == n - 1 and tg.peak == pytest.approx(w ** (n - 1), rel=1e-13)
+
+
+def test_transient_against_dense_powers():
+    A = random_nonnormal(9, 0.9, seed=5)
+    tg = transient_growth(A, kmax=30)
+    ref = [np.linalg.norm(np.linalg.matrix_power(A, k), 2) for k in range(31)]
+    np.testing.assert_allclose(tg.norms, ref, rtol=1e-10)
+
+
+def test_transient_default_kmax_rule():
+    A = random_nonnormal(8, 0.9, seed=7)
+    tg = transient_growth(A)
+    assert tg.kmax > tg.peak_k
+    assert tg.norms[-1] <= 0.01 * max(1.0, tg.peak)
+    assert np.all(tg.norms[tg.peak_k + 1 : -1] > 0.01 * max(1.0, tg.peak))
+    nil = transient_growth(2.0 * shift(4))
+    assert nil.norms[-1] == 0.0 and nil.kmax == 4
+    unstable = transient_growth(np.array([[1.01, 1.0], [0.0, 0.5]]))
+    assert unstable.kmax == 100
+
+
+def test_transient_rejects_bad_input():
+    with pytest.raises(NonSquareError):
+        transient_growth(np.ones((2, 3)))
+    with pytest.raises(NonFiniteError):
+        transient_growth(np.array([[np.nan, 0], [0, 1]]))
+    with pytest.raises(ValueError, match="kmax"):
+        transient_growth(np.eye(2), kmax=-1)
+
+
+# ----------------------------------------------------------------------------- Kreiss constant
+
+
+def test_kreiss_normal_is_one():
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.standard_normal((5, 5)) + 1j * rng.standard_normal((5, 5)))
+    A = Q @ np.diag([0.9, 0.5j, -0.3, 0.1 + 0.2j, 0.0]) @ Q.conj().T
+    K = kreiss_constant(A)
+    assert K.value == 1.0 and K.lower == 1.0 and K.upper == 1.0 and K.certified
+
+
+@pytest.mark.parametrize("n", [2, 7])
+def test_kreiss_shift_is_one(n):
+    K = kreiss_constant(shift(n))
+    assert float(K) == 1.0 and K.upper == 1.0
+    assert transient_growth(shift(n)).peak == 1.0
+
+
+@pytest.mark.parametrize("lam,b", [(0.9, 3.0), (0.5 + 0.3j, 2.0), (-0.6, 1.5j), (0.5, 1.0)])
+def test_kreiss_jordan2_closed_form(lam, b):
+    truth = kreiss_jordan2(lam, b)
+    K = kreiss_constant(jordan2(lam, b))
+    assert K.certified, K.message
+    assert K.lower <= truth * (1 + 1e-10)
+    assert K.upper >= truth * (1 - 1e-10)
+    assert K.upper <= K.lower * (1 + 1e-6)
+    assert K.value == pytest.approx(truth, rel=1e-6)
+    if K.z is not None:  # the lower bound is attained at z
+        z = K.z
+        s = np.linalg.svd(z * np.eye(2) - jordan2(lam, b), compute_uv=False)[-1]
+        assert abs(z) > 1 and (abs(z) - 1) / s == pytest.approx(K.lower, rel=1e-12)
+
+
+@pytest.mark.parametrize("n,seed", [(4, 1), (8, 2), (12, 3)])
+def test_kreiss_random_vs_brute_force(n, seed):
+    A = random_nonnormal(n, 0.85, seed)
+    brute = brute_kreiss(A)
+    K = kreiss_constant(A)
+    assert brute > 1.01 and K.z is not None  # a genuinely non-normal case
+    assert K.certified, K.message
+    assert K.lower >= brute * (1 - 1e-6)
+    assert K.upper >= brute
+    assert K.upper <= K.lower * (1 + 1e-6)
+    s = np.linalg.svd(K.z * np.eye(n) - A, compute_uv=False)[-1]
+    assert (abs(K.z) - 1) / s == pytest.approx(K.lower, rel=1e-12)
+    # the uncertified fast path finds the same value; its upper bound is sup_k ||A^k||
+    fast = kreiss_constant(A, certify=False)
+    assert fast.value == pytest.approx(K.value, rel=1e-6)
+    assert fast.upper == pytest.approx(transient_growth(A).peak, rel=1e-12)
+
+
+def test_kreiss_unstable_is_inf_with_words():
+    for A in (np.array([[1.0, 1.0], [0.0, 0.5]]), np.diag([1.2, 0.1]), np.array([[0.0, -1.0], [1.0, 0.0]])):
+        K = kreiss_constant(A)
+        assert math.isinf(K.value) and math.isinf(float(K)) and not math.isnan(K.upper)
+        assert "spectral radius" in K.message and ">= 1" in K.message
+        assert K.bracket == (math.inf, math.inf)
+        assert math.isnan(K.where_in_bracket(3.0))
+
+
+def test_kreiss_bracket_chain():
+    n, w = 5, 2.0
+    A = w * shift(n)
+    # f(z) depends on |z| only (unitary diagonal similarity): the maximum is a whole
+    # circle, the documented hard case of the certificate; a small budget stops it
+    K = kreiss_constant(A, max_evals=20_000)
+    assert not K.certified and "max_evals" in K.message
+    assert K.lower < K.upper < 1.1 * K.lower
+    lo, hi = K.bracket
+    assert lo <= w ** (n - 1) <= hi
+    assert 0.0 <= K.where_in_bracket(w ** (n - 1)) <= 1.0
+
+
+def test_kreiss_argument_errors():
+    with pytest.raises(ValueError, match="rtol"):
+        kreiss_constant(np.eye(2) * 0.5, rtol=0)
+    with pytest.raises(ValueError, match="certify"):
+        kreiss_constant(np.eye(2) * 0.5, certify="maybe")
+    with pytest.raises(NonSquareError):
+        kreiss_constant(np.ones(3))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(2, 5),
+    seed=st.integers(0, 2**32 - 1),
+    rho=st.floats(0.2, 0.95),
+    upper=st.floats(0.0, 1.5),
+)
+def test_kreiss_matrix_theorem_property(n, seed, rho, upper):
+    rng = np.random.default_rng(seed)
+    M = rng.standard_normal((n, n)) + upper * np.triu(rng.standard_normal((n, n)), 1)
+    r = np.max(np.abs(np.linalg.eigvals(M)))
+    assume(r > 1e-3)
+    A = rho * M / r
+    tg = transient_growth(A)
+    # the default horizon stops once ||A^k|| <= 0.01 max(1, peak); when peak < 100 this
+    # proves that the computed peak is sup_k ||A^k|| (submultiplicativity)
+    assume(tg.peak < 100)
+    K = kreiss_constant(A, certify=False)
+    assert K.lower <= tg.peak * (1 + 1e-9)
+    assert tg.peak <= math.e * n * K.lower
+    assert K.upper >= tg.peak * (1 - 1e-12)
+
+
+# ----------------------------------------------------------------------------- lower bound on powers
+
+
+def test_transient_lower_bound_is_a_lower_bound():
+    for A in (jordan2(0.9, 3.0), random_nonnormal(6, 0.9, 11)):
+        tg = transient_growth(A, kmax=400)
+        running_max = np.maximum.accumulate(tg.norms)
+        for K in (1, 3, 10, 50):
+            b = transient_lower_bound(A, kmax=K)
+            assert 1.0 <= b.value <= running_max[K] * (1 + 1e-9)
+            if b.z is not None:  # attained: recompute from z and epsilon
+                r = abs(b.z)
+                assert np.linalg.svd(b.z * np.eye(len(A)) - A, compute_uv=False)[-1] == pytest.approx(
+                    b.epsilon
+                )
+                assert b.value == pytest.approx(r**K / (1 + (r**K - 1) * b.epsilon / (r - 1)), rel=1e-12)
+        binf = transient_lower_bound(A)
+        Kr = kreiss_constant(A)
+        assert binf.value <= Kr.upper * (1 + 1e-12)
+        assert binf.value >= 0.99 * Kr.lower  # the K -> inf bound is the Kreiss lower bound
+
+
+def test_transient_lower_bound_jordan_horizon_one():
+    # K = 1: max(||A^0||, ||A||) >= r/(1 + eps); for the Jordan block this is nontrivial
+    A = jordan2(0.5, 4.0)
+    b = transient_lower_bound(A, kmax=1)
+    assert 1.0 < b.value <= np.linalg.norm(A, 2) * (1 + 1e-12)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture()
+def npz_file(tmp_path):
+    p = tmp_path / "mats.npz"
+    np.savez(
+        p,
+        J=jordan2(0.9, 3.0),
+        bad=np.array([[np.nan, 1.0], [0.0, 0.5]]),
+        U=np.diag([1.5, 0.2]),
+    )
+    return str(p)
+
+
+def run_cli(args):
+    from click.testing import CliRunner
+    from spectra_cli.main import cli
+
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+def test_cli_kreiss_json(npz_file):
+    res = run_cli(["kreiss", npz_file, "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["schema_version"] == 1
+    by_id = {m["id"]: m for m in doc["matrices"]}
+    assert set(by_id) == {"J", "U"}
+    assert "bad" in res.stderr and "NaN" in res.stderr
+    j = by_id["J"]["kreiss"]
+    truth = kreiss_jordan2(0.9, 3.0)
+    assert j["lower"] <= truth * (1 + 1e-10) <= j["upper"] * (1 + 2e-10)
+    assert j["certified"] is True
+    assert by_id["J"]["transient"]["peak_k"] == 9
+    assert by_id["J"]["numerical_radius"] == pytest.approx(0.9 + 1.5, rel=1e-10)
+    assert by_id["U"]["kreiss"]["value"] == "inf" and by_id["U"]["bracket"] == ["inf", "inf"]
+
+
+def test_cli_kreiss_table_and_select(npz_file):
+    res = run_cli(["kreiss", npz_file, "-m", "J"])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.strip().splitlines()
+    assert lines[0].split()[:3] == ["id", "n", "rho"]
+    assert len(lines) == 3 and lines[2].startswith("J")
+    assert "7.533333" in lines[2]
+
+
+def test_cli_kreiss_unknown_matrix(npz_file):
+    from spectra_cli.main import main
+
+    assert main(["kreiss", npz_file, "-m", "nope"]) == 6
+
+
+def test_cli_transient_writes_png(npz_file, tmp_path):
+    out = tmp_path / "t.png"
+    res = run_cli(["transient", npz_file, "-m", "J", "-m", "U", "--kmax", "40", "-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = run_cli(["transient", npz_file, "-o", str(tmp_path / "t.txt")])
+    assert bad.exit_code == 2
