@@ -90,6 +90,8 @@ def plot_compare(
         Column 0 "before", column 1 "after"; same limits within a row.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
 
     from spectra.plot.pseudospectra import plot_pseudospectra
     from spectra.pseudospectra import pseudospectra
@@ -102,6 +104,9 @@ def plot_compare(
     if not pairs:
         raise ValueError("nothing to draw: no finite matrix pairs")
     lv = tuple(float(v) for v in (levels if levels is not None else DEFAULT_LEVELS))
+    if not lv or not all(np.isfinite(lv)):
+        raise ValueError(f"levels must be finite log10(eps) values, got {levels!r}")
+    norm = Normalize(vmin=min(lv), vmax=max(lv)) if min(lv) < max(lv) else Normalize(lv[0] - 0.5, lv[0] + 0.5)
     rows = len(pairs)
     if fig is None:
         fig = plt.figure(figsize=(10, 4.6 * rows))
@@ -113,7 +118,10 @@ def plot_compare(
         for c, (label, A) in enumerate((("before", before), ("after", after))):
             grid = pseudospectra(np.asarray(A), x=x, y=y)
             ax = axes[r, c]
-            plot_pseudospectra(grid, ax=ax, levels=lv, colorbar=(c == 1), title=f"{key}: {label}")
+            plot_pseudospectra(grid, ax=ax, levels=lv, colorbar=False, title=f"{key}: {label}", norm=norm)
             ax.set_xlim(xmin, xmax)
             ax.set_ylim(ymin, ymax)
+    # one colour bar for all panels, so every panel keeps the same size
+    sm = ScalarMappable(norm=norm, cmap="viridis")
+    fig.colorbar(sm, ax=axes.ravel().tolist(), label="log10(ε)", shrink=0.8)
     return axes
