@@ -551,3 +551,41 @@ def test_legacy_attributes_split_over_64kb(tmp_path):
     assert ckpt.ids == [f"second/recurrent_kernel[{g}]" for g in LSTM_GATES]
     np.testing.assert_array_equal(ckpt["second/recurrent_kernel[output]"].matrix, rk[:, 9:12].T)
     assert {s.name for s in ckpt.skipped} == {"first/dense/kernel:0", "second/second/kernel:0"}
+
+
+def strip_layer_names(src: Path, dst: Path, tmp: Path) -> None:
+    """Copy a .keras archive, deleting the ``name`` attributes older Keras 3 versions did not write."""
+    h5 = tmp / "stripped.weights.h5"
+    with zipfile.ZipFile(src) as zin:
+        h5.write_bytes(zin.read("model.weights.h5"))
+        others = {n: zin.read(n) for n in zin.namelist() if n != "model.weights.h5"}
+
+    def drop(_name, obj):
+        if "name" in obj.attrs:
+            del obj.attrs["name"]
+
+    with h5py.File(h5, "r+") as f:
+        f.visititems(drop)
+        if "name" in f.attrs:
+            del f.attrs["name"]
+    with zipfile.ZipFile(dst, "w") as zout:
+        for n, data in others.items():
+            zout.writestr(n, data)
+        zout.write(h5, "model.weights.h5")
+
+
+@pytest.mark.parametrize("stem", ["mixed", "stacked", "cells"])
+def test_keras_archive_without_name_attributes_maps_names_from_config(kfiles, tmp_path, stem):
+    """Class-derived group names (lstm, lstm_1, ...) are matched to config.json's user names."""
+    src = kfiles["dir"] / f"{stem}.keras"
+    dst = tmp_path / f"{stem}_noname.keras"
+    strip_layer_names(src, dst, tmp_path)
+    with zipfile.ZipFile(dst) as zf, h5py.File(zf.open("model.weights.h5"), "r") as f:
+        names = []
+        f.visititems(lambda n, o: names.extend(o.attrs.keys()))
+        assert "name" not in names
+    want, got = load(src), load(dst)
+    assert got.ids == want.ids
+    assert [m.direction for m in got] == [m.direction for m in want]
+    for a, b in zip(want, got):
+        np.testing.assert_array_equal(a.matrix, b.matrix)

@@ -428,8 +428,15 @@ def _visit_v3(
     fwd, bwd = child.get("forward_layer"), child.get("backward_layer")
     if isinstance(fwd, h5py.Group) and isinstance(bwd, h5py.Group):
         for sub, direction, key in ((fwd, "forward", "layer"), (bwd, "reverse", "backward_layer")):
-            sub_cfg = inner.get(key) or inner.get("layer")  # backward copies the forward config
+            own_cfg = inner.get(key) if isinstance(inner.get(key), dict) else None
+            sub_cfg = own_cfg or inner.get("layer")  # without its own config, backward copies forward's
             sub_name = _vars_name(sub)
+            if sub_name is None and own_cfg is not None and _layer_name(own_cfg):
+                # Keras 3 names the wrapped copies forward_<x> / backward_<x>, or keeps the name of
+                # a user-given backward_layer; either way config.json records it.
+                sub_name = _layer_name(own_cfg)
+                if direction == "forward" and not str(sub_name).startswith("forward_"):
+                    sub_name = f"forward_{sub_name}"  # tf.keras-style config: the unwrapped layer
             if sub_name is None:
                 word = "forward" if direction == "forward" else "backward"
                 base = _layer_name(sub_cfg) if isinstance(sub_cfg, dict) else None
