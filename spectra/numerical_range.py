@@ -99,7 +99,10 @@ def numerical_radius_bounds(A, rtol: float = 1e-12) -> tuple[float, float]:
     ``w <= max(h(theta_j), h(theta_{j+1}))/cos(Delta_j/2)`` for each interval
     ``[theta_j, theta_{j+1}]`` of width ``Delta_j``; intervals whose bound is
     above ``lo (1 + rtol)`` are bisected (second order in ``Delta``). A margin
-    ``4 n u ||A||_F`` covers the rounding of ``eigvalsh``.
+    ``4 n u ||A||_F`` covers the rounding of ``eigvalsh``. Limit: when the
+    maximum is attained along an arc (``W(A)`` a disc about 0, e.g. a Jordan
+    block at 0) no interval can be discarded; bisection stops at 4096 open
+    intervals and the bracket is then about ``1e-8`` wide.
 
     Parameters
     ----------

@@ -1,0 +1,102 @@
+"""Numerical range and radius against closed forms and brute force."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spectra.errors import NonSquareError
+from spectra.numerical_range import numerical_radius, numerical_radius_bounds, numerical_range
+
+
+def brute_radius(A: np.ndarray, m: int = 20000) -> float:
+    """max over a fine angle grid of lambda_max((e^{it} A + h.c.)/2), by numpy eigvalsh."""
+    best = 0.0
+    for t in np.array_split(np.linspace(0, 2 * np.pi, m, endpoint=False), 20):
+        X = np.exp(1j * t)[:, None, None] * A
+        H = (X + np.conj(np.swapaxes(X, 1, 2))) / 2
+        best = max(best, float(np.max(np.linalg.eigvalsh(H)[:, -1])))
+    return best
+
+
+def test_normal_radius_is_spectral_radius():
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.standard_normal((6, 6)) + 1j * rng.standard_normal((6, 6)))
+    lam = np.array([0.3 + 0.8j, -0.5, 0.2j, 0.6 - 0.1j, 0.0, -0.4 - 0.4j])
+    A = Q @ np.diag(lam) @ Q.conj().T
+    assert numerical_radius(A) == pytest.approx(np.max(np.abs(lam)), rel=1e-12)
+    # real symmetric: w = max |lambda|
+    S = rng.standard_normal((5, 5))
+    S = S + S.T
+    assert numerical_radius(S) == pytest.approx(np.max(np.abs(np.linalg.eigvalsh(S))), rel=1e-12)
+
+
+@pytest.mark.parametrize("a,b", [(0.5, 1.0), (0.3 + 0.4j, 2.0 - 1.0j), (-1.0, 0.5j), (0.0, 3.0)])
+def test_jordan2_disc(a, b):
+    A = np.array([[a, b], [0, a]])
+    # W([[a, b], [0, a]]) is the disc about a of radius |b|/2
+    assert numerical_radius(A) == pytest.approx(abs(a) + abs(b) / 2, rel=1e-12)
+    pts = numerical_range(A, npts=64)
+    np.testing.assert_allclose(np.abs(pts - a), abs(b) / 2, rtol=1e-12)
+    lo, hi = numerical_radius_bounds(A)
+    truth = abs(a) + abs(b) / 2
+    # a disc about 0 has a constant support function: the maximum is a whole circle and
+    # the bisection stops at 4096 intervals (documented), so the bracket is ~1e-8 wide
+    gap = 1e-7 if a == 0 else 1e-11
+    assert lo <= truth * (1 + 1e-14) and truth <= hi <= lo * (1 + gap)
+
+
+@pytest.mark.parametrize("n,seed,cplx", [(5, 1, False), (9, 2, True), (16, 3, False)])
+def test_random_vs_brute_force(n, seed, cplx):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n, n)) + (1j * rng.standard_normal((n, n)) if cplx else 0)
+    brute = brute_radius(A)
+    w = numerical_radius(A)
+    lo, hi = numerical_radius_bounds(A)
+    # the grid max is a lower bound; with 20000 angles it is within ||A|| (pi/20000)^2/2
+    assert w >= brute * (1 - 1e-13)
+    assert w <= brute + np.linalg.norm(A, 2) * (np.pi / 20000) ** 2
+    assert lo <= w <= hi <= lo * (1 + 1e-11)
+    nrm = np.linalg.norm(A, 2)
+    assert nrm / 2 <= w * (1 + 1e-14) and w <= nrm * (1 + 1e-14)
+    # random unit vectors give values |x* A x| <= w
+    X = rng.standard_normal((200, n)) + 1j * rng.standard_normal((200, n))
+    X /= np.linalg.norm(X, axis=1)[:, None]
+    assert np.max(np.abs(np.einsum("ki,ij,kj->k", X.conj(), A, X))) <= w * (1 + 1e-12)
+
+
+def test_boundary_points_are_support_points():
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((7, 7)) + 0.5j * rng.standard_normal((7, 7))
+    npts = 50
+    pts = numerical_range(A, npts=npts)
+    theta = 2 * np.pi * np.arange(npts) / npts
+    for t, p in zip(theta, pts):
+        H = (np.exp(1j * t) * A + np.exp(-1j * t) * A.conj().T) / 2
+        # x* A x at the top eigenvector of H attains the support function in direction e^{-it}
+        assert (np.exp(1j * t) * p).real == pytest.approx(np.linalg.eigvalsh(H)[-1], rel=1e-10, abs=1e-12)
+    # eigenvalues lie in W(A): inside the polygon's support half-planes (up to its inner approximation)
+    w = numerical_radius(A)
+    assert np.all(np.abs(pts) <= w * (1 + 1e-12))
+    assert np.all(np.abs(np.linalg.eigvals(A)) <= w * (1 + 1e-12))
+
+
+def test_powers_bounded_by_berger():
+    # ||A^k|| <= 2 w(A)^k (Berger's power inequality + ||B|| <= 2 w(B))
+    rng = np.random.default_rng(6)
+    A = rng.standard_normal((6, 6)) + 2 * np.triu(rng.standard_normal((6, 6)), 1)
+    A /= numerical_radius(A)
+    P = np.eye(6)
+    for _ in range(30):
+        P = P @ A
+        assert np.linalg.norm(P, 2) <= 2 * (1 + 1e-10)
+
+
+def test_errors():
+    with pytest.raises(NonSquareError):
+        numerical_radius(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="npts"):
+        numerical_range(np.eye(2), npts=2)
+    with pytest.raises(ValueError, match="rtol"):
+        numerical_radius_bounds(np.eye(2), rtol=0)
+    assert numerical_radius(np.zeros((3, 3))) == 0.0
