@@ -404,3 +404,47 @@ def test_plain_hdf5_round_trip(tmp_path, suffix):
         assert f["rnn/W_hh"].dtype == np.float32
         np.testing.assert_allclose(f["rnn/W_hh"][...], exact_scaled(W.astype(np.float64)), rtol=1e-6)
         np.testing.assert_array_equal(f["rnn/W_xh"][...], X)
+
+
+# ============================================================== orientation through the power method
+
+
+def power_oracle(A: np.ndarray, iterations: int, seed: int = 0) -> float:
+    """|Rayleigh quotient| after `iterations` power steps from the documented start vector."""
+    v = np.random.default_rng(seed).standard_normal(A.shape[0])
+    v /= np.linalg.norm(v)
+    for _ in range(iterations):
+        v = A @ v
+        v /= np.linalg.norm(v)
+    return abs(v @ A @ v)
+
+
+def test_power_method_sees_column_vector_orientation(tmp_path, keras_models):
+    # The power iterates of A and A.T differ, so this checks that the matrix stabilised is the A of
+    # h_t = f(A h_{t-1} + ...): weight_hh itself for PyTorch, recurrent_kernel.T for Keras.
+    A = np.diag([2.0, -1.5, 0.5, 0.3]) + np.triu(np.full((N, N), 1.5), 1)  # non-normal
+    lam = power_oracle(A, 2)
+    assert lam > 1 and abs(lam - power_oracle(A.T, 2)) > 0.1  # the test tells A from A.T
+    exp = A / lam
+
+    torch.manual_seed(0)
+    rnn_t = torch.nn.RNN(N_IN, N)
+    with torch.no_grad():
+        rnn_t.weight_hh_l0.copy_(torch.from_numpy(A))
+    src, out = tmp_path / "rnn.pt", tmp_path / "out.pt"
+    torch.save(rnn_t.state_dict(), src)
+    stabilize_checkpoint(src, out, method="power", iterations=2)
+    got = torch.load(out, weights_only=True)["weight_hh_l0"].double().numpy()
+    np.testing.assert_allclose(got, exp, rtol=1e-6, atol=1e-7)
+
+    keras, rnn, _ = keras_models
+    model = keras.models.clone_model(rnn)
+    w = rnn.get_layer("rnn").get_weights()
+    model.get_layer("rnn").set_weights([w[0], A.T.astype(np.float32), w[2]])  # h @ U with U = A.T
+    ksrc, kout = tmp_path / "rnn.weights.h5", tmp_path / "rnn_out.weights.h5"
+    model.save_weights(ksrc)
+    stabilize_checkpoint(ksrc, kout, method="power", iterations=2)
+    fresh = keras.models.clone_model(rnn)
+    fresh.load_weights(kout)
+    got = np.float64(fresh.get_layer("rnn").get_weights()[1])
+    np.testing.assert_allclose(got, exp.T, rtol=1e-6, atol=1e-7)
