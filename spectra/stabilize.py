@@ -52,6 +52,7 @@ __all__ = [
     "StabilizeWarning",
     "UnknownMethodError",
     "get_method",
+    "power_estimate",
     "stabilize",
     "stabilize_checkpoint",
     "stabilize_matrices",
