@@ -352,12 +352,17 @@ def test_source_and_block_address_the_file(kfiles, tmp_path, fname):
             np.testing.assert_array_equal(np.asarray(f[m.source])[:, a:b].T.astype(np.float64), m.matrix)
 
 
-def test_same_matrices_in_all_three_formats(kfiles):
-    ck = [load(kfiles["dir"] / f) for f in MIXED_FILES]
+@pytest.mark.parametrize("stem", ["mixed", "stacked", "cells"])
+def test_same_matrices_and_fields_in_all_three_formats(kfiles, stem):
+    ck = [load(kfiles["dir"] / f"{stem}{ext}") for ext in (".keras", ".weights.h5", ".h5")]
     for other in ck[1:]:
         assert other.ids == ck[0].ids
         for m0, m1 in zip(ck[0], other):
             np.testing.assert_array_equal(m0.matrix, m1.matrix)
+            fields = ("layer", "layer_index", "cell", "gate", "native_gate", "block", "transposed")
+            assert [getattr(m1, a) for a in fields] == [getattr(m0, a) for a in fields], m0.id
+            if not (other.format == "keras-weights-h5" and m0.id.startswith("backwards/")):
+                assert m1.direction == m0.direction, m0.id
 
 
 def test_dataset_path_selects_one_kernel(kfiles):

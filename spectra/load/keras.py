@@ -20,9 +20,17 @@ the row-vector convention ``h_{t-1} @ W``, so each gate's matrix of the
 column-vector recurrence ``h_t = f(A h_{t-1} + B x_t + b)`` is
 ``A = W[:, a:b].T`` (``block=(a, b)``, ``transposed=True``). Gate orders:
 LSTM ``(i, f, c, o)``, GRU ``(z, r, h)``; SimpleRNN has one matrix.
-Ids: ``<layer>/recurrent_kernel[<gate>]`` (``rnn/recurrent_kernel`` for a
+Ids, always with the user's layer names (never the class-derived HDF5 group
+names): ``<layer>/recurrent_kernel[<gate>]`` (``rnn/recurrent_kernel`` for a
 SimpleRNN), ``<bidirectional>/<forward_x|backward_x>/recurrent_kernel[<gate>]``
-and ``<model>/<layer>/...`` for nested models, always with the user's names.
+(the wrapped layers' own names, ``forward_lstm``/``backward_lstm`` by
+default), ``<rnn>/<cell name>/recurrent_kernel[...]`` for the cells of an
+``RNN([cell, ...])`` (StackedRNNCells) and ``<model>/<layer>/...`` inside
+nested models. ``RecurrentMatrix.layer`` is the user's layer (the
+Bidirectional or RNN wrapper for its parts); ``layer_index`` counts those
+layers in model order. The three layouts of one model give the same ids,
+matrices and fields, except that a weights-only ``.weights.h5`` cannot know
+``go_backwards`` of a stand-alone layer (reported ``forward``).
 
 HDF5 opening, size limits and plain datasets live in :mod:`spectra.load.hdf5`.
 """
@@ -536,8 +544,10 @@ def _strip_index(name: str) -> str:
     return re.sub(r":\d+$", "", name)
 
 
-def _legacy_directions(cls: str, inner: dict, heads: list[list[str]]) -> list[str]:
-    """Direction of each recurrent kernel of one legacy layer (``heads`` start with the layer name).
+def _legacy_directions(cls: str, inner: dict, heads: list[list[str]]) -> tuple[list[str], bool]:
+    """Direction of each recurrent kernel of one legacy layer, and whether it is a Bidirectional wrapper.
+
+    ``heads`` are the kernels' name components, starting with the layer name.
 
     A Bidirectional layer stores its forward sublayer first; the sublayers are
     named ``forward_<x>``/``backward_<x>`` unless the user passed a
@@ -549,7 +559,7 @@ def _legacy_directions(cls: str, inner: dict, heads: list[list[str]]) -> list[st
     wrapped = cls == "Bidirectional" or any(s.startswith(("forward_", "backward_")) for s in subs)
     if not wrapped:
         back = isinstance(inner, dict) and bool(inner.get("go_backwards"))
-        return ["reverse" if back else "forward"] * len(heads)
+        return ["reverse" if back else "forward"] * len(heads), False
     order = list(dict.fromkeys(subs))
     out = []
     for s in subs:
@@ -559,7 +569,7 @@ def _legacy_directions(cls: str, inner: dict, heads: list[list[str]]) -> list[st
             out.append("forward")
         else:
             out.append("reverse" if len(order) == 2 and s == order[1] else "forward")
-    return out
+    return out, True
 
 
 def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
@@ -582,7 +592,7 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
     }
     reasons: dict[str, str] = {}
     kernels: list[tuple[_Kernel, int]] = []
-    layer_index = 0
+    layer_ids: dict[str, int] = {}
     root_groups = set(_subgroups(root))
     for lname in layer_names:
         g = root.get(lname) if lname in root_groups else None
@@ -592,7 +602,7 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
         cls = str(cfg.get("class_name")) if cfg else "a"
         inner = cfg.get("config", {}) if cfg else {}
         weight_names = _attr_texts(g, "weight_names")
-        found: list[tuple[str, list[str], str | None, str | None]] = []
+        found: list[tuple[str, list[str], str | None, str | None, bool]] = []
         for wn in weight_names:
             ds = g.get(wn)
             if not isinstance(ds, h5py.Dataset):
@@ -613,7 +623,8 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
                 continue
             head = parts[:-1]
             hint = None
-            if any(p.endswith("_cells") for p in head):  # StackedRNNCells: keep each cell's name
+            stacked = any(p.endswith("_cells") for p in head)
+            if stacked:  # StackedRNNCells: keep each cell's name
                 hint = head[-1]
                 head = [p for p in head if not p.endswith("_cells")]
             elif head and (head[-1].endswith("_cell") or head[-1] == "cell"):
@@ -627,9 +638,9 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
             for other in weight_names:
                 if _strip_index(other) == bias_wn and isinstance(g.get(other), h5py.Dataset):
                     bias = g[other].name.lstrip("/")
-            found.append((source, head, hint, bias))
-        directions = _legacy_directions(cls, inner, [h for _, h, _, _ in found])
-        for (source, head, hint, bias), direction in zip(found, directions):
+            found.append((source, head, hint, bias, stacked))
+        directions, wrapped = _legacy_directions(cls, inner, [row[1] for row in found])
+        for (source, head, hint, bias, stacked), direction in zip(found, directions):
             sub_cfg = cfg
             if cls == "Bidirectional" and isinstance(inner, dict):
                 sub_cfg = inner.get("backward_layer") if direction == "reverse" else None
@@ -637,22 +648,18 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
             cell, reset_after = _cell_from_config(sub_cfg)
             if cell is None and hint is not None:
                 cell = _cell_from_keras_name(hint)
-            kernels.append(
-                (
-                    _Kernel(
-                        source=source,
-                        id_prefix="/".join(head),
-                        layer=lname,
-                        direction=direction,
-                        cell=cell,
-                        reset_after=reset_after,
-                        bias=bias,
-                    ),
-                    layer_index,
-                )
+            # the layer the user sees: the Bidirectional or RNN(StackedRNNCells) wrapper, else the layer
+            layer = "/".join(head[:-1] if (wrapped or stacked) and len(head) > 1 else head)
+            kernel = _Kernel(
+                source=source,
+                id_prefix="/".join(head),
+                layer=layer,
+                direction=direction,
+                cell=cell,
+                reset_after=reset_after,
+                bias=bias,
             )
-        if found:
-            layer_index += 1
+            kernels.append((kernel, layer_ids.setdefault(layer, len(layer_ids))))
     for name, _ in list_datasets(f):
         if name.startswith("optimizer_weights/"):
             reasons[name] = "optimizer state (not a model weight)"
