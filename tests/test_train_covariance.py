@@ -140,3 +140,44 @@ def test_monte_carlo_is_zero_without_noise_and_scales_with_variance():
     est1 = propagate_covariance(m, u, 0.1).traces[:, -1]
     est2 = propagate_covariance(m, u, 0.2).traces[:, -1]
     torch.testing.assert_close(est2, 4 * est1)  # linear in Sigma = sigma^2 I
+
+
+def test_adjoint_trace_equals_closed_form_and_forward_propagation():
+    from spectra.train.covariance import output_trace
+
+    n, d, T, sigma = 7, 3, 8, 0.4
+    m = _linear_regime(build_model("rnn-relu", d, 4, n, 1, seed=11).double(), seed=12)
+    u = torch.randn(3, T, d, dtype=torch.float64, generator=torch.Generator().manual_seed(13))
+    A, B, C = (t.detach().numpy() for t in (m.rnn.weight_hh_l0, m.rnn.weight_ih_l0, m.readout.weight))
+    P = np.zeros((n, n))
+    for _ in range(T):
+        P = A @ P @ A.T + sigma**2 * B @ B.T
+    np.testing.assert_allclose(output_trace(m, u, sigma).detach().numpy(), np.trace(C @ P @ C.T), rtol=1e-10)
+    for cell in ("rnn", "rnn-relu"):
+        m = build_model(cell, d, 4, n, 1, seed=14).double()
+        with torch.no_grad():
+            m.rnn.weight_hh_l0.mul_(3.0)
+        fwd = propagate_covariance(m, u, sigma).traces[:, -1]
+        torch.testing.assert_close(output_trace(m, u, sigma), fwd, rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "rnn-relu"])
+def test_adjoint_trace_gradient_matches_finite_differences(cell):
+    from spectra.train.covariance import output_trace
+
+    m = build_model(cell, 2, 3, 4, 1, seed=15).double()
+    u = torch.randn(2, 5, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(16))
+    A0, B0, C0 = (t.detach().clone() for t in (m.rnn.weight_hh_l0, m.rnn.weight_ih_l0, m.readout.weight))
+
+    def f(A, B, C):
+        for obj, attr, t in (
+            (m.rnn, "weight_hh_l0", A),
+            (m.rnn, "weight_ih_l0", B),
+            (m.readout, "weight", C),
+        ):
+            delattr(obj, attr)
+            setattr(obj, attr, t)
+        return output_trace(m, u, 0.3).sum()
+
+    inputs = tuple(t.clone().requires_grad_(True) for t in (A0, B0, C0))
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)

@@ -207,10 +207,13 @@ class RobustCov(Regime):
 
     def penalty(self, model: SequenceModel, u: torch.Tensor, epoch: int) -> torch.Tensor:
         """``cov_mu * mean_s Tr(R^(s))`` on ``u[:cov_sequences]`` (differentiable)."""
-        from spectra.train.covariance import propagate_covariance
+        from spectra.train.covariance import output_trace, propagate_covariance
 
-        tr = propagate_covariance(model, u[: self.cov_sequences], self.cov_sigma).traces
-        per_seq = tr[:, -1] if self.cov_steps == "last" else tr.sum(dim=1)
+        us = u[: self.cov_sequences]
+        if self.cov_steps == "last":
+            per_seq = output_trace(model, us, self.cov_sigma)
+        else:
+            per_seq = propagate_covariance(model, us, self.cov_sigma).traces.sum(dim=1)
         return self.cov_mu * per_seq.mean()
 
 
