@@ -66,6 +66,9 @@ _AXIS_TOL = 1e-6
 #: min_i |sigma_i(mu I - A) - eps| exceeds this fraction of (1 + ||A||); otherwise
 #: the slower but unconditionally backward-stable QZ algorithm is used.
 _SHIFT_GAP = 1e-5
+#: A shift whose gap exceeds this fraction of (1 + ||A||) is used without trying
+#: further trial angles (each trial costs one n x n SVD).
+_GOOD_GAP = 1e-3
 #: Below eps = _RELIABLE_EPS * ||A||_2 the eigenvalue-based level sets are
 #: dominated by rounding (Burke, Lewis & Overton 2003, sec. 5).
 _RELIABLE_EPS = 1e-9
@@ -584,10 +587,15 @@ def pseudospectral_radius(
     it = 0
     for it in range(1, max_iterations + 1):  # noqa: B007
         An, en = A / r, eps / r
-        svals = {}
-        phis = [0.0, np.pi] + [2 * np.pi * (k + 0.5) / n_trial for k in range(n_trial)]
-        for phi in phis:
-            svals[phi] = sla.svdvals(_shifted(An, _unit(phi)), check_finite=False)
+        svals: dict[float, np.ndarray] = {}
+        first = [0.0, np.pi] if real else [0.0, 0.5 * np.pi, np.pi, 1.5 * np.pi]
+        rest = [2 * np.pi * (k + 0.5) / n_trial for k in range(n_trial)]
+        for batch in (first, rest):
+            for phi in batch:
+                svals[phi] = sla.svdvals(_shifted(An, _unit(phi)), check_finite=False)
+            best_gap = max(float(np.min(np.abs(sv - en))) for sv in svals.values())
+            if best_gap >= _GOOD_GAP * (1.0 + norm2 / r + en):
+                break
         mu = _choose_shift(svals, en, 1.0 + norm2 / r + en, real)
         angles = _unimodular_angles(An, en, mu, 1.0 + norm2 / r + en)
         r_k = r

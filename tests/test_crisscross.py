@@ -477,3 +477,33 @@ def test_public_names_resolve_lazily():
     assert spectra.pseudospectral_abscissa is pseudospectral_abscissa
     assert spectra.pseudospectral_radius is pseudospectral_radius
     assert spectra.distance_to_instability is distance_to_instability
+
+
+def test_crossing_fallback_without_eigenvalue_candidates(monkeypatch):
+    # With a zero axis tolerance no complex eigenvalue counts as a crossing: the
+    # horizontal/radial searches fall back to Brent's method on sigma_min - eps.
+    A = normal_matrix(LAM, 7)
+    monkeypatch.setattr(cc, "_AXIS_TOL", 0.0)
+    assert abs(pseudospectral_abscissa(A, 0.05).value - (LAM.real.max() + 0.05)) <= 1e-10
+    assert abs(pseudospectral_radius(A, 0.05).value - (np.abs(LAM).max() + 0.05)) <= 1e-10
+
+
+def test_jordan_block_vs_brute_force():
+    # J_4(0.3): sigma_min depends only on |z - 0.3|, rho_eps - 0.3 ~ eps^(1/4).
+    A = 0.3 * np.eye(4) + np.diag(np.ones(3), 1)
+    for eps in (1e-3, 0.1):
+        a = pseudospectral_abscissa(A, eps).value
+        r = pseudospectral_radius(A, eps).value
+        assert r - 0.3 == pytest.approx(a - 0.3, abs=1e-12)  # a disc about 0.3 > 0
+        _, refined = brute_radius(A, eps, m=60)
+        assert abs(r - refined) <= 1e-8
+        assert smin1(A, r) == pytest.approx(eps, rel=1e-9)
+
+
+def test_distance_flat_circulant():
+    # 0.9 * cyclic shift: normal, eigenvalues 0.9 * roots of unity, so d = 0.1 while
+    # sigma_min on the unit circle is nearly constant (hard for shift choice).
+    A = 0.9 * np.roll(np.eye(16), 1, axis=1)
+    d = distance_to_instability(A)
+    assert abs(d.value - 0.1) <= 1e-10
+    assert abs(np.exp(16j * d.theta) - 1) <= 1e-6  # at a root of unity
