@@ -137,9 +137,9 @@ def test_robust_cov_penalty_uses_first_sequences_and_mu():
         per_step.append(np.trace(C @ P @ C.T))
     u = torch.randn(12, T, d, dtype=torch.float64)
     last = make_regime("robust-cov", {"cov_mu": mu, "cov_sigma": sigma, "cov_sequences": 3})
-    assert float(last.penalty(model, u, 0)) == pytest.approx(mu * per_step[-1], rel=1e-10)
+    assert float(last.penalty(model, u, 0).detach()) == pytest.approx(mu * per_step[-1], rel=1e-10)
     every = make_regime("robust-cov", {"cov_mu": mu, "cov_sigma": sigma, "cov_steps": "all"})
-    assert float(every.penalty(model, u, 0)) == pytest.approx(mu * sum(per_step), rel=1e-10)
+    assert float(every.penalty(model, u, 0).detach()) == pytest.approx(mu * sum(per_step), rel=1e-10)
 
 
 def test_noise_perturbs_with_the_stated_std():
