@@ -271,7 +271,7 @@ def read_hdf5(path: str | os.PathLike, dataset: str | None = None) -> Checkpoint
     """
     p = os.fspath(path)
     try:
-        f = h5py.File(p, "r")
+        f = h5py.File(p, "r", locking=False)  # reading never needs a lock (read-only media)
     except H5_ERRORS as exc:
         raise CorruptFileError(f"{p}: corrupt/unreadable HDF5 file ({exc})") from None
     try:

@@ -828,7 +828,7 @@ def read_keras_v3(path: str | os.PathLike) -> Checkpoint:
                 _copy_member(zf, info, tmp, p)
                 tmp.flush()
                 try:
-                    f = h5py.File(tmp.name, "r")
+                    f = h5py.File(tmp.name, "r", locking=False)
                 except H5_ERRORS as exc:
                     raise CorruptFileError(f"{p}: model.weights.h5 is corrupt/unreadable ({exc})") from None
                 with f:
