@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy.linalg.blas import zgemm
 
 __all__ = ["ShiftedTriangular", "inverse_lanczos", "top_ritz_value"]
 
@@ -56,6 +57,21 @@ class ShiftedTriangular:
         self.TH = np.ascontiguousarray(T.conj().T)
         self.diag = np.diag(T).copy()
         self.leaf = max(1, int(leaf))
+        # off-diagonal blocks of the recursion, stored for in-place BLAS zgemm on X.T
+        # (X is C-ordered (n, m), so X.T is Fortran-ordered and its column ranges are contiguous)
+        self._blocks: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._collect(0, self.n)
+
+    def _collect(self, s: int, e: int) -> None:
+        if e - s <= self.leaf:
+            return
+        mid = self._split(s, e)
+        top_right = self.T[s:mid, mid:e]
+        # upper: X.T[:, s:mid] += X.T[:, mid:e] @ T[s:mid, mid:e].T
+        # lower: X.T[:, mid:e] += X.T[:, s:mid] @ conj(T[s:mid, mid:e])
+        self._blocks[(s, mid, e)] = (np.asfortranarray(top_right.T), np.asfortranarray(top_right.conj()))
+        self._collect(s, mid)
+        self._collect(mid, e)
 
     def solve(self, X: np.ndarray, dinv: np.ndarray) -> None:
         """Overwrite ``X[:, j]`` with ``(z_j I - T)^{-1} X[:, j]`` (back substitution)."""
@@ -80,7 +96,7 @@ class ShiftedTriangular:
             return
         mid = self._split(s, e)
         self._upper(X, dinv, mid, e)
-        X[s:mid] += T[s:mid, mid:e] @ X[mid:e]
+        _gemm_update(X, mid, e, s, mid, self._blocks[(s, mid, e)][0], T[s:mid, mid:e])
         self._upper(X, dinv, s, mid)
 
     def _lower(self, X: np.ndarray, dinvc: np.ndarray, s: int, e: int) -> None:
@@ -95,7 +111,7 @@ class ShiftedTriangular:
             return
         mid = self._split(s, e)
         self._lower(X, dinvc, s, mid)
-        X[mid:e] += TH[mid:e, s:mid] @ X[s:mid]
+        _gemm_update(X, s, mid, mid, e, self._blocks[(s, mid, e)][1], TH[mid:e, s:mid])
         self._lower(X, dinvc, mid, e)
 
     def _split(self, s: int, e: int) -> int:
@@ -105,7 +121,26 @@ class ShiftedTriangular:
         return s + (e - s) // 2
 
 
-def top_ritz_value(alpha: np.ndarray, beta: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+def _gemm_update(X: np.ndarray, r0: int, r1: int, d0: int, d1: int, BT: np.ndarray, B: np.ndarray) -> None:
+    """``X[d0:d1] += B @ X[r0:r1]`` with ``BT = B.T`` Fortran-ordered: one in-place zgemm."""
+    if X.flags.c_contiguous:
+        XT = X.T
+        out = zgemm(1.0, XT[:, r0:r1], BT, beta=1.0, c=XT[:, d0:d1], overwrite_c=1)
+        if not np.shares_memory(out, X):  # pragma: no cover - f2py made a copy after all
+            XT[:, d0:d1] = out
+    else:
+        X[d0:d1] += B @ X[r0:r1]
+
+
+def top_ritz_value(
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    *,
+    guess: np.ndarray | None = None,
+    rtol: float = 1e-14,
+) -> np.ndarray:
     """Largest eigenvalue of each symmetric tridiagonal ``tridiag(beta, alpha, beta)``.
 
     Newton's method on the characteristic polynomial ``p(l) = det(l I - T_k)``
@@ -125,27 +160,32 @@ def top_ritz_value(alpha: np.ndarray, beta: np.ndarray, lower: np.ndarray, upper
         A lower bound of the largest eigenvalue (used as a safeguard).
     upper : (m,) ndarray
         An upper bound of the largest eigenvalue (the starting point).
+    guess : (m,) ndarray, optional
+        A likely (not guaranteed) upper bound close to the root, tried first;
+        where it is below the root, Newton starts from `upper` instead.
+    rtol : float
+        Relative accuracy wanted (the iteration stops when ``k * step`` is
+        below ``rtol`` times the iterate, which bounds the error from above).
 
     Returns
     -------
     (m,) ndarray
-        The largest eigenvalues, to a relative ``1e-14`` (from above, up to
+        The largest eigenvalues, to a relative `rtol` (from above, up to
         rounding).
     """
     k = alpha.shape[0]
-    lam = upper.astype(np.float64, copy=True)
-    hi = lam.copy()
+    hi = upper.astype(np.float64, copy=True)
     lo = np.minimum(lower.astype(np.float64, copy=True), hi)
+    lam = hi.copy() if guess is None else np.clip(guess, lo, hi)
     b2 = beta * beta
     active = np.ones(lam.shape, dtype=bool)
     idx = np.arange(lam.size)
-    a, bb = alpha, b2
     with np.errstate(all="ignore"):
-        return _newton_from_above(k, a, bb, idx, lam, hi, lo, active)
+        return _newton_from_above(k, alpha, b2, idx, lam, hi, lo, active, rtol, guess is not None)
 
 
-def _newton_from_above(k, a, bb, idx, lam, hi, lo, active):
-    for _ in range(100):
+def _newton_from_above(k, a, bb, idx, lam, hi, lo, active, rtol, guessed):
+    for it in range(100):
         la = lam[idx]
         # r_i = p_i/p_{i-1};  u_i = r_i'/r_i;  p'/p = sum_i u_i;  all r_i > 0 iff la > root
         r = la - a[0]
@@ -166,10 +206,12 @@ def _newton_from_above(k, a, bb, idx, lam, hi, lo, active):
         h = np.where(valid, la, hi[idx])
         l_ = np.where(valid, lo[idx], np.maximum(lo[idx], la))
         hi[idx], lo[idx] = h, l_
-        new = np.where(valid, la - step, 0.5 * (l_ + h))
+        # a guess below the root restarts from the safe upper bound; later failures bisect
+        fallback = h if (it == 0 and guessed) else 0.5 * (l_ + h)
+        new = np.where(valid, la - step, fallback)
         new = np.where(valid & ~(new > l_), 0.5 * (l_ + h), new)
         # from the right, la - root <= k * step (p'/p >= 1/(la - root), <= k/(la - root))
-        done = (valid & (k * step <= 1e-14 * la)) | (h - l_ <= 4 * _EPS * h)
+        done = (valid & (k * step <= rtol * la)) | (h - l_ <= 4 * _EPS * h)
         lam[idx] = np.where(done & ~valid, h, new)
         active[idx[done]] = False
         if np.all(done):
@@ -233,6 +275,7 @@ def inverse_lanczos(
     if m == 0:
         return sigma, converged, steps
     tol_theta = tol / 5.0
+    ritz_rtol = float(np.clip(tol_theta * 1e-3, 4 * _EPS, 1e-12))
     v0 = np.asarray(v0, dtype=np.complex128)
     v0 = v0 / np.linalg.norm(v0)
 
@@ -287,7 +330,11 @@ def inverse_lanczos(
                 half = 0.5 * (theta - a_s)
                 upper = 0.5 * (theta + a_s) + np.sqrt(half * half + bl * bl)
                 upper *= 1.0 + 1e-10
-                theta_new = top_ritz_value(np.stack(alphas), np.stack(betas), theta, upper)
+                # likely bound: the last change again, doubled (Lanczos converges geometrically)
+                guess = theta * (1.0 + 2.0 * np.minimum(change_prev, 1.0)) if k > 2 else None
+                theta_new = top_ritz_value(
+                    np.stack(alphas), np.stack(betas), theta, upper, guess=guess, rtol=ritz_rtol
+                )
             betas.append(b_s)
             live = ids >= 0
             finite = np.isfinite(theta_new) & np.isfinite(beta) & (scale > 0) & np.isfinite(scale)
