@@ -681,9 +681,10 @@ def distance_to_instability(A, *, tol: float = 1e-13, max_iterations: int = 50) 
 
     Notes
     -----
-    The value is accurate to about ``1e-13 (1 + ||A||_2)``; the angle to about
-    the square root of that unless polished (it is, by Brent's method, to
-    ``1e-12`` in ``theta`` where ``f`` is smooth). Each level set costs one 2n x 2n
+    The value is accurate to about ``1e-13 (1 + ||A||_2)``. The angle of a
+    level-set midpoint is only accurate to about the square root of that, so it
+    is polished by Brent's method to ``1e-10`` where ``f`` is smooth (a flat or
+    non-unique minimum leaves the angle less determined than the value). Each level set costs one 2n x 2n
     standard eigenproblem in shift-and-invert form (QZ only when no well
     conditioned shift exists) plus an n x n SVD per candidate crossing; for a
     normal matrix with ``rho(A) < 1`` the result is ``1 - rho(A)``.
@@ -750,7 +751,7 @@ def distance_to_instability(A, *, tol: float = 1e-13, max_iterations: int = 50) 
             lo = -hi
         if real and hi == np.pi:
             hi = 2 * np.pi - lo
-        res = minimize_scalar(f, bounds=(lo, hi), method="bounded", options={"xatol": 1e-12})
+        res = minimize_scalar(f, bounds=(lo, hi), method="bounded", options={"xatol": 1e-10})
         if res.fun < level:
             level, theta = float(res.fun), canon(float(res.x))
 

@@ -133,11 +133,15 @@ def brute_radius(A, eps, m=100, k=3):
 
 
 def brute_distance(A, m=20000):
-    """min over 20000 angles of sigma_min(e^{i theta} I - A), refined by Brent's method."""
-    ths = np.linspace(0.0, 2 * np.pi, m, endpoint=False)
+    """min over m angles of sigma_min(e^{i theta} I - A), refined by Brent's method.
+
+    For real A, sigma_min(conj(z) I - A) = sigma_min(zI - A): the m/2 angles of
+    [0, pi] with the same spacing suffice.
+    """
+    h = 2 * np.pi / m
+    ths = np.arange(m // 2 + 1) * h if np.isrealobj(A) else np.arange(m) * h
     vals = smin(A, np.exp(1j * ths))
     k = int(np.argmin(vals))
-    h = ths[1] - ths[0]
     res = minimize_scalar(
         lambda t: smin1(A, np.exp(1j * t)),
         bounds=(ths[k] - h, ths[k] + h),
