@@ -347,3 +347,19 @@ def test_allocation_bomb_in_pickle(tmp_path, good_zip):
     path = tmp_path / "alloc.pt"
     _rewrite_zip(good_zip, path, {"data.pkl": bomb})
     _assert_cheap(lambda: load(path), CorruptFileError, match="bytearray")
+
+
+def test_expanded_tensor_is_not_materialised(tmp_path):
+    # a legitimate torch.save of a stride-0 view: 1 stored float, 10**13 logical elements
+    huge = torch.ones(1).expand(4 * 10**6, 10**6)
+    path = tmp_path / "expand.pt"
+    torch.save({"rnn.weight_hh_l0": huge, "cell.weight_hh": torch.eye(4)}, path)
+    tracemalloc.start()
+    ckpt = load(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20 * 2**20
+    assert ckpt.ids == ["cell.weight_hh"]
+    assert {s.name: s.reason for s in ckpt.skipped}["rnn.weight_hh_l0"].startswith(
+        "recurrent weight too large"
+    )

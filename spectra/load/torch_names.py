@@ -50,6 +50,8 @@ _PARAM = re.compile(
 )
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 _CELLS = {1: "rnn", 3: "gru", 4: "lstm"}
+#: A weight_hh with more elements is skipped (4 gates of hidden 4096; 512 MiB in float64).
+MAX_ELEMENTS = 1 << 26
 
 
 def strip_wrapper_prefix(key: str) -> str:
@@ -286,6 +288,8 @@ def _gate_matrices(
     W_stored = tensors[src]
     if W_stored.ndim != 2 or 0 in W_stored.shape:
         return [], f"named like a recurrent weight but of shape {tuple(W_stored.shape)}, not 2-D"
+    if W_stored.size > MAX_ELEMENTS:
+        return [], f"recurrent weight too large to analyse ({W_stored.size} elements > {MAX_ELEMENTS})"
     if not np.issubdtype(W_stored.dtype, np.floating):
         return [], f"named like a recurrent weight but of dtype {W_stored.dtype}"
     W = np.asarray(W_stored, dtype=np.float64)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import _compat_pickle
 import codecs
 import io
+import math
 import os
 import pickle
 import zipfile
@@ -184,6 +185,7 @@ class _Rebuilder:
     def __init__(self, path: str) -> None:
         self.path = path
         self.dtypes: dict[int, str] = {}
+        self._flats: dict[tuple[int, str | None], tuple[np.ndarray, str, _Storage]] = {}
 
     def _view(self, storage: object, offset: object, size: object, stride: object, dtype: str | None):
         if not isinstance(storage, _Storage):
@@ -196,18 +198,9 @@ class _Rebuilder:
             raise CorruptFileError(f"{self.path}: malformed tensor size/stride in data.pkl") from None
         if len(shape) != len(strides) or offset < 0 or any(s < 0 for s in shape + strides):
             raise CorruptFileError(f"{self.path}: malformed tensor size/stride in data.pkl")
-        flat = storage.data
-        tdtype = storage.dtype
-        if dtype is not None and dtype != tdtype:  # v3: untyped storage reinterpreted
-            code = DTYPE_NUMPY.get(dtype)
-            if code is None:
-                raise NeedsTorch(f"torch.{dtype}")
-            want = np.dtype(code).newbyteorder(storage.byteorder)
-            if flat.nbytes % want.itemsize:
-                raise CorruptFileError(f"{self.path}: storage size is not a multiple of {dtype}")
-            flat = flat.view(want)
-            tdtype = dtype
-        if 0 in shape:
+        flat, tdtype = self._flat(storage, dtype)
+        count = math.prod(shape)
+        if count == 0:
             arr = np.empty(shape, dtype=flat.dtype)
         else:
             last = offset + sum((n - 1) * s for n, s in zip(shape, strides))
@@ -219,13 +212,34 @@ class _Rebuilder:
             item = flat.itemsize
             arr = np.lib.stride_tricks.as_strided(
                 flat[offset:], shape=shape, strides=tuple(s * item for s in strides), writeable=False
-            ).copy()
-        if not arr.dtype.isnative:
-            arr = arr.astype(arr.dtype.newbyteorder("="))
-        if tdtype == "bfloat16":
-            arr = (arr.astype(np.uint32) << 16).view(np.float32)
+            )
+            # an expanded (stride-0) tensor far larger than its storage stays a read-only view:
+            # copying it could allocate without bound
+            if count <= 4 * flat.size + (1 << 20):
+                arr = arr.copy()
         self.dtypes[id(arr)] = tdtype
         return arr
+
+    def _flat(self, storage: _Storage, dtype: str | None) -> tuple[np.ndarray, str]:
+        """The storage as a native-endian flat array of `dtype` (bfloat16 widened to float32)."""
+        key = (id(storage), dtype)
+        if key not in self._flats:
+            flat, tdtype = storage.data, storage.dtype
+            if dtype is not None and dtype != tdtype:  # v3: untyped storage reinterpreted
+                code = DTYPE_NUMPY.get(dtype)
+                if code is None:
+                    raise NeedsTorch(f"torch.{dtype}")
+                want = np.dtype(code).newbyteorder(storage.byteorder)
+                if flat.nbytes % want.itemsize:
+                    raise CorruptFileError(f"{self.path}: storage size is not a multiple of {dtype}")
+                flat, tdtype = flat.view(want), dtype
+            if not flat.dtype.isnative:
+                flat = flat.astype(flat.dtype.newbyteorder("="))
+            if tdtype == "bfloat16":
+                flat = (flat.astype(np.uint32) << 16).view(np.float32)
+            self._flats[key] = (flat, tdtype, storage)  # keep storage alive: ids stay unique
+        flat, tdtype, _ = self._flats[key]
+        return flat, tdtype
 
     def rebuild_tensor(self, storage, storage_offset, size, stride):
         return self._view(storage, storage_offset, size, stride, None)
