@@ -461,6 +461,7 @@ def _all_zip_fixtures(tmp_path):
     save(
         {"set": {1, 2}, "bytes": b"ab", "ba": bytearray(b"xy"), "z": 1 + 2j, "t": (1, torch.ones(2))}, "py.pt"
     )
+    save({"small": torch.arange(3.0).expand(5, 3), "big": torch.arange(2.0).expand(600_000, 2)}, "expand.pt")
     u32 = torch.tensor([1, 2, 3, 4], dtype=torch.uint32)
     save({"u16": torch.tensor([1, 2, 3], dtype=torch.uint16), "u32": u32[1:]}, "v3.pt")  # _rebuild_tensor_v3
     return paths
