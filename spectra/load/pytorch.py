@@ -236,7 +236,9 @@ def _torch_load(path: str, *, weights_only: bool) -> tuple[object, dict[int, str
     """``torch.load`` with errors mapped to the spectra family."""
     torch = _import_torch()
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=weights_only)
+        with warnings.catch_warnings():  # our own message says what torch's warning would
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=weights_only)
     except pickle.UnpicklingError as exc:
         msg = str(exc)
         name = _unsupported_global(msg)
