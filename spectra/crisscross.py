@@ -69,6 +69,8 @@ _SHIFT_GAP = 1e-5
 #: A shift whose gap exceeds this fraction of (1 + ||A||) is used without trying
 #: further trial angles (each trial costs one n x n SVD).
 _GOOD_GAP = 1e-3
+#: Relative tolerance of Brent's root finder (4 ulps).
+_RTOL = 4 * float(np.finfo(float).eps)
 #: Below eps = _RELIABLE_EPS * ||A||_2 the eigenvalue-based level sets are
 #: dominated by rounding (Burke, Lewis & Overton 2003, sec. 5).
 _RELIABLE_EPS = 1e-9
@@ -195,19 +197,35 @@ def _outermost_crossing(C: np.ndarray, eps: float, t_inside: float, scale: float
     w = sla.eigvals(K, overwrite_a=True, check_finite=False)
     tol_axis = _AXIS_TOL * scale
     cands = np.sort(w.real[np.abs(w.imag) <= tol_axis])[::-1]
-    tol_verify = 1e-7 * scale
+    tol_verify = 1e-8 * eps + 1e-11 * scale
+
+    def g(t: float) -> float:
+        return _sigma_min(_shifted(C, t)) - eps
+
     for t in cands:
         if t < t_inside - tol_axis:
             break
-        if abs(_sigma_min(_shifted(C, t)) - eps) <= tol_verify:
-            return max(float(t), t_inside)
+        t = float(t)
+        gt = g(t)
+        if abs(gt) <= tol_verify:
+            return max(t, t_inside)
+        # An inaccurate eigenvalue (ill-conditioned crossing) or a spurious one:
+        # look for the sign change of g within a small, growing distance of t.
+        step = 1e-10 * scale
+        while step <= 1e-4 * scale:
+            other = t - step if gt > 0.0 else t + step
+            if other < t_inside:
+                break
+            if (g(other) > 0.0) != (gt > 0.0):
+                lo, hi = sorted((t, other))
+                return max(t_inside, float(brentq(g, lo, hi, xtol=1e-15 * scale, rtol=_RTOL)))
+            step *= 10.0
     # Rounding hid the crossing: bracket it (sigma_min(tI - C) >= t - ||C|| > eps for
     # t > ||C|| + eps) and solve sigma_min(tI - C) = eps by Brent's method.
-    g = lambda t: _sigma_min(_shifted(C, t)) - eps  # noqa: E731
     if g(t_inside) >= 0.0:
         return t_inside
     hi = max(t_inside, float(sla.norm(C, 2))) + 2.0 * eps
-    return float(brentq(g, t_inside, hi, xtol=1e-15 * scale, rtol=4 * np.finfo(float).eps))
+    return float(brentq(g, t_inside, hi, xtol=1e-15 * scale, rtol=_RTOL))
 
 
 def _circle_pencil_eigenvalues(A: np.ndarray, eps: float, mu: complex | None) -> np.ndarray:
