@@ -161,7 +161,17 @@ def test_adjoint_trace_equals_closed_form_and_forward_propagation():
         torch.testing.assert_close(output_trace(m, u, sigma), fwd, rtol=1e-10, atol=0)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "rnn-relu"])
+@pytest.mark.parametrize("cell,layers", [("lstm", 1), ("gru", 2), ("rnn", 2)])
+def test_adjoint_trace_generic_cells_equal_forward_propagation(cell, layers):
+    from spectra.train.covariance import output_trace
+
+    m = build_model(cell, 3, 4, 5, layers, seed=17).double()
+    u = torch.randn(4, 6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(18))
+    fwd = propagate_covariance(m, u, 0.2).traces[:, -1]
+    torch.testing.assert_close(output_trace(m, u, 0.2), fwd, rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "rnn-relu", "lstm", "gru"])
 def test_adjoint_trace_gradient_matches_finite_differences(cell):
     from spectra.train.covariance import output_trace
 

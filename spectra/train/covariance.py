@@ -137,14 +137,45 @@ def propagate_covariance(model: SequenceModel, u: torch.Tensor, sigma: float) ->
     return CovariancePropagation(P=P, R=R, traces=torch.stack(traces, dim=1))
 
 
+def _output_trace_vjp(model: SequenceModel, u: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Adjoint form for any cell: ``G_{t-1} = G_t J_x``, ``Tr(R_T) = sigma^2 sum_t ||G_t J_u||_F^2``.
+
+    The rows of ``G_t J_x`` and ``G_t J_u`` are vector-Jacobian products of
+    :meth:`SequenceModel.step`, evaluated for all ``S * p`` rows in one batched
+    backward pass per step (``create_graph=True``, so the result stays
+    differentiable with respect to the parameters).
+    """
+    S, T, d = u.shape
+    p, m = model.readout.out_features, model.state_size
+    with torch.enable_grad():
+        xs = [u.new_zeros(S, m)]
+        for t in range(T):
+            xs.append(model.step(xs[-1], u[:, t]))
+        G = model.output_matrix().unsqueeze(0).expand(S, p, m).reshape(S * p, m)
+        total = u.new_zeros(S)
+        for t in range(T - 1, -1, -1):
+            x_in = xs[t].unsqueeze(1).expand(S, p, m).reshape(S * p, m)
+            u_in = u[:, t].unsqueeze(1).expand(S, p, d).reshape(S * p, d)
+            if not x_in.requires_grad:
+                x_in = x_in.detach().requires_grad_(True)
+            if not u_in.requires_grad:
+                u_in = u_in.detach().requires_grad_(True)
+            out = model.step(x_in, u_in)
+            gx, gu = torch.autograd.grad(out, (x_in, u_in), grad_outputs=G, create_graph=True)
+            total = total + gu.reshape(S, p * d).pow(2).sum(dim=1)
+            G = gx
+    return float(sigma) ** 2 * total
+
+
 def output_trace(model: SequenceModel, u: torch.Tensor, sigma: float) -> torch.Tensor:
     """``Tr(R_T) = Tr(C P_T C^T)`` per sequence, the robustness estimate of eq. (24) at the last step.
 
     For a one-layer basic RNN it is computed in the adjoint form (module
     docstring): ``G_T = C D_T``, ``G_{t-1} = G_t A D_{t-1}``,
     ``Tr(R_T) = sigma^2 sum_t ||G_t B||_F^2``, batched over sequences as
-    ``(S, p, n)`` tensors; other cells use :func:`propagate_covariance`.
-    Differentiable.
+    ``(S, p, n)`` tensors; other cells (LSTM, GRU, stacked layers) use the
+    same recursion ``G_{t-1} = G_t J_x`` with vector-Jacobian products of
+    :meth:`SequenceModel.step`. Differentiable.
 
     Parameters
     ----------
@@ -161,7 +192,7 @@ def output_trace(model: SequenceModel, u: torch.Tensor, sigma: float) -> torch.T
     """
     _check(model, u, sigma)
     if not (model.kind == "rnn" and model.layers == 1):
-        return propagate_covariance(model, u, sigma).traces[:, -1]
+        return _output_trace_vjp(model, u, sigma)
     S, T, _ = u.shape
     n, p = model.hidden, model.readout.out_features
     A = model.rnn.weight_hh_l0
