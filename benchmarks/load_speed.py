@@ -10,7 +10,9 @@ exit (the way a CLI user pays for it):
 * ``import torch; torch.load(path)``  for comparison
 
 Each child prints whether ``torch`` ended up in ``sys.modules``. Add a case by
-appending a :class:`Case` to :data:`CASES` (the child code gets ``PATH``).
+appending a :class:`Case` to :data:`CASES` (the child code gets ``PATH``, the
+file its ``fixture`` names); add a fixture by registering a maker in
+:data:`FIXTURES` (it writes the file in a child process and returns its path).
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/load_speed.py [--repeat N]``
 """
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +35,7 @@ from pathlib import Path
 class Case:
     label: str
     code: str  # run with `python -c`; PATH holds the fixture path; must print True/False (torch imported)
+    fixture: str = "lstm256"
 
 
 TORCH_FLAG = "print('torch' in sys.modules)"
@@ -51,7 +55,7 @@ CASES: list[Case] = [
 ]
 
 
-def make_fixture(directory: Path) -> Path:
+def make_lstm256(directory: Path) -> Path:
     """Write the 2-layer LSTM(256) state_dict with torch (in a child, to keep this process light)."""
     path = directory / "lstm256.pt"
     code = (
@@ -60,6 +64,10 @@ def make_fixture(directory: Path) -> Path:
     )
     subprocess.run([sys.executable, "-c", code, str(path)], check=True)
     return path
+
+
+#: fixture name -> maker(directory) -> path
+FIXTURES: dict[str, Callable[[Path], Path]] = {"lstm256": make_lstm256}
 
 
 def time_case(case: Case, path: Path, repeat: int) -> tuple[list[float], str]:
@@ -82,12 +90,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=5, help="processes per case (default 5)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        path = make_fixture(Path(tmp))
-        print(f"fixture: 2-layer LSTM(256) state_dict, {path.stat().st_size / 2**20:.2f} MiB")
+        paths: dict[str, Path] = {}
+        for name in dict.fromkeys(c.fixture for c in CASES):
+            paths[name] = FIXTURES[name](Path(tmp))
+            print(f"fixture {name}: {paths[name].name}, {paths[name].stat().st_size / 2**20:.2f} MiB")
         print(f"{'case':<22} {'median s':>9} {'min s':>7} {'torch imported':>15}")
         results = {}
         for case in CASES:
-            times, flag = time_case(case, path, args.repeat)
+            times, flag = time_case(case, paths[case.fixture], args.repeat)
             results[case.label] = statistics.median(times)
             print(f"{case.label:<22} {statistics.median(times):9.3f} {min(times):7.3f} {flag:>15}")
         ours, ref = results["spectra.load(.pt)"], results["torch.load(.pt)"]
