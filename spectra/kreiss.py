@@ -560,11 +560,11 @@ class KreissResult:
 def _initial_cells(rho: float, R: float, half: bool, r_start: float = 1.0) -> _Cells:
     """Polar cells covering ``r_start <= |z| <= R`` (upper half plane when `half`).
 
-    Radial step ``h = (1 - rho)/2`` (clipped to ``[2e-3, 0.1]``) for eight
+    Radial step ``h = 1 - rho`` (clipped to ``[2e-3, 0.1]``) for eight
     rings next to the unit circle, then rings growing by 25%; about square
     cells (angular width ~ radial width, at least 16 per ring).
     """
-    h = min(0.1, max(2e-3, 0.5 * (1 - rho)))
+    h = min(0.1, max(2e-3, 1.0 * (1 - rho)))
     edges = [r_start + h * j for j in range(9)] if r_start == 1.0 else [r_start]
     while edges[-1] < R:
         edges.append(min(R, edges[-1] * 1.25 + h))
@@ -626,24 +626,32 @@ def kreiss_constant(
 
     1. ``rho(A) >= 1``: ``K = inf``. ``||A||_2 <= 1``: ``K = 1`` exactly
        (``sigma_min(zI - A) >= |z| - ||A|| >= |z| - 1`` and ``f -> 1`` as
-       ``|z| -> inf``).
+       ``|z| -> inf``). With the certificate, also ``K = 1`` when the
+       numerical radius ``w(A) <= 1``, since ``sigma_min(zI - A) >=
+       dist(z, W(A)) >= |z| - w(A)`` (Trefethen & Embree 2005, Thm 17.1).
     2. Search: ``f`` at the centres of a polar grid over
-       ``1 <= |z| <= R`` (radial step ``h = (1 - rho)/2`` clipped to
-       ``[2e-3, 0.1]`` near the circle, geometric beyond; angles
-       ``[0, pi]`` for real A by conjugate symmetry), then BFGS ascent from the
-       four best centres with the exact gradient from the singular triplet.
-       Every value is attained at a point, so it is a lower bound.
+       ``1 <= |z| <= R`` (radial step ``h = 1 - rho`` clipped to
+       ``[2e-3, 0.1]`` for eight rings next to the circle, then rings growing
+       by 25%; angles ``[0, pi]`` for real A by conjugate symmetry), then BFGS
+       ascent from the four best distinct centres with the exact gradient from
+       the singular triplet. Every value is attained at a point, so it is a
+       lower bound; the ascent converges quadratically, but without the
+       certificate nothing proves that no higher maximum was missed.
     3. Certificate (branch and bound): ``R`` is chosen so that the far field
-       ``|z| >= R`` is bounded by ``(R - 1)/(R - ||A||)``; every polar cell is
-       proved to satisfy ``f <= gamma = lower (1 + rtol/2)`` by a Lipschitz,
-       far-field, or second-order test (see ``_cell_bound_ok``), or split in
-       two along its longer side. Cell centres that beat the lower bound raise
-       it (and seed another ascent). Proofs rely on LAPACK's backward-stable
-       SVD; a margin ``10 n u (||A|| + |z|)`` is subtracted from computed
-       singular values. Limits: a maximum along a whole curve (e.g. a Jordan
-       block at 0, where ``f`` depends on ``|z|`` only) needs many cells, and
-       the budget `max_evals` may then stop the proof short of `rtol`
-       (``certified=False``, honest but looser ``upper``).
+       ``|z| >= R`` is bounded by ``(R - 1)/(R - w(A))``; every polar cell is
+       proved to satisfy ``f <= gamma = lower (1 + 0.9 rtol)`` by a Lipschitz,
+       far-field, or second-order test (see ``_cell_bound_ok``: the second-order
+       test makes cells of size ``~sqrt(rtol)`` enough near the maximiser), or
+       split in two along its longer side. Cell centres that beat the lower
+       bound raise it (and seed another ascent). Proofs rely on LAPACK's
+       backward-stable SVD; a margin ``10 n u (||A|| + |z|)`` is subtracted
+       from computed singular values. Cost: one values-only SVD per cell and a
+       full SVD where the first-order tests fail (O(n^3) each; thousands of
+       cells for random n = 64 matrices), hence ``"auto"`` certifies only
+       ``n <= 32``. Limits: a maximum along a whole curve (e.g. ``w S_n``,
+       where ``f`` depends on ``|z|`` only) needs many cells, and the budget
+       `max_evals` may then stop the proof short of `rtol` (``certified=False``,
+       honest but looser ``upper``).
     """
     if not (rtol > 0):
         raise ValueError(f"rtol must be positive, got {rtol!r}")
