@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     from spectra.errors import EXIT_CODES, SpectraError
 
     try:
-        cli.main(args=argv, prog_name="spectra", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="spectra", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             err=True,
         )
         return 1
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 def entry() -> None:  # pragma: no cover - console script shim

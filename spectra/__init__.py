@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
+import types
 
 from spectra.errors import (
     CorruptFileError,
@@ -91,11 +93,42 @@ __all__ = [
 ]
 
 
+#: public functions that share their name with the submodule defining them
+_CALLABLE_MODULES: tuple[str, ...] = ("load", "pseudospectra", "stabilize")
+
+
+class _CallableModule(types.ModuleType):
+    """A submodule that can also be called as its namesake function.
+
+    ``spectra.load`` is both the package ``spectra/load/`` and the function
+    :func:`spectra.load.load`. Python binds a submodule onto its parent
+    whenever it is first imported, which would hide the function; making the
+    module itself callable keeps ``spectra.load(path)``,
+    ``import spectra.load.keras`` and ``from spectra.load import load`` all working.
+    """
+
+    def __call__(self, *args, **kwargs):
+        return self.__dict__[self.__name__.rsplit(".", 1)[-1]](*args, **kwargs)
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value) -> None:
+        if name in _CALLABLE_MODULES and isinstance(value, types.ModuleType):
+            value.__class__ = _CallableModule
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
 def __getattr__(name: str):
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'spectra' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    mod = importlib.import_module(module)
+    if name in _CALLABLE_MODULES:
+        return globals()[name]  # the callable submodule bound by the import
+    value = getattr(mod, name)
     globals()[name] = value
     return value
 

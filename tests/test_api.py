@@ -67,3 +67,25 @@ def test_import_is_light():
     code = "import spectra, sys; print(sorted(m for m in ('torch','scipy','matplotlib','click','keras','h5py') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_functions_named_like_their_modules_stay_callable(tmp_path):
+    """Importing a submodule first must not hide ``spectra.load``/``stabilize``/``pseudospectra``."""
+    code = """
+import numpy as np, sys
+import spectra.load.arrays as arrays          # submodule first
+import spectra.stabilize, spectra.pseudospectra
+import spectra
+np.save(sys.argv[1], np.diag([0.5, 2.0]))
+ck = spectra.load(sys.argv[1])
+r = spectra.stabilize(ck[0].matrix, method="exact")
+g = spectra.pseudospectra(np.eye(2) * 0.5, npts=8)
+from spectra.load import load
+print(len(ck), round(r.spectral_radius_after, 12), g.sigma_min.shape, load is spectra.load.load, arrays.__name__)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "a.npy")], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[:2] == ["1", "1.0"]
+    assert "True" in out.stdout and "spectra.load.arrays" in out.stdout
