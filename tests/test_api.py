@@ -64,7 +64,8 @@ def test_errors_subclass_builtins():
 
 def test_import_is_light():
     """``import spectra`` pulls in neither torch, scipy, matplotlib nor click."""
-    code = "import spectra, sys; print(sorted(m for m in ('torch','scipy','matplotlib','click','keras','h5py') if m in sys.modules))"
+    heavy = "('torch', 'scipy', 'matplotlib', 'click', 'keras', 'h5py')"
+    code = f"import spectra, sys; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -81,7 +82,8 @@ ck = spectra.load(sys.argv[1])
 r = spectra.stabilize(ck[0].matrix, method="exact")
 g = spectra.pseudospectra(np.eye(2) * 0.5, npts=8)
 from spectra.load import load
-print(len(ck), round(r.spectral_radius_after, 12), g.sigma_min.shape, load is spectra.load.load, arrays.__name__)
+print(len(ck), round(r.spectral_radius_after, 12), g.sigma_min.shape,
+      load is spectra.load.load, arrays.__name__)
 """
     out = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "a.npy")], capture_output=True, text=True
