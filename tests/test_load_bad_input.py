@@ -365,3 +365,37 @@ def test_expanded_tensor_is_not_materialised(tmp_path):
     assert {s.name: s.reason for s in ckpt.skipped}["rnn.weight_hh_l0"].startswith(
         "recurrent weight too large"
     )
+
+
+def test_mutated_files_raise_only_spectra_errors(tmp_path, good_zip):
+    """Byte flips anywhere in data.pkl, a storage or a safetensors file: a SpectraError or a clean load."""
+    from safetensors.torch import save_file
+
+    from spectra.errors import SpectraError
+
+    st = tmp_path / "w.safetensors"
+    save_file(_lstm_sd(), str(st))
+    with zipfile.ZipFile(good_zip) as zf:
+        pkl_name = next(n for n in zf.namelist() if n.endswith("data.pkl"))
+        pkl = zf.read(pkl_name)
+    rng = np.random.default_rng(11)
+    outcomes = set()
+    for i in range(120):
+        if i % 2:
+            raw = bytearray(pkl)
+            target = tmp_path / f"m{i}.pt"
+        else:
+            raw = bytearray(st.read_bytes()[:400])  # header region
+            target = tmp_path / f"m{i}.safetensors"
+        for pos in rng.integers(2 if i % 2 else 8, len(raw), size=int(rng.integers(1, 4))):
+            raw[pos] = int(rng.integers(0, 256))
+        if i % 2:
+            _rewrite_zip(good_zip, target, {"data.pkl": bytes(raw)})
+        else:
+            target.write_bytes(bytes(raw) + st.read_bytes()[400:])
+        try:
+            load(target)
+            outcomes.add("ok")
+        except SpectraError as exc:
+            outcomes.add(type(exc).__name__)
+    assert "CorruptFileError" in outcomes
