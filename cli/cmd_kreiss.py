@@ -105,8 +105,9 @@ def transient(checkpoint, matrices, kmax, kreiss, output, quiet, trust):
     for m in chosen:
         if not quiet:
             click.echo(f"{m.id}: powers ...", err=True)
-        results.append(transient_growth(m.matrix, kmax=kmax))
-        krs.append(kreiss_constant(m.matrix) if kreiss else None)
+        tg = transient_growth(m.matrix, kmax=kmax)
+        results.append(tg)
+        krs.append(kreiss_constant(m.matrix, transient=tg) if kreiss else None)
     fig, ax = plt.subplots(figsize=(7.0, 4.5))
     try:
         plot_transient(
@@ -168,8 +169,8 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
     for m in chosen:
         if not quiet and not as_json:
             click.echo(f"{m.id}: ...", err=True)
-        kr = kreiss_constant(m.matrix, rtol=rtol, certify=cert)
         tg = transient_growth(m.matrix)
+        kr = kreiss_constant(m.matrix, rtol=rtol, certify=cert, transient=tg)
         w = numerical_radius(m.matrix)
         lo, hi = kr.bracket
         docs.append(

@@ -586,6 +586,7 @@ def kreiss_constant(
     rtol: float = 1e-6,
     certify: bool | str = "auto",
     max_evals: int = 200_000,
+    transient: TransientGrowth | None = None,
 ) -> KreissResult:
     """Kreiss constant ``K(A) = sup_{|z|>1} (|z| - 1)/sigma_min(zI - A)``.
 
@@ -606,6 +607,9 @@ def kreiss_constant(
     max_evals : int
         Budget of cell evaluations for the certificate; when exhausted the
         upper bound is the largest bound of the cells left (may be looser).
+    transient : TransientGrowth, optional
+        The result of :func:`transient_growth` for the same `A`; without the
+        certificate its norms give the upper bound without recomputing powers.
 
     Returns
     -------
@@ -747,7 +751,14 @@ def kreiss_constant(
     # ---- 3. certificate
     certified = False
     if not certify:
-        upper, m_pow = _powers_upper(T)
+        upper, m_pow = math.inf, 0
+        if transient is not None and transient.n == n:
+            below = np.flatnonzero(transient.norms[1:] <= 1)
+            if below.size:
+                m_pow = int(below[0]) + 1
+                upper = float(np.max(transient.norms[:m_pow]))
+        if m_pow == 0:
+            upper, m_pow = _powers_upper(T)
         msg = (
             f"K from a grid search and BFGS ascent (lower bound attained at z); upper bound "
             f"max_(j<{m_pow}) ||A^j|| from the powers (no certificate of the first bound "

@@ -187,7 +187,10 @@ def test_kreiss_random_vs_brute_force(n, seed):
     # the uncertified fast path finds the same value; its upper bound is sup_k ||A^k||
     fast = kreiss_constant(A, certify=False)
     assert fast.value == pytest.approx(K.value, rel=1e-6)
-    assert fast.upper == pytest.approx(transient_growth(A).peak, rel=1e-12)
+    tg = transient_growth(A)
+    assert fast.upper == pytest.approx(tg.peak, rel=1e-12)
+    reuse = kreiss_constant(A, certify=False, transient=tg)
+    assert reuse.upper == fast.upper and reuse.value == fast.value
 
 
 def test_kreiss_unstable_is_inf_with_words():
