@@ -223,6 +223,33 @@ def _newton_from_above(k, a, bb, idx, lam, hi, lo, active, rtol, guessed):
     return lam
 
 
+def _residual_ok(
+    alphas: list[np.ndarray], betas: list[np.ndarray], beta_k: np.ndarray, idx: np.ndarray, tol: float
+) -> np.ndarray:
+    """Whether the top Ritz value of each chosen column is within `tol` (relative) of an eigenvalue.
+
+    For the Ritz pair ``(theta_1, y)`` of ``T_k`` the residual is
+    ``r = beta_k |y_k|`` and some eigenvalue lies within ``min(r, r^2/gap)``,
+    ``gap = theta_1 - theta_2`` (Kato-Temple; Parlett, *The Symmetric Eigenvalue
+    Problem*, thm. 11.7.1 and sec. 13.2).
+    """
+    k = len(alphas)
+    a = np.stack([x[idx] for x in alphas], axis=1)
+    T = np.zeros((idx.size, k, k))
+    d = np.arange(k)
+    T[:, d, d] = a
+    if k > 1:
+        b = np.stack([x[idx] for x in betas[: k - 1]], axis=1)
+        T[:, d[:-1], d[1:]] = b
+        T[:, d[1:], d[:-1]] = b
+    w, U = np.linalg.eigh(T)
+    th1 = w[:, -1]
+    gap = th1 - w[:, -2] if k > 1 else np.full(idx.size, np.inf)
+    r = beta_k[idx] * np.abs(U[:, -1, -1])
+    err = np.minimum(r, r * r / np.maximum(gap, np.finfo(float).tiny))
+    return err <= tol * th1
+
+
 def inverse_lanczos(
     solver: ShiftedTriangular,
     z: np.ndarray,
@@ -343,9 +370,14 @@ def inverse_lanczos(
             rho = np.where(change_prev > 0, change / change_prev, 0.0)
             extrap = np.where(rho < 1, change * rho / np.maximum(1 - rho, 1e-300), np.inf)
             breakdown = b_s <= 64 * _EPS * np.maximum(theta_new, 1.0)
-            conv = finite & (((k >= 2) & (change <= tol_theta) & (extrap <= tol_theta)) | breakdown)
+            cand = finite & live & (k >= 2) & (change <= tol_theta) & (extrap <= tol_theta) & ~breakdown
+            if np.any(cand):
+                # a small change can be a plateau (clustered top eigenvalues): confirm with the
+                # Ritz residual r = beta_k |s_k| and gap, error <= min(r, r^2/gap) (Parlett ch. 11)
+                idx = np.flatnonzero(cand)
+                cand[idx[~_residual_ok(alphas, betas, b_s, idx, tol_theta)]] = False
+            conv = finite & live & (cand | breakdown)
             fail = ~finite | (k == maxiter)
-            conv &= live
             leave = (conv | fail) & live
             theta = theta_new
             change_prev = change

@@ -253,7 +253,7 @@ def pseudospectra(
     tol: float = 1e-8,
     method: Literal["auto", "lanczos", "svd"] = "auto",
     dense_below: int = 55,
-    maxiter: int = 60,
+    maxiter: int | None = None,
     seed: int = 0,
     progress: Progress | None = None,
     matrix_id: str | None = None,
@@ -300,9 +300,10 @@ def pseudospectra(
         ``auto``: dense batched SVD when ``n < dense_below``, else Lanczos.
     dense_below : int
         Size below which ``auto`` uses the dense SVD (EigTool uses 55).
-    maxiter : int
-        Most Lanczos steps per point; points not converged by then (and
-        points within rounding of an eigenvalue) are computed by a dense SVD.
+    maxiter : int, optional
+        Most Lanczos steps per point (default ``max(100, n // 2)``, about where
+        a dense SVD becomes cheaper); points not converged by then (and points
+        within rounding of an eigenvalue) are computed by a dense SVD.
     seed : int
         Seed of the shared random Lanczos start vector.
     progress : callable, optional
@@ -344,8 +345,10 @@ def pseudospectra(
         raise ValueError(f"method must be 'auto', 'lanczos' or 'svd', got {method!r}")
     if not (isinstance(tol, (int, float)) and 0 < tol <= 0.1):
         raise ValueError(f"tol must be a number in (0, 0.1], got {tol!r}")
-    if not (isinstance(maxiter, (int, np.integer)) and maxiter >= 2):
-        raise ValueError(f"maxiter must be an integer >= 2, got {maxiter!r}")
+    if maxiter is None:
+        maxiter = max(100, n // 2)
+    if not (isinstance(maxiter, (int, np.integer)) and not isinstance(maxiter, bool) and maxiter >= 2):
+        raise ValueError(f"maxiter must be an integer >= 2 or None, got {maxiter!r}")
     lev = None if levels is None else _check_levels(levels)
     use_dense = method == "svd" or (method == "auto" and n < dense_below)
 

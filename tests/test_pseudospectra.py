@@ -416,3 +416,19 @@ def test_load_grid_refuses_other_files(tmp_path):
         load_grid(single)
     with pytest.raises(OSError):
         load_grid(tmp_path / "missing.npz")
+
+
+def test_clustered_singular_values_do_not_stop_lanczos_on_a_plateau():
+    """Eigenvalues dense on a circle: sigma_1 ~ sigma_2 ~ ... inside; the Ritz value stagnates
+    for dozens of steps before converging. The residual check must not accept the plateau."""
+    n = 100
+    phi = 2 * np.pi * (np.arange(n) + 0.3) / n
+    lam = 0.95 * np.exp(1j * phi)
+    U = random_unitary(n, 12)
+    A = U @ np.diag(lam) @ U.conj().T
+    x = np.linspace(-0.7, 0.7, 9)
+    y = np.linspace(-0.65, 0.75, 8)
+    g = pseudospectra(A, x=x, y=y)
+    dist = np.min(np.abs(g.z[..., None] - lam), axis=-1)
+    np.testing.assert_allclose(g.sigma_min, dist, rtol=RTOL, atol=50 * n * EPS * 2)
+    assert g.options["lanczos_steps_max"] > 30  # the plateau is real: this is a hard case
