@@ -527,3 +527,15 @@ def test_torch_compile_prefix(tmp_path, x_seq):
     assert ckpt[0].source == "_orig_mod.rnn.weight_hh_l0" and ckpt[0].layer == "rnn"
     got = np_stacked_forward(ckpt, module, x_seq, cell="gru", prefix="rnn.")
     np.testing.assert_allclose(got, torch_forward64(module, x_seq), rtol=0, atol=1e-10)
+
+
+def test_other_parametrizations_are_not_misreported(tmp_path):
+    torch.manual_seed(7)
+    module = torch.nn.GRU(3, 4, num_layers=2)
+    torch.nn.utils.parametrizations.orthogonal(module, "weight_hh_l1")
+    torch.save(module.state_dict(), tmp_path / "orth.pt")
+    ckpt = load(tmp_path / "orth.pt")
+    assert ckpt.ids == [f"weight_hh_l0[{g}]" for g in GRU_GATES]
+    reasons = {s.name: s.reason for s in ckpt.skipped}
+    assert reasons["parametrizations.weight_hh_l1.original"].startswith("parametrized weight other than")
+    assert reasons["parametrizations.weight_hh_l1.0.base"].startswith("not a recurrent weight")

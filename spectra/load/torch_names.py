@@ -299,6 +299,11 @@ def _gate_matrices(
         tail = "_param" if role == "weight_hh_param" else ""
         u_key, v_key = group.keys.get(f"weight_hh{tail}_u"), group.keys.get(f"weight_hh{tail}_v")
         if u_key is None or v_key is None:
+            if role == "weight_hh_param":
+                return [], (
+                    "parametrized weight other than spectral_norm (no u/v vectors): "
+                    "the effective weight is not stored"
+                )
             return [], "spectral_norm weight without its u/v vectors (effective weight unknown)"
         u = np.asarray(tensors[u_key], dtype=np.float64).ravel()
         v = np.asarray(tensors[v_key], dtype=np.float64).ravel()
