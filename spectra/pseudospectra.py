@@ -442,7 +442,10 @@ def _lanczos_sigma_min(
     out = np.full(z.size, np.nan)
     solver = ShiftedTriangular(T, leaf=16)
     rng = np.random.default_rng(seed)
-    v0 = rng.standard_normal(n) + 1j * rng.standard_normal(n)
+    # random phases, equal magnitudes: in the Schur basis no component is small, so a
+    # (nearly) normal A, whose singular vectors are (nearly) Schur vectors, cannot start
+    # Lanczos almost orthogonal to the wanted vector (the misconvergence of Krylov methods)
+    v0 = np.exp(2j * np.pi * rng.random(n))
     # points within rounding of an eigenvalue: T_z is (nearly) singular; dense SVD
     tnorm = float(np.linalg.norm(T))
     dist = np.full(z.size, np.inf)
