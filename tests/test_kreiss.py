@@ -193,6 +193,20 @@ def test_kreiss_random_vs_brute_force(n, seed):
     assert reuse.upper == fast.upper and reuse.value == fast.value
 
 
+def test_certificate_does_not_trust_the_search(monkeypatch):
+    """With the local ascent crippled, the branch and bound alone must still bracket K."""
+    import spectra.kreiss as kr
+
+    A = random_nonnormal(6, 0.9, seed=21)
+    truth = kreiss_constant(A)
+    monkeypatch.setattr(kr, "_local_max", lambda T, z0: (-math.inf, z0))
+    K = kr.kreiss_constant(A)
+    assert K.certified
+    assert K.upper >= truth.lower * (1 - 1e-12)
+    assert K.lower <= truth.upper * (1 + 1e-12)
+    assert K.upper <= K.lower * (1 + 1e-6)
+
+
 def test_kreiss_unstable_is_inf_with_words():
     for A in (np.array([[1.0, 1.0], [0.0, 0.5]]), np.diag([1.2, 0.1]), np.array([[0.0, -1.0], [1.0, 0.0]])):
         K = kreiss_constant(A)
