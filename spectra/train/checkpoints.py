@@ -44,12 +44,20 @@ def epoch_path(out_dir: str | os.PathLike, epoch: int) -> Path:
     return Path(out_dir) / f"epoch_{epoch:03d}.pt"
 
 
+def _default_mode() -> int:
+    """File mode ``0o666 & ~umask``, the one a plain ``open()`` creates."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _default_mode())  # what open() would give; mkstemp gives 0o600
         os.replace(tmp, path)
     except OSError as exc:
         if os.path.exists(tmp):
