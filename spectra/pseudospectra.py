@@ -23,9 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
-import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -633,19 +631,3 @@ def default_levels(
     if hi < lo:
         return np.array([step * hi])
     return step * np.arange(lo, hi + 1, dtype=np.float64)
-
-
-class _CallableModule(types.ModuleType):
-    """The module, callable as :func:`pseudospectra`.
-
-    ``spectra.pseudospectra`` names both this module and the function; once
-    the module has been imported, the package attribute is the module, so the
-    module forwards calls to the function and ``spectra.pseudospectra(A)``
-    works whatever was imported first.
-    """
-
-    def __call__(self, A, **options):
-        return pseudospectra(A, **options)
-
-
-sys.modules[__name__].__class__ = _CallableModule
