@@ -90,6 +90,7 @@ def test_deterministic_and_resume_equals_uninterrupted(tmp_path, digits):
     )
     # interrupted after one epoch, then resumed
     train(_cfg(regime="robust-cov+noise", epochs=1), tmp_path / "d", task=digits)
+    (tmp_path / "d" / "run.json").unlink()  # as if killed before run.json was rewritten
     train(cfg, tmp_path / "d", resume=True, task=digits)
     sd = _state(tmp_path / "d" / "epoch_002.pt")
     assert all(torch.equal(sa[k], sd[k]) for k in sa)

@@ -8,8 +8,10 @@ A run folder holds::
 (readable with ``weights_only=True`` and by :func:`spectra.load`);
 ``epoch_NNN.json`` is its metadata (task, cell, regime and every option,
 seed, data source and sha256, metrics, versions); ``run.json`` is the run's
-history and model selection; ``resume.pt`` holds the optimiser state of the
-last finished epoch. Every file is written to a temporary name and renamed.
+history and model selection; ``resume.pt`` holds the optimiser state, the
+configuration and the history of the last finished epoch. Every file is
+written to a temporary name and renamed; ``resume.pt`` is written after the
+epoch's checkpoint and sidecar, so it is the commit point ``--resume`` trusts.
 """
 
 from __future__ import annotations

@@ -260,9 +260,10 @@ def train(
     regime = make_regime(cfg.regime, cfg.regime_options)
     out = Path(out_dir)
     run_file = out / "run.json"
-    if run_file.exists() and not resume:
+    resume_file = out / "resume.pt"
+    if (run_file.exists() or resume_file.exists()) and not resume:
         raise WriteError(
-            f"{out}: already holds a training run (run.json); pass --resume or choose another -o"
+            f"{out}: already holds a training run (run.json/resume.pt); pass --resume or choose another -o"
         )
     if task is None:
         task = load_task(
@@ -286,23 +287,20 @@ def train(
 
     history: list[dict] = []
     start = 0
-    if resume and run_file.exists():
-        run = json.loads(run_file.read_text(encoding="utf-8"))
-        if _comparable(run["config"]) != _comparable(cfg.to_dict()):
-            diff = sorted(k for k, v in _comparable(cfg.to_dict()).items() if run["config"].get(k) != v)
+    if resume and resume_file.exists():
+        # resume.pt is the commit point of an epoch: written after the epoch's checkpoint and
+        # sidecar, it holds the optimiser state, the configuration and the history
+        state = torch.load(resume_file, map_location="cpu", weights_only=True)
+        saved = json.loads(state["config_json"])
+        if _comparable(saved) != _comparable(cfg.to_dict()):
+            diff = sorted(k for k, v in _comparable(cfg.to_dict()).items() if saved.get(k) != v)
             raise TrainConfigError(
                 f"{out}: --resume with a different configuration (differs in: {', '.join(diff)})"
             )
-        history = run["history"]
-        start = len(history)
-        if start:
-            model.load_state_dict(torch.load(epoch_path(out, start), map_location="cpu", weights_only=True))
-            state = torch.load(out / "resume.pt", map_location="cpu", weights_only=True)
-            if int(state["epoch"]) != start:
-                raise TrainConfigError(
-                    f"{out}: resume.pt is from epoch {state['epoch']}, run.json from {start}"
-                )
-            opt.load_state_dict(state["optimizer"])
+        history = json.loads(state["history_json"])
+        start = int(state["epoch"])
+        model.load_state_dict(torch.load(epoch_path(out, start), map_location="cpu", weights_only=True))
+        opt.load_state_dict(state["optimizer"])
 
     x_all, y_all = _tensors(task.train)
     n_train = len(x_all)
@@ -406,7 +404,15 @@ def train(
             },
             epoch_path(out, epoch + 1).with_suffix(".json"),
         )
-        atomic_torch_save({"epoch": epoch + 1, "optimizer": opt.state_dict()}, out / "resume.pt")
+        atomic_torch_save(
+            {
+                "epoch": epoch + 1,
+                "optimizer": opt.state_dict(),
+                "config_json": json.dumps(cfg.to_dict()),
+                "history_json": json.dumps(history),
+            },
+            resume_file,
+        )
         atomic_write_json(
             {
                 **common,
