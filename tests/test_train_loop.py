@@ -162,3 +162,18 @@ def test_cli_train_evaluate_robustness(tmp_path, capsys):
     assert main(["train", "--regime", "bogus", "--epochs", "1", "-o", str(tmp_path / "x"), "-q"]) != 0
     assert "valid regimes" in capsys.readouterr().err
     assert main(["train", "--epochs", "1", "-o", str(out), "-q"]) == 8  # WriteError: run exists
+    assert main(["evaluate", str(out / "epoch_002.json")]) == 3  # not a state dict: one line, exit 3
+    assert "not a state dict" in capsys.readouterr().err
+    (tmp_path / "lone.pt").write_bytes((out / "epoch_001.pt").read_bytes())
+    assert main(["evaluate", str(tmp_path / "lone.pt")]) == 3  # no sidecar
+    assert "sidecar" in capsys.readouterr().err
+
+
+def test_public_names_resolve():
+    import spectra.train
+
+    assert spectra.train.__all__ == sorted(spectra.train.__all__)
+    for name in spectra.train.__all__:
+        assert getattr(spectra.train, name) is not None
+    with pytest.raises(AttributeError):
+        spectra.train.nothing_here  # noqa: B018

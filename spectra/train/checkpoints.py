@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import platform
 import tempfile
 from pathlib import Path
@@ -164,8 +165,12 @@ def load_trained(ckpt: str | os.PathLike):
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-    except (RuntimeError, OSError, KeyError) as exc:
-        raise UnsupportedFormatError(f"{ckpt}: state dict does not match its metadata ({exc})") from None
+    except (RuntimeError, OSError, KeyError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnsupportedFormatError(
+            f"{ckpt}: not a state dict matching its metadata sidecar (a plain torch.save state dict "
+            f"written by 'spectra train' is expected; {first[:200]})"
+        ) from None
     model.eval()
     return model, meta
 
