@@ -13,6 +13,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.optimize import brentq, minimize_scalar
 
 import spectra.crisscross as cc
@@ -511,3 +513,62 @@ def test_distance_flat_circulant():
     d = distance_to_instability(A)
     assert abs(d.value - 0.1) <= 1e-10
     assert abs(np.exp(16j * d.theta) - 1) <= 1e-6  # at a root of unity
+
+
+# ---------------------------------------------------------------------------
+# invariances and bounds (metamorphic oracles)
+# ---------------------------------------------------------------------------
+
+
+def test_invariances():
+    # sigma_min(zI - QAQ^*) = sigma_min(zI - A) for unitary Q; rotating A by e^{i phi}
+    # rotates its pseudospectra; A^T has the same sigma_min(zI - .) everywhere;
+    # alpha_eps(A + cI) = alpha_eps(A) + Re c.
+    A = random_nonnormal(7, 70, complex_=True)
+    A = A * (0.8 / np.abs(np.linalg.eigvals(A)).max())
+    Q, _ = np.linalg.qr(np.random.default_rng(71).standard_normal((7, 7)) + 0j)
+    eps = 0.03
+    a, r, d = (
+        pseudospectral_abscissa(A, eps).value,
+        pseudospectral_radius(A, eps).value,
+        distance_to_instability(A).value,
+    )
+    B = Q @ A @ Q.conj().T
+    assert pseudospectral_abscissa(B, eps).value == pytest.approx(a, abs=1e-11)
+    assert pseudospectral_radius(B, eps).value == pytest.approx(r, abs=1e-11)
+    assert distance_to_instability(B).value == pytest.approx(d, abs=1e-12)
+    assert pseudospectral_radius(np.exp(0.7j) * A, eps).value == pytest.approx(r, abs=1e-11)
+    assert distance_to_instability(np.exp(-2.1j) * A).value == pytest.approx(d, abs=1e-12)
+    assert distance_to_instability(A.T).value == pytest.approx(d, abs=1e-12)
+    shift = 0.4 - 0.3j
+    assert pseudospectral_abscissa(A + shift * np.eye(7), eps).value == pytest.approx(a + 0.4, abs=1e-11)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(
+    n=st.integers(1, 7),
+    seed=st.integers(0, 2**32 - 1),
+    cplx=st.booleans(),
+    log_eps=st.floats(-6, 0.5),
+    rho=st.floats(0.05, 0.99),
+)
+def test_bounds_property(n, seed, cplx, log_eps, rho):
+    # alpha + eps <= alpha_eps <= rho_eps <= ||A|| + eps; the maximiser is on the
+    # boundary; 1 - ||A|| <= d(A) <= 1 - rho(A) <= sigma_min at every sampled angle.
+    A = random_nonnormal(n, seed, complex_=cplx)
+    A = A * (rho / max(np.abs(np.linalg.eigvals(A)).max(), 1e-300))
+    nrm = np.linalg.norm(A, 2)
+    eps = 10.0**log_eps * max(nrm, 1e-3)
+    lam = np.linalg.eigvals(A)
+    a = pseudospectral_abscissa(A, eps)
+    r = pseudospectral_radius(A, eps)
+    tol = 1e-10 * (nrm + eps)
+    assert lam.real.max() + eps - tol <= a.value <= r.value + tol
+    assert np.abs(lam).max() + eps - tol <= r.value <= nrm + eps + tol
+    assert smin1(A, a.z) == pytest.approx(eps, rel=1e-6, abs=1e-12)
+    assert smin1(A, r.z) == pytest.approx(eps, rel=1e-6, abs=1e-12)
+    d = distance_to_instability(A)
+    assert 1 - nrm - 1e-12 <= d.value <= 1 - np.abs(lam).max() + 1e-12
+    ths = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    assert d.value <= smin(A, np.exp(1j * ths)).min() + 1e-12
+    assert smin1(A, d.z) == pytest.approx(d.value, abs=1e-12)
