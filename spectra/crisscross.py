@@ -161,6 +161,16 @@ def _check_eps(eps: float) -> float:
     return e
 
 
+def _check_tol(tol: float) -> float:
+    try:
+        t = float(tol)
+    except (TypeError, ValueError):
+        t = math.nan
+    if not (math.isfinite(t) and t >= 0.0):
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    return t
+
+
 def _check_iterations(max_iterations: int) -> int:
     if int(max_iterations) != max_iterations or max_iterations < 1:
         raise ValueError(f"max_iterations must be a positive integer, got {max_iterations!r}")
@@ -239,7 +249,7 @@ def _circle_pencil_eigenvalues(A: np.ndarray, eps: float, mu: complex | None) ->
 
     With a unimodular shift `mu` where ``H(mu)`` is well conditioned, the
     eigenvalues come from the standard problem
-    ``P(mu)^{-1} P1 x = nu x``, ``lambda = mu - 1/nu`` (about 10x faster than QZ for
+    ``P(mu)^{-1} P1 x = nu x``, ``lambda = mu - 1/nu`` (6-10x faster than QZ for
     n = 512); ``mu=None`` uses the QZ algorithm on the pencil directly.
     """
     n = A.shape[0]
@@ -350,8 +360,6 @@ def _sublevel_pieces(
             mid = 0.0
         elif symmetric and circle and hi == np.pi:
             mid = np.pi
-        elif len(run) == 1:
-            mid = 0.5 * (lo + hi)
         else:
             mid = 0.5 * (lo + hi)
         if circle and not symmetric:
@@ -457,7 +465,8 @@ def pseudospectral_abscissa(
     NonFiniteError
         If `A` holds NaN or Inf.
     ValueError
-        If `eps` is not a positive finite number, or `max_iterations` < 1.
+        If `eps` is not a positive finite number, `tol` is negative or not
+        finite, or `max_iterations` < 1.
 
     Notes
     -----
@@ -474,6 +483,7 @@ def pseudospectral_abscissa(
     """
     eps = _check_eps(eps)
     max_iterations = _check_iterations(max_iterations)
+    tol = _check_tol(tol)
     A, lam, norm2, real = _prepare(A)
     n = A.shape[0]
     eye = np.eye(n)
@@ -572,7 +582,8 @@ def pseudospectral_radius(
     NonFiniteError
         If `A` holds NaN or Inf.
     ValueError
-        If `eps` is not a positive finite number, or `max_iterations` < 1.
+        If `eps` is not a positive finite number, `tol` is negative or not
+        finite, or `max_iterations` < 1.
 
     Notes
     -----
@@ -590,6 +601,7 @@ def pseudospectral_radius(
     """
     eps = _check_eps(eps)
     max_iterations = _check_iterations(max_iterations)
+    tol = _check_tol(tol)
     A, lam, norm2, real = _prepare(A)
     scale = norm2 + eps
 
@@ -695,7 +707,7 @@ def distance_to_instability(A, *, tol: float = 1e-13, max_iterations: int = 50) 
     NonFiniteError
         If `A` holds NaN or Inf.
     ValueError
-        If `max_iterations` < 1.
+        If `tol` is negative or not finite, or `max_iterations` < 1.
 
     Notes
     -----
@@ -714,6 +726,7 @@ def distance_to_instability(A, *, tol: float = 1e-13, max_iterations: int = 50) 
     0.1
     """
     max_iterations = _check_iterations(max_iterations)
+    tol = _check_tol(tol)
     A, lam, norm2, real = _prepare(A)
     n = A.shape[0]
     mod = np.abs(lam)

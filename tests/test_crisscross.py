@@ -458,6 +458,10 @@ def test_bad_max_iterations(func):
         func(np.eye(2), 0.1, max_iterations=0)
     with pytest.raises(ValueError, match="max_iterations"):
         distance_to_instability(np.eye(2) * 0.5, max_iterations=-1)
+    with pytest.raises(ValueError, match="tol"):
+        func(np.eye(2), 0.1, tol=-1.0)
+    with pytest.raises(ValueError, match="tol"):
+        distance_to_instability(np.eye(2) * 0.5, tol=np.nan)
 
 
 @pytest.mark.parametrize(
