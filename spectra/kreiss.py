@@ -388,7 +388,11 @@ def _fill_vectors(T: np.ndarray, normT: float, cd: dict, c: _Cells, gamma: float
     eye = np.eye(n)
     step = max(1, (32 << 20) // (16 * n * n))
     margin = 10 * n * _EPS * (normT + np.abs(zc))
-    need = ~_first_order_ok(cd, c.r0, c.r1, w_up, gamma) & ~np.isfinite(cd["w"])
+    # the second-order test needs s1 + d < s2 - d, and cannot pass when its terms without
+    # the singular vectors are already positive: no vectors there (the cell is split)
+    d, rc = cd["d"], cd["rc"]
+    hopeless = (d >= 0.5 * (cd["s2"] - cd["s1"])) | (rc - 1 + d**2 / (2 * rc) - gamma * cd["s1"] > 0)
+    need = ~_first_order_ok(cd, c.r0, c.r1, w_up, gamma) & ~np.isfinite(cd["w"]) & ~hopeless
     idx = np.flatnonzero(need)
     for s in range(0, idx.size, step):
         sel = idx[s : s + step]
