@@ -177,3 +177,11 @@ def test_public_names_resolve():
         assert getattr(spectra.train, name) is not None
     with pytest.raises(AttributeError):
         spectra.train.nothing_here  # noqa: B018
+
+
+def test_divergence_is_reported(tmp_path, digits):
+    from spectra.errors import NonFiniteError
+
+    # an absurd learning rate with plain SGD on a ReLU RNN overflows within the first epoch
+    with pytest.raises(NonFiniteError, match="diverged"):
+        train(_cfg(cell="rnn-relu", optimizer="sgd", lr=1e12, epochs=2), tmp_path / "nan", task=digits)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from spectra.errors import WriteError
+from spectra.errors import NonFiniteError, WriteError
 from spectra.train.checkpoints import (
     SCHEMA_VERSION,
     atomic_torch_save,
@@ -246,6 +246,8 @@ def train(
         Invalid configuration, or `resume` with a different one.
     WriteError
         `out_dir` already holds a run and `resume` is false.
+    NonFiniteError
+        The loss became NaN or infinite (training diverged); earlier epochs are kept.
     DataUnavailableError
         The task's data cannot be read or fetched.
     """
@@ -356,6 +358,13 @@ def train(
             loss = _loss(task, outb, yb)
             pen = regime.penalty(model, u, epoch)
             total = loss if pen is None else loss + pen
+            if not torch.isfinite(total):
+                pen_value = float("nan") if pen is None else float(pen.detach())
+                raise NonFiniteError(
+                    f"training diverged at epoch {epoch + 1}, batch {b + 1}: loss {float(loss.detach()):.4g} "
+                    f"and penalty {pen_value:.4g}; lower --lr, pass --grad-clip, or lower the regime's mu "
+                    f"(checkpoints up to epoch {epoch} are kept in {out})"
+                )
             opt.zero_grad(set_to_none=True)
             total.backward()
             if cfg.grad_clip is not None:
@@ -363,8 +372,8 @@ def train(
             opt.step()
             regime.after_step(model)
             with torch.no_grad():
-                tot_loss += float(loss) * len(yb)
-                tot_pen += 0.0 if pen is None else float(pen) * len(yb)
+                tot_loss += float(loss.detach()) * len(yb)
+                tot_pen += 0.0 if pen is None else float(pen.detach()) * len(yb)
                 tot_correct += int(_correct(task, outb, yb).sum())
                 tot_n += len(yb)
             if progress is not None:
