@@ -82,12 +82,14 @@ def baseline(A: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, float]:
     return out, time.process_time() - t
 
 
-def run_size(n: int, npts: int, budget_s: float, seed: int, with_baseline: bool = True) -> dict:
+def run_size(
+    n: int, npts: int, budget_s: float, seed: int, with_baseline: bool = True, tol: float = 1e-8
+) -> dict:
     A = test_matrix(n, seed)
     x, y = grid_for(A, npts)
     total = x.size * y.size
     t, c = time.perf_counter(), time.process_time()
-    g = pseudospectra(A, x=x, y=y)
+    g = pseudospectra(A, x=x, y=y, tol=tol)
     t_engine, wall = time.process_time() - c, time.perf_counter() - t
     row = {"n": n, "grid": f"{x.size}x{y.size}", "engine_s": t_engine, "wall_s": wall, "options": g.options}
     if with_baseline:
@@ -120,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--npts", type=int, default=100, help="grid points per side (default 100)")
     ap.add_argument("--budget", type=float, default=None, help="seconds of baseline per size (default 20)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tol", type=float, default=1e-8, help="engine accuracy (default 1e-8)")
     ap.add_argument("--threads", action="store_true", help="leave the BLAS thread count alone")
     args = ap.parse_args(argv)
     budget = args.budget if args.budget is not None else (4.0 if args.quick else 20.0)
@@ -127,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"pseudospectra benchmark: {args.npts}x{args.npts} grid, A = G/sqrt(n) + triu(G', 1)/sqrt(n), "
         f"seed {args.seed}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')}, "
-        f"tol 1e-8; baseline budget {budget:g} s per size; CPU seconds (process_time)"
+        f"tol {args.tol:g}; baseline budget {budget:g} s per size; CPU seconds (process_time)"
     )
     head = (
         f"{'n':>5} {'grid':>8} {'(a) svd loop s':>16} {'(b) engine s':>13} {'wall s':>7} {'ratio':>8} "
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     print(head)
     print("-" * len(head))
     for n in sizes:
-        r = run_size(n, args.npts, budget, args.seed)
+        r = run_size(n, args.npts, budget, args.seed, tol=args.tol)
         o = r["options"]
         ratio = r["baseline_s"] / r["engine_s"]
         per_pt = ratio * o["points_computed"] / o["points"]
@@ -156,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         est = t1 / 2 * o["points"]
         print(
             f"n = 2000 on 50x50: engine {r['engine_s']:.1f} s CPU, {r['wall_s']:.1f} s wall "
-            f"({o['points_computed']} points computed, "
+            f"(Schur {o['seconds_schur']:.1f} s wall; {o['points_computed']} points computed, "
             f"{o.get('lanczos_steps_mean', 0):.2f} Lanczos steps, {r['gflops']:.2f} GFLOP/s vs GEMM "
             f"{r['gemm_gflops']:.2f}); svd loop extrapolated from 2 points: {est:.0f} s "
             f"(ratio {est / r['engine_s']:.0f})"

@@ -73,8 +73,12 @@ class PseudospectrumGrid:
     levels : (L,) ndarray
         ``log10(eps)`` of the contours to draw (chosen or given).
     options : dict
-        What was used: method, tolerance, bounds, point counts, Lanczos steps,
-        dense fallbacks, seconds.
+        What was used and what it took: ``method`` (``lanczos`` or ``svd``),
+        ``tol``, ``maxiter``, ``dense_below``, ``seed``, ``bounds``, ``nx``,
+        ``ny``, ``points``, ``points_computed`` (fewer when rows were
+        mirrored), ``mirrored_rows``, ``lanczos_steps_mean``,
+        ``lanczos_steps_max``, ``dense_fallback_points``, ``seconds_schur``,
+        ``seconds`` (wall clock).
     matrix_id : str or None
         Identifier of the matrix (e.g. ``rnn.weight_hh_l0[forget]``).
     title : str or None
@@ -350,12 +354,15 @@ def pseudospectra(
     lev = None if levels is None else _check_levels(levels)
     use_dense = method == "svd" or (method == "auto" and n < dense_below)
 
+    t_schur = 0.0
     if use_dense:
         T = None
         eigenvalues = scipy.linalg.eigvals(A)
     else:
+        ts = time.perf_counter()
         T, _ = scipy.linalg.schur(A, output="complex")
         eigenvalues = np.diag(T).copy()
+        t_schur = time.perf_counter() - ts
 
     xs, ys, used_bounds = _grid(A, real, x, y, bounds, npts, lev)
     Z = xs[None, :] + 1j * ys[:, None]
@@ -401,6 +408,7 @@ def pseudospectra(
         "points_computed": int(total),
         "mirrored_rows": int(rows.size - compute_rows.size),
         **stats,
+        "seconds_schur": round(t_schur, 6),
         "seconds": round(time.perf_counter() - t0, 6),
     }
     return PseudospectrumGrid(
