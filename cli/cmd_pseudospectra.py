@@ -97,7 +97,7 @@ Examples:
 )
 @click.option(
     "--tol",
-    type=click.FloatRange(min=1e-14, max=1e-1),
+    type=click.FloatRange(min=1e-12, max=1e-1),
     default=1e-8,
     show_default=True,
     help="Relative accuracy of every grid value (against a dense SVD).",

@@ -295,9 +295,10 @@ def pseudospectra(
     levels : sequence of float, optional
         ``log10(eps)`` of the contours. Default: :func:`default_levels`.
     tol : float
-        Relative accuracy of every returned value against a dense SVD
-        (default ``1e-8``), for values above rounding level
-        (``~ n eps ||A||``).
+        Relative accuracy of every returned value against a dense SVD, in
+        ``[1e-12, 0.1]`` (default ``1e-8``), for values above rounding level
+        (``~ n eps ||A||``; below it the values are rounding noise, as are a
+        dense SVD's).
     method : {"auto", "lanczos", "svd"}
         ``auto``: dense batched SVD when ``n < dense_below``, else Lanczos.
     dense_below : int
@@ -345,8 +346,8 @@ def pseudospectra(
     real = not np.iscomplexobj(A)
     if method not in ("auto", "lanczos", "svd"):
         raise ValueError(f"method must be 'auto', 'lanczos' or 'svd', got {method!r}")
-    if not (isinstance(tol, (int, float)) and 0 < tol <= 0.1):
-        raise ValueError(f"tol must be a number in (0, 0.1], got {tol!r}")
+    if not (isinstance(tol, (int, float)) and 1e-12 <= tol <= 0.1):
+        raise ValueError(f"tol must be a number in [1e-12, 0.1], got {tol!r}")
     if maxiter is None:
         maxiter = max(100, n // 2)
     if not (isinstance(maxiter, (int, np.integer)) and not isinstance(maxiter, bool) and maxiter >= 2):

@@ -434,3 +434,13 @@ def test_clustered_singular_values_neither_plateau_nor_misconverge(n):
     dist = np.min(np.abs(g.z[..., None] - lam), axis=-1)
     np.testing.assert_allclose(g.sigma_min, dist, rtol=RTOL, atol=50 * n * EPS * 2)
     assert g.options["lanczos_steps_max"] > 30  # the plateau is real: this is a hard case
+
+
+@pytest.mark.parametrize("tol", [1e-11, 1e-5, 1e-2])
+def test_tol_is_the_relative_accuracy_delivered(tol):
+    A = nonnormal(64, seed=21)
+    x = np.linspace(-1.5, 1.5, 9)
+    y = np.linspace(-1.4, 1.5, 8)
+    g = pseudospectra(A, x=x, y=y, tol=tol)
+    ref = dense_reference(A, x, y)
+    assert np.max(np.abs(g.sigma_min - ref) / ref) <= tol
