@@ -24,7 +24,7 @@ sigma_min(zI - T)`` because ``Q`` is unitary.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
@@ -531,21 +531,23 @@ class KreissResult:
     norm: float
     message: str
     evaluations: int = 0
-    extra: dict = field(default_factory=dict, repr=False)
 
     def __float__(self) -> float:
         return float(self.value)
 
     @property
     def bracket(self) -> tuple[float, float]:
-        """``(K_lower, e n K_upper)``: where ``sup_k ||A^k||_2`` must lie.
+        """``(K, e n K)`` at ``K = value``: where ``sup_k ||A^k||_2`` must lie.
 
         Kreiss matrix theorem with Spijker's constant (Trefethen & Embree
-        2005, Thm 18.1): ``K(A) <= sup_{k>=0} ||A^k|| <= e n K(A)``.
+        2005, Thm 18.1): ``K(A) <= sup_{k>=0} ||A^k|| <= e n K(A)``. The
+        left end is proved (``value = lower``); the right end is exact up to
+        the certified ``upper/lower - 1`` when :attr:`certified`, an estimate
+        otherwise (``e n upper`` is the proved, looser, right end).
         """
         if math.isinf(self.value):
             return (math.inf, math.inf)
-        return (float(self.lower), float(math.e * self.n * self.upper))
+        return (float(self.value), float(math.e * self.n * self.value))
 
     def where_in_bracket(self, peak: float) -> float:
         """Position of a transient peak in :attr:`bracket`, on a log scale.
