@@ -125,6 +125,10 @@ def transient_growth(A, kmax: int | None = None) -> TransientGrowth:
           ``kmax`` is that ``k``;
         * never more than 2000 powers (:data:`KMAX_CAP`).
 
+        With the default rule and ``peak < 100``, ``peak`` is exactly
+        ``sup_{k>=0} ||A^k||``: for ``j >= kmax``,
+        ``||A^j|| <= ||A^kmax|| ||A^(j-kmax)|| <= 0.01 max(1, peak) sup_k ||A^k||``.
+
     Returns
     -------
     TransientGrowth
