@@ -144,7 +144,7 @@ def transient_growth(A, kmax: int | None = None) -> TransientGrowth:
     Examples
     --------
     >>> tg = transient_growth([[0.5, 1.0], [0.0, 0.5]], kmax=3)
-    >>> round(tg.norms[1], 6)
+    >>> round(float(tg.norms[1]), 6)
     1.207107
     """
     T, _ = _schur(A)
