@@ -161,7 +161,7 @@ def test_adjoint_trace_equals_closed_form_and_forward_propagation():
         torch.testing.assert_close(output_trace(m, u, sigma), fwd, rtol=1e-10, atol=0)
 
 
-@pytest.mark.parametrize("cell,layers", [("lstm", 1), ("gru", 2), ("rnn", 2)])
+@pytest.mark.parametrize("cell,layers", [("lstm", 1), ("gru", 1), ("lstm", 2), ("gru", 2), ("rnn", 2)])
 def test_adjoint_trace_generic_cells_equal_forward_propagation(cell, layers):
     from spectra.train.covariance import output_trace
 
@@ -171,11 +171,11 @@ def test_adjoint_trace_generic_cells_equal_forward_propagation(cell, layers):
     torch.testing.assert_close(output_trace(m, u, 0.2), fwd, rtol=1e-10, atol=0)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "rnn-relu", "lstm", "gru"])
-def test_adjoint_trace_gradient_matches_finite_differences(cell):
+@pytest.mark.parametrize("cell,layers", [("rnn", 1), ("rnn-relu", 1), ("lstm", 1), ("gru", 1), ("gru", 2)])
+def test_adjoint_trace_gradient_matches_finite_differences(cell, layers):
     from spectra.train.covariance import output_trace
 
-    m = build_model(cell, 2, 3, 4, 1, seed=15).double()
+    m = build_model(cell, 2, 3, 4, layers, seed=15).double()
     u = torch.randn(2, 5, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(16))
     A0, B0, C0 = (t.detach().clone() for t in (m.rnn.weight_hh_l0, m.rnn.weight_ih_l0, m.readout.weight))
 

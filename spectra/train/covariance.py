@@ -167,15 +167,100 @@ def _output_trace_vjp(model: SequenceModel, u: torch.Tensor, sigma: float) -> to
     return float(sigma) ** 2 * total
 
 
+def _shifted(h: torch.Tensor) -> torch.Tensor:
+    """``h_{t-1}`` for ``t = 1..T`` with ``h_0 = 0``: ``(S, T, n)``."""
+    return torch.cat([h.new_zeros(h.shape[0], 1, h.shape[2]), h[:, :-1]], dim=1)
+
+
+def _output_trace_lstm(model: SequenceModel, u: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Adjoint form for a one-layer LSTM, state ``(h, c)``, gates ``i f g o`` (PyTorch order).
+
+    ``c_t = f c_{t-1} + i g``, ``h_t = o tanh(c_t)``. For row cotangents
+    ``(g_h, g_c)`` of ``(h_t, c_t)``: ``g_c' = g_c + g_h o (1 - tanh^2 c_t)``,
+    pre-gate cotangents ``a_i = g_c' g i(1-i)``, ``a_f = g_c' c_{t-1} f(1-f)``,
+    ``a_g = g_c' i (1-g^2)``, ``a_o = g_h tanh(c_t) o(1-o)``; then
+    ``g_h <- a W_hh``, ``g_c <- g_c' f`` and ``g_u = a W_ih``.
+    """
+    S, T, _ = u.shape
+    n = model.hidden
+    rnn = model.rnn
+    h, _ = rnn(u)
+    pre = u @ rnn.weight_ih_l0.T + rnn.bias_ih_l0 + _shifted(h) @ rnn.weight_hh_l0.T + rnn.bias_hh_l0
+    gi, gf, gg, go = pre.chunk(4, dim=-1)
+    i, f, g, o = torch.sigmoid(gi), torch.sigmoid(gf), torch.tanh(gg), torch.sigmoid(go)
+    cs = []
+    c = u.new_zeros(S, n)
+    for t in range(T):
+        c = f[:, t] * c + i[:, t] * g[:, t]
+        cs.append(c)
+    c_all = torch.stack(cs, dim=1)
+    c_prev = _shifted(c_all)
+    tc = torch.tanh(c_all)
+    G_h = model.readout.weight.unsqueeze(0).expand(S, -1, -1)  # (S, p, n)
+    G_c = torch.zeros_like(G_h)
+    ga_all = []
+    for t in range(T - 1, -1, -1):
+        sl = (slice(None), t)
+        gct = G_c + G_h * (o[sl] * (1 - tc[sl] ** 2)).unsqueeze(1)
+        a_i = gct * (g[sl] * i[sl] * (1 - i[sl])).unsqueeze(1)
+        a_f = gct * (c_prev[sl] * f[sl] * (1 - f[sl])).unsqueeze(1)
+        a_g = gct * (i[sl] * (1 - g[sl] ** 2)).unsqueeze(1)
+        a_o = G_h * (tc[sl] * o[sl] * (1 - o[sl])).unsqueeze(1)
+        ga = torch.cat([a_i, a_f, a_g, a_o], dim=-1)  # (S, p, 4n)
+        ga_all.append(ga)
+        if t > 0:
+            G_h = ga @ rnn.weight_hh_l0
+            G_c = gct * f[sl].unsqueeze(1)
+    gu = torch.stack(ga_all, dim=1) @ rnn.weight_ih_l0  # (S, T, p, d)
+    return float(sigma) ** 2 * gu.pow(2).sum(dim=(1, 2, 3))
+
+
+def _output_trace_gru(model: SequenceModel, u: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Adjoint form for a one-layer GRU, gates ``r z n`` (PyTorch order).
+
+    ``h_t = (1-z) m + z h_{t-1}``, ``m = tanh(x_n + r (W_hn h_{t-1} + b_hn))``.
+    For the row cotangent ``g`` of ``h_t``: ``a_n = g (1-z)(1-m^2)``,
+    ``a_z = g (h_{t-1} - m) z(1-z)``, ``a_r = a_n (W_hn h_{t-1} + b_hn) r(1-r)``;
+    then ``g_u = [a_r, a_z, a_n] W_ih`` and
+    ``g <- [a_r, a_z, a_n r] W_hh + g z``.
+    """
+    S, T, _ = u.shape
+    rnn = model.rnn
+    h, _ = rnn(u)
+    h_prev = _shifted(h)
+    gi = u @ rnn.weight_ih_l0.T + rnn.bias_ih_l0
+    gh = h_prev @ rnn.weight_hh_l0.T + rnn.bias_hh_l0
+    ir, iz, in_ = gi.chunk(3, dim=-1)
+    hr, hz, hn = gh.chunk(3, dim=-1)
+    r = torch.sigmoid(ir + hr)
+    z = torch.sigmoid(iz + hz)
+    m = torch.tanh(in_ + r * hn)
+    G = model.readout.weight.unsqueeze(0).expand(S, -1, -1)  # (S, p, n)
+    gin_all = []
+    for t in range(T - 1, -1, -1):
+        sl = (slice(None), t)
+        a_n = G * ((1 - z[sl]) * (1 - m[sl] ** 2)).unsqueeze(1)
+        a_z = G * ((h_prev[sl] - m[sl]) * z[sl] * (1 - z[sl])).unsqueeze(1)
+        a_r = a_n * (hn[sl] * r[sl] * (1 - r[sl])).unsqueeze(1)
+        gin_all.append(torch.cat([a_r, a_z, a_n], dim=-1))
+        if t > 0:
+            G = torch.cat([a_r, a_z, a_n * r[sl].unsqueeze(1)], dim=-1) @ rnn.weight_hh_l0 + G * z[
+                sl
+            ].unsqueeze(1)
+    gu = torch.stack(gin_all, dim=1) @ rnn.weight_ih_l0  # (S, T, p, d)
+    return float(sigma) ** 2 * gu.pow(2).sum(dim=(1, 2, 3))
+
+
 def output_trace(model: SequenceModel, u: torch.Tensor, sigma: float) -> torch.Tensor:
     """``Tr(R_T) = Tr(C P_T C^T)`` per sequence, the robustness estimate of eq. (24) at the last step.
 
     For a one-layer basic RNN it is computed in the adjoint form (module
     docstring): ``G_T = C D_T``, ``G_{t-1} = G_t A D_{t-1}``,
     ``Tr(R_T) = sigma^2 sum_t ||G_t B||_F^2``, batched over sequences as
-    ``(S, p, n)`` tensors; other cells (LSTM, GRU, stacked layers) use the
-    same recursion ``G_{t-1} = G_t J_x`` with vector-Jacobian products of
-    :meth:`SequenceModel.step`. Differentiable.
+    ``(S, p, n)`` tensors. One-layer LSTM and GRU use the same recursion
+    ``G_{t-1} = G_t J_x`` with the cells' Jacobians written out (the
+    transposed chain rule of the PyTorch equations); stacked layers use
+    vector-Jacobian products of :meth:`SequenceModel.step`. Differentiable.
 
     Parameters
     ----------
@@ -191,7 +276,11 @@ def output_trace(model: SequenceModel, u: torch.Tensor, sigma: float) -> torch.T
     (S,) Tensor
     """
     _check(model, u, sigma)
-    if not (model.kind == "rnn" and model.layers == 1):
+    if model.layers == 1 and model.kind == "lstm":
+        return _output_trace_lstm(model, u, sigma)
+    if model.layers == 1 and model.kind == "gru":
+        return _output_trace_gru(model, u, sigma)
+    if model.kind != "rnn" or model.layers != 1:
         return _output_trace_vjp(model, u, sigma)
     S, T, _ = u.shape
     n, p = model.hidden, model.readout.out_features
