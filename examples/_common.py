@@ -72,6 +72,10 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _comparable(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if k not in ("epochs", "threads")}
+
+
 def train_or_resume(config, run_dir: Path, task, log=None):
     """Train `config` into `run_dir`, continuing a run already there (finished runs are not retrained).
 
@@ -81,7 +85,8 @@ def train_or_resume(config, run_dir: Path, task, log=None):
         The run.
     run_dir : Path
         Its folder; a folder holding ``run.json`` with the same configuration
-        (apart from ``epochs`` and ``threads``) is resumed.
+        (apart from ``epochs`` and ``threads``) is reused when it has at least
+        ``config.epochs`` epochs, else resumed.
     task : spectra.train.Task
         The loaded task (shared by the runs of one script).
     log : callable, optional
@@ -89,17 +94,43 @@ def train_or_resume(config, run_dir: Path, task, log=None):
 
     Returns
     -------
-    spectra.train.TrainResult
+    object
+        With ``out_dir`` and ``history`` (a :class:`spectra.train.TrainResult`
+        when training ran).
+
+    Raises
+    ------
+    SystemExit
+        `run_dir` holds a run with another configuration.
     """
+    import types
+
+    import torch
+
     from spectra.train import train
 
-    done = 0
     run_file = run_dir / "run.json"
     if run_file.exists():
-        done = len(json.loads(run_file.read_text(encoding="utf-8")).get("history", []))
-    if log is not None:
-        what = "reusing" if done >= config.epochs else ("resuming" if done else "training")
-        log(f"{what} {run_dir} ({done}/{config.epochs} epochs done)")
+        run = json.loads(run_file.read_text(encoding="utf-8"))
+        if _comparable(run.get("config", {})) != _comparable(config.to_dict()):
+            raise SystemExit(f"{run_dir}: holds a run with another configuration; remove it or use --runs")
+        history = run.get("history", [])
+        if len(history) >= config.epochs:
+            if log is not None:
+                log(f"reusing {run_dir} ({len(history)} epochs done)")
+            return types.SimpleNamespace(out_dir=run_dir, history=history)
+        # run folders written before resume.pt carried the configuration and history: add them
+        resume = run_dir / "resume.pt"
+        if history and resume.exists():
+            state = torch.load(resume, map_location="cpu", weights_only=True)
+            if "config_json" not in state and int(state.get("epoch", -1)) == len(history):
+                state["config_json"] = json.dumps(run["config"])
+                state["history_json"] = json.dumps(history)
+                torch.save(state, resume)
+        if log is not None:
+            log(f"resuming {run_dir} ({len(history)}/{config.epochs} epochs done)")
+    elif log is not None:
+        log(f"training {run_dir} (0/{config.epochs} epochs)")
 
     def progress(epoch: int, b: int, nb: int, stats: dict) -> None:
         if log is not None and b == nb:

@@ -85,10 +85,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=5, help="epochs per run (paper: 200 for MNIST; default 5)")
+    p.add_argument(
+        "--task-epochs",
+        default="",
+        help="per-task epochs overriding --epochs, e.g. adding=30,mnist=2",
+    )
     p.add_argument("--seeds", type=int, default=1, help="seeds per model (0..N-1; default 1)")
     p.add_argument("--tasks", default="adding,sentiment,mnist", help="comma-separated tasks")
     p.add_argument("--cells", default=",".join(CELLS), help="comma-separated cells (rnn, lstm, gru)")
-    p.add_argument("--imdb", "--data", dest="imdb", default=None, help="aclImdb folder for the sentiment task")
+    p.add_argument(
+        "--imdb", "--data", dest="imdb", default=None, help="aclImdb folder for the sentiment task"
+    )
     p.add_argument("--mnist-data", default=None, help="user MNIST .npz or IDX folder (default: fetched)")
     p.add_argument("--adding-samples", type=int, default=10_000, help="adding problem sequences (80/10/10)")
     p.add_argument("--adding-length", type=int, default=50, help="adding problem length T")
@@ -98,8 +105,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-batches", type=int, default=None, help="stop each epoch after this many batches")
     p.add_argument("--iterations", type=int, default=1, help="power iterations of Algorithm 1 (paper: 1)")
     p.add_argument("--npts", type=int, default=60, help="pseudospectra grid points per side")
-    p.add_argument("--out", type=Path, default=HERE / "results", help="tables folder (default examples/results)")
-    p.add_argument("--figures", type=Path, default=HERE / "figures", help="figures folder (default examples/figures)")
+    p.add_argument(
+        "--out", type=Path, default=HERE / "results", help="tables folder (default examples/results)"
+    )
+    p.add_argument(
+        "--figures", type=Path, default=HERE / "figures", help="figures folder (default examples/figures)"
+    )
     p.add_argument("--runs", type=Path, default=None, help="run folders (default <out>/runs)")
     p.add_argument("--threads", type=int, default=1, help="torch/BLAS threads (default 1)")
     p.add_argument("--smoke", action="store_true", help="adding (short) + digits, 1 epoch, hidden 8 (< 60 s)")
@@ -115,6 +126,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--cells: valid cells are {', '.join(CELLS)}")
     if a.seeds < 1 or a.epochs < 1:
         p.error("--seeds and --epochs must be at least 1")
+    a.epochs_of = {t: a.epochs for t in a.task_list}
+    for item in filter(None, (x.strip() for x in a.task_epochs.split(","))):
+        name, _, value = item.partition("=")
+        if name not in SETTINGS or not value.isdigit() or int(value) < 1:
+            p.error(f"--task-epochs: expected task=N with N >= 1, got {item!r}")
+        a.epochs_of[name] = int(value)
     return a
 
 
@@ -197,6 +214,11 @@ def _f(d: dict, key: str, side: str):
     return float("inf") if v == "inf" else v
 
 
+def _arrow(m: dict, key: str, digits: int = 3) -> str:
+    """``before → after`` of one figure of a matrix, formatted."""
+    return f"{fmt(_f(m, key, 'before'), digits)} → {fmt(_f(m, key, 'after'), digits)}"
+
+
 def plot_task(task_name: str, runs: dict[str, dict], npts: int, path: Path) -> Path:
     """Before/after pseudospectra: one row per cell (the RNN matrix, the LSTM/GRU gate with largest dep_F)."""
     import matplotlib
@@ -214,7 +236,9 @@ def plot_task(task_name: str, runs: dict[str, dict], npts: int, path: Path) -> P
         ck = load_ckpt(run["checkpoint"])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            (ch,) = stabilize_matrices(ck, method="power", iterations=run.get("iterations", 1), matrices=[best["id"]])
+            (ch,) = stabilize_matrices(
+                ck, method="power", iterations=run.get("iterations", 1), matrices=[best["id"]]
+            )
         pairs.append((f"{task_name} {cell}: {best['id']}", ch.before, ch.after))
     fig = plt.figure(figsize=(8.0, 3.6 * len(pairs)))
     axes = plot_compare(pairs, npts=npts, fig=fig)
@@ -248,19 +272,23 @@ def main(argv: list[str] | None = None) -> int:
                     cell=cell,
                     hidden=h,
                     regime="regular",
-                    epochs=args.epochs,
+                    epochs=args.epochs_of[tname],
                     batch_size=batch,
                     lr=args.lr,
                     grad_clip=args.grad_clip or None,
                     seed=seed,
                     threads=args.threads,
-                    data=args.imdb if tname == "sentiment" else (args.mnist_data if tname == "mnist" else None),
+                    data=args.imdb
+                    if tname == "sentiment"
+                    else (args.mnist_data if tname == "mnist" else None),
                     seq_len=args.adding_length if tname == "adding" else None,
                     n_samples=args.adding_samples,
                     max_batches=args.max_batches,
                 )
                 tag = f"how_robust_{tname}" + ("_smoke" if args.smoke else "")
-                result = train_or_resume(cfg, runs_dir / tag / f"{cell}_h{h}" / f"seed{seed}", task, clock.log)
+                result = train_or_resume(
+                    cfg, runs_dir / tag / f"{cell}_h{h}" / f"seed{seed}", task, clock.log
+                )
                 ck = last_checkpoint(result)
                 run = analyse_run(ck, task, args.iterations)
                 run.update(seed=seed, hidden=h, batch=batch, iterations=args.iterations)
@@ -280,7 +308,9 @@ def main(argv: list[str] | None = None) -> int:
             acc = ", ".join(f"{r['test_accuracy']:.2%}" for r in rs)
             accn = ", ".join(f"{r['test_accuracy_after_power']:.2%}" for r in rs)
             paper = PAPER_TABLE_1.get(tname, {}).get(cell, "—")
-            t1_rows.append([tname, cell, str(rs[0]["hidden"]), str(rs[0]["epochs_trained"]), acc, accn, paper])
+            t1_rows.append(
+                [tname, cell, str(rs[0]["hidden"]), str(rs[0]["epochs_trained"]), acc, accn, paper]
+            )
     table1 = markdown_table(
         ["task", "cell", "hidden", "epochs", "test accuracy", "after Algorithm 1", "paper"], t1_rows
     )
@@ -312,15 +342,24 @@ def main(argv: list[str] | None = None) -> int:
                         m["id"],
                         fmt(m["henrici"], 2),
                         fmt(m["henrici_relative"], 2),
-                        f"{fmt(_f(m, 'spectral_radius', 'before'))} → {fmt(_f(m, 'spectral_radius', 'after'))}",
+                        _arrow(m, "spectral_radius", 3),
                         f"{fmt(_f(m, 'distance_to_instability', 'before'))} → "
                         f"{fmt(_f(m, 'distance_to_instability', 'after'))}",
                         f"{fmt(_f(m, 'kreiss', 'before'), 2)} → {fmt(_f(m, 'kreiss', 'after'), 2)}",
-                        f"{fmt(_f(m, 'transient_peak', 'before'), 2)} → {fmt(_f(m, 'transient_peak', 'after'), 2)}",
+                        _arrow(m, "transient_peak", 2),
                     ]
                 )
     table3 = markdown_table(
-        ["task", "matrix", "dep_F", "dep_F/‖A‖_F", "ρ before → after", "dist. to instability", "Kreiss K", "max_k ‖A^k‖"],
+        [
+            "task",
+            "matrix",
+            "dep_F",
+            "dep_F/‖A‖_F",
+            "ρ before → after",
+            "dist. to instability",
+            "Kreiss K",
+            "max_k ‖A^k‖",
+        ],
         d_rows,
     )
     n_all = len(d_rows)
@@ -355,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = (
         f"one-layer cells, Adam lr {args.lr:g}, gradient-norm clip {args.grad_clip or 'none'}, "
-        f"{args.epochs} epoch(s)" + (f" of at most {args.max_batches} batches" if args.max_batches else "")
+        "epochs "
+        + ", ".join(f"{t} {args.epochs_of[t]}" for t in args.task_list)
+        + (f" (at most {args.max_batches} batches each)" if args.max_batches else "")
         + f", seeds {list(range(args.seeds))}; Algorithm 1 with {args.iterations} power iteration(s), "
         "applied once to the final weights"
     )
@@ -390,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
             "Figures: " + ", ".join(f"`{f.name}`" for f in figs) + " (left: before, right: after; "
             "one row per cell; shared contour levels log10 ε = −3 … −1).",
             "",
-            f"Total run time of this invocation: {clock.elapsed:.0f} s (training reused from run folders where present).",
+            f"Total run time of this invocation: {clock.elapsed:.0f} s "
+            "(training reused from run folders where present).",
         ]
     )
     data = {
@@ -399,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {
             "tasks": args.task_list,
             "cells": args.cell_list,
-            "epochs": args.epochs,
+            "epochs": args.epochs_of,
             "max_batches": args.max_batches,
             "seeds": list(range(args.seeds)),
             "lr": args.lr,
