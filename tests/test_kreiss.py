@@ -111,11 +111,25 @@ def test_transient_shift_chain(w):
         assert tg.peak_k == n - 1 and tg.peak == pytest.approx(w ** (n - 1), rel=1e-13)
 
 
-def test_transient_against_dense_powers():
+@pytest.mark.parametrize("cplx", [False, True])
+def test_transient_against_dense_powers(cplx):
     A = random_nonnormal(9, 0.9, seed=5)
+    if cplx:
+        A = A * np.exp(0.3j) + 0.2j * np.triu(A, 1)
     tg = transient_growth(A, kmax=30)
     ref = [np.linalg.norm(np.linalg.matrix_power(A, k), 2) for k in range(31)]
     np.testing.assert_allclose(tg.norms, ref, rtol=1e-10)
+    assert tg.spectral_radius == pytest.approx(np.max(np.abs(np.linalg.eigvals(A))), rel=1e-10)
+
+
+def test_transient_rotation_pairs():
+    # real matrix with complex eigenvalue pairs (2x2 blocks of the real Schur form)
+    c, s = np.cos(0.7), np.sin(0.7)
+    R = 0.9 * np.array([[c, -s], [s, c]])
+    A = np.block([[R, np.zeros((2, 1))], [np.zeros((1, 2)), np.array([[0.5]])]])
+    tg = transient_growth(A, kmax=20)
+    np.testing.assert_allclose(tg.norms, 0.9 ** np.arange(21), rtol=1e-12)
+    assert tg.spectral_radius == pytest.approx(0.9, rel=1e-14)
 
 
 def test_transient_default_kmax_rule():
