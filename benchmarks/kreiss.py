@@ -21,16 +21,17 @@ the reported maximiser and prints max(f)/K - 1 (<= ~0 means no better point near
 
 Measured 2026-11-22 (shared 2-core machine, OMP_NUM_THREADS=1, seed 0, CPU seconds;
 columns: n, K, K value s, K cert s, upper/lower-1, transient s, peak, k*, grid s,
-value/grid, local check; the certificate was run up to n = 128)::
+value/grid, local check)::
 
-     64  2.08588801  0.06   4.55  9.00e-07  0.04   4.879  6  0.25  0.23  -6.0e-15
-    128  3.03209231  0.14  29.91  9.00e-07  0.20   8.675  5  0.60  0.24   1.1e-14
-    256  3.46784020  0.60      -         -  1.39  10.660  4  2.41  0.25   1.4e-14
-    512  4.84038593  2.01      -         -  8.97  14.865  7  8.54  0.24  -2.9e-15
+     64  2.08588801  0.08  5.95  9.00e-07  0.03   4.879  6  0.28  0.28  -6.0e-15
+    128  3.03209231  0.19     -         -  0.12   8.675  5  0.75  0.25   1.1e-14
+    256  3.46784020  0.64     -         -  0.56  10.660  4  2.19  0.29   1.4e-14
+    512  4.84038593  2.34     -         -  4.12  14.865  7  8.85  0.26  -2.9e-15
 
 The value (search + ascent) takes about a quarter of the grid's time; the
-certified 1e-6 bracket costs about 18 grids at n = 64 and 50 at n = 128
-(about 6000 cells, each a values-only SVD, a third of them also a full SVD).
+certified 1e-6 bracket costs about 20 grids at n = 64 (and 29.9 s, 50 grids,
+at n = 128 with --certify-max-n 128): about 6000 cells, each a values-only
+SVD, a third of them also a full SVD.
 """
 
 from __future__ import annotations
