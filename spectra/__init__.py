@@ -51,6 +51,16 @@ _LAZY: dict[str, str] = {
     "pseudospectral_abscissa": "spectra.crisscross",
     "distance_to_instability": "spectra.crisscross",
     "kreiss_constant": "spectra.kreiss",
+    "transient_lower_bound": "spectra.kreiss",
+    "KreissResult": "spectra.kreiss",
+    "TransientGrowth": "spectra.kreiss",
+    "TransientBound": "spectra.kreiss",
+    "numerical_radius_bounds": "spectra.numerical_range",
+    "PseudospectralResult": "spectra.crisscross",
+    "DistanceResult": "spectra.crisscross",
+    "compare_checkpoints": "spectra.compare",
+    "compare_stabilized": "spectra.compare",
+    "StabilizeResult": "spectra.stabilize",
     "transient_growth": "spectra.kreiss",
     "numerical_radius": "spectra.numerical_range",
     "numerical_range": "spectra.numerical_range",
@@ -61,27 +71,36 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "Checkpoint",
     "CorruptFileError",
+    "DistanceResult",
     "InvalidArgumentError",
+    "KreissResult",
     "MatrixNotFoundError",
     "MatrixReport",
     "NoRecurrentWeightsError",
     "NonFiniteError",
     "NonSquareError",
+    "PseudospectralResult",
     "PseudospectrumGrid",
     "RecurrentMatrix",
     "SpectraError",
+    "StabilizeResult",
+    "TransientBound",
+    "TransientGrowth",
     "UnsafeFileError",
     "UnsupportedFormatError",
     "WriteError",
     "__version__",
     "analyze",
     "analyze_matrix",
+    "compare_checkpoints",
+    "compare_stabilized",
     "distance_to_instability",
     "henrici",
     "kreiss_constant",
     "load",
     "load_grid",
     "numerical_radius",
+    "numerical_radius_bounds",
     "numerical_range",
     "pseudospectra",
     "pseudospectral_abscissa",
@@ -90,11 +109,12 @@ __all__ = [
     "stabilize",
     "stabilize_checkpoint",
     "transient_growth",
+    "transient_lower_bound",
 ]
 
 
 #: public functions that share their name with the submodule defining them
-_CALLABLE_MODULES: tuple[str, ...] = ("load", "pseudospectra", "stabilize")
+_CALLABLE_MODULES: tuple[str, ...] = ("load", "numerical_range", "pseudospectra", "stabilize")
 
 
 class _CallableModule(types.ModuleType):

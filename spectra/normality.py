@@ -401,11 +401,12 @@ def _robustness_figures(a: np.ndarray, epsilons: Sequence[float], figures: set[s
         except ImportError:  # pragma: no cover - module not built yet
             pass
         else:
-            k = kreiss_constant(a)
+            tg = transient_growth(a)
+            k = kreiss_constant(a, transient=tg)
             out["kreiss"] = float(k.value)
             out["kreiss_lower"] = float(k.lower)
             out["kreiss_upper"] = float(math.e * a.shape[0] * k.value)
-            tg = transient_growth(a)
+            out["kreiss_certified_upper"] = float(k.upper)
             out["transient_peak"] = float(tg.peak)
             out["transient_peak_k"] = int(tg.peak_k)
             out["numerical_radius"] = float(numerical_radius(a))

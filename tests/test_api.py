@@ -39,6 +39,16 @@ EXPECTED = {
     "stabilize",
     "stabilize_checkpoint",
     "transient_growth",
+    "transient_lower_bound",
+    "KreissResult",
+    "TransientGrowth",
+    "TransientBound",
+    "numerical_radius_bounds",
+    "PseudospectralResult",
+    "DistanceResult",
+    "compare_checkpoints",
+    "compare_stabilized",
+    "StabilizeResult",
 }
 
 
@@ -75,12 +85,13 @@ def test_functions_named_like_their_modules_stay_callable(tmp_path):
     code = """
 import numpy as np, sys
 import spectra.load.arrays as arrays          # submodule first
-import spectra.stabilize, spectra.pseudospectra
+import spectra.stabilize, spectra.pseudospectra, spectra.numerical_range
 import spectra
 np.save(sys.argv[1], np.diag([0.5, 2.0]))
 ck = spectra.load(sys.argv[1])
 r = spectra.stabilize(ck[0].matrix, method="exact")
 g = spectra.pseudospectra(np.eye(2) * 0.5, npts=8)
+assert len(spectra.numerical_range(np.eye(2))) > 0
 from spectra.load import load
 print(len(ck), round(r.spectral_radius_after, 12), g.sigma_min.shape,
       load is spectra.load.load, arrays.__name__)
