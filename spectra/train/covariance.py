@@ -196,21 +196,21 @@ def _output_trace_lstm(model: SequenceModel, u: torch.Tensor, sigma: float) -> t
     c_all = torch.stack(cs, dim=1)
     c_prev = _shifted(c_all)
     tc = torch.tanh(c_all)
+    # per-step coefficients, computed for all t at once: (S, T, n) and (S, T, 4n)
+    k_c = (o * (1 - tc**2)).unsqueeze(2)
+    k_gates = torch.cat([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g**2), tc * o * (1 - o)], dim=-1)
+    k_gates = k_gates.unsqueeze(2)
+    f_ = f.unsqueeze(2)
     G_h = model.readout.weight.unsqueeze(0).expand(S, -1, -1)  # (S, p, n)
     G_c = torch.zeros_like(G_h)
     ga_all = []
     for t in range(T - 1, -1, -1):
-        sl = (slice(None), t)
-        gct = G_c + G_h * (o[sl] * (1 - tc[sl] ** 2)).unsqueeze(1)
-        a_i = gct * (g[sl] * i[sl] * (1 - i[sl])).unsqueeze(1)
-        a_f = gct * (c_prev[sl] * f[sl] * (1 - f[sl])).unsqueeze(1)
-        a_g = gct * (i[sl] * (1 - g[sl] ** 2)).unsqueeze(1)
-        a_o = G_h * (tc[sl] * o[sl] * (1 - o[sl])).unsqueeze(1)
-        ga = torch.cat([a_i, a_f, a_g, a_o], dim=-1)  # (S, p, 4n)
+        gct = G_c + G_h * k_c[:, t]
+        ga = torch.cat([gct, gct, gct, G_h], dim=-1) * k_gates[:, t]  # (S, p, 4n): a_i, a_f, a_g, a_o
         ga_all.append(ga)
         if t > 0:
             G_h = ga @ rnn.weight_hh_l0
-            G_c = gct * f[sl].unsqueeze(1)
+            G_c = gct * f_[:, t]
     gu = torch.stack(ga_all, dim=1) @ rnn.weight_ih_l0  # (S, T, p, d)
     return float(sigma) ** 2 * gu.pow(2).sum(dim=(1, 2, 3))
 
@@ -235,18 +235,18 @@ def _output_trace_gru(model: SequenceModel, u: torch.Tensor, sigma: float) -> to
     r = torch.sigmoid(ir + hr)
     z = torch.sigmoid(iz + hz)
     m = torch.tanh(in_ + r * hn)
+    # per-step coefficients for all t at once, (S, T, 1, 3n): a = [g, g, g] * k_in, hidden side * k_hid
+    k_n = (1 - z) * (1 - m**2)
+    k_in = torch.cat([k_n * hn * r * (1 - r), (h_prev - m) * z * (1 - z), k_n], dim=-1).unsqueeze(2)
+    k_hid = torch.cat([k_n * hn * r * (1 - r), (h_prev - m) * z * (1 - z), k_n * r], dim=-1).unsqueeze(2)
+    z_ = z.unsqueeze(2)
     G = model.readout.weight.unsqueeze(0).expand(S, -1, -1)  # (S, p, n)
     gin_all = []
     for t in range(T - 1, -1, -1):
-        sl = (slice(None), t)
-        a_n = G * ((1 - z[sl]) * (1 - m[sl] ** 2)).unsqueeze(1)
-        a_z = G * ((h_prev[sl] - m[sl]) * z[sl] * (1 - z[sl])).unsqueeze(1)
-        a_r = a_n * (hn[sl] * r[sl] * (1 - r[sl])).unsqueeze(1)
-        gin_all.append(torch.cat([a_r, a_z, a_n], dim=-1))
+        G3 = torch.cat([G, G, G], dim=-1)
+        gin_all.append(G3 * k_in[:, t])  # [a_r, a_z, a_n]
         if t > 0:
-            G = torch.cat([a_r, a_z, a_n * r[sl].unsqueeze(1)], dim=-1) @ rnn.weight_hh_l0 + G * z[
-                sl
-            ].unsqueeze(1)
+            G = (G3 * k_hid[:, t]) @ rnn.weight_hh_l0 + G * z_[:, t]
     gu = torch.stack(gin_all, dim=1) @ rnn.weight_ih_l0  # (S, T, p, d)
     return float(sigma) ** 2 * gu.pow(2).sum(dim=(1, 2, 3))
 
