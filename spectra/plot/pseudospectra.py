@@ -234,7 +234,7 @@ def plot_pseudospectra_panel(
     lo, hi = float(lev.min()), float(lev.max())
     norm = Normalize(vmin=lo - 0.5 if lo == hi else lo, vmax=hi + 0.5 if lo == hi else hi)
     if fig is None:
-        fig = plt.figure(figsize=(3.3 * ncols + 1.0, 3.1 * nrows + 0.4))
+        fig = plt.figure(figsize=(3.3 * ncols + 1.0, 3.1 * nrows + 0.4), layout="constrained")
     else:
         fig.clear()
     axes = fig.subplots(nrows, ncols, squeeze=False)
