@@ -22,14 +22,17 @@ in the units of the recurrent layer's input (normalised inputs, or
 embeddings for token tasks); the initial state is exact (``P_0 = 0``).
 
 Only ``Tr(R_T)`` is needed by the regulariser with ``cov_steps="last"``;
-:func:`output_trace` gets it for a one-layer basic RNN without forming any
-``P_t``, by unrolling the recursion (the adjoint form):
+:func:`output_trace` gets it without forming any ``P_t``, by unrolling the
+recursion backwards (the adjoint form). Since ``P_T = sum_t Phi_t J_u,t Sigma
+J_u,t^T Phi_t^T`` with ``Phi_t = J_x,T ... J_x,t+1``,
 
-    Tr(R_T) = sum_{t=1..T} ||G_t Sigma^{1/2}_B||_F^2,   G_T = C D_T,   G_{t-1} = G_t A D_{t-1},
+    Tr(R_T) = sigma^2 sum_{t=1..T} ||G_t J_u,t||_F^2,   G_T = C,   G_{t-1} = G_t J_x,t,
 
-with ``D_t = diag(d_t)`` and ``||G_t B||_F^2 sigma^2`` for ``Sigma = sigma^2 I``:
-``p x n`` instead of ``n x n`` products per step (``p`` outputs), about
-``n/p`` times fewer flops; equal to the forward propagation up to rounding.
+for ``Sigma = sigma^2 I``; for the basic RNN ``G_t J_u,t = (G_t D_t) B``. The
+``G_t`` are ``p x m`` (``p`` outputs) instead of ``m x m``: about ``m/p`` times
+fewer flops, equal to the forward propagation up to rounding. One-layer LSTM
+and GRU have their transposed Jacobians written out; stacked layers use
+vector-Jacobian products of :meth:`SequenceModel.step`.
 
 For a linear recurrence the propagation is exact; :func:`monte_carlo_output_error`
 gives the sampled counterpart ``E||y~_t - y_t||^2`` used to check it.
