@@ -181,10 +181,15 @@ class RobustCov(Regime):
     ``loss + cov_mu * mean_s Tr(C P_T^(s) C^T)`` over the first
     ``cov_sequences`` sequences of each batch (the paper's code: 5), with
     ``Sigma = cov_sigma^2 I`` in input units and ``P_T`` propagated by
-    eqs. (22)-(25) (:func:`spectra.train.covariance.propagate_covariance`).
-    ``cov_steps="last"`` (default; what the paper's code does, since the
-    models here read out the last step only) uses ``t = T``; ``"all"`` sums
-    ``Tr(R_t)`` over ``t = 1..T`` as eq. (28) is written.
+    eqs. (22)-(25). ``cov_steps="last"`` (default; what the paper's code
+    does, since the models here read out the last step only) uses ``t = T``,
+    computed in the equivalent adjoint form
+    (:func:`spectra.train.covariance.output_trace`, about 2x a regular step
+    for the paper's ReLU RNN-60); ``"all"`` sums ``Tr(R_t)`` over
+    ``t = 1..T`` as eq. (28) is written, by the forward propagation
+    (:func:`spectra.train.covariance.propagate_covariance`, slower). The
+    sequences are the first of each shuffled batch, and their mean (not sum)
+    is weighted by ``cov_mu``.
     """
 
     name: ClassVar[str] = "robust-cov"
