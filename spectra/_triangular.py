@@ -231,7 +231,8 @@ def _residual_ok(
     For the Ritz pair ``(theta_1, y)`` of ``T_k`` the residual is
     ``r = beta_k |y_k|`` and some eigenvalue lies within ``min(r, r^2/gap)``,
     ``gap = theta_1 - theta_2`` (Kato-Temple; Parlett, *The Symmetric Eigenvalue
-    Problem*, thm. 11.7.1 and sec. 13.2).
+    Problem*, thm. 11.7.1 and sec. 13.2); Ritz values within `tol` of ``theta_1``
+    are treated as one cluster (residual norm of the cluster, gap to the rest).
     """
     k = len(alphas)
     a = np.stack([x[idx] for x in alphas], axis=1)
@@ -243,11 +244,16 @@ def _residual_ok(
         T[:, d[:-1], d[1:]] = b
         T[:, d[1:], d[:-1]] = b
     w, U = np.linalg.eigh(T)
-    th1 = w[:, -1]
-    gap = th1 - w[:, -2] if k > 1 else np.full(idx.size, np.inf)
-    r = beta_k[idx] * np.abs(U[:, -1, -1])
+    th1 = w[:, -1:]
+    # Ritz values within `tol` of the top one form a cluster (ghost copies of a converged value
+    # appear without reorthogonalisation): use the cluster's residual and its gap to the rest
+    cluster = th1 - w <= tol * th1
+    r2 = (beta_k[idx, None] * np.abs(U[:, -1, :])) ** 2
+    r = np.sqrt(np.sum(np.where(cluster, r2, 0.0), axis=1))
+    below = np.max(np.where(cluster, -np.inf, w), axis=1)
+    gap = th1[:, 0] - below
     err = np.minimum(r, r * r / np.maximum(gap, np.finfo(float).tiny))
-    return err <= tol * th1
+    return err <= tol * th1[:, 0]
 
 
 def inverse_lanczos(
