@@ -332,7 +332,7 @@ def monte_carlo_output_error(
     seed : int
         Seed of the noise (a private ``torch.Generator``).
     chunk : int
-        Draws evaluated per forward pass.
+        Draws evaluated per forward pass (fewer when the inputs are large).
 
     Returns
     -------
@@ -346,7 +346,7 @@ def monte_carlo_output_error(
     sq = []
     done = 0
     while done < draws:
-        k = min(chunk, draws - done)
+        k = min(chunk, draws - done, max(1, 4_000_000 // max(1, u.numel())))  # <= ~32 MB of noise
         noise = torch.randn((k,) + tuple(u.shape), generator=gen, dtype=u.dtype)
         noisy = model.from_inputs((u.unsqueeze(0) + sigma * noise).reshape(k * S, *u.shape[1:]))
         sq.append(((noisy.reshape(k, S, -1) - clean) ** 2).sum(-1))
