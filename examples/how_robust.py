@@ -148,60 +148,74 @@ def load(name: str, args: argparse.Namespace):
     return load_task(name)
 
 
-def normalised_accuracy(ckpt: Path, iterations: int, task) -> tuple[float, Path]:
-    """Test accuracy after Algorithm 1 (power method, `iterations` steps) on the final weights."""
+def normalised_accuracy(ckpt: Path, method: str, iterations: int, task) -> float:
+    """Test accuracy after normalising every recurrent gate block of the final weights."""
     from spectra.stabilize import stabilize_checkpoint
     from spectra.train import load_trained
     from spectra.train.loop import metrics
 
-    out = ckpt.with_name(ckpt.stem + f"_power{iterations}.pt")
+    out = ckpt.with_name(ckpt.stem + f"_{method}{iterations}.pt")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        stabilize_checkpoint(ckpt, out, method="power", iterations=iterations, force=True, warn=False)
+        stabilize_checkpoint(ckpt, out, method=method, iterations=iterations, force=True, warn=False)
     shutil.copyfile(ckpt.with_suffix(".json"), out.with_suffix(".json"))
     model, _ = load_trained(out)
-    return float(metrics(model, task, task.test)["accuracy"]), out
+    return float(metrics(model, task, task.test)["accuracy"])
+
+
+#: the normalisations compared: label -> (spectra.stabilize method, iterations or None for --iterations)
+NORMALISATIONS = {"power": ("power", None), "exact": ("exact", 1)}
 
 
 def analyse_run(ckpt: Path, task, iterations: int) -> dict:
-    """Henrici numbers, before/after figures of Algorithm 1 and accuracies of one checkpoint (cached)."""
+    """Henrici numbers, before/after figures of each normalisation and accuracies of one checkpoint (cached).
+
+    ``power``: Algorithm 1 with `iterations` power steps (the paper: 1); ``exact``: division by the
+    true spectral radius (the limit of Algorithm 1 when the power method converges). Both scale a
+    gate block only when its estimate exceeds 1 (:mod:`spectra.stabilize`).
+    """
     from spectra.compare import compare_stabilized
     from spectra.normality import analyze
     from spectra.train import load_trained
     from spectra.train.loop import metrics
 
-    cache = ckpt.with_name(ckpt.stem + f"_analysis_power{iterations}.json")
+    cache = ckpt.with_name(ckpt.stem + f"_analysis_v2_power{iterations}.json")
     if cache.exists():
         return json.loads(cache.read_text(encoding="utf-8"))
     model, meta = load_trained(ckpt)
     acc = float(metrics(model, task, task.test)["accuracy"])
-    acc_norm, _ = normalised_accuracy(ckpt, iterations, task)
     rep = analyze(ckpt, figures=("basic",))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cmp = compare_stabilized(ckpt, method="power", iterations=iterations, epsilons=EPSILONS)
-    mats = []
-    for m, c in zip(rep.matrices, cmp.matrices):
-        assert m.id == c.id
-        mats.append(
-            {
-                "id": m.id,
-                "gate": m.gate,
-                "native_gate": m.native_gate,
-                "n": m.shape[0],
-                "henrici": m.henrici,
-                "henrici_relative": m.henrici_relative,
-                "kappa_eigvec": m.kappa_eigvec,
-                "figures": {k: v.to_dict() for k, v in c.figures.items()},
-                "stabilize": jsonable(c.stabilize),
-                "notes": c.notes,
-            }
-        )
+    mats = [
+        {
+            "id": m.id,
+            "gate": m.gate,
+            "native_gate": m.native_gate,
+            "n": m.shape[0],
+            "henrici": m.henrici,
+            "henrici_relative": m.henrici_relative,
+            "kappa_eigvec": m.kappa_eigvec,
+        }
+        for m in rep.matrices
+    ]
+    accs = {}
+    for label, (method, its) in NORMALISATIONS.items():
+        its = iterations if its is None else its
+        accs[label] = normalised_accuracy(ckpt, method, its, task)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cmp = compare_stabilized(ckpt, method=method, iterations=its, epsilons=EPSILONS)
+        for m, c in zip(mats, cmp.matrices):
+            assert m["id"] == c.id
+            key = "figures" if label == "power" else f"figures_{label}"
+            m[key] = {k: v.to_dict() for k, v in c.figures.items()}
+            m["stabilize" if label == "power" else f"stabilize_{label}"] = jsonable(c.stabilize)
+            m.setdefault("notes", []).extend(c.notes)
     res = {
         "checkpoint": str(ckpt),
         "epochs_trained": meta["epoch"],
         "test_accuracy": acc,
-        "test_accuracy_after_power": acc_norm,
+        "test_accuracy_after_power": accs["power"],
+        "test_accuracy_after_exact": accs["exact"],
         "val_accuracy": meta["metrics"]["val"]["accuracy"],
         "matrices": mats,
     }
@@ -209,14 +223,17 @@ def analyse_run(ckpt: Path, task, iterations: int) -> dict:
     return res
 
 
-def _f(d: dict, key: str, side: str):
-    v = d["figures"].get(key, {}).get(side)
+def _f(d: dict, key: str, side: str, figures: str = "figures"):
+    v = d[figures].get(key, {}).get(side)
     return float("inf") if v == "inf" else v
 
 
 def _arrow(m: dict, key: str, digits: int = 3) -> str:
-    """``before → after`` of one figure of a matrix, formatted."""
-    return f"{fmt(_f(m, key, 'before'), digits)} → {fmt(_f(m, key, 'after'), digits)}"
+    """``before → after power → after exact`` of one figure of a matrix, formatted."""
+    return (
+        f"{fmt(_f(m, key, 'before'), digits)} → {fmt(_f(m, key, 'after'), digits)} → "
+        f"{fmt(_f(m, key, 'after', 'figures_exact'), digits)}"
+    )
 
 
 def plot_task(task_name: str, runs: dict[str, dict], npts: int, path: Path) -> Path:
@@ -236,9 +253,7 @@ def plot_task(task_name: str, runs: dict[str, dict], npts: int, path: Path) -> P
         ck = load_ckpt(run["checkpoint"])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            (ch,) = stabilize_matrices(
-                ck, method="power", iterations=run.get("iterations", 1), matrices=[best["id"]]
-            )
+            (ch,) = stabilize_matrices(ck, method="exact", matrices=[best["id"]])
         pairs.append((f"{task_name} {cell}: {best['id']}", ch.before, ch.after))
     fig = plt.figure(figsize=(8.0, 3.6 * len(pairs)))
     axes = plot_compare(pairs, npts=npts, fig=fig)
@@ -286,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
                     max_batches=args.max_batches,
                 )
                 tag = f"how_robust_{tname}" + ("_smoke" if args.smoke else "")
+                if tname == "adding":
+                    tag += f"_T{args.adding_length}_N{args.adding_samples}"
                 result = train_or_resume(
                     cfg, runs_dir / tag / f"{cell}_h{h}" / f"seed{seed}", task, clock.log
                 )
@@ -296,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
                 results[tname][cell].append(run)
                 clock.log(
                     f"{tname} {cell} seed {seed}: test acc {run['test_accuracy']:.4f} "
-                    f"(after power {run['test_accuracy_after_power']:.4f}), dep_F "
+                    f"(after power {run['test_accuracy_after_power']:.4f}, "
+                    f"exact {run['test_accuracy_after_exact']:.4f}), dep_F "
                     + ", ".join(f"{m['henrici']:.2f}" for m in run["matrices"])
                 )
 
@@ -307,12 +325,23 @@ def main(argv: list[str] | None = None) -> int:
             rs = results[tname][cell]
             acc = ", ".join(f"{r['test_accuracy']:.2%}" for r in rs)
             accn = ", ".join(f"{r['test_accuracy_after_power']:.2%}" for r in rs)
+            acce = ", ".join(f"{r['test_accuracy_after_exact']:.2%}" for r in rs)
             paper = PAPER_TABLE_1.get(tname, {}).get(cell, "—")
             t1_rows.append(
-                [tname, cell, str(rs[0]["hidden"]), str(rs[0]["epochs_trained"]), acc, accn, paper]
+                [tname, cell, str(rs[0]["hidden"]), str(rs[0]["epochs_trained"]), acc, accn, acce, paper]
             )
     table1 = markdown_table(
-        ["task", "cell", "hidden", "epochs", "test accuracy", "after Algorithm 1", "paper"], t1_rows
+        [
+            "task",
+            "cell",
+            "hidden",
+            "epochs",
+            "test accuracy",
+            f"after Algorithm 1 ({args.iterations} it.)",
+            "after exact normalisation",
+            "paper",
+        ],
+        t1_rows,
     )
 
     # --- Table 2: Henrici numbers per matrix and gate (first seed)
@@ -343,9 +372,8 @@ def main(argv: list[str] | None = None) -> int:
                         fmt(m["henrici"], 2),
                         fmt(m["henrici_relative"], 2),
                         _arrow(m, "spectral_radius", 3),
-                        f"{fmt(_f(m, 'distance_to_instability', 'before'))} → "
-                        f"{fmt(_f(m, 'distance_to_instability', 'after'))}",
-                        f"{fmt(_f(m, 'kreiss', 'before'), 2)} → {fmt(_f(m, 'kreiss', 'after'), 2)}",
+                        _arrow(m, "distance_to_instability", 3),
+                        _arrow(m, "kreiss", 2),
                         _arrow(m, "transient_peak", 2),
                     ]
                 )
@@ -355,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             "matrix",
             "dep_F",
             "dep_F/‖A‖_F",
-            "ρ before → after",
+            "ρ",
             "dist. to instability",
             "Kreiss K",
             "max_k ‖A^k‖",
@@ -363,27 +391,35 @@ def main(argv: list[str] | None = None) -> int:
         d_rows,
     )
     n_all = len(d_rows)
-    n_rho = sum(
-        1
-        for tname in args.task_list
-        for cell in args.cell_list
-        for m in results[tname][cell][0]["matrices"]
-        if _f(m, "spectral_radius", "after") <= 1 + 1e-9
-    )
-    n_less = sum(
-        1
-        for tname in args.task_list
-        for cell in args.cell_list
-        for m in results[tname][cell][0]["matrices"]
-        if _f(m, "distance_to_instability", "after") < _f(m, "distance_to_instability", "before")
-    )
-    n_was_stable = sum(
-        1
-        for tname in args.task_list
-        for cell in args.cell_list
-        for m in results[tname][cell][0]["matrices"]
-        if _f(m, "spectral_radius", "before") < 1
-    )
+    every = [m for t in args.task_list for c in args.cell_list for m in results[t][c][0]["matrices"]]
+    n_was_stable = sum(1 for m in every if _f(m, "spectral_radius", "before") < 1)
+    counts = {}
+    for label in NORMALISATIONS:
+        figs_key = "figures" if label == "power" else f"figures_{label}"
+        counts[label] = {
+            "rho_at_most_1_after": sum(
+                1 for m in every if _f(m, "spectral_radius", "after", figs_key) <= 1 + 1e-9
+            ),
+            "changed": sum(
+                1 for m in every if m["stabilize" if label == "power" else f"stabilize_{label}"]["changed"]
+            ),
+            "distance_to_instability_zero_after": sum(
+                1 for m in every if _f(m, "distance_to_instability", "after", figs_key) <= 1e-12
+            ),
+            "distance_to_instability_fell": sum(
+                1
+                for m in every
+                if _f(m, "distance_to_instability", "after", figs_key)
+                < _f(m, "distance_to_instability", "before", figs_key)
+            ),
+        }
+    summary_lines = [
+        f"- {label}: rescaled {c['changed']} of {n_all} matrices; afterwards ρ ≤ 1 for "
+        f"{c['rho_at_most_1_after']} of {n_all} and the distance to instability is 0 for "
+        f"{c['distance_to_instability_zero_after']} of {n_all} (it fell for "
+        f"{c['distance_to_instability_fell']})."
+        for label, c in counts.items()
+    ]
 
     args.figures.mkdir(parents=True, exist_ok=True)
     figs = []
@@ -421,15 +457,23 @@ def main(argv: list[str] | None = None) -> int:
             "",
             table2,
             "",
-            "## Power-method normalisation (Algorithm 1): before → after, every recurrent matrix",
+            "## Spectral normalisation: before → after Algorithm 1 → after exact normalisation",
+            "",
+            f"Algorithm 1 = {args.iterations} power iteration(s) from a seeded random start, Rayleigh "
+            "quotient λ, gate block divided by |λ| when |λ| > 1 (spectra.stabilize method `power`); exact = "
+            "divided by the true ρ when ρ > 1 (method `exact`, the limit of Algorithm 1 when the power "
+            "method converges). Distance to instability = min over |z| = 1 of σ_min(zI − A); Kreiss "
+            "constant and max_k ‖A^k‖ are ∞ / unbounded when ρ > 1.",
             "",
             table3,
             "",
-            f"After normalisation ρ ≤ 1 holds for {n_rho} of {n_all} matrices; the distance to instability "
-            f"fell for {n_less} of {n_all} (matrices stable before: {n_was_stable} of {n_all}).",
+            f"Matrices with ρ < 1 before normalisation: {n_was_stable} of {n_all}.",
             "",
-            "Figures: " + ", ".join(f"`{f.name}`" for f in figs) + " (left: before, right: after; "
-            "one row per cell; shared contour levels log10 ε = −3 … −1).",
+            *summary_lines,
+            "",
+            "Figures: " + ", ".join(f"`{f.name}`" for f in figs) + " (left: before, right: after exact "
+            "normalisation; one row per cell, the RNN matrix and the LSTM/GRU gate with the largest dep_F; "
+            "shared contour levels log10 ε = −3 … −1).",
             "",
             f"Total run time of this invocation: {clock.elapsed:.0f} s "
             "(training reused from run folders where present).",
@@ -459,9 +503,8 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "summary": {
             "matrices": n_all,
-            "rho_at_most_1_after": n_rho,
-            "distance_to_instability_fell": n_less,
             "stable_before": n_was_stable,
+            **counts,
         },
         "figures": [str(f) for f in figs],
         "machine": machine(),

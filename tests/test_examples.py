@@ -201,7 +201,8 @@ def test_how_robust_json(how_robust: Path) -> None:
         for cell, runs in per_cell.items():
             (run,) = runs
             assert len(run["matrices"]) == gates[cell]
-            assert 0 <= run["test_accuracy"] <= 1 and 0 <= run["test_accuracy_after_power"] <= 1
+            for k in ("test_accuracy", "test_accuracy_after_power", "test_accuracy_after_exact"):
+                assert 0 <= run[k] <= 1
             W = _weights(run["checkpoint"])["rnn.weight_hh_l0"].double().numpy()
             n = W.shape[1]
             for g, m in enumerate(run["matrices"]):
@@ -216,8 +217,13 @@ def test_how_robust_json(how_robust: Path) -> None:
                 scale = m["stabilize"]["scale"]
                 assert 0 < scale <= 1
                 assert f["spectral_radius"]["after"] == pytest.approx(np.abs(lam).max() * scale, rel=1e-9)
+                # exact normalisation: rho -> min(rho, 1)
+                fe = m["figures_exact"]
+                rho = np.abs(lam).max()
+                assert fe["spectral_radius"]["after"] == pytest.approx(min(rho, 1.0), rel=1e-9)
     s = data["summary"]
-    assert s["matrices"] == 16 and 0 <= s["rho_at_most_1_after"] <= 16
+    assert s["matrices"] == 16 and 0 <= s["power"]["rho_at_most_1_after"] <= 16
+    assert s["exact"]["rho_at_most_1_after"] == 16
     run = data["results"]["digits"]["gru"][0]
     assert run["test_accuracy"] == pytest.approx(_forward_accuracy(run["checkpoint"], "digits"))
     run = data["results"]["adding"]["lstm"][0]
