@@ -701,6 +701,20 @@ def kreiss_constant(
     n = T.shape[0]
     rho = float(np.max(np.abs(np.diag(T))))
     normT = float(sla.svdvals(T, check_finite=False)[0])
+    if normT <= 1 + 8 * n * np.finfo(float).eps:
+        # ||A^k|| <= ||A||^k <= 1 and K >= 1 always, so K = 1, even with rho(A) = 1
+        # (orthogonal matrices, or singular values clipped at 1); the slack absorbs rounding.
+        return KreissResult(
+            value=1.0,
+            lower=1.0,
+            upper=1.0,
+            z=None,
+            certified=True,
+            n=n,
+            spectral_radius=rho,
+            norm=normT,
+            message=f"||A||_2 = {normT:.6g} <= 1, so K(A) = 1 exactly (a contraction: no transient growth)",
+        )
     if rho >= 1:
         return KreissResult(
             value=math.inf,

@@ -407,8 +407,14 @@ def _robustness_figures(a: np.ndarray, epsilons: Sequence[float], figures: set[s
             out["kreiss_lower"] = float(k.lower)
             out["kreiss_upper"] = float(math.e * a.shape[0] * k.value)
             out["kreiss_certified_upper"] = float(k.upper)
-            out["transient_peak"] = float(tg.peak)
-            out["transient_peak_k"] = int(tg.peak_k)
+            if math.isinf(k.value):
+                # rho(A) >= 1 and not a contraction: ||A^k|| has no finite peak
+                # (the value at the last k computed would only reflect where we stopped)
+                out["transient_peak"] = math.inf
+                out["transient_peak_k"] = None
+            else:
+                out["transient_peak"] = float(tg.peak)
+                out["transient_peak_k"] = int(tg.peak_k)
             out["numerical_radius"] = float(numerical_radius(a))
     return out
 

@@ -222,12 +222,22 @@ def test_certificate_does_not_trust_the_search(monkeypatch):
 
 
 def test_kreiss_unstable_is_inf_with_words():
-    for A in (np.array([[1.0, 1.0], [0.0, 0.5]]), np.diag([1.2, 0.1]), np.array([[0.0, -1.0], [1.0, 0.0]])):
+    for A in (np.array([[1.0, 1.0], [0.0, 0.5]]), np.diag([1.2, 0.1]), np.array([[1.0, 0.1], [0.0, 1.0]])):
         K = kreiss_constant(A)
         assert math.isinf(K.value) and math.isinf(float(K)) and not math.isnan(K.upper)
         assert "spectral radius" in K.message and ">= 1" in K.message
         assert K.bracket == (math.inf, math.inf)
         assert math.isnan(K.where_in_bracket(3.0))
+
+
+def test_orthogonal_matrices_have_kreiss_constant_one():
+    # rho = 1 but power-bounded: for a normal matrix with rho <= 1,
+    # (|z| - 1)/dist(z, spectrum) <= 1 with equality approached radially, so K = 1
+    rng = np.random.default_rng(7)
+    for A in (np.array([[0.0, -1.0], [1.0, 0.0]]), np.linalg.qr(rng.standard_normal((9, 9)))[0]):
+        K = kreiss_constant(A)
+        assert K.value == 1.0 and K.lower == 1.0 and K.upper == 1.0
+        assert transient_growth(A).peak == pytest.approx(1.0, abs=1e-12)
 
 
 def test_kreiss_bracket_chain():
