@@ -181,6 +181,8 @@ def fmt_mean_std(values: Sequence[float | None], digits: int = 2, total: int | N
     n = len(values) if total is None else total
     if m is None:
         return "not reached"
+    if s is not None and 0 < s < 10.0**-digits:
+        s = 0.0  # below the printed precision
     text = fmt(m, digits) if s is None else f"{fmt(m, digits)} ± {fmt(s, digits)}"
     return text if k == n else f"{text} ({k}/{n})"
 
