@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 
 import click
 from spectra_cli._common import echo_json, fmt, matrix_option, quiet_option, table, trust_option, warn
@@ -103,7 +104,7 @@ def transient(checkpoint, matrices, kmax, kreiss, output, quiet, trust):
         raise NonFiniteError(f"{checkpoint}: every selected matrix holds NaN or Inf; nothing to plot")
     results, krs = [], []
     for m in chosen:
-        if not quiet:
+        if not quiet and sys.stderr.isatty():
             click.echo(f"{m.id}: powers ...", err=True)
         tg = transient_growth(m.matrix, kmax=kmax)
         results.append(tg)
@@ -167,12 +168,15 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
     cert = {"auto": "auto", "yes": True, "no": False}[certify]
     docs = []
     for m in chosen:
-        if not quiet and not as_json:
+        if not quiet and not as_json and sys.stderr.isatty():
             click.echo(f"{m.id}: ...", err=True)
         tg = transient_growth(m.matrix)
         kr = kreiss_constant(m.matrix, rtol=rtol, certify=cert, transient=tg)
         w = numerical_radius(m.matrix)
         lo, hi = kr.bracket
+        # K infinite (rho >= 1, not a contraction): sup_k ||A^k|| is infinite too; the
+        # largest norm computed would only say where the powers were stopped
+        unbounded = math.isinf(kr.value)
         docs.append(
             {
                 "id": m.id,
@@ -189,8 +193,8 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
                 },
                 "bracket": [_num(lo), _num(hi)],
                 "transient": {
-                    "peak": _num(tg.peak),
-                    "peak_k": tg.peak_k,
+                    "peak": "inf" if unbounded else _num(tg.peak),
+                    "peak_k": None if unbounded else tg.peak_k,
                     "kmax": tg.kmax,
                     "position_in_bracket": _num(kr.where_in_bracket(tg.peak)),
                 },
@@ -212,7 +216,7 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
                 fmt(k["upper"], 7) + ("" if k["certified"] else "*"),
                 fmt(d["bracket"][1]),
                 fmt(d["transient"]["peak"]),
-                str(d["transient"]["peak_k"]),
+                "-" if d["transient"]["peak_k"] is None else str(d["transient"]["peak_k"]),
                 fmt(d["numerical_radius"]),
             ]
         )
