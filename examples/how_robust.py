@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                     if tname == "sentiment"
                     else (args.mnist_data if tname == "mnist" else None),
                     seq_len=args.adding_length if tname == "adding" else None,
-                    n_samples=args.adding_samples,
+                    n_samples=args.adding_samples if tname == "adding" else 10_000,
                     max_batches=args.max_batches,
                 )
                 tag = f"how_robust_{tname}" + ("_smoke" if args.smoke else "")

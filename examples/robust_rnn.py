@@ -274,15 +274,23 @@ def plot_pseudospectra_regimes(ckpts: dict[str, Path], npts: int, path: Path) ->
     import matplotlib
 
     matplotlib.use("Agg")
+    import numpy as np
+
     from spectra.load import load
+    from spectra.plot.compare import common_bounds
     from spectra.plot.pseudospectra import plot_pseudospectra_panel
     from spectra.pseudospectra import pseudospectra
 
-    grids = []
-    for r, ck in ckpts.items():
-        m = load(ck).matrices[0]
-        grids.append(pseudospectra(m.matrix, npts=npts, matrix_id=f"{r}: {m.id}", title=f"{r}: A"))
-    fig = plot_pseudospectra_panel(grids, ncols=min(4, len(grids)), levels=(-2.0, -1.5, -1.0, -0.5))
+    levels = (-2.0, -1.5, -1.0, -0.5)
+    mats = {r: load(ck).matrices[0] for r, ck in ckpts.items()}
+    # one box for every panel, enclosing each largest-epsilon pseudospectrum
+    xmin, xmax, ymin, ymax = common_bounds([m.matrix for m in mats.values()], 10.0 ** max(levels))
+    ny = max(2, int(round(npts * (ymax - ymin) / (xmax - xmin))))
+    x, y = np.linspace(xmin, xmax, npts), np.linspace(ymin, ymax, ny)
+    grids = [
+        pseudospectra(m.matrix, x=x, y=y, matrix_id=f"{r}: {m.id}", title=f"{r}: A") for r, m in mats.items()
+    ]
+    fig = plot_pseudospectra_panel(grids, ncols=min(4, len(grids)), levels=levels)
     return save_png(fig, path)
 
 
