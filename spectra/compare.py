@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -229,11 +229,13 @@ def matrix_figures(
     Returns
     -------
     figures : dict of str to float or None
-        None where the computing module is not available.
+        The figures of :func:`spectra.normality.robustness_figures` (the same
+        as ``spectra analyze``); ``transient_peak`` is inf and
+        ``transient_peak_k`` None when ``K`` is infinite.
     notes : list of str
-        Which modules were missing.
+        Remarks on the figures (currently always empty).
     """
-    from spectra.normality import analyze_matrix
+    from spectra.normality import analyze_matrix, robustness_figures
 
     a = np.asarray(A, dtype=np.float64 if not np.iscomplexobj(A) else np.complex128)
     rep = analyze_matrix(a)
@@ -243,31 +245,12 @@ def matrix_figures(
         "henrici": rep.henrici,
         "henrici_relative": rep.henrici_relative,
     }
-    notes: list[str] = []
-    cc = _optional("spectra.crisscross", ("pseudospectral_radius", "distance_to_instability"), notes)
+    extra = robustness_figures(a, epsilons, {"pseudospectra", "kreiss"})
     for eps in epsilons:
-        figs[_eps_key(eps)] = None if cc is None else float(cc["pseudospectral_radius"](a, eps))
-    figs["distance_to_instability"] = None if cc is None else float(cc["distance_to_instability"](a))
-    kr = _optional("spectra.kreiss", ("kreiss_constant", "transient_growth"), notes)
-    if kr is None:
-        figs.update(kreiss=None, transient_peak=None, transient_peak_k=None)
-    else:
-        figs["kreiss"] = float(kr["kreiss_constant"](a).value)
-        tg = kr["transient_growth"](a)
-        figs["transient_peak"] = float(tg.peak)
-        figs["transient_peak_k"] = float(tg.peak_k)
-    return figs, notes
-
-
-def _optional(module: str, names: Sequence[str], notes: list[str]) -> dict[str, Callable] | None:
-    import importlib
-
-    try:
-        mod = importlib.import_module(module)
-        return {n: getattr(mod, n) for n in names}
-    except (ImportError, AttributeError):
-        notes.append(f"{module} not available: its figures are missing")
-        return None
+        figs[_eps_key(eps)] = extra["pseudospectral_radius"][f"{eps:g}"]
+    for key in ("distance_to_instability", "kreiss", "transient_peak", "transient_peak_k"):
+        figs[key] = extra[key]
+    return figs, []
 
 
 def _less_robust(figures: dict[str, FigureChange], criterion: str) -> bool | None:

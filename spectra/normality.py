@@ -380,8 +380,18 @@ class AnalysisReport:
         }
 
 
-def _robustness_figures(a: np.ndarray, epsilons: Sequence[float], figures: set[str]) -> dict[str, Any]:
-    """Pseudospectral and Kreiss figures for `analyze` (each skipped if its module is missing)."""
+def robustness_figures(a: np.ndarray, epsilons: Sequence[float], figures: set[str]) -> dict[str, Any]:
+    """Pseudospectral and Kreiss figures of one finite matrix, keyed by their JSON names.
+
+    ``pseudospectra`` in `figures`: ``pseudospectral_radius`` (dict ε -> ρ_ε,
+    criss-cross, Mengi & Overton 2005) and ``distance_to_instability``
+    (``min_{|z|=1} σ_min(zI − A)``). ``kreiss``: ``kreiss`` (K(A)),
+    ``kreiss_lower`` (a lower bound on K attained at a point),
+    ``kreiss_upper`` (``e·n·K``, the top of the Kreiss matrix theorem's
+    bracket on ``sup_k ‖A^k‖``), ``kreiss_certified_upper`` (a proved upper
+    bound on K), ``transient_peak``/``transient_peak_k`` (``max_k ‖A^k‖₂``
+    and where; inf/None when K is infinite) and ``numerical_radius``.
+    """
     out: dict[str, Any] = {}
     if "pseudospectra" in figures:
         try:
@@ -496,7 +506,7 @@ def analyze(
             r = MatrixReport(id=m.id, shape=(m.n, m.n), finite=False)
         else:
             r = analyze_matrix(m.matrix, id=m.id)
-            r.extra.update(_robustness_figures(np.asarray(m.matrix, dtype=float), epsilons, figs))
+            r.extra.update(robustness_figures(np.asarray(m.matrix, dtype=float), epsilons, figs))
         r.layer, r.direction, r.gate, r.native_gate = m.layer, m.direction, m.gate, m.native_gate
         r.cell, r.source, r.dtype, r.notes = m.cell, m.source, m.dtype, m.notes
         reports.append(r)
