@@ -203,10 +203,11 @@ def rise_thresholds(ev: dict) -> dict[str, float | None]:
 def _diag_cell(evs: list[dict], key: str) -> str:
     """``mean ± std`` of one diagnostic over seeds; powers of A are unbounded when rho > 1."""
     vals = [_float(e["diagnostics"][key]) for e in evs]
-    if key == "transient_peak":
-        vals = [None if _float(e["diagnostics"]["spectral_radius"]) > 1 else v for e, v in zip(evs, vals)]
+    if key in ("transient_peak", "kreiss"):
+        rhos = [_float(e["diagnostics"]["spectral_radius"]) for e in evs]
+        vals = [None if (v is None or v == float("inf") or rho > 1) else v for rho, v in zip(rhos, vals)]
         if all(v is None for v in vals):
-            return "∞ (ρ > 1)"
+            return "∞ (ρ ≥ 1)"
     return fmt_mean_std(vals, 3)
 
 
@@ -463,11 +464,14 @@ def main(argv: list[str] | None = None) -> int:
             "",
             "ρ: spectral radius; dep_F: Henrici departure from normality; distance to instability: "
             "min over |z| = 1 of σ_min(zI − A) (0 when ρ ≥ 1); Kreiss constant ∞ when ρ ≥ 1; max_k ‖A^k‖: "
-            "transient peak, unbounded when ρ > 1 (`(k/N)`: finite for k of N seeds).",
+            "transient peak, unbounded when ρ > 1; `(k/N)`: finite for k of N seeds, mean over those.",
             "",
             f"Figures: `{fig_curve.name}` (misclassification vs noise), "
             f"`{fig_ps.name}` (pseudospectra, seed 0).",
             "",
+            f"Training time summed over the {sum(len(v) for v in per_run.values())} runs: "
+            f"{sum(e['train_seconds'] for v in per_run.values() for e in v):.0f} s "
+            "(epochs as recorded in the run folders, possibly across several invocations). "
             f"Total run time of this invocation: {clock.elapsed:.0f} s "
             "(training reused from run folders where present).",
         ]
