@@ -18,10 +18,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(VENV)/bin/spectra ls data/digits_lstm_regular.pt
-	$(VENV)/bin/spectra analyze data/digits_lstm_regular.pt
-	$(VENV)/bin/spectra pseudospectra data/digits_lstm_regular.pt -o demo-pseudospectra.png --quiet
-	@echo "wrote demo-pseudospectra.png"
+	$(VENV)/bin/spectra ls data/digits_gru_stable.pt
+	$(VENV)/bin/spectra analyze data/digits_gru_stable.pt
+	$(VENV)/bin/spectra analyze data/digits_lstm_regular.keras
+	$(VENV)/bin/spectra pseudospectra data/digits_gru_stable.pt -o demo-pseudospectra.png --quiet
+	@echo "wrote demo-pseudospectra.png (the pseudospectra of the three GRU gates)"
 
 test: install
 	$(VENV)/bin/ruff check .
@@ -32,6 +33,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 bench: install
+	$(PY) benchmarks/analyze_speed.py
 	$(PY) benchmarks/load_speed.py
 	$(PY) benchmarks/pseudospectra.py --quick
 	$(PY) benchmarks/kreiss.py
