@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 
@@ -88,3 +89,31 @@ def use_agg() -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+
+
+#: figure formats the commands write, chosen by the extension of ``-o``
+FIGURE_EXTS = (".png", ".svg", ".pdf")
+
+
+def check_figure_path(ctx, param, value):
+    """Click callback: a figure path must end in .png, .svg or .pdf."""
+    if value is not None and os.path.splitext(value)[1].lower() not in FIGURE_EXTS:
+        raise click.BadParameter(f"{value!r}: the figure format comes from the extension: .png, .svg or .pdf")
+    return value
+
+
+def eps_list(default: tuple[float, ...] | None):
+    """Click callback factory: parse ``1e-3,1e-2`` into positive floats (`default` when absent)."""
+
+    def parse(ctx, param, value):
+        if value is None:
+            return default
+        try:
+            eps = tuple(float(v) for v in value.split(",") if v.strip())
+        except ValueError:
+            raise click.BadParameter(f"{value!r}: expected numbers like 1e-2,1e-1") from None
+        if not eps or any(not (e > 0 and math.isfinite(e)) for e in eps):
+            raise click.BadParameter(f"{value!r}: every ε must be a positive number")
+        return eps
+
+    return parse

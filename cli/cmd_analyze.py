@@ -11,6 +11,7 @@ import warnings
 import click
 from spectra_cli._common import (
     echo_json,
+    eps_list,
     fmt,
     matrix_option,
     progress_bar,
@@ -22,18 +23,6 @@ from spectra_cli._common import (
 )
 
 EPS_HELP = "Comma-separated ε for the pseudospectral radius ρ_ε (default 1e-3,1e-2,1e-1)."
-
-
-def _parse_eps(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        eps = tuple(float(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: expected numbers like 1e-3,1e-2") from None
-    if not eps or any(not (e > 0) for e in eps):
-        raise click.BadParameter(f"{value!r}: every ε must be a positive number")
-    return eps
 
 
 COLUMNS = [
@@ -157,7 +146,7 @@ def _render_csv(doc: dict) -> str:
     is_flag=True,
     help="Only spectrum, norms and non-normality (skip pseudospectral and Kreiss figures).",
 )
-@click.option("--eps", callback=_parse_eps, metavar="LIST", help=EPS_HELP)
+@click.option("--eps", callback=eps_list(None), metavar="LIST", help=EPS_HELP)
 @click.option(
     "--plots",
     type=click.Path(file_okay=False),

@@ -7,16 +7,18 @@ import os
 import sys
 
 import click
-from spectra_cli._common import echo_json, fmt, matrix_option, quiet_option, table, trust_option, warn
+from spectra_cli._common import (
+    check_figure_path,
+    echo_json,
+    fmt,
+    matrix_option,
+    quiet_option,
+    table,
+    trust_option,
+    warn,
+)
 
 SCHEMA_VERSION = 1
-FIGURE_EXTS = (".png", ".svg", ".pdf")
-
-
-def _check_output(ctx, param, value):
-    if os.path.splitext(value)[1].lower() not in FIGURE_EXTS:
-        raise click.BadParameter(f"{value!r}: the figure format comes from the extension: .png, .svg or .pdf")
-    return value
 
 
 def _chosen(checkpoint: str, matrices, trust: bool):
@@ -73,7 +75,7 @@ Examples:
     "--output",
     required=True,
     type=click.Path(dir_okay=False),
-    callback=_check_output,
+    callback=check_figure_path,
     help="Figure file: .png, .svg or .pdf.",
 )
 @quiet_option

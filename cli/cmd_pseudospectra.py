@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import math
-import os
 
 import click
-from spectra_cli._common import fmt, matrix_option, progress_bar, quiet_option, trust_option, use_agg
-
-FIGURE_EXTS = (".png", ".svg", ".pdf")
+from spectra_cli._common import (
+    check_figure_path,
+    fmt,
+    matrix_option,
+    progress_bar,
+    quiet_option,
+    trust_option,
+    use_agg,
+)
 
 
 def _parse_levels(ctx, param, value):
@@ -31,12 +36,6 @@ def _check_bounds(ctx, param, value):
         raise click.BadParameter("XMIN XMAX YMIN YMAX must be finite numbers")
     if not (xmin < xmax and ymin < ymax):
         raise click.BadParameter(f"need XMIN < XMAX and YMIN < YMAX, got {xmin:g} {xmax:g} {ymin:g} {ymax:g}")
-    return value
-
-
-def _check_output(ctx, param, value):
-    if os.path.splitext(value)[1].lower() not in FIGURE_EXTS:
-        raise click.BadParameter(f"{value!r}: the figure format comes from the extension: .png, .svg or .pdf")
     return value
 
 
@@ -84,7 +83,7 @@ Examples:
     "--output",
     required=True,
     type=click.Path(dir_okay=False),
-    callback=_check_output,
+    callback=check_figure_path,
     help="Figure file: .png, .svg or .pdf.",
 )
 @click.option(
@@ -147,7 +146,7 @@ def pseudospectra(checkpoint, matrices, levels, npts, bounds, output, save_grid,
         o = g.options
         click.echo(
             f"{m.id}\tn={g.n}\tgrid={o['nx']}x{o['ny']}\tmethod={o['method']}\t"
-            f"levels={','.join(fmt(v, 3) for v in g.levels)}\tmin_sigma={fmt(float(g.sigma_min.min()))}\t"
+            f"levels={','.join(f'{v:.3g}' for v in g.levels)}\tmin_sigma={fmt(float(g.sigma_min.min()))}\t"
             f"seconds={o['seconds']:.2f}"
         )
     if not grids:

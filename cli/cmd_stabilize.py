@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 
 import click
-from spectra_cli._common import echo_json, fmt, matrix_option, table, trust_option, use_agg, warn
+from spectra_cli._common import echo_json, eps_list, fmt, matrix_option, table, trust_option, use_agg, warn
 
 METHOD_NAMES = ["power", "exact", "svd-clip", "spectral-norm"]
 CRITERION_NAMES = ["distance_to_instability", "kreiss", "transient_peak", "henrici_relative"]
@@ -161,18 +161,6 @@ def _j(x):
     return "inf" if x > 0 else ("-inf" if x < 0 else "nan")
 
 
-def _parse_eps(ctx, param, value):
-    if value is None:
-        return (1e-2, 1e-1)
-    try:
-        eps = tuple(float(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: expected numbers like 1e-2,1e-1") from None
-    if not eps or any(not (e > 0) for e in eps):
-        raise click.BadParameter(f"{value!r}: every ε must be a positive number")
-    return eps
-
-
 COMPARE_COLUMNS = [
     ("rho", "spectral_radius"),
     ("|A|_2", "norm_2"),
@@ -235,7 +223,10 @@ def _render(result) -> str:
     help="What 'less robust' means (see below).",
 )
 @click.option(
-    "--eps", callback=_parse_eps, metavar="LIST", help="ε of the pseudospectral radii (default 1e-2,1e-1)."
+    "--eps",
+    callback=eps_list((1e-2, 1e-1)),
+    metavar="LIST",
+    help="ε of the pseudospectral radii (default 1e-2,1e-1).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout (schema_version 1).")
 @click.option(

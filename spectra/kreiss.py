@@ -701,47 +701,32 @@ def kreiss_constant(
     n = T.shape[0]
     rho = float(np.max(np.abs(np.diag(T))))
     normT = float(sla.svdvals(T, check_finite=False)[0])
+
+    def exact(value: float, message: str) -> KreissResult:
+        return KreissResult(
+            value=value,
+            lower=value,
+            upper=value,
+            z=None,
+            certified=True,
+            n=n,
+            spectral_radius=rho,
+            norm=normT,
+            message=message,
+        )
+
     if normT <= 1 + 8 * n * np.finfo(float).eps:
         # ||A^k|| <= ||A||^k <= 1 and K >= 1 always, so K = 1, even with rho(A) = 1
         # (orthogonal matrices, or singular values clipped at 1); the slack absorbs rounding.
-        return KreissResult(
-            value=1.0,
-            lower=1.0,
-            upper=1.0,
-            z=None,
-            certified=True,
-            n=n,
-            spectral_radius=rho,
-            norm=normT,
-            message=f"||A||_2 = {normT:.6g} <= 1, so K(A) = 1 exactly (a contraction: no transient growth)",
+        return exact(
+            1.0, f"||A||_2 = {normT:.6g} <= 1, so K(A) = 1 exactly (a contraction: no transient growth)"
         )
     if rho >= 1:
-        return KreissResult(
-            value=math.inf,
-            lower=math.inf,
-            upper=math.inf,
-            z=None,
-            certified=True,
-            n=n,
-            spectral_radius=rho,
-            norm=normT,
-            message=(
-                f"spectral radius rho(A) = {rho:.6g} >= 1: the powers of A are not bounded by a "
-                "Kreiss constant (K(A) is infinite); K(A/gamma) for gamma > rho bounds "
-                "||A^k|| <= gamma^k sup_j ||(A/gamma)^j||"
-            ),
-        )
-    if normT <= 1:
-        return KreissResult(
-            value=1.0,
-            lower=1.0,
-            upper=1.0,
-            z=None,
-            certified=True,
-            n=n,
-            spectral_radius=rho,
-            norm=normT,
-            message=f"||A||_2 = {normT:.6g} <= 1, so K(A) = 1 exactly (a contraction: no transient growth)",
+        return exact(
+            math.inf,
+            f"spectral radius rho(A) = {rho:.6g} >= 1: the powers of A are not bounded by a "
+            "Kreiss constant (K(A) is infinite); K(A/gamma) for gamma > rho bounds "
+            "||A^k|| <= gamma^k sup_j ||(A/gamma)^j||",
         )
     if certify == "auto":
         certify = n <= _CERTIFY_N
@@ -751,19 +736,10 @@ def kreiss_constant(
 
         w_hi = min(normT, numerical_radius_bounds(T, rtol=1e-9)[1])
         if w_hi <= 1:
-            return KreissResult(
-                value=1.0,
-                lower=1.0,
-                upper=1.0,
-                z=None,
-                certified=True,
-                n=n,
-                spectral_radius=rho,
-                norm=normT,
-                message=(
-                    f"numerical radius w(A) <= {w_hi:.6g} <= 1, so K(A) = 1 exactly: "
-                    "||(zI - A)^-1|| <= 1/dist(z, W(A)) <= 1/(|z| - 1)"
-                ),
+            return exact(
+                1.0,
+                f"numerical radius w(A) <= {w_hi:.6g} <= 1, so K(A) = 1 exactly: "
+                "||(zI - A)^-1|| <= 1/dist(z, W(A)) <= 1/(|z| - 1)",
             )
     half = not np.iscomplexobj(a)
 
