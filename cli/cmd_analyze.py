@@ -185,12 +185,12 @@ def analyze(checkpoint, matrices, as_json, as_csv, fast, eps, plots, trust, quie
     figures = ("basic",) if fast else FIGURES
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
+        ckpt = spectra.load(checkpoint, trust=trust)
         report = spectra.analyze(
-            checkpoint,
+            ckpt,
             matrices=matrices or None,
             figures=figures,
             epsilons=eps or DEFAULT_EPSILONS,
-            trust=trust,
             progress=progress_bar("analyze", quiet or as_json or as_csv),
         )
     for w in report.warnings:
@@ -203,19 +203,18 @@ def analyze(checkpoint, matrices, as_json, as_csv, fast, eps, plots, trust, quie
     else:
         click.echo(_render_table(doc))
     if plots:
-        _write_plots(report, plots, quiet)
+        _write_plots(ckpt, report, plots, quiet)
 
 
-def _write_plots(report, directory: str, quiet: bool) -> None:
+def _write_plots(ckpt, report, directory: str, quiet: bool) -> None:
     use_agg()
     import matplotlib.pyplot as plt
 
     import spectra
 
     os.makedirs(directory, exist_ok=True)
-    ckpt = spectra.load(report.source) if report.source != "<array>" else None
     for m in report.matrices:
-        if not m.finite or ckpt is None:
+        if not m.finite:
             continue
         grid = spectra.pseudospectra(ckpt[m.id].matrix)
         ax = grid.plot(title=f"{m.id}  (n = {m.shape[0]})")

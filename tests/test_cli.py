@@ -136,3 +136,14 @@ def test_console_script_runs_in_subprocess(tmp_path):
     r = subprocess.run([exe, "analyze", str(p), "--fast", "--json"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["matrices"][0]["spectral_radius"] == pytest.approx(0.5)
+
+
+def test_analyze_plots_one_figure_per_matrix(tmp_path, capsys):
+    z = tmp_path / "two.npz"
+    np.savez(z, a=np.diag([0.5, 0.2]), b=np.array([[0.5, 3.0], [0.0, 0.4]]))
+    rc, out, _ = run(["analyze", str(z), "--fast", "--plots", str(tmp_path / "figs")], capsys)
+    assert rc == 0
+    pngs = sorted(p.name for p in (tmp_path / "figs").iterdir())
+    assert pngs == ["a.png", "b.png"]
+    for p in (tmp_path / "figs").iterdir():
+        assert p.read_bytes()[:4] == b"\x89PNG" and p.stat().st_size > 5000
