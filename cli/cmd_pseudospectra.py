@@ -101,9 +101,16 @@ Examples:
     show_default=True,
     help="Relative accuracy of every grid value (against a dense SVD).",
 )
+@click.option(
+    "--field-of-values",
+    "fov",
+    is_flag=True,
+    help="Overlay the boundary of the numerical range W(A) (Johnson's algorithm): "
+    "||A^k|| <= 2 w(A)^k, and the eps-pseudospectrum lies within eps of W(A).",
+)
 @quiet_option
 @trust_option
-def pseudospectra(checkpoint, matrices, levels, npts, bounds, output, save_grid, tol, quiet, trust):
+def pseudospectra(checkpoint, matrices, levels, npts, bounds, output, save_grid, tol, fov, quiet, trust):
     """Draw the ε-pseudospectra of recurrent weight matrices.
 
     The ε-pseudospectrum of A is the set of points z where ‖(zI − A)⁻¹‖ > 1/ε,
@@ -126,6 +133,8 @@ def pseudospectra(checkpoint, matrices, levels, npts, bounds, output, save_grid,
     safetensors, HDF5, .npy/.npz). One matrix gives one figure; several give a
     panel figure (rows: tensors, columns: gates) with shared levels.
     """
+    import numpy as np
+
     import spectra
     from spectra.plot.pseudospectra import plot_pseudospectra_panel, save_figure
 
@@ -133,7 +142,7 @@ def pseudospectra(checkpoint, matrices, levels, npts, bounds, output, save_grid,
     chosen = ckpt.select(list(matrices))
     if not chosen:
         raise click.ClickException(f"{checkpoint}: no recurrent matrix to draw")
-    grids = []
+    grids, overlays = [], []
     for k, m in enumerate(chosen):
         if not m.finite:
             click.echo(f"spectra: warning: {m.id}: holds NaN or Inf; skipped", err=True)
@@ -143,6 +152,9 @@ def pseudospectra(checkpoint, matrices, levels, npts, bounds, output, save_grid,
             m, levels=levels, npts=npts, bounds=bounds, tol=tol, progress=progress_bar(label, quiet)
         )
         grids.append(g)
+        if fov:
+            w = spectra.numerical_range(m.matrix)
+            overlays.append([(np.append(w.real, w.real[0]), np.append(w.imag, w.imag[0]), "W(A)")])
         o = g.options
         click.echo(
             f"{m.id}\tn={g.n}\tgrid={o['nx']}x{o['ny']}\tmethod={o['method']}\t"
@@ -157,9 +169,9 @@ def pseudospectra(checkpoint, matrices, levels, npts, bounds, output, save_grid,
 
     if len(grids) == 1:
         fig, ax = plt.subplots(figsize=(5.5, 4.8))
-        grids[0].plot(ax=ax, levels=levels)
+        grids[0].plot(ax=ax, levels=levels, overlay=overlays[0] if fov else None)
     else:
-        fig = plot_pseudospectra_panel(grids, levels=levels)
+        fig = plot_pseudospectra_panel(grids, levels=levels, overlay=overlays if fov else None)
     try:
         save_figure(fig, output)
     finally:

@@ -283,3 +283,17 @@ def test_cli_help_teaches(capsys):
     assert code == 0
     for needle in ("ε-pseudospectrum", "log10", "unit", "eigenvalues", "--levels", "--save-grid"):
         assert needle in out
+
+
+def test_cli_field_of_values_overlay(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from spectra_cli.main import main
+
+    a = np.array([[0.5, 2.0], [0.0, 0.5]])  # W(A) is the disc about 0.5 of radius 1
+    src = tmp_path / "a.npy"
+    np.save(src, a)
+    out = tmp_path / "fov.png"
+    assert main(["pseudospectra", str(src), "-o", str(out), "--field-of-values", "-q"]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
