@@ -24,7 +24,7 @@ sigma_min(zI - T)`` because ``Q`` is unitary.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.linalg as sla
@@ -720,6 +720,25 @@ def kreiss_constant(
         # (orthogonal matrices, or singular values clipped at 1); the slack absorbs rounding.
         return exact(
             1.0, f"||A||_2 = {normT:.6g} <= 1, so K(A) = 1 exactly (a contraction: no transient growth)"
+        )
+    on_circle = 64 * n * np.finfo(float).eps * max(1.0, normT)
+    if abs(rho - 1) < on_circle:
+        # rho(A) = 1 to rounding (e.g. A divided by its spectral radius): whether K is
+        # finite depends on the unimodular eigenvalues being semisimple, which rounding
+        # cannot decide; K(sA) for s -> 1- tends to K(A) when it is finite (and grows
+        # without bound when a unimodular eigenvalue is defective), so evaluate just inside.
+        s = (1 - 4 * on_circle) / rho  # clear of the window, so no recursion
+        inner = kreiss_constant(a * s, rtol=rtol, certify=certify, max_evals=max_evals)
+        return replace(
+            inner,
+            certified=False,
+            spectral_radius=rho,
+            norm=normT,
+            message=(
+                f"rho(A) = {rho:.17g} is 1 to rounding: K computed for s*A with s = 1 - {1 - s:.1e} "
+                "(finite when the unimodular eigenvalues are semisimple; a defective one shows "
+                f"as a very large K); for s*A: {inner.message}"
+            ),
         )
     if rho >= 1:
         return exact(

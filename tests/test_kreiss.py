@@ -222,7 +222,7 @@ def test_certificate_does_not_trust_the_search(monkeypatch):
 
 
 def test_kreiss_unstable_is_inf_with_words():
-    for A in (np.array([[1.0, 1.0], [0.0, 0.5]]), np.diag([1.2, 0.1]), np.array([[1.0, 0.1], [0.0, 1.0]])):
+    for A in (np.array([[1.1, 1.0], [0.0, 0.5]]), np.diag([1.2, 0.1]), np.array([[1.01, 0.1], [0.0, 1.01]])):
         K = kreiss_constant(A)
         assert math.isinf(K.value) and math.isinf(float(K)) and not math.isnan(K.upper)
         assert "spectral radius" in K.message and ">= 1" in K.message
@@ -375,3 +375,22 @@ def test_cli_transient_writes_png(npz_file, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = run_cli(["transient", npz_file, "-o", str(tmp_path / "t.txt")])
     assert bad.exit_code == 2
+
+
+def test_spectral_radius_one_to_rounding_is_treated_consistently():
+    # A scaled to rho = 1 lands on either side of 1 by rounding; both sides must give the
+    # same kind of answer. For diag(1, 0.5) + a coupling, the unimodular eigenvalue is
+    # simple, so K is finite; oracle: the scaled matrix (1 - 1e-9) * A, computed directly.
+    A = np.array([[1.0, 0.8], [0.0, 0.5]])
+    values = []
+    for s in (1 + 2e-16, 1.0, 1 - 2e-16):
+        K = kreiss_constant(A * s)
+        assert math.isfinite(K.value) and not K.certified and "to rounding" in K.message
+        values.append(K.value)
+    assert max(values) == pytest.approx(min(values), rel=1e-6)
+    ref = kreiss_constant(A * (1 - 1e-11))  # K(sA) -> K(A) as s -> 1-
+    assert values[0] == pytest.approx(ref.value, rel=1e-4)
+    # a defective eigenvalue on the circle (Jordan block): K(A) is infinite; just inside
+    # the circle it is enormous, and that is what is reported
+    J = kreiss_constant(np.array([[1.0, 0.1], [0.0, 1.0]]))
+    assert J.value > 1e6 and "defective" in J.message
