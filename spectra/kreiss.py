@@ -727,6 +727,15 @@ def kreiss_constant(
         # finite depends on the unimodular eigenvalues being semisimple, which rounding
         # cannot decide; K(sA) for s -> 1- tends to K(A) when it is finite (and grows
         # without bound when a unimodular eigenvalue is defective), so evaluate just inside.
+        from spectra.normality import is_defective
+
+        lam = sla.eigvals(a, check_finite=False)
+        if is_defective(a, lam[np.abs(np.abs(lam) - 1) < on_circle]):
+            return exact(
+                math.inf,
+                f"rho(A) = {rho:.17g} is 1 to rounding and an eigenvalue on the unit circle is "
+                "defective (a Jordan block): ||A^k|| grows without bound, K(A) is infinite",
+            )
         s = (1 - 4 * on_circle) / rho  # clear of the window, so no recursion
         inner = kreiss_constant(a * s, rtol=rtol, certify=certify, max_evals=max_evals)
         return replace(

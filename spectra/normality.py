@@ -159,8 +159,10 @@ def henrici(A) -> float:
     return schur_nonnormal(A).fro
 
 
-def _is_defective(a: np.ndarray, lam: np.ndarray) -> bool:
-    """True when an eigenvalue repeated to working precision lacks a full eigenspace.
+def is_defective(a: np.ndarray, lam: np.ndarray) -> bool:
+    """True when an eigenvalue of `lam` repeated to working precision lacks a full eigenspace.
+
+    `lam` holds all eigenvalues of `a` or a subset of them (e.g. the unimodular ones).
 
     Eigenvalues within ``8 n u ‖A‖_F`` of each other form a cluster of size
     ``m``; the cluster is defective when ``A − λI`` has fewer than ``m``
@@ -170,8 +172,8 @@ def _is_defective(a: np.ndarray, lam: np.ndarray) -> bool:
     u = np.finfo(float).eps
     scale = max(float(np.linalg.norm(a, "fro")), np.finfo(float).tiny)
     tol = 8 * n * u * scale
-    used = np.zeros(n, dtype=bool)
-    for i in range(n):
+    used = np.zeros(len(lam), dtype=bool)
+    for i in range(len(lam)):
         if used[i]:
             continue
         members = np.flatnonzero(~used & (np.abs(lam - lam[i]) <= tol))
@@ -211,7 +213,7 @@ def _kappa_eigvec(T: np.ndarray, a: np.ndarray, lam: np.ndarray) -> float:
     n = T.shape[0]
     if n == 1:
         return 1.0
-    if _is_defective(a, lam):
+    if is_defective(a, lam):
         return math.inf
     V = _triangular_eigvecs(T)
     norms = np.linalg.norm(V, axis=0)
