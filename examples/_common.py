@@ -155,7 +155,7 @@ def fmt(x: float | None, digits: int = 3) -> str:
         return "nan"
     if math.isinf(x):
         return "∞" if x > 0 else "-∞"
-    if x != 0 and (abs(x) >= 1e4 or abs(x) < 10 ** (-digits)):
+    if x != 0 and (abs(x) >= 1e4 or abs(x) < 1e-4):
         return f"{x:.{max(1, digits - 1)}e}"
     return f"{x:.{digits}f}"
 
