@@ -231,11 +231,14 @@ def _f(d: dict, key: str, side: str, figures: str = "figures"):
 
 
 def _arrow(m: dict, key: str, digits: int = 3) -> str:
-    """``before → after power → after exact`` of one figure of a matrix, formatted."""
-    return (
-        f"{fmt(_f(m, key, 'before'), digits)} → {fmt(_f(m, key, 'after'), digits)} → "
-        f"{fmt(_f(m, key, 'after', 'figures_exact'), digits)}"
-    )
+    """``before → after power → after exact`` of one figure of a matrix, formatted.
+
+    A distance to instability below ``1e-12`` (rounding level for these norms) prints as 0.
+    """
+    vals = [_f(m, key, "before"), _f(m, key, "after"), _f(m, key, "after", "figures_exact")]
+    if key == "distance_to_instability":
+        vals = [0.0 if v is not None and abs(v) < 1e-12 else v for v in vals]
+    return " → ".join(fmt(v, digits) for v in vals)
 
 
 def plot_task(task_name: str, runs: dict[str, dict], npts: int, path: Path) -> Path:
@@ -465,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
             "quotient λ, gate block divided by |λ| when |λ| > 1 (spectra.stabilize method `power`); exact = "
             "divided by the true ρ when ρ > 1 (method `exact`, the limit of Algorithm 1 when the power "
             "method converges). Distance to instability = min over |z| = 1 of σ_min(zI − A); Kreiss "
-            "constant and max_k ‖A^k‖ are ∞ / unbounded when ρ > 1.",
+            "constant and max_k ‖A^k‖ are ∞ / unbounded when ρ > 1; distances below 1e-12 print as 0.",
             "",
             table3,
             "",
