@@ -480,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
             "normalisation; one row per cell, the RNN matrix and the LSTM/GRU gate with the largest dep_F; "
             "shared contour levels log10 ε = −3 … −1).",
             "",
+            "Training time summed over the runs: "
+            + f"{sum(r['train_seconds'] for v in results.values() for rs in v.values() for r in rs):.0f} s "
+            "(epochs as recorded in the run folders, possibly across several invocations). "
             f"Total run time of this invocation: {clock.elapsed:.0f} s "
             "(training reused from run folders where present).",
         ]
