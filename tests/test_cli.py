@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,3 +148,22 @@ def test_analyze_plots_one_figure_per_matrix(tmp_path, capsys):
     assert pngs == ["a.png", "b.png"]
     for p in (tmp_path / "figs").iterdir():
         assert p.read_bytes()[:4] == b"\x89PNG" and p.stat().st_size > 5000
+
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.mark.parametrize(
+    "args,golden",
+    [
+        (["analyze", "data/digits_gru_stable.pt", "--fast"], "analyze_fast_digits_gru_stable.txt"),
+        (["ls", "data/digits_lstm_regular.keras"], "ls_digits_lstm_regular_keras.txt"),
+    ],
+)
+def test_output_matches_golden_file(args, golden, capsys, monkeypatch):
+    """Layout regressions: the table a user sees (numbers checked elsewhere against oracles)."""
+    monkeypatch.chdir(DATA.parent)
+    rc, out, _ = run(args, capsys)
+    assert rc == 0
+    assert out == (GOLDEN / golden).read_text()

@@ -118,7 +118,7 @@ def test_robust_rnn_tables(robust_rnn: Path) -> None:
     # the paper's values stand beside ours
     assert table1[1][2] == "0.09" and table1[4][4] == "3.959" and table1[3][8] == "1.83"
     assert [r[0] for r in diag[1:]] == ["stable", "regular", "robust-bound", "robust-cov"]
-    assert all(len(r) == 9 for r in diag)
+    assert all(len(r) == 11 for r in diag)
     assert "standard deviation" in md and "paper's ordering" in md
 
 
@@ -155,6 +155,33 @@ def test_robust_rnn_json(robust_rnn: Path) -> None:
                 assert d["kreiss"] != "inf" and d["distance_to_instability"] > 0
     run0 = data["runs"]["regular"][0]
     assert run0["diagnostics"]["accuracy"] == pytest.approx(_forward_accuracy(run0["checkpoint"], "digits"))
+
+
+def test_robust_rnn_robustness_measure(robust_rnn: Path) -> None:
+    """The reported Monte-Carlo rho_T agrees with our own sampling through the torch forward pass."""
+    import torch
+
+    from spectra.train import load_task, load_trained
+
+    data = json.loads((robust_rnn / "robust_rnn.json").read_text(encoding="utf-8"))
+    d = data["runs"]["regular"][0]["diagnostics"]
+    assert d["robustness_linearised"] > 0 and d["robustness_monte_carlo"] > 0
+    torch.set_num_threads(1)
+    model, _ = load_trained(data["runs"]["regular"][0]["checkpoint"])
+    model = model.double()
+    x = torch.from_numpy(load_task("digits").test.x[:100]).double()
+    gen = torch.Generator().manual_seed(12345)
+    draws = 400
+    with torch.no_grad():
+        y = model(x)
+        noisy = model(
+            (x[None] + 0.5 * torch.randn((draws, *x.shape), generator=gen, dtype=x.dtype)).flatten(0, 1)
+        )
+        err = ((noisy.view(draws, *y.shape) - y) ** 2).sum(-1)  # (draws, sequences)
+    ours = float(err.mean())
+    ours_se = float(err.mean(1).std() / np.sqrt(draws))
+    tol = 5 * np.hypot(ours_se, d["robustness_monte_carlo_stderr"])
+    assert abs(ours - d["robustness_monte_carlo"]) < tol
 
 
 def test_robust_rnn_figures(robust_rnn: Path) -> None:
