@@ -96,7 +96,11 @@ DIAGNOSTICS = {
     "distance_to_instability": "dist. to instability",
     "kreiss": "Kreiss K(A)",
     "transient_peak": "max_k ‖A^k‖",
+    "robustness_linearised": "Tr(R_T) (σ = 0.5)",
+    "robustness_monte_carlo": "E‖ỹ_T − y_T‖² MC (σ = 0.5)",
 }
+#: the robustness measure rho_T = E||y~_T - y_T||^2 (first paper, Theorem 3): noise std, sequences, draws
+ROBUSTNESS_SIGMA, ROBUSTNESS_SEQUENCES, ROBUSTNESS_DRAWS = 0.5, 100, 200
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -144,6 +148,26 @@ def amplitude_grid(spec: str) -> list[float]:
     return [round(start + k * step, 10) for k in range(n)]
 
 
+def robustness_measure(ckpt: Path, task) -> dict[str, float]:
+    """The first paper's robustness measure on the first test sequences: linearised and Monte Carlo.
+
+    ``rho_T = E||y~_T - y_T||^2`` under input noise of std :data:`ROBUSTNESS_SIGMA`, estimated by
+    ``Tr(R_T)`` of the linearised covariance propagation (Theorem 3, eqs. 22-26) and by sampling,
+    both from :func:`spectra.train.robustness`; means over :data:`ROBUSTNESS_SEQUENCES` sequences.
+    """
+    from spectra.train import load_trained, robustness
+
+    model, _ = load_trained(ckpt)
+    rep = robustness(
+        model, task.test.x[:ROBUSTNESS_SEQUENCES], ROBUSTNESS_SIGMA, draws=ROBUSTNESS_DRAWS, seed=0
+    )
+    return {
+        "robustness_linearised": rep.mean_estimate,
+        "robustness_monte_carlo": rep.mean_monte_carlo,
+        "robustness_monte_carlo_stderr": rep.mean_monte_carlo_stderr,
+    }
+
+
 def evaluate_run(ckpt: Path, task, amps: list[float], repeats: int, seed: int) -> dict:
     """Noise curve, Table I thresholds and spectral diagnostics of one final checkpoint (cached beside it)."""
     from spectra.normality import analyze
@@ -154,6 +178,9 @@ def evaluate_run(ckpt: Path, task, amps: list[float], repeats: int, seed: int) -
     if cache.exists():
         old = json.loads(cache.read_text(encoding="utf-8"))
         if old.get("key") == key:
+            if "robustness_linearised" not in old["diagnostics"]:
+                old["diagnostics"].update(robustness_measure(ckpt, task))
+                cache.write_text(json.dumps(old, indent=1) + "\n", encoding="utf-8")
             return old
     model, meta = load_trained(ckpt)
     curve = evaluate_noise(model, task, amps, split="test", repeats=repeats, seed=seed)
@@ -169,6 +196,7 @@ def evaluate_run(ckpt: Path, task, amps: list[float], repeats: int, seed: int) -
         "kreiss": rep.extra.get("kreiss"),
         "transient_peak": rep.extra.get("transient_peak"),
         "pseudospectral_radius": rep.extra.get("pseudospectral_radius"),
+        **robustness_measure(ckpt, task),
     }
     res = {
         "key": key,
@@ -464,7 +492,10 @@ def main(argv: list[str] | None = None) -> int:
             "",
             "ρ: spectral radius; dep_F: Henrici departure from normality; distance to instability: "
             "min over |z| = 1 of σ_min(zI − A) (0 when ρ ≥ 1); Kreiss constant ∞ when ρ ≥ 1; max_k ‖A^k‖: "
-            "transient peak, unbounded when ρ > 1; `(k/N)`: finite for k of N seeds, mean over those.",
+            "transient peak, unbounded when ρ > 1; `(k/N)`: finite for k of N seeds, mean over those. "
+            f"Robustness measure ρ_T = E‖ỹ_T − y_T‖² (first paper, Theorem 3) at noise std "
+            f"{ROBUSTNESS_SIGMA:g}, mean over the first {ROBUSTNESS_SEQUENCES} test sequences: linearised "
+            f"Tr(R_T) and a Monte-Carlo estimate ({ROBUSTNESS_DRAWS} draws per sequence).",
             "",
             f"Figures: `{fig_curve.name}` (misclassification vs noise), "
             f"`{fig_ps.name}` (pseudospectra, seed 0).",
