@@ -261,3 +261,46 @@ def test_how_robust_json(how_robust: Path) -> None:
 def test_how_robust_figures(how_robust: Path) -> None:
     for name in ("how_robust_adding.png", "how_robust_digits.png"):
         _check_png(how_robust / "fig" / name)
+
+
+# --------------------------------------------------------------------------- options
+
+
+def _module(name: str):
+    import importlib.util
+
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    return mod
+
+
+@pytest.mark.parametrize(
+    ("name", "argv"),
+    [
+        ("robust_rnn", ["--regimes", "regular,bogus"]),
+        ("robust_rnn", ["--seeds", "0"]),
+        ("how_robust", ["--tasks", "imagenet"]),
+        ("how_robust", ["--cells", "transformer"]),
+        ("how_robust", ["--task-epochs", "adding=0"]),
+    ],
+)
+def test_bad_options_exit_2(name: str, argv: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        _module(name).parse_args(argv)
+    assert exc.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_options() -> None:
+    rr = _module("robust_rnn")
+    a = rr.parse_args(["--regimes", "robust-cov,stable", "--amplitudes", "0:1:0.25"])
+    assert a.regime_list == ["robust-cov", "stable"] and a.epochs == 10 and a.seeds == 3
+    assert rr.amplitude_grid(a.amplitudes) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    hr = _module("how_robust")
+    b = hr.parse_args(["--epochs", "3", "--task-epochs", "adding=7"])
+    assert b.epochs_of == {"adding": 7, "sentiment": 3, "mnist": 3}
