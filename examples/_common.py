@@ -194,6 +194,9 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     return "\n".join(lines)
 
 
+_ROOT_PREFIX = str(Path(__file__).resolve().parents[1]) + "/"
+
+
 def jsonable(obj: Any) -> Any:
     """Plain JSON types (inf/nan spelled as strings, numpy scalars and arrays converted)."""
     import numpy as np
@@ -207,7 +210,9 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, Path):
-        return str(obj)
+        obj = str(obj)
+    if isinstance(obj, str) and obj.startswith(_ROOT_PREFIX):
+        return obj[len(_ROOT_PREFIX) :]  # paths inside the checkout: relative to its root
     if isinstance(obj, float) and not math.isfinite(obj):
         return "inf" if obj > 0 else ("-inf" if obj < 0 else "nan")
     return obj

@@ -292,8 +292,14 @@ def train(
     if resume and resume_file.exists():
         # resume.pt is the commit point of an epoch: written after the epoch's checkpoint and
         # sidecar, it holds the optimiser state, the configuration and the history
-        state = torch.load(resume_file, map_location="cpu", weights_only=True)
-        saved = json.loads(state["config_json"])
+        try:
+            state = torch.load(resume_file, map_location="cpu", weights_only=True)
+            saved = json.loads(state["config_json"])
+        except (KeyError, TypeError, RuntimeError, OSError, ValueError) as exc:
+            raise TrainConfigError(
+                f"{resume_file}: not a resume file this version can continue from "
+                f"({type(exc).__name__}: {exc}); start a new run folder or drop --resume"
+            ) from None
         if _comparable(saved) != _comparable(cfg.to_dict()):
             diff = sorted(k for k, v in _comparable(cfg.to_dict()).items() if saved.get(k) != v)
             raise TrainConfigError(
