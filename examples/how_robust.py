@@ -179,7 +179,7 @@ def analyse_run(ckpt: Path, task, iterations: int) -> dict:
     from spectra.train import load_trained
     from spectra.train.loop import metrics
 
-    cache = ckpt.with_name(ckpt.stem + f"_analysis_v2_power{iterations}.json")
+    cache = ckpt.with_name(ckpt.stem + f"_analysis_v3_power{iterations}.json")
     if cache.exists():
         return json.loads(cache.read_text(encoding="utf-8"))
     model, meta = load_trained(ckpt)
