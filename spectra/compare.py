@@ -28,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from spectra.checkpoint import Checkpoint
-from spectra.errors import SpectraError
+from spectra.errors import InvalidArgumentError, SpectraError
 
 __all__ = [
     "CRITERIA",
@@ -269,7 +269,7 @@ def _less_robust(figures: dict[str, FigureChange], criterion: str) -> bool | Non
 
 def _check_criterion(criterion: str) -> None:
     if criterion not in CRITERIA:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"criterion must be one of {', '.join(repr(c) for c in CRITERIA)}; got {criterion!r}"
         )
 
@@ -313,7 +313,7 @@ def compare_matrices(
     _check_criterion(criterion)
     eps = tuple(float(e) for e in epsilons)
     if any(not (e > 0) for e in eps):
-        raise ValueError(f"epsilons must be positive, got {epsilons!r}")
+        raise InvalidArgumentError(f"epsilons must be positive, got {epsilons!r}")
     out: list[MatrixComparison] = []
     for key, b, a in pairs:
         b = np.asarray(b)

@@ -47,6 +47,7 @@ import scipy.linalg as sla
 from scipy.optimize import brentq, minimize_scalar
 
 from spectra._validate import as_square_matrix
+from spectra.errors import InvalidArgumentError
 
 __all__ = [
     "DistanceResult",
@@ -155,9 +156,9 @@ def _check_eps(eps: float) -> float:
     try:
         e = float(eps)
     except (TypeError, ValueError):
-        raise ValueError(f"eps must be a positive real number, got {eps!r}") from None
+        raise InvalidArgumentError(f"eps must be a positive real number, got {eps!r}") from None
     if not math.isfinite(e) or e <= 0.0:
-        raise ValueError(f"eps must be a positive finite real number, got {eps!r}")
+        raise InvalidArgumentError(f"eps must be a positive finite real number, got {eps!r}")
     return e
 
 
@@ -167,13 +168,13 @@ def _check_tol(tol: float) -> float:
     except (TypeError, ValueError):
         t = math.nan
     if not (math.isfinite(t) and t >= 0.0):
-        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+        raise InvalidArgumentError(f"tol must be a finite number >= 0, got {tol!r}")
     return t
 
 
 def _check_iterations(max_iterations: int) -> int:
     if int(max_iterations) != max_iterations or max_iterations < 1:
-        raise ValueError(f"max_iterations must be a positive integer, got {max_iterations!r}")
+        raise InvalidArgumentError(f"max_iterations must be a positive integer, got {max_iterations!r}")
     return int(max_iterations)
 
 

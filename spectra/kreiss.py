@@ -31,6 +31,7 @@ import scipy.linalg as sla
 from scipy.optimize import minimize
 
 from spectra._validate import as_square_matrix
+from spectra.errors import InvalidArgumentError
 
 __all__ = [
     "KreissResult",
@@ -178,7 +179,7 @@ def transient_growth(A, kmax: int | None = None) -> TransientGrowth:
     if kmax is not None:
         kmax = int(kmax)
         if kmax < 0:
-            raise ValueError(f"kmax must be a non-negative integer, got {kmax}")
+            raise InvalidArgumentError(f"kmax must be a non-negative integer, got {kmax}")
     limit = kmax if kmax is not None else (KMAX_UNSTABLE if rho >= 1 else KMAX_CAP)
     norms = [1.0]
     P = np.eye(n, dtype=T.dtype)
@@ -693,9 +694,9 @@ def kreiss_constant(
        honest but looser ``upper``).
     """
     if not (rtol > 0):
-        raise ValueError(f"rtol must be positive, got {rtol!r}")
+        raise InvalidArgumentError(f"rtol must be positive, got {rtol!r}")
     if certify not in (True, False, "auto"):
-        raise ValueError(f"certify must be True, False or 'auto', got {certify!r}")
+        raise InvalidArgumentError(f"certify must be True, False or 'auto', got {certify!r}")
     a = as_square_matrix(A)
     T, _ = _schur(a)
     n = T.shape[0]
@@ -989,9 +990,9 @@ def transient_lower_bound(A, kmax: int | None = None, *, npts: int = 64) -> Tran
         If `kmax < 1` or `npts < 4`.
     """
     if kmax is not None and int(kmax) < 1:
-        raise ValueError(f"kmax must be a positive integer or None, got {kmax!r}")
+        raise InvalidArgumentError(f"kmax must be a positive integer or None, got {kmax!r}")
     if npts < 4:
-        raise ValueError(f"npts must be at least 4, got {npts!r}")
+        raise InvalidArgumentError(f"npts must be at least 4, got {npts!r}")
     T, _ = _schur(A)
     rho = float(np.max(np.abs(np.diag(T))))
     base = max(1 - rho, 0.0) if rho < 1 else 0.0

@@ -23,6 +23,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from spectra._validate import as_square_matrix
+from spectra.errors import InvalidArgumentError
 
 __all__ = ["numerical_radius", "numerical_radius_bounds", "numerical_range"]
 
@@ -82,7 +83,7 @@ def numerical_range(A, npts: int = 200) -> np.ndarray:
     True
     """
     if int(npts) < 3:
-        raise ValueError(f"npts must be at least 3, got {npts!r}")
+        raise InvalidArgumentError(f"npts must be at least 3, got {npts!r}")
     a = as_square_matrix(A).astype(np.complex128)
     theta = 2 * np.pi * np.arange(int(npts)) / int(npts)
     _, vecs = np.linalg.eigh(_hermitian_parts(a, theta))
@@ -143,7 +144,7 @@ def numerical_radius_bounds(A, rtol: float = 1e-12) -> tuple[float, float]:
         If `rtol` is not positive.
     """
     if not (rtol > 0):
-        raise ValueError(f"rtol must be positive, got {rtol!r}")
+        raise InvalidArgumentError(f"rtol must be positive, got {rtol!r}")
     a0 = as_square_matrix(A)
     a = a0.astype(np.complex128)
     n = a.shape[0]

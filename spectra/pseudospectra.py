@@ -34,7 +34,7 @@ import scipy.linalg
 from spectra._progress import Progress
 from spectra._triangular import ShiftedTriangular, inverse_lanczos
 from spectra._validate import as_square_matrix
-from spectra.errors import CorruptFileError, UnsupportedFormatError, WriteError
+from spectra.errors import CorruptFileError, InvalidArgumentError, UnsupportedFormatError, WriteError
 
 __all__ = [
     "PseudospectrumGrid",
@@ -345,13 +345,13 @@ def pseudospectra(
     n = A.shape[0]
     real = not np.iscomplexobj(A)
     if method not in ("auto", "lanczos", "svd"):
-        raise ValueError(f"method must be 'auto', 'lanczos' or 'svd', got {method!r}")
+        raise InvalidArgumentError(f"method must be 'auto', 'lanczos' or 'svd', got {method!r}")
     if not (isinstance(tol, (int, float)) and 1e-12 <= tol <= 0.1):
-        raise ValueError(f"tol must be a number in [1e-12, 0.1], got {tol!r}")
+        raise InvalidArgumentError(f"tol must be a number in [1e-12, 0.1], got {tol!r}")
     if maxiter is None:
         maxiter = max(100, n // 2)
     if not (isinstance(maxiter, (int, np.integer)) and not isinstance(maxiter, bool) and maxiter >= 2):
-        raise ValueError(f"maxiter must be an integer >= 2 or None, got {maxiter!r}")
+        raise InvalidArgumentError(f"maxiter must be an integer >= 2 or None, got {maxiter!r}")
     lev = None if levels is None else _check_levels(levels)
     use_dense = method == "svd" or (method == "auto" and n < dense_below)
 
@@ -489,16 +489,20 @@ def _lanczos_sigma_min(
 def _check_levels(levels) -> np.ndarray:
     lev = np.asarray(levels, dtype=np.float64).ravel()
     if lev.size == 0 or not np.all(np.isfinite(lev)):
-        raise ValueError(f"levels must be a non-empty list of finite log10(eps) values, got {levels!r}")
+        raise InvalidArgumentError(
+            f"levels must be a non-empty list of finite log10(eps) values, got {levels!r}"
+        )
     return np.unique(lev)
 
 
 def _check_axis(v, name: str) -> np.ndarray:
     a = np.array(v, dtype=np.float64)  # a copy: the grid never aliases the caller's array
     if a.ndim != 1 or a.size < 1 or not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} must be a non-empty 1-D array of finite numbers, got shape {a.shape}")
+        raise InvalidArgumentError(
+            f"{name} must be a non-empty 1-D array of finite numbers, got shape {a.shape}"
+        )
     if a.size > 1 and not np.all(np.diff(a) > 0):
-        raise ValueError(f"{name} must be strictly increasing")
+        raise InvalidArgumentError(f"{name} must be strictly increasing")
     return a
 
 
@@ -512,7 +516,7 @@ def _grid(A, real, x, y, bounds, npts, lev):
     if bounds is not None:
         b = np.asarray(bounds, dtype=np.float64).ravel()
         if b.size != 4 or not np.all(np.isfinite(b)) or not (b[0] < b[1] and b[2] < b[3]):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"bounds must be four finite numbers (xmin, xmax, ymin, ymax) with xmin < xmax "
                 f"and ymin < ymax, got {bounds!r}"
             )
@@ -535,7 +539,7 @@ def _grid(A, real, x, y, bounds, npts, lev):
         nx, ny = int(npts[0]), int(npts[1])
         side = max(nx, ny)
     else:
-        raise ValueError(f"npts must be an integer >= 2 or a pair (nx, ny) of them, got {npts!r}")
+        raise InvalidArgumentError(f"npts must be an integer >= 2 or a pair (nx, ny) of them, got {npts!r}")
     if box is not None and nx is None:
         w, h = box[1] - box[0], box[3] - box[2]
         if w >= h:  # the same spacing along both axes

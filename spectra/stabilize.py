@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from spectra._validate import as_square_matrix
-from spectra.errors import SpectraError
+from spectra.errors import InvalidArgumentError, SpectraError
 
 if TYPE_CHECKING:
     from spectra.checkpoint import Checkpoint, RecurrentMatrix
@@ -183,7 +183,7 @@ def power_estimate(A: np.ndarray, iterations: int = 1, seed: int = 0) -> tuple[c
 
 def _check_iterations(iterations: int) -> None:
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
-        raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
+        raise InvalidArgumentError(f"iterations must be a positive integer, got {iterations!r}")
 
 
 def _dominant_pair_warning(A: np.ndarray, lam: np.ndarray) -> str | None:
@@ -345,7 +345,7 @@ def stabilize(
     a = as_square_matrix(A)
     _check_iterations(iterations)
     if not (isinstance(target, (int, float, np.floating, np.integer)) and np.isfinite(target) and target > 0):
-        raise ValueError(f"target must be a positive finite number, got {target!r}")
+        raise InvalidArgumentError(f"target must be a positive finite number, got {target!r}")
     target = float(target)
     lam = np.linalg.eigvals(a)
     rho_before = float(np.max(np.abs(lam)))

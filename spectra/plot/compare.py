@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from spectra.errors import InvalidArgumentError
+
 __all__ = ["DEFAULT_LEVELS", "common_bounds", "plot_compare"]
 
 #: log10 epsilon of the contour lines drawn by default
@@ -102,10 +104,10 @@ def plot_compare(
     else:
         pairs = list(comparison)
     if not pairs:
-        raise ValueError("nothing to draw: no finite matrix pairs")
+        raise InvalidArgumentError("nothing to draw: no finite matrix pairs")
     lv = tuple(float(v) for v in (levels if levels is not None else DEFAULT_LEVELS))
     if not lv or not all(np.isfinite(lv)):
-        raise ValueError(f"levels must be finite log10(eps) values, got {levels!r}")
+        raise InvalidArgumentError(f"levels must be finite log10(eps) values, got {levels!r}")
     norm = Normalize(vmin=min(lv), vmax=max(lv)) if min(lv) < max(lv) else Normalize(lv[0] - 0.5, lv[0] + 0.5)
     rows = len(pairs)
     if fig is None:

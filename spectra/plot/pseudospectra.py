@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from spectra.errors import WriteError
+from spectra.errors import InvalidArgumentError, WriteError
 
 __all__ = ["plot_pseudospectra", "plot_pseudospectra_panel", "save_figure", "shared_levels"]
 
@@ -93,7 +93,9 @@ def plot_pseudospectra(
         _, ax = plt.subplots(figsize=(5.5, 4.8))
     lev = np.unique(np.asarray(grid.levels if levels is None else levels, dtype=np.float64).ravel())
     if lev.size == 0 or not np.all(np.isfinite(lev)):
-        raise ValueError(f"levels must be a non-empty list of finite log10(eps) values, got {levels!r}")
+        raise InvalidArgumentError(
+            f"levels must be a non-empty list of finite log10(eps) values, got {levels!r}"
+        )
     if norm is None:
         lo, hi = float(lev.min()), float(lev.max())
         norm = Normalize(vmin=lo - 0.5 if lo == hi else lo, vmax=hi + 0.5 if lo == hi else hi)
@@ -154,7 +156,7 @@ def shared_levels(grids: Sequence, *, max_levels: int = 8) -> np.ndarray:
     (L,) ndarray
     """
     if not len(grids):
-        raise ValueError("grids must hold at least one PseudospectrumGrid")
+        raise InvalidArgumentError("grids must hold at least one PseudospectrumGrid")
     lo = min(float(np.min(g.levels)) for g in grids)
     hi = max(float(np.max(g.levels)) for g in grids)
     for step in (0.25, 0.5, 1.0, 2.0):
@@ -223,11 +225,11 @@ def plot_pseudospectra_panel(
 
     grids = list(grids)
     if not grids:
-        raise ValueError("grids must hold at least one PseudospectrumGrid")
+        raise InvalidArgumentError("grids must hold at least one PseudospectrumGrid")
     if ncols is None:
         ncols = _infer_ncols(grids)
     if not (isinstance(ncols, int) and ncols >= 1):
-        raise ValueError(f"ncols must be a positive integer, got {ncols!r}")
+        raise InvalidArgumentError(f"ncols must be a positive integer, got {ncols!r}")
     ncols = min(ncols, len(grids))
     nrows = math.ceil(len(grids) / ncols)
     lev = shared_levels(grids) if levels is None else np.unique(np.asarray(levels, dtype=np.float64))
@@ -278,7 +280,7 @@ def save_figure(fig, path: str | os.PathLike, *, dpi: int = 150) -> None:
     p = os.fspath(path)
     ext = os.path.splitext(p)[1].lower().lstrip(".")
     if ext not in FIGURE_FORMATS:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{p}: figure format must be one of .png, .svg, .pdf (from the extension), got {ext!r}"
         )
     try:
