@@ -117,3 +117,13 @@ def eps_list(default: tuple[float, ...] | None):
         return eps
 
     return parse
+
+
+figure_output_option = click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    callback=check_figure_path,
+    help="Figure file: .png, .svg or .pdf (by the extension).",
+)

@@ -8,8 +8,8 @@ import sys
 
 import click
 from spectra_cli._common import (
-    check_figure_path,
     echo_json,
+    figure_output_option,
     fmt,
     matrix_option,
     quiet_option,
@@ -70,14 +70,7 @@ Examples:
     show_default=True,
     help="Draw the Kreiss bracket K <= sup ||A^k|| <= e n K (computing K takes longer for large n).",
 )
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    callback=check_figure_path,
-    help="Figure file: .png, .svg or .pdf.",
-)
+@figure_output_option
 @quiet_option
 @trust_option
 def transient(checkpoint, matrices, kmax, kreiss, output, quiet, trust):

@@ -6,7 +6,7 @@ import math
 
 import click
 from spectra_cli._common import (
-    check_figure_path,
+    figure_output_option,
     fmt,
     matrix_option,
     progress_bar,
@@ -78,14 +78,7 @@ Examples:
     metavar="XMIN XMAX YMIN YMAX",
     help="Region of the complex plane (default: the numerical range, padded, joined with the unit box).",
 )
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    callback=check_figure_path,
-    help="Figure file: .png, .svg or .pdf.",
-)
+@figure_output_option
 @click.option(
     "--save-grid",
     type=click.Path(dir_okay=False),
