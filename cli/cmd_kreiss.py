@@ -18,6 +18,8 @@ from spectra_cli._common import (
     warn,
 )
 
+from spectra._json import jsonable
+
 SCHEMA_VERSION = 1
 
 
@@ -36,15 +38,10 @@ def _chosen(checkpoint: str, matrices, trust: bool):
 
 
 def _num(x: float):
-    """JSON-safe number: inf spelled as the string "inf"."""
-    if x is None:
+    """JSON-safe number: inf spelled as the string "inf", NaN as null."""
+    if x is None or math.isnan(float(x)):
         return None
-    x = float(x)
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    if math.isnan(x):
-        return None
-    return x
+    return jsonable(float(x))
 
 
 @click.command(

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from spectra._json import jsonable
 from spectra.checkpoint import Checkpoint
 from spectra.errors import InvalidArgumentError, SpectraError
 
@@ -106,12 +107,7 @@ class FigureChange:
 
 
 def _num(x):
-    if x is None:
-        return None
-    x = float(x)
-    if math.isfinite(x):
-        return x
-    return "inf" if x > 0 else ("-inf" if x < 0 else "nan")
+    return None if x is None else jsonable(float(x))
 
 
 @dataclass(eq=False)

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
+from spectra._json import jsonable
 from spectra._validate import as_square_matrix
 from spectra.checkpoint import Checkpoint, RecurrentMatrix
 from spectra.errors import InvalidArgumentError
@@ -304,19 +305,7 @@ class MatrixReport:
             else [[float(z.real), float(z.imag)] for z in self.eigenvalues],
         }
         d.update(self.extra)
-        return _jsonable(d)
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "inf" if obj > 0 else ("-inf" if obj < 0 else "nan")
-    return obj
+        return jsonable(d)
 
 
 def analyze_matrix(A, *, id: str = "A") -> MatrixReport:
