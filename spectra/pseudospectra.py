@@ -257,6 +257,7 @@ def pseudospectra(
     dense_below: int = 55,
     maxiter: int | None = None,
     seed: int = 0,
+    device: str | None = None,
     progress: Progress | None = None,
     matrix_id: str | None = None,
     title: str | None = None,
@@ -309,6 +310,11 @@ def pseudospectra(
         within rounding of an eigenvalue) are computed by a dense SVD.
     seed : int
         Seed of the shared random Lanczos start vector.
+    device : str, optional
+        ``None`` (default): the numpy engine. A torch device (``"cpu"``,
+        ``"cuda"``, ``"cuda:1"``): the same method in torch, complex128,
+        chunked to fit the device's memory (needs torch; see
+        :mod:`spectra._torch_engine`). Ignored when the dense SVD is used.
     progress : callable, optional
         ``progress(done, total)`` called as points finish.
     matrix_id, title : str, optional
@@ -389,6 +395,12 @@ def pseudospectra(
     if use_dense:
         sig = _dense_sigma_min(A, zc, on_done=report)
         stats.update(method="svd")
+    elif device is not None:
+        from spectra._torch_engine import torch_sigma_min
+
+        sig = torch_sigma_min(
+            T, zc, tol=tol, maxiter=int(maxiter), seed=seed, device=device, on_done=report, stats=stats
+        )
     else:
         sig = _lanczos_sigma_min(T, zc, tol=tol, maxiter=int(maxiter), seed=seed, on_done=report, stats=stats)
     S = np.empty(Z.shape)
