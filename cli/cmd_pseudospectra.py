@@ -39,6 +39,14 @@ def _check_bounds(ctx, param, value):
     return value
 
 
+def _check_device(ctx, param, value):
+    if value is None:
+        return None
+    from spectra._torch_engine import resolve_device
+
+    return str(resolve_device(value))  # fails early, before any matrix is loaded
+
+
 def _check_grid_path(ctx, param, value):
     if value is not None and not value.lower().endswith(".npz"):
         raise click.BadParameter(f"{value!r}: the grid is saved as .npz (the name must end in .npz)")
@@ -101,9 +109,19 @@ Examples:
     help="Overlay the boundary of the numerical range W(A) (Johnson's algorithm): "
     "||A^k|| <= 2 w(A)^k, and the eps-pseudospectrum lies within eps of W(A).",
 )
+@click.option(
+    "--device",
+    metavar="DEVICE",
+    default=None,
+    callback=_check_device,
+    help="Run the Lanczos engine in torch on this device: cuda, cuda:K or cpu (complex128, batched "
+    "to fit the device memory; needs torch). Default: the numpy engine on the CPU.",
+)
 @quiet_option
 @trust_option
-def pseudospectra(checkpoint, matrices, levels, npts, bounds, output, save_grid, tol, fov, quiet, trust):
+def pseudospectra(
+    checkpoint, matrices, levels, npts, bounds, output, save_grid, tol, fov, device, quiet, trust
+):
     """Draw the ε-pseudospectra of recurrent weight matrices.
 
     The ε-pseudospectrum of A is the set of points z where ‖(zI − A)⁻¹‖ > 1/ε,
@@ -142,7 +160,13 @@ def pseudospectra(checkpoint, matrices, levels, npts, bounds, output, save_grid,
             continue
         label = f"{m.id} ({k + 1}/{len(chosen)})"
         g = spectra.pseudospectra(
-            m, levels=levels, npts=npts, bounds=bounds, tol=tol, progress=progress_bar(label, quiet)
+            m,
+            levels=levels,
+            npts=npts,
+            bounds=bounds,
+            tol=tol,
+            device=device,
+            progress=progress_bar(label, quiet),
         )
         grids.append(g)
         if fov:
