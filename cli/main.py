@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "train": "spectra_cli.cmd_train:train",
     "evaluate": "spectra_cli.cmd_train:evaluate",
     "robustness": "spectra_cli.cmd_train:robustness",
+    "track": "spectra_cli.cmd_track:track",
 }
 
 EPILOG = """\b

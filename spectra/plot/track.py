@@ -1,0 +1,160 @@
+"""Figures of training runs against epoch: :func:`plot_track`.
+
+One panel per figure (spectral radius, relative departure from normality,
+distance to instability, Kreiss constant, transient peak); in each, one line
+per run and matrix. A matrix keeps its colour across runs and panels; a run
+keeps its line style and marker, and its regime names it in the legend. The
+numbers come from :func:`spectra.track.track`; nothing is computed here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["PANELS", "plot_track"]
+
+#: (row key, axis label, log scale) of each panel, in drawing order.
+PANELS: tuple[tuple[str, str, bool], ...] = (
+    ("spectral_radius", r"spectral radius $\rho(A)$", False),
+    ("henrici_relative", r"$\mathrm{dep}_F(A)\,/\,\|A\|_F$", False),
+    ("distance_to_instability", "distance to instability", True),
+    ("kreiss", r"Kreiss constant $K(A)$", True),
+    ("transient_peak", r"transient peak $\max_k \|A^k\|_2$", True),
+)
+
+_STYLES = ("-", "--", ":", "-.")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+def _value(v, log: bool) -> float:
+    """A plottable float: None, non-finite (and non-positive on a log axis) become NaN (a gap)."""
+    if v is None or isinstance(v, str):
+        return math.nan
+    x = float(v)
+    if not math.isfinite(x) or (log and x <= 0):
+        return math.nan
+    return x
+
+
+def plot_track(
+    result: Any,
+    *,
+    figures: Sequence[str] | None = None,
+    fig=None,
+    title: str | None = None,
+):
+    """Draw the tracked figures of one or several runs against epoch.
+
+    Parameters
+    ----------
+    result : TrackResult or sequence of dict
+        From :func:`spectra.track.track` (or its ``rows``).
+    figures : sequence of str, optional
+        Row keys to draw, a subset of :data:`PANELS`' keys. Default: every
+        panel for which some row has a value (``--fast`` results have two).
+    fig : matplotlib Figure, optional
+        Figure to draw into (cleared first); a new one when None.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib Figure
+        Its data panels are ``fig.axes[:len(panels)]``; each holds one line
+        per (run, matrix), x the sidecar epoch when every file of the run has
+        one, else the position in the run. Non-finite values (an infinite
+        Kreiss constant of an unstable matrix) and zeros on a log axis are gaps.
+
+    Raises
+    ------
+    InvalidArgumentError
+        No rows, or an unknown figure name.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    from spectra.errors import InvalidArgumentError
+
+    rows = list(getattr(result, "rows", result))
+    if not rows:
+        raise InvalidArgumentError("result: no rows to draw (every checkpoint failed?)")
+    known = {k: (label, log) for k, label, log in PANELS}
+    if figures is None:
+        keys = [k for k, _, _ in PANELS if any(r.get(k) is not None for r in rows)]
+    else:
+        bad = [k for k in figures if k not in known]
+        if bad:
+            raise InvalidArgumentError(f"figures: unknown {bad}; valid: {', '.join(known)}")
+        keys = list(figures)
+
+    # a series is a run, split by regime when one folder mixes regimes
+    runs = list(dict.fromkeys((r["run"], r["regime"]) for r in rows))
+    matrices = list(dict.fromkeys(r["matrix"] for r in rows))
+    by_epoch = {
+        s: all(r.get("epoch") is not None for r in rows if (r["run"], r["regime"]) == s) for s in runs
+    }
+    colours = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+    cmap = plt.get_cmap("tab20") if len(matrices) > len(colours) else None
+
+    def colour(j: int):
+        return cmap(j % 20) if cmap is not None else colours[j % len(colours)]
+
+    ncols = min(3, len(keys) + 1)
+    nrows = math.ceil((len(keys) + 1) / ncols)
+    if fig is None:
+        fig = plt.figure(figsize=(4.6 * ncols, 3.4 * nrows))
+    else:
+        fig.clear()
+    axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(len(keys))]
+    for ax, key in zip(axes, keys):
+        label, log = known[key]
+        for ri, run in enumerate(runs):
+            for mj, mid in enumerate(matrices):
+                pts = [r for r in rows if (r["run"], r["regime"]) == run and r["matrix"] == mid]
+                if not pts:
+                    continue
+                pts.sort(key=lambda r: r["step"])
+                xs = [r["epoch"] if by_epoch[run] else r["step"] for r in pts]
+                ys = [_value(r.get(key), log) for r in pts]
+                ax.plot(
+                    xs,
+                    ys,
+                    linestyle=_STYLES[ri % len(_STYLES)],
+                    marker=_MARKERS[ri % len(_MARKERS)],
+                    markersize=3,
+                    linewidth=1.2,
+                    color=colour(mj),
+                    label=f"{mid} | {run[1]} ({run[0]})",
+                )
+        if key == "spectral_radius":
+            ax.axhline(1.0, color="0.5", linewidth=0.8, linestyle=(0, (4, 3)), zorder=0)
+        finite = [y for line in ax.get_lines() for y in line.get_ydata() if y == y and y > 0]
+        if log and finite and max(finite) > 10 * min(finite):  # log only where it spans a decade
+            ax.set_yscale("log")
+        ax.set_ylabel(label)
+        ax.set_xlabel("epoch" if all(by_epoch.values()) else "epoch, or position in the run")
+        ax.grid(True, alpha=0.3)
+    # legends on a blank panel: colour = matrix, style = run (regime)
+    lax = fig.add_subplot(nrows, ncols, len(keys) + 1)
+    lax.axis("off")
+    mat_handles = [Line2D([], [], color=colour(j), linewidth=2, label=m) for j, m in enumerate(matrices)]
+    run_handles = [
+        Line2D(
+            [],
+            [],
+            color="0.2",
+            linestyle=_STYLES[i % len(_STYLES)],
+            marker=_MARKERS[i % len(_MARKERS)],
+            label=f"{run[1]} ({run[0]})",
+        )
+        for i, run in enumerate(runs)
+    ]
+    first = lax.legend(handles=mat_handles, title="matrix", loc="upper left", fontsize="small", frameon=False)
+    lax.add_artist(first)
+    lax.legend(handles=run_handles, title="regime (run)", loc="lower left", fontsize="small", frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

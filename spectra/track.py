@@ -1,0 +1,692 @@
+"""Follow the figures of every recurrent matrix across the checkpoints of training runs: :func:`track`.
+
+A *run* is a folder of checkpoints (``epoch_001.pt``, ``epoch_002.pt``, ...
+as :mod:`spectra.train` writes them, or any files :func:`spectra.load`
+reads). :func:`discover` finds them from folders and globs and orders each
+run by the ``epoch`` of the JSON sidecar beside each file
+(``epoch_003.json``), else by a natural sort of the names. :func:`track`
+analyses every file (:func:`analyze_checkpoint`; in parallel through
+:func:`spectra.parallel.run_tasks`) and returns a :class:`TrackResult` with
+one row per checkpoint and matrix.
+
+Figures per matrix (DESIGN.md, Mathematics): spectral radius, ``‖A‖₂``,
+Henrici ``dep_F`` and ``dep_F/‖A‖_F``, ``κ(V)`` (always); the distance to
+instability, the Kreiss constant, the transient peak ``max_k ‖A^k‖₂`` and
+the numerical radius (unless ``fast``); with ``grid_npts`` a pseudospectra
+grid (:func:`spectra.pseudospectra`), summarised by the smallest
+``σ_min(zI − A)`` at grid points with ``|z| ≥ 1`` (an upper bound on the
+distance to instability of a stable matrix, since the minimum over
+``|z| ≥ 1`` lies on the circle).
+
+**Cache.** Each file's figures are stored as one JSON file named by the
+sha256 of (file content hash, options, package version), in
+:func:`default_cache_dir` (``$SPECTRA_CACHE_DIR``, else
+``$XDG_CACHE_HOME/rnn-spectra/track``, else ``~/.cache/rnn-spectra/track``)
+or the folder given. Keyed by content, the cache survives renames and copies,
+and never writes into the run folders (which may be read-only). Re-running on
+a grown run analyses only the new or changed files. Failures are not cached.
+
+Plotting lives in :mod:`spectra.plot.track`; the executors in :mod:`spectra.parallel`.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spectra._json import jsonable
+from spectra.errors import InvalidArgumentError
+
+__all__ = [
+    "CHECKPOINT_EXTENSIONS",
+    "ROW_KEYS",
+    "SCHEMA_VERSION",
+    "CheckpointFile",
+    "TrackOptions",
+    "TrackResult",
+    "TrackedFile",
+    "analyze_checkpoint",
+    "default_cache_dir",
+    "discover",
+    "track",
+]
+
+#: Version of the ``spectra track --json`` document and of the cache entries.
+SCHEMA_VERSION = 1
+
+#: File extensions taken from a run folder (a file named explicitly is read whatever its name).
+CHECKPOINT_EXTENSIONS: tuple[str, ...] = (
+    ".pt",
+    ".pth",
+    ".bin",
+    ".ckpt",
+    ".safetensors",
+    ".keras",
+    ".h5",
+    ".hdf5",
+    ".npz",
+    ".npy",
+)
+
+#: Names in a run folder that are not checkpoints of an epoch (optimiser/resume state).
+_SKIP_STEMS = ("resume", "optimizer", "optim")
+
+#: Columns of :meth:`TrackResult.to_csv`, in order (also the keys of every row).
+ROW_KEYS: tuple[str, ...] = (
+    "run",
+    "regime",
+    "file",
+    "epoch",
+    "step",
+    "matrix",
+    "layer",
+    "direction",
+    "gate",
+    "n",
+    "finite",
+    "spectral_radius",
+    "norm_2",
+    "henrici",
+    "henrici_relative",
+    "kappa_eigvec",
+    "stable",
+    "distance_to_instability",
+    "kreiss",
+    "transient_peak",
+    "transient_peak_k",
+    "numerical_radius",
+    "grid_npts",
+    "grid_distance_upper",
+)
+
+_BASIC = ("spectral_radius", "norm_2", "henrici", "henrici_relative", "kappa_eigvec", "stable")
+_ROBUST = ("distance_to_instability", "kreiss", "transient_peak", "transient_peak_k", "numerical_radius")
+
+
+@dataclass(frozen=True)
+class TrackOptions:
+    """What is computed per matrix (part of the cache key).
+
+    Attributes
+    ----------
+    fast : bool
+        Only spectrum, norms and departure from normality.
+    grid_npts : int or None
+        Also a pseudospectra grid of this many points along its longer side.
+    trust : bool
+        Let :func:`spectra.load` run pickled code (see its `trust`).
+    """
+
+    fast: bool = False
+    grid_npts: int | None = None
+    trust: bool = False
+
+
+@dataclass
+class CheckpointFile:
+    """One checkpoint found by :func:`discover`.
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    run : str
+        Its run: the folder, as given (normalised).
+    regime : str
+        ``regime`` of its sidecar, else the run folder's name.
+    epoch : int or None
+        ``epoch`` of its sidecar.
+    step : int
+        1-based position in its run's order.
+    """
+
+    path: str
+    run: str
+    regime: str
+    epoch: int | None
+    step: int
+
+
+@dataclass
+class TrackedFile(CheckpointFile):
+    """A :class:`CheckpointFile` after :func:`track`.
+
+    Attributes
+    ----------
+    sha256 : str or None
+        Hash of the content (None when unreadable).
+    cached : bool
+        Figures read from the cache (nothing computed).
+    format : str or None
+        Format detected by :func:`spectra.load`.
+    load_seconds, analysis_seconds : float
+        Time to read the matrices and to compute their figures, where it ran
+        (the values stored in the cache for a cached file).
+    error_type, error : str or None
+        Exception class and one-line message when the file failed.
+    """
+
+    sha256: str | None = None
+    cached: bool = False
+    format: str | None = None
+    load_seconds: float = 0.0
+    analysis_seconds: float = 0.0
+    error_type: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the file was analysed (now or from the cache)."""
+        return self.error_type is None
+
+
+# -- discovery -----------------------------------------------------------------
+
+
+def _natural_key(name: str) -> list:
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t.lower()) for t in re.split(r"(\d+)", name) if t]
+
+
+def _is_checkpoint_name(name: str) -> bool:
+    if name.startswith(".") or name.endswith(".tmp"):
+        return False
+    if name.split(".", 1)[0].lower() in _SKIP_STEMS:
+        return False
+    return name.lower().endswith(CHECKPOINT_EXTENSIONS)
+
+
+def _sidecar(path: str) -> dict:
+    """The JSON metadata beside `path` (``x.json`` for ``x.pt`` or ``x.weights.h5``), or {}."""
+    p = Path(path)
+    for cand in (p.with_suffix(".json"), p.with_name(p.name.split(".", 1)[0] + ".json")):
+        if cand != p and cand.is_file():
+            try:
+                meta = json.loads(cand.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(meta, dict):
+                return meta
+    return {}
+
+
+def _epoch(meta: dict) -> int | None:
+    e = meta.get("epoch")
+    return e if isinstance(e, int) and not isinstance(e, bool) else None
+
+
+def _checkpoints_in(folder: str) -> list[str]:
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as exc:
+        raise InvalidArgumentError(f"{folder}: cannot list ({exc.strerror or exc})") from None
+    return [
+        os.path.join(folder, n)
+        for n in names
+        if _is_checkpoint_name(n) and os.path.isfile(os.path.join(folder, n))
+    ]
+
+
+def discover(inputs: Sequence[str | os.PathLike]) -> list[CheckpointFile]:
+    """Find the checkpoints of one or several runs and order each run.
+
+    Parameters
+    ----------
+    inputs : sequence of path or glob pattern
+        A run folder (its checkpoint files; when it holds none, each sub-folder
+        that does is a run), a glob (``runs/*/epoch_*.pt``, ``runs/**``;
+        matched files are grouped by folder) or one file. Folders contribute
+        files with a :data:`CHECKPOINT_EXTENSIONS` extension, skipping hidden
+        and temporary files and ``resume.pt``; JSON sidecars are metadata.
+
+    Returns
+    -------
+    list of CheckpointFile
+        Runs in the order first named; inside a run, files with a sidecar
+        ``epoch`` by epoch first, then the others in natural name order
+        (``ckpt_2`` before ``ckpt_10``). A file named twice is kept once.
+
+    Raises
+    ------
+    InvalidArgumentError
+        An input that does not exist, a glob that matches nothing, a folder
+        with no checkpoint, or no checkpoint at all.
+    """
+    runs: dict[str, list[str]] = {}
+    seen: set[str] = set()
+
+    def add(run: str, path: str) -> None:
+        real = os.path.realpath(path)
+        if real in seen:
+            return
+        seen.add(real)
+        runs.setdefault(os.path.normpath(run), []).append(path)
+
+    def add_folder(folder: str, *, strict: bool) -> None:
+        files = _checkpoints_in(folder)
+        if files:
+            for f in files:
+                add(folder, f)
+            return
+        subs = [
+            os.path.join(folder, d)
+            for d in sorted(os.listdir(folder), key=_natural_key)
+            if not d.startswith(".") and os.path.isdir(os.path.join(folder, d))
+        ]
+        found = False
+        for sub in subs:
+            files = _checkpoints_in(sub)
+            for f in files:
+                add(sub, f)
+            found = found or bool(files)
+        if not found and strict:
+            raise InvalidArgumentError(
+                f"{folder}: no checkpoint files in this folder or its sub-folders "
+                f"(looked for {', '.join(CHECKPOINT_EXTENSIONS)})"
+            )
+
+    for inp in inputs:
+        s = os.fspath(inp)
+        if glob.has_magic(s) and not os.path.exists(s):
+            matches = sorted(glob.glob(s, recursive=True), key=_natural_key)
+            if not matches:
+                raise InvalidArgumentError(f"{s}: the pattern matches no file")
+            for m in matches:
+                if os.path.isdir(m):
+                    add_folder(m, strict=False)
+                elif _is_checkpoint_name(os.path.basename(m)):
+                    add(os.path.dirname(m) or ".", m)
+        elif os.path.isdir(s):
+            add_folder(s, strict=True)
+        elif os.path.isfile(s):
+            add(os.path.dirname(s) or ".", s)
+        else:
+            raise InvalidArgumentError(f"{s}: no such file or folder")
+    out: list[CheckpointFile] = []
+    for run, paths in runs.items():
+        metas = {p: _sidecar(p) for p in paths}
+        epochs = {p: _epoch(metas[p]) for p in paths}
+        default_regime = os.path.basename(os.path.abspath(run)) or run
+        order = sorted(
+            paths, key=lambda p: (epochs[p] is None, epochs[p] or 0, _natural_key(os.path.basename(p)))
+        )
+        for step, p in enumerate(order, start=1):
+            regime = metas[p].get("regime")
+            out.append(
+                CheckpointFile(
+                    path=p,
+                    run=run,
+                    regime=regime if isinstance(regime, str) and regime else default_regime,
+                    epoch=epochs[p],
+                    step=step,
+                )
+            )
+    if not out:
+        raise InvalidArgumentError(
+            f"no checkpoint found in {', '.join(map(os.fspath, inputs)) or '(nothing)'}"
+        )
+    return out
+
+
+# -- analysis of one file (runs in the workers) ---------------------------------
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of the file's content."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _grid_distance_upper(a, npts: int) -> float:
+    """Smallest σ_min(zI − A) over the points of a pseudospectra grid with ``|z| ≥ 1`` (inf if none)."""
+    import numpy as np
+
+    from spectra.pseudospectra import pseudospectra
+
+    g = pseudospectra(a, npts=npts)
+    outside = np.abs(g.z) >= 1.0
+    return float(g.sigma_min[outside].min()) if outside.any() else math.inf
+
+
+def analyze_checkpoint(
+    path: str | os.PathLike, *, fast: bool = False, grid_npts: int | None = None, trust: bool = False
+) -> dict[str, Any]:
+    """Figures of every recurrent matrix of one checkpoint, as plain Python data.
+
+    Parameters
+    ----------
+    path : path
+        Any file :func:`spectra.load` reads.
+    fast, grid_npts, trust
+        As in :class:`TrackOptions`.
+
+    Returns
+    -------
+    dict
+        ``sha256`` (of the bytes read), ``format``, ``load_seconds``,
+        ``analysis_seconds`` and ``matrices``: one dict per matrix with
+        ``id``, ``layer``, ``direction``, ``gate``, ``n``, ``finite`` and the
+        figures (None for a matrix with NaN/Inf weights).
+
+    Raises
+    ------
+    SpectraError
+        Whatever :func:`spectra.load` raises for the file.
+    """
+    import numpy as np
+
+    from spectra.crisscross import distance_to_instability
+    from spectra.load import load
+    from spectra.normality import analyze_matrix, robustness_figures
+
+    sha = file_sha256(path)
+    t0 = time.perf_counter()
+    ckpt = load(path, trust=trust)
+    t1 = time.perf_counter()
+    mats = []
+    for m in ckpt.matrices:
+        a = np.asarray(m.matrix, dtype=np.float64)
+        d: dict[str, Any] = {
+            "id": m.id,
+            "layer": m.layer,
+            "direction": m.direction,
+            "gate": m.gate,
+            "n": int(a.shape[0]),
+            "finite": bool(m.finite and np.all(np.isfinite(a))),
+        }
+        if d["finite"]:
+            r = analyze_matrix(a, id=m.id)
+            d.update({k: getattr(r, k) for k in _BASIC})
+            if not fast:
+                d["distance_to_instability"] = float(distance_to_instability(a).value)
+                d.update(robustness_figures(a, (), {"kreiss"}))
+            if grid_npts is not None:
+                d["grid_npts"] = int(grid_npts)
+                d["grid_distance_upper"] = _grid_distance_upper(a, grid_npts)
+        mats.append({k: (v.item() if isinstance(v, np.generic) else v) for k, v in d.items()})
+    t2 = time.perf_counter()
+    return {
+        "sha256": sha,
+        "format": ckpt.format,
+        "load_seconds": t1 - t0,
+        "analysis_seconds": t2 - t1,
+        "matrices": mats,
+    }
+
+
+def _analyze_task(args: tuple[str, TrackOptions]) -> dict[str, Any]:
+    """Worker entry point of :func:`track` (module level, so it pickles)."""
+    path, opts = args
+    return analyze_checkpoint(path, fast=opts.fast, grid_npts=opts.grid_npts, trust=opts.trust)
+
+
+# -- cache ----------------------------------------------------------------------
+
+
+def default_cache_dir() -> Path:
+    """The cache folder of :func:`track`.
+
+    ``$SPECTRA_CACHE_DIR``, else ``$XDG_CACHE_HOME/rnn-spectra/track``, else
+    ``~/.cache/rnn-spectra/track``.
+    """
+    env = os.environ.get("SPECTRA_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "rnn-spectra" / "track"
+
+
+def cache_key(sha256: str, options: TrackOptions) -> str:
+    """Name of the cache entry of a file with content hash `sha256` analysed with `options`."""
+    import spectra
+
+    doc = {
+        "schema": SCHEMA_VERSION,
+        "sha256": sha256,
+        "options": asdict(options),
+        "version": spectra.__version__,
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+class _Cache:
+    """JSON files ``<dir>/<key[:2]>/<key>.json``, written atomically."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.dir = Path(directory)
+
+    def _path(self, key: str) -> Path:
+        return self.dir / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict | None:
+        try:
+            doc = json.loads(self._path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(doc, dict) or doc.get("key") != key or not isinstance(doc.get("value"), dict):
+            return None
+        return doc["value"]
+
+    def put(self, key: str, value: dict) -> None:
+        """Store `value`; raises OSError when the folder is not writable."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".entry-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump({"key": key, "value": value}, f)  # Infinity/NaN round-trip in Python
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+
+# -- the result -------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class TrackResult:
+    """Figures per checkpoint and matrix for one or several runs.
+
+    Attributes
+    ----------
+    files : list of TrackedFile
+        Every checkpoint, in run order, with its status.
+    rows : list of dict
+        One per (checkpoint, matrix) of the analysed files, keyed by :data:`ROW_KEYS`.
+    options : TrackOptions
+    warnings : list of str
+        E.g. a cache that could not be written.
+    """
+
+    files: list[TrackedFile]
+    rows: list[dict[str, Any]]
+    options: TrackOptions
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[TrackedFile]:
+        """The files that could not be analysed."""
+        return [f for f in self.files if not f.ok]
+
+    @property
+    def runs(self) -> list[str]:
+        """Run labels in order."""
+        return list(dict.fromkeys(f.run for f in self.files))
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``spectra track --json`` document (inf spelled ``"inf"``)."""
+        import spectra
+
+        files = []
+        for f in self.files:
+            d = asdict(f)
+            d["file"] = d.pop("path")
+            files.append(d)
+        return jsonable(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "version": spectra.__version__,
+                "options": asdict(self.options),
+                "files": files,
+                "rows": self.rows,
+                "warnings": list(self.warnings),
+            }
+        )
+
+    def to_csv(self) -> str:
+        """One line per row, columns :data:`ROW_KEYS` (empty for a figure not computed)."""
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(ROW_KEYS)
+        for r in self.rows:
+            w.writerow(
+                [
+                    "" if r.get(k) is None else (repr(r[k]) if isinstance(r[k], float) else r[k])
+                    for k in ROW_KEYS
+                ]
+            )
+        return buf.getvalue()
+
+    def plot(self, **kwargs):
+        """Draw the figures against epoch: :func:`spectra.plot.track.plot_track`."""
+        from spectra.plot.track import plot_track
+
+        return plot_track(self, **kwargs)
+
+
+def _rows(f: CheckpointFile, value: dict) -> list[dict[str, Any]]:
+    out = []
+    for m in value["matrices"]:
+        row = {k: None for k in ROW_KEYS}
+        row.update(run=f.run, regime=f.regime, file=f.path, epoch=f.epoch, step=f.step, matrix=m["id"])
+        row.update({k: v for k, v in m.items() if k in ROW_KEYS and k != "id"})
+        out.append(row)
+    return out
+
+
+def track(
+    inputs: Sequence[str | os.PathLike],
+    *,
+    fast: bool = False,
+    grid_npts: int | None = None,
+    trust: bool = False,
+    jobs: int | None = None,
+    scheduler: Any = None,
+    cache: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    progress=None,
+) -> TrackResult:
+    """Analyse every checkpoint of one or several training runs.
+
+    Parameters
+    ----------
+    inputs : sequence of path or glob
+        Run folders, globs or files (see :func:`discover`).
+    fast : bool
+        Only spectrum, norms and departure from normality (no distance to
+        instability, Kreiss constant or transient peak).
+    grid_npts : int, optional
+        Also compute a pseudospectra grid of this many points per side for
+        every matrix (its time counts in ``analysis_seconds``); reported as
+        ``grid_distance_upper``.
+    trust : bool
+        Allow pickled code (see :func:`spectra.load`).
+    jobs : int, optional
+        Local worker processes (default: the usable cores; 1 = serial).
+    scheduler : str or distributed.Client, optional
+        Run on a Dask cluster instead (``"tcp://HOST:PORT"``); the workers
+        must see the files at the same paths.
+    cache : bool
+        Read and write the result cache (module docstring).
+    cache_dir : path, optional
+        Cache folder (default :func:`default_cache_dir`).
+    progress : callable, optional
+        ``progress(done, total)`` over all files (cached ones count at once).
+
+    Returns
+    -------
+    TrackResult
+        A file that cannot be read or analysed is listed in ``failures``
+        with its error and contributes no row; the others are unaffected.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Bad inputs (see :func:`discover`), `grid_npts` below 2, bad `jobs`
+        or an unreachable scheduler.
+    """
+    if grid_npts is not None and (
+        isinstance(grid_npts, bool) or not isinstance(grid_npts, int) or grid_npts < 2
+    ):
+        raise InvalidArgumentError(
+            f"grid_npts: {grid_npts!r}; expected an integer >= 2 (or None for no grid)"
+        )
+    from spectra.parallel import run_tasks
+
+    opts = TrackOptions(fast=bool(fast), grid_npts=grid_npts, trust=bool(trust))
+    found = discover(inputs)
+    store = _Cache(cache_dir if cache_dir is not None else default_cache_dir()) if cache else None
+    files = [TrackedFile(**asdict(f)) for f in found]
+    values: dict[int, dict] = {}
+    pending: list[int] = []
+    for i, f in enumerate(files):
+        try:
+            f.sha256 = file_sha256(f.path)
+        except OSError as exc:
+            f.error_type, f.error = (
+                "UnsupportedFormatError",
+                f"{f.path}: cannot be read ({exc.strerror or exc})",
+            )
+            continue
+        hit = store.get(cache_key(f.sha256, opts)) if store is not None else None
+        if hit is not None:
+            values[i], f.cached = hit, True
+        else:
+            pending.append(i)
+    total = len(files)
+    first = total - len(pending)
+    if progress is not None and first:
+        progress(first, total)
+    outcomes = run_tasks(
+        _analyze_task,
+        [(files[i].path, opts) for i in pending],
+        jobs=jobs,
+        scheduler=scheduler,
+        progress=None if progress is None else (lambda done, _n: progress(first + done, total)),
+    )
+    warnings: list[str] = []
+    for i, o in zip(pending, outcomes):
+        f = files[i]
+        if not o.ok:
+            f.error_type, f.error = o.error_type, o.error
+            continue
+        values[i] = o.value
+        if store is not None and o.value["sha256"] == f.sha256 and not warnings:
+            try:
+                store.put(cache_key(f.sha256, opts), o.value)
+            except OSError as exc:
+                warnings.append(f"cache {store.dir}: not written ({exc.strerror or exc})")
+    rows: list[dict[str, Any]] = []
+    for i, f in enumerate(files):
+        v = values.get(i)
+        if v is None:
+            continue
+        f.format, f.load_seconds, f.analysis_seconds = v["format"], v["load_seconds"], v["analysis_seconds"]
+        rows.extend(_rows(f, v))
+    return TrackResult(files=files, rows=rows, options=opts, warnings=warnings)
