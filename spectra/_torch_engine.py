@@ -143,13 +143,21 @@ class _ShiftedTriangular:
     recursive blocked substitution (Golub & Van Loan, 4th ed., sec. 3.1.4),
     flattened here into a list of steps computed once. Off-diagonal blocks
     (stored contiguous on the device) update ``X[top] += T[top, bottom] @
-    X[bottom]`` for all points in one ``addmm_``; leaf rows are one ``addmv_``
-    and one scaling each, vectorised over the points.
+    X[bottom]`` for all points in one ``addmm_``. Leaf blocks (at most `leaf`
+    rows) are solved either row by row (``"rows"``: one ``addmv_`` and one
+    scaling per row, vectorised over the points; the numpy engine's way) or
+    by one batched triangular solve over the points (``"trsm"``:
+    ``torch.linalg.solve_triangular`` on the ``(m, b, b)`` stack of
+    ``z_j I - T[leaf, leaf]``: about ``leaf`` times fewer kernel launches,
+    for a GPU). Both are backward stable substitutions.
     """
 
-    def __init__(self, T, *, leaf: int = 16) -> None:
+    def __init__(self, T, *, leaf: int = 16, leaf_method: str = "rows") -> None:
+        if leaf_method not in ("rows", "trsm"):
+            raise InvalidArgumentError(f"leaf_method must be 'rows' or 'trsm', got {leaf_method!r}")
         self.n = int(T.shape[0])
         self.leaf = max(1, int(leaf))
+        self.leaf_method = leaf_method
         self.T = T.contiguous()
         self.TH = T.conj().transpose(0, 1).contiguous()  # resolve_conj by the copy
         self.diag = T.diagonal().clone()
@@ -168,8 +176,11 @@ class _ShiftedTriangular:
 
     def _plan_upper(self, s: int, e: int) -> None:
         if e - s <= self.leaf:
-            rows = [(i, self.T[i, i + 1 : e] if i + 1 < e else None, e) for i in range(e - 1, s - 1, -1)]
-            self._upper.append(("leaf", rows))
+            if self.leaf_method == "trsm":
+                self._upper.append(("trsm", s, e, -self.T[s:e, s:e]))
+            else:
+                rows = [(i, self.T[i, i + 1 : e] if i + 1 < e else None, e) for i in range(e - 1, s - 1, -1)]
+                self._upper.append(("rows", rows))
             return
         mid = self._split(s, e)
         self._plan_upper(mid, e)
@@ -178,39 +189,58 @@ class _ShiftedTriangular:
 
     def _plan_lower(self, s: int, e: int) -> None:
         if e - s <= self.leaf:
-            rows = [(i, self.TH[i, s:i] if i > s else None, s) for i in range(s, e)]
-            self._lower.append(("leaf", rows))
+            if self.leaf_method == "trsm":
+                self._lower.append(("trsm", s, e, -self.TH[s:e, s:e]))
+            else:
+                rows = [(i, self.TH[i, s:i] if i > s else None, s) for i in range(s, e)]
+                self._lower.append(("rows", rows))
             return
         mid = self._split(s, e)
         self._plan_lower(s, mid)
-        self._lower.append(("gemm_lower", s, mid, e, self.TH[mid:e, s:mid].contiguous()))
+        self._lower.append(("gemm", s, mid, e, self.TH[mid:e, s:mid].contiguous()))
         self._plan_lower(mid, e)
 
-    def solve(self, X, dinv) -> None:
+    def solve(self, X, dinv, z) -> None:
         """Overwrite ``X[:, j]`` with ``(z_j I - T)^{-1} X[:, j]``; ``dinv[i, j] = 1/(z_j - T[i, i])``."""
         for step in self._upper:
-            if step[0] == "leaf":
+            kind = step[0]
+            if kind == "gemm":
+                _, s, mid, e, B = step
+                X[s:mid].addmm_(B, X[mid:e])
+            elif kind == "rows":
                 for i, row, e in step[1]:
                     xi = X[i]
                     if row is not None:
                         xi.addmv_(X[i + 1 : e].transpose(0, 1), row)
                     xi.mul_(dinv[i])
             else:
-                _, s, mid, e, B = step
-                X[s:mid].addmm_(B, X[mid:e])
+                _leaf_trsm(X, z, *step[1:], upper=True)
 
-    def solve_adjoint(self, X, dinvc) -> None:
-        """Overwrite ``X[:, j]`` with ``(z_j I - T)^{-*} X[:, j]``; `dinvc` is ``conj(dinv)``."""
+    def solve_adjoint(self, X, dinvc, zc) -> None:
+        """Overwrite ``X[:, j]`` with ``(z_j I - T)^{-*} X[:, j]``; `dinvc`, `zc`: conj of `dinv`, `z`."""
         for step in self._lower:
-            if step[0] == "leaf":
+            kind = step[0]
+            if kind == "gemm":
+                _, s, mid, e, B = step
+                X[mid:e].addmm_(B, X[s:mid])
+            elif kind == "rows":
                 for i, row, s in step[1]:
                     xi = X[i]
                     if row is not None:
                         xi.addmv_(X[s:i].transpose(0, 1), row)
                     xi.mul_(dinvc[i])
             else:
-                _, s, mid, e, B = step
-                X[mid:e].addmm_(B, X[s:mid])
+                _leaf_trsm(X, zc, *step[1:], upper=False)
+
+
+def _leaf_trsm(X, z, s: int, e: int, minus_block, *, upper: bool) -> None:
+    """``X[s:e, j] <- (z_j I - block)^{-1} X[s:e, j]``: one batched triangular solve over the points."""
+    import torch
+
+    M = minus_block.expand(z.numel(), e - s, e - s).clone()
+    M.diagonal(dim1=-2, dim2=-1).add_(z[:, None])
+    sol = torch.linalg.solve_triangular(M, X[s:e].transpose(0, 1).unsqueeze(-1), upper=upper)
+    X[s:e].copy_(sol.squeeze(-1).transpose(0, 1))
 
 
 # ----------------------------------------------------------------------------- Lanczos
@@ -320,6 +350,7 @@ def _inverse_lanczos(torch, solver, z, v0, *, tol, maxiter, budget, on_done):
     ids = torch.arange(m, device=dev)  # original index of each column; -1 once it has finished
     dinv = 1.0 / (z[None, :] - solver.diag[:, None])
     dinvc = torch.conj_physical(dinv)
+    zl, zlc = z.clone(), torch.conj_physical(z)  # shifts of the live columns and their conjugates
     q = v0[:, None].expand(n, m).contiguous()
     q_prev = torch.zeros_like(q)
     w = q.clone()  # the vector the next step's solves overwrite
@@ -331,8 +362,8 @@ def _inverse_lanczos(torch, solver, z, v0, *, tol, maxiter, budget, on_done):
     change_prev = torch.full((m,), math.inf, dtype=f64, device=dev)
     inf = torch.tensor(math.inf, dtype=f64, device=dev)
     for k in range(1, maxiter + 1):
-        solver.solve_adjoint(w, dinvc)
-        solver.solve(w, dinv)
+        solver.solve_adjoint(w, dinvc, zlc)
+        solver.solve(w, dinv, zl)
         alpha = torch.linalg.vecdot(q, w, dim=0).real  # Re(q^H w) per column
         w.addcmul_(q, alpha.to(w.dtype), value=-1)
         if k > 1:
@@ -402,6 +433,7 @@ def _inverse_lanczos(torch, solver, z, v0, *, tol, maxiter, budget, on_done):
             change_prev, beta_prev = change_prev[cols], beta_prev[cols]
             q, w = w[:, cols], q[:, cols]
             dinv, dinvc = dinv[:, cols], dinvc[:, cols]
+            zl, zlc = zl[cols], zlc[cols]
             q.div_(torch.where(beta_prev > 0, beta_prev, torch.ones_like(beta_prev)))
             q_prev = w
             w = q.clone()
@@ -444,6 +476,7 @@ def torch_sigma_min(
     stats: dict | None = None,
     memory_bytes: int | None = None,
     leaf: int = 16,
+    leaf_method: str = "auto",
 ) -> np.ndarray:
     """``sigma_min(z_j I - T)`` for every point, by batched inverse Lanczos in torch.
 
@@ -470,12 +503,18 @@ def torch_sigma_min(
     stats : dict, optional
         Filled with ``method`` (``"lanczos-torch"``), ``lanczos_steps_mean``,
         ``lanczos_steps_max``, ``dense_fallback_points``, ``device``,
-        ``batch_points`` (points per Lanczos batch) and ``batches``.
+        ``leaf_method``, ``batch_points`` (points per Lanczos batch) and
+        ``batches``.
     memory_bytes : int, optional
         Working memory one batch may use (default: half the free memory on
         CUDA, 192 MiB on the CPU).
     leaf : int
-        Size of the diagonal blocks solved row by row.
+        Size of the diagonal blocks of the blocked substitution.
+    leaf_method : {"auto", "rows", "trsm"}
+        How those blocks are solved: row by row (``rows``, the numpy
+        engine's way, fastest on a CPU) or by one batched
+        ``torch.linalg.solve_triangular`` per block (``trsm``, fewer kernel
+        launches); ``auto``: ``trsm`` on CUDA, ``rows`` on the CPU.
 
     Returns
     -------
@@ -486,10 +525,13 @@ def torch_sigma_min(
     MissingDependencyError
         If torch is not installed.
     InvalidArgumentError
-        If `device` is invalid or unavailable (see :func:`resolve_device`).
+        If `device` is invalid or unavailable (see :func:`resolve_device`),
+        or `leaf_method` is not one of the above.
     """
     torch = _import_torch()
     dev = resolve_device(device)
+    if leaf_method == "auto":
+        leaf_method = "trsm" if dev.type == "cuda" else "rows"
     T = np.triu(np.asarray(T, dtype=np.complex128))
     z = np.asarray(z, dtype=np.complex128).ravel()
     n, m = T.shape[0], z.size
@@ -502,7 +544,7 @@ def torch_sigma_min(
 
     Td = torch.as_tensor(T, device=dev)
     zd = torch.as_tensor(z, device=dev)
-    solver = _ShiftedTriangular(Td, leaf=leaf)
+    solver = _ShiftedTriangular(Td, leaf=leaf, leaf_method=leaf_method)
     budget = max(1, _budget(torch, dev, memory_bytes) - solver.nbytes)
     # points within rounding of an eigenvalue: T_z is (nearly) singular; dense SVD
     near = torch.empty(m, dtype=torch.bool, device=dev)
@@ -515,6 +557,8 @@ def torch_sigma_min(
     steps_all = torch.zeros(m, dtype=torch.int64, device=dev)
     fallback = [torch.nonzero(near).flatten()]
     per_point = 16 * n * _VECTORS_PER_POINT + 16 * maxiter
+    if leaf_method == "trsm":  # the (b, b) matrix of each point and the solution's copies
+        per_point += 16 * (solver.leaf + 2) * solver.leaf
     batch = int(max(1, min(_MAX_BATCH, budget // per_point)))
     v0d = torch.as_tensor(v0, device=dev)
     nbatches = 0
@@ -537,6 +581,7 @@ def torch_sigma_min(
         lanczos_steps_max=int(lan.max()) if lan.numel() else 0,
         dense_fallback_points=int(fb.numel()),
         device=str(dev),
+        leaf_method=leaf_method,
         batch_points=batch,
         batches=nbatches,
     )

@@ -168,19 +168,22 @@ def test_small_matrices_use_the_dense_svd_whatever_the_device():
 # ----------------------------------------------------------------------------- engine internals
 
 
-@pytest.mark.parametrize("leaf", [1, 7, 16, 200])
-def test_blocked_triangular_solves_match_dense_solves(leaf):
+@pytest.mark.parametrize(
+    "leaf,leaf_method", [(1, "rows"), (7, "rows"), (16, "rows"), (200, "rows"), (7, "trsm"), (200, "trsm")]
+)
+def test_blocked_triangular_solves_match_dense_solves(leaf, leaf_method):
     rng = np.random.default_rng(leaf)
     n, m = 45, 6
     T = np.triu(rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))) / np.sqrt(n)
     z = rng.standard_normal(m) + 1j * rng.standard_normal(m)
     B = rng.standard_normal((n, m)) + 1j * rng.standard_normal((n, m))
-    solver = te._ShiftedTriangular(torch.as_tensor(T), leaf=leaf)
-    dinv = 1.0 / (torch.as_tensor(z)[None, :] - solver.diag[:, None])
+    solver = te._ShiftedTriangular(torch.as_tensor(T), leaf=leaf, leaf_method=leaf_method)
+    zt = torch.as_tensor(z)
+    dinv = 1.0 / (zt[None, :] - solver.diag[:, None])
     X = torch.as_tensor(B.copy())
-    solver.solve(X, dinv)
+    solver.solve(X, dinv, zt)
     Y = torch.as_tensor(B.copy())
-    solver.solve_adjoint(Y, torch.conj_physical(dinv))
+    solver.solve_adjoint(Y, torch.conj_physical(dinv), torch.conj_physical(zt))
     X, Y = X.numpy(), Y.numpy()
     for j in range(m):
         M = z[j] * np.eye(n) - T
@@ -244,6 +247,22 @@ def test_stats_keys_and_progress_count_every_point_once():
     assert sum(done) == z.size
     ref = np.array([scipy.linalg.svdvals(zz * np.eye(T.shape[0]) - T)[-1] for zz in z])
     assert_within_contract(sig, ref, 20 * T.shape[0] * EPS * (np.linalg.norm(T, 2) + 3))
+
+
+def test_batched_leaf_solves_give_the_same_values():
+    T, z = _schur_case()
+    rows: dict = {}
+    a = te.torch_sigma_min(T, z, tol=1e-8, maxiter=100, seed=0, device="cpu", stats=rows)
+    trsm: dict = {}
+    b = te.torch_sigma_min(
+        T, z, tol=1e-8, maxiter=100, seed=0, device="cpu", stats=trsm, leaf_method="trsm", leaf=12
+    )
+    assert rows["leaf_method"] == "rows" and trsm["leaf_method"] == "trsm"
+    np.testing.assert_allclose(b, a, rtol=1e-11)
+    ref = np.array([scipy.linalg.svdvals(zz * np.eye(T.shape[0]) - T)[-1] for zz in z])
+    assert_within_contract(b, ref, 20 * T.shape[0] * EPS * (np.linalg.norm(T, 2) + 3))
+    with pytest.raises(InvalidArgumentError, match="leaf_method must be 'rows' or 'trsm'"):
+        te.torch_sigma_min(T, z, tol=1e-8, maxiter=100, seed=0, device="cpu", leaf_method="lu")
 
 
 def test_a_tiny_memory_budget_splits_the_points_and_changes_nothing():
