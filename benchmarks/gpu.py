@@ -19,6 +19,7 @@ Modes::
     python benchmarks/gpu.py                   # CUDA: n = 1024, 2048 on 200 x 200
     python benchmarks/gpu.py --cpu-stride 4    # CUDA, numpy engine on a 50 x 50 sub-grid, extrapolated
     python benchmarks/gpu.py --cpu-torch       # torch on the CPU: n = 256, 512 on 100 x 100
+    python benchmarks/gpu.py --tune            # also: leaf solves row by row vs batched trsm, leaf sizes
 
 Without CUDA (``torch.cuda.is_available()`` False) the script says so and
 stops unless ``--cpu-torch`` is given; ``--cpu-torch`` compares CPU torch with
@@ -96,6 +97,35 @@ def run_size(n: int, npts: int, device: str, stride: int, seed: int, tol: float,
     }
 
 
+def tune(n: int, npts: int, device: str, seed: int, tol: float, sync) -> None:
+    """Seconds of the Lanczos part alone for each leaf method and leaf size (the Schur factor is shared)."""
+    import scipy.linalg
+
+    from spectra._torch_engine import torch_sigma_min
+
+    A = test_matrix(n, seed)
+    x, y = grid_for(A, npts)
+    T, _ = scipy.linalg.schur(A, output="complex")
+    z = (x[None, :] + 1j * y[y >= 0][:, None]).ravel()  # the points a real A computes
+    ref = None
+    for method, leaf in (("rows", 16), ("trsm", 16), ("trsm", 32), ("trsm", 64)):
+        stats: dict = {}
+        t = time.perf_counter()
+        sig = torch_sigma_min(
+            T, z, tol=tol, maxiter=max(100, n // 2), seed=0, device=device, stats=stats,
+            leaf=leaf, leaf_method=method,
+        )  # fmt: skip
+        sync()
+        dt = time.perf_counter() - t
+        ref = sig if ref is None else ref
+        diff = np.max(np.abs(sig - ref) / ref)
+        print(
+            f"  tune n={n} {z.size} points: leaf_method={method:<4} leaf={leaf:<3} {dt:8.3f} s  "
+            f"steps {stats['lanczos_steps_mean']:.2f}  max rel diff to the first {diff:.1e}"
+        )
+        sys.stdout.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda", help="torch device for (b) (default cuda)")
@@ -115,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1,
         help="numpy engine on the sub-grid x[::S], y[::S], extrapolated (default 1: the full grid)",
+    )
+    ap.add_argument(
+        "--tune",
+        action="store_true",
+        help="also time the Lanczos part for leaf methods rows/trsm and leaf sizes 16, 32, 64",
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tol", type=float, default=1e-8, help="engine accuracy (default 1e-8)")
@@ -172,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['dev_batches']:>7} {r['leaf_method']:>6}"
         )
         sys.stdout.flush()
+        if args.tune:
+            tune(n, npts, device, args.seed, args.tol, sync)
     return 0
 
 
