@@ -294,6 +294,14 @@ def test_the_cpu_budget_is_what_pseudospectra_uses(monkeypatch):
     np.testing.assert_allclose(g2.sigma_min, g1.sigma_min, rtol=1e-12)
 
 
+def test_cuda_budget_is_a_fraction_of_the_free_memory(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (8 * 2**30, 80 * 2**30))
+    cuda = torch.device("cuda", 0)
+    assert te._budget(torch, cuda, None) == int(te._CUDA_FRACTION * 8 * 2**30)
+    assert te._budget(torch, cuda, 12345) == 12345  # an explicit budget wins
+    assert te._budget(torch, torch.device("cpu"), None) == te._CPU_BYTES
+
+
 # ----------------------------------------------------------------------------- errors
 
 
