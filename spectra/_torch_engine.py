@@ -283,6 +283,9 @@ def _top_ritz_value(torch, alpha, beta, lower, upper, guess, rtol: float):
         new = torch.where(valid, la - step, fallback)
         new = torch.where(valid & ~(new > l_), 0.5 * (l_ + h), new)
         done = (valid & (k * step <= rtol * la)) | (h - l_ <= 4 * _EPS * h)
+        # NaN/Inf columns (overflowed solves; finished columns awaiting compaction) cannot converge:
+        # stop them now rather than after 100 iterations (the result is non-finite either way)
+        done |= ~torch.isfinite(la)
         res = torch.where(done & ~valid, h, new)
         if idx is None:
             hi, lo, lam = h, l_, res
