@@ -11,7 +11,8 @@ and many shifts ``z_j``, ``sigma_min(z_j I - T) = theta_max^{-1/2}`` with
 Everything runs on the chosen torch device in complex128/float64: the blocked
 triangular solves (off-diagonal blocks stored on the device once and applied
 with one matrix-matrix product over all points; leaf blocks row by row, each
-row one matrix-vector product over the points), the Lanczos recurrence, the
+row one matrix-vector product over the points, or, the default on CUDA, one
+batched ``torch.linalg.solve_triangular`` per leaf), the Lanczos recurrence, the
 top Ritz value of the tridiagonal matrices (Newton from above), the
 Kato-Temple residual check, and the dense fallback (``torch.linalg.svdvals``)
 for points within rounding of an eigenvalue or not converged in ``maxiter``
