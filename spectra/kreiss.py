@@ -346,177 +346,6 @@ def _local_max(T: np.ndarray, z0: complex) -> tuple[float, complex]:
     return float(best[0]), complex(best[1])
 
 
-# ----------------------------------------------------------------------------- the certificate
-
-
-@dataclass
-class _Cells:
-    r0: np.ndarray
-    r1: np.ndarray
-    t0: np.ndarray
-    t1: np.ndarray
-
-
-def _cell_data(
-    T: np.ndarray, normT: float, c: _Cells, gamma: float | None = None, w_up: float = math.inf
-) -> dict[str, np.ndarray]:
-    """Everything the cell test needs, from one dense SVD at each cell centre.
-
-    For the centre ``z_c`` and ``B = z_c I - T``: the smallest singular value
-    ``s1`` with its vectors ``(u, v)`` (``B v = s1 u``), ``w = u* v``, and the
-    second-smallest singular value ``s2``. Vectors are computed only where the
-    Lipschitz and far-field tests at level `gamma` fail (none when `gamma` is
-    None: values only). A backward-stable SVD is exact for
-    ``B + E`` with ``||E|| <= c n u ||B||`` (Golub & Van Loan, sec. 8.6), so a
-    margin ``10 n u (||A|| + |z_c|)`` is subtracted from ``s1`` and ``s2``.
-    """
-    n = T.shape[0]
-    rc = 0.5 * (c.r0 + c.r1)
-    tc = 0.5 * (c.t0 + c.t1)
-    zc = rc * np.exp(1j * tc)
-    # covering radius of the polar cell about its centre: |r e^{it} - rc e^{itc}|^2 =
-    # (r - rc)^2 + 4 r rc sin^2((t - tc)/2) is largest at a corner (r in {r0, r1},
-    # |t - tc| = dt/2); written without cancellation, with 1e-12 relative slack
-    s2h = np.sin(0.25 * (c.t1 - c.t0)) ** 2
-    d = np.sqrt(
-        np.maximum(
-            (c.r0 - rc) ** 2 + 4 * c.r0 * rc * s2h,
-            (c.r1 - rc) ** 2 + 4 * c.r1 * rc * s2h,
-        )
-    ) * (1 + 1e-12)
-    m = zc.size
-    margin = 10 * n * _EPS * (normT + np.abs(zc))
-    eye = np.eye(n)
-    # stage 1: singular values only (about 2-3x cheaper than with vectors)
-    S_all = np.empty((m, n))
-    step = max(1, (32 << 20) // (16 * n * n))
-    for s in range(0, m, step):
-        sl = slice(s, min(m, s + step))
-        S_all[sl] = np.linalg.svd(zc[sl, None, None] * eye - T, compute_uv=False)
-    s1 = S_all[:, -1]
-    cd = {
-        "zc": zc,
-        "rc": rc,
-        "d": d,
-        "w": np.full(m, np.nan + 0j),
-        "s1": s1 - margin,
-        "s2": (S_all[:, -2] if n > 1 else np.full(m, np.inf)) - margin,
-        # the other singular values and the weights (|u1* v_j| + |v1* u_j|)^2, j >= 2
-        "rest": S_all[:, :-1] - margin[:, None],
-        "ab2": np.full((m, n - 1), np.inf),
-        "f": (rc - 1) / np.maximum(s1, 1e-300),
-    }
-    if gamma is not None:
-        _fill_vectors(T, normT, cd, c, gamma, w_up)
-    return cd
-
-
-def _fill_vectors(T: np.ndarray, normT: float, cd: dict, c: _Cells, gamma: float, w_up: float) -> None:
-    """Stage 2 of :func:`_cell_data`: singular vectors where the first-order tests fail."""
-    n = T.shape[0]
-    zc = cd["zc"]
-    eye = np.eye(n)
-    step = max(1, (32 << 20) // (16 * n * n))
-    margin = 10 * n * _EPS * (normT + np.abs(zc))
-    # the second-order test needs s1 + d < s2 - d, and cannot pass when its terms without
-    # the singular vectors are already positive: no vectors there (the cell is split)
-    d, rc = cd["d"], cd["rc"]
-    hopeless = (d >= 0.5 * (cd["s2"] - cd["s1"])) | (rc - 1 + d**2 / (2 * rc) - gamma * cd["s1"] > 0)
-    need = ~_first_order_ok(cd, c.r0, c.r1, w_up, gamma) & ~np.isfinite(cd["w"]) & ~hopeless
-    idx = np.flatnonzero(need)
-    for s in range(0, idx.size, step):
-        sel = idx[s : s + step]
-        B = zc[sel, None, None] * eye - T
-        U, S, Vh = np.linalg.svd(B)
-        u1 = U[:, :, -1]
-        # u* v with u = U[:, -1], v = Vh[-1].conj():  sum_i conj(U[i,-1]) conj(Vh[-1,i])
-        cd["w"][sel] = np.einsum("ki,ki->k", u1.conj(), Vh[:, -1, :].conj())
-        alpha = np.abs(np.einsum("kji,ki->kj", Vh, u1))  # |u1* v_j| = |(Vh u1)_j|
-        beta = np.abs(np.einsum("ki,kij->kj", Vh[:, -1, :], U))  # |v1* u_j|
-        cd["ab2"][sel] = (alpha[:, :-1] + beta[:, :-1]) ** 2 * (1 + 1e-12) + 1e-15
-        cd["s1"][sel] = S[:, -1] - margin[sel]
-        if n > 1:
-            cd["s2"][sel] = S[:, -2] - margin[sel]
-        cd["rest"][sel] = S[:, :-1] - margin[sel, None]
-
-
-def _first_order_ok(cd: dict[str, np.ndarray], r0, r1, w_up: float, gamma: float) -> np.ndarray:
-    """The Lipschitz and far-field tests of :func:`_cell_bound_ok` (no singular vectors needed)."""
-    d = cd["d"]
-    s1 = cd["s1"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ok = (s1 > d) & ((r1 - 1) <= gamma * (s1 - d))
-        ok |= (r0 > w_up) & ((r1 - 1) <= gamma * (r0 - w_up))
-    return ok
-
-
-def _coupling(cd: dict[str, np.ndarray]) -> np.ndarray:
-    """``eta``: how far the second-order terms can pull ``sigma_min`` below its linearisation.
-
-    ``sigma_min(B + delta I) >= s1 + Re(delta w) - eta`` for ``|delta| <= d``
-    (see :func:`_cell_bound_ok`); inf where ``s1 + d >= s2 - d``.
-    """
-    d = cd["d"]
-    s1, s2 = cd["s1"], cd["s2"]
-    smax = s1 + d
-    with np.errstate(divide="ignore", invalid="ignore"):
-        room = s2 - d - smax
-        crude = np.where(room > 0, d**2 / room, np.inf)
-        if cd["rest"].shape[1] == 0:
-            return np.where(room > 0, 0.0, np.inf)
-        den = np.maximum(cd["rest"] - smax[:, None], 1e-300)
-        P = np.sum(cd["ab2"] / den, axis=1)
-        Q = np.sum(cd["ab2"] / den**2, axis=1)
-        fine = np.where(room > 0, d**2 * P + d**3 * np.sqrt(Q) / room, np.inf)
-    return np.minimum(crude, fine)
-
-
-def _cell_bound_ok(cd: dict[str, np.ndarray], r0, r1, w_up: float, gamma: float) -> np.ndarray:
-    """True where ``f(z) = (|z| - 1)/sigma_min(zI - A) <= gamma`` is proved on the whole cell.
-
-    Three sufficient tests (any one suffices), with ``delta = z - z_c``, ``|delta| <= d``:
-
-    1. Lipschitz: ``sigma_min`` is 1-Lipschitz in ``z``, so ``f <= (r1 - 1)/(s1 - d)``.
-    2. Far field: ``sigma_min(zI - A) >= dist(z, W(A)) >= |z| - w(A)`` (numerical
-       range, Trefethen & Embree 2005, Thm 17.1), so ``f <= (r1 - 1)/(r0 - w_up)``.
-    3. Second order. The Jordan-Wielandt matrix ``H = [[0, B], [B*, 0]]`` has
-       eigenvalues ``+-sigma_j``; ``z_c -> z`` adds ``E = [[0, delta I], [conj(delta) I, 0]]``,
-       ``||E|| = |delta|``. On the span of ``[u; +-v]`` the compressed matrix has
-       eigenvalues ``+-sqrt((s1 + Re(delta w))^2 + ...)``; the rest of the spectrum
-       stays ``>= s2 - d`` away from 0 and couples through ``||E|| <= d``, so a
-       Schur-complement argument (Parlett, *The Symmetric Eigenvalue Problem*,
-       sec. 11.5) gives ``sigma_min(z) >= s1 + Re(delta w) - eta`` with
-       ``eta = d^2/(s2 - s1 - 2d)``, or the sharper
-       ``eta = d^2 P + d^3 sqrt(Q)/(s2 - s1 - 2d)``,
-       ``P = sum_j c_j/(s_j - s1 - d)``, ``Q = sum_j c_j/(s_j - s1 - d)^2``,
-       ``c_j = (|u1* v_j| + |v1* u_j|)^2`` over the other singular triplets
-       (first resolvent term exactly, the rest by the resolvent identity).
-       With ``|z| - 1 <= rc - 1 + Re(delta conj(z_c))/rc + d^2/(2 rc)`` the cell is
-       proved when ``rc - 1 + d^2/(2rc) - gamma (s1 - eta) + d |conj(z_c)/rc - gamma w| <= 0``.
-       Near the maximiser the first-order terms
-       cancel (the gradient of ``f`` vanishes), so cells of size about
-       ``sqrt(rtol)`` suffice there.
-    """
-    d = cd["d"]
-    s1 = cd["s1"]
-    ok = _first_order_ok(cd, r0, r1, w_up, gamma)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        eta = _coupling(cd)
-        chat = np.conj(cd["zc"]) / cd["rc"]
-        lhs = cd["rc"] - 1 + d**2 / (2 * cd["rc"]) - gamma * (s1 - eta) + d * np.abs(chat - gamma * cd["w"])
-        ok |= np.isfinite(eta) & np.isfinite(cd["w"]) & (lhs <= 0)
-    return ok
-
-
-def _cell_upper(cd: dict[str, np.ndarray], r0, r1, w_up: float) -> np.ndarray:
-    """A (crude) upper bound of ``f`` on each cell: Lipschitz or far-field, else inf."""
-    d = cd["d"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lip = np.where(cd["s1"] > d, (r1 - 1) / (cd["s1"] - d), np.inf)
-        far = np.where(r0 > w_up, (r1 - 1) / (r0 - w_up), np.inf)
-    return np.minimum(lip, far)
-
-
 # ----------------------------------------------------------------------------- Kreiss constant
 
 
@@ -591,6 +420,16 @@ class KreissResult:
         if not math.isfinite(lo) or hi <= lo:
             return math.nan
         return math.log(peak / lo) / math.log(hi / lo)
+
+
+@dataclass
+class _Cells:
+    """Polar cells ``r0 <= |z| <= r1``, ``t0 <= arg z <= t1`` (the search grid)."""
+
+    r0: np.ndarray
+    r1: np.ndarray
+    t0: np.ndarray
+    t1: np.ndarray
 
 
 def _initial_cells(rho: float, R: float, half: bool, r_start: float = 1.0) -> _Cells:
@@ -778,12 +617,8 @@ def kreiss_constant(
     rc = 0.5 * (cells.r0 + cells.r1)
     zc = rc * np.exp(0.5j * (cells.t0 + cells.t1))
     evals = 0
-    if certify:
-        cd = _cell_data(T, normT, cells)
-        fvals = cd["f"]
-    else:
-        fvals = (rc - 1) / np.maximum(_smin_values(T, zc), 1e-300)
-        cd = None
+    sig = _smin_values(T, zc)
+    fvals = (rc - 1) / np.maximum(sig, 1e-300)
     evals += int(np.count_nonzero(np.isfinite(fvals)))
     lower, zbest = 1.0, None
     order = np.argsort(-fvals)
@@ -827,60 +662,37 @@ def kreiss_constant(
             message=msg,
             evaluations=evals,
         )
+    from spectra._kreiss_certificate import certify as _certify
+
     gamma = lower * (1 + 0.9 * rtol)
-    pending = _Cells(cells.r0, cells.r1, cells.t0, cells.t1)
-    _fill_vectors(T, normT, cd, pending, gamma, w_hi)
-    # far field |z| >= R: f <= (R - 1)/(R - ||A||); push R out until that is <= gamma
-    R_need = min((gamma * w_hi - 1) / (gamma - 1), 1e12)
-    if R_need > R:
-        extra = _initial_cells(rho, R_need, half, r_start=R)
-        cd_extra = _cell_data(T, normT, extra, gamma, w_hi)
-        evals += extra.r0.size
-        pending = _Cells(
-            *(np.concatenate([getattr(pending, k), getattr(extra, k)]) for k in ("r0", "r1", "t0", "t1"))
-        )
-        cd = {k: np.concatenate([cd[k], cd_extra[k]]) for k in cd}
-        R = R_need
-    far_bound = (R - 1) / (R - w_hi)
-    left_upper = 0.0
-    while True:
-        # raise the lower bound from any centre that beats it
-        if cd["f"].size and np.max(cd["f"]) > lower:
-            j = int(np.argmax(cd["f"]))
-            f, z = _local_max(T, complex(cd["zc"][j]))
-            if max(f, cd["f"][j]) > lower:
-                if f >= cd["f"][j]:
-                    lower, zbest = f, z
-                else:
-                    lower, zbest = float(cd["f"][j]), complex(cd["zc"][j])
-            gamma = max(gamma, lower * (1 + 0.9 * rtol))
-        ok = _cell_bound_ok(cd, pending.r0, pending.r1, w_hi, gamma)
-        bad = ~ok
-        if not np.any(bad):
-            break
-        if evals + 2 * int(np.count_nonzero(bad)) > max_evals:
-            left_upper = float(np.max(_cell_upper(cd, pending.r0, pending.r1, w_hi)[bad]))
-            break
-        r0, r1, t0, t1 = pending.r0[bad], pending.r1[bad], pending.t0[bad], pending.t1[bad]
-        radial = (r1 - r0) >= r1 * (t1 - t0)
-        rm = 0.5 * (r0 + r1)
-        tm = 0.5 * (t0 + t1)
-        pending = _Cells(
-            np.concatenate([r0, np.where(radial, rm, r0)]),
-            np.concatenate([np.where(radial, rm, r1), r1]),
-            np.concatenate([t0, np.where(radial, t0, tm)]),
-            np.concatenate([np.where(radial, t1, tm), t1]),
-        )
-        cd = _cell_data(T, normT, pending, gamma, w_hi)
-        evals += pending.r0.size
-    upper = max(gamma, far_bound, left_upper)
-    certified = upper <= lower * (1 + rtol)
+    # first ring half-width: the slack of the innermost search ring, shared with 1/gamma
+    inner = rc <= np.min(rc) * (1 + 1e-12)
+    h0 = 0.5 * float(np.min(sig[inner]) - (np.min(rc) - 1) / gamma) / (1 + 1 / gamma)
+    h0 = max(h0, 1e-3 * (1 - rho))
+    cert = _certify(
+        T,
+        a if half else T,
+        normT=normT,
+        w_up=w_hi,
+        lower=lower,
+        zbest=zbest,
+        rtol=rtol,
+        max_evals=max_evals,
+        h0=h0,
+    )
+    st = cert.stats
+    lower, zbest, upper, certified = cert.lower, cert.z, cert.upper, cert.certified
+    evals += st.svds + st.cells
+    how = (
+        f"{st.rings} rings by circle level sets ({st.rings_passed} proved whole, one 2n x 2n "
+        f"eigenproblem each) and {st.cells} SVD cells"
+    )
     msg = (
-        f"K certified by branch and bound over {evals} cells: {lower:.10g} <= K <= {upper:.10g}"
+        f"K certified: {lower:.10g} <= K <= {upper:.10g} ({how})"
         if certified
         else (
-            f"certificate stopped after {evals} evaluations (max_evals): "
-            f"{lower:.10g} <= K <= {upper:.6g}, gap above rtol = {rtol:g}"
+            f"certificate stopped at the budget max_evals = {max_evals}: "
+            f"{lower:.10g} <= K <= {upper:.6g}, gap above rtol = {rtol:g} ({how})"
         )
     )
     return KreissResult(

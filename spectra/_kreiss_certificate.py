@@ -1,0 +1,500 @@
+"""Certified upper bound on the Kreiss constant: rings by circle level sets, cells by SVD.
+
+Used by :func:`spectra.kreiss.kreiss_constant` (``certify=True``). Given a
+level ``gamma`` it proves
+
+    f(z) = (|z| - 1)/sigma_min(zI - A) <= gamma   for every |z| > 1,
+
+and so ``K(A) <= gamma``, with ``gamma = lower (1 + 0.9 rtol)`` from the best
+point found so far. Any point found on the way with ``f > lower`` raises the
+lower bound (and ``gamma``) and the proof goes on: what is already proved for
+a smaller ``gamma`` stays proved.
+
+Method
+------
+The plane ``|z| >= 1`` is cut into the far field ``|z| >= R`` and rings
+``a <= |z| <= b`` of ``1 <= |z| <= R``.
+
+* Far field: ``sigma_min(zI - A) >= |z| - w(A)`` (numerical radius ``w``;
+  Trefethen & Embree 2005, Thm 17.1), so ``f <= (R - 1)/(R - w) <= gamma`` for
+  ``|z| >= R = (gamma w - 1)/(gamma - 1)``.
+* A ring ``[a, b]`` with centre radius ``c = (a + b)/2`` and half-width
+  ``h = (b - a)/2`` is tested by *one* circle level set (Mengi & Overton 2005;
+  :mod:`spectra.crisscross`): the unimodular eigenvalues of a 2n x 2n pencil
+  give every angle where ``L = (b - 1)/gamma + h`` is a singular value of
+  ``c e^{i t} I - A``, hence the arcs of the circle ``|z| = c`` where
+  ``sigma_min < L`` (each gap between candidate crossings is classified by an
+  SVD at its midpoint). Off those arcs ``sigma_min(c e^{it} I - A) >= L``,
+  and since ``sigma_min`` is 1-Lipschitz in ``z``, every ``z = r e^{it}``
+  of the ring has ``sigma_min >= L - |r - c| >= (b - 1)/gamma >= (|z| - 1)/gamma``.
+  So a ring with no arc is proved at the price of one eigenproblem, whatever
+  its angular extent.
+* The arcs left (sectors of the ring near the ridge of ``f``) are covered by
+  polar cells and proved by the cell tests of :mod:`spectra.kreiss`
+  (Lipschitz, far field, and the second-order test built from the full SVD
+  at the centre, which needs cells of size only about ``sqrt(rtol)`` at the
+  maximiser); failing cells are split in two, as before.
+* Ring widths are chosen adaptively: a ring is widened (x2) after a success;
+  after a failure, the slack ``s = min sigma_min(arc midpoints) - (c - 1)/gamma``
+  predicts how many narrower rings would pass (``h <= s/(1 + 1/gamma)``), and
+  the ring is either split or handed to cells, whichever is predicted cheaper
+  (an eigenproblem of order 2n costs about :data:`EIG_COST` values-only SVDs of
+  order n).
+
+What is rigorous and what relies on LAPACK
+------------------------------------------
+The inequalities above are theorems. Floating point enters in three places:
+
+1. Cell tests use singular values from LAPACK's backward-stable SVD, exact for
+   ``B + E`` with ``||E|| <= c n u ||B||``; a margin ``10 n u (||A|| + |z|)``
+   is subtracted from every singular value (as in :mod:`spectra.kreiss`).
+2. The ring test relies on the eigensolver returning every crossing of the
+   level set within the tolerance of :mod:`spectra.crisscross` (eigenvalues
+   within ``1e-6`` relative of the unit circle are candidates). A pair of
+   crossings lost to rounding is a dip of ``sigma_min`` below the level by
+   about ``u ||A||``; the test is run at ``L + tau`` with
+   ``tau = 1e-8 (||A|| + c)``, so such a dip cannot take ``sigma_min`` below
+   ``L``. This is the usual (non-interval) standard of level-set globality
+   certificates (Boyd & Balakrishnan 1990; Mitchell 2020, 2021), not a
+   computer-assisted proof in interval arithmetic.
+3. Gap classification by an SVD at each gap midpoint (between two true
+   crossings ``sigma_min - L`` keeps its sign).
+
+``K = 1`` shortcuts (``||A|| <= 1`` or ``w(A) <= 1``) and ``rho(A) >= 1`` are
+handled by the caller.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg as sla
+
+from spectra import crisscross as _cc
+
+_EPS = float(np.finfo(float).eps)
+
+#: an eigenproblem of order 2n (circle level set) costs about this many values-only
+#: SVDs of order n (measured: 11 at n = 64, 12 at n = 512, one thread)
+EIG_COST = 12.0
+#: a cell costs about this many values-only SVDs (values, then vectors for a third
+#: of them, and the cells its failure spawns)
+CELL_COST = 2.5
+#: a full SVD (with vectors) costs about this many values-only SVDs
+FULL_SVD_COST = 2.5
+#: a failed ring hands its arcs to the cells when they need at most this many square
+#: cells of the ring's width (else the ring is split)
+ARC_CELLS = 8
+#: rings are not split below this fraction of their distance to the best point (near a
+#: maximum the slack falls like the square of that distance: rings would never get there)
+APPROACH = 0.25
+#: nor below this fraction of their radius
+H_MIN = 1e-3
+#: a failed ring goes to the cells after this many splits without progress (passes
+#: earn one back): the slack may be heading to 0 at a maximum not found by the search
+MAX_SPLITS = 6
+#: arc cells are this many times longer (in angle) than the ring is wide
+ARC_ASPECT = 2.0
+
+
+@dataclass
+class CertificateStats:
+    """Counts of the work done by :func:`certify`."""
+
+    rings: int = 0
+    rings_passed: int = 0
+    eigenproblems: int = 0
+    cells: int = 0
+    svds: int = 0
+    ring_edges: list = field(default_factory=list)
+
+
+@dataclass
+class Certificate:
+    """Outcome of :func:`certify`: the (possibly raised) lower bound and the proved upper bound."""
+
+    lower: float
+    z: complex | None
+    upper: float
+    certified: bool
+    stats: CertificateStats
+
+
+def _circle_arcs(M: np.ndarray, real: bool, norm: float, r: float, level: float):
+    """Arcs of ``|z| = r`` where ``sigma_min(zI - M) < level``; with ``sigma_min`` at their midpoints.
+
+    Returns ``(arcs, svds)``: ``arcs`` a list of ``(lo, hi, mid, sigma_mid)``
+    (angles; for real `M` within ``[0, pi]``, mirrored by conjugation), and
+    the number of n x n SVDs used.
+    """
+    An, en = M / r, level / r
+    scale = 1.0 + norm / r + en
+    svals: dict[float, np.ndarray] = {}
+    first = [0.0, np.pi] if real else [0.0, 0.5 * np.pi, np.pi, 1.5 * np.pi]
+    rest = [2 * np.pi * (k + 0.5) / 8 for k in range(8)]
+    for batch in (first, rest):
+        for phi in batch:
+            svals[phi] = sla.svdvals(_cc._shifted(An, _cc._unit(phi)), check_finite=False)
+        best_gap = max(float(np.min(np.abs(sv - en))) for sv in svals.values())
+        if best_gap >= _cc._GOOD_GAP * scale:
+            break
+    mu = _cc._choose_shift(svals, en, scale, real)
+    angles = _cc._unimodular_angles(An, en, mu, scale)
+    nsvd = [len(svals)]
+    known = {phi: float(s[-1]) * r for phi, s in svals.items()}
+
+    def smin(t: float) -> float:
+        if t in known:
+            return known[t]
+        nsvd[0] += 1
+        return float(sla.svdvals(_cc._shifted(M, r * _cc._unit(t)), check_finite=False)[-1])
+
+    pieces = _cc._sublevel_pieces(angles, smin, level, circle=True, symmetric=real)
+    return [(p.lo, p.hi, p.mid, p.fmid) for p in pieces], nsvd[0]
+
+
+def _arc_cells(a: float, b: float, arcs, real: bool) -> tuple[np.ndarray, ...]:
+    """Polar cells ``[a, b] x [lo, hi]`` covering the arcs, about square."""
+    c = 0.5 * (a + b)
+    out: list[list[np.ndarray]] = [[], [], [], []]
+    for lo, hi, _, _ in arcs:
+        if real:
+            lo, hi = max(lo, 0.0), min(hi, np.pi)
+        m = max(1, math.ceil((hi - lo) * c / (ARC_ASPECT * (b - a))))
+        te = np.linspace(lo, hi, m + 1)
+        out[0].append(np.full(m, a))
+        out[1].append(np.full(m, b))
+        out[2].append(te[:-1])
+        out[3].append(te[1:])
+    return tuple(np.concatenate(o) for o in out)
+
+
+def _covering_radius(r0, r1, t0, t1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre ``z_c``, its modulus ``r_c`` and the covering radius ``d`` of polar cells.
+
+    ``|r e^{it} - r_c e^{it_c}|^2 = (r - r_c)^2 + 4 r r_c sin^2((t - t_c)/2)`` is
+    largest at a corner; 1e-12 relative slack.
+    """
+    rc = 0.5 * (r0 + r1)
+    tc = 0.5 * (t0 + t1)
+    s2h = np.sin(0.25 * (t1 - t0)) ** 2
+    d = np.sqrt(np.maximum((r0 - rc) ** 2 + 4 * r0 * rc * s2h, (r1 - rc) ** 2 + 4 * r1 * rc * s2h))
+    return rc * np.exp(1j * tc), rc, d * (1 + 1e-12)
+
+
+def _form(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The 2x2 real forms of ``(x, y) -> |x a_j + y b_j|^2``, stacked ``(..., 2, 2)``."""
+    f11 = np.abs(a) ** 2
+    f22 = np.abs(b) ** 2
+    f12 = np.real(np.conj(a) * b)
+    return np.stack([np.stack([f11, f12], -1), np.stack([f12, f22], -1)], -2)
+
+
+def _eig2(H: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Eigenvalues ``lam1 <= lam2`` of symmetric 2x2 matrices and a unit eigenvector of ``lam1``."""
+    h11, h12, h22 = H[..., 0, 0], H[..., 0, 1], H[..., 1, 1]
+    mid = 0.5 * (h11 + h22)
+    rad = np.hypot(0.5 * (h11 - h22), h12)
+    lam1, lam2 = mid - rad, mid + rad
+    # eigenvector of lam1: (h12, lam1 - h11) or (lam1 - h22, h12), the longer one
+    va = np.stack([h12, lam1 - h11], -1)
+    vb = np.stack([lam1 - h22, h12], -1)
+    v = np.where((np.linalg.norm(va, axis=-1) >= np.linalg.norm(vb, axis=-1))[..., None], va, vb)
+    nv = np.linalg.norm(v, axis=-1)
+    v = np.where((nv > 0)[..., None], v / np.where(nv > 0, nv, 1.0)[..., None], np.array([1.0, 0.0]))
+    return lam1, lam2, v
+
+
+def _disc_min_lower(g0, l, H, d) -> np.ndarray:
+    """Lower bound of ``min_{|x| <= d} g0 + l.x + x^T H x`` (2-D, vectorised) by Lagrangian duality.
+
+    For every ``nu >= 0`` with ``H + nu I > 0`` the minimum is at least
+    ``g0 - nu d^2 - l^T (H + nu I)^{-1} l / 4`` (weak duality; equality at the
+    best ``nu``, the trust-region subproblem). ``nu`` is found by bisection on
+    the derivative; any ``nu`` gives a valid bound.
+    """
+    lam1, lam2, v = _eig2(H)
+    l1 = np.einsum("...i,...i->...", l, v) ** 2
+    l2 = np.maximum(np.einsum("...i,...i->...", l, l) - l1, 0.0)
+    nu0 = np.maximum(0.0, -lam1)
+    ln = np.sqrt(l1 + l2)
+    tiny = 1e-300 + 1e-15 * (np.abs(lam1) + np.abs(lam2))
+    lo = nu0 + tiny
+    hi = nu0 + ln / (2 * d) + np.abs(lam2 - lam1) + tiny
+
+    def dual(nu):
+        return g0 - nu * d**2 - 0.25 * (l1 / (lam1 + nu) + l2 / (lam2 + nu))
+
+    for _ in range(60):
+        nu = 0.5 * (lo + hi)
+        slope = -(d**2) + 0.25 * (l1 / (lam1 + nu) ** 2 + l2 / (lam2 + nu) ** 2)
+        up = slope > 0
+        lo = np.where(up, nu, lo)
+        hi = np.where(up, hi, nu)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        best = np.maximum(dual(lo), dual(hi))
+    best = np.where(np.isfinite(best), best, -np.inf)
+    return best - 1e-13 * (np.abs(g0) + (np.abs(lam1) + np.abs(lam2) + ln / np.maximum(d, 1e-300)) * d**2)
+
+
+def _second_order_ok(T, normT, zc, rc, d, gamma, S, U, Vh) -> np.ndarray:
+    """Second-order proof of ``sigma_min(zI - T) >= (|z| - 1)/gamma`` on discs ``|z - z_c| <= d``.
+
+    With the SVD ``z_c I - T = U diag(s) V*`` and ``delta = z - z_c``, the
+    Jordan-Wielandt matrix ``H' = [[0, B + delta I], [(B + delta I)*, 0]]`` is
+    ``H + E``, ``||E|| = |delta|``; ``x = [u1; v1]/sqrt(2)`` is the eigenvector of
+    ``H`` for ``s1``, and the rest ``Y`` has eigenvalues ``-s1, +-s_j``
+    (``j >= 2``, eigenvectors ``[u_j; +-v_j]/sqrt(2)``). Feshbach (Schur
+    complement on ``x``): for ``mu`` not in the spectrum of ``M = Y* H' Y``,
+    ``mu`` is an eigenvalue of ``H'`` iff ``psi(mu) = x* H' x - mu - c* (M - mu)^{-1} c = 0``
+    with ``c = Y* E x``, and ``psi`` decreases between poles. The spectrum of
+    ``M`` lies within ``|delta|`` of ``{-s1, +-s_j}``, so for ``s1 > d`` and
+    ``s2 - d > mu_max``, ``psi(mu) > 0`` proves that ``H'`` has no eigenvalue in
+    ``[0, mu]``: ``sigma_min(B + delta I) > mu``. The resolvent identity
+    ``(M - mu)^{-1} = (D - mu)^{-1} - (D - mu)^{-1} F (M - mu)^{-1}`` (``D`` the
+    diagonal, ``F = Y* E Y``, ``||F||, ||c|| <= |delta|``) gives
+
+        psi(mu) >= s1 + Re(delta w) - mu + (Im delta w)^2/(s1 + mu)
+                   + sum_j |c_j-|^2/(s_j + mu) - sum_j |c_j+|^2/(s_j - mu) - rem,
+
+    ``w = u1* v1``, ``c_j+- = (delta u_j* v1 +- conj(delta) v_j* u1)/2``,
+    ``rem = d^3 ||(D - mu)^{-1} c||/(d gM)``, ``gM = min(s1 - d, s2 - d - mu_max)``:
+    the exact second-order expansion of ``sigma_min`` (positive curvature
+    included) with a rigorous third-order remainder. With
+    ``mu = (|z| - 1)/gamma <= (r_c - 1 + Re(delta conj(z_c))/r_c + |delta|^2/(2 r_c))/gamma``
+    (denominators taken at the worst ``mu`` in ``[0, mu_max]``) the right side is a
+    quadratic in ``delta`` whose minimum over the disc is bounded below by
+    :func:`_disc_min_lower`. Singular values carry the backward-error margin
+    ``10 n u (||A|| + |z_c|)``.
+    """
+    n = T.shape[0]
+    m = zc.size
+    margin = 10 * n * _EPS * (normT + np.abs(zc))
+    s = S[:, ::-1]  # ascending
+    s1 = s[:, 0] - margin
+    s_lo = s[:, 1:] - margin[:, None]
+    s_hi = s[:, 1:] + margin[:, None]
+    mu_max = (rc - 1 + d + d**2 / (2 * rc)) / gamma
+    valid = (s1 > d) & ((s_lo[:, 0] if n > 1 else np.inf) - d > mu_max) & (mu_max >= 0)
+    ok = np.zeros(m, dtype=bool)
+    if not np.any(valid):
+        return ok
+    idx = np.flatnonzero(valid)
+    U, Vh = U[idx][:, :, ::-1], Vh[idx][:, ::-1, :]  # columns/rows in ascending order
+    zc, rc, d, s1, mu = zc[idx], rc[idx], d[idx], s1[idx], mu_max[idx]
+    s_lo, s_hi = s_lo[idx], s_hi[idx]
+    u1 = U[:, :, 0]
+    v1 = np.conj(Vh[:, 0, :])
+    p = np.einsum("kij,ki->kj", U.conj(), v1)  # u_j* v1
+    q = np.einsum("kji,ki->kj", Vh, u1)  # v_j* u1
+    w = p[:, 0]
+    pj, qj = p[:, 1:], q[:, 1:]
+    plus = _form(0.5 * (pj + qj), 0.5j * (pj - qj))  # |c_j+|^2 as a form in (x, y)
+    minus = _form(0.5 * (pj - qj), 0.5j * (pj + qj))
+    im_w = _form(np.imag(w), np.real(w))  # (Im delta w)^2 = (x Im w + y Re w)^2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        H = (
+            im_w / (s1 + mu)[:, None, None]
+            + np.einsum("kjab,kj->kab", minus, 1.0 / (s_hi + mu[:, None]))
+            - np.einsum("kjab,kj->kab", plus, 1.0 / (s_lo - mu[:, None]))
+        )
+        H[:, 0, 0] -= 1.0 / (2 * rc * gamma)
+        H[:, 1, 1] -= 1.0 / (2 * rc * gamma)
+        HD = (
+            im_w / (s1**2)[:, None, None]
+            + np.einsum("kjab,kj->kab", minus, 1.0 / s_lo**2)
+            + np.einsum("kjab,kj->kab", plus, 1.0 / (s_lo - mu[:, None]) ** 2)
+        )
+    # forms were built from the computed vectors: 1e-10 relative slack on the quadratic terms
+    H = H - 1e-10 * (np.abs(H).sum(axis=(1, 2)) + 1e-300)[:, None, None] * np.eye(2)
+    tD = np.sqrt(np.maximum(_eig2(HD)[1], 0.0)) * (1 + 1e-10)
+    gM = np.minimum(s1 - d, s_lo[:, 0] - d - mu) if n > 1 else s1 - d
+    rem = d**3 * tD / gM
+    g = w - np.conj(zc) / (rc * gamma)
+    lvec = np.stack([np.real(g), -np.imag(g)], -1)
+    g0 = s1 - (rc - 1) / gamma
+    low = _disc_min_lower(g0, lvec, H, d) - rem
+    ok[idx] = low > 0
+    return ok
+
+
+def _cell_pass(T, normT, w_up, gamma, r0, r1, t0, t1):
+    """Test polar cells: is ``f <= gamma`` proved on the whole cell.
+
+    Returns ``(ok, f, zc, ub, nfull)``: the verdicts; ``f`` at the centres
+    (attained values, for the lower bound); the centres; a cheap upper bound
+    of ``f`` on each cell (Lipschitz or far field; inf when neither applies);
+    and the number of full SVDs used. Tests: Lipschitz (``sigma_min`` is
+    1-Lipschitz: ``f <= (r1 - 1)/(s1 - d)``), far field (``f <= (r1 - 1)/(r0 - w)``),
+    then :func:`_second_order_ok` where those fail.
+    """
+    n = T.shape[0]
+    zc, rc, d = _covering_radius(r0, r1, t0, t1)
+    m = zc.size
+    margin = 10 * n * _EPS * (normT + np.abs(zc))
+    eye = np.eye(n)
+    step = max(1, (32 << 20) // (16 * n * n))
+    S = np.empty((m, n))
+    ok = np.zeros(m, dtype=bool)
+    ub = np.empty(m)
+    nfull = 0
+    # cells come from the arcs of failed rings, where the first-order tests rarely pass:
+    # one full SVD per cell (values and vectors) is cheaper than values first
+    for k in range(0, m, step):
+        sl = slice(k, min(m, k + step))
+        U, S[sl], Vh = np.linalg.svd(zc[sl, None, None] * eye - T)
+        nfull += U.shape[0]
+        s1 = S[sl, -1] - margin[sl]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lip = np.where(s1 > d[sl], (r1[sl] - 1) / (s1 - d[sl]), np.inf)
+            far = np.where(r0[sl] > w_up, (r1[sl] - 1) / (r0[sl] - w_up), np.inf)
+        ub[sl] = np.minimum(lip, far)
+        ok[sl] = ub[sl] <= gamma
+        rest = np.flatnonzero(~ok[sl])
+        if rest.size:
+            sel = np.arange(m)[sl][rest]
+            ok[sel] = _second_order_ok(T, normT, zc[sel], rc[sel], d[sel], gamma, S[sel], U[rest], Vh[rest])
+    f = (rc - 1) / np.maximum(S[:, -1], 1e-300)
+    return ok, f, zc, ub, nfull
+
+
+def certify(
+    T: np.ndarray,
+    M: np.ndarray,
+    *,
+    normT: float,
+    w_up: float,
+    lower: float,
+    zbest: complex | None,
+    rtol: float,
+    max_evals: int,
+    h0: float,
+) -> Certificate:
+    """Prove ``K(A) <= lower (1 + 0.9 rtol)`` (raising `lower` where a better point turns up).
+
+    Parameters
+    ----------
+    T : (n, n) complex ndarray
+        Complex Schur form of ``A`` (cells are evaluated on it).
+    M : (n, n) ndarray
+        ``A`` itself when real (level sets in real arithmetic), else `T`.
+    normT, w_up : float
+        ``||A||_2`` and an upper bound on the numerical radius ``w(A)``.
+    lower, zbest : float, complex or None
+        Best lower bound so far and where it is attained.
+    rtol : float
+        Target ``upper/lower - 1``.
+    max_evals : int
+        Budget in SVD-equivalents (an eigenproblem counts :data:`EIG_COST`).
+    h0 : float
+        First ring half-width (a guess; adapted on the way).
+    """
+    from spectra import kreiss as kr  # late: kreiss imports this module
+
+    real = bool(np.isrealobj(M))
+    stats = CertificateStats()
+    gamma = lower * (1 + 0.9 * rtol)
+    R = max(1.0 + 1e-3, min((gamma * w_up - 1) / (gamma - 1), 1e12))
+    far_bound = (R - 1) / (R - w_up)
+
+    def raise_lower(f: float, z: complex) -> None:
+        nonlocal lower, zbest, gamma
+        if f <= lower:
+            return
+        fz, zz = kr._local_max(T, z)
+        stats.svds += 20
+        if fz >= f:
+            f, z = fz, zz
+        lower, zbest = f, z
+        gamma = max(gamma, lower * (1 + 0.9 * rtol))
+
+    # ---- rings
+    cell_parts: list[tuple[np.ndarray, ...]] = []
+    a = 1.0
+    h = max(min(h0, 0.5 * (R - 1)), 1e-12)
+    spent = 0.0
+    exhausted = False
+    splits = 0
+    while a < R:
+        if spent > max_evals:
+            exhausted = True
+            break
+        b = min(R, a + 2 * h)
+        hh = 0.5 * (b - a)
+        c = a + hh
+        level = (b - 1) / gamma + hh
+        tau = 1e-8 * (normT + c)
+        arcs, nsvd = _circle_arcs(M, real, normT, c, level + tau)
+        stats.rings += 1
+        stats.eigenproblems += 1
+        stats.svds += nsvd
+        spent += EIG_COST + nsvd
+        for _, _, mid, smid in arcs:
+            if smid > 0:
+                raise_lower((c - 1) / smid, c * complex(np.exp(1j * mid)))
+        if not arcs:
+            stats.rings_passed += 1
+            stats.ring_edges.append((a, b, "pass", 0))
+            a = b
+            h = 2 * hh
+            splits = max(0, splits - 1)
+            continue
+        slack = min(s for _, _, _, s in arcs) - (c - 1) / gamma
+        # sub-rings needed (the ring test passes when h (1 + 1/gamma) <= slack)
+        need = hh * (1 + 1 / gamma) / slack if slack > 0 else math.inf
+        h_new = hh / max(2.0, min(need * 1.3, 64.0)) if math.isfinite(need) else hh / 2
+        n_cells = sum(max(1, math.ceil((hi - lo) * c / (2 * hh))) for lo, hi, _, _ in arcs)
+        rstar = abs(zbest) if zbest is not None else math.inf
+        splits += 1
+        if (
+            n_cells <= ARC_CELLS
+            or h_new < APPROACH * abs(c - rstar)
+            or h_new < H_MIN * c
+            or splits > MAX_SPLITS
+        ):
+            # the arcs are local (the ridge of f): cells with second-order tests there
+            cell_parts.append(_arc_cells(a, b, arcs, real))
+            stats.ring_edges.append((a, b, "cells", n_cells))
+            a = b
+            splits = 0
+            continue
+        stats.ring_edges.append((a, b, "split", n_cells))
+        h = h_new
+
+    # ---- cells over the arcs left
+    left_upper = 0.0
+    if cell_parts and not exhausted:
+        r0, r1, t0, t1 = (np.concatenate([p[k] for p in cell_parts]) for k in range(4))
+        while r0.size:
+            ok, f, zc, ub, nfull = _cell_pass(T, normT, w_up, gamma, r0, r1, t0, t1)
+            stats.cells += r0.size
+            stats.svds += nfull
+            spent += FULL_SVD_COST * nfull
+            if f.size and np.max(f) > lower:
+                j = int(np.argmax(f))
+                raise_lower(float(f[j]), complex(zc[j]))
+                ok &= ub <= gamma  # re-check the first-order bound at the raised gamma (cheap)
+            bad = ~ok
+            if not np.any(bad):
+                break
+            if spent + 2 * int(np.count_nonzero(bad)) > max_evals:
+                left_upper = float(np.max(ub[bad]))
+                exhausted = True
+                break
+            r0, r1, t0, t1 = r0[bad], r1[bad], t0[bad], t1[bad]
+            radial = (r1 - r0) >= r1 * (t1 - t0)
+            rm = 0.5 * (r0 + r1)
+            tm = 0.5 * (t0 + t1)
+            r0, r1, t0, t1 = (
+                np.concatenate([r0, np.where(radial, rm, r0)]),
+                np.concatenate([np.where(radial, rm, r1), r1]),
+                np.concatenate([t0, np.where(radial, t0, tm)]),
+                np.concatenate([np.where(radial, t1, tm), t1]),
+            )
+    if exhausted and a < R:
+        left_upper = math.inf
+    upper = max(gamma, far_bound, left_upper)
+    certified = (not exhausted) and upper <= lower * (1 + rtol)
+    return Certificate(lower=lower, z=zbest, upper=upper, certified=bool(certified), stats=stats)
