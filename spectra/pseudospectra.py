@@ -31,8 +31,9 @@ from typing import Any, Literal
 import numpy as np
 import scipy.linalg
 
+from spectra._lanczos import lanczos_sigma_min
 from spectra._progress import Progress
-from spectra._triangular import ShiftedTriangular, inverse_lanczos
+from spectra._shifted import ShiftedComplexTriangular, shifted_solver
 from spectra._validate import as_square_matrix
 from spectra.errors import CorruptFileError, InvalidArgumentError, UnsupportedFormatError, WriteError
 
@@ -362,13 +363,17 @@ def pseudospectra(
     use_dense = method == "svd" or (method == "auto" and n < dense_below)
 
     t_schur = 0.0
+    T = solver = None
     if use_dense:
-        T = None
         eigenvalues = scipy.linalg.eigvals(A)
-    else:
+    elif device is not None:
         ts = time.perf_counter()
         T, _ = scipy.linalg.schur(A, output="complex")
         eigenvalues = np.diag(T).copy()
+        t_schur = time.perf_counter() - ts
+    else:
+        ts = time.perf_counter()
+        solver, eigenvalues = shifted_solver(A)
         t_schur = time.perf_counter() - ts
 
     xs, ys, used_bounds = _grid(A, real, x, y, bounds, npts, lev)
@@ -402,7 +407,17 @@ def pseudospectra(
             T, zc, tol=tol, maxiter=int(maxiter), seed=seed, device=device, on_done=report, stats=stats
         )
     else:
-        sig = _lanczos_sigma_min(T, zc, tol=tol, maxiter=int(maxiter), seed=seed, on_done=report, stats=stats)
+        sig = _engine_sigma_min(
+            solver,
+            eigenvalues,
+            zc,
+            row_len=xs.size,
+            tol=tol,
+            maxiter=int(maxiter),
+            seed=seed,
+            on_done=report,
+            stats=stats,
+        )
     S = np.empty(Z.shape)
     S[compute_rows] = sig.reshape(compute_rows.size, xs.size)
     S[rows] = S[source]
@@ -456,41 +471,125 @@ def _dense_sigma_min(M: np.ndarray, z: np.ndarray, *, on_done=None) -> np.ndarra
 def _lanczos_sigma_min(
     T: np.ndarray, z: np.ndarray, *, tol: float, maxiter: int, seed: int, on_done, stats: dict
 ) -> np.ndarray:
-    """Batched inverse Lanczos with dense fallbacks (see the module docstring)."""
-    n = T.shape[0]
+    """``sigma_min(z_j I - T)`` for a complex triangular `T` and scattered points `z` (no warm starts)."""
+    solver = ShiftedComplexTriangular(T)
+    return _engine_sigma_min(
+        solver,
+        np.diag(T),
+        z,
+        row_len=z.size,
+        tol=tol,
+        maxiter=maxiter,
+        seed=seed,
+        on_done=on_done,
+        stats=stats,
+    )
+
+
+#: Lanczos vectors kept per point for its Ritz vector (the warm start of its neighbour)
+_HISTORY_CAP = 40
+#: weight of the random part of a warm start (the rest: the neighbour's Ritz vector)
+_WARM_NOISE = 0.05
+
+
+def _engine_sigma_min(
+    solver,
+    eigenvalues: np.ndarray,
+    z: np.ndarray,
+    *,
+    row_len: int,
+    tol: float,
+    maxiter: int,
+    seed: int,
+    on_done,
+    stats: dict,
+) -> np.ndarray:
+    """Batched inverse Lanczos over grid rows, each row warm-started from the one before.
+
+    `z` holds whole grid rows of `row_len` points, in order of increasing
+    ``y``. The rows are cut into contiguous chains; one batch holds the next
+    row of every chain, and each point starts from the Ritz vector of the
+    point below it in its chain (the right singular vector there, a close
+    approximation of the one wanted when the grid is fine) plus a small random
+    part (so that no direction is missing from the start); the first row of a
+    chain starts from a fixed random vector. Points within rounding of an
+    eigenvalue, and points that do not converge in `maxiter` steps, are
+    computed by a dense SVD of ``zI - S``.
+    """
+    n = solver.n
     out = np.full(z.size, np.nan)
-    solver = ShiftedTriangular(T, leaf=16)
     rng = np.random.default_rng(seed)
     # random phases, equal magnitudes: in the Schur basis no component is small, so a
     # (nearly) normal A, whose singular vectors are (nearly) Schur vectors, cannot start
     # Lanczos almost orthogonal to the wanted vector (the misconvergence of Krylov methods)
-    v0 = np.exp(2j * np.pi * rng.random(n))
-    # points within rounding of an eigenvalue: T_z is (nearly) singular; dense SVD
-    tnorm = float(np.linalg.norm(T))
+    v_rand = np.exp(2j * np.pi * rng.random(n))
+    snorm = float(np.linalg.norm(solver.S))
     dist = np.full(z.size, np.inf)
-    d = solver.diag
     for c in range(0, z.size, 4096):
-        dist[c : c + 4096] = np.min(np.abs(z[c : c + 4096, None] - d[None, :]), axis=1)
-    near = dist <= 1e-13 * max(tnorm, np.finfo(float).tiny)
-    todo = np.flatnonzero(~near)
-    batch = int(max(64, min(16384, _BATCH_BYTES // (10 * 16 * n))))
+        dist[c : c + 4096] = np.min(np.abs(z[c : c + 4096, None] - eigenvalues[None, :]), axis=1)
+    near = dist <= 1e-13 * max(snorm, np.finfo(float).tiny)
+
+    nrows = max(1, z.size // row_len)
+    target = int(max(64, min(4096, _BATCH_BYTES // (16 * n * (_HISTORY_CAP + 6)))))
+    chains = [c for c in np.array_split(np.arange(nrows), max(1, min(nrows, target // row_len))) if c.size]
     steps_all = np.zeros(z.size, dtype=np.int64)
-    fallback = list(np.flatnonzero(near))
-    for c in range(0, todo.size, batch):
-        idx = todo[c : c + batch]
-        sig, conv, steps = inverse_lanczos(solver, z[idx], v0, tol=tol, maxiter=maxiter, on_done=on_done)
-        out[idx[conv]] = sig[conv]
-        steps_all[idx] = steps
-        fallback.extend(idx[~conv].tolist())
-    fb = np.asarray(fallback, dtype=np.int64)
+    warm_points = 0
+    fallback = [np.flatnonzero(near)]
+    prev: list[np.ndarray | None] = [None] * len(chains)  # Ritz vectors of each chain's last row
+    for wave in range(max(c.size for c in chains)):
+        idx_parts, start_parts, live_chains = [], [], []
+        for ci, rows in enumerate(chains):
+            if wave >= rows.size:
+                continue
+            cols = rows[wave] * row_len + np.arange(row_len)
+            keep = ~near[cols]
+            V0 = np.repeat(v_rand[:, None], row_len, axis=1)
+            if prev[ci] is not None:
+                have = np.any(prev[ci] != 0, axis=0)
+                noise = np.exp(2j * np.pi * rng.random((n, int(have.sum())))) * (_WARM_NOISE / np.sqrt(n))
+                V0[:, have] = prev[ci][:, have] + noise
+                warm_points += int(np.count_nonzero(have & keep))
+            idx_parts.append(cols[keep])
+            start_parts.append(V0[:, keep])
+            live_chains.append((ci, keep))
+        idx = np.concatenate(idx_parts)
+        if idx.size:
+            sig, conv, steps, ritz = lanczos_sigma_min(
+                solver,
+                z[idx],
+                np.concatenate(start_parts, axis=1),
+                tol=tol,
+                maxiter=maxiter,
+                want_vectors=True,
+                history_cap=_HISTORY_CAP,
+                on_done=on_done,
+            )
+            out[idx[conv]] = sig[conv]
+            steps_all[idx] = steps
+            fallback.append(idx[~conv])
+        else:
+            ritz = np.zeros((n, 0), dtype=np.complex128)
+        # hand each chain its Ritz vectors (points near an eigenvalue keep the ones from below)
+        off = 0
+        for ci, keep in live_chains:
+            k = int(keep.sum())
+            nxt = np.zeros((n, row_len), dtype=np.complex128) if prev[ci] is None else prev[ci].copy()
+            nxt[:, keep] = ritz[:, off : off + k]
+            prev[ci] = nxt
+            off += k
+    fb = np.concatenate(fallback)
     if fb.size:
-        out[fb] = _dense_sigma_min(T, z[fb], on_done=on_done)
-    lan = steps_all[todo]
+        out[fb] = _dense_sigma_min(solver.S, z[fb], on_done=on_done)
+    lan = steps_all[~near]
+    lan = lan[lan > 0]
     stats.update(
         method="lanczos",
         lanczos_steps_mean=float(lan.mean()) if lan.size else 0.0,
         lanczos_steps_max=int(lan.max()) if lan.size else 0,
         dense_fallback_points=int(fb.size),
+        warm_started_points=int(warm_points),
+        chains=len(chains),
+        leaves=dict(solver.leaf_kinds),
     )
     return out
 

@@ -1,0 +1,313 @@
+"""Batched inverse Lanczos for ``sigma_min(z_j I - S)`` with per-point start vectors.
+
+For each shift ``z_j`` the largest eigenvalue ``theta`` of
+``(T_z^* T_z)^{-1}``, ``T_z = z_j I - S``, gives ``sigma_min = theta^{-1/2}``
+(Trefethen, Acta Numerica 1999, sec. 5; Wright & Trefethen, SISC 2001); one
+Lanczos step applies that operator with one adjoint solve and one solve
+(:mod:`spectra._shifted`), for all the points of a batch at once.
+
+Stopping rule (per point, every step): the top Ritz value ``theta_1`` of the
+Lanczos tridiagonal ``T_k`` (Newton from above, :func:`top_ritz_value`), its
+Ritz vector ``y`` and residual ``r = beta_k |y_k|``; some eigenvalue of the
+operator lies within ``min(r, r^2/gap)`` of ``theta_1`` (Kato-Temple;
+Parlett, *The Symmetric Eigenvalue Problem*, thm. 11.7.1), and the point stops
+when that is at most ``tol/2`` relative (``sigma``'s relative error is about half
+``theta``'s). ``gap`` is ``theta_1`` minus an upper bound of the second Ritz
+value (Newton from above on the deflated characteristic polynomial, started at
+``theta_1(T_{k-1})``, which bounds it by interlacing), so the estimate is never
+smaller than the one with the exact Ritz gap.
+
+The converged Ritz vectors are returned too: the caller starts the next,
+neighbouring points from them (a warm start saves about a third of the steps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from spectra._triangular import _residual_ok, top_ritz_value
+
+__all__ = ["lanczos_sigma_min"]
+
+_EPS = np.finfo(np.float64).eps
+
+
+def _colnorm2(X: np.ndarray) -> np.ndarray:
+    """Squared 2-norms of the columns of a C-ordered complex array."""
+    v = X.view(np.float64)
+    r = np.einsum("ij,ij->j", v, v)
+    return r[0::2] + r[1::2]
+
+
+def _coldot_re(Q: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``Re(q_j^H w_j)`` per column."""
+    r = np.einsum("ij,ij->j", Q.view(np.float64), W.view(np.float64))
+    return r[0::2] + r[1::2]
+
+
+def _ritz_check(a: np.ndarray, b: np.ndarray, beta_k: np.ndarray, theta: np.ndarray, theta_prev: np.ndarray):
+    """Kato-Temple error bound of the top Ritz pair, and the pair's eigenvector.
+
+    Parameters
+    ----------
+    a : (k, p) ndarray
+        Diagonals of the tridiagonals (one per column).
+    b : (k - 1, p) ndarray
+        Off-diagonals.
+    beta_k : (p,) ndarray
+        The next off-diagonal (the residual scale).
+    theta : (p,) ndarray
+        Top eigenvalues of the tridiagonals (from above, to ~1e-14).
+    theta_prev : (p,) ndarray
+        Top eigenvalues of the leading ``(k-1) x (k-1)`` blocks.
+
+    Returns
+    -------
+    err : (p,) ndarray
+        ``min(r, r^2/gap)``; inf where the computation is not valid.
+    y : (k, p) ndarray
+        Normalised top eigenvectors.
+    gap : (p,) ndarray
+        The gap used (0 where no second Ritz value was separated from the top one).
+    """
+    k, p = a.shape
+    # pivots of l I - T_k: r_i = l - a_i - b_{i-1}^2 / r_{i-1}, positive for i < k when l is
+    # above theta_1(T_{k-1}); l = theta nudged up by rounding (theta_1(T_k) = theta_1(T_{k-1})
+    # to rounding once converged), an inverse-iteration shift for the eigenvector
+    lam = theta * (1.0 + 64 * _EPS)
+    piv = np.empty((k, p))
+    r = lam - a[0]
+    piv[0] = r
+    for i in range(1, k):
+        r = lam - a[i] - b[i - 1] ** 2 / piv[i - 1]
+        piv[i] = r
+    ok = np.all(piv[: k - 1] > 0, axis=0) if k > 1 else np.ones(p, dtype=bool)
+    # (theta I - T) y = 0 with y_k = 1: y_i = b_i y_{i+1} / r_i (all positive)
+    y = np.empty((k, p))
+    y[k - 1] = 1.0
+    for i in range(k - 2, -1, -1):
+        y[i] = b[i] * y[i + 1] / piv[i]
+    nrm = np.sqrt(np.sum(y * y, axis=0))
+    y /= nrm
+    res = beta_k * y[k - 1]
+    # upper bound of the second Ritz value: Laguerre's method on p(l)/(l - theta), from above
+    gap = _second_ritz_gap(a, b, theta, theta_prev) if k > 1 else np.zeros(p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        err = np.minimum(res, np.where(gap > 0, res * res / gap, np.inf))
+    err = np.where(ok & np.isfinite(err), err, np.inf)
+    return err, y, gap
+
+
+def _second_ritz_gap(a: np.ndarray, b: np.ndarray, theta: np.ndarray, theta_prev: np.ndarray) -> np.ndarray:
+    """``theta`` minus an upper bound of the second eigenvalue of each tridiagonal (0 if none found).
+
+    Laguerre's method on the deflated characteristic polynomial
+    ``f(l) = p(l)/(l - theta)``, whose roots are all real, converges
+    monotonically from above its largest root (Wilkinson, *The Algebraic
+    Eigenvalue Problem*, ch. 7, sec. 9). It starts at ``theta_1(T_{k-1})``
+    (an upper bound by interlacing), moved at least ``1e-3 theta`` below
+    ``theta`` so that removing the known root does not cancel (a smaller
+    gap is reported as 0, and the caller uses the residual alone); the result is
+    accepted only where a Sturm count (negative pivots of ``l I - T``)
+    confirms that exactly one eigenvalue lies above it.
+    """
+    k, p = a.shape
+    bb = b * b
+    N = k - 1
+    lam = np.minimum(theta_prev, theta * (1.0 - 1e-3))
+    with np.errstate(all="ignore"):
+        for _ in range(3):
+            r = lam - a[0]
+            rp = np.ones(p)
+            rpp = np.zeros(p)
+            G = rp / r
+            Hs = -G * G
+            for i in range(1, k):
+                g = bb[i - 1] / r
+                r_new = lam - a[i] - g
+                rpp = bb[i - 1] * (rpp * r - 2.0 * rp * rp) / (r * r * r)
+                rp = 1.0 + g * rp / r
+                r = r_new
+                u = rp / r
+                G += u
+                Hs += rpp / r - u * u
+            d = lam - theta
+            Gf = G - 1.0 / d
+            Hf = -Hs - 1.0 / (d * d)
+            disc = np.sqrt(np.maximum((N - 1) * (N * Hf - Gf * Gf), 0.0))
+            step = N / (Gf + disc)
+            lam = np.where(np.isfinite(step) & (step > 0), lam - step, lam)
+        # the iterates decrease to the root and may land on it or, by rounding, just below:
+        # step back up a little, then a Sturm count: exactly one eigenvalue above lam
+        lam = lam + 1e-9 * theta
+        r = lam - a[0]
+        neg = (r < 0).astype(np.int64)
+        for i in range(1, k):
+            r = lam - a[i] - bb[i - 1] / r
+            neg += r < 0
+        gap = theta - lam
+    return np.where((neg == 1) & np.isfinite(gap) & (gap > 0), gap, 0.0)
+
+
+def lanczos_sigma_min(
+    solver,
+    z: np.ndarray,
+    V0: np.ndarray,
+    *,
+    tol: float,
+    maxiter: int,
+    want_vectors: bool = False,
+    history_cap: int = 48,
+    on_done: Callable[[int], None] | None = None,
+):
+    """``sigma_min(z_j I - S)`` for every shift, from per-point start vectors.
+
+    Parameters
+    ----------
+    solver : ShiftedQuasiTriangular or ShiftedComplexTriangular
+        The Schur factor ``S``.
+    z : (m,) ndarray, complex
+        Shifts; none may be an eigenvalue (within rounding).
+    V0 : (n, m) ndarray, complex
+        Start vectors (normalised here; must be non-zero).
+    tol : float
+        Relative accuracy wanted in ``sigma``.
+    maxiter : int
+        Most Lanczos steps per point.
+    want_vectors : bool
+        Also return the converged top Ritz vectors (the right singular
+        vectors of ``T_z`` for ``sigma_min``), for warm starts.
+    history_cap : int
+        Lanczos vectors kept per point for the Ritz vectors (points still
+        running after that many steps return none).
+    on_done : callable, optional
+        Called with the number of points that just converged.
+
+    Returns
+    -------
+    sigma : (m,) ndarray
+        ``sigma_min`` (NaN where not converged).
+    converged : (m,) ndarray of bool
+        False where `maxiter` was reached or the solves overflowed; the caller
+        recomputes those densely.
+    steps : (m,) ndarray of int
+        Lanczos steps per point.
+    ritz : (n, m) ndarray or None
+        Unit Ritz vectors (zero columns where not available), when `want_vectors`.
+    """
+    n = solver.n
+    m = z.shape[0]
+    sigma = np.full(m, np.nan)
+    converged = np.zeros(m, dtype=bool)
+    steps = np.zeros(m, dtype=np.int64)
+    ritz = np.zeros((n, m), dtype=np.complex128) if want_vectors else None
+    if m == 0:
+        return sigma, converged, steps, ritz
+    tol_theta = 0.5 * tol
+    cand_change = 1e4 * tol_theta
+    ritz_rtol = float(np.clip(tol_theta * 1e-3, 4 * _EPS, 1e-12))
+
+    sh = solver.prepare(z)
+    q = np.array(V0, dtype=np.complex128, order="C", copy=True)
+    q /= np.sqrt(_colnorm2(q))
+    q_prev = None
+    ids = np.arange(m)
+    beta_prev = np.zeros(m)
+    alphas: list[np.ndarray] = []
+    betas: list[np.ndarray] = []
+    scale = np.ones(m)
+    theta = np.zeros(m)
+    hist_q: list[np.ndarray] = []
+    hist_pos: list[np.ndarray] = []
+    active = np.ones(m, dtype=bool)  # columns still iterating (finished ones linger until compressed)
+    with np.errstate(all="ignore"):
+        for k in range(1, maxiter + 1):
+            if want_vectors and k <= history_cap:
+                hist_q.append(q)
+                pos = np.full(m, -1, dtype=np.int64)
+                pos[ids] = np.arange(ids.size)
+                hist_pos.append(pos)
+            w = q.copy()
+            solver.solve_adjoint(w, sh)
+            solver.solve(w, sh)
+            alpha = _coldot_re(q, w)
+            w -= q * alpha
+            if q_prev is not None:
+                w -= q_prev * beta_prev
+            beta = np.sqrt(_colnorm2(w))
+            if k == 1:
+                scale = alpha.copy()
+            a_s = alpha / scale
+            b_s = beta / scale
+            alphas.append(a_s)
+            if k == 1:
+                theta_new = a_s.copy()
+            else:
+                bl = betas[-1]
+                half = 0.5 * (theta - a_s)
+                upper = (0.5 * (theta + a_s) + np.sqrt(half * half + bl * bl)) * (1.0 + 1e-10)
+                theta_new = top_ritz_value(np.stack(alphas), np.stack(betas), theta, upper, rtol=ritz_rtol)
+            finite = active & np.isfinite(theta_new) & np.isfinite(beta) & (scale > 0) & np.isfinite(scale)
+            change = np.where(theta_new > 0, (theta_new - theta) / theta_new, np.inf)
+            breakdown = finite & (b_s <= 64 * _EPS * np.maximum(theta_new, 1.0))
+            cand = finite & (k >= 2) & (change <= cand_change) & ~breakdown
+            conv = breakdown.copy()
+            y_c = None
+            idx_c = np.flatnonzero(cand | breakdown) if want_vectors else np.flatnonzero(cand)
+            if idx_c.size:
+                A_ = np.stack([x[idx_c] for x in alphas])
+                B_ = np.stack([x[idx_c] for x in betas]) if k > 1 else np.zeros((0, idx_c.size))
+                err, y_c, gap = _ritz_check(A_, B_, b_s[idx_c], theta_new[idx_c], theta[idx_c])
+                passed = err <= tol_theta * theta_new[idx_c]
+                # no separated second Ritz value: a cluster at the top (e.g. a ghost copy of a
+                # converged value, Lanczos without reorthogonalisation): cluster residual test
+                clus = np.flatnonzero(~passed & (gap == 0) & cand[idx_c] & (k >= 3))
+                if clus.size:
+                    passed[clus] = _residual_ok(alphas, betas, b_s, idx_c[clus], tol_theta)
+                conv[idx_c[passed & cand[idx_c]]] = True
+            betas.append(b_s)
+            fail = active & (~finite | ((k == maxiter) & ~conv))
+            leave = conv | fail
+            theta = theta_new
+            if np.any(leave):
+                gi = ids[leave]
+                ok = conv[leave]
+                sigma[gi[ok]] = 1.0 / np.sqrt(theta[conv] * scale[conv])
+                converged[gi[ok]] = True
+                steps[gi] = k
+                if want_vectors and y_c is not None and k <= history_cap:
+                    # Ritz vectors of the converged points: sum_i y_i q_i
+                    sel = np.flatnonzero(conv[idx_c])
+                    cols = idx_c[sel]
+                    g = ids[cols]
+                    acc = np.zeros((n, cols.size), dtype=np.complex128)
+                    for i in range(k):
+                        acc += hist_q[i][:, hist_pos[i][g]] * y_c[i, sel]
+                    nrm = np.sqrt(_colnorm2(acc))
+                    good = np.isfinite(nrm) & (nrm > 0)
+                    ritz[:, g[good]] = acc[:, good] / nrm[good]
+                if on_done is not None and np.any(ok):
+                    on_done(int(ok.sum()))
+            active &= ~leave
+            live = active
+            if not np.any(live):
+                break
+            inv = 1.0 / np.where(beta > 0, beta, 1.0)
+            if np.count_nonzero(live) <= 0.8 * ids.size:
+                ids = ids[live]
+                alphas = [x[live] for x in alphas]
+                betas = [x[live] for x in betas]
+                scale, theta, beta = scale[live], theta[live], beta[live]
+                active = active[live]
+                sh = sh.take(live)
+                q_prev = np.compress(live, q, axis=1)
+                q = np.compress(live, w, axis=1)
+                q *= inv[live]
+            else:
+                q_prev = q
+                q = w
+                q *= inv
+            beta_prev = beta
+    return sigma, converged, steps, ritz
