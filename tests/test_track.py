@@ -1,0 +1,427 @@
+"""spectra.track / spectra track: discovery and order, figures against dense oracles, cache, parallel, CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.optimize
+import torch
+from spectra_cli.main import main
+
+import spectra
+import spectra.track as track_mod
+from spectra.errors import InvalidArgumentError
+from spectra.track import ROW_KEYS, default_cache_dir, discover, track
+
+N = 5
+GATES = ("input", "forget", "cell", "output")
+
+
+def _weights(seed: int, epoch: int) -> np.ndarray:
+    """A (4N, N) LSTM weight_hh: one non-normal block per gate, a random walk over epochs.
+
+    The forget gate's scale grows with the epoch so that it becomes unstable
+    (rho > 1, infinite Kreiss constant) in later epochs.
+    """
+    rng = np.random.default_rng(seed)
+    blocks = []
+    for _ in range(4):
+        lam = rng.uniform(-0.6, 0.6, N)
+        T = np.diag(lam) + np.triu(rng.standard_normal((N, N)), 1) * 1.5
+        Q, _ = np.linalg.qr(rng.standard_normal((N, N)))
+        blocks.append(Q @ T @ Q.T)
+    walk = np.random.default_rng(seed + 1000)
+    W = np.vstack(blocks)
+    for _ in range(epoch):
+        W = W + 0.03 * walk.standard_normal(W.shape)
+    W[N : 2 * N] *= 1.0 + 0.35 * epoch
+    return W
+
+
+def _save(path: Path, W: np.ndarray, *, epoch: int | None = None, regime: str | None = None) -> None:
+    torch.manual_seed(0)
+    sd = {f"lstm.{k}": v for k, v in torch.nn.LSTM(3, N).state_dict().items()}
+    sd["lstm.weight_hh_l0"] = torch.tensor(W, dtype=torch.float64)
+    torch.save(sd, path)
+    if epoch is not None or regime is not None:
+        meta = {"schema_version": 1, "epoch": epoch, "regime": regime, "task": "synthetic"}
+        path.with_suffix(".json").write_text(json.dumps(meta))
+
+
+@pytest.fixture
+def runs(tmp_path):
+    """Two runs with sidecars; names deliberately out of epoch order in the first one."""
+    weights = {}
+    reg = tmp_path / "runA"
+    reg.mkdir()
+    # file names sort z, y, x but the sidecar epochs say x=1, y=2, z=3
+    for name, epoch in (("ckpt_x.pt", 1), ("ckpt_y.pt", 2), ("ckpt_z.pt", 3)):
+        W = _weights(1, epoch)
+        _save(reg / name, W, epoch=epoch, regime="regular")
+        weights[str(reg / name)] = W
+    (reg / "resume.pt").write_bytes(b"not a checkpoint")  # skipped by name
+    (reg / "run.json").write_text("{}")
+    stab = tmp_path / "runB"
+    stab.mkdir()
+    for epoch in (1, 2, 3):
+        W = _weights(2, epoch) * 0.7
+        _save(stab / f"epoch_{epoch:03d}.pt", W, epoch=epoch, regime="stable")
+        weights[str(stab / f"epoch_{epoch:03d}.pt")] = W
+    return tmp_path, [str(reg), str(stab)], weights
+
+
+# -- discovery -------------------------------------------------------------------
+
+
+def test_order_by_sidecar_epoch_not_name(runs):
+    _, dirs, _ = runs
+    found = discover(dirs)
+    assert [os.path.basename(f.path) for f in found] == [
+        "ckpt_x.pt",
+        "ckpt_y.pt",
+        "ckpt_z.pt",
+        "epoch_001.pt",
+        "epoch_002.pt",
+        "epoch_003.pt",
+    ]
+    assert [f.epoch for f in found] == [1, 2, 3, 1, 2, 3]
+    assert [f.step for f in found] == [1, 2, 3, 1, 2, 3]
+    assert [f.regime for f in found] == ["regular"] * 3 + ["stable"] * 3
+    # the sidecar epoch wins over the name: epoch 1 is the file that sorts last by name
+    d = Path(dirs[0])
+    for name, e in (("ckpt_x.pt", 3), ("ckpt_z.pt", 1)):
+        meta = json.loads((d / name).with_suffix(".json").read_text())
+        meta["epoch"] = e
+        (d / name).with_suffix(".json").write_text(json.dumps(meta))
+    assert [os.path.basename(f.path) for f in discover([dirs[0]])] == ["ckpt_z.pt", "ckpt_y.pt", "ckpt_x.pt"]
+
+
+def test_natural_name_order_without_metadata_and_skips(tmp_path):
+    run = tmp_path / "lstm-sweep"
+    run.mkdir()
+    W = _weights(3, 0)
+    for step in (10, 2, 1):
+        _save(run / f"step_{step}.pt", W)
+    (run / ".hidden.pt").write_bytes(b"x")
+    (run / "step_3.pt.tmp").write_bytes(b"x")
+    (run / "notes.txt").write_text("x")
+    (run / "bad.json").write_text("{not json")
+    found = discover([str(run)])
+    assert [os.path.basename(f.path) for f in found] == ["step_1.pt", "step_2.pt", "step_10.pt"]
+    assert all(f.epoch is None and f.regime == "lstm-sweep" for f in found)
+    # a parent folder of runs: one run per sub-folder; a glob groups files by folder
+    other = tmp_path / "other"
+    other.mkdir()
+    _save(other / "a.pt", W)
+    by_parent = discover([str(tmp_path)])
+    assert [f.run for f in by_parent] == [str(run)] * 3 + [str(other)]
+    by_glob = discover([str(tmp_path / "*" / "*.pt")])
+    assert [os.path.basename(f.path) for f in by_glob] == ["step_1.pt", "step_2.pt", "step_10.pt", "a.pt"]
+    # the same file named twice is analysed once
+    assert len(discover([str(run), str(run / "step_2.pt")])) == 3
+
+
+def test_discover_errors(tmp_path):
+    with pytest.raises(InvalidArgumentError, match="no such file"):
+        discover([str(tmp_path / "missing")])
+    with pytest.raises(InvalidArgumentError, match="matches no file"):
+        discover([str(tmp_path / "*.pt")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InvalidArgumentError, match="no checkpoint"):
+        discover([str(tmp_path / "empty")])
+
+
+# -- figures against dense references ----------------------------------------------
+
+
+def _dense(A: np.ndarray) -> dict:
+    lam = np.linalg.eigvals(A)
+    rho = float(np.max(np.abs(lam)))
+    fro = np.linalg.norm(A, "fro")
+    out = {"rho": rho, "depf_rel": math.sqrt(fro**2 - np.sum(np.abs(lam) ** 2)) / fro}
+    if rho < 1:
+        P, peak = np.eye(N), 1.0
+        for _ in range(2000):
+            P = P @ A
+            peak = max(peak, np.linalg.norm(P, 2))
+        out["peak"] = peak
+
+        # min over the circle of sigma_min(e^{it} I - A): dense samples, then Brent around the best one
+        def f(t):
+            return np.linalg.svd(np.exp(1j * t) * np.eye(N) - A, compute_uv=False)[-1]
+
+        th = np.linspace(0, 2 * np.pi, 3601)
+        t0 = th[np.argmin([f(t) for t in th])]
+        h = th[1]
+        best = scipy.optimize.minimize_scalar(
+            f, bounds=(t0 - h, t0 + h), method="bounded", options={"xatol": 1e-12}
+        )
+        out["d_inst"] = min(best.fun, f(t0))
+        k = 0.0  # Kreiss sampled on |z| > 1: a lower bound on K
+        for r in 1 + np.logspace(-3, 0.5, 40):
+            for t in np.linspace(0, 2 * np.pi, 90, endpoint=False):
+                s = np.linalg.svd(r * np.exp(1j * t) * np.eye(N) - A, compute_uv=False)[-1]
+                k = max(k, (r - 1) / s)
+        out["kreiss_sampled"] = k
+    return out
+
+
+def test_rows_match_dense_oracles(runs):
+    _, dirs, weights = runs
+    res = track(dirs, jobs=1, cache=False, grid_npts=24)
+    assert not res.failures
+    assert len(res.rows) == 6 * 4
+    unstable = 0
+    for row in res.rows:
+        g = GATES.index(row["gate"])
+        assert row["matrix"] == f"lstm.weight_hh_l0[{row['gate']}]"
+        A = weights[row["file"]][g * N : (g + 1) * N]
+        ref = _dense(A)
+        assert row["spectral_radius"] == pytest.approx(ref["rho"], rel=1e-10)
+        assert row["henrici_relative"] == pytest.approx(ref["depf_rel"], rel=1e-8)
+        assert row["stable"] == (ref["rho"] < 1)
+        if ref["rho"] < 1:
+            assert row["transient_peak"] == pytest.approx(ref["peak"], rel=1e-9)
+            # 2e-3, not 1e-8: on runB epoch 2, forget gate, spectra.crisscross.distance_to_instability
+            # returns f(0) = 0.177346 "certified" while f(0.0924) = 0.177181 (reported to the lead)
+            assert row["distance_to_instability"] == pytest.approx(ref["d_inst"], rel=2e-3)
+            # K is at least any sampled value and at most sup ||A^k|| (Kreiss matrix theorem)
+            assert ref["kreiss_sampled"] <= row["kreiss"] * (1 + 1e-9)
+            assert row["kreiss"] <= ref["peak"] * (1 + 1e-9)
+            # grid points with |z| >= 1 bound the distance to instability from above
+            assert row["grid_distance_upper"] >= ref["d_inst"] * (1 - 1e-7)
+        else:
+            unstable += 1
+            assert row["kreiss"] == math.inf and row["transient_peak"] == math.inf
+            assert row["distance_to_instability"] == 0.0
+    assert unstable >= 2  # the forget gate of runA's later epochs
+    assert any(r["kreiss"] > 1.5 for r in res.rows if r["stable"])  # real transient growth
+
+
+# -- cache ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    calls = []
+    real = track_mod.analyze_checkpoint
+
+    def spy(path, **kw):
+        calls.append(os.path.basename(path))
+        return real(path, **kw)
+
+    monkeypatch.setattr(track_mod, "analyze_checkpoint", spy)
+    return calls
+
+
+def test_cache_hits_growth_changes_and_options(runs, counted, tmp_path):
+    _, dirs, _ = runs
+    cache = tmp_path / "cache"
+    first = track(dirs, jobs=1, cache_dir=cache)
+    assert len(counted) == 6 and not any(f.cached for f in first.files)
+    counted.clear()
+    second = track(dirs, jobs=1, cache_dir=cache)
+    assert counted == [] and all(f.cached for f in second.files)
+    assert second.rows == first.rows  # exact, infinities included
+    assert [f.analysis_seconds for f in second.files] == [f.analysis_seconds for f in first.files]
+    # the run grows: only the new checkpoint is analysed
+    _save(Path(dirs[1]) / "epoch_004.pt", _weights(2, 4) * 0.7, epoch=4, regime="stable")
+    third = track(dirs, jobs=1, cache_dir=cache)
+    assert counted == ["epoch_004.pt"] and len(third.rows) == 7 * 4
+    counted.clear()
+    # a file rewritten in place (same name, new weights) is analysed again, with its new values
+    W = _weights(9, 0) * 0.5
+    _save(Path(dirs[1]) / "epoch_002.pt", W, epoch=2, regime="stable")
+    fourth = track(dirs, jobs=1, cache_dir=cache)
+    assert counted == ["epoch_002.pt"]
+    row = next(r for r in fourth.rows if r["file"].endswith("epoch_002.pt") and r["gate"] == "cell")
+    assert row["spectral_radius"] == pytest.approx(
+        np.max(np.abs(np.linalg.eigvals(W[2 * N : 3 * N]))), rel=1e-10
+    )
+    counted.clear()
+    # other options or another package version: new keys
+    track(dirs, jobs=1, cache_dir=cache, fast=True)
+    assert len(counted) == 7
+    counted.clear()
+    track(dirs, jobs=1, cache_dir=cache, fast=True)
+    assert counted == []
+    track(dirs, jobs=1, cache_dir=cache, fast=True, grid_npts=10)
+    assert len(counted) == 7
+    counted.clear()
+    original = spectra.__version__
+    try:
+        spectra.__version__ = original + ".post1"
+        track(dirs, jobs=1, cache_dir=cache, fast=True)
+    finally:
+        spectra.__version__ = original
+    assert len(counted) == 7
+
+
+def test_no_cache_and_damaged_entries(runs, counted, tmp_path):
+    _, dirs, _ = runs
+    cache = tmp_path / "cache"
+    track(dirs, jobs=1, cache=False, cache_dir=cache)
+    assert len(counted) == 6 and not cache.exists()
+    counted.clear()
+    ref = track(dirs, jobs=1, cache_dir=cache)
+    entries = sorted(cache.rglob("*.json"))
+    assert len(entries) == 6
+    entries[0].write_text("{truncated")
+    counted.clear()
+    again = track(dirs, jobs=1, cache_dir=cache)
+    assert len(counted) == 1 and again.rows == ref.rows
+
+
+def test_default_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("SPECTRA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "rnn-spectra" / "track"
+    monkeypatch.setenv("SPECTRA_CACHE_DIR", str(tmp_path / "c"))
+    assert default_cache_dir() == tmp_path / "c"
+
+
+# -- parallel ------------------------------------------------------------------------
+
+
+def test_serial_equals_two_processes_exactly(runs):
+    _, dirs, _ = runs
+    serial = track(dirs, jobs=1, cache=False, grid_npts=12)
+    seen = []
+    pooled = track(dirs, jobs=2, cache=False, grid_npts=12, progress=lambda d, t: seen.append((d, t)))
+    assert pooled.rows == serial.rows
+    assert sorted(seen) == [(i, 6) for i in range(1, 7)]
+
+
+def test_dask_local_cluster_equals_serial(runs):
+    distributed = pytest.importorskip("distributed")
+    _, dirs, _ = runs
+    serial = track(dirs, jobs=1, cache=False, fast=True)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        res = track(dirs, scheduler=cluster.scheduler_address, cache=False, fast=True)
+    assert res.rows == serial.rows
+
+
+# -- failures and the command line ---------------------------------------------------
+
+
+def _cli(args, capsys):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_corrupt_file_is_reported_and_skipped(runs, capsys, tmp_path):
+    _, dirs, _ = runs
+    bad = Path(dirs[1]) / "epoch_004.pt"
+    bad.write_bytes(os.urandom(2048))
+    bad.with_suffix(".json").write_text(json.dumps({"epoch": 4, "regime": "stable"}))
+    res = track(dirs, jobs=2, cache=False, fast=True)
+    assert [f.path for f in res.failures] == [str(bad)]
+    assert res.failures[0].error_type == "CorruptFileError"
+    assert len(res.rows) == 6 * 4
+    code, out, err = _cli(
+        ["track", *dirs, "--fast", "--json", "--cache-dir", tmp_path / "c", "-j", "2"], capsys
+    )
+    assert code == 10
+    doc = json.loads(out)
+    assert len(doc["rows"]) == 24
+    failed = [f for f in doc["files"] if f["error_type"]]
+    assert [f["file"] for f in failed] == [str(bad)]
+    skipped = [ln for ln in err.splitlines() if "skipped" in ln]
+    assert len(skipped) == 1 and str(bad) in skipped[0] and "CorruptFileError" in skipped[0]
+    assert "Traceback" not in err
+
+
+def test_cli_json_csv_and_figure(runs, capsys, tmp_path):
+    _, dirs, weights = runs
+    csv_path, png = tmp_path / "t.csv", tmp_path / "t.png"
+    args = ["track", *dirs, "--cache-dir", tmp_path / "c", "--json", "--csv", csv_path, "-o", png, "-j", "1"]
+    code, out, err = _cli(args, capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["schema_version"] == 1 and len(doc["rows"]) == 24
+    with open(csv_path, newline="") as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0].keys()) == list(ROW_KEYS)
+    assert len(table) == 24
+    for j, c in zip(doc["rows"], table):
+        assert c["file"] == j["file"] and c["matrix"] == j["matrix"] and int(c["epoch"]) == j["epoch"]
+        for key in ("spectral_radius", "henrici_relative", "kreiss", "transient_peak"):
+            assert float(c[key]) == float(j[key])  # "inf" parses on both sides
+        A = weights[j["file"]][GATES.index(j["gate"]) * N :][:N]
+        assert j["spectral_radius"] == pytest.approx(np.max(np.abs(np.linalg.eigvals(A))), rel=1e-10)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    # the cache now answers; text table to stdout, CSV to stdout with '-'
+    code, out, err = _cli(["track", *dirs, "--cache-dir", tmp_path / "c"], capsys)
+    assert code == 0 and "6 checkpoints, 6 from the cache, 0 failed" in err
+    assert "runA" in out and "ckpt_x.pt" in out and "lstm.weight_hh_l0[forget]" in out
+    code, out, _ = _cli(["track", *dirs, "--cache-dir", tmp_path / "c", "--csv", "-", "-q"], capsys)
+    assert code == 0 and list(csv.reader(io.StringIO(out)))[0] == list(ROW_KEYS)
+    assert len(out.strip().splitlines()) == 25
+
+
+def test_cli_usage_and_input_errors(tmp_path, capsys):
+    code, _, err = _cli(["track", tmp_path / "nothing"], capsys)
+    assert code == 9 and "no such file" in err and len(err.strip().splitlines()) == 1
+    code, _, _ = _cli(["track", tmp_path, "--json", "--csv", "-"], capsys)
+    assert code == 2
+    code, _, _ = _cli(["track", tmp_path, "-o", tmp_path / "fig.gif"], capsys)
+    assert code == 2
+    code, _, _ = _cli(["track", tmp_path, "--jobs", "0"], capsys)
+    assert code == 2
+    code, out, _ = _cli(["track", "--help"], capsys)
+    assert code == 0 and "Examples" in out and "--scheduler" in out and "10" in out
+
+
+# -- figure --------------------------------------------------------------------------
+
+
+def _data_lines(ax):
+    return [ln for ln in ax.get_lines() if not ln.get_label().startswith("_")]
+
+
+def test_figure_one_line_per_run_and_matrix(runs, tmp_path):
+    import matplotlib.pyplot as plt
+
+    _, dirs, _ = runs
+    res = track(dirs, jobs=1, cache=False)
+    fig = res.plot()
+    try:
+        panels = fig.axes[:5]
+        assert [ax.get_ylabel() for ax in panels][0].startswith("spectral radius")
+        for ax, key in zip(panels, ("spectral_radius", "henrici_relative", "distance_to_instability")):
+            lines = _data_lines(ax)
+            assert len(lines) == 2 * 4
+            assert len({ln.get_linestyle() for ln in lines}) == 2  # the two runs are told apart
+            for ln in lines:
+                run = dirs[0] if "(" + dirs[0] + ")" in ln.get_label() else dirs[1]
+                gate = ln.get_label().split("[")[1].split("]")[0]
+                pts = [r for r in res.rows if r["run"] == run and r["gate"] == gate]
+                assert list(ln.get_xdata()) == [1, 2, 3]
+                want = [r[key] if r[key] and math.isfinite(r[key]) else math.nan for r in pts]
+                np.testing.assert_array_equal(np.asarray(ln.get_ydata(), float), np.asarray(want, float))
+        legend_text = " ".join(
+            t.get_text()
+            for lg in fig.axes[5].get_children()
+            if hasattr(lg, "get_texts")
+            for t in lg.get_texts()
+        )
+        assert "regular" in legend_text and "stable" in legend_text
+        fig.savefig(tmp_path / "f.svg")
+        assert (tmp_path / "f.svg").stat().st_size > 10_000
+    finally:
+        plt.close(fig)
+    fast = track(dirs, jobs=1, cache=False, fast=True).plot()
+    try:
+        assert sum(1 for ax in fast.axes if _data_lines(ax)) == 2  # rho and dep_F only
+    finally:
+        plt.close(fast)
