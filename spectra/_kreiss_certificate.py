@@ -84,6 +84,12 @@ EIG_COST = 12.0
 CELL_COST = 2.5
 #: a full SVD (with vectors) costs about this many values-only SVDs
 FULL_SVD_COST = 2.5
+#: consecutive failed circles before the rings and cells take over
+MAX_FAILS = 12
+#: ... or this many next to a maximum of f
+STALL = 3
+#: raises of the lower bound without a local maximum found before the rings and cells take over
+MAX_BUMPS = 8
 #: a failed ring hands its arcs to the cells when they need at most this many square
 #: cells of the ring's width (else the ring is split)
 ARC_CELLS = 8
@@ -103,6 +109,7 @@ ARC_ASPECT = 2.0
 class CertificateStats:
     """Counts of the work done by :func:`certify`."""
 
+    circles: int = 0
     rings: int = 0
     rings_passed: int = 0
     eigenproblems: int = 0
@@ -360,6 +367,43 @@ def _cell_pass(T, normT, w_up, gamma, r0, r1, t0, t1):
     return ok, f, zc, ub, nfull
 
 
+def _line_level(r_i: float, y_i: float, r_j: float) -> float:
+    """``W(r_j)`` for the smallest log-linear weight ``W(r) = e^{y_i} (r/r_i)^s >= r - 1`` on ``[r_i, r_j]``.
+
+    ``log(r - 1)`` is concave in ``u = log r``, so the line through
+    ``(log r_i, y_i)`` (a point on or above the curve) that is tangent to it
+    lies above it everywhere to the right; its slope ``s`` solves the tangency
+    condition (bisection; a slightly larger slope is also valid and is what
+    rounding errs towards). With ``y_i >= log r_i`` the slope 1 already works.
+    """
+    u_i, u_j = math.log(r_i), math.log(r_j)
+    if y_i >= u_i:
+        s = 1.0
+    else:
+
+        def g(u: float) -> float:
+            return math.log(math.expm1(u))
+
+        def gp(u: float) -> float:
+            return 1.0 / -math.expm1(-u)
+
+        lo, hi = u_i, max(u_i, 0.0) + 1.0
+        while g(hi) + gp(hi) * (u_i - hi) < y_i:
+            hi = 2 * hi + 1.0
+        if u_i == 0.0:
+            lo = 1e-300
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            if g(mid) + gp(mid) * (u_i - mid) < y_i:
+                lo = mid
+            else:
+                hi = mid
+            if hi - lo <= 1e-15 * hi:
+                break
+        s = gp(lo) * (1 + 1e-12)
+    return math.exp(y_i + s * (u_j - u_i)) * (1 + 1e-12)
+
+
 def certify(
     T: np.ndarray,
     M: np.ndarray,
@@ -371,6 +415,7 @@ def certify(
     rtol: float,
     max_evals: int,
     h0: float,
+    sig_inner: float,
 ) -> Certificate:
     """Prove ``K(A) <= lower (1 + 0.9 rtol)`` (raising `lower` where a better point turns up).
 
@@ -390,6 +435,8 @@ def certify(
         Budget in SVD-equivalents (an eigenproblem counts :data:`EIG_COST`).
     h0 : float
         First ring half-width (a guess; adapted on the way).
+    sig_inner : float
+        Smallest ``sigma_min`` the search saw next to the unit circle.
     """
     from spectra import kreiss as kr  # late: kreiss imports this module
 
@@ -399,6 +446,9 @@ def certify(
     R = max(1.0 + 1e-3, min((gamma * w_up - 1) / (gamma - 1), 1e12))
     far_bound = (R - 1) / (R - w_up)
 
+    peaks = [abs(zbest)] if zbest is not None else []
+    bumps = [0]
+
     def raise_lower(f: float, z: complex) -> None:
         nonlocal lower, zbest, gamma
         if f <= lower:
@@ -407,65 +457,78 @@ def certify(
         stats.svds += 20
         if fz >= f:
             f, z = fz, zz
+            peaks.append(abs(zz))  # a local maximum of f (the walk approaches it carefully)
+        else:
+            bumps[0] += 1  # the ascent did not improve on the point: no maximum to aim at
         lower, zbest = f, z
         gamma = max(gamma, lower * (1 + 0.9 * rtol))
 
-    # ---- rings
-    cell_parts: list[tuple[np.ndarray, ...]] = []
-    a = 1.0
-    h = max(min(h0, 0.5 * (R - 1)), 1e-12)
     spent = 0.0
-    exhausted = False
-    splits = 0
-    while a < R:
-        if spent > max_evals:
-            exhausted = True
-            break
-        b = min(R, a + 2 * h)
-        hh = 0.5 * (b - a)
-        c = a + hh
-        level = (b - 1) / gamma + hh
-        tau = 1e-8 * (normT + c)
-        arcs, nsvd = _circle_arcs(M, real, normT, c, level + tau)
-        stats.rings += 1
+    left_upper = 0.0
+
+    def circle_ok(r: float, level: float) -> tuple[bool, list]:
+        """Is ``sigma_min(zI - A) >= level`` on ``|z| = r``? (free when ``r - w(A) >= level``)."""
+        nonlocal spent
+        if r - w_up >= level * (1 + 1e-12):
+            return True, []
+        arcs, nsvd = _circle_arcs(M, real, normT, r, level + 1e-8 * (normT + r))
+        stats.circles += 1
         stats.eigenproblems += 1
         stats.svds += nsvd
         spent += EIG_COST + nsvd
-        for _, _, mid, smid in arcs:
-            if smid > 0:
-                raise_lower((c - 1) / smid, c * complex(np.exp(1j * mid)))
-        if not arcs:
-            stats.rings_passed += 1
-            stats.ring_edges.append((a, b, "pass", 0))
-            a = b
-            h = 2 * hh
-            splits = max(0, splits - 1)
-            continue
-        slack = min(s for _, _, _, s in arcs) - (c - 1) / gamma
-        # sub-rings needed (the ring test passes when h (1 + 1/gamma) <= slack)
-        need = hh * (1 + 1 / gamma) / slack if slack > 0 else math.inf
-        h_new = hh / max(2.0, min(need * 1.3, 64.0)) if math.isfinite(need) else hh / 2
-        n_cells = sum(max(1, math.ceil((hi - lo) * c / (2 * hh))) for lo, hi, _, _ in arcs)
-        rstar = abs(zbest) if zbest is not None else math.inf
-        splits += 1
-        if (
-            n_cells <= ARC_CELLS
-            or h_new < APPROACH * abs(c - rstar)
-            or h_new < H_MIN * c
-            or splits > MAX_SPLITS
-        ):
-            # the arcs are local (the ridge of f): cells with second-order tests there
-            cell_parts.append(_arc_cells(a, b, arcs, real))
-            stats.ring_edges.append((a, b, "cells", n_cells))
-            a = b
-            splits = 0
-            continue
-        stats.ring_edges.append((a, b, "split", n_cells))
-        h = h_new
+        return not arcs, arcs
 
-    # ---- cells over the arcs left
-    left_upper = 0.0
-    if cell_parts and not exhausted:
+    def rings_and_cells(a: float, b_end: float) -> bool:
+        """Prove ``f <= gamma`` on ``a <= |z| <= b_end`` by Lipschitz rings, then cells on their arcs."""
+        nonlocal spent, left_upper
+        cell_parts: list[tuple[np.ndarray, ...]] = []
+        h = max(min(h0, 0.5 * (b_end - a)), 1e-15)
+        splits = 0
+        while a < b_end:
+            if spent > max_evals:
+                left_upper = math.inf
+                return False
+            b = min(b_end, a + 2 * h)
+            hh = 0.5 * (b - a)
+            c = a + hh
+            # off the arcs sigma_min(c e^{it}) >= level, so sigma_min >= level - |r - c| >= (b - 1)/gamma
+            level = (b - 1) / gamma + hh
+            arcs, nsvd = _circle_arcs(M, real, normT, c, level + 1e-8 * (normT + c))
+            stats.rings += 1
+            stats.eigenproblems += 1
+            stats.svds += nsvd
+            spent += EIG_COST + nsvd
+            for _, _, mid, smid in arcs:
+                if smid > 0:
+                    raise_lower((c - 1) / smid, c * complex(np.exp(1j * mid)))
+            if not arcs:
+                stats.ring_edges.append((a, b, "ring", 0))
+                a = b
+                h = 2 * hh
+                splits = max(0, splits - 1)
+                continue
+            slack = min(sm for _, _, _, sm in arcs) - (c - 1) / gamma
+            # sub-rings needed (the ring test passes when h (1 + 1/gamma) <= slack)
+            need = hh * (1 + 1 / gamma) / slack if slack > 0 else math.inf
+            h_new = hh / max(2.0, min(need * 1.3, 64.0)) if math.isfinite(need) else hh / 2
+            n_cells = sum(max(1, math.ceil((hi - lo) * c / (2 * hh))) for lo, hi, _, _ in arcs)
+            rstar = abs(zbest) if zbest is not None else math.inf
+            splits += 1
+            if (
+                n_cells <= ARC_CELLS
+                or h_new < APPROACH * abs(c - rstar)
+                or h_new < H_MIN * c
+                or splits > MAX_SPLITS
+            ):
+                # the arcs are local (the ridge of f): cells with second-order tests there
+                cell_parts.append(_arc_cells(a, b, arcs, real))
+                stats.ring_edges.append((a, b, "cells", n_cells))
+                a = b
+                splits = 0
+                continue
+            h = h_new
+        if not cell_parts:
+            return True
         r0, r1, t0, t1 = (np.concatenate([p[k] for p in cell_parts]) for k in range(4))
         while r0.size:
             ok, f, zc, ub, nfull = _cell_pass(T, normT, w_up, gamma, r0, r1, t0, t1)
@@ -475,14 +538,12 @@ def certify(
             if f.size and np.max(f) > lower:
                 j = int(np.argmax(f))
                 raise_lower(float(f[j]), complex(zc[j]))
-                ok &= ub <= gamma  # re-check the first-order bound at the raised gamma (cheap)
             bad = ~ok
             if not np.any(bad):
-                break
+                return True
             if spent + 2 * int(np.count_nonzero(bad)) > max_evals:
-                left_upper = float(np.max(ub[bad]))
-                exhausted = True
-                break
+                left_upper = max(left_upper, float(np.max(ub[bad])))
+                return False
             r0, r1, t0, t1 = r0[bad], r1[bad], t0[bad], t1[bad]
             radial = (r1 - r0) >= r1 * (t1 - t0)
             rm = 0.5 * (r0 + r1)
@@ -493,8 +554,93 @@ def certify(
                 np.concatenate([t0, np.where(radial, t0, tm)]),
                 np.concatenate([np.where(radial, t1, tm), t1]),
             )
-    if exhausted and a < R:
-        left_upper = math.inf
+        return True
+
+    # ---- circles: the maximum principle for |z|^s ||(zI - A)^{-1}|| on the rings between them.
+    # The unit circle first, at a level below the smallest sigma_min the search saw near it.
+    level0 = 0.5 * max(sig_inner, 1e-300)
+    while True:
+        ok0, _ = circle_ok(1.0, level0)
+        if ok0 or level0 < 1e-12 * (1 + normT):
+            break
+        level0 *= 0.25
+    done = True
+    if not ok0:
+        done = rings_and_cells(1.0, R)
+        r_i = R
+    else:
+        r_i, y_i = 1.0, math.log(gamma * level0)
+    step = max(2.0 * h0, 1e-6)
+    fails = 0
+    # near a maximum of f the slack falls like (r - r*)^2 and so does the room a ring leaves
+    # (the weight's excess over r - 1): steps are capped at kappa (r* - r) on the way in,
+    # and one ring of half-width `cross` (relative to r* - 1) straddles r*
+    kappa, cross = 0.6, 1e-3
+    climbed = False
+    while done and r_i < R:
+        if spent > max_evals:
+            left_upper = math.inf
+            done = False
+            break
+        if bumps[0] > MAX_BUMPS:
+            # the lower bound keeps creeping up without a local maximum to aim at (a failed
+            # search): the walk would creep with it; rings and cells raise it from their centres
+            done = rings_and_cells(r_i, R)
+            break
+        ahead = [p for p in peaks if p > r_i]
+        rstar = min(ahead) if ahead else math.inf
+        kind = "free"
+        step_try = step
+        if rstar < R:
+            dist = rstar - r_i
+            if dist <= cross * (rstar - 1):
+                step_try, kind = dist + cross * (rstar - 1), "cross"
+            elif kappa * dist < step:
+                step_try, kind = kappa * dist, "approach"
+        r_j = min(R, r_i + step_try)
+        lev_j = _line_level(r_i, y_i, r_j) / gamma
+        ok, arcs = circle_ok(r_j, lev_j)
+        for _, _, mid, smid in arcs:
+            if smid > 0:
+                raise_lower((r_j - 1) / smid, r_j * complex(np.exp(1j * mid)))
+        if arcs and not climbed:
+            # a stall: find the local maximum of f behind the arc and treat it like r*
+            _, _, mid, smid = min(arcs, key=lambda t: t[3])
+            f_loc, z_loc = kr._local_max(T, r_j * complex(np.exp(1j * mid)))
+            stats.svds += 20
+            spent += 20
+            climbed = True
+            if f_loc > 0 and abs(z_loc) > 1:
+                raise_lower(f_loc, z_loc)
+                if abs(z_loc) > r_i:
+                    peaks.append(abs(z_loc))
+                    kappa, cross = 0.6, 1e-3
+        if ok:
+            climbed = False
+            stats.ring_edges.append((r_i, r_j, "circle", 0))
+            r_i, y_i = r_j, math.log(gamma * lev_j)
+            step = 1.6 * step_try
+            if kind == "approach":
+                kappa = min(0.9, 1.15 * kappa)
+            fails = 0
+            continue
+        fails += 1
+        if (fails >= STALL and kind != "free") or fails > MAX_FAILS:
+            # stuck next to a maximum (the weight cannot follow r - 1 closely enough there):
+            # rings and cells across it, then the walk resumes on the curve, W(r) = r - 1
+            b = min(R, 2 * rstar - r_i) if kind != "free" else min(R, r_i + step_try)
+            done = rings_and_cells(r_i, b)
+            r_i, y_i = b, math.log(b - 1)
+            step, fails, climbed = max(b - r_i, step_try), 0, False
+            kappa, cross = 0.6, 1e-3
+            continue
+        if kind == "cross":
+            cross *= 0.4
+        elif kind == "approach":
+            kappa *= 0.6
+        else:
+            step = 0.35 * step_try
+    exhausted = not done
     upper = max(gamma, far_bound, left_upper)
     certified = (not exhausted) and upper <= lower * (1 + rtol)
     return Certificate(lower=lower, z=zbest, upper=upper, certified=bool(certified), stats=stats)

@@ -679,13 +679,17 @@ def kreiss_constant(
         rtol=rtol,
         max_evals=max_evals,
         h0=h0,
+        sig_inner=float(np.min(sig[inner])),
     )
     st = cert.stats
     lower, zbest, upper, certified = cert.lower, cert.z, cert.upper, cert.certified
+    if not certified:
+        # the budget ran out: K <= sup_k ||A^k|| (the Kreiss lower inequality) is still an upper bound
+        upper = min(upper, max(lower, _powers_upper(_power_form(a)[0])[0]))
     evals += st.svds + st.cells
     how = (
-        f"{st.rings} rings by circle level sets ({st.rings_passed} proved whole, one 2n x 2n "
-        f"eigenproblem each) and {st.cells} SVD cells"
+        f"{st.circles} circles by level sets (maximum principle on the rings between), "
+        f"{st.rings} Lipschitz rings, {st.cells} SVD cells"
     )
     msg = (
         f"K certified: {lower:.10g} <= K <= {upper:.10g} ({how})"

@@ -243,14 +243,20 @@ def test_orthogonal_matrices_have_kreiss_constant_one():
 def test_kreiss_bracket_chain():
     n, w = 5, 2.0
     A = w * shift(n)
-    # f(z) depends on |z| only (unitary diagonal similarity): the maximum is a whole
-    # circle, the documented hard case of the certificate; a small budget stops it
-    K = kreiss_constant(A, max_evals=20_000)
-    assert not K.certified and "max_evals" in K.message
-    assert K.lower < K.upper < 1.1 * K.lower
+    # f(z) depends on |z| only (unitary diagonal similarity): the maximum is a whole circle,
+    # hard for cells in the plane, one radius for the circle walk of the certificate
+    K = kreiss_constant(A, certify=True)
+    assert K.certified, K.message
+    assert K.lower < K.upper <= K.lower * (1 + 1e-6)
     lo, hi = K.bracket
     assert lo <= w ** (n - 1) <= hi
     assert 0.0 <= K.where_in_bracket(w ** (n - 1)) <= 1.0
+    # a budget too small for the proof: honest, uncertified, and the upper bound falls back to
+    # sup_k ||A^k|| = w^(n-1) (Kreiss: K <= sup_k ||A^k||)
+    small = kreiss_constant(A, certify=True, max_evals=30)
+    assert not small.certified and "max_evals" in small.message
+    assert small.lower <= K.upper and small.upper >= K.lower
+    assert small.upper == pytest.approx(w ** (n - 1), rel=1e-12)
 
 
 def test_kreiss_argument_errors():
