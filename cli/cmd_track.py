@@ -146,6 +146,10 @@ def track(inputs, jobs, scheduler, as_json, csv_path, output, grid, fast, cache_
     Exit codes: 0 all analysed; 10 some files failed (listed on stderr);
     2 usage error; 9 bad input (no checkpoint found, scheduler unreachable).
     """
+    if scheduler and jobs is not None:
+        raise click.UsageError(
+            "--jobs sets local worker processes; with --scheduler the cluster's workers run"
+        )
     if as_json and csv_path == "-":
         raise click.UsageError("--json and --csv - both write to stdout; give --csv a file name")
     from spectra.track import track as run_track

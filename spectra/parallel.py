@@ -16,8 +16,11 @@ every item gets a :class:`TaskOutcome` holding either its result or its error
   ``OMP_NUM_THREADS=1`` (and MKL/OpenBLAS likewise) by default.
 
 The function and the items must be picklable (a module-level function, plain
-data) for the last two. What is computed lives with the caller
-(:mod:`spectra.track` analyses checkpoints).
+data) for the last two. As with any ``forkserver``/``spawn`` pool, a script
+that calls :func:`run_tasks` with ``jobs > 1`` needs the
+``if __name__ == "__main__":`` guard (the workers import the main module).
+What is computed lives with the caller (:mod:`spectra.track` analyses
+checkpoints).
 """
 
 from __future__ import annotations
@@ -143,9 +146,10 @@ def _run_pool(fn, items, jobs: int, progress) -> list[TaskOutcome]:
     outcomes: list[TaskOutcome | None] = [None] * len(items)
     ctx = mp.get_context("forkserver")
     with _single_thread_env():
-        with cf.ProcessPoolExecutor(
+        pool = cf.ProcessPoolExecutor(
             max_workers=min(jobs, len(items)), mp_context=ctx, initializer=_init_worker
-        ) as pool:
+        )
+        try:
             futures = {pool.submit(_call, fn, i, item): i for i, item in enumerate(items)}
             for done, fut in enumerate(cf.as_completed(futures), start=1):
                 i = futures[fut]
@@ -155,6 +159,10 @@ def _run_pool(fn, items, jobs: int, progress) -> list[TaskOutcome]:
                     outcomes[i] = _died(i, exc)
                 if progress is not None:
                     progress(done, len(items))
+        except BaseException:  # Ctrl-C: drop the queued items instead of waiting for them
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     return outcomes  # type: ignore[return-value]
 
 
@@ -184,14 +192,18 @@ def _run_dask(fn, items, scheduler, progress) -> list[TaskOutcome]:
     try:
         futures = client.map(_call, [fn] * len(items), range(len(items)), items, pure=False)
         index = {f.key: i for i, f in enumerate(futures)}
-        for done, fut in enumerate(as_completed(futures), start=1):
-            i = index[fut.key]
-            try:
-                outcomes[i] = fut.result()
-            except Exception as exc:  # noqa: BLE001 - KilledWorker, CancelledError, ...
-                outcomes[i] = _died(i, exc)
-            if progress is not None:
-                progress(done, len(items))
+        try:
+            for done, fut in enumerate(as_completed(futures), start=1):
+                i = index[fut.key]
+                try:
+                    outcomes[i] = fut.result()
+                except Exception as exc:  # noqa: BLE001 - KilledWorker, CancelledError, ...
+                    outcomes[i] = _died(i, exc)
+                if progress is not None:
+                    progress(done, len(items))
+        except BaseException:  # Ctrl-C: release the cluster's queued tasks
+            client.cancel(futures)
+            raise
     finally:
         if own:
             client.close()
@@ -228,6 +240,9 @@ def run_tasks(
     -------
     list of TaskOutcome
         One per item, in input order. A failing item never stops the others.
+        A worker process that dies (killed, out of memory) rather than
+        raising fails the items the local pool still held (``BrokenProcessPool``);
+        Dask reschedules them and reports ``KilledWorker`` after repeated deaths.
 
     Raises
     ------

@@ -669,7 +669,7 @@ def track(
         progress(first, total)
     outcomes = run_tasks(
         _analyze_task,
-        [(files[i].path, opts) for i in pending],
+        [(os.path.abspath(files[i].path), opts) for i in pending],  # workers may have another cwd
         jobs=jobs,
         scheduler=scheduler,
         progress=None if progress is None else (lambda done, _n: progress(first + done, total)),

@@ -378,6 +378,8 @@ def test_cli_usage_and_input_errors(tmp_path, capsys):
     assert code == 2
     code, _, _ = _cli(["track", tmp_path, "--jobs", "0"], capsys)
     assert code == 2
+    code, _, err = _cli(["track", tmp_path, "--jobs", "2", "--scheduler", "tcp://127.0.0.1:1"], capsys)
+    assert code == 2 and "--scheduler" in err
     code, out, _ = _cli(["track", "--help"], capsys)
     assert code == 0 and "Examples" in out and "--scheduler" in out and "10" in out
 
