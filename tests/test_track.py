@@ -427,3 +427,37 @@ def test_figure_one_line_per_run_and_matrix(runs, tmp_path):
         assert sum(1 for ax in fast.axes if _data_lines(ax)) == 2  # rho and dep_F only
     finally:
         plt.close(fast)
+
+
+def test_runs_written_by_spectra_train(tmp_path):
+    """Real training runs: sidecar epochs and regimes, resume.pt and run.json skipped."""
+    from spectra.train.loop import TrainConfig, train
+    from spectra.train.tasks import load_task
+
+    digits = load_task("digits")
+    for regime in ("regular", "stable"):
+        cfg = TrainConfig(
+            task="digits",
+            cell="gru",
+            hidden=6,
+            epochs=3,
+            batch_size=64,
+            lr=0.01,
+            regime=regime,
+            max_batches=3,
+        )
+        train(cfg, tmp_path / regime, task=digits)
+    assert (tmp_path / "regular" / "resume.pt").exists()
+    res = track([str(tmp_path)], jobs=1, cache=False, fast=True)
+    assert not res.failures
+    assert [(os.path.basename(f.path), f.epoch, f.regime) for f in res.files] == [
+        (f"epoch_{e:03d}.pt", e, regime) for regime in ("regular", "stable") for e in (1, 2, 3)
+    ]
+    assert len(res.rows) == 6 * 3  # GRU: reset, update, new
+    for row in res.rows:
+        W = torch.load(row["file"], weights_only=True)["rnn.weight_hh_l0"].double().numpy()
+        g = ("reset", "update", "new").index(row["gate"])
+        rho = np.max(np.abs(np.linalg.eigvals(W[g * 6 : (g + 1) * 6])))
+        assert row["spectral_radius"] == pytest.approx(rho, rel=1e-6)
+    # the stable regime keeps every gate's 2-norm at most 1 (the clip), the figures say so
+    assert all(r["norm_2"] <= 1 + 1e-5 for r in res.rows if r["regime"] == "stable")
