@@ -153,7 +153,16 @@ def plot_track(
     ]
     first = lax.legend(handles=mat_handles, title="matrix", loc="upper left", fontsize="small", frameon=False)
     lax.add_artist(first)
-    lax.legend(handles=run_handles, title="regime (run)", loc="lower left", fontsize="small", frameon=False)
+    lax.legend(handles=run_handles, title="regime (run)", loc="center left", fontsize="small", frameon=False)
+    if any(key in keys for key in ("distance_to_instability", "kreiss", "transient_peak")):
+        lax.text(
+            0.0,
+            0.02,
+            r"gaps: unstable, $\rho(A) \geq 1$ (distance 0, $K = \infty$)",
+            transform=lax.transAxes,
+            fontsize="small",
+            color="0.35",
+        )
     if title:
         fig.suptitle(title)
     fig.tight_layout()
