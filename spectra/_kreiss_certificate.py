@@ -84,10 +84,17 @@ EIG_COST = 12.0
 CELL_COST = 2.5
 #: a full SVD (with vectors) costs about this many values-only SVDs
 FULL_SVD_COST = 2.5
+#: circle level sets are run at ``level + TAU (||A|| + r)``: a dip of sigma_min below the level
+#: that rounding could hide from the eigensolver is far shallower (see the module notes)
+TAU = 1e-10
 #: consecutive failed circles before the rings and cells take over
 MAX_FAILS = 12
 #: ... or this many next to a maximum of f
 STALL = 3
+#: a circle expected to pass is tested this far up from the level it needs towards sigma_min
+BOOST = 0.7
+#: step growth after a circle passed
+GROWTH = 2.0
 #: raises of the lower bound without a local maximum found before the rings and cells take over
 MAX_BUMPS = 8
 #: a failed ring hands its arcs to the cells when they need at most this many square
@@ -367,6 +374,35 @@ def _cell_pass(T, normT, w_up, gamma, r0, r1, t0, t1):
     return ok, f, zc, ub, nfull
 
 
+def _ridge_min(T: np.ndarray, r: float, theta: float, real: bool) -> tuple[float, float]:
+    """A local minimum of ``sigma_min(r e^{it} I - T)`` near ``t = theta`` (about six SVDs, parabolic steps).
+
+    Only an estimate (an upper bound on the minimum over the circle): it steers the
+    walk, the level sets prove.
+    """
+    n = T.shape[0]
+    eye = np.eye(n)
+    seen: dict[float, float] = {}
+
+    def sv(t: float) -> float:
+        t = abs(math.remainder(t, 2 * math.pi)) if real else t
+        if t not in seen:
+            seen[t] = float(sla.svdvals(r * complex(np.exp(1j * t)) * eye - T, check_finite=False)[-1])
+        return seen[t]
+
+    h = 0.02
+    t0 = theta
+    for _ in range(2):
+        fm, f0, fp = sv(t0 - h), sv(t0), sv(t0 + h)
+        den = fm - 2 * f0 + fp
+        step = 0.5 * h * (fm - fp) / den if den > 0 else (h if fp < fm else -h)
+        t0 = t0 + max(-2 * h, min(2 * h, step))
+        h = max(abs(step) / 4, h / 8, 1e-6)
+    sv(t0)
+    t_best = min(seen, key=seen.__getitem__)
+    return seen[t_best], t_best
+
+
 def _line_level(r_i: float, y_i: float, r_j: float) -> float:
     """``W(r_j)`` for the smallest log-linear weight ``W(r) = e^{y_i} (r/r_i)^s >= r - 1`` on ``[r_i, r_j]``.
 
@@ -471,7 +507,7 @@ def certify(
         nonlocal spent
         if r - w_up >= level * (1 + 1e-12):
             return True, []
-        arcs, nsvd = _circle_arcs(M, real, normT, r, level + 1e-8 * (normT + r))
+        arcs, nsvd = _circle_arcs(M, real, normT, r, level + TAU * (normT + r))
         stats.circles += 1
         stats.eigenproblems += 1
         stats.svds += nsvd
@@ -493,7 +529,7 @@ def certify(
             c = a + hh
             # off the arcs sigma_min(c e^{it}) >= level, so sigma_min >= level - |r - c| >= (b - 1)/gamma
             level = (b - 1) / gamma + hh
-            arcs, nsvd = _circle_arcs(M, real, normT, c, level + 1e-8 * (normT + c))
+            arcs, nsvd = _circle_arcs(M, real, normT, c, level + TAU * (normT + c))
             stats.rings += 1
             stats.eigenproblems += 1
             stats.svds += nsvd
@@ -577,18 +613,23 @@ def certify(
     # and one ring of half-width `cross` (relative to r* - 1) straddles r*
     kappa, cross = 0.6, 1e-3
     climbed = False
+    theta_r = abs(float(np.angle(zbest))) if zbest is not None else 0.0
+    target, fails_here = math.inf, 0
     while done and r_i < R:
         if spent > max_evals:
             left_upper = math.inf
             done = False
             break
-        if bumps[0] > MAX_BUMPS:
-            # the lower bound keeps creeping up without a local maximum to aim at (a failed
-            # search): the walk would creep with it; rings and cells raise it from their centres
+        if bumps[0] > MAX_BUMPS or (step < 1e-6 * (r_i - 1) and not (r_i < target < R)):
+            # the lower bound keeps creeping up without a local maximum to aim at, or the walk
+            # creeps (f reaches gamma where no maximum was found: a failed search); rings and
+            # cells raise the lower bound from their centres
             done = rings_and_cells(r_i, R)
             break
         ahead = [p for p in peaks if p > r_i]
         rstar = min(ahead) if ahead else math.inf
+        if rstar != target:
+            target, fails_here = rstar, 0
         kind = "free"
         step_try = step
         if rstar < R:
@@ -599,7 +640,26 @@ def certify(
                 step_try, kind = kappa * dist, "approach"
         r_j = min(R, r_i + step_try)
         lev_j = _line_level(r_i, y_i, r_j) / gamma
-        ok, arcs = circle_ok(r_j, lev_j)
+        lev_test = lev_j
+        if r_j - w_up < lev_j:
+            # sigma_min along the ridge (a few SVDs): a circle that must fail is not tried, and
+            # one that should pass is tested at a higher level, which flattens the next weight
+            m_e, th_e = _ridge_min(T, r_j, theta_r, real)
+            stats.svds += 7
+            spent += 7
+            theta_r = th_e
+            if m_e > 0 and (r_j - 1) / m_e > lower:
+                raise_lower((r_j - 1) / m_e, r_j * complex(np.exp(1j * th_e)))
+            if m_e <= lev_j:
+                ok, arcs = False, []
+            else:
+                lev_test = lev_j + BOOST * (m_e - lev_j)
+                ok, arcs = circle_ok(r_j, lev_test)
+                if not ok and min(sm for _, _, _, sm in arcs) > lev_j * (1 + 1e-9):
+                    lev_test = lev_j
+                    ok, arcs = circle_ok(r_j, lev_j)
+        else:
+            ok, arcs = circle_ok(r_j, lev_j)
         for _, _, mid, smid in arcs:
             if smid > 0:
                 raise_lower((r_j - 1) / smid, r_j * complex(np.exp(1j * mid)))
@@ -618,14 +678,17 @@ def certify(
         if ok:
             climbed = False
             stats.ring_edges.append((r_i, r_j, "circle", 0))
-            r_i, y_i = r_j, math.log(gamma * lev_j)
-            step = 1.6 * step_try
+            r_i, y_i = r_j, math.log(gamma * lev_test)
+            behind = [p for p in peaks if p <= r_i]
+            # past a maximum the slack grows like (r - r*)^2: steps in proportion to r - r*
+            step = max(GROWTH * step_try, 0.6 * (r_i - max(behind)) if behind else 0.0)
             if kind == "approach":
                 kappa = min(0.9, 1.15 * kappa)
             fails = 0
             continue
         fails += 1
-        if (fails >= STALL and kind != "free") or fails > MAX_FAILS:
+        fails_here += kind != "free"
+        if (kind != "free" and (fails >= STALL or fails_here >= 2 * STALL)) or fails > MAX_FAILS:
             # stuck next to a maximum (the weight cannot follow r - 1 closely enough there):
             # rings and cells across it, then the walk resumes on the curve, W(r) = r - 1
             b = min(R, 2 * rstar - r_i) if kind != "free" else min(R, r_i + step_try)

@@ -602,7 +602,7 @@ def kreiss_constant(
     if certify:
         from spectra.numerical_range import numerical_radius_bounds
 
-        w_hi = min(normT, numerical_radius_bounds(T, rtol=1e-9)[1])
+        w_hi = min(normT, numerical_radius_bounds(T, rtol=1e-3)[1])
         if w_hi <= 1:
             return exact(
                 1.0,
