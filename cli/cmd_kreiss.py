@@ -132,7 +132,7 @@ Examples:
     type=click.Choice(["auto", "yes", "no"]),
     default="auto",
     show_default=True,
-    help="Prove the upper bound on K by branch and bound (auto: for n <= 32; costly for large n).",
+    help="Prove the upper bound on K by circle level sets (auto: for n <= 64; O(n^3), costly for large n).",
 )
 @click.option(
     "--rtol",

@@ -1,4 +1,4 @@
-"""Certified upper bound on the Kreiss constant: rings by circle level sets, cells by SVD.
+"""Certified upper bound on the Kreiss constant: a walk over circles, each one level set.
 
 Used by :func:`spectra.kreiss.kreiss_constant` (``certify=True``). Given a
 level ``gamma`` it proves
@@ -7,59 +7,77 @@ level ``gamma`` it proves
 
 and so ``K(A) <= gamma``, with ``gamma = lower (1 + 0.9 rtol)`` from the best
 point found so far. Any point found on the way with ``f > lower`` raises the
-lower bound (and ``gamma``) and the proof goes on: what is already proved for
-a smaller ``gamma`` stays proved.
+lower bound (and ``gamma``, after a local ascent from it) and the proof goes
+on: what is already proved for a smaller ``gamma`` stays proved.
 
 Method
 ------
-The plane ``|z| >= 1`` is cut into the far field ``|z| >= R`` and rings
-``a <= |z| <= b`` of ``1 <= |z| <= R``.
-
-* Far field: ``sigma_min(zI - A) >= |z| - w(A)`` (numerical radius ``w``;
-  Trefethen & Embree 2005, Thm 17.1), so ``f <= (R - 1)/(R - w) <= gamma`` for
-  ``|z| >= R = (gamma w - 1)/(gamma - 1)``.
-* A ring ``[a, b]`` with centre radius ``c = (a + b)/2`` and half-width
-  ``h = (b - a)/2`` is tested by *one* circle level set (Mengi & Overton 2005;
-  :mod:`spectra.crisscross`): the unimodular eigenvalues of a 2n x 2n pencil
-  give every angle where ``L = (b - 1)/gamma + h`` is a singular value of
-  ``c e^{i t} I - A``, hence the arcs of the circle ``|z| = c`` where
-  ``sigma_min < L`` (each gap between candidate crossings is classified by an
-  SVD at its midpoint). Off those arcs ``sigma_min(c e^{it} I - A) >= L``,
-  and since ``sigma_min`` is 1-Lipschitz in ``z``, every ``z = r e^{it}``
-  of the ring has ``sigma_min >= L - |r - c| >= (b - 1)/gamma >= (|z| - 1)/gamma``.
-  So a ring with no arc is proved at the price of one eigenproblem, whatever
-  its angular extent.
-* The arcs left (sectors of the ring near the ridge of ``f``) are covered by
-  polar cells and proved by the cell tests of :mod:`spectra.kreiss`
-  (Lipschitz, far field, and the second-order test built from the full SVD
-  at the centre, which needs cells of size only about ``sqrt(rtol)`` at the
-  maximiser); failing cells are split in two, as before.
-* Ring widths are chosen adaptively: a ring is widened (x2) after a success;
-  after a failure, the slack ``s = min sigma_min(arc midpoints) - (c - 1)/gamma``
-  predicts how many narrower rings would pass (``h <= s/(1 + 1/gamma)``), and
-  the ring is either split or handed to cells, whichever is predicted cheaper
-  (an eigenproblem of order 2n costs about :data:`EIG_COST` values-only SVDs of
-  order n).
+1. Far field: ``sigma_min(zI - A) >= |z| - w(A)`` (numerical radius ``w``;
+   Trefethen & Embree 2005, Thm 17.1), so ``f <= (R - 1)/(R - w) <= gamma`` for
+   ``|z| >= R = (gamma w - 1)/(gamma - 1)``.
+2. Circles and the maximum principle. ``||(zI - A)^{-1}||`` is subharmonic off
+   the spectrum (the norm of an analytic function), and so is
+   ``|z|^s ||(zI - A)^{-1}||`` for every real ``s`` (``s log|z|`` is harmonic).
+   ``log(r - 1)`` is concave in ``log r``, so a tangent line gives a weight
+   ``W(r) = C r^s >= r - 1`` on any ring ``r_i <= |z| <= r_j`` (see
+   :func:`_line_level`). By the maximum principle,
+   ``f(z) <= W(|z|) ||(zI - A)^{-1}|| <= max`` over the two boundary circles,
+   so the whole ring is proved once ``sigma_min >= W(r_i)/gamma`` on
+   ``|z| = r_i`` and ``sigma_min >= W(r_j)/gamma`` on ``|z| = r_j``. Each circle
+   test is *one* level set: the unimodular eigenvalues of a 2n x 2n pencil give
+   every angle where the level is a singular value of ``r e^{it} I - A``
+   (Mengi & Overton 2005; :mod:`spectra.crisscross`); no crossing (every gap
+   classified by an SVD at its midpoint) means ``sigma_min >= level`` on the
+   whole circle. The walk goes outwards from the unit circle: after each circle
+   ``r_i`` (tested at a level ``l_i``) the next weight is the line through
+   ``(log r_i, log(gamma l_i))`` tangent to ``log(r - 1)``, and the next circle
+   needs ``l_j = W(r_j)/gamma``. Circles with ``r - w(A) >= l`` pass for free
+   (item 1). The angular structure of ``f`` does not matter: a maximum along a
+   whole circle costs no more than an isolated one.
+3. Steering (no part of the proof): ``sigma_min`` along the ridge of ``f``
+   (a few SVDs, :func:`_ridge_min`) predicts whether a circle will pass; a
+   circle that must fail is not tried, one that should pass is tested at a
+   level raised towards ``sigma_min`` (:data:`BOOST`), which flattens the next
+   weight and lengthens the next step. Near a maximum ``r*`` of ``f`` the slack
+   ``sigma_min - (r - 1)/gamma`` and the room left by a weight both fall like
+   ``(r - r*)^2``: steps are capped at a fraction of ``r* - r`` on the way in,
+   one step straddles ``r*`` (about ``sqrt(rtol) (r* - 1)`` wide), and steps
+   grow in proportion to ``r - r*`` on the way out. About 25 circles for the
+   random benchmark matrices, n = 64..256.
+4. Fallback (rarely needed): where the walk stalls next to a maximum, or the
+   search missed the maximum and the lower bound creeps, the rings are proved
+   directly: a Lipschitz ring ``[a, b]`` (one level set at its middle circle at
+   ``(b - 1)/gamma + (b - a)/2``; ``sigma_min`` is 1-Lipschitz), and the arcs
+   where that fails by polar cells with a first-order (Lipschitz, far field)
+   and a second-order test (:func:`_second_order_ok`: the exact second-order
+   expansion of ``sigma_min`` from the full SVD at the centre, positive
+   curvature included, with a rigorous third-order remainder); failing cells
+   are split in two.
 
 What is rigorous and what relies on LAPACK
 ------------------------------------------
-The inequalities above are theorems. Floating point enters in three places:
+The inequalities above are theorems (maximum principle, Lipschitz bounds,
+Feshbach/Schur-complement bound, Lagrangian duality for the disc minimum).
+Floating point enters in three places:
 
-1. Cell tests use singular values from LAPACK's backward-stable SVD, exact for
-   ``B + E`` with ``||E|| <= c n u ||B||``; a margin ``10 n u (||A|| + |z|)``
-   is subtracted from every singular value (as in :mod:`spectra.kreiss`).
-2. The ring test relies on the eigensolver returning every crossing of the
-   level set within the tolerance of :mod:`spectra.crisscross` (eigenvalues
-   within ``1e-6`` relative of the unit circle are candidates). A pair of
-   crossings lost to rounding is a dip of ``sigma_min`` below the level by
-   about ``u ||A||``; the test is run at ``L + tau`` with
-   ``tau = 1e-8 (||A|| + c)``, so such a dip cannot take ``sigma_min`` below
-   ``L``. This is the usual (non-interval) standard of level-set globality
-   certificates (Boyd & Balakrishnan 1990; Mitchell 2020, 2021), not a
-   computer-assisted proof in interval arithmetic.
-3. Gap classification by an SVD at each gap midpoint (between two true
-   crossings ``sigma_min - L`` keeps its sign).
+1. Level sets: the test relies on the eigensolver returning every crossing of
+   the level within the tolerance of :mod:`spectra.crisscross` (eigenvalues
+   within ``1e-6`` relative of the unit circle are candidates; LAPACK's
+   eigensolver is backward stable, so a lost pair of crossings is a dip of
+   ``sigma_min`` below the level of the order of ``u ||A||``). Every test is
+   run at ``level + TAU (||A|| + r)`` with :data:`TAU` ``= 1e-10``, so such a
+   dip cannot take ``sigma_min`` below the level that is claimed. This is the
+   standard of level-set globality certificates (Boyd & Balakrishnan 1990;
+   Mitchell 2020, 2021), not a computer-assisted proof in interval arithmetic.
+2. Gap classification by an SVD at each gap midpoint (between two true
+   crossings ``sigma_min - level`` keeps its sign).
+3. Cell tests use singular values and vectors from LAPACK's backward-stable
+   SVD, exact for ``B + E`` with ``||E|| <= c n u ||B||``; a margin
+   ``10 n u (||A|| + |z|)`` is subtracted from every singular value, and
+   ``1e-10`` relative slack is given to the quadratic forms built from the
+   computed vectors.
 
+The weights' exponentials and logarithms carry ``1e-12`` relative slack.
 ``K = 1`` shortcuts (``||A|| <= 1`` or ``w(A) <= 1``) and ``rho(A) >= 1`` are
 handled by the caller.
 """
@@ -437,7 +455,10 @@ def _line_level(r_i: float, y_i: float, r_j: float) -> float:
             if hi - lo <= 1e-15 * hi:
                 break
         s = gp(lo) * (1 + 1e-12)
-    return math.exp(y_i + s * (u_j - u_i)) * (1 + 1e-12)
+    try:
+        return math.exp(y_i + s * (u_j - u_i)) * (1 + 1e-12)
+    except OverflowError:
+        return math.inf
 
 
 def certify(
@@ -641,7 +662,9 @@ def certify(
         r_j = min(R, r_i + step_try)
         lev_j = _line_level(r_i, y_i, r_j) / gamma
         lev_test = lev_j
-        if r_j - w_up < lev_j:
+        if not lev_j < r_j + normT:
+            ok, arcs = False, []  # sigma_min <= ||A|| + r: the circle cannot pass
+        elif r_j - w_up < lev_j:
             # sigma_min along the ridge (a few SVDs): a circle that must fail is not tried, and
             # one that should pass is tested at a higher level, which flattens the next weight
             m_e, th_e = _ridge_min(T, r_j, theta_r, real)

@@ -45,8 +45,9 @@ __all__ = [
 _EPS = np.finfo(float).eps
 #: matrices up to this order get dense (batched) SVDs; larger ones inverse iteration
 _DENSE_N = 40
-#: ``certify="auto"`` runs the branch-and-bound certificate up to this order
-_CERTIFY_N = 32
+#: ``certify="auto"`` runs the certificate up to this order (there it costs about one
+#: 100x100 pseudospectra grid; see benchmarks/kreiss.py)
+_CERTIFY_N = 64
 #: hard cap on the number of powers computed by :func:`transient_growth`
 KMAX_CAP = 2000
 #: default number of powers when ``rho(A) >= 1`` (no decay to wait for)
@@ -475,13 +476,16 @@ def kreiss_constant(
     rtol : float
         Relative gap ``upper/lower - 1`` the certificate aims for.
     certify : bool or "auto"
-        Run the branch-and-bound certificate (dense SVDs: O(n^3) each).
-        ``"auto"``: for ``n <= 32``. Without it, :attr:`KreissResult.upper` is
-        the weaker, still guaranteed ``max_{j<m} ||A^j||`` (first ``m`` with
-        ``||A^m|| <= 1``; then ``sup_k ||A^k|| = max_{j<m} ||A^j||``).
+        Run the certificate (:mod:`spectra._kreiss_certificate`: about 25
+        eigenproblems of order 2n, O(n^3) each). ``"auto"``: for ``n <= 64``.
+        Without it, :attr:`KreissResult.upper` is the weaker, still guaranteed
+        ``max_{j<m} ||A^j||`` (first ``m`` with ``||A^m|| <= 1``; then
+        ``sup_k ||A^k|| = max_{j<m} ||A^j||``).
     max_evals : int
-        Budget of cell evaluations for the certificate; when exhausted the
-        upper bound is the largest bound of the cells left (may be looser).
+        Budget of the certificate in SVD-equivalents (an eigenproblem of order
+        2n counts 12); when exhausted the result is not certified and the upper
+        bound is ``sup_k ||A^k||`` (from the powers), or the largest bound of the
+        cells left when smaller.
     transient : TransientGrowth, optional
         The result of :func:`transient_growth` for the same `A`; without the
         certificate its norms give the upper bound without recomputing powers.
@@ -516,21 +520,23 @@ def kreiss_constant(
        the singular triplet. Every value is attained at a point, so it is a
        lower bound; the ascent converges quadratically, but without the
        certificate nothing proves that no higher maximum was missed.
-    3. Certificate (branch and bound): ``R`` is chosen so that the far field
-       ``|z| >= R`` is bounded by ``(R - 1)/(R - w(A))``; every polar cell is
-       proved to satisfy ``f <= gamma = lower (1 + 0.9 rtol)`` by a Lipschitz,
-       far-field, or second-order test (see ``_cell_bound_ok``: the second-order
-       test makes cells of size ``~sqrt(rtol)`` enough near the maximiser), or
-       split in two along its longer side. Cell centres that beat the lower
-       bound raise it (and seed another ascent). Proofs rely on LAPACK's
-       backward-stable SVD; a margin ``10 n u (||A|| + |z|)`` is subtracted
-       from computed singular values. Cost: one values-only SVD per cell and a
-       full SVD where the first-order tests fail (O(n^3) each; thousands of
-       cells for random n = 64 matrices), hence ``"auto"`` certifies only
-       ``n <= 32``. Limits: a maximum along a whole curve (e.g. ``w S_n``,
-       where ``f`` depends on ``|z|`` only) needs many cells, and the budget
-       `max_evals` may then stop the proof short of `rtol` (``certified=False``,
-       honest but looser ``upper``).
+    3. Certificate (:mod:`spectra._kreiss_certificate`, where the method and
+       exactly what relies on LAPACK's backward stability are documented):
+       ``R`` is chosen so that the far field ``|z| >= R`` is bounded by
+       ``(R - 1)/(R - w(A)) <= gamma = lower (1 + 0.9 rtol)``; the annulus
+       ``1 <= |z| <= R`` is proved by a walk over circles: ``|z|^s ||(zI -
+       A)^{-1}||`` is subharmonic, so on the ring between two circles ``f`` is
+       bounded by its weighted values on them, and each circle is checked by one
+       level set (a 2n x 2n eigenproblem: every crossing of ``sigma_min`` with
+       the level, so nothing between samples can be missed). Points met on the
+       way that beat the lower bound raise it (and seed another ascent). Where
+       the walk stalls next to a maximum, Lipschitz rings and polar cells with a
+       second-order test take over. Cost: about 25 eigenproblems for random
+       n = 64..256 matrices (one pseudospectra grid at n = 64, several at
+       n >= 128), hence ``"auto"`` certifies ``n <= 64``. Limits: the
+       proof is only as good as the eigensolver's crossings (backward stable,
+       with a margin); the budget `max_evals` may stop it short of `rtol`
+       (``certified=False``, honest but looser ``upper``).
     """
     if not (rtol > 0):
         raise InvalidArgumentError(f"rtol must be positive, got {rtol!r}")
@@ -647,7 +653,7 @@ def kreiss_constant(
             upper, m_pow = _powers_upper(_power_form(a)[0])
         msg = (
             f"K from a grid search and BFGS ascent (lower bound attained at z); upper bound "
-            f"max_(j<{m_pow}) ||A^j|| = sup_k ||A^k|| from the powers (the branch-and-bound "
+            f"max_(j<{m_pow}) ||A^j|| = sup_k ||A^k|| from the powers (the level-set "
             f"certificate was not run: certify=True runs it, 'auto' only for n <= {_CERTIFY_N})"
         )
         return KreissResult(

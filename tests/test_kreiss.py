@@ -208,7 +208,7 @@ def test_kreiss_random_vs_brute_force(n, seed):
 
 
 def test_certificate_does_not_trust_the_search(monkeypatch):
-    """With the local ascent crippled, the branch and bound alone must still bracket K."""
+    """With the local ascent crippled, the certificate alone must still bracket K."""
     import spectra.kreiss as kr
 
     A = random_nonnormal(6, 0.9, seed=21)
@@ -289,6 +289,189 @@ def test_kreiss_matrix_theorem_property(n, seed, rho, upper):
     assert K.lower <= tg.peak * (1 + 1e-9)
     assert tg.peak <= math.e * n * K.lower
     assert K.upper >= tg.peak * (1 - 1e-12)
+
+
+# ----------------------------------------------------------------------------- the certificate
+
+
+def dense_max_f(A: np.ndarray, R: float, nr: int = 70, nt: int = 240) -> float:
+    """Independent oracle: max of (|z| - 1)/sigma_min(zI - A) on a dense polar grid, refined.
+
+    numpy SVDs of A itself (no Schur form, no library code), grid over 1 < |z| <= R
+    (radii clustered next to the unit circle), then Nelder-Mead from the three best points.
+    """
+    n = A.shape[0]
+    radii = 1 + np.concatenate([np.geomspace(1e-3, 0.3, nr // 2), np.linspace(0.3, R - 1, nr - nr // 2)[1:]])
+    th = np.linspace(0, 2 * np.pi, nt, endpoint=False)
+    z = (radii[:, None] * np.exp(1j * th)[None, :]).ravel()
+    s = np.linalg.svd(z[:, None, None] * np.eye(n) - A, compute_uv=False)[:, -1]
+    f = (np.abs(z) - 1) / s
+
+    def negf(p):
+        zz = complex(p[0], p[1])
+        if abs(zz) <= 1:
+            return 0.0
+        return -(abs(zz) - 1) / np.linalg.svd(zz * np.eye(n) - A, compute_uv=False)[-1]
+
+    best = float(np.max(f))
+    for j in np.argsort(-f)[:3]:
+        res = minimize(
+            negf, [z[j].real, z[j].imag], method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-13}
+        )
+        best = max(best, -res.fun)
+    return best
+
+
+@pytest.mark.parametrize("n,seed,cplx", [(6, 31, False), (16, 32, False), (24, 33, True), (40, 34, False)])
+def test_certified_bracket_contains_dense_grid_maximum(n, seed, cplx):
+    rng = np.random.default_rng(seed)
+    M = rng.standard_normal((n, n)) / np.sqrt(n) + np.triu(rng.standard_normal((n, n)), 1)
+    if cplx:
+        M = M + 1j * np.triu(rng.standard_normal((n, n)), 1)
+    A = 0.9 * M / np.max(np.abs(np.linalg.eigvals(M)))
+    K = kreiss_constant(A, certify=True)
+    assert K.certified, K.message
+    assert K.upper <= K.lower * (1 + 1e-6)
+    oracle = dense_max_f(A, R=min(K.upper * 2 * np.linalg.norm(A, 2), 6.0), nt=240 if n < 30 else 120)
+    assert oracle > 1.05  # non-normal enough to matter
+    assert oracle <= K.upper  # the certified upper bound is above every point
+    assert K.lower >= oracle * (1 - 1e-6)  # and the lower bound is (near) the maximum
+    s = np.linalg.svd(K.z * np.eye(n) - A, compute_uv=False)[-1]
+    assert (abs(K.z) - 1) / s == pytest.approx(K.lower, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "blocks",
+    [
+        [(0.9, 3.0), (0.5, 1.0)],  # the inner peak is the global one
+        [(0.5, 1.0), (0.9, 0.4)],  # a smaller peak near the circle, the global one further out
+        [(0.6 + 0.3j, 2.0), (-0.7, 1.5j), (0.2, 0.5)],
+    ],
+)
+def test_kreiss_block_diagonal_jordan_closed_form(blocks):
+    """||(zI - diag(A_i))^{-1}|| = max_i ||(zI - A_i)^{-1}||, so K = max_i K(A_i) (closed forms)."""
+    n = 2 * len(blocks)
+    A = np.zeros((n, n), dtype=complex)
+    for i, (lam, b) in enumerate(blocks):
+        A[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = jordan2(lam, b)
+    if not np.iscomplexobj(np.array([x for blk in blocks for x in blk])):
+        A = A.real
+    truth = max(kreiss_jordan2(lam, b) for lam, b in blocks)
+    # a random unitary similarity hides the block structure from the algorithm
+    Q, _ = np.linalg.qr(np.random.default_rng(5).standard_normal((n, n)))
+    K = kreiss_constant(Q @ A @ Q.T, certify=True)
+    assert K.certified, K.message
+    assert K.lower <= truth * (1 + 1e-9) and K.upper >= truth * (1 - 1e-9)
+    assert K.value == pytest.approx(truth, rel=1e-6)
+
+
+def test_kreiss_numerical_radius_one_is_exactly_one():
+    A = np.array([[0.0, 1.9], [0.0, 0.0]])  # ||A|| = 1.9 > 1, w(A) = 0.95 <= 1
+    K = kreiss_constant(A, certify=True)
+    assert K.value == K.lower == K.upper == 1.0 and K.certified
+
+
+def test_certify_auto_now_covers_n_64():
+    A = random_nonnormal(64, 0.9, seed=3)
+    K = kreiss_constant(A)
+    assert K.certified and K.upper <= K.lower * (1 + 1e-6), K.message
+    assert "circles" in K.message
+
+
+def test_fallback_rings_and_cells_alone_bracket_K(monkeypatch):
+    """Force the walk to give up at once: Lipschitz rings and cells must finish the proof."""
+    import spectra._kreiss_certificate as kc
+
+    A = random_nonnormal(8, 0.9, seed=12)
+    truth = kreiss_constant(A, certify=True)
+    monkeypatch.setattr(kc, "MAX_FAILS", -1)
+    monkeypatch.setattr(kc, "STALL", 0)
+    monkeypatch.setattr(kc, "MAX_BUMPS", -1)
+    K = kreiss_constant(A, certify=True)
+    assert K.certified, K.message
+    assert ", 0 Lipschitz rings" not in K.message  # the fallback did the work
+    assert K.upper >= truth.lower * (1 - 1e-12) and K.lower <= truth.upper * (1 + 1e-12)
+    assert K.upper <= K.lower * (1 + 1e-6)
+
+
+def test_line_weight_dominates_r_minus_1():
+    from spectra._kreiss_certificate import _line_level
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        r_i = 1 + rng.choice([0.0, 10 ** rng.uniform(-5, 0.5)])
+        r_j = r_i + 10 ** rng.uniform(-7, 0.3)
+        base = math.log(r_i - 1) if r_i > 1 else math.log(10 ** rng.uniform(-6, -1))
+        y_i = base + 10 ** rng.uniform(-9, 0)  # a point on or above the curve log(r - 1)
+        W_j = _line_level(r_i, y_i, r_j)
+        if math.isinf(W_j):
+            continue  # too steep to represent: the walk treats it as a failed circle
+        r = np.linspace(r_i, r_j, 201)
+        # W(r) = exp(y_i) (r/r_i)^s with s fixed by W(r_j): log-linear in log r
+        s = (math.log(W_j) - y_i) / math.log1p((r_j - r_i) / r_i)
+        W = np.exp(y_i + s * np.log1p((r - r_i) / r_i))
+        assert np.all(W >= (r - 1) * (1 - 1e-10))  # (the slack covers this reconstruction)
+
+
+def test_circle_level_set_arcs_against_sampling():
+    from spectra._kreiss_certificate import _circle_arcs
+
+    for seed, cplx in ((1, False), (2, True)):
+        A = random_nonnormal(10, 0.9, seed)
+        if cplx:
+            A = A + 0.3j * np.triu(np.random.default_rng(seed).standard_normal((10, 10)), 1)
+        norm = np.linalg.norm(A, 2)
+        for r in (1.05, 1.3):
+            th = np.linspace(0, 2 * np.pi, 2000, endpoint=False)
+            s = np.linalg.svd(r * np.exp(1j * th)[:, None, None] * np.eye(10) - A, compute_uv=False)[:, -1]
+            for level in (np.min(s) * 0.99, np.quantile(s, 0.3)):
+                arcs, _ = _circle_arcs(A, not cplx, norm, r, level)
+                inside = np.zeros(th.size, dtype=bool)
+                for lo, hi, _, _ in arcs:
+                    t = np.abs(np.remainder(th + np.pi, 2 * np.pi) - np.pi) if not cplx else th
+                    inside |= (
+                        ((t - lo) % (2 * np.pi) <= (hi - lo) + 1e-9)
+                        if cplx
+                        else ((t >= lo - 1e-9) & (t <= hi + 1e-9))
+                    )
+                assert np.all(s[~inside] >= level * (1 - 1e-9))  # off the arcs: above the level
+                assert bool(arcs) == bool(np.any(s < level))
+
+
+def test_second_order_cell_test_is_sound():
+    """Cells passed by the second-order test hold no point with f above gamma (dense sampling)."""
+    import scipy.linalg as sla
+
+    from spectra._kreiss_certificate import _covering_radius, _second_order_ok
+
+    rng = np.random.default_rng(1)
+    passed = 0
+    for _ in range(150):
+        n = int(rng.integers(2, 8))
+        M = rng.standard_normal((n, n)) / np.sqrt(n) + np.triu(rng.standard_normal((n, n)), 1) * rng.uniform(
+            0, 2
+        )
+        M = rng.uniform(0.5, 0.97) * M / np.max(np.abs(np.linalg.eigvals(M)))
+        T = sla.schur(M.astype(complex), output="complex")[0]
+        r0, dr, t0 = 1 + rng.uniform(0, 0.5), rng.uniform(1e-3, 0.1), rng.uniform(0, 2 * np.pi)
+        zc, rc, d = _covering_radius(
+            np.array([r0]),
+            np.array([r0 + dr]),
+            np.array([t0]),
+            np.array([t0 + dr / r0 * rng.uniform(0.5, 2)]),
+        )
+        rr, ph = np.meshgrid(np.linspace(0, d[0], 25), np.linspace(0, 2 * np.pi, 60, endpoint=False))
+        Z = (zc[0] + rr * np.exp(1j * ph)).ravel()
+        Z = Z[np.abs(Z) > 1]
+        fmax = np.max(
+            (np.abs(Z) - 1) / np.linalg.svd(Z[:, None, None] * np.eye(n) - T, compute_uv=False)[:, -1]
+        )
+        U, S, Vh = np.linalg.svd(zc[:, None, None] * np.eye(n) - T)
+        for g in (fmax * 0.99, fmax * 0.9999, fmax * 1.01, fmax * 1.5):
+            ok = bool(_second_order_ok(T, np.linalg.norm(M, 2), zc, rc, d, g, S, U, Vh)[0])
+            assert not (ok and g < fmax)
+            passed += ok
+    assert passed > 100  # and it does prove most cells above the maximum
 
 
 # ----------------------------------------------------------------------------- lower bound on powers
