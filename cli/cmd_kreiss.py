@@ -51,6 +51,7 @@ Examples:
   spectra transient lstm.pt -o growth.png
   spectra transient lstm.pt -m 'lstm.weight_hh_l0[forget]' --kmax 200 -o forget.svg
   spectra transient A.npy --no-kreiss -o A.pdf
+  spectra transient lstm.pt --panels -o gates.png
 """,
 )
 @click.argument("checkpoint", metavar="CKPT_OR_ARRAY", type=click.Path(dir_okay=False))
@@ -67,10 +68,15 @@ Examples:
     show_default=True,
     help="Draw the Kreiss bracket K <= sup ||A^k|| <= e n K (computing K takes longer for large n).",
 )
+@click.option(
+    "--panels",
+    is_flag=True,
+    help="One panel per matrix (e.g. per gate), sharing the k axis, instead of one axes for all.",
+)
 @figure_output_option
 @quiet_option
 @trust_option
-def transient(checkpoint, matrices, kmax, kreiss, output, quiet, trust):
+def transient(checkpoint, matrices, kmax, kreiss, panels, output, quiet, trust):
     """Plot the transient growth ||A^k||_2 against k for recurrent weight matrices.
 
     The norms are exact 2-norms of the powers of A (the A of
@@ -78,7 +84,8 @@ def transient(checkpoint, matrices, kmax, kreiss, output, quiet, trust):
     state of a linearised network can grow over k steps before the spectral
     radius rho(A) (dashed rho^k) takes over. With --kreiss, dotted and
     dash-dot lines in the same colour show where the Kreiss matrix theorem
-    puts the peak: K(A) <= sup_k ||A^k|| <= e n K(A).
+    puts the peak: K(A) <= sup_k ||A^k|| <= e n K(A). --panels draws one
+    panel per matrix (per gate) with a shared k axis.
     """
     from spectra_cli._common import use_agg
 
@@ -87,7 +94,7 @@ def transient(checkpoint, matrices, kmax, kreiss, output, quiet, trust):
 
     from spectra.kreiss import kreiss_constant, transient_growth
     from spectra.plot.pseudospectra import save_figure
-    from spectra.plot.transient import plot_transient
+    from spectra.plot.transient import plot_transient, plot_transient_panels
 
     _, chosen = _chosen(checkpoint, matrices, trust)
     if not chosen:
@@ -101,18 +108,24 @@ def transient(checkpoint, matrices, kmax, kreiss, output, quiet, trust):
         tg = transient_growth(m.matrix, kmax=kmax)
         results.append(tg)
         krs.append(kreiss_constant(m.matrix, transient=tg) if kreiss else None)
-    fig, ax = plt.subplots(figsize=(7.0, 4.5))
-    try:
-        plot_transient(
-            results,
-            labels=[m.id for m in chosen],
-            kreiss=krs if kreiss else None,
-            ax=ax,
-            title=f"transient growth: {os.path.basename(checkpoint)}",
-        )
-        save_figure(fig, output)
-    finally:
-        plt.close(fig)
+    title = f"transient growth: {os.path.basename(checkpoint)}"
+    labels = [m.id for m in chosen]
+    if panels:
+        fig = None
+        try:
+            axes = plot_transient_panels(results, labels, kreiss=krs if kreiss else None, title=title)
+            fig = axes[0].figure
+            save_figure(fig, output)
+        finally:
+            if fig is not None:
+                plt.close(fig)
+    else:
+        fig, ax = plt.subplots(figsize=(7.0, 4.5))
+        try:
+            plot_transient(results, labels=labels, kreiss=krs if kreiss else None, ax=ax, title=title)
+            save_figure(fig, output)
+        finally:
+            plt.close(fig)
     click.echo(f"wrote {output}", err=True)
 
 

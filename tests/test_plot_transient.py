@@ -79,3 +79,62 @@ def test_plot_numerical_range_overlay():
     assert len(ax2.get_lines()[-1].get_xdata()) == 11
     with pytest.raises(ValueError, match="shape"):
         plot_numerical_range(np.zeros((2, 2, 2)))
+
+
+def test_plot_transient_panels_one_panel_per_matrix():
+    from spectra.plot.transient import plot_transient_panels
+
+    mats = {"J": J, "N": N, "J2": np.array([[-0.6, 1.5], [0.0, -0.6]])}
+    tg = [transient_growth(A, kmax=40) for A in mats.values()]
+    kr = [kreiss_constant(A) for A in mats.values()]
+    kr[2] = None  # a panel without the Kreiss lines
+    axes = plot_transient_panels(tg, labels=list(mats), kreiss=kr, title="gates")
+    fig = axes[0].figure
+    assert len(axes) == 3 and len(fig.axes) == 3
+    assert [ax.get_title() for ax in axes] == ["J", "N", "J2"]
+    assert all(ax.get_yscale() == "log" for ax in axes)
+    assert all(axes[0].get_shared_x_axes().joined(axes[0], ax) for ax in axes[1:])
+    for ax, t, K in zip(axes, tg, kr):
+        lines = ax.get_lines()
+        # ||A^k||, rho^k, the peak marker, and K and e n K when given
+        assert len(lines) == (5 if K is not None else 3)
+        ys = [np.asarray(ln.get_ydata()) for ln in lines if len(ln.get_xdata()) == 41]
+        assert any(np.allclose(y, t.norms) for y in ys)
+        assert any(np.allclose(y, t.spectral_radius ** np.arange(41)) for y in ys)
+        if K is not None:
+            flat = {round(float(ln.get_ydata()[0]), 9) for ln in lines if len(set(ln.get_ydata())) == 1}
+            assert {round(K.bracket[0], 9), round(K.bracket[1], 9)} <= flat
+    assert fig._suptitle.get_text() == "gates"
+
+
+def test_plot_transient_panels_grid_and_errors():
+    from spectra.plot.transient import plot_transient_panels
+
+    tg = [transient_growth(J, kmax=10)] * 4
+    axes = plot_transient_panels(tg, ncols=3)
+    assert len(axes) == 4 and len(axes[0].figure.axes) == 4  # 2 x 3 grid, two cells removed
+    assert [ax.get_title() for ax in axes] == ["A1", "A2", "A3", "A4"]
+    single = plot_transient_panels(transient_growth(N, kmax=5))
+    assert len(single) == 1
+    with pytest.raises(ValueError, match="labels"):
+        plot_transient_panels(tg, labels=["a"])
+    with pytest.raises(ValueError, match="kreiss"):
+        plot_transient_panels(tg, kreiss=[None])
+    with pytest.raises(ValueError, match="ncols"):
+        plot_transient_panels(tg, ncols=0)
+    with pytest.raises(ValueError, match="no results"):
+        plot_transient_panels([])
+
+
+def test_cli_transient_panels_writes_png(tmp_path):
+    from click.testing import CliRunner
+    from spectra_cli.main import cli
+
+    p = tmp_path / "gates.npz"
+    np.savez(p, i=J, f=N, g=np.array([[0.5, 1.0], [0.0, -0.4]]))
+    out = tmp_path / "gates.png"
+    res = CliRunner().invoke(
+        cli, ["transient", str(p), "--panels", "--kmax", "30", "-o", str(out), "-q"], catch_exceptions=False
+    )
+    assert res.exit_code == 0, res.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

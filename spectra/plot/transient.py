@@ -2,7 +2,9 @@
 
 :func:`plot_transient` draws ``||A^k||_2`` against ``k`` (log scale) with the
 spectral rate ``rho^k`` and, when Kreiss results are given, the Kreiss bracket
-``K <= sup_k ||A^k|| <= e n K``; :func:`plot_numerical_range` overlays the
+``K <= sup_k ||A^k|| <= e n K``, several matrices on one axes;
+:func:`plot_transient_panels` draws the same with one panel per matrix (e.g.
+per gate), sharing the ``k`` axis; :func:`plot_numerical_range` overlays the
 boundary of the field of values on an existing axes (e.g. a pseudospectra
 plot). The numbers come from :mod:`spectra.kreiss` and
 :mod:`spectra.numerical_range`; nothing is computed here beyond what those
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["plot_numerical_range", "plot_transient"]
+__all__ = ["plot_numerical_range", "plot_transient", "plot_transient_panels"]
 
 
 def _new_axes():
@@ -113,6 +115,103 @@ def plot_transient(
     if title:
         ax.set_title(title)
     return ax
+
+
+def plot_transient_panels(
+    results,
+    labels: Sequence[str] | None = None,
+    *,
+    kreiss=None,
+    ncols: int | None = None,
+    spectral: bool = True,
+    title: str | None = None,
+    fig=None,
+):
+    """Draw ``||A^k||_2`` against ``k`` with one panel per matrix (e.g. one per gate).
+
+    Each panel is :func:`plot_transient` for one matrix: its ``||A^k||``
+    curve, ``rho^k`` (dashed), the Kreiss lower bound ``K`` (dotted) and
+    ``e n K`` (dash-dot) when `kreiss` is given, and the peak marked; all
+    panels share the ``k`` axis and have a log ``y`` axis.
+
+    Parameters
+    ----------
+    results : TransientGrowth or sequence of TransientGrowth
+        From :func:`spectra.kreiss.transient_growth`.
+    labels : sequence of str, optional
+        One panel title per result (default ``A1, A2, ...``).
+    kreiss : KreissResult or sequence of (KreissResult or None), optional
+        Same length as `results` (None entries draw no bracket).
+    ncols : int, optional
+        Panels per row (default: up to 3).
+    spectral : bool
+        Also draw ``rho(A)^k``.
+    title : str, optional
+        Figure title.
+    fig : matplotlib Figure, optional
+        An empty figure to draw in; a new one (sized to the grid) when None.
+
+    Returns
+    -------
+    list of matplotlib Axes
+        One per result, in order (unused grid cells are removed).
+
+    Raises
+    ------
+    ValueError
+        If `labels` or `kreiss` do not have one entry per result, there are
+        no results, or `ncols` is not positive.
+    """
+    import matplotlib.pyplot as plt
+
+    if not isinstance(results, (list, tuple)):
+        results = [results]
+    if kreiss is not None and not isinstance(kreiss, (list, tuple)):
+        kreiss = [kreiss]
+    m = len(results)
+    if m == 0:
+        raise ValueError("no results to draw")
+    labels = list(labels) if labels is not None else [f"A{i + 1}" for i in range(m)]
+    if len(labels) != m:
+        raise ValueError(f"labels has {len(labels)} entries for {m} results")
+    if kreiss is not None and len(kreiss) != m:
+        raise ValueError(f"kreiss has {len(kreiss)} entries for {m} results")
+    if ncols is None:
+        ncols = min(3, m)
+    if ncols < 1:
+        raise ValueError(f"ncols must be positive, got {ncols}")
+    ncols = min(ncols, m)
+    nrows = math.ceil(m / ncols)
+    if fig is None:
+        fig = plt.figure(figsize=(3.6 * ncols + 0.6, 2.8 * nrows + 0.6))
+    grid = fig.subplots(nrows, ncols, sharex=True, squeeze=False)
+    axes = list(grid.ravel())
+    for ax in axes[m:]:
+        ax.remove()
+    axes = axes[:m]
+    for i, (ax, tg, label) in enumerate(zip(axes, results, labels)):
+        plot_transient(
+            [tg],
+            [label],
+            kreiss=[kreiss[i]] if kreiss is not None else None,
+            ax=ax,
+            spectral=spectral,
+            title=label,
+        )
+        ax.title.set_fontsize(9)
+        if ax.get_legend() is not None and i > 0:
+            ax.get_legend().remove()  # one legend (the first panel) explains the line styles
+        if i < m - ncols:
+            ax.set_xlabel("")
+            ax.tick_params(labelbottom=False)
+        else:
+            ax.tick_params(labelbottom=True)
+        if i % ncols:
+            ax.set_ylabel("")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return axes
 
 
 def plot_numerical_range(
