@@ -160,6 +160,7 @@ def lanczos_sigma_min(
     maxiter: int,
     want_vectors: bool = False,
     history_cap: int = 48,
+    min_live: int = 0,
     on_done: Callable[[int], None] | None = None,
 ):
     """``sigma_min(z_j I - S)`` for every shift, from per-point start vectors.
@@ -182,6 +183,11 @@ def lanczos_sigma_min(
     history_cap : int
         Lanczos vectors kept per point for the Ritz vectors (points still
         running after that many steps return none).
+    min_live : int
+        Stop early, once fewer than this many points are still iterating
+        (each step has a fixed cost, so a handful of slow points is cheaper
+        in the next batch); those points are returned as ``stopped``, with
+        their current Ritz vectors to restart from.
     on_done : callable, optional
         Called with the number of points that just converged.
 
@@ -196,6 +202,8 @@ def lanczos_sigma_min(
         Lanczos steps per point.
     ritz : (n, m) ndarray or None
         Unit Ritz vectors (zero columns where not available), when `want_vectors`.
+    stopped : (m,) ndarray of bool
+        Points stopped early by `min_live` (not converged, not failed).
     """
     n = solver.n
     m = z.shape[0]
@@ -203,40 +211,67 @@ def lanczos_sigma_min(
     converged = np.zeros(m, dtype=bool)
     steps = np.zeros(m, dtype=np.int64)
     ritz = np.zeros((n, m), dtype=np.complex128) if want_vectors else None
+    stopped = np.zeros(m, dtype=bool)
     if m == 0:
-        return sigma, converged, steps, ritz
-    tol_theta = 0.5 * tol
+        return sigma, converged, steps, ritz, stopped
+    tol_theta = 0.25 * tol
     cand_change = 1e4 * tol_theta
     ritz_rtol = float(np.clip(tol_theta * 1e-3, 4 * _EPS, 1e-12))
 
     sh = solver.prepare(z)
     q = np.array(V0, dtype=np.complex128, order="C", copy=True)
     q /= np.sqrt(_colnorm2(q))
-    q_prev = None
+    q_prev = np.zeros_like(q)
+    w = q.copy()  # the vector the next step's solves overwrite: a copy of q
+    spare = np.empty_like(q)
+    # columns per chunk of the vector updates (~256 KB per array: the chunk stays in cache)
+    chunk = max(16, 2**14 // n)
+    tmp = np.empty((n, chunk), dtype=np.complex128)
+    # Lanczos vectors for the Ritz vectors, in single precision (a warm start needs ~1e-4)
+    hist = np.empty((min(history_cap, maxiter), n, m), dtype=np.complex64) if want_vectors else None
     ids = np.arange(m)
     beta_prev = np.zeros(m)
     alphas: list[np.ndarray] = []
     betas: list[np.ndarray] = []
     scale = np.ones(m)
     theta = np.zeros(m)
-    hist_q: list[np.ndarray] = []
+    change_prev = np.full(m, np.inf)
     hist_pos: list[np.ndarray] = []
     active = np.ones(m, dtype=bool)  # columns still iterating (finished ones linger until compressed)
     with np.errstate(all="ignore"):
         for k in range(1, maxiter + 1):
-            if want_vectors and k <= history_cap:
-                hist_q.append(q)
+            store = want_vectors and k <= history_cap
+            if store:
                 pos = np.full(m, -1, dtype=np.int64)
                 pos[ids] = np.arange(ids.size)
                 hist_pos.append(pos)
-            w = q.copy()
             solver.solve_adjoint(w, sh)
             solver.solve(w, sh)
-            alpha = _coldot_re(q, w)
-            w -= q * alpha
-            if q_prev is not None:
-                w -= q_prev * beta_prev
-            beta = np.sqrt(_colnorm2(w))
+            # three-term recurrence and normalisation, chunk by chunk of columns (in cache);
+            # w becomes the next Lanczos vector and `spare` its copy for the next solves
+            width = w.shape[1]
+            alpha = np.empty(width)
+            beta = np.empty(width)
+            for c in range(0, width, chunk):
+                sl = slice(c, min(c + chunk, width))
+                qc, wc = q[:, sl], w[:, sl]
+                t = tmp[:, : wc.shape[1]]
+                if store:
+                    hist[k - 1, :, sl] = qc
+                wv = wc.view(np.float64)
+                r = np.einsum("ij,ij->j", qc.view(np.float64), wv)
+                a_c = r[0::2] + r[1::2]
+                np.multiply(qc, a_c, out=t)
+                wc -= t
+                if k > 1:
+                    np.multiply(q_prev[:, sl], beta_prev[sl], out=t)
+                    wc -= t
+                r = np.einsum("ij,ij->j", wv, wv)
+                b_c = np.sqrt(r[0::2] + r[1::2])
+                alpha[sl] = a_c
+                beta[sl] = b_c
+                wc *= 1.0 / np.where(b_c > 0, b_c, 1.0)
+                spare[:, sl] = wc
             if k == 1:
                 scale = alpha.copy()
             a_s = alpha / scale
@@ -248,11 +283,20 @@ def lanczos_sigma_min(
                 bl = betas[-1]
                 half = 0.5 * (theta - a_s)
                 upper = (0.5 * (theta + a_s) + np.sqrt(half * half + bl * bl)) * (1.0 + 1e-10)
-                theta_new = top_ritz_value(np.stack(alphas), np.stack(betas), theta, upper, rtol=ritz_rtol)
+                # likely bound: the last change again, doubled (Lanczos converges geometrically)
+                guess = theta * (1.0 + 2.0 * np.minimum(change_prev, 1.0)) if k > 2 else None
+                theta_new = top_ritz_value(
+                    np.stack(alphas), np.stack(betas), theta, upper, guess=guess, rtol=ritz_rtol
+                )
             finite = active & np.isfinite(theta_new) & np.isfinite(beta) & (scale > 0) & np.isfinite(scale)
-            change = np.where(theta_new > 0, (theta_new - theta) / theta_new, np.inf)
+            change = np.maximum(np.where(theta_new > 0, (theta_new - theta) / theta_new, np.inf), 0.0)
+            # the remaining error extrapolated from the last two changes (geometric convergence,
+            # rate rho): guards the Kato-Temple test, whose Ritz gap can overestimate the true gap
+            # in a cluster of slowly separating eigenvalues
+            rho = np.where(change_prev > 0, change / change_prev, 0.0)
+            extrap = np.where(rho < 1, change * rho / np.maximum(1 - rho, 1e-300), np.inf)
             breakdown = finite & (b_s <= 64 * _EPS * np.maximum(theta_new, 1.0))
-            cand = finite & (k >= 2) & (change <= cand_change) & ~breakdown
+            cand = finite & (k >= 3) & (change <= cand_change) & (extrap <= tol_theta) & ~breakdown
             conv = breakdown.copy()
             y_c = None
             idx_c = np.flatnonzero(cand | breakdown) if want_vectors else np.flatnonzero(cand)
@@ -271,6 +315,7 @@ def lanczos_sigma_min(
             fail = active & (~finite | ((k == maxiter) & ~conv))
             leave = conv | fail
             theta = theta_new
+            change_prev = change
             if np.any(leave):
                 gi = ids[leave]
                 ok = conv[leave]
@@ -284,7 +329,7 @@ def lanczos_sigma_min(
                     g = ids[cols]
                     acc = np.zeros((n, cols.size), dtype=np.complex128)
                     for i in range(k):
-                        acc += hist_q[i][:, hist_pos[i][g]] * y_c[i, sel]
+                        acc += hist[i][:, hist_pos[i][g]] * y_c[i, sel]
                     nrm = np.sqrt(_colnorm2(acc))
                     good = np.isfinite(nrm) & (nrm > 0)
                     ritz[:, g[good]] = acc[:, good] / nrm[good]
@@ -292,22 +337,42 @@ def lanczos_sigma_min(
                     on_done(int(ok.sum()))
             active &= ~leave
             live = active
-            if not np.any(live):
+            nlive = int(np.count_nonzero(live))
+            if nlive == 0:
                 break
-            inv = 1.0 / np.where(beta > 0, beta, 1.0)
+            if nlive < min_live and 2 <= k < maxiter:
+                cols = np.flatnonzero(live)
+                g = ids[cols]
+                stopped[g] = True
+                steps[g] = k
+                if want_vectors and k <= history_cap:
+                    _, y, _ = _ritz_check(
+                        np.stack([x[cols] for x in alphas]),
+                        np.stack([x[cols] for x in betas[: k - 1]]) if k > 1 else np.zeros((0, cols.size)),
+                        betas[k - 1][cols],
+                        theta[cols],
+                        theta[cols],
+                    )
+                    acc = np.zeros((n, cols.size), dtype=np.complex128)
+                    for i in range(k):
+                        acc += hist[i][:, hist_pos[i][g]] * y[i]
+                    nrm = np.sqrt(_colnorm2(acc))
+                    good = np.isfinite(nrm) & (nrm > 0)
+                    ritz[:, g[good]] = acc[:, good] / nrm[good]
+                break
             if np.count_nonzero(live) <= 0.8 * ids.size:
                 ids = ids[live]
                 alphas = [x[live] for x in alphas]
                 betas = [x[live] for x in betas]
                 scale, theta, beta = scale[live], theta[live], beta[live]
+                change_prev = change_prev[live]
                 active = active[live]
                 sh = sh.take(live)
                 q_prev = np.compress(live, q, axis=1)
                 q = np.compress(live, w, axis=1)
-                q *= inv[live]
+                w = q.copy()
+                spare = np.empty_like(q)
             else:
-                q_prev = q
-                q = w
-                q *= inv
+                q_prev, q, w, spare = q, w, spare, q_prev
             beta_prev = beta
-    return sigma, converged, steps, ritz
+    return sigma, converged, steps, ritz, stopped

@@ -146,6 +146,53 @@ class _Blocked:
         self._node[(s, s + 2)] = ("pair", float(a), float(b), float(c), float(d))
         self.leaf_kinds["pair"] += 1
 
+    # ---- block-diagonal part (closed forms)
+    def block_diagonal_sigma(self, z: np.ndarray) -> tuple[np.ndarray, float]:
+        """``sigma_min(z I - D)`` for the block-diagonal part ``D`` of ``S``, and ``||S - D||_F``.
+
+        ``D`` keeps the 1x1 and 2x2 diagonal blocks. By Weyl's inequality for
+        singular values, ``|sigma_min(zI - S) - sigma_min(zI - D)| <= ||S - D||_2
+        <= ||S - D||_F``: for a normal ``A`` (``S - D = 0`` up to rounding) these
+        are the values, in closed form (a 2x2 block ``M``: ``sigma_max^2`` is the
+        larger eigenvalue of the 2x2 matrix ``M^H M``, computed without
+        cancellation, and ``sigma_min = |det M| / sigma_max`` with ``det M``
+        the product ``(z - lam_1)(z - lam_2)``).
+        """
+        z = np.asarray(z, dtype=np.complex128)
+        S = self.S
+        n = self.n
+        pair = np.zeros(n, dtype=bool)
+        if self.real and n > 1:
+            pair[:-1] = np.diag(S, -1) != 0
+        off = np.triu(S, 1).copy()
+        i = np.flatnonzero(pair)
+        off[i, i + 1] = 0.0
+        rest = float(np.linalg.norm(off))
+        single = np.ones(n, dtype=bool)
+        single[i] = single[i + 1] = False
+        out = np.full(z.size, np.inf)
+        d = np.diag(S)[single]
+        for c in range(0, z.size, 4096):
+            zz = z[c : c + 4096]
+            if d.size:
+                out[c : c + 4096] = np.min(np.abs(zz[:, None] - d[None, :]), axis=1)
+            for j in i:
+                a, b, cc, dd = S[j, j], S[j, j + 1], S[j + 1, j], S[j + 1, j + 1]
+                l1, l2 = self.lam[j], self.lam[j + 1]
+                # M = zI - B = [[w1, -b], [-c, w2]]; M^H M = [[p, q], [conj(q), r]]; its larger
+                # eigenvalue without cancellation, the smaller one as |det M|^2 / larger
+                w1, w2 = zz - a, zz - dd
+                p_ = np.abs(w1) ** 2 + cc * cc
+                r_ = b * b + np.abs(w2) ** 2
+                q_ = -b * np.conj(w1) - cc * w2
+                h = 0.5 * (p_ - r_)
+                smax = np.sqrt(0.5 * (p_ + r_) + np.sqrt(h * h + np.abs(q_) ** 2))
+                det = np.abs((zz - l1) * (zz - l2))
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    smin = np.where(smax > 0, det / smax, 0.0)
+                out[c : c + 4096] = np.minimum(out[c : c + 4096], smin)
+        return out, rest
+
     # ---- shifts
     def prepare(self, z: np.ndarray) -> Shifts:
         """Per-batch factors ``1/(z - lam)`` for the shifts `z` (1-D complex)."""

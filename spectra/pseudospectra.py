@@ -373,7 +373,7 @@ def pseudospectra(
         t_schur = time.perf_counter() - ts
     else:
         ts = time.perf_counter()
-        solver, eigenvalues = shifted_solver(A)
+        solver, eigenvalues = shifted_solver(A, leaf=_LEAF)
         t_schur = time.perf_counter() - ts
 
     xs, ys, used_bounds = _grid(A, real, x, y, bounds, npts, lev)
@@ -490,6 +490,12 @@ def _lanczos_sigma_min(
 _HISTORY_CAP = 40
 #: weight of the random part of a warm start (the rest: the neighbour's Ritz vector)
 _WARM_NOISE = 0.05
+#: start each row from the Ritz vectors of the row below
+_WARM = True
+#: largest diagonal block of the Schur factor solved by diagonalisation
+_LEAF = 16
+#: points per batch (one row from each chain): enough columns for efficient matrix products
+_BATCH_POINTS = 800
 
 
 def _engine_sigma_min(
@@ -512,9 +518,10 @@ def _engine_sigma_min(
     point below it in its chain (the right singular vector there, a close
     approximation of the one wanted when the grid is fine) plus a small random
     part (so that no direction is missing from the start); the first row of a
-    chain starts from a fixed random vector. Points within rounding of an
-    eigenvalue, and points that do not converge in `maxiter` steps, are
-    computed by a dense SVD of ``zI - S``.
+    chain starts from a fixed random vector. A batch stops when only a few
+    slow points are left; they restart from their current Ritz vectors in the
+    next batch. Points within rounding of an eigenvalue, and points that do not
+    converge in `maxiter` steps, are computed by a dense SVD of ``zI - S``.
     """
     n = solver.n
     out = np.full(z.size, np.nan)
@@ -523,64 +530,98 @@ def _engine_sigma_min(
     # (nearly) normal A, whose singular vectors are (nearly) Schur vectors, cannot start
     # Lanczos almost orthogonal to the wanted vector (the misconvergence of Krylov methods)
     v_rand = np.exp(2j * np.pi * rng.random(n))
+    noise = np.exp(2j * np.pi * rng.random((n, row_len))) * (_WARM_NOISE / np.sqrt(n))
     snorm = float(np.linalg.norm(solver.S))
     dist = np.full(z.size, np.inf)
     for c in range(0, z.size, 4096):
         dist[c : c + 4096] = np.min(np.abs(z[c : c + 4096, None] - eigenvalues[None, :]), axis=1)
     near = dist <= 1e-13 * max(snorm, np.finfo(float).tiny)
+    # (nearly) normal A: the block-diagonal part of the Schur form gives sigma_min to within
+    # ||S - D||_F (Weyl), in closed form; used where that is below tol/10 of the value
+    exact = np.zeros(z.size, dtype=bool)
+    if n > 1:
+        rest_norm = float(np.linalg.norm(np.triu(solver.S, 2)))
+        if rest_norm <= 1e-3 * tol * snorm:
+            sig_bd, rest_norm = solver.block_diagonal_sigma(z)
+            exact = sig_bd * (0.1 * tol) >= rest_norm
+            out[exact] = sig_bd[exact]
+            if on_done is not None and np.any(exact):
+                on_done(int(exact.sum()))
+    near &= ~exact
 
     nrows = max(1, z.size // row_len)
-    target = int(max(64, min(4096, _BATCH_BYTES // (16 * n * (_HISTORY_CAP + 6)))))
+    per_point = 16 * n * ((_HISTORY_CAP // 2 if _WARM else 0) + 6)
+    target = int(max(64, min(_BATCH_POINTS, _BATCH_BYTES // per_point)))
     chains = [c for c in np.array_split(np.arange(nrows), max(1, min(nrows, target // row_len))) if c.size]
+    # a step costs ~n^2 per point plus a fixed overhead: below this many live points, stop
+    min_live = int(np.clip(2e7 / (n * n), 16, max(16, target // 4)))
     steps_all = np.zeros(z.size, dtype=np.int64)
+    restarts = np.zeros(z.size, dtype=np.int64)
     warm_points = 0
     fallback = [np.flatnonzero(near)]
     prev: list[np.ndarray | None] = [None] * len(chains)  # Ritz vectors of each chain's last row
-    for wave in range(max(c.size for c in chains)):
-        idx_parts, start_parts, live_chains = [], [], []
+    pend_idx = np.zeros(0, dtype=np.int64)  # points stopped early, and their restart vectors
+    pend_vec = np.zeros((n, 0), dtype=np.complex128)
+    nwaves = max(c.size for c in chains)
+    wave = 0
+    while wave < nwaves or pend_idx.size:
+        idx_parts, start_parts, live_chains = [pend_idx], [pend_vec], []
         for ci, rows in enumerate(chains):
             if wave >= rows.size:
                 continue
             cols = rows[wave] * row_len + np.arange(row_len)
-            keep = ~near[cols]
+            keep = ~near[cols] & ~exact[cols]
             V0 = np.repeat(v_rand[:, None], row_len, axis=1)
             if prev[ci] is not None:
                 have = np.any(prev[ci] != 0, axis=0)
-                noise = np.exp(2j * np.pi * rng.random((n, int(have.sum())))) * (_WARM_NOISE / np.sqrt(n))
-                V0[:, have] = prev[ci][:, have] + noise
+                V0[:, have] = prev[ci][:, have] + noise[:, have]
                 warm_points += int(np.count_nonzero(have & keep))
             idx_parts.append(cols[keep])
             start_parts.append(V0[:, keep])
             live_chains.append((ci, keep))
+        wave += 1
         idx = np.concatenate(idx_parts)
-        if idx.size:
-            sig, conv, steps, ritz = lanczos_sigma_min(
-                solver,
-                z[idx],
-                np.concatenate(start_parts, axis=1),
-                tol=tol,
-                maxiter=maxiter,
-                want_vectors=True,
-                history_cap=_HISTORY_CAP,
-                on_done=on_done,
-            )
-            out[idx[conv]] = sig[conv]
-            steps_all[idx] = steps
-            fallback.append(idx[~conv])
+        last = wave >= nwaves
+        sig, conv, steps, ritz, stopped = lanczos_sigma_min(
+            solver,
+            z[idx],
+            np.concatenate(start_parts, axis=1),
+            tol=tol,
+            maxiter=maxiter,
+            want_vectors=_WARM or not last,
+            history_cap=_HISTORY_CAP,
+            min_live=0 if last else min_live,
+            on_done=on_done,
+        )
+        out[idx[conv]] = sig[conv]
+        steps_all[idx] += steps
+        restarts[idx[stopped]] += 1
+        # a point stopped three times finishes in a batch of its own (no early stop)
+        again = stopped & (restarts[idx] < 3) & np.any(ritz != 0, axis=0) if ritz is not None else stopped
+        fallback.append(idx[~conv & ~stopped])
+        lone = stopped & ~again
+        pend_idx = np.concatenate([idx[again], idx[lone]])
+        if ritz is not None:
+            pv = ritz[:, again]
+            lone_v = np.where(np.any(ritz[:, lone] != 0, axis=0), ritz[:, lone], v_rand[:, None])
+            pend_vec = np.concatenate([pv, lone_v], axis=1)
         else:
-            ritz = np.zeros((n, 0), dtype=np.complex128)
+            pend_vec = np.repeat(v_rand[:, None], pend_idx.size, axis=1)
+        if pend_idx.size and wave >= nwaves:
+            nwaves = wave + 1  # one more batch for the stragglers
         # hand each chain its Ritz vectors (points near an eigenvalue keep the ones from below)
-        off = 0
-        for ci, keep in live_chains:
-            k = int(keep.sum())
-            nxt = np.zeros((n, row_len), dtype=np.complex128) if prev[ci] is None else prev[ci].copy()
-            nxt[:, keep] = ritz[:, off : off + k]
-            prev[ci] = nxt
-            off += k
+        if _WARM:
+            off = int(idx_parts[0].size)
+            for ci, keep in live_chains:
+                k = int(keep.sum())
+                nxt = np.zeros((n, row_len), dtype=np.complex128) if prev[ci] is None else prev[ci].copy()
+                nxt[:, keep] = ritz[:, off : off + k]
+                prev[ci] = nxt
+                off += k
     fb = np.concatenate(fallback)
     if fb.size:
         out[fb] = _dense_sigma_min(solver.S, z[fb], on_done=on_done)
-    lan = steps_all[~near]
+    lan = steps_all[~near & ~exact]
     lan = lan[lan > 0]
     stats.update(
         method="lanczos",
@@ -588,6 +629,8 @@ def _engine_sigma_min(
         lanczos_steps_max=int(lan.max()) if lan.size else 0,
         dense_fallback_points=int(fb.size),
         warm_started_points=int(warm_points),
+        restarted_points=int(np.count_nonzero(restarts)),
+        closed_form_points=int(exact.sum()),
         chains=len(chains),
         leaves=dict(solver.leaf_kinds),
     )
