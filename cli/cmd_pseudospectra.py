@@ -117,10 +117,18 @@ Examples:
     help="Run the Lanczos engine in torch on this device: cuda, cuda:K or cpu (complex128, batched "
     "to fit the device memory; needs torch). Default: the numpy engine on the CPU.",
 )
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker threads sharing each grid (default: the usable cores). Wall time only: "
+    "the values do not depend on it beyond rounding.",
+)
 @quiet_option
 @trust_option
 def pseudospectra(
-    checkpoint, matrices, levels, npts, bounds, output, save_grid, tol, fov, device, quiet, trust
+    checkpoint, matrices, levels, npts, bounds, output, save_grid, tol, fov, device, jobs, quiet, trust
 ):
     """Draw the ε-pseudospectra of recurrent weight matrices.
 
@@ -144,11 +152,15 @@ def pseudospectra(
     safetensors, HDF5, .npy/.npz). One matrix gives one figure; several give a
     panel figure (rows: tensors, columns: gates) with shared levels.
     """
+    import os
+
     import numpy as np
 
     import spectra
     from spectra.plot.pseudospectra import plot_pseudospectra_panel, save_figure
 
+    if jobs is None:
+        jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     ckpt = spectra.load(checkpoint, trust=trust)
     chosen = ckpt.select(list(matrices))
     if not chosen:
@@ -166,6 +178,7 @@ def pseudospectra(
             bounds=bounds,
             tol=tol,
             device=device,
+            workers=jobs,
             progress=progress_bar(label, quiet),
         )
         grids.append(g)

@@ -23,8 +23,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -258,6 +260,7 @@ def pseudospectra(
     dense_below: int = 55,
     maxiter: int | None = None,
     seed: int = 0,
+    workers: int = 1,
     device: str | None = None,
     progress: Progress | None = None,
     matrix_id: str | None = None,
@@ -311,6 +314,11 @@ def pseudospectra(
         within rounding of an eigenvalue) are computed by a dense SVD.
     seed : int
         Seed of the shared random Lanczos start vector.
+    workers : int
+        Threads that share the grid (default 1). Rows are shared out in
+        chains; numpy and BLAS release the GIL during the solves, so on an
+        idle machine two workers take a little more than half the wall time.
+        Results do not depend on it beyond rounding.
     device : str, optional
         ``None`` (default): the numpy engine. A torch device (``"cpu"``,
         ``"cuda"``, ``"cuda:1"``): the same method in torch, complex128,
@@ -355,6 +363,8 @@ def pseudospectra(
         raise InvalidArgumentError(f"method must be 'auto', 'lanczos' or 'svd', got {method!r}")
     if not (isinstance(tol, (int, float)) and 1e-12 <= tol <= 0.1):
         raise InvalidArgumentError(f"tol must be a number in [1e-12, 0.1], got {tol!r}")
+    if not (isinstance(workers, (int, np.integer)) and not isinstance(workers, bool) and workers >= 1):
+        raise InvalidArgumentError(f"workers must be an integer >= 1, got {workers!r}")
     if maxiter is None:
         maxiter = max(100, n // 2)
     if not (isinstance(maxiter, (int, np.integer)) and not isinstance(maxiter, bool) and maxiter >= 2):
@@ -417,6 +427,7 @@ def pseudospectra(
             seed=seed,
             on_done=report,
             stats=stats,
+            workers=int(workers),
         )
     S = np.empty(Z.shape)
     S[compute_rows] = sig.reshape(compute_rows.size, xs.size)
@@ -429,6 +440,7 @@ def pseudospectra(
         "maxiter": int(maxiter),
         "dense_below": int(dense_below),
         "seed": int(seed),
+        "workers": int(workers),
         "bounds": [float(b) for b in used_bounds],
         "nx": int(xs.size),
         "ny": int(ys.size),
@@ -509,6 +521,7 @@ def _engine_sigma_min(
     seed: int,
     on_done,
     stats: dict,
+    workers: int = 1,
 ) -> np.ndarray:
     """Batched inverse Lanczos over grid rows, each row warm-started from the one before.
 
@@ -520,8 +533,10 @@ def _engine_sigma_min(
     part (so that no direction is missing from the start); the first row of a
     chain starts from a fixed random vector. A batch stops when only a few
     slow points are left; they restart from their current Ritz vectors in the
-    next batch. Points within rounding of an eigenvalue, and points that do not
-    converge in `maxiter` steps, are computed by a dense SVD of ``zI - S``.
+    next batch. With ``workers > 1`` the chains are shared out among threads
+    (numpy and BLAS release the GIL in the solves). Points within rounding of
+    an eigenvalue, and points that do not converge in `maxiter` steps, are
+    computed by a dense SVD of ``zI - S``.
     """
     n = solver.n
     out = np.full(z.size, np.nan)
@@ -551,73 +566,85 @@ def _engine_sigma_min(
 
     nrows = max(1, z.size // row_len)
     per_point = 16 * n * ((_HISTORY_CAP // 2 if _WARM else 0) + 6)
-    target = int(max(64, min(_BATCH_POINTS, _BATCH_BYTES // per_point)))
-    chains = [c for c in np.array_split(np.arange(nrows), max(1, min(nrows, target // row_len))) if c.size]
+    workers = max(1, int(workers))
+    target = int(max(64, min(_BATCH_POINTS, _BATCH_BYTES // (per_point * workers))))
+    nchains = max(1, min(nrows, workers * max(1, target // row_len)))
+    chains = [c for c in np.array_split(np.arange(nrows), nchains) if c.size]
     # a step costs ~n^2 per point plus a fixed overhead: below this many live points, stop
     min_live = int(np.clip(2e7 / (n * n), 16, max(16, target // 4)))
     steps_all = np.zeros(z.size, dtype=np.int64)
-    restarts = np.zeros(z.size, dtype=np.int64)
-    warm_points = 0
     fallback = [np.flatnonzero(near)]
-    prev: list[np.ndarray | None] = [None] * len(chains)  # Ritz vectors of each chain's last row
-    pend_idx = np.zeros(0, dtype=np.int64)  # points stopped early, and their restart vectors
-    pend_vec = np.zeros((n, 0), dtype=np.complex128)
-    nwaves = max(c.size for c in chains)
-    wave = 0
-    while wave < nwaves or pend_idx.size:
-        idx_parts, start_parts, live_chains = [pend_idx], [pend_vec], []
-        for ci, rows in enumerate(chains):
-            if wave >= rows.size:
-                continue
-            cols = rows[wave] * row_len + np.arange(row_len)
-            keep = ~near[cols] & ~exact[cols]
-            V0 = np.repeat(v_rand[:, None], row_len, axis=1)
-            if prev[ci] is not None:
-                have = np.any(prev[ci] != 0, axis=0)
-                V0[:, have] = prev[ci][:, have] + noise[:, have]
-                warm_points += int(np.count_nonzero(have & keep))
-            idx_parts.append(cols[keep])
-            start_parts.append(V0[:, keep])
-            live_chains.append((ci, keep))
-        wave += 1
-        idx = np.concatenate(idx_parts)
-        last = wave >= nwaves
+    lock = threading.Lock()
+
+    def done(k: int) -> None:
+        if on_done is not None:
+            with lock:
+                on_done(k)
+
+    def lanczos(idx, V0, *, final):
         sig, conv, steps, ritz, stopped = lanczos_sigma_min(
             solver,
             z[idx],
-            np.concatenate(start_parts, axis=1),
+            V0,
             tol=tol,
             maxiter=maxiter,
-            want_vectors=_WARM or not last,
+            want_vectors=_WARM or not final,
             history_cap=_HISTORY_CAP,
-            min_live=0 if last else min_live,
-            on_done=on_done,
+            min_live=0 if final else min_live,
+            on_done=done,
         )
         out[idx[conv]] = sig[conv]
         steps_all[idx] += steps
-        restarts[idx[stopped]] += 1
-        # a point stopped three times finishes in a batch of its own (no early stop)
-        again = stopped & (restarts[idx] < 3) & np.any(ritz != 0, axis=0) if ritz is not None else stopped
         fallback.append(idx[~conv & ~stopped])
-        lone = stopped & ~again
-        pend_idx = np.concatenate([idx[again], idx[lone]])
-        if ritz is not None:
-            pv = ritz[:, again]
-            lone_v = np.where(np.any(ritz[:, lone] != 0, axis=0), ritz[:, lone], v_rand[:, None])
-            pend_vec = np.concatenate([pv, lone_v], axis=1)
-        else:
-            pend_vec = np.repeat(v_rand[:, None], pend_idx.size, axis=1)
-        if pend_idx.size and wave >= nwaves:
-            nwaves = wave + 1  # one more batch for the stragglers
-        # hand each chain its Ritz vectors (points near an eigenvalue keep the ones from below)
-        if _WARM:
-            off = int(idx_parts[0].size)
-            for ci, keep in live_chains:
-                k = int(keep.sum())
-                nxt = np.zeros((n, row_len), dtype=np.complex128) if prev[ci] is None else prev[ci].copy()
-                nxt[:, keep] = ritz[:, off : off + k]
-                prev[ci] = nxt
-                off += k
+        return ritz, stopped
+
+    def sweep(my_chains: list[np.ndarray]) -> int:
+        """Run the waves of some chains (one worker); returns the number of warm starts."""
+        warm = 0
+        prev: list[np.ndarray | None] = [None] * len(my_chains)  # Ritz vectors of each chain's last row
+        pend_idx = np.zeros(0, dtype=np.int64)  # points stopped early, and their restart vectors
+        pend_vec = np.zeros((n, 0), dtype=np.complex128)
+        nwaves = max(c.size for c in my_chains)
+        for wave in range(nwaves):
+            idx_parts, start_parts, live_chains = [pend_idx], [pend_vec], []
+            for ci, rows in enumerate(my_chains):
+                if wave >= rows.size:
+                    continue
+                cols = rows[wave] * row_len + np.arange(row_len)
+                keep = ~near[cols] & ~exact[cols]
+                V0 = np.repeat(v_rand[:, None], row_len, axis=1)
+                if prev[ci] is not None:
+                    have = np.any(prev[ci] != 0, axis=0)
+                    V0[:, have] = prev[ci][:, have] + noise[:, have]
+                    warm += int(np.count_nonzero(have & keep))
+                idx_parts.append(cols[keep])
+                start_parts.append(V0[:, keep])
+                live_chains.append((ci, keep))
+            idx = np.concatenate(idx_parts)
+            # the last wave runs every point to the end (stragglers of the one before included)
+            ritz, stopped = lanczos(idx, np.concatenate(start_parts, axis=1), final=wave == nwaves - 1)
+            pend_idx = idx[stopped]
+            pend_vec = ritz[:, stopped] if ritz is not None else np.repeat(v_rand[:, None], pend_idx.size, 1)
+            bare = ~np.any(pend_vec != 0, axis=0)
+            pend_vec[:, bare] = v_rand[:, None]
+            # hand each chain its Ritz vectors (points near an eigenvalue keep the ones from below)
+            if _WARM:
+                off = int(idx_parts[0].size)
+                for ci, keep in live_chains:
+                    k = int(keep.sum())
+                    nxt = np.zeros((n, row_len), dtype=np.complex128) if prev[ci] is None else prev[ci].copy()
+                    nxt[:, keep] = ritz[:, off : off + k]
+                    prev[ci] = nxt
+                    off += k
+        return warm
+
+    nworkers = max(1, min(int(workers), len(chains)))
+    if nworkers == 1:
+        warm_points = sweep(chains)
+    else:
+        groups = [chains[i::nworkers] for i in range(nworkers)]
+        with ThreadPoolExecutor(max_workers=nworkers) as pool:
+            warm_points = sum(pool.map(sweep, groups))
     fb = np.concatenate(fallback)
     if fb.size:
         out[fb] = _dense_sigma_min(solver.S, z[fb], on_done=on_done)
@@ -629,7 +656,7 @@ def _engine_sigma_min(
         lanczos_steps_max=int(lan.max()) if lan.size else 0,
         dense_fallback_points=int(fb.size),
         warm_started_points=int(warm_points),
-        restarted_points=int(np.count_nonzero(restarts)),
+        workers=nworkers,
         closed_form_points=int(exact.sum()),
         chains=len(chains),
         leaves=dict(solver.leaf_kinds),

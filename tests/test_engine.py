@@ -128,3 +128,16 @@ def test_full_grid_uses_warm_starts_and_stays_within_the_contract():
     Z = g.z[::7, ::7]
     ref = smin(A, Z).reshape(Z.shape)
     np.testing.assert_allclose(g.sigma_min[::7, ::7], ref, rtol=1e-8)
+
+
+def test_worker_threads_give_the_same_grid():
+    n = 70
+    rng = np.random.default_rng(8)
+    A = rng.standard_normal((n, n)) / np.sqrt(n) + np.triu(rng.standard_normal((n, n)), 1) / np.sqrt(n)
+    one = pseudospectra(A, npts=40)
+    two = pseudospectra(A, npts=40, workers=2)
+    assert two.options["workers"] == 2
+    # different chains, different warm starts: equal to within the accuracy contract
+    np.testing.assert_allclose(two.sigma_min, one.sigma_min, rtol=2e-8)
+    with pytest.raises(ValueError, match="workers"):
+        pseudospectra(A, npts=10, workers=0)
