@@ -7,10 +7,15 @@ The epsilon-pseudospectrum of ``A`` is (Trefethen & Embree 2005, ch. 2)::
 and this module evaluates ``sigma_min(zI - A)`` at every point of a
 rectangular grid, so that the boundaries of ``L_eps`` are contour lines of
 ``log10 sigma_min``. The method is EigTool's (Wright & Trefethen, SISC 2001):
-one complex Schur factorisation ``A = Q T Q*``, then per point inverse Lanczos
-on ``(T_z^* T_z)^{-1}``, ``T_z = zI - T`` (the batched triangular solves and
-the Lanczos iteration live in :mod:`spectra._triangular`); below
-``dense_below`` rows a batched dense SVD is cheaper and is used instead.
+one Schur factorisation ``A = Q S Q*``, then per point inverse Lanczos on
+``(S_z^* S_z)^{-1}``, ``S_z = zI - S``, batched over many points. What is ours:
+for real ``A`` the real Schur form, so the block updates of the triangular
+solves are real matrix products (half the arithmetic); diagonal blocks solved by
+diagonalisation where that is well conditioned (:mod:`spectra._shifted`); each
+grid row started from the Ritz vectors of the row below, and a Kato-Temple
+stopping rule (:mod:`spectra._lanczos`); a closed form with a Weyl error bound
+for (nearly) normal ``A``. Below ``dense_below`` rows a batched dense SVD is
+cheaper and is used instead.
 
 Here: the grid, its automatic bounds and levels, the data object
 :class:`PseudospectrumGrid` with ``.plot()`` and ``.save()``, and
@@ -300,10 +305,17 @@ def pseudospectra(
     levels : sequence of float, optional
         ``log10(eps)`` of the contours. Default: :func:`default_levels`.
     tol : float
-        Relative accuracy of every returned value against a dense SVD, in
-        ``[1e-12, 0.1]`` (default ``1e-8``), for values above rounding level
-        (``~ n eps ||A||``; below it the values are rounding noise, as are a
-        dense SVD's).
+        Relative accuracy wanted of every value against a dense SVD, in
+        ``[1e-12, 0.1]`` (default ``1e-8``). It is met for values above
+        ``eps ||A|| / tol``; smaller values carry the absolute error
+        ``~ n eps ||A||`` of any backward-stable method, a dense SVD's included.
+        Limit (of every Krylov method): where the two smallest singular values
+        of ``zI - A`` agree to about ``1e-5`` relative (e.g. points nearly
+        equidistant from two eigenvalues of a nearly normal ``A``), Lanczos
+        cannot tell them apart in few steps and the value can be off by up to
+        their difference (measured: up to ~2e-6 relative at such points of
+        a perturbed unitary matrix; exactly normal matrices take the closed
+        form and are exact to rounding).
     method : {"auto", "lanczos", "svd"}
         ``auto``: dense batched SVD when ``n < dense_below``, else Lanczos.
     dense_below : int
