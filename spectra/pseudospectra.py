@@ -313,9 +313,12 @@ def pseudospectra(
         of ``zI - A`` agree to about ``1e-5`` relative (e.g. points nearly
         equidistant from two eigenvalues of a nearly normal ``A``), Lanczos
         cannot tell them apart in few steps and the value can be off by up to
-        their difference (measured: up to ~2e-6 relative at such points of
-        a perturbed unitary matrix; exactly normal matrices take the closed
-        form and are exact to rounding).
+        their difference. Measured on ``0.97 Q`` (``Q`` orthogonal, n = 100)
+        plus Gaussian noise of norm ``delta``, 40 x 40 grid: 2 of 1600 points
+        off, by 1.2e-6 (``delta = 1e-7``) and 5.9e-5 (``delta = 1e-4``)
+        relative; exactly normal matrices take the closed form and are exact
+        to rounding; random non-normal and trained matrices showed no such
+        points.
     method : {"auto", "lanczos", "svd"}
         ``auto``: dense batched SVD when ``n < dense_below``, else Lanczos.
     dense_below : int
