@@ -113,6 +113,8 @@ STALL = 3
 BOOST = 0.7
 #: step growth after a circle passed
 GROWTH = 2.0
+#: local maxima of f within this fraction of the lower bound are approached with capped steps
+PEAK_NEAR = 1e-4
 #: raises of the lower bound without a local maximum found before the rings and cells take over
 MAX_BUMPS = 8
 #: a failed ring hands its arcs to the cells when they need at most this many square
@@ -503,7 +505,7 @@ def certify(
     R = max(1.0 + 1e-3, min((gamma * w_up - 1) / (gamma - 1), 1e12))
     far_bound = (R - 1) / (R - w_up)
 
-    peaks = [abs(zbest)] if zbest is not None else []
+    peaks = [(abs(zbest), lower)] if zbest is not None else []  # (radius, f) of local maxima
     bumps = [0]
 
     def raise_lower(f: float, z: complex) -> None:
@@ -514,7 +516,7 @@ def certify(
         stats.svds += 20
         if fz >= f:
             f, z = fz, zz
-            peaks.append(abs(zz))  # a local maximum of f (the walk approaches it carefully)
+            peaks.append((abs(zz), f))  # a local maximum of f (the walk approaches it carefully)
         else:
             bumps[0] += 1  # the ascent did not improve on the point: no maximum to aim at
         lower, zbest = f, z
@@ -634,7 +636,7 @@ def certify(
     # and one ring of half-width `cross` (relative to r* - 1) straddles r*
     kappa, cross = 0.6, 1e-3
     climbed = False
-    theta_r = abs(float(np.angle(zbest))) if zbest is not None else 0.0
+    valleys = [abs(float(np.angle(zbest))) if zbest is not None else 0.0]  # angles of low sigma_min
     target, fails_here = math.inf, 0
     while done and r_i < R:
         if spent > max_evals:
@@ -647,7 +649,8 @@ def certify(
             # cells raise the lower bound from their centres
             done = rings_and_cells(r_i, R)
             break
-        ahead = [p for p in peaks if p > r_i]
+        # maxima within PEAK_NEAR of the lower bound leave almost no slack: approached carefully
+        ahead = [p for p, fp in peaks if p > r_i and fp >= lower * (1 - PEAK_NEAR)]
         rstar = min(ahead) if ahead else math.inf
         if rstar != target:
             target, fails_here = rstar, 0
@@ -667,10 +670,12 @@ def certify(
         elif r_j - w_up < lev_j:
             # sigma_min along the ridge (a few SVDs): a circle that must fail is not tried, and
             # one that should pass is tested at a higher level, which flattens the next weight
-            m_e, th_e = _ridge_min(T, r_j, theta_r, real)
-            stats.svds += 7
-            spent += 7
-            theta_r = th_e
+            est = [_ridge_min(T, r_j, th, real) for th in valleys]
+            stats.svds += 7 * len(est)
+            spent += 7 * len(est)
+            m_e, th_e = min(est)
+            # follow each valley; forget one that is far above the lowest
+            valleys = [th for (m, th) in est if m <= 1.5 * m_e]
             if m_e > 0 and (r_j - 1) / m_e > lower:
                 raise_lower((r_j - 1) / m_e, r_j * complex(np.exp(1j * th_e)))
             if m_e <= lev_j:
@@ -679,6 +684,10 @@ def certify(
                 lev_test = lev_j + BOOST * (m_e - lev_j)
                 ok, arcs = circle_ok(r_j, lev_test)
                 if not ok and min(sm for _, _, _, sm in arcs) > lev_j * (1 + 1e-9):
+                    # another valley dips below the raised level: follow it too, and retest
+                    mid = min(arcs, key=lambda t: t[3])[2]
+                    if len(valleys) < 3:
+                        valleys.append(abs(mid) if real else mid)
                     lev_test = lev_j
                     ok, arcs = circle_ok(r_j, lev_j)
         else:
@@ -696,13 +705,13 @@ def certify(
             if f_loc > 0 and abs(z_loc) > 1:
                 raise_lower(f_loc, z_loc)
                 if abs(z_loc) > r_i:
-                    peaks.append(abs(z_loc))
+                    peaks.append((abs(z_loc), f_loc))
                     kappa, cross = 0.6, 1e-3
         if ok:
             climbed = False
             stats.ring_edges.append((r_i, r_j, "circle", 0))
             r_i, y_i = r_j, math.log(gamma * lev_test)
-            behind = [p for p in peaks if p <= r_i]
+            behind = [p for p, _ in peaks if p <= r_i]
             # past a maximum the slack grows like (r - r*)^2: steps in proportion to r - r*
             step = max(GROWTH * step_try, 0.6 * (r_i - max(behind)) if behind else 0.0)
             if kind == "approach":
