@@ -151,6 +151,29 @@ def _second_ritz_gap(a: np.ndarray, b: np.ndarray, theta: np.ndarray, theta_prev
     return np.where((neg == 1) & np.isfinite(gap) & (gap > 0), gap, 0.0)
 
 
+def _store_ritz(ritz, hist, hist_pos, g, y, k) -> None:
+    """``ritz[:, g] = sum_i y_i q_i`` (normalised) from the single-precision Lanczos history.
+
+    ``hist[i]`` holds ``q_{i+1}`` in the column layout of step ``i``;
+    ``hist_pos[i]`` maps a point to its column then (one shared map per run of
+    steps between two compressions, so each run is gathered at once).
+    """
+    acc = np.zeros((hist.shape[1], g.size), dtype=np.complex64)
+    y32 = y.astype(np.float32)
+    i0 = 0
+    while i0 < k:
+        i1 = i0 + 1
+        while i1 < k and hist_pos[i1] is hist_pos[i0]:
+            i1 += 1
+        cols = hist_pos[i0][0][g]
+        acc += np.einsum("kic,kc->ic", hist[i0:i1][:, :, cols], y32[i0:i1])
+        i0 = i1
+    acc = acc.astype(np.complex128)
+    nrm = np.sqrt(_colnorm2(acc))
+    good = np.isfinite(nrm) & (nrm > 0)
+    ritz[:, g[good]] = acc[:, good] / nrm[good]
+
+
 def lanczos_sigma_min(
     solver,
     z: np.ndarray,
@@ -224,9 +247,7 @@ def lanczos_sigma_min(
     q_prev = np.zeros_like(q)
     w = q.copy()  # the vector the next step's solves overwrite: a copy of q
     spare = np.empty_like(q)
-    # columns per chunk of the vector updates (~256 KB per array: the chunk stays in cache)
-    chunk = max(16, 2**14 // n)
-    tmp = np.empty((n, chunk), dtype=np.complex128)
+    tmp = np.empty((max(4, 2**14 // m), m), dtype=np.complex128)
     # Lanczos vectors for the Ritz vectors, in single precision (a warm start needs ~1e-4)
     hist = np.empty((min(history_cap, maxiter), n, m), dtype=np.complex64) if want_vectors else None
     ids = np.arange(m)
@@ -242,36 +263,37 @@ def lanczos_sigma_min(
         for k in range(1, maxiter + 1):
             store = want_vectors and k <= history_cap
             if store:
-                pos = np.full(m, -1, dtype=np.int64)
-                pos[ids] = np.arange(ids.size)
-                hist_pos.append(pos)
+                if not hist_pos or hist_pos[-1][1] is not ids:
+                    pos = np.full(m, -1, dtype=np.int64)
+                    pos[ids] = np.arange(ids.size)
+                    hist_pos.append((pos, ids))
+                else:
+                    hist_pos.append(hist_pos[-1])
             solver.solve_adjoint(w, sh)
             solver.solve(w, sh)
-            # three-term recurrence and normalisation, chunk by chunk of columns (in cache);
+            # three-term recurrence: alpha over whole columns, then the updates and the squared
+            # norms block of rows by block of rows (contiguous, and the products stay in cache);
             # w becomes the next Lanczos vector and `spare` its copy for the next solves
             width = w.shape[1]
-            alpha = np.empty(width)
-            beta = np.empty(width)
-            for c in range(0, width, chunk):
-                sl = slice(c, min(c + chunk, width))
-                qc, wc = q[:, sl], w[:, sl]
-                t = tmp[:, : wc.shape[1]]
+            r = np.einsum("ij,ij->j", q.view(np.float64), w.view(np.float64))
+            alpha = r[0::2] + r[1::2]
+            b2 = np.zeros(2 * width)
+            rows = tmp.shape[0]
+            for r0 in range(0, n, rows):
+                qb, wb = q[r0 : r0 + rows], w[r0 : r0 + rows]
+                t = tmp[: qb.shape[0], :width]
                 if store:
-                    hist[k - 1, :, sl] = qc
-                wv = wc.view(np.float64)
-                r = np.einsum("ij,ij->j", qc.view(np.float64), wv)
-                a_c = r[0::2] + r[1::2]
-                np.multiply(qc, a_c, out=t)
-                wc -= t
+                    hist[k - 1, r0 : r0 + rows, :width] = qb
+                np.multiply(qb, alpha, out=t)
+                wb -= t
                 if k > 1:
-                    np.multiply(q_prev[:, sl], beta_prev[sl], out=t)
-                    wc -= t
-                r = np.einsum("ij,ij->j", wv, wv)
-                b_c = np.sqrt(r[0::2] + r[1::2])
-                alpha[sl] = a_c
-                beta[sl] = b_c
-                wc *= 1.0 / np.where(b_c > 0, b_c, 1.0)
-                spare[:, sl] = wc
+                    np.multiply(q_prev[r0 : r0 + rows], beta_prev, out=t)
+                    wb -= t
+                wv = wb.view(np.float64)
+                b2 += np.einsum("ij,ij->j", wv, wv)
+            beta = np.sqrt(b2[0::2] + b2[1::2])
+            w *= 1.0 / np.where(beta > 0, beta, 1.0)
+            np.copyto(spare, w)
             if k == 1:
                 scale = alpha.copy()
             a_s = alpha / scale
@@ -327,12 +349,7 @@ def lanczos_sigma_min(
                     sel = np.flatnonzero(conv[idx_c])
                     cols = idx_c[sel]
                     g = ids[cols]
-                    acc = np.zeros((n, cols.size), dtype=np.complex128)
-                    for i in range(k):
-                        acc += hist[i][:, hist_pos[i][g]] * y_c[i, sel]
-                    nrm = np.sqrt(_colnorm2(acc))
-                    good = np.isfinite(nrm) & (nrm > 0)
-                    ritz[:, g[good]] = acc[:, good] / nrm[good]
+                    _store_ritz(ritz, hist, hist_pos, g, y_c[:, sel], k)
                 if on_done is not None and np.any(ok):
                     on_done(int(ok.sum()))
             active &= ~leave
@@ -353,12 +370,7 @@ def lanczos_sigma_min(
                         theta[cols],
                         theta[cols],
                     )
-                    acc = np.zeros((n, cols.size), dtype=np.complex128)
-                    for i in range(k):
-                        acc += hist[i][:, hist_pos[i][g]] * y[i]
-                    nrm = np.sqrt(_colnorm2(acc))
-                    good = np.isfinite(nrm) & (nrm > 0)
-                    ritz[:, g[good]] = acc[:, good] / nrm[good]
+                    _store_ritz(ritz, hist, hist_pos, g, y, k)
                 break
             if np.count_nonzero(live) <= 0.8 * ids.size:
                 ids = ids[live]
