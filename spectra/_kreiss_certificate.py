@@ -97,9 +97,6 @@ _EPS = float(np.finfo(float).eps)
 #: an eigenproblem of order 2n (circle level set) costs about this many values-only
 #: SVDs of order n (measured: 11 at n = 64, 12 at n = 512, one thread)
 EIG_COST = 12.0
-#: a cell costs about this many values-only SVDs (values, then vectors for a third
-#: of them, and the cells its failure spawns)
-CELL_COST = 2.5
 #: a full SVD (with vectors) costs about this many values-only SVDs
 FULL_SVD_COST = 2.5
 #: circle level sets are run at ``level + TAU (||A|| + r)``: a dip of sigma_min below the level
@@ -112,7 +109,11 @@ STALL = 3
 #: a circle expected to pass is tested this far up from the level it needs towards sigma_min
 BOOST = 0.7
 #: step growth after a circle passed
-GROWTH = 2.0
+GROWTH = 3.0
+#: on the way to a maximum r* steps start capped at KAPPA (r* - r) ...
+KAPPA = 0.6
+#: ... and one step straddles r*, about CROSS (r* - 1) on either side (both adapt)
+CROSS = 1e-3
 #: local maxima of f within this fraction of the lower bound are approached with capped steps
 PEAK_NEAR = 1e-4
 #: raises of the lower bound without a local maximum found before the rings and cells take over
@@ -134,11 +135,17 @@ ARC_ASPECT = 2.0
 
 @dataclass
 class CertificateStats:
-    """Counts of the work done by :func:`certify`."""
+    """Counts of the work done by :func:`certify`.
+
+    ``circles``: circle level sets of the walk; ``rings``: Lipschitz rings of
+    the fallback; ``eigenproblems``: both together (2n x 2n each); ``cells``:
+    polar cells (one full SVD each); ``svds``: n x n SVDs in all (steering,
+    gap classification, cells, local ascents); ``ring_edges``: ``(r0, r1,
+    how, cells)`` for every ring proved, in order (diagnostics).
+    """
 
     circles: int = 0
     rings: int = 0
-    rings_passed: int = 0
     eigenproblems: int = 0
     cells: int = 0
     svds: int = 0
@@ -634,7 +641,7 @@ def certify(
     # near a maximum of f the slack falls like (r - r*)^2 and so does the room a ring leaves
     # (the weight's excess over r - 1): steps are capped at kappa (r* - r) on the way in,
     # and one ring of half-width `cross` (relative to r* - 1) straddles r*
-    kappa, cross = 0.6, 1e-3
+    kappa, cross = KAPPA, CROSS
     climbed = False
     valleys = [abs(float(np.angle(zbest))) if zbest is not None else 0.0]  # angles of low sigma_min
     target, fails_here = math.inf, 0
@@ -706,7 +713,7 @@ def certify(
                 raise_lower(f_loc, z_loc)
                 if abs(z_loc) > r_i:
                     peaks.append((abs(z_loc), f_loc))
-                    kappa, cross = 0.6, 1e-3
+                    kappa, cross = KAPPA, CROSS
         if ok:
             climbed = False
             stats.ring_edges.append((r_i, r_j, "circle", 0))
@@ -727,7 +734,7 @@ def certify(
             done = rings_and_cells(r_i, b)
             r_i, y_i = b, math.log(b - 1)
             step, fails, climbed = max(b - r_i, step_try), 0, False
-            kappa, cross = 0.6, 1e-3
+            kappa, cross = KAPPA, CROSS
             continue
         if kind == "cross":
             cross *= 0.4
