@@ -42,8 +42,8 @@ Method
    ``sigma_min - (r - 1)/gamma`` and the room left by a weight both fall like
    ``(r - r*)^2``: steps are capped at a fraction of ``r* - r`` on the way in,
    one step straddles ``r*`` (about ``sqrt(rtol) (r* - 1)`` wide), and steps
-   grow in proportion to ``r - r*`` on the way out. About 25 circles for the
-   random benchmark matrices, n = 64..256.
+   grow in proportion to ``r - r*`` on the way out. About 20 circles for the
+   random benchmark matrices, n = 64..512.
 4. Fallback (rarely needed): where the walk stalls next to a maximum, or the
    search missed the maximum and the lower bound creeps, the rings are proved
    directly: a Lipschitz ring ``[a, b]`` (one level set at its middle circle at
@@ -110,6 +110,8 @@ STALL = 3
 BOOST = 0.7
 #: step growth after a circle passed
 GROWTH = 3.0
+#: parabolic rounds of the ridge estimate (three SVDs each, plus one)
+RIDGE_ROUNDS = 1
 #: on the way to a maximum r* steps start capped at KAPPA (r* - r) ...
 KAPPA = 0.6
 #: ... and one step straddles r*, about CROSS (r* - 1) on either side (both adapt)
@@ -419,7 +421,7 @@ def _ridge_min(T: np.ndarray, r: float, theta: float, real: bool) -> tuple[float
 
     h = 0.02
     t0 = theta
-    for _ in range(2):
+    for _ in range(RIDGE_ROUNDS):
         fm, f0, fp = sv(t0 - h), sv(t0), sv(t0 + h)
         den = fm - 2 * f0 + fp
         step = 0.5 * h * (fm - fp) / den if den > 0 else (h if fp < fm else -h)
@@ -678,8 +680,8 @@ def certify(
             # sigma_min along the ridge (a few SVDs): a circle that must fail is not tried, and
             # one that should pass is tested at a higher level, which flattens the next weight
             est = [_ridge_min(T, r_j, th, real) for th in valleys]
-            stats.svds += 7 * len(est)
-            spent += 7 * len(est)
+            stats.svds += (3 * RIDGE_ROUNDS + 1) * len(est)
+            spent += (3 * RIDGE_ROUNDS + 1) * len(est)
             m_e, th_e = min(est)
             # follow each valley; forget one that is far above the lowest
             valleys = [th for (m, th) in est if m <= 1.5 * m_e]
