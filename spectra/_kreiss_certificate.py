@@ -363,6 +363,46 @@ def _second_order_ok(T, normT, zc, rc, d, gamma, S, U, Vh) -> np.ndarray:
     return ok
 
 
+def _linear_coupling_ok(margin, zc, rc, d, gamma, S, U, Vh) -> np.ndarray:
+    """The second-order cell test of the earlier branch and bound (valid also for ``d >= s1``).
+
+    Jordan-Wielandt matrix, Schur complement on the 2-D span of ``[u1; +-v1]``
+    (Parlett, *The Symmetric Eigenvalue Problem*, sec. 11.5):
+    ``sigma_min(B + delta I) >= s1 + Re(delta w) - eta`` for ``|delta| <= d`` with
+    ``eta = min(d^2/(s2 - s1 - 2d), d^2 P + d^3 sqrt(Q)/(s2 - s1 - 2d))``,
+    ``P = sum_j c_j/(s_j - s1 - d)``, ``Q = sum_j c_j/(s_j - s1 - d)^2``,
+    ``c_j = (|u1* v_j| + |v1* u_j|)^2``; with ``|z| - 1 <= r_c - 1 + Re(delta conj(z_c))/r_c
+    + d^2/(2 r_c)`` the cell is proved when
+    ``r_c - 1 + d^2/(2 r_c) - gamma (s1 - eta) + d |conj(z_c)/r_c - gamma w| <= 0``.
+    It keeps only the linear part of ``sigma_min`` (no positive curvature), but
+    needs no ``s1 > d``: it proves the small cells next to eigenvalues close to
+    the unit circle, where :func:`_second_order_ok` cannot.
+    """
+    n = S.shape[1]
+    s1 = S[:, -1] - margin
+    if n == 1:
+        return np.zeros(zc.size, dtype=bool)
+    s2 = S[:, -2] - margin
+    rest = S[:, :-1] - margin[:, None]
+    u1 = U[:, :, -1]
+    w = np.einsum("ki,ki->k", u1.conj(), Vh[:, -1, :].conj())  # u1* v1
+    alpha = np.abs(np.einsum("kji,ki->kj", Vh, u1))  # |u1* v_j|
+    beta = np.abs(np.einsum("ki,kij->kj", Vh[:, -1, :], U))  # |v1* u_j|
+    ab2 = (alpha[:, :-1] + beta[:, :-1]) ** 2 * (1 + 1e-12) + 1e-15
+    smax = s1 + d
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = s2 - d - smax
+        crude = np.where(room > 0, d**2 / room, np.inf)
+        den = np.maximum(rest - smax[:, None], 1e-300)
+        P = np.sum(ab2 / den, axis=1)
+        Q = np.sum(ab2 / den**2, axis=1)
+        fine = np.where(room > 0, d**2 * P + d**3 * np.sqrt(Q) / room, np.inf)
+        eta = np.minimum(crude, fine)
+        chat = np.conj(zc) / rc
+        lhs = rc - 1 + d**2 / (2 * rc) - gamma * (s1 - eta) + d * np.abs(chat - gamma * w)
+    return np.isfinite(eta) & (lhs <= 0)
+
+
 def _cell_pass(T, normT, w_up, gamma, r0, r1, t0, t1):
     """Test polar cells: is ``f <= gamma`` proved on the whole cell.
 
@@ -398,7 +438,8 @@ def _cell_pass(T, normT, w_up, gamma, r0, r1, t0, t1):
         rest = np.flatnonzero(~ok[sl])
         if rest.size:
             sel = np.arange(m)[sl][rest]
-            ok[sel] = _second_order_ok(T, normT, zc[sel], rc[sel], d[sel], gamma, S[sel], U[rest], Vh[rest])
+            args = (zc[sel], rc[sel], d[sel], gamma, S[sel], U[rest], Vh[rest])
+            ok[sel] = _second_order_ok(T, normT, *args) | _linear_coupling_ok(margin[sel], *args)
     f = (rc - 1) / np.maximum(S[:, -1], 1e-300)
     return ok, f, zc, ub, nfull
 

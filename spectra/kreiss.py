@@ -608,7 +608,11 @@ def kreiss_constant(
     if certify:
         from spectra.numerical_range import numerical_radius_bounds
 
-        w_hi = min(normT, numerical_radius_bounds(T, rtol=1e-3)[1])
+        # a loose bracket is enough for the far field; a tight one only to decide w(A) <= 1
+        w_lo, w_hi = numerical_radius_bounds(T, rtol=1e-3)
+        if w_lo <= 1 < w_hi:
+            w_lo, w_hi = numerical_radius_bounds(T, rtol=1e-9)
+        w_hi = min(normT, w_hi)
         if w_hi <= 1:
             return exact(
                 1.0,

@@ -365,6 +365,17 @@ def test_kreiss_block_diagonal_jordan_closed_form(blocks):
     assert K.value == pytest.approx(truth, rel=1e-6)
 
 
+@pytest.mark.parametrize("lam,b", [(0.999, 5.0), (0.0, 2.5), (0.1, 1.9), (-0.5 + 0.5j, 0.8)])
+def test_kreiss_jordan2_hard_cases_certified(lam, b):
+    """K = 1250 next to the unit circle (tiny sigma_min: cells smaller than sigma_min), and K
+    barely above 1 (the maximum far out, flat)."""
+    truth = kreiss_jordan2(lam, b)
+    K = kreiss_constant(jordan2(lam, b), certify=True)
+    assert K.certified, K.message
+    assert K.lower <= truth * (1 + 1e-9) and K.upper >= truth * (1 - 1e-10)
+    assert K.upper <= K.lower * (1 + 1e-6)
+
+
 def test_kreiss_numerical_radius_one_is_exactly_one():
     A = np.array([[0.0, 1.9], [0.0, 0.0]])  # ||A|| = 1.9 > 1, w(A) = 0.95 <= 1
     K = kreiss_constant(A, certify=True)
@@ -442,7 +453,7 @@ def test_second_order_cell_test_is_sound():
     """Cells passed by the second-order test hold no point with f above gamma (dense sampling)."""
     import scipy.linalg as sla
 
-    from spectra._kreiss_certificate import _covering_radius, _second_order_ok
+    from spectra._kreiss_certificate import _covering_radius, _linear_coupling_ok, _second_order_ok
 
     rng = np.random.default_rng(1)
     passed = 0
@@ -469,7 +480,8 @@ def test_second_order_cell_test_is_sound():
         U, S, Vh = np.linalg.svd(zc[:, None, None] * np.eye(n) - T)
         for g in (fmax * 0.99, fmax * 0.9999, fmax * 1.01, fmax * 1.5):
             ok = bool(_second_order_ok(T, np.linalg.norm(M, 2), zc, rc, d, g, S, U, Vh)[0])
-            assert not (ok and g < fmax)
+            ok_lin = bool(_linear_coupling_ok(np.zeros(1), zc, rc, d, g, S, U, Vh)[0])
+            assert not (ok and g < fmax) and not (ok_lin and g < fmax)
             passed += ok
     assert passed > 100  # and it does prove most cells above the maximum
 
