@@ -72,6 +72,7 @@ class _Blocked:
         self.lam = np.zeros(self.n, dtype=np.complex128)  # eigenvalue used for row i (solve)
         self.mu = np.zeros(self.n, dtype=np.complex128)  # and for the adjoint solve
         self._node: dict[tuple[int, int], tuple] = {}
+        self._reig: list[tuple[int, int]] = []
         self.leaf_kinds = {"eig": 0, "row": 0, "pair": 0}
         self._build(0, self.n)
 
@@ -125,16 +126,65 @@ class _Blocked:
         recon = np.linalg.norm((V * w) @ W - B, 2)
         if not (kappa <= self.kappa_max and recon <= 1e-13 * scale):
             return False
-        self.lam[s:e] = w
         if self.real:
-            # (zbar I - B^T)^{-1} = W^T diag(1/(zbar - w)) V^T
-            self.mu[s:e] = w
-            adj = (np.ascontiguousarray(V.T), np.ascontiguousarray(W.T))
-        else:
-            # (zbar I - B^H)^{-1} = W^H diag(1/(zbar - conj(w))) V^H
-            self.mu[s:e] = np.conj(w)
-            adj = (np.ascontiguousarray(V.conj().T), np.ascontiguousarray(W.conj().T))
+            return self._real_eig_leaf(s, e, w, V)
+        self.lam[s:e] = w
+        # (zbar I - B^H)^{-1} = W^H diag(1/(zbar - conj(w))) V^H
+        self.mu[s:e] = np.conj(w)
+        adj = (np.ascontiguousarray(V.conj().T), np.ascontiguousarray(W.conj().T))
         self._node[(s, e)] = ("eig", np.ascontiguousarray(W), np.ascontiguousarray(V), *adj)
+        self.leaf_kinds["eig"] += 1
+        return True
+
+    def _real_eig_leaf(self, s: int, e: int, w: np.ndarray, V: np.ndarray) -> bool:
+        """A real leaf in real block-diagonal form ``B_L = Vr D Vr^{-1}`` (all real).
+
+        A complex pair ``lam = a + ib`` (``b > 0``) with eigenvector ``x + iy``
+        gives ``B_L [x, y] = [x, y] [[a, b], [-b, a]]``; ``Vr`` holds the ``x``
+        of every pair, then their ``y``, then the real eigenvectors, so ``D``
+        acts on contiguous row blocks. The products with ``Vr`` and its inverse
+        are real ``dgemm`` on the float view of the right-hand sides (half the
+        arithmetic of complex products); ``(zI - D)^{-1}`` on a pair is
+        ``[[z - a, b], [-b, z - a]] / ((z - lam)(z - conj(lam)))``.
+        """
+        B = self.S[s:e, s:e]
+        up = np.flatnonzero(w.imag > 0)
+        real = np.flatnonzero(w.imag == 0)
+        if 2 * up.size + real.size != e - s:
+            return False
+        Vr = np.concatenate([V[:, up].real, V[:, up].imag, V[:, real].real], axis=1)
+        try:
+            Wr = np.linalg.inv(Vr)
+        except np.linalg.LinAlgError:
+            return False
+        p = up.size
+        a, b = w[up].real, w[up].imag
+        D = np.zeros((e - s, e - s))
+        i = np.arange(p)
+        D[i, i] = D[p + i, p + i] = a
+        D[i, p + i] = b
+        D[p + i, i] = -b
+        D[2 * p :, 2 * p :] = np.diag(w[real].real)
+        kappa = np.linalg.norm(Vr, 2) * np.linalg.norm(Wr, 2)
+        scale = max(np.linalg.norm(B, 2), np.finfo(float).tiny)
+        if not (np.all(np.isfinite(Wr)) and kappa <= self.kappa_max):
+            return False
+        if not np.linalg.norm(Vr @ D @ Wr - B, 2) <= 1e-13 * scale:
+            return False
+        lam = np.concatenate([w[up], w[up], w[real].real])  # placeholders for the pair rows
+        self.lam[s:e] = self.mu[s:e] = lam
+        self._node[(s, e)] = (
+            "reig",
+            np.ascontiguousarray(Wr),
+            np.ascontiguousarray(Vr),
+            np.ascontiguousarray(Vr.T),
+            np.ascontiguousarray(Wr.T),
+            p,
+            a.copy(),
+            b.copy(),
+            w[up].copy(),
+        )
+        self._reig.append((s, e))
         self.leaf_kinds["eig"] += 1
         return True
 
@@ -178,7 +228,7 @@ class _Blocked:
                 out[c : c + 4096] = np.min(np.abs(zz[:, None] - d[None, :]), axis=1)
             for j in i:
                 a, b, cc, dd = S[j, j], S[j, j + 1], S[j + 1, j], S[j + 1, j + 1]
-                l1, l2 = self.lam[j], self.lam[j + 1]
+                l1, l2 = np.linalg.eigvals(S[j : j + 2, j : j + 2])
                 # M = zI - B = [[w1, -b], [-c, w2]]; M^H M = [[p, q], [conj(q), r]]; its larger
                 # eigenvalue without cancellation, the smaller one as |det M|^2 / larger
                 w1, w2 = zz - a, zz - dd
@@ -197,9 +247,21 @@ class _Blocked:
     def prepare(self, z: np.ndarray) -> Shifts:
         """Per-batch factors ``1/(z - lam)`` for the shifts `z` (1-D complex)."""
         z = np.asarray(z, dtype=np.complex128)
+        zc = np.conj(z)
         with np.errstate(divide="ignore", invalid="ignore"):
             dinv = 1.0 / (z[None, :] - self.lam[:, None])
-            dinv_adj = 1.0 / (np.conj(z)[None, :] - self.mu[:, None])
+            dinv_adj = 1.0 / (zc[None, :] - self.mu[:, None])
+            for s, e in self._reig:
+                _, _, _, _, _, p, a, b, lam = self._node[(s, e)]
+                if p == 0:
+                    continue
+                # rows s..s+p: (z - a)/D, rows s+p..s+2p: b/D, D = (z - lam)(z - conj(lam))
+                Dz = (z[None, :] - lam[:, None]) * (z[None, :] - np.conj(lam)[:, None])
+                Dc = (zc[None, :] - lam[:, None]) * (zc[None, :] - np.conj(lam)[:, None])
+                dinv[s : s + p] = (z[None, :] - a[:, None]) / Dz
+                dinv[s + p : s + 2 * p] = b[:, None] / Dz
+                dinv_adj[s : s + p] = (zc[None, :] - a[:, None]) / Dc
+                dinv_adj[s + p : s + 2 * p] = b[:, None] / Dc
         return Shifts(z, dinv, dinv_adj)
 
     # ---- solves
@@ -219,6 +281,18 @@ class _Blocked:
             self._upper(X, sh, mid, e)
             self._gemm(X, mid, e, s, mid, node[2])
             self._upper(X, sh, s, mid)
+        elif kind == "reig":
+            t = _real_times(node[1], X[s:e])
+            p = node[5]
+            if p:
+                c, d = sh.dinv[s : s + p], sh.dinv[s + p : s + 2 * p]
+                y1, y2 = t[:p], t[p : 2 * p]
+                new1 = c * y1 + d * y2
+                y2 *= c
+                y2 -= d * y1
+                y1[...] = new1
+            t[2 * p :] *= sh.dinv[s + 2 * p : e]
+            _real_times(node[2], t, out=X[s:e])
         elif kind == "eig":
             t = node[1] @ X[s:e]
             t *= sh.dinv[s:e]
@@ -241,6 +315,18 @@ class _Blocked:
             self._lower(X, sh, s, mid)
             self._gemm(X, s, mid, mid, e, node[3])
             self._lower(X, sh, mid, e)
+        elif kind == "reig":
+            t = _real_times(node[3], X[s:e])
+            p = node[5]
+            if p:
+                c, d = sh.dinv_adj[s : s + p], sh.dinv_adj[s + p : s + 2 * p]
+                y1, y2 = t[:p], t[p : 2 * p]
+                new1 = c * y1 - d * y2
+                y2 *= c
+                y2 += d * y1
+                y1[...] = new1
+            t[2 * p :] *= sh.dinv_adj[s + 2 * p : e]
+            _real_times(node[4], t, out=X[s:e])
         elif kind == "eig":
             t = node[3] @ X[s:e]
             t *= sh.dinv_adj[s:e]
@@ -266,6 +352,15 @@ class _Blocked:
             out = zgemm(1.0, XT[:, r0:r1], BT, beta=1.0, c=XT[:, d0:d1], overwrite_c=1)
         if not np.shares_memory(out, X):  # pragma: no cover - f2py copied after all
             XT[:, d0:d1] = out
+
+
+def _real_times(M: np.ndarray, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``M @ X`` for real ``M`` and complex, row-contiguous ``X``: one real product on the float view."""
+    Xv = X.view(np.float64)
+    if out is None:
+        return np.matmul(M, Xv).view(np.complex128)
+    np.matmul(M, Xv, out=out.view(np.float64))
+    return out
 
 
 class ShiftedQuasiTriangular(_Blocked):
