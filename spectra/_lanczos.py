@@ -47,7 +47,14 @@ def _coldot_re(Q: np.ndarray, W: np.ndarray) -> np.ndarray:
     return r[0::2] + r[1::2]
 
 
-def _ritz_check(a: np.ndarray, b: np.ndarray, beta_k: np.ndarray, theta: np.ndarray, theta_prev: np.ndarray):
+def _ritz_check(
+    a: np.ndarray,
+    b: np.ndarray,
+    beta_k: np.ndarray,
+    theta: np.ndarray,
+    theta_prev: np.ndarray,
+    rtol: float = np.inf,
+):
     """Kato-Temple error bound of the top Ritz pair, and the pair's eigenvector.
 
     Parameters
@@ -62,6 +69,10 @@ def _ritz_check(a: np.ndarray, b: np.ndarray, beta_k: np.ndarray, theta: np.ndar
         Top eigenvalues of the tridiagonals (from above, to ~1e-14).
     theta_prev : (p,) ndarray
         Top eigenvalues of the leading ``(k-1) x (k-1)`` blocks.
+    rtol : float
+        The caller's acceptance level: the gap is computed only where
+        ``r^2/theta <= rtol theta``, since ``gap <= theta`` means the test
+        cannot pass elsewhere (``err`` is then ``r``).
 
     Returns
     -------
@@ -93,7 +104,11 @@ def _ritz_check(a: np.ndarray, b: np.ndarray, beta_k: np.ndarray, theta: np.ndar
     y /= nrm
     res = beta_k * y[k - 1]
     # upper bound of the second Ritz value: Laguerre's method on p(l)/(l - theta), from above
-    gap = _second_ritz_gap(a, b, theta, theta_prev) if k > 1 else np.zeros(p)
+    gap = np.zeros(p)
+    if k > 1:
+        hope = np.flatnonzero(res * res <= rtol * theta * theta)
+        if hope.size:
+            gap[hope] = _second_ritz_gap(a[:, hope], b[:, hope], theta[hope], theta_prev[hope])
     with np.errstate(divide="ignore", invalid="ignore"):
         err = np.minimum(res, np.where(gap > 0, res * res / gap, np.inf))
     err = np.where(ok & np.isfinite(err), err, np.inf)
@@ -325,7 +340,9 @@ def lanczos_sigma_min(
             if idx_c.size:
                 A_ = np.stack([x[idx_c] for x in alphas])
                 B_ = np.stack([x[idx_c] for x in betas]) if k > 1 else np.zeros((0, idx_c.size))
-                err, y_c, gap = _ritz_check(A_, B_, b_s[idx_c], theta_new[idx_c], theta[idx_c])
+                err, y_c, gap = _ritz_check(
+                    A_, B_, b_s[idx_c], theta_new[idx_c], theta[idx_c], rtol=tol_theta
+                )
                 passed = err <= tol_theta * theta_new[idx_c]
                 # no separated second Ritz value: a cluster at the top (e.g. a ghost copy of a
                 # converged value, Lanczos without reorthogonalisation): cluster residual test
