@@ -254,7 +254,7 @@ def lanczos_sigma_min(
         return sigma, converged, steps, ritz, stopped
     tol_theta = 0.25 * tol
     cand_change = 1e4 * tol_theta
-    ritz_rtol = float(np.clip(tol_theta * 1e-3, 4 * _EPS, 1e-12))
+    ritz_rtol = float(np.clip(tol_theta * 1e-2, 4 * _EPS, 1e-10))
 
     sh = solver.prepare(z)
     q = np.array(V0, dtype=np.complex128, order="C", copy=True)
