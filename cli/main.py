@@ -50,6 +50,7 @@ Exit codes:
   7  a matrix is not square or holds NaN/Inf where numbers are needed
   8  the output file could not be written (exists: use --force)
   9  any other rnn-spectra error
+  10 track: some checkpoints could not be analysed (listed on stderr; the others were written)
 """
 
 
