@@ -298,7 +298,8 @@ def _sublevel_pieces(
     The line is ``(-inf, inf)`` (outer gaps are outside: ``f -> inf``), or
     ``[0, inf)`` when `symmetric` (``f(-y) = f(y)``); the circle is ``[0, 2 pi)``,
     or ``[0, pi]`` when `symmetric`. A piece touching a mirror point (0 or pi) is
-    half of a symmetric piece, whose midpoint is that mirror point.
+    half of a symmetric piece, whose midpoint is that mirror point. Each piece
+    is represented by the lowest of its midpoint and its gaps' midpoints.
     """
     two_pi = 2.0 * np.pi
     pts = np.asarray(points, dtype=float)
@@ -365,7 +366,18 @@ def _sublevel_pieces(
             mid = 0.5 * (lo + hi)
         if circle and not symmetric:
             mid = float(np.mod(mid, two_pi))
-        pieces.append(_Piece(lo, hi, mid, fc(mid)))
+        # the piece's representative: its midpoint or, where lower, the midpoint of one of its
+        # gaps (each known to lie below the level). The midpoint of a symmetric piece is the
+        # mirror point, where f can have a local maximum -- exactly at the level when the level
+        # came from f there -- and taking it alone would wrongly end the iteration
+        best, fbest = mid, fc(mid)
+        for a, b in run:
+            g = 0.5 * (a + b)
+            if circle and not symmetric:
+                g = float(np.mod(g, two_pi))
+            if fc(g) < fbest:
+                best, fbest = g, fc(g)
+        pieces.append(_Piece(lo, hi, best, fbest))
     return pieces
 
 

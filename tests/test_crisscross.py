@@ -576,3 +576,61 @@ def test_bounds_property(n, seed, cplx, log_eps, rho):
     ths = np.linspace(0, 2 * np.pi, 64, endpoint=False)
     assert d.value <= smin(A, np.exp(1j * ths)).min() + 1e-12
     assert smin1(A, d.z) == pytest.approx(d.value, abs=1e-12)
+
+
+def test_distance_to_instability_does_not_stop_at_a_symmetric_local_maximum():
+    """Real A whose smallest sample f(0) is a local maximum of f(theta) = sigma_min(e^{i theta} I - A)
+    between two lower minima at +-0.09: the symmetric arc around 0 must be searched, not
+    certified from its mirror-point midpoint (a bug found by a dense cross-check)."""
+    A = np.array(
+        [
+            [
+                0.23478470472407936,
+                0.4668708536310541,
+                -1.5693362614578756,
+                0.9705904459289095,
+                0.41263447580440404,
+            ],
+            [
+                0.8260322303680003,
+                0.21569539995865733,
+                -1.4189417856791466,
+                -0.022935766852954786,
+                0.28162644495066763,
+            ],
+            [
+                0.5881418406738226,
+                -0.32405259672788816,
+                -0.556592485731623,
+                0.26173779103715183,
+                0.483065805806129,
+            ],
+            [
+                -0.04457843482834564,
+                0.07410801517203765,
+                -0.42434578863055283,
+                0.34212432671041626,
+                -0.18465687310149786,
+            ],
+            [
+                0.047567876314694404,
+                0.08414568838952366,
+                0.4756007477676822,
+                -0.62528368600328,
+                0.19899781472355807,
+            ],
+        ]
+    )
+
+    def f(t):
+        return np.linalg.svd(np.exp(1j * t) * np.eye(5) - A, compute_uv=False)[-1]
+
+    ts = np.linspace(0, np.pi, 20001)
+    j = int(np.argmin([f(t) for t in ts]))
+    ref = minimize_scalar(
+        f, bounds=(ts[max(j - 1, 0)], ts[j + 1]), method="bounded", options={"xatol": 1e-12}
+    ).fun
+    r = distance_to_instability(A)
+    assert f(0.0) > ref + 1e-4  # the trap: the mirror point is well above the minimum
+    assert float(r) == pytest.approx(ref, rel=1e-10, abs=1e-13)
+    assert f(r.theta) == pytest.approx(float(r), rel=1e-9)
