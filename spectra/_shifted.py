@@ -68,6 +68,9 @@ class _Blocked:
     kappa_max: float
     real: bool
 
+    #: several threads share the solver: use GIL-free numpy products (see _gemm)
+    threads = False
+
     def _init_tree(self) -> None:
         self.lam = np.zeros(self.n, dtype=np.complex128)  # eigenvalue used for row i (solve)
         self.mu = np.zeros(self.n, dtype=np.complex128)  # and for the adjoint solve
@@ -343,7 +346,20 @@ class _Blocked:
             X[s + 1] = (b * r1 + (zc - a) * r2) * det
 
     def _gemm(self, X: np.ndarray, r0: int, r1: int, d0: int, d1: int, BT: np.ndarray) -> None:
-        """``X[d0:d1] += B @ X[r0:r1]`` given ``BT = B.T`` (Fortran-ordered), in place."""
+        """``X[d0:d1] += B @ X[r0:r1]`` given ``BT = B.T`` (Fortran-ordered), in place.
+
+        With `threads` set (several threads share the solver) numpy's matmul is
+        used instead of scipy's BLAS wrappers, which hold the GIL: it needs a
+        temporary, but lets the threads run their products at the same time.
+        """
+        if self.threads:
+            B = BT.T
+            if self.real:
+                Xv = X.view(np.float64)
+                Xv[d0:d1] += np.matmul(B, Xv[r0:r1])
+            else:
+                X[d0:d1] += np.matmul(B, X[r0:r1])
+            return
         if self.real:
             XT = X.view(np.float64).T  # (2m, n), Fortran-ordered: column ranges are contiguous
             out = dgemm(1.0, XT[:, r0:r1], BT, beta=1.0, c=XT[:, d0:d1], overwrite_c=1)

@@ -330,10 +330,11 @@ def pseudospectra(
     seed : int
         Seed of the shared random Lanczos start vector.
     workers : int
-        Threads that share the grid (default 1). Rows are shared out in
-        chains; numpy and BLAS release the GIL during the solves, so on an
-        idle machine two workers take a little more than half the wall time.
-        Results do not depend on it beyond rounding.
+        Threads that share the grid (default 1), used from ``n = 200`` up
+        (below, a step is mostly small numpy calls holding the GIL and threads
+        only contend). Rows are shared out in chains; the products release the
+        GIL. Measured on 2 idle cores: 1.27x less wall time with 2 workers at
+        n = 256 and 512. Results do not depend on it beyond rounding.
     device : str, optional
         ``None`` (default): the numpy engine. A torch device (``"cpu"``,
         ``"cuda"``, ``"cuda:1"``): the same method in torch, complex128,
@@ -521,6 +522,8 @@ _WARM_NOISE = 0.05
 _WARM = True
 #: largest diagonal block of the Schur factor solved by diagonalisation
 _LEAF = 16
+#: smallest n for which worker threads are used
+_THREADS_FROM_N = 200
 #: points per batch (one row from each chain): enough columns for efficient matrix products
 _BATCH_POINTS = 800
 
@@ -653,13 +656,19 @@ def _engine_sigma_min(
                     off += k
         return warm
 
-    nworkers = max(1, min(int(workers), len(chains)))
+    # below n ~ 256 a Lanczos step is mostly small numpy calls that hold the GIL: threads
+    # only contend (measured: 2 threads 1.2x slower at n = 128, 1.27x faster at n = 256, 512)
+    nworkers = max(1, min(int(workers), len(chains))) if n >= _THREADS_FROM_N else 1
     if nworkers == 1:
         warm_points = sweep(chains)
     else:
         groups = [chains[i::nworkers] for i in range(nworkers)]
-        with ThreadPoolExecutor(max_workers=nworkers) as pool:
-            warm_points = sum(pool.map(sweep, groups))
+        solver.threads = True
+        try:
+            with ThreadPoolExecutor(max_workers=nworkers) as pool:
+                warm_points = sum(pool.map(sweep, groups))
+        finally:
+            solver.threads = False
     fb = np.concatenate(fallback)
     if fb.size:
         out[fb] = _dense_sigma_min(solver.S, z[fb], on_done=on_done)

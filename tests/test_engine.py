@@ -131,12 +131,13 @@ def test_full_grid_uses_warm_starts_and_stays_within_the_contract():
 
 
 def test_worker_threads_give_the_same_grid():
-    n = 70
+    n = 210  # threads are used from n = 200
     rng = np.random.default_rng(8)
     A = rng.standard_normal((n, n)) / np.sqrt(n) + np.triu(rng.standard_normal((n, n)), 1) / np.sqrt(n)
-    one = pseudospectra(A, npts=40)
-    two = pseudospectra(A, npts=40, workers=2)
+    one = pseudospectra(A, npts=24)
+    two = pseudospectra(A, npts=24, workers=2)
     assert two.options["workers"] == 2
+    assert pseudospectra(A[:80, :80], npts=8, workers=2).options["workers"] == 1  # small n: one thread
     # different chains, different warm starts: equal to within the accuracy contract
     np.testing.assert_allclose(two.sigma_min, one.sigma_min, rtol=2e-8)
     with pytest.raises(ValueError, match="workers"):
