@@ -122,7 +122,8 @@ Examples:
     "-j",
     type=click.IntRange(min=1),
     default=None,
-    help="Worker threads sharing each grid (default: the usable cores). Wall time only: "
+    help="Worker threads sharing each grid, used for matrices from n = 200 up (default: the usable "
+    "cores). Wall time only: "
     "the values do not depend on it beyond rounding.",
 )
 @quiet_option
