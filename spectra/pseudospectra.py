@@ -85,7 +85,11 @@ class PseudospectrumGrid:
         ``tol``, ``maxiter``, ``dense_below``, ``seed``, ``bounds``, ``nx``,
         ``ny``, ``points``, ``points_computed`` (fewer when rows were
         mirrored), ``mirrored_rows``, ``lanczos_steps_mean``,
-        ``lanczos_steps_max``, ``dense_fallback_points``, ``seconds_schur``,
+        ``lanczos_steps_max``, ``dense_fallback_points``, and for the numpy
+        engine ``warm_started_points``, ``closed_form_points`` (normal to
+        within the tolerance: no Lanczos), ``chains``, ``workers`` (threads
+        used), ``leaves`` (how the diagonal blocks are solved: ``eig``,
+        ``row``, ``pair``); ``seconds_schur`` (Schur form and block set-up),
         ``seconds`` (wall clock).
     matrix_id : str or None
         Identifier of the matrix (e.g. ``rnn.weight_hh_l0[forget]``).
