@@ -337,7 +337,7 @@ def pseudospectra(
         Threads that share the grid (default 1), used from ``n = 200`` up
         (below, a step is mostly small numpy calls holding the GIL and threads
         only contend). Rows are shared out in chains; the products release the
-        GIL. Measured on 2 idle cores: 1.27x less wall time with 2 workers at
+        GIL. Measured on 2 idle cores: 1.07-1.27x less wall time with 2 workers at
         n = 256 and 512. Results do not depend on it beyond rounding.
     device : str, optional
         ``None`` (default): the numpy engine. A torch device (``"cpu"``,
@@ -661,7 +661,7 @@ def _engine_sigma_min(
         return warm
 
     # below n ~ 256 a Lanczos step is mostly small numpy calls that hold the GIL: threads
-    # only contend (measured: 2 threads 1.2x slower at n = 128, 1.27x faster at n = 256, 512)
+    # only contend (measured: 2 threads 1.2x slower at n = 128, 1.07-1.27x faster at n = 256, 512)
     nworkers = max(1, min(int(workers), len(chains))) if n >= _THREADS_FROM_N else 1
     if nworkers == 1:
         warm_points = sweep(chains)
