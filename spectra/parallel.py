@@ -110,7 +110,13 @@ def _keep_freed_memory() -> None:
     if _MALLOC_TUNED:
         return
     _MALLOC_TUNED = True
-    if not sys.platform.startswith("linux"):
+    # only where a small threshold was imposed (Dask's nanny): elsewhere glibc's adaptive
+    # defaults are already right, and a library should not change the caller's allocator
+    try:
+        imposed = int(os.environ.get("MALLOC_TRIM_THRESHOLD_", "")) < 32 * 1024 * 1024
+    except ValueError:
+        imposed = False
+    if not (imposed and sys.platform.startswith("linux")):
         return
     try:
         import ctypes

@@ -125,3 +125,33 @@ def test_dask_by_address_and_bad_scheduler(dask_client):
     assert out[0].value == 1.0 and out[1].error_type == "ValueError"
     with pytest.raises(InvalidArgumentError, match="scheduler"):
         run_tasks(abs, [1], scheduler=42)
+
+
+@pytest.mark.parametrize(
+    "env, expect", [(None, []), ("65536", [(-1, 128 << 20), (-3, 32 << 20)]), ("1e9", [])]
+)
+def test_malloc_thresholds_reset_only_where_dask_imposed_a_small_one(monkeypatch, env, expect):
+    """Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 (1.5x slower analyses); only then, and
+    once per process, the worker raises glibc's trim and mmap thresholds with mallopt."""
+    import ctypes
+    import sys
+
+    import spectra.parallel as par
+
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, param, value):
+            calls.append((param, value))
+            return 1
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: FakeLibc())
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(par, "_MALLOC_TUNED", False)
+    if env is None:
+        monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    else:
+        monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", env)
+    par._keep_freed_memory()
+    par._keep_freed_memory()  # once per process
+    assert calls == expect
