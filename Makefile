@@ -38,6 +38,8 @@ bench: install
 	$(PY) benchmarks/pseudospectra.py --quick
 	$(PY) benchmarks/kreiss.py
 	$(PY) benchmarks/train.py
+	$(PY) benchmarks/track.py --count 24
+	-$(PY) benchmarks/gpu.py  # needs CUDA; says so and fails without it
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
