@@ -39,20 +39,9 @@ if "--threads" not in sys.argv:
     os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import numpy as np
+from pseudospectra import grid_for, test_matrix  # the sibling benchmark's matrices and grids
 
-from spectra.pseudospectra import auto_bounds, pseudospectra
-
-
-def test_matrix(n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, n)) / np.sqrt(n) + np.triu(rng.standard_normal((n, n)), 1) / np.sqrt(n)
-
-
-def grid_for(A: np.ndarray, npts: int) -> tuple[np.ndarray, np.ndarray]:
-    xmin, xmax, ymin, ymax = auto_bounds(A)
-    x = np.linspace(xmin, xmax, npts)
-    y = np.linspace(ymin, ymax, npts)
-    return x, (y - y[::-1]) / 2  # exactly symmetric: real A computes the rows y >= 0 only
+from spectra.pseudospectra import pseudospectra
 
 
 def timed(A, x, y, device, tol, sync) -> tuple[object, float]:

@@ -41,12 +41,6 @@ def _colnorm2(X: np.ndarray) -> np.ndarray:
     return r[0::2] + r[1::2]
 
 
-def _coldot_re(Q: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """``Re(q_j^H w_j)`` per column."""
-    r = np.einsum("ij,ij->j", Q.view(np.float64), W.view(np.float64))
-    return r[0::2] + r[1::2]
-
-
 def _ritz_check(
     a: np.ndarray,
     b: np.ndarray,

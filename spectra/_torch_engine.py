@@ -1,9 +1,9 @@
 """The pseudospectra engine in torch: batched inverse Lanczos on a CPU or CUDA device.
 
-:func:`torch_sigma_min` is the torch port of the numpy engine
-(:func:`spectra.pseudospectra._lanczos_sigma_min`, with
-:class:`spectra._triangular.ShiftedTriangular` and
-:func:`spectra._triangular.inverse_lanczos`): for the complex Schur factor ``T``
+:func:`torch_sigma_min` is the torch port of the first numpy engine (complex
+Schur form, :class:`spectra._triangular.ShiftedTriangular`, a shared random
+start vector, no warm starts; the numpy engine has since moved to
+:mod:`spectra._shifted` and :mod:`spectra._lanczos`): for the complex Schur factor ``T``
 and many shifts ``z_j``, ``sigma_min(z_j I - T) = theta_max^{-1/2}`` with
 ``theta_max`` the largest eigenvalue of ``(T_z^* T_z)^{-1}``, by Lanczos
 (Trefethen, Acta Numerica 1999, sec. 5; Wright & Trefethen, SISC 2001).
@@ -337,7 +337,7 @@ def _residual_ok(torch, alphas, betas, beta_k, idx, tol: float, budget: int):
 
 
 def _inverse_lanczos(torch, solver, z, v0, *, tol, maxiter, budget, on_done):
-    """Port of :func:`spectra._triangular.inverse_lanczos` (same stopping rules, same outputs)."""
+    """Port of the first numpy engine's batched inverse Lanczos (its stopping rules and outputs)."""
     dev = z.device
     n = solver.n
     m = z.numel()
@@ -484,7 +484,7 @@ def torch_sigma_min(
 ) -> np.ndarray:
     """``sigma_min(z_j I - T)`` for every point, by batched inverse Lanczos in torch.
 
-    The contract of :func:`spectra.pseudospectra._lanczos_sigma_min`: every
+    The contract of :func:`spectra.pseudospectra.pseudospectra`: every
     value within `tol` (relative) of a dense SVD's, above rounding level.
 
     Parameters
@@ -542,7 +542,7 @@ def torch_sigma_min(
     if stats is None:
         stats = {}
     rng = np.random.default_rng(seed)
-    # the numpy engine's start vector: random phases, equal magnitudes (see _lanczos_sigma_min)
+    # the numpy engine's start vector: random phases, equal magnitudes (see pseudospectra._engine_sigma_min)
     v0 = np.exp(2j * np.pi * rng.random(n))
     tnorm = float(np.linalg.norm(T))
 

@@ -1,7 +1,9 @@
-"""Batched inverse Lanczos for ``sigma_min(zI - T)`` over many shifts ``z`` at once.
+"""Pieces of the first pseudospectra engine still in use: complex triangular solves, Ritz values.
 
-This is the numerical core of :func:`spectra.pseudospectra.pseudospectra`;
-the grid, the bounds, the levels and the data object live there.
+:class:`ShiftedTriangular` (used by :mod:`spectra.kreiss` and mirrored by the
+torch engine), :func:`top_ritz_value` and the cluster residual test
+``_residual_ok`` (used by :mod:`spectra._lanczos`). The engine itself now
+lives in :mod:`spectra._shifted` and :mod:`spectra._lanczos`.
 
 For an upper triangular ``T`` (a complex Schur factor) and ``m`` shifts
 ``z_j``, the smallest singular value of ``T_z = z I - T`` is
@@ -20,12 +22,10 @@ only the small leaf blocks are done row by row, vectorised over the points.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 from scipy.linalg.blas import zgemm
 
-__all__ = ["ShiftedTriangular", "inverse_lanczos", "top_ritz_value"]
+__all__ = ["ShiftedTriangular", "top_ritz_value"]
 
 _EPS = np.finfo(np.float64).eps
 
@@ -254,174 +254,3 @@ def _residual_ok(
     gap = th1[:, 0] - below
     err = np.minimum(r, r * r / np.maximum(gap, np.finfo(float).tiny))
     return err <= tol * th1[:, 0]
-
-
-def inverse_lanczos(
-    solver: ShiftedTriangular,
-    z: np.ndarray,
-    v0: np.ndarray,
-    *,
-    tol: float,
-    maxiter: int,
-    on_done: Callable[[int], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``sigma_min(z_j I - T)`` for every shift by Lanczos on ``(T_z^* T_z)^{-1}``.
-
-    Lanczos (Golub & Van Loan, 4th ed., alg. 10.1.1, without
-    reorthogonalisation, which the extreme Ritz value does not need: Paige)
-    from the shared start vector `v0`; ``sigma = theta^{-1/2}`` with ``theta``
-    the top Ritz value. A point stops when the relative change ``c_k`` of
-    ``theta`` and the extrapolated remaining error ``c_k rho/(1 - rho)``,
-    ``rho = c_k / c_{k-1}``, are both at most ``tol / 5`` (``sigma`` error
-    about half of ``theta``'s). Converged points leave the batch.
-
-    Parameters
-    ----------
-    solver : ShiftedTriangular
-        The factor ``T``.
-    z : (m,) ndarray, complex
-        Shifts; none may equal a diagonal entry of ``T`` exactly.
-    v0 : (n,) ndarray, complex
-        Start vector (normalised here).
-    tol : float
-        Relative accuracy wanted in ``sigma``.
-    maxiter : int
-        Most Lanczos steps per point.
-    on_done : callable, optional
-        Called with the number of points that just converged.
-
-    Returns
-    -------
-    sigma : (m,) ndarray
-        Upper estimates of ``sigma_min`` (NaN where not converged).
-    converged : (m,) ndarray of bool
-        False where `maxiter` was reached or the solves overflowed (``sigma_min``
-        below ``~1e-150``): the caller recomputes those densely.
-    steps : (m,) ndarray of int
-        Lanczos steps used per point.
-    """
-    n = solver.n
-    m = z.shape[0]
-    sigma = np.full(m, np.nan)
-    converged = np.zeros(m, dtype=bool)
-    steps = np.zeros(m, dtype=np.int64)
-    if m == 0:
-        return sigma, converged, steps
-    tol_theta = tol / 5.0
-    ritz_rtol = float(np.clip(tol_theta * 1e-3, 4 * _EPS, 1e-12))
-    v0 = np.asarray(v0, dtype=np.complex128)
-    v0 = v0 / np.linalg.norm(v0)
-
-    ids = np.arange(m)  # original index of each column; -1 once it has finished
-    dinv = 1.0 / (z[None, :] - solver.diag[:, None])
-    dinvc = np.conj(dinv)
-    q = np.repeat(v0[:, None], m, axis=1)
-    q_prev = np.zeros_like(q)
-    w = q.copy()  # the vector the next step's solves overwrite
-    chunk = max(64, 2**16 // n)  # columns per chunk of the vector updates: ~1 MB per array
-    tmp = np.empty((n, chunk), dtype=np.complex128)
-    beta_prev = np.zeros(m)
-    alphas: list[np.ndarray] = []
-    betas: list[np.ndarray] = []
-    scale = np.ones(m)
-    theta = np.zeros(m)  # top Ritz value, divided by `scale`
-    change_prev = np.full(m, np.inf)
-    with np.errstate(all="ignore"):
-        for k in range(1, maxiter + 1):
-            solver.solve_adjoint(w, dinvc)
-            solver.solve(w, dinv)
-            # three-term recurrence, chunk by chunk of columns so that each chunk stays in cache
-            width = w.shape[1]
-            alpha = np.empty(width)
-            beta = np.empty(width)
-            for c in range(0, width, chunk):
-                sl = slice(c, min(c + chunk, width))
-                qc, wc = q[:, sl], w[:, sl]
-                t = tmp[:, : wc.shape[1]]
-                # Re(q^H w) and ||w||^2 per column on the real views (2-D einsum is fastest)
-                wv = wc.view(np.float64)
-                r = np.einsum("ij,ij->j", qc.view(np.float64), wv)
-                a = r[0::2] + r[1::2]
-                alpha[sl] = a
-                np.multiply(qc, a, out=t)
-                wc -= t
-                if k > 1:
-                    np.multiply(q_prev[:, sl], beta_prev[sl], out=t)
-                    wc -= t
-                r = np.einsum("ij,ij->j", wv, wv)
-                beta[sl] = np.sqrt(r[0::2] + r[1::2])
-            if k == 1:
-                scale = alpha.copy()
-            a_s = alpha / scale
-            b_s = beta / scale
-            alphas.append(a_s)
-            if k == 1:
-                theta_new = a_s.copy()
-            else:
-                # Ritz bound: top eig of [[theta, beta], [beta, alpha]] (arrowhead argument)
-                bl = betas[-1]
-                half = 0.5 * (theta - a_s)
-                upper = 0.5 * (theta + a_s) + np.sqrt(half * half + bl * bl)
-                upper *= 1.0 + 1e-10
-                # likely bound: the last change again, doubled (Lanczos converges geometrically)
-                guess = theta * (1.0 + 2.0 * np.minimum(change_prev, 1.0)) if k > 2 else None
-                theta_new = top_ritz_value(
-                    np.stack(alphas), np.stack(betas), theta, upper, guess=guess, rtol=ritz_rtol
-                )
-            betas.append(b_s)
-            live = ids >= 0
-            finite = np.isfinite(theta_new) & np.isfinite(beta) & (scale > 0) & np.isfinite(scale)
-            change = np.where(theta_new > 0, (theta_new - theta) / theta_new, np.inf)
-            change = np.maximum(change, 0.0)
-            rho = np.where(change_prev > 0, change / change_prev, 0.0)
-            extrap = np.where(rho < 1, change * rho / np.maximum(1 - rho, 1e-300), np.inf)
-            breakdown = b_s <= 64 * _EPS * np.maximum(theta_new, 1.0)
-            cand = finite & live & (k >= 2) & (change <= tol_theta) & (extrap <= tol_theta) & ~breakdown
-            if np.any(cand):
-                # a small change can be a plateau (clustered top eigenvalues): confirm with the
-                # Ritz residual r = beta_k |s_k| and gap, error <= min(r, r^2/gap) (Parlett ch. 11)
-                idx = np.flatnonzero(cand)
-                cand[idx[~_residual_ok(alphas, betas, b_s, idx, tol_theta)]] = False
-            conv = finite & live & (cand | breakdown)
-            fail = ~finite | (k == maxiter)
-            leave = (conv | fail) & live
-            theta = theta_new
-            change_prev = change
-            if np.any(leave):
-                gi = ids[leave]
-                ok = conv[leave]
-                sigma[gi[ok]] = 1.0 / np.sqrt(theta[conv] * scale[conv])
-                converged[gi[ok]] = True
-                steps[gi] = k
-                ids[leave] = -1
-                if on_done is not None and np.any(ok):
-                    on_done(int(ok.sum()))
-            live = ids >= 0
-            nlive = int(live.sum())
-            if nlive == 0:
-                break
-            beta_prev = beta
-            if nlive <= 0.8 * ids.size:  # drop finished columns (copies: not every step)
-                cols = np.flatnonzero(live)
-                ids = ids[cols]
-                alphas = [a[cols] for a in alphas]
-                betas = [b[cols] for b in betas]
-                scale, theta = scale[cols], theta[cols]
-                change_prev, beta_prev = change_prev[cols], beta_prev[cols]
-                # np.compress gathers columns ~10x faster than fancy indexing
-                q, w = np.compress(live, w, axis=1), np.compress(live, q, axis=1)
-                dinv, dinvc = np.compress(live, dinv, axis=1), np.compress(live, dinvc, axis=1)
-                q /= np.where(beta_prev > 0, beta_prev, 1.0)
-                q_prev = w
-                w = q.copy()
-            else:
-                # q_prev <- q, q <- w / beta, w <- copy of the new q (chunked, in cache)
-                inv = 1.0 / np.where(beta > 0, beta, 1.0)
-                spare = q_prev
-                for c in range(0, q.shape[1], chunk):
-                    sl = slice(c, min(c + chunk, q.shape[1]))
-                    wc = w[:, sl]
-                    wc *= inv[sl]
-                    spare[:, sl] = wc
-                q_prev, q, w = q, w, spare
-    return sigma, converged, steps

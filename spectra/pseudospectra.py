@@ -40,7 +40,7 @@ import scipy.linalg
 
 from spectra._lanczos import lanczos_sigma_min
 from spectra._progress import Progress
-from spectra._shifted import ShiftedComplexTriangular, shifted_solver
+from spectra._shifted import shifted_solver
 from spectra._validate import as_square_matrix
 from spectra.errors import CorruptFileError, InvalidArgumentError, UnsupportedFormatError, WriteError
 
@@ -500,30 +500,10 @@ def _dense_sigma_min(M: np.ndarray, z: np.ndarray, *, on_done=None) -> np.ndarra
     return out
 
 
-def _lanczos_sigma_min(
-    T: np.ndarray, z: np.ndarray, *, tol: float, maxiter: int, seed: int, on_done, stats: dict
-) -> np.ndarray:
-    """``sigma_min(z_j I - T)`` for a complex triangular `T` and scattered points `z` (no warm starts)."""
-    solver = ShiftedComplexTriangular(T)
-    return _engine_sigma_min(
-        solver,
-        np.diag(T),
-        z,
-        row_len=z.size,
-        tol=tol,
-        maxiter=maxiter,
-        seed=seed,
-        on_done=on_done,
-        stats=stats,
-    )
-
-
 #: Lanczos vectors kept per point for its Ritz vector (the warm start of its neighbour)
 _HISTORY_CAP = 40
 #: weight of the random part of a warm start (the rest: the neighbour's Ritz vector)
 _WARM_NOISE = 0.05
-#: start each row from the Ritz vectors of the row below
-_WARM = True
 #: largest diagonal block of the Schur factor solved by diagonalisation
 _LEAF = 16
 #: smallest n for which worker threads are used
@@ -587,7 +567,7 @@ def _engine_sigma_min(
     near &= ~exact
 
     nrows = max(1, z.size // row_len)
-    per_point = 16 * n * ((_HISTORY_CAP // 2 if _WARM else 0) + 6)
+    per_point = 16 * n * (_HISTORY_CAP // 2 + 6)
     workers = max(1, int(workers))
     target = int(max(64, min(_BATCH_POINTS, _BATCH_BYTES // (per_point * workers))))
     nchains = max(1, min(nrows, workers * max(1, target // row_len)))
@@ -610,7 +590,7 @@ def _engine_sigma_min(
             V0,
             tol=tol,
             maxiter=maxiter,
-            want_vectors=_WARM or not final,
+            want_vectors=True,
             history_cap=_HISTORY_CAP,
             min_live=0 if final else min_live,
             on_done=done,
@@ -646,18 +626,17 @@ def _engine_sigma_min(
             # the last wave runs every point to the end (stragglers of the one before included)
             ritz, stopped = lanczos(idx, np.concatenate(start_parts, axis=1), final=wave == nwaves - 1)
             pend_idx = idx[stopped]
-            pend_vec = ritz[:, stopped] if ritz is not None else np.repeat(v_rand[:, None], pend_idx.size, 1)
+            pend_vec = ritz[:, stopped]
             bare = ~np.any(pend_vec != 0, axis=0)
             pend_vec[:, bare] = v_rand[:, None]
             # hand each chain its Ritz vectors (points near an eigenvalue keep the ones from below)
-            if _WARM:
-                off = int(idx_parts[0].size)
-                for ci, keep in live_chains:
-                    k = int(keep.sum())
-                    nxt = np.zeros((n, row_len), dtype=np.complex128) if prev[ci] is None else prev[ci].copy()
-                    nxt[:, keep] = ritz[:, off : off + k]
-                    prev[ci] = nxt
-                    off += k
+            off = int(idx_parts[0].size)
+            for ci, keep in live_chains:
+                k = int(keep.sum())
+                nxt = np.zeros((n, row_len), dtype=np.complex128) if prev[ci] is None else prev[ci].copy()
+                nxt[:, keep] = ritz[:, off : off + k]
+                prev[ci] = nxt
+                off += k
         return warm
 
     # below n ~ 256 a Lanczos step is mostly small numpy calls that hold the GIL: threads
