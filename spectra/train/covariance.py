@@ -341,15 +341,20 @@ def monte_carlo_output_error(
     """
     _check(model, u, sigma)
     gen = torch.Generator().manual_seed(int(seed))
-    clean = model.from_inputs(u)  # (S, p)
     S = u.shape[0]
+    # y_T by the same forward pass, batch shape included, as the noisy draws: a batch of k*S
+    # rows may round differently from one of S rows, and then sigma = 0 would not give 0
+    clean: dict[int, torch.Tensor] = {}
     sq = []
     done = 0
     while done < draws:
         k = min(chunk, draws - done, max(1, 4_000_000 // max(1, u.numel())))  # <= ~32 MB of noise
+        if k not in clean:
+            batch = u.unsqueeze(0).expand(k, *u.shape).reshape(k * S, *u.shape[1:])
+            clean[k] = model.from_inputs(batch).reshape(k, S, -1)
         noise = torch.randn((k,) + tuple(u.shape), generator=gen, dtype=u.dtype)
         noisy = model.from_inputs((u.unsqueeze(0) + sigma * noise).reshape(k * S, *u.shape[1:]))
-        sq.append(((noisy.reshape(k, S, -1) - clean) ** 2).sum(-1))
+        sq.append(((noisy.reshape(k, S, -1) - clean[k]) ** 2).sum(-1))
         done += k
     e = torch.cat(sq, dim=0)  # (draws, S)
     return e.mean(0), e.std(0, unbiased=True) / max(1, draws) ** 0.5
