@@ -8,7 +8,8 @@ with a pseudospectra grid per matrix (``--grid``, default 60x60) three ways:
 * serial (``jobs=1``),
 * ``jobs=2`` (local ``ProcessPoolExecutor``; its start-up is timed in),
 * a 2-worker ``distributed.LocalCluster`` (started before the clock; its
-  start-up is printed separately).
+  start-up is printed separately), its workers' statistical profiler off
+  (``--dask-profile on|both`` to measure what it costs: 18-20% per analysis).
 
 Prints wall times, speed-up against serial and parallel efficiency, and the
 overhead per checkpoint (everything but the analysis: loading, process
@@ -87,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="local workers and Dask workers (default 2)")
     ap.add_argument("--full", action="store_true", help="also d_inst, Kreiss constant, transient peak")
     ap.add_argument("--no-dask", action="store_true", help="skip the LocalCluster run")
+    ap.add_argument(
+        "--dask-profile",
+        choices=("off", "on", "both"),
+        default="off",
+        help="the Dask workers' statistical profiler (default off, as the README advises; "
+        "'both' runs the cluster twice to show its cost)",
+    )
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = ap.parse_args(argv)
 
@@ -118,44 +126,42 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--jobs {args.jobs}: {results[-1]['wall']:.1f} s", flush=True)
         cluster_start = None
         if not args.no_dask:
+            import dask
             from distributed import Client, LocalCluster
 
-            t0 = time.perf_counter()
-            cluster = LocalCluster(
-                n_workers=args.jobs,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-            )
-            client = Client(cluster)
-            cluster_start = time.perf_counter() - t0
-            try:
-                results.append(
-                    measure(
-                        f"LocalCluster({args.jobs})",
-                        lambda: track([d], scheduler=client, **kw),
-                        args.jobs,
+            for profile in {"off": [False], "on": [True], "both": [False, True]}[args.dask_profile]:
+                t0 = time.perf_counter()
+                with dask.config.set({"distributed.worker.profile.enabled": profile}):
+                    cluster = LocalCluster(
+                        n_workers=args.jobs,
+                        threads_per_worker=1,
+                        processes=True,
+                        host="127.0.0.1",
+                        dashboard_address=None,
                     )
+                client = Client(cluster)
+                cluster_start = time.perf_counter() - t0
+                label = f"LocalCluster({args.jobs})" + (", profiler" if profile else "")
+                try:
+                    results.append(measure(label, lambda: track([d], scheduler=client, **kw), args.jobs))
+                finally:
+                    client.close()
+                    cluster.close()
+                print(
+                    f"{label}: {results[-1]['wall']:.1f} s (cluster start {cluster_start:.1f} s)", flush=True
                 )
-            finally:
-                client.close()
-                cluster.close()
-            print(
-                f"LocalCluster: {results[-1]['wall']:.1f} s (cluster start {cluster_start:.1f} s)", flush=True
-            )
 
     serial = results[0]
     same = all(r["rows"] == serial["rows"] for r in results)
     print()
     head = ("mode", "wall s", "speed-up", "efficiency", "overhead", "load", "cpu/wall")
-    widths = (-16, 8, 9, 10, 9, 6, 8)
+    widths = (-26, 8, 9, 10, 9, 6, 8)
     print(" ".join(f"{h:<{-w}}" if w < 0 else f"{h:>{w}}" for h, w in zip(head, widths)) + "  per ckpt")
     for r in results:
         speed = serial["wall"] / r["wall"]
         per_wall, per_an = r["wall"] / r["files"] * 1000, r["analysis"] / r["files"] * 1000
         print(
-            f"{r['label']:<16} {r['wall']:8.1f} {speed:8.2f}x {speed / r['workers']:10.0%} "
+            f"{r["label"]:<26} {r['wall']:8.1f} {speed:8.2f}x {speed / r['workers']:10.0%} "
             f"{r['overhead']:9.1%} {r['load'] / r['analysis']:6.1%} {r['cpu'] / r['analysis']:8.0%}  "
             f"{per_wall:.0f} ms wall, {per_an:.0f} ms analysis"
         )
