@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                 cluster_start = time.perf_counter() - t0
                 label = f"LocalCluster({args.jobs})" + (", profiler" if profile else "")
                 try:
-                    results.append(measure(label, lambda: track([d], scheduler=client, **kw), args.jobs))
+                    results.append(measure(label, lambda c=client: track([d], scheduler=c, **kw), args.jobs))
                 finally:
                     client.close()
                     cluster.close()
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         speed = serial["wall"] / r["wall"]
         per_wall, per_an = r["wall"] / r["files"] * 1000, r["analysis"] / r["files"] * 1000
         print(
-            f"{r["label"]:<26} {r['wall']:8.1f} {speed:8.2f}x {speed / r['workers']:10.0%} "
+            f"{r['label']:<26} {r['wall']:8.1f} {speed:8.2f}x {speed / r['workers']:10.0%} "
             f"{r['overhead']:9.1%} {r['load'] / r['analysis']:6.1%} {r['cpu'] / r['analysis']:8.0%}  "
             f"{per_wall:.0f} ms wall, {per_an:.0f} ms analysis"
         )
