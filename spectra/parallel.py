@@ -13,11 +13,7 @@ every item gets a :class:`TaskOutcome` holding either its result or its error
 * ``scheduler="tcp://HOST:PORT"`` or a :class:`distributed.Client`: the tasks
   go to a Dask cluster (``client.map``; the optional extra
   ``rnn-spectra[distributed]``). Dask's nanny starts workers with
-  ``OMP_NUM_THREADS=1`` (and MKL/OpenBLAS likewise) by default. Its workers
-  also run a statistical profiler that samples every thread's stack every
-  10 ms; on this numpy-heavy work that took 18-20% of each analysis
-  (``benchmarks/track.py``), so :func:`run_tasks` reports workers that have it
-  on (`notes`) and names the setting that turns it off.
+  ``OMP_NUM_THREADS=1`` (and MKL/OpenBLAS likewise) by default.
 
 The function and the items must be picklable (a module-level function, plain
 data) for the last two. As with any ``forkserver``/``spawn`` pool, a script
@@ -40,7 +36,7 @@ from typing import Any
 
 from spectra.errors import InvalidArgumentError
 
-__all__ = ["PROFILER_NOTE", "THREAD_VARS", "TaskOutcome", "default_jobs", "run_tasks", "split"]
+__all__ = ["THREAD_VARS", "TaskOutcome", "default_jobs", "run_tasks", "split"]
 
 #: Environment variables that cap the threads of BLAS/OpenMP runtimes; workers get "1".
 THREAD_VARS: tuple[str, ...] = (
@@ -209,32 +205,7 @@ def _run_pool(fn, items, jobs: int, progress) -> list[TaskOutcome]:
     return outcomes  # type: ignore[return-value]
 
 
-#: What a worker with the profiler on is told (``{n}``: how many of ``{total}`` workers).
-PROFILER_NOTE = (
-    "{n} of {total} Dask workers run the statistical profiler (a stack sample every 10 ms), "
-    "which made each analysis 18-20% slower in benchmarks/track.py; start the workers with "
-    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False (or the config "
-    "distributed.worker.profile.enabled: false)"
-)
-
-
-def _worker_profiles() -> bool:
-    """Whether this Dask worker samples stacks (runs in the worker, by ``client.run``)."""
-    import dask
-
-    return bool(dask.config.get("distributed.worker.profile.enabled", True))
-
-
-def _profiler_note(client) -> str | None:
-    try:
-        on = client.run(_worker_profiles)
-    except Exception:  # noqa: BLE001 - a note is not worth failing the batch for
-        return None
-    n = sum(bool(v) for v in on.values())
-    return PROFILER_NOTE.format(n=n, total=len(on)) if n else None
-
-
-def _run_dask(fn, items, scheduler, progress, notes=None) -> list[TaskOutcome]:
+def _run_dask(fn, items, scheduler, progress) -> list[TaskOutcome]:
     try:
         from distributed import Client, as_completed
     except ImportError:
@@ -258,10 +229,6 @@ def _run_dask(fn, items, scheduler, progress, notes=None) -> list[TaskOutcome]:
         client = scheduler
     outcomes: list[TaskOutcome | None] = [None] * len(items)
     try:
-        if notes is not None:
-            note = _profiler_note(client)
-            if note:
-                notes.append(note)
         futures = client.map(_call, [fn] * len(items), range(len(items)), items, pure=False)
         index = {f.key: i for i, f in enumerate(futures)}
         try:
@@ -289,7 +256,6 @@ def run_tasks(
     jobs: int | None = None,
     scheduler: Any = None,
     progress: Callable[[int, int], None] | None = None,
-    notes: list[str] | None = None,
 ) -> list[TaskOutcome]:
     """Apply `fn` to every item, in parallel, capturing each item's error.
 
@@ -308,9 +274,6 @@ def run_tasks(
         client (left open). A client made from an address is closed afterwards.
     progress : callable, optional
         ``progress(done, total)`` after each finished item (in completion order).
-    notes : list of str, optional
-        Receives advice about the executor, one line each; today only: Dask
-        workers that run the statistical profiler (:data:`PROFILER_NOTE`).
 
     Returns
     -------
@@ -338,7 +301,7 @@ def run_tasks(
     if not items:
         return []
     if scheduler is not None:
-        return _run_dask(fn, items, scheduler, progress, notes)
+        return _run_dask(fn, items, scheduler, progress)
     n = default_jobs() if jobs is None else jobs
     if n == 1 or len(items) == 1:
         return _run_serial(fn, items, progress)

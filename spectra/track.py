@@ -667,27 +667,24 @@ def track(
     first = total - len(pending)
     if progress is not None and first:
         progress(first, total)
-    warnings: list[str] = []
     outcomes = run_tasks(
         _analyze_task,
         [(os.path.abspath(files[i].path), opts) for i in pending],  # workers may have another cwd
         jobs=jobs,
         scheduler=scheduler,
         progress=None if progress is None else (lambda done, _n: progress(first + done, total)),
-        notes=warnings,
     )
-    cache_failed = False
+    warnings: list[str] = []
     for i, o in zip(pending, outcomes):
         f = files[i]
         if not o.ok:
             f.error_type, f.error = o.error_type, o.error
             continue
         values[i] = o.value
-        if store is not None and o.value["sha256"] == f.sha256 and not cache_failed:
+        if store is not None and o.value["sha256"] == f.sha256 and not warnings:
             try:
                 store.put(cache_key(f.sha256, opts), o.value)
             except OSError as exc:
-                cache_failed = True
                 warnings.append(f"cache {store.dir}: not written ({exc.strerror or exc})")
     rows: list[dict[str, Any]] = []
     for i, f in enumerate(files):

@@ -155,27 +155,3 @@ def test_malloc_thresholds_reset_only_where_dask_imposed_a_small_one(monkeypatch
     par._keep_freed_memory()
     par._keep_freed_memory()  # once per process
     assert calls == expect
-
-
-def test_dask_profiler_note(dask_client):
-    """Workers with the statistical profiler on (Dask's default) get a note naming the setting;
-    workers started with it off get none, and the results are the same."""
-    distributed = pytest.importorskip("distributed")
-    import dask
-
-    notes: list[str] = []
-    out = run_tasks(abs, [-3], scheduler=dask_client, notes=notes)
-    assert out[0].value == 3
-    assert len(notes) == 1 and notes[0].startswith("2 of 2 Dask workers")
-    assert "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False" in notes[0]
-    with dask.config.set({"distributed.worker.profile.enabled": False}):
-        cluster = distributed.LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-        )
-    try:
-        with distributed.Client(cluster) as client:
-            quiet: list[str] = []
-            assert run_tasks(abs, [-3], scheduler=client, notes=quiet)[0].value == 3
-            assert quiet == []
-    finally:
-        cluster.close()
