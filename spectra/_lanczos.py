@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from spectra import _kernels
 from spectra._triangular import _residual_ok, top_ritz_value
 
 __all__ = ["lanczos_sigma_min"]
@@ -124,6 +125,10 @@ def _second_ritz_gap(a: np.ndarray, b: np.ndarray, theta: np.ndarray, theta_prev
     """
     k, p = a.shape
     bb = b * b
+    if _kernels.enabled():
+        return _kernels.second_ritz_gap(
+            np.ascontiguousarray(a, dtype=np.float64), np.ascontiguousarray(bb), theta, theta_prev
+        )
     N = k - 1
     lam = np.minimum(theta_prev, theta * (1.0 - 1e-3))
     with np.errstate(all="ignore"):
@@ -160,6 +165,36 @@ def _second_ritz_gap(a: np.ndarray, b: np.ndarray, theta: np.ndarray, theta_prev
     return np.where((neg == 1) & np.isfinite(gap) & (gap > 0), gap, 0.0)
 
 
+def _recurrence(q, w, q_prev, beta_prev, k, spare, tmp, hist_k):
+    """The three-term recurrence in numpy (the twin of :func:`spectra._kernels.lanczos_update`).
+
+    alpha over whole columns, then the updates and the squared norms block of
+    rows by block of rows (contiguous, and the products stay in cache); `w`
+    becomes the next Lanczos vector and `spare` its copy for the next solves.
+    """
+    n, width = w.shape
+    r = np.einsum("ij,ij->j", q.view(np.float64), w.view(np.float64))
+    alpha = r[0::2] + r[1::2]
+    b2 = np.zeros(2 * width)
+    rows = tmp.shape[0]
+    for r0 in range(0, n, rows):
+        qb, wb = q[r0 : r0 + rows], w[r0 : r0 + rows]
+        t = tmp[: qb.shape[0], :width]
+        if hist_k is not None:
+            hist_k[r0 : r0 + rows, :width] = qb
+        np.multiply(qb, alpha, out=t)
+        wb -= t
+        if k > 1:
+            np.multiply(q_prev[r0 : r0 + rows], beta_prev, out=t)
+            wb -= t
+        wv = wb.view(np.float64)
+        b2 += np.einsum("ij,ij->j", wv, wv)
+    beta = np.sqrt(b2[0::2] + b2[1::2])
+    w *= 1.0 / np.where(beta > 0, beta, 1.0)
+    np.copyto(spare, w)
+    return alpha, beta
+
+
 def _store_ritz(ritz, hist, hist_pos, g, y, k) -> None:
     """``ritz[:, g] = sum_i y_i q_i`` (normalised) from the single-precision Lanczos history.
 
@@ -167,6 +202,19 @@ def _store_ritz(ritz, hist, hist_pos, g, y, k) -> None:
     ``hist_pos[i]`` maps a point to its column then (one shared map per run of
     steps between two compressions, so each run is gathered at once).
     """
+    if _kernels.enabled():
+        cols = np.empty((k, g.size), dtype=np.int64)
+        for i in range(k):
+            cols[i] = hist_pos[i][0][g]
+        out = _kernels.ritz_combine(
+            hist,
+            cols,
+            np.ascontiguousarray(y[:k], dtype=np.float64),
+            np.empty((hist.shape[1], g.size), dtype=np.complex128),
+        )
+        good = np.any(out != 0, axis=0)
+        ritz[:, g[good]] = out[:, good]
+        return
     acc = np.zeros((hist.shape[1], g.size), dtype=np.complex64)
     y32 = y.astype(np.float32)
     i0 = 0
@@ -268,6 +316,8 @@ def lanczos_sigma_min(
     change_prev = np.full(m, np.inf)
     hist_pos: list[np.ndarray] = []
     active = np.ones(m, dtype=bool)  # columns still iterating (finished ones linger until compressed)
+    fast = _kernels.enabled()
+    no_hist = np.zeros((1, 1), dtype=np.complex64)
     with np.errstate(all="ignore"):
         for k in range(1, maxiter + 1):
             store = want_vectors and k <= history_cap
@@ -283,26 +333,14 @@ def lanczos_sigma_min(
             # three-term recurrence: alpha over whole columns, then the updates and the squared
             # norms block of rows by block of rows (contiguous, and the products stay in cache);
             # w becomes the next Lanczos vector and `spare` its copy for the next solves
-            width = w.shape[1]
-            r = np.einsum("ij,ij->j", q.view(np.float64), w.view(np.float64))
-            alpha = r[0::2] + r[1::2]
-            b2 = np.zeros(2 * width)
-            rows = tmp.shape[0]
-            for r0 in range(0, n, rows):
-                qb, wb = q[r0 : r0 + rows], w[r0 : r0 + rows]
-                t = tmp[: qb.shape[0], :width]
-                if store:
-                    hist[k - 1, r0 : r0 + rows, :width] = qb
-                np.multiply(qb, alpha, out=t)
-                wb -= t
-                if k > 1:
-                    np.multiply(q_prev[r0 : r0 + rows], beta_prev, out=t)
-                    wb -= t
-                wv = wb.view(np.float64)
-                b2 += np.einsum("ij,ij->j", wv, wv)
-            beta = np.sqrt(b2[0::2] + b2[1::2])
-            w *= 1.0 / np.where(beta > 0, beta, 1.0)
-            np.copyto(spare, w)
+            if fast:
+                alpha, beta = _kernels.lanczos_update(
+                    q, w, q_prev, beta_prev, k == 1, spare, hist[k - 1] if store else no_hist, store
+                )
+            else:
+                alpha, beta = _recurrence(
+                    q, w, q_prev, beta_prev, k, spare, tmp, hist[k - 1] if store else None
+                )
             if k == 1:
                 scale = alpha.copy()
             a_s = alpha / scale

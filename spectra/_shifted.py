@@ -35,6 +35,8 @@ import numpy as np
 import scipy.linalg
 from scipy.linalg.blas import dgemm, zgemm
 
+from spectra import _kernels
+
 __all__ = ["Shifts", "ShiftedComplexTriangular", "ShiftedQuasiTriangular", "shifted_solver"]
 
 _EPS = np.finfo(np.float64).eps
@@ -287,14 +289,17 @@ class _Blocked:
         elif kind == "reig":
             t = _real_times(node[1], X[s:e])
             p = node[5]
-            if p:
-                c, d = sh.dinv[s : s + p], sh.dinv[s + p : s + 2 * p]
-                y1, y2 = t[:p], t[p : 2 * p]
-                new1 = c * y1 + d * y2
-                y2 *= c
-                y2 -= d * y1
-                y1[...] = new1
-            t[2 * p :] *= sh.dinv[s + 2 * p : e]
+            if _kernels.enabled():
+                _kernels.pair_scale(t, sh.dinv[s:e], p, 1.0)
+            else:
+                if p:
+                    c, d = sh.dinv[s : s + p], sh.dinv[s + p : s + 2 * p]
+                    y1, y2 = t[:p], t[p : 2 * p]
+                    new1 = c * y1 + d * y2
+                    y2 *= c
+                    y2 -= d * y1
+                    y1[...] = new1
+                t[2 * p :] *= sh.dinv[s + 2 * p : e]
             _real_times(node[2], t, out=X[s:e])
         elif kind == "eig":
             t = node[1] @ X[s:e]
@@ -321,14 +326,17 @@ class _Blocked:
         elif kind == "reig":
             t = _real_times(node[3], X[s:e])
             p = node[5]
-            if p:
-                c, d = sh.dinv_adj[s : s + p], sh.dinv_adj[s + p : s + 2 * p]
-                y1, y2 = t[:p], t[p : 2 * p]
-                new1 = c * y1 - d * y2
-                y2 *= c
-                y2 += d * y1
-                y1[...] = new1
-            t[2 * p :] *= sh.dinv_adj[s + 2 * p : e]
+            if _kernels.enabled():
+                _kernels.pair_scale(t, sh.dinv_adj[s:e], p, -1.0)
+            else:
+                if p:
+                    c, d = sh.dinv_adj[s : s + p], sh.dinv_adj[s + p : s + 2 * p]
+                    y1, y2 = t[:p], t[p : 2 * p]
+                    new1 = c * y1 - d * y2
+                    y2 *= c
+                    y2 += d * y1
+                    y1[...] = new1
+                t[2 * p :] *= sh.dinv_adj[s + 2 * p : e]
             _real_times(node[4], t, out=X[s:e])
         elif kind == "eig":
             t = node[3] @ X[s:e]

@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg.blas import zgemm
 
+from spectra import _kernels
+
 __all__ = ["ShiftedTriangular", "top_ritz_value"]
 
 _EPS = np.finfo(np.float64).eps
@@ -178,6 +180,16 @@ def top_ritz_value(
     lo = np.minimum(lower.astype(np.float64, copy=True), hi)
     lam = hi.copy() if guess is None else np.clip(guess, lo, hi)
     b2 = beta * beta
+    if _kernels.enabled():
+        return _kernels.newton_top(
+            np.ascontiguousarray(alpha, dtype=np.float64),
+            np.ascontiguousarray(b2, dtype=np.float64),
+            np.ascontiguousarray(lam),
+            hi,
+            lo,
+            float(rtol),
+            guess is not None,
+        )
     active = np.ones(lam.shape, dtype=bool)
     idx = np.arange(lam.size)
     with np.errstate(all="ignore"):

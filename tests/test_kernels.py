@@ -1,0 +1,160 @@
+"""The compiled kernels (numba) against their numpy twins and against dense oracles.
+
+Each kernel in ``spectra._kernels`` replaces a numpy loop in the engine; the
+twin runs where numba is missing or ``SPECTRA_NUMBA=0``. Both must agree to
+rounding, and both against an independent float64 computation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+from spectra import _kernels
+from spectra._lanczos import _recurrence, _second_ritz_gap, _store_ritz
+from spectra._shifted import ShiftedQuasiTriangular
+from spectra._triangular import top_ritz_value
+from spectra.pseudospectra import pseudospectra
+
+pytestmark = pytest.mark.skipif(_kernels.numba is None, reason="numba not installed")
+
+
+def _tridiagonals(rng, k, m):
+    a = rng.standard_normal((k, m)) + 3.0
+    b = np.abs(rng.standard_normal((k - 1, m))) + 0.1
+    return a, b
+
+
+def _top(a, b):
+    out = []
+    for j in range(a.shape[1]):
+        w = scipy.linalg.eigh_tridiagonal(a[:, j], b[:, j], eigvals_only=True)
+        out.append(w[-2:])
+    return np.array(out)
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 12])
+def test_newton_top_matches_numpy_and_eigh(monkeypatch, k):
+    rng = np.random.default_rng(k)
+    a, b = _tridiagonals(rng, k, 300)
+    upper = np.max(a, axis=0) + 2 * np.max(np.abs(np.vstack([b, np.zeros((1, 300))])), axis=0) + 1
+    lower = np.full(300, -100.0)
+    guess = upper * 0.9  # below the root for some columns: exercises the fallback
+    fast = top_ritz_value(a, b, lower, upper, guess=guess, rtol=1e-14)
+    monkeypatch.setenv("SPECTRA_NUMBA", "0")
+    assert not _kernels.enabled()
+    slow = top_ritz_value(a, b, lower, upper, guess=guess, rtol=1e-14)
+    exact = _top(a, b)[:, -1] if k > 1 else a[0]
+    np.testing.assert_allclose(fast, slow, rtol=1e-13)
+    np.testing.assert_allclose(fast, exact, rtol=1e-12)
+
+
+def test_second_ritz_gap_matches_numpy_and_eigh(monkeypatch):
+    rng = np.random.default_rng(7)
+    a, b = _tridiagonals(rng, 9, 200)
+    w = _top(a, b)
+    theta = w[:, -1]
+    theta_prev = np.array([_top(a[:-1, [j]], b[:-1, [j]])[0, -1] for j in range(200)])
+    fast = _second_ritz_gap(a, b, theta, theta_prev)
+    monkeypatch.setenv("SPECTRA_NUMBA", "0")
+    slow = _second_ritz_gap(a, b, theta, theta_prev)
+    np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=0)
+    found = fast > 0
+    assert found.mean() > 0.5  # 3 Laguerre steps: most columns separate a second value
+    # an upper bound of the second eigenvalue: the gap never exceeds the true one
+    assert np.all(fast[found] <= (theta - w[:, -2])[found] * (1 + 1e-12))
+
+
+def test_lanczos_update_matches_numpy(monkeypatch):
+    rng = np.random.default_rng(3)
+    n, m = 37, 51
+    q = np.ascontiguousarray(rng.standard_normal((n, m)) + 1j * rng.standard_normal((n, m)))
+    q_prev = np.ascontiguousarray(rng.standard_normal((n, m)) + 1j * rng.standard_normal((n, m)))
+    w0 = np.ascontiguousarray(rng.standard_normal((n, m)) + 1j * rng.standard_normal((n, m)))
+    beta_prev = rng.random(m)
+    for first in (True, False):
+        w1, w2 = w0.copy(), w0.copy()
+        s1, s2 = np.empty_like(w0), np.empty_like(w0)
+        h1 = np.zeros((n, m + 3), dtype=np.complex64)
+        h2 = np.zeros_like(h1)
+        a1, b1 = _kernels.lanczos_update(q, w1, q_prev, beta_prev, first, s1, h1, True)
+        tmp = np.empty((8, m), dtype=np.complex128)
+        a2, b2 = _recurrence(q, w2, q_prev, beta_prev, 1 if first else 2, s2, tmp, h2)
+        # independent oracle
+        alpha = np.real(np.sum(np.conj(q) * w0, axis=0))
+        v = w0 - alpha * q - (0 if first else beta_prev * q_prev)
+        beta = np.linalg.norm(v, axis=0)
+        for al, be, w, s, h in ((a1, b1, w1, s1, h1), (a2, b2, w2, s2, h2)):
+            np.testing.assert_allclose(al, alpha, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(be, beta, rtol=1e-12)
+            np.testing.assert_allclose(w, v / beta, rtol=1e-12, atol=1e-14)
+            np.testing.assert_array_equal(s, w)
+            np.testing.assert_array_equal(h[:, :m], q.astype(np.complex64))
+
+
+def test_leaf_scaling_solves_match_dense(monkeypatch):
+    """Solves with real block-diagonal leaves (complex pairs): compiled and numpy paths vs dense."""
+    rng = np.random.default_rng(11)
+    n, m = 40, 9
+    A = rng.standard_normal((n, n)) / np.sqrt(n)
+    R, _ = scipy.linalg.schur(A, output="real")
+    z = rng.standard_normal(m) * 0.5 + 1j * rng.standard_normal(m) * 0.5
+    X0 = np.ascontiguousarray(rng.standard_normal((n, m)) + 1j * rng.standard_normal((n, m)))
+    results = {}
+    for flag in ("1", "0"):
+        monkeypatch.setenv("SPECTRA_NUMBA", flag)
+        s = ShiftedQuasiTriangular(R, leaf=8)
+        assert s.leaf_kinds["eig"] > 0 and s._reig
+        sh = s.prepare(z)
+        X, Y = X0.copy(), X0.copy()
+        s.solve(X, sh)
+        s.solve_adjoint(Y, sh)
+        results[flag] = (X, Y)
+    for j in range(m):
+        M = z[j] * np.eye(n) - R
+        for got in results.values():
+            np.testing.assert_allclose(got[0][:, j], np.linalg.solve(M, X0[:, j]), rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(got[1][:, j], np.linalg.solve(M.conj().T, X0[:, j]), rtol=1e-10, atol=1e-12)
+
+
+def test_ritz_combine_matches_numpy(monkeypatch):
+    rng = np.random.default_rng(5)
+    k, n, m0 = 6, 20, 30
+    hist = (rng.standard_normal((k, n, m0)) + 1j * rng.standard_normal((k, n, m0))).astype(np.complex64)
+    # a compression after step 3: the later steps see the surviving columns packed
+    live = np.sort(rng.choice(m0, 18, replace=False))
+    pos0 = (np.arange(m0), np.arange(m0))
+    pos1_map = np.full(m0, -1)
+    pos1_map[live] = np.arange(live.size)
+    pos1 = (pos1_map, live)
+    hist_pos = [pos0] * 3 + [pos1] * 3
+    g = live[::2]
+    y = rng.standard_normal((k, g.size))
+    out = {}
+    for flag in ("1", "0"):
+        monkeypatch.setenv("SPECTRA_NUMBA", flag)
+        ritz = np.zeros((n, m0), dtype=np.complex128)
+        _store_ritz(ritz, hist, hist_pos, g, y, k)
+        out[flag] = ritz
+    ref = np.zeros((n, g.size), dtype=np.complex128)
+    for i in range(k):
+        ref += hist[i][:, hist_pos[i][0][g]].astype(np.complex128) * y[i]
+    ref /= np.linalg.norm(ref, axis=0)
+    for r in out.values():
+        np.testing.assert_allclose(r[:, g], ref, rtol=1e-5, atol=1e-6)
+        assert not np.any(np.delete(r, g, axis=1))
+
+
+def test_engine_same_values_with_and_without_kernels(monkeypatch):
+    rng = np.random.default_rng(2)
+    n = 60
+    A = rng.standard_normal((n, n)) / np.sqrt(n) + np.triu(rng.standard_normal((n, n)), 1) / np.sqrt(n)
+    x = np.linspace(-1.6, 1.6, 23)
+    y = np.linspace(-1.4, 1.4, 17)
+    fast = pseudospectra(A, x=x, y=y, dense_below=0).sigma_min
+    monkeypatch.setenv("SPECTRA_NUMBA", "0")
+    slow = pseudospectra(A, x=x, y=y, dense_below=0).sigma_min
+    ref = np.array([[scipy.linalg.svdvals((a + 1j * b) * np.eye(n) - A)[-1] for a in x] for b in y])
+    for got in (fast, slow):
+        assert np.max(np.abs(got - ref) / ref) < 1e-8
