@@ -91,13 +91,13 @@ def newton_top(a, bb, lam, hi, lo, rtol, guessed):  # pragma: no cover - compile
 
 
 @_jit
-def lanczos_update(q, w, q_prev, beta_prev, first, spare, hist, store):  # pragma: no cover - compiled
+def lanczos_update(q, w, q_prev, beta_prev, first, spare):  # pragma: no cover - compiled
     """One three-term recurrence step for every column, in place; returns ``(alpha, beta)``.
 
     ``alpha_j = Re(q_j^* w_j)``, ``w_j -= alpha_j q_j + beta_prev_j q_prev_j``
     (no ``q_prev`` term when `first`), ``beta_j = ||w_j||``, ``w_j /= beta_j``
-    (where positive) and ``spare = w``; with `store`, ``hist[:, :m] = q``
-    (single precision). ``q``, ``w``, ``q_prev``, ``spare``: C-ordered (n, m).
+    (where positive) and ``spare = w``. ``q``, ``w``, ``q_prev``, ``spare``:
+    C-ordered (n, m).
     """
     n, m = q.shape
     alpha = np.zeros(m)
@@ -115,8 +115,6 @@ def lanczos_update(q, w, q_prev, beta_prev, first, spare, hist, store):  # pragm
                 v -= beta_prev[j] * q_prev[i, j]
             w[i, j] = v
             b2[j] += v.real * v.real + v.imag * v.imag
-            if store:
-                hist[i, j] = x
     beta = np.sqrt(b2)
     inv = np.empty(m)
     for j in range(m):
@@ -153,30 +151,39 @@ def pair_scale(t, dinv, p, sign):  # pragma: no cover - compiled
 
 
 @_jit
-def ritz_combine(hist, cols, y, out):  # pragma: no cover - compiled
-    """``out[:, p] = sum_i y[i, p] hist[i, :, cols[i, p]]``, normalised (zero where not finite/zero).
+def ritz_combine(hist, cols, y, out, drop):  # pragma: no cover - compiled
+    """``out[p] = sum_i y[i, p] hist[i, cols[i, p]]``, normalised (zero where not finite/zero).
 
-    ``hist`` (k', n, m0) single-precision Lanczos vectors, ``cols`` (k, g) the
-    column of each point at each step, ``y`` (k, g) Ritz coefficients; ``out``
-    (n, g) complex128. Accumulates in single precision, like the numpy twin.
+    ``hist`` (k', m0, n) single-precision Lanczos vectors, point-major;
+    ``cols`` (k, g) the row of each point at each step, ``y`` (k, g) Ritz
+    coefficients; ``out`` (g, n) complex128 (the Ritz vectors as rows). Terms
+    with ``|y[i, p]| <= drop * max_i |y[:, p]|`` are left out (their share of
+    the sum is below ``k * drop``; the vectors only start the next points).
+    Accumulates in single precision, like the numpy twin.
     """
     k, g = cols.shape
-    n = hist.shape[1]
-    acc = np.zeros((n, g), dtype=np.complex64)
-    y32 = y.astype(np.float32)
-    for i in range(k):
-        for r in range(n):
-            for p in range(g):
-                acc[r, p] += hist[i, r, cols[i, p]] * y32[i, p]
+    n = hist.shape[2]
+    acc = np.zeros(n, dtype=np.complex64)
     for p in range(g):
-        s = 0.0
+        big = 0.0
+        for i in range(k):
+            big = max(big, abs(y[i, p]))
+        acc[:] = 0
+        for i in range(k):
+            if not abs(y[i, p]) > drop * big:
+                continue
+            yi = np.float32(y[i, p])
+            row = hist[i, cols[i, p]]
+            for r in range(n):
+                acc[r] += row[r] * yi
+        s2 = 0.0
         for r in range(n):
-            v = acc[r, p]
-            s += float(v.real) * float(v.real) + float(v.imag) * float(v.imag)
-        nrm = np.sqrt(s)
-        ok = nrm > 0.0 and np.isfinite(nrm)
+            v = acc[r]
+            s2 += float(v.real) * float(v.real) + float(v.imag) * float(v.imag)
+        nrm = np.sqrt(s2)
+        inv = 1.0 / nrm if (nrm > 0.0 and np.isfinite(nrm)) else 0.0
         for r in range(n):
-            out[r, p] = complex(acc[r, p]) / nrm if ok else 0.0
+            out[p, r] = complex(acc[r]) * inv
     return out
 
 

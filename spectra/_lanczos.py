@@ -33,6 +33,9 @@ from spectra._triangular import _residual_ok, top_ritz_value
 __all__ = ["lanczos_sigma_min"]
 
 _EPS = np.finfo(np.float64).eps
+#: compiled Ritz vectors leave out terms below this share of the largest coefficient (the
+#: vectors only start the next points; see spectra._kernels.ritz_combine)
+_RITZ_DROP = 1e-4
 
 
 def _colnorm2(X: np.ndarray) -> np.ndarray:
@@ -165,7 +168,7 @@ def _second_ritz_gap(a: np.ndarray, b: np.ndarray, theta: np.ndarray, theta_prev
     return np.where((neg == 1) & np.isfinite(gap) & (gap > 0), gap, 0.0)
 
 
-def _recurrence(q, w, q_prev, beta_prev, k, spare, tmp, hist_k):
+def _recurrence(q, w, q_prev, beta_prev, k, spare, tmp):
     """The three-term recurrence in numpy (the twin of :func:`spectra._kernels.lanczos_update`).
 
     alpha over whole columns, then the updates and the squared norms block of
@@ -180,8 +183,6 @@ def _recurrence(q, w, q_prev, beta_prev, k, spare, tmp, hist_k):
     for r0 in range(0, n, rows):
         qb, wb = q[r0 : r0 + rows], w[r0 : r0 + rows]
         t = tmp[: qb.shape[0], :width]
-        if hist_k is not None:
-            hist_k[r0 : r0 + rows, :width] = qb
         np.multiply(qb, alpha, out=t)
         wb -= t
         if k > 1:
@@ -198,7 +199,8 @@ def _recurrence(q, w, q_prev, beta_prev, k, spare, tmp, hist_k):
 def _store_ritz(ritz, hist, hist_pos, g, y, k) -> None:
     """``ritz[:, g] = sum_i y_i q_i`` (normalised) from the single-precision Lanczos history.
 
-    ``hist[i]`` holds ``q_{i+1}`` in the column layout of step ``i``;
+    ``hist[i]`` holds ``q_{i+1}`` point by point (row ``c`` is the vector of
+    the point in column ``c`` at step ``i``: one point's history is contiguous);
     ``hist_pos[i]`` maps a point to its column then (one shared map per run of
     steps between two compressions, so each run is gathered at once).
     """
@@ -210,12 +212,13 @@ def _store_ritz(ritz, hist, hist_pos, g, y, k) -> None:
             hist,
             cols,
             np.ascontiguousarray(y[:k], dtype=np.float64),
-            np.empty((hist.shape[1], g.size), dtype=np.complex128),
-        )
+            np.empty((g.size, hist.shape[2]), dtype=np.complex128),
+            _RITZ_DROP,
+        ).T
         good = np.any(out != 0, axis=0)
         ritz[:, g[good]] = out[:, good]
         return
-    acc = np.zeros((hist.shape[1], g.size), dtype=np.complex64)
+    acc = np.zeros((hist.shape[2], g.size), dtype=np.complex64)
     y32 = y.astype(np.float32)
     i0 = 0
     while i0 < k:
@@ -223,7 +226,7 @@ def _store_ritz(ritz, hist, hist_pos, g, y, k) -> None:
         while i1 < k and hist_pos[i1] is hist_pos[i0]:
             i1 += 1
         cols = hist_pos[i0][0][g]
-        acc += np.einsum("kic,kc->ic", hist[i0:i1][:, :, cols], y32[i0:i1])
+        acc += np.einsum("kci,kc->ic", hist[i0:i1][:, cols, :], y32[i0:i1])
         i0 = i1
     acc = acc.astype(np.complex128)
     nrm = np.sqrt(_colnorm2(acc))
@@ -306,7 +309,8 @@ def lanczos_sigma_min(
     spare = np.empty_like(q)
     tmp = np.empty((max(4, 2**14 // m), m), dtype=np.complex128)
     # Lanczos vectors for the Ritz vectors, in single precision (a warm start needs ~1e-4)
-    hist = np.empty((min(history_cap, maxiter), n, m), dtype=np.complex64) if want_vectors else None
+    # (point-major: one point's vectors are contiguous, so a Ritz vector reads only its own)
+    hist = np.empty((min(history_cap, maxiter), m, n), dtype=np.complex64) if want_vectors else None
     ids = np.arange(m)
     beta_prev = np.zeros(m)
     alphas: list[np.ndarray] = []
@@ -317,7 +321,6 @@ def lanczos_sigma_min(
     hist_pos: list[np.ndarray] = []
     active = np.ones(m, dtype=bool)  # columns still iterating (finished ones linger until compressed)
     fast = _kernels.enabled()
-    no_hist = np.zeros((1, 1), dtype=np.complex64)
     with np.errstate(all="ignore"):
         for k in range(1, maxiter + 1):
             store = want_vectors and k <= history_cap
@@ -330,17 +333,14 @@ def lanczos_sigma_min(
                     hist_pos.append(hist_pos[-1])
             solver.solve_adjoint(w, sh)
             solver.solve(w, sh)
-            # three-term recurrence: alpha over whole columns, then the updates and the squared
-            # norms block of rows by block of rows (contiguous, and the products stay in cache);
-            # w becomes the next Lanczos vector and `spare` its copy for the next solves
+            # three-term recurrence (w becomes the next Lanczos vector, `spare` its copy for the
+            # next solves); the history point-major (numpy's transposing copy beats a compiled loop)
+            if store:
+                hist[k - 1, : q.shape[1]] = q.T
             if fast:
-                alpha, beta = _kernels.lanczos_update(
-                    q, w, q_prev, beta_prev, k == 1, spare, hist[k - 1] if store else no_hist, store
-                )
+                alpha, beta = _kernels.lanczos_update(q, w, q_prev, beta_prev, k == 1, spare)
             else:
-                alpha, beta = _recurrence(
-                    q, w, q_prev, beta_prev, k, spare, tmp, hist[k - 1] if store else None
-                )
+                alpha, beta = _recurrence(q, w, q_prev, beta_prev, k, spare, tmp)
             if k == 1:
                 scale = alpha.copy()
             a_s = alpha / scale

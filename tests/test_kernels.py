@@ -76,21 +76,18 @@ def test_lanczos_update_matches_numpy(monkeypatch):
     for first in (True, False):
         w1, w2 = w0.copy(), w0.copy()
         s1, s2 = np.empty_like(w0), np.empty_like(w0)
-        h1 = np.zeros((n, m + 3), dtype=np.complex64)
-        h2 = np.zeros_like(h1)
-        a1, b1 = _kernels.lanczos_update(q, w1, q_prev, beta_prev, first, s1, h1, True)
+        a1, b1 = _kernels.lanczos_update(q, w1, q_prev, beta_prev, first, s1)
         tmp = np.empty((8, m), dtype=np.complex128)
-        a2, b2 = _recurrence(q, w2, q_prev, beta_prev, 1 if first else 2, s2, tmp, h2)
+        a2, b2 = _recurrence(q, w2, q_prev, beta_prev, 1 if first else 2, s2, tmp)
         # independent oracle
         alpha = np.real(np.sum(np.conj(q) * w0, axis=0))
         v = w0 - alpha * q - (0 if first else beta_prev * q_prev)
         beta = np.linalg.norm(v, axis=0)
-        for al, be, w, s, h in ((a1, b1, w1, s1, h1), (a2, b2, w2, s2, h2)):
+        for al, be, w, s in ((a1, b1, w1, s1), (a2, b2, w2, s2)):
             np.testing.assert_allclose(al, alpha, rtol=1e-12, atol=1e-12)
             np.testing.assert_allclose(be, beta, rtol=1e-12)
             np.testing.assert_allclose(w, v / beta, rtol=1e-12, atol=1e-14)
             np.testing.assert_array_equal(s, w)
-            np.testing.assert_array_equal(h[:, :m], q.astype(np.complex64))
 
 
 def test_leaf_scaling_solves_match_dense(monkeypatch):
@@ -122,7 +119,7 @@ def test_leaf_scaling_solves_match_dense(monkeypatch):
 def test_ritz_combine_matches_numpy(monkeypatch):
     rng = np.random.default_rng(5)
     k, n, m0 = 6, 20, 30
-    hist = (rng.standard_normal((k, n, m0)) + 1j * rng.standard_normal((k, n, m0))).astype(np.complex64)
+    hist = (rng.standard_normal((k, m0, n)) + 1j * rng.standard_normal((k, m0, n))).astype(np.complex64)
     # a compression after step 3: the later steps see the surviving columns packed
     live = np.sort(rng.choice(m0, 18, replace=False))
     pos0 = (np.arange(m0), np.arange(m0))
@@ -140,7 +137,7 @@ def test_ritz_combine_matches_numpy(monkeypatch):
         out[flag] = ritz
     ref = np.zeros((n, g.size), dtype=np.complex128)
     for i in range(k):
-        ref += hist[i][:, hist_pos[i][0][g]].astype(np.complex128) * y[i]
+        ref += hist[i][hist_pos[i][0][g]].T.astype(np.complex128) * y[i]
     ref /= np.linalg.norm(ref, axis=0)
     for r in out.values():
         np.testing.assert_allclose(r[:, g], ref, rtol=1e-5, atol=1e-6)
