@@ -9,35 +9,61 @@ column, and release the GIL (the grid's worker threads run them at once).
 
 Every kernel has a numpy twin in its caller, which runs where numba is not
 installed or ``SPECTRA_NUMBA=0`` is set; the tests run both and compare them.
-Kernels are compiled on first use and cached on disk (``cache=True``; numba
-falls back to compiling in memory where the package folder is read-only).
+numba is imported when a kernel is first called (not at ``import spectra``:
+the import alone takes 0.4 s); kernels are compiled then and cached on disk
+(``cache=True``; numba compiles in memory where the package folder is
+read-only), so a new process pays about 0.2 s to load them.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 
 import numpy as np
 
-try:  # pragma: no cover - exercised by whichever environment runs the tests
-    import numba
-except ImportError:  # pragma: no cover
-    numba = None
+__all__ = [
+    "available",
+    "enabled",
+    "lanczos_update",
+    "newton_top",
+    "pair_scale",
+    "ritz_combine",
+    "second_ritz_gap",
+    "shift_inverses",
+]
 
-__all__ = ["enabled", "lanczos_update", "newton_top", "pair_scale"]
+_AVAILABLE = importlib.util.find_spec("numba") is not None
 
-_EPS = float(np.finfo(np.float64).eps)
+
+def available() -> bool:
+    """Whether numba is installed."""
+    return _AVAILABLE
 
 
 def enabled() -> bool:
-    """Whether the compiled kernels are used (numba importable and ``SPECTRA_NUMBA`` not ``0``)."""
-    return numba is not None and os.environ.get("SPECTRA_NUMBA", "1") != "0"
+    """Whether the compiled kernels are used (numba installed and ``SPECTRA_NUMBA`` not ``0``)."""
+    return _AVAILABLE and os.environ.get("SPECTRA_NUMBA", "1") != "0"
 
 
 def _jit(fn):
-    if numba is None:
-        return fn
-    return numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=False)(fn)
+    """Compile `fn` with numba on its first call (the plain Python function without numba)."""
+    compiled = None
+
+    @functools.wraps(fn)
+    def call(*args):
+        nonlocal compiled
+        if compiled is None:
+            if not _AVAILABLE:  # pragma: no cover - callers check enabled() first
+                compiled = fn
+            else:
+                import numba
+
+                compiled = numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+        return compiled(*args)
+
+    return call
 
 
 @_jit
@@ -228,3 +254,32 @@ def second_ritz_gap(a, bb, theta, theta_prev):  # pragma: no cover - compiled
         if neg == 1 and np.isfinite(gap) and gap > 0.0:
             out[j] = gap
     return out
+
+
+@_jit
+def shift_inverses(z, lam, mu, kind, pa, pb, plam, dinv, dinv_adj):  # pragma: no cover - compiled
+    """The per-batch factors of ``spectra._shifted._Blocked.prepare``, in place.
+
+    ``dinv[i, j] = 1/(z_j - lam_i)``, ``dinv_adj[i, j] = 1/(conj(z_j) - mu_i)``
+    for plain rows (``kind`` 0); the rows of a complex pair ``lam = a + ib`` of a
+    real block-diagonal leaf (``kind`` 1: ``(z - a)/D``, ``kind`` 2: ``b/D``,
+    ``D = (z - lam)(z - conj(lam))``, and the same at ``conj(z)`` for the
+    adjoint), with ``a = pa[i]``, ``b = pb[i]``, ``lam = plam[i]``.
+    """
+    n = lam.shape[0]
+    m = z.shape[0]
+    for i in range(n):
+        kd = kind[i]
+        for j in range(m):
+            zj = z[j]
+            zc = zj.conjugate()
+            if kd == 0:
+                dinv[i, j] = 1.0 / (zj - lam[i])
+                dinv_adj[i, j] = 1.0 / (zc - mu[i])
+            else:
+                L = plam[i]
+                Lc = L.conjugate()
+                num = (zj - pa[i]) if kd == 1 else pb[i] + 0j
+                numc = (zc - pa[i]) if kd == 1 else pb[i] + 0j
+                dinv[i, j] = num / ((zj - L) * (zj - Lc))
+                dinv_adj[i, j] = numc / ((zc - L) * (zc - Lc))

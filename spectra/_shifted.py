@@ -252,6 +252,14 @@ class _Blocked:
     def prepare(self, z: np.ndarray) -> Shifts:
         """Per-batch factors ``1/(z - lam)`` for the shifts `z` (1-D complex)."""
         z = np.asarray(z, dtype=np.complex128)
+        if _kernels.enabled():
+            kind, pa, pb, plam = self._pair_rows()
+            dinv = np.empty((self.n, z.size), dtype=np.complex128)
+            dinv_adj = np.empty_like(dinv)
+            _kernels.shift_inverses(
+                np.ascontiguousarray(z), self.lam, self.mu, kind, pa, pb, plam, dinv, dinv_adj
+            )
+            return Shifts(z, dinv, dinv_adj)
         zc = np.conj(z)
         with np.errstate(divide="ignore", invalid="ignore"):
             dinv = 1.0 / (z[None, :] - self.lam[:, None])
@@ -268,6 +276,24 @@ class _Blocked:
                 dinv_adj[s : s + p] = (zc[None, :] - a[:, None]) / Dc
                 dinv_adj[s + p : s + 2 * p] = b[:, None] / Dc
         return Shifts(z, dinv, dinv_adj)
+
+    def _pair_rows(self):
+        """Per-row description of :meth:`prepare`'s factors for the compiled kernel (cached).
+
+        ``kind`` 0: ``1/(z - lam_i)``; 1 and 2: the first and second rows of a
+        complex pair ``a + ib`` of a real block-diagonal leaf.
+        """
+        rows = getattr(self, "_pair_rows_cache", None)
+        if rows is None:
+            kind = np.zeros(self.n, dtype=np.int64)
+            pa, pb = np.zeros(self.n), np.zeros(self.n)
+            plam = np.zeros(self.n, dtype=np.complex128)
+            for s, e in self._reig:
+                _, _, _, _, _, p, a, b, lam = self._node[(s, e)]
+                for rows_, k in ((slice(s, s + p), 1), (slice(s + p, s + 2 * p), 2)):
+                    kind[rows_], pa[rows_], pb[rows_], plam[rows_] = k, a, b, lam
+            rows = self._pair_rows_cache = (kind, pa, pb, plam)
+        return rows
 
     # ---- solves
     def solve(self, X: np.ndarray, sh: Shifts) -> None:
