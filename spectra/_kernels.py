@@ -27,8 +27,8 @@ __all__ = [
     "available",
     "enabled",
     "lanczos_update",
+    "leaf_solve",
     "newton_top",
-    "pair_scale",
     "ritz_combine",
     "second_ritz_gap",
     "shift_inverses",
@@ -61,6 +61,7 @@ def _jit(fn):
                 import numba
 
                 compiled = numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+                globals()[fn.__name__] = compiled  # later calls skip this wrapper
         return compiled(*args)
 
     return call
@@ -151,29 +152,6 @@ def lanczos_update(q, w, q_prev, beta_prev, first, spare):  # pragma: no cover -
             w[i, j] = v
             spare[i, j] = v
     return alpha, beta
-
-
-@_jit
-def pair_scale(t, dinv, p, sign):  # pragma: no cover - compiled
-    """The diagonal part of a real block-diagonal leaf, in place on ``t`` (rows of one leaf).
-
-    Rows ``[0, p)`` and ``[p, 2p)`` are the two halves of the complex pairs:
-    ``(y1, y2) <- (c y1 + s d y2, c y2 - s d y1)`` with ``c = dinv[:p]``,
-    ``d = dinv[p:2p]``, ``s = sign`` (+1 for the solve, -1 for the adjoint);
-    the remaining rows are scaled by their ``dinv``.
-    """
-    rows, m = t.shape
-    for i in range(p):
-        for j in range(m):
-            c = dinv[i, j]
-            d = dinv[p + i, j]
-            y1 = t[i, j]
-            y2 = t[p + i, j]
-            t[i, j] = c * y1 + sign * d * y2
-            t[p + i, j] = c * y2 - sign * d * y1
-    for i in range(2 * p, rows):
-        for j in range(m):
-            t[i, j] = t[i, j] * dinv[i, j]
 
 
 @_jit
@@ -283,3 +261,33 @@ def shift_inverses(z, lam, mu, kind, pa, pb, plam, dinv, dinv_adj):  # pragma: n
                 numc = (zc - pa[i]) if kd == 1 else pb[i] + 0j
                 dinv[i, j] = num / ((zj - L) * (zj - Lc))
                 dinv_adj[i, j] = numc / ((zc - L) * (zc - Lc))
+
+
+@_jit
+def leaf_solve(X, W, V, dinv, p, sign):  # pragma: no cover - compiled
+    """``X <- V (zI - D)^{-1} W X`` for one real block-diagonal leaf, in place (one call per leaf).
+
+    ``X`` (L, m) complex rows of the leaf, C-ordered; ``W``, ``V`` (L, L)
+    real: the leaf's inverse eigenvector matrix and eigenvector matrix (or
+    their transposes, for the adjoint). The middle step is ``(zI - D)^{-1}``:
+    rows ``[0, p)`` and ``[p, 2p)`` are the two halves of the complex pairs,
+    ``(y1, y2) <- (c y1 + s d y2, c y2 - s d y1)`` with ``c = dinv[:p]``,
+    ``d = dinv[p:2p]``, ``s = sign`` (+1 for the solve, -1 for the adjoint);
+    the remaining rows are scaled by their ``dinv``.
+    """
+    Xv = X.view(np.float64)
+    t = np.dot(W, Xv)
+    tc = t.view(np.complex128)
+    rows, m = tc.shape
+    for i in range(p):
+        for j in range(m):
+            c = dinv[i, j]
+            d = dinv[p + i, j]
+            y1 = tc[i, j]
+            y2 = tc[p + i, j]
+            tc[i, j] = c * y1 + sign * d * y2
+            tc[p + i, j] = c * y2 - sign * d * y1
+    for i in range(2 * p, rows):
+        for j in range(m):
+            tc[i, j] = tc[i, j] * dinv[i, j]
+    Xv[:, :] = np.dot(V, t)

@@ -53,11 +53,16 @@ class Shifts:
     z: np.ndarray
     dinv: np.ndarray
     dinv_adj: np.ndarray
+    #: use the compiled kernels (:func:`spectra._kernels.enabled`, decided once per batch)
+    fast: bool = False
 
     def take(self, mask: np.ndarray) -> Shifts:
         """The shifts of the columns where `mask` is true (copies)."""
         return Shifts(
-            self.z[mask], np.compress(mask, self.dinv, axis=1), np.compress(mask, self.dinv_adj, axis=1)
+            self.z[mask],
+            np.compress(mask, self.dinv, axis=1),
+            np.compress(mask, self.dinv_adj, axis=1),
+            self.fast,
         )
 
 
@@ -259,7 +264,7 @@ class _Blocked:
             _kernels.shift_inverses(
                 np.ascontiguousarray(z), self.lam, self.mu, kind, pa, pb, plam, dinv, dinv_adj
             )
-            return Shifts(z, dinv, dinv_adj)
+            return Shifts(z, dinv, dinv_adj, True)
         zc = np.conj(z)
         with np.errstate(divide="ignore", invalid="ignore"):
             dinv = 1.0 / (z[None, :] - self.lam[:, None])
@@ -312,20 +317,19 @@ class _Blocked:
             self._upper(X, sh, mid, e)
             self._gemm(X, mid, e, s, mid, node[2])
             self._upper(X, sh, s, mid)
+        elif kind == "reig" and sh.fast:
+            _kernels.leaf_solve(X[s:e], node[1], node[2], sh.dinv[s:e], node[5], 1.0)
         elif kind == "reig":
             t = _real_times(node[1], X[s:e])
             p = node[5]
-            if _kernels.enabled():
-                _kernels.pair_scale(t, sh.dinv[s:e], p, 1.0)
-            else:
-                if p:
-                    c, d = sh.dinv[s : s + p], sh.dinv[s + p : s + 2 * p]
-                    y1, y2 = t[:p], t[p : 2 * p]
-                    new1 = c * y1 + d * y2
-                    y2 *= c
-                    y2 -= d * y1
-                    y1[...] = new1
-                t[2 * p :] *= sh.dinv[s + 2 * p : e]
+            if p:
+                c, d = sh.dinv[s : s + p], sh.dinv[s + p : s + 2 * p]
+                y1, y2 = t[:p], t[p : 2 * p]
+                new1 = c * y1 + d * y2
+                y2 *= c
+                y2 -= d * y1
+                y1[...] = new1
+            t[2 * p :] *= sh.dinv[s + 2 * p : e]
             _real_times(node[2], t, out=X[s:e])
         elif kind == "eig":
             t = node[1] @ X[s:e]
@@ -349,20 +353,19 @@ class _Blocked:
             self._lower(X, sh, s, mid)
             self._gemm(X, s, mid, mid, e, node[3])
             self._lower(X, sh, mid, e)
+        elif kind == "reig" and sh.fast:
+            _kernels.leaf_solve(X[s:e], node[3], node[4], sh.dinv_adj[s:e], node[5], -1.0)
         elif kind == "reig":
             t = _real_times(node[3], X[s:e])
             p = node[5]
-            if _kernels.enabled():
-                _kernels.pair_scale(t, sh.dinv_adj[s:e], p, -1.0)
-            else:
-                if p:
-                    c, d = sh.dinv_adj[s : s + p], sh.dinv_adj[s + p : s + 2 * p]
-                    y1, y2 = t[:p], t[p : 2 * p]
-                    new1 = c * y1 - d * y2
-                    y2 *= c
-                    y2 += d * y1
-                    y1[...] = new1
-                t[2 * p :] *= sh.dinv_adj[s + 2 * p : e]
+            if p:
+                c, d = sh.dinv_adj[s : s + p], sh.dinv_adj[s + p : s + 2 * p]
+                y1, y2 = t[:p], t[p : 2 * p]
+                new1 = c * y1 - d * y2
+                y2 *= c
+                y2 += d * y1
+                y1[...] = new1
+            t[2 * p :] *= sh.dinv_adj[s + 2 * p : e]
             _real_times(node[4], t, out=X[s:e])
         elif kind == "eig":
             t = node[3] @ X[s:e]
