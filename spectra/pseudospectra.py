@@ -12,10 +12,12 @@ one Schur factorisation ``A = Q S Q*``, then per point inverse Lanczos on
 for real ``A`` the real Schur form, so the block updates of the triangular
 solves are real matrix products (half the arithmetic); diagonal blocks solved by
 diagonalisation where that is well conditioned (:mod:`spectra._shifted`); each
-grid row started from the Ritz vectors of the row below, and a Kato-Temple
-stopping rule (:mod:`spectra._lanczos`); a closed form with a Weyl error bound
-for (nearly) normal ``A``. Below ``dense_below`` rows a batched dense SVD is
-cheaper and is used instead.
+grid row started from the Ritz vectors of the two rows below (linear
+extrapolation), and a Kato-Temple stopping rule (:mod:`spectra._lanczos`); a
+closed form with a Weyl error bound for (nearly) normal ``A``; the per-point
+bookkeeping of every Lanczos step in compiled loops (:mod:`spectra._kernels`,
+numba; ``SPECTRA_NUMBA=0`` runs the numpy twins). Below ``dense_below`` rows
+a batched dense SVD is cheaper and is used instead.
 
 Here: the grid, its automatic bounds and levels, the data object
 :class:`PseudospectrumGrid` with ``.plot()`` and ``.save()``, and
