@@ -29,7 +29,7 @@ __all__ = [
     "lanczos_update",
     "leaf_solve",
     "newton_top",
-    "ritz_combine",
+    "ritz_vectors",
     "second_ritz_gap",
     "shift_inverses",
 ]
@@ -155,40 +155,57 @@ def lanczos_update(q, w, q_prev, beta_prev, first, spare):  # pragma: no cover -
 
 
 @_jit
-def ritz_combine(hist, cols, y, out, drop):  # pragma: no cover - compiled
-    """``out[p] = sum_i y[i, p] hist[i, cols[i, p]]``, normalised (zero where not finite/zero).
+def ritz_vectors(hist, colmap, Y, K, ritz):  # pragma: no cover - compiled
+    """``ritz[:, p] = sum_{i < K[p]} Y[i, p] hist[i, :, colmap[i, p]]``, normalised, for ``K[p] > 0``.
 
-    ``hist`` (k', m0, n) single-precision Lanczos vectors, point-major;
-    ``cols`` (k, g) the row of each point at each step, ``y`` (k, g) Ritz
-    coefficients; ``out`` (g, n) complex128 (the Ritz vectors as rows). Terms
-    with ``|y[i, p]| <= drop * max_i |y[:, p]|`` are left out (their share of
-    the sum is below ``k * drop``; the vectors only start the next points).
-    Accumulates in single precision, like the numpy twin.
+    All the converged points of a Lanczos run at once, after the run: each
+    history row is read once (per point, at convergence, the gathers read the
+    whole history every step). ``hist`` (k', n, m0) single precision, row
+    ``r`` of step ``i`` contiguous; ``colmap`` (k, m) the column of each point
+    at each step; ``Y`` (k, m) Ritz coefficients; ``K`` (m,) steps used;
+    ``ritz`` (n, m) complex128, written only where ``K > 0`` (zero where the
+    sum is zero or not finite). Accumulates in single precision, like the
+    numpy twin.
     """
-    k, g = cols.shape
-    n = hist.shape[2]
-    acc = np.zeros(n, dtype=np.complex64)
-    for p in range(g):
-        big = 0.0
-        for i in range(k):
-            big = max(big, abs(y[i, p]))
-        acc[:] = 0
-        for i in range(k):
-            if not abs(y[i, p]) > drop * big:
-                continue
-            yi = np.float32(y[i, p])
-            row = hist[i, cols[i, p]]
-            for r in range(n):
-                acc[r] += row[r] * yi
-        s2 = 0.0
+    kmax, m = Y.shape
+    n = hist.shape[1]
+    acc = np.zeros((n, m), dtype=np.complex64)
+    for i in range(kmax):
+        cnt = 0
+        for p in range(m):
+            if K[p] > i:
+                cnt += 1
+        if cnt == 0:
+            continue
+        pts = np.empty(cnt, dtype=np.int64)
+        c = 0
+        for p in range(m):
+            if K[p] > i:
+                pts[c] = p
+                c += 1
+        cols = np.empty(cnt, dtype=np.int64)
+        yi = np.empty(cnt, dtype=np.float32)
+        for t in range(cnt):
+            cols[t] = colmap[i, pts[t]]
+            yi[t] = np.float32(Y[i, pts[t]])
         for r in range(n):
-            v = acc[r]
-            s2 += float(v.real) * float(v.real) + float(v.imag) * float(v.imag)
-        nrm = np.sqrt(s2)
-        inv = 1.0 / nrm if (nrm > 0.0 and np.isfinite(nrm)) else 0.0
-        for r in range(n):
-            out[p, r] = complex(acc[r]) * inv
-    return out
+            row = hist[i, r]
+            for t in range(cnt):
+                acc[r, pts[t]] += row[cols[t]] * yi[t]
+    s2 = np.zeros(m)
+    for r in range(n):
+        for p in range(m):
+            v = acc[r, p]
+            s2[p] += float(v.real) * float(v.real) + float(v.imag) * float(v.imag)
+    inv = np.zeros(m)
+    for p in range(m):
+        nrm = np.sqrt(s2[p])
+        if K[p] > 0 and nrm > 0.0 and np.isfinite(nrm):
+            inv[p] = 1.0 / nrm
+    for r in range(n):
+        for p in range(m):
+            if inv[p] > 0.0:
+                ritz[r, p] = complex(acc[r, p]) * inv[p]
 
 
 @_jit

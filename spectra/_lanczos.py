@@ -33,9 +33,6 @@ from spectra._triangular import _residual_ok, top_ritz_value
 __all__ = ["lanczos_sigma_min"]
 
 _EPS = np.finfo(np.float64).eps
-#: compiled Ritz vectors leave out terms below this share of the largest coefficient (the
-#: vectors only start the next points; see spectra._kernels.ritz_combine)
-_RITZ_DROP = 1e-4
 
 
 def _colnorm2(X: np.ndarray) -> np.ndarray:
@@ -196,42 +193,31 @@ def _recurrence(q, w, q_prev, beta_prev, k, spare, tmp):
     return alpha, beta
 
 
-def _store_ritz(ritz, hist, hist_pos, g, y, k) -> None:
-    """``ritz[:, g] = sum_i y_i q_i`` (normalised) from the single-precision Lanczos history.
+def _ritz_vectors(ritz, hist, hist_pos, Y, K) -> None:
+    """``ritz[:, p] = sum_{i < K[p]} Y[i, p] q_{i+1}(p)`` (normalised) from the single-precision history.
 
-    ``hist[i]`` holds ``q_{i+1}`` point by point (row ``c`` is the vector of
-    the point in column ``c`` at step ``i``: one point's history is contiguous);
-    ``hist_pos[i]`` maps a point to its column then (one shared map per run of
-    steps between two compressions, so each run is gathered at once).
+    Done once after the run, for every point with ``K[p] > 0``. ``hist[i]``
+    holds ``q_{i+1}`` in the column layout of step ``i``; ``hist_pos[i][0]``
+    maps a point to its column then.
     """
-    if _kernels.enabled():
-        cols = np.empty((k, g.size), dtype=np.int64)
-        for i in range(k):
-            cols[i] = hist_pos[i][0][g]
-        out = _kernels.ritz_combine(
-            hist,
-            cols,
-            np.ascontiguousarray(y[:k], dtype=np.float64),
-            np.empty((g.size, hist.shape[2]), dtype=np.complex128),
-            _RITZ_DROP,
-        ).T
-        good = np.any(out != 0, axis=0)
-        ritz[:, g[good]] = out[:, good]
+    kmax = int(K.max(initial=0))
+    if kmax == 0:
         return
-    acc = np.zeros((hist.shape[2], g.size), dtype=np.complex64)
-    y32 = y.astype(np.float32)
-    i0 = 0
-    while i0 < k:
-        i1 = i0 + 1
-        while i1 < k and hist_pos[i1] is hist_pos[i0]:
-            i1 += 1
-        cols = hist_pos[i0][0][g]
-        acc += np.einsum("kci,kc->ic", hist[i0:i1][:, cols, :], y32[i0:i1])
-        i0 = i1
+    colmap = np.stack([hist_pos[i][0] for i in range(kmax)])
+    Y = np.ascontiguousarray(Y[:kmax])
+    if _kernels.enabled():
+        _kernels.ritz_vectors(hist, colmap, Y, K, ritz)
+        return
+    n, m = ritz.shape
+    acc = np.zeros((n, m), dtype=np.complex64)
+    for i in range(kmax):
+        pts = np.flatnonzero(K > i)
+        if pts.size:
+            acc[:, pts] += hist[i][:, colmap[i, pts]] * Y[i, pts].astype(np.float32)
     acc = acc.astype(np.complex128)
     nrm = np.sqrt(_colnorm2(acc))
-    good = np.isfinite(nrm) & (nrm > 0)
-    ritz[:, g[good]] = acc[:, good] / nrm[good]
+    good = (K > 0) & np.isfinite(nrm) & (nrm > 0)
+    ritz[:, good] = acc[:, good] / nrm[good]
 
 
 def lanczos_sigma_min(
@@ -308,9 +294,12 @@ def lanczos_sigma_min(
     w = q.copy()  # the vector the next step's solves overwrite: a copy of q
     spare = np.empty_like(q)
     tmp = np.empty((max(4, 2**14 // m), m), dtype=np.complex128)
-    # Lanczos vectors for the Ritz vectors, in single precision (a warm start needs ~1e-4)
-    # (point-major: one point's vectors are contiguous, so a Ritz vector reads only its own)
-    hist = np.empty((min(history_cap, maxiter), m, n), dtype=np.complex64) if want_vectors else None
+    # Lanczos vectors for the Ritz vectors, in single precision (a warm start needs ~1e-4);
+    # the vectors are formed after the run (Y: the Ritz coefficients, K: how many)
+    cap = min(history_cap, maxiter)
+    hist = np.empty((cap, n, m), dtype=np.complex64) if want_vectors else None
+    Y = np.zeros((cap, m)) if want_vectors else None
+    K = np.zeros(m, dtype=np.int64)
     ids = np.arange(m)
     beta_prev = np.zeros(m)
     alphas: list[np.ndarray] = []
@@ -334,9 +323,9 @@ def lanczos_sigma_min(
             solver.solve_adjoint(w, sh)
             solver.solve(w, sh)
             # three-term recurrence (w becomes the next Lanczos vector, `spare` its copy for the
-            # next solves); the history point-major (numpy's transposing copy beats a compiled loop)
+            # next solves); q into the history (a contiguous single-precision copy)
             if store:
-                hist[k - 1, : q.shape[1]] = q.T
+                hist[k - 1, :, : q.shape[1]] = q
             if fast:
                 alpha, beta = _kernels.lanczos_update(q, w, q_prev, beta_prev, k == 1, spare)
             else:
@@ -398,7 +387,8 @@ def lanczos_sigma_min(
                     sel = np.flatnonzero(conv[idx_c])
                     cols = idx_c[sel]
                     g = ids[cols]
-                    _store_ritz(ritz, hist, hist_pos, g, y_c[:, sel], k)
+                    Y[:k, g] = y_c[:, sel]
+                    K[g] = k
                 if on_done is not None and np.any(ok):
                     on_done(int(ok.sum()))
             active &= ~leave
@@ -419,7 +409,8 @@ def lanczos_sigma_min(
                         theta[cols],
                         theta[cols],
                     )
-                    _store_ritz(ritz, hist, hist_pos, g, y, k)
+                    Y[:k, g] = y
+                    K[g] = k
                 break
             if np.count_nonzero(live) <= 0.8 * ids.size:
                 ids = ids[live]
@@ -436,4 +427,6 @@ def lanczos_sigma_min(
             else:
                 q_prev, q, w, spare = q, w, spare, q_prev
             beta_prev = beta
+    if want_vectors:
+        _ritz_vectors(ritz, hist, hist_pos, Y, K)
     return sigma, converged, steps, ritz, stopped
