@@ -39,20 +39,26 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
 
-def make_run(folder: str, count: int, hidden: int, layers: int, seed: int = 0) -> None:
+def make_run(folder: str, count: int, hidden: int, layers: int, seed: int = 0, rounds: int = 1) -> list[str]:
+    """Write the checkpoints; with `rounds` > 1 in that many sub-folders (consecutive epochs)."""
     import torch
 
     torch.manual_seed(seed)
     model = torch.nn.LSTM(hidden, hidden, num_layers=layers)
     state = {f"lstm.{k}": v.detach().clone() for k, v in model.state_dict().items()}
     g = torch.Generator().manual_seed(seed + 1)
+    folders = [folder] if rounds == 1 else [os.path.join(folder, f"round_{r}") for r in range(rounds)]
+    for f in folders:
+        os.makedirs(f, exist_ok=True)
     for epoch in range(1, count + 1):
         for k, v in state.items():
             state[k] = v + 0.002 * torch.randn(v.shape, generator=g)
+        folder = folders[(epoch - 1) * rounds // count]
         path = os.path.join(folder, f"epoch_{epoch:03d}.pt")
         torch.save(state, path)
         with open(os.path.join(folder, f"epoch_{epoch:03d}.json"), "w") as f:
             json.dump({"epoch": epoch, "regime": "synthetic", "task": "benchmark"}, f)
+    return folders
 
 
 def _noop(x):
@@ -80,6 +86,16 @@ def measure(label: str, fn, workers: int) -> dict:
     }
 
 
+def merge(parts: list[dict]) -> dict:
+    """One mode's figures summed over the rounds (rows in round order)."""
+    out = dict(parts[0])
+    for key in ("wall", "analysis", "load", "cpu", "files"):
+        out[key] = sum(p[key] for p in parts)
+    out["rows"] = [row for p in parts for row in p["rows"]]
+    out["overhead"] = (out["wall"] * out["workers"] - out["analysis"]) / out["analysis"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=200, help="checkpoints (default 200)")
@@ -96,6 +112,14 @@ def main(argv: list[str] | None = None) -> int:
         help="the Dask workers' statistical profiler (default off, as the README advises; "
         "'both' runs the cluster twice to show its cost)",
     )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="split the checkpoints into this many rounds and run every mode on each round in turn "
+        "(this VM's speed drifts by 15-25%% over minutes: interleaving gives each mode the same "
+        "share of slow and fast minutes); the figures are the sums",
+    )
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = ap.parse_args(argv)
 
@@ -105,14 +129,17 @@ def main(argv: list[str] | None = None) -> int:
     kw = dict(fast=not args.full, grid_npts=args.grid, cache=False)
     with tempfile.TemporaryDirectory(prefix="spectra-bench-track-") as d:
         t0 = time.perf_counter()
-        make_run(d, args.count, args.hidden, args.layers)
+        folders = make_run(d, args.count, args.hidden, args.layers, rounds=max(1, args.rounds))
         gen = time.perf_counter() - t0
-        size = sum(os.path.getsize(os.path.join(d, n)) for n in os.listdir(d) if n.endswith(".pt"))
+        size = sum(
+            os.path.getsize(os.path.join(f, n)) for f in folders for n in os.listdir(f) if n.endswith(".pt")
+        )
         print(
             f"{args.count} checkpoints of a {args.layers}-layer LSTM({args.hidden}) "
             f"({size / args.count / 1e6:.2f} MB each, made in {gen:.1f} s, not counted); "
             f"{'full' if args.full else 'fast'} figures + {args.grid}x{args.grid} grid per matrix; "
-            f"usable cores {default_jobs()}, load average {os.getloadavg()[0]:.2f}",
+            f"{len(folders)} round(s); usable cores {default_jobs()}, "
+            f"load average {os.getloadavg()[0]:.2f}",
             flush=True,
         )
         # process start: a pool of `jobs` workers running a no-op each
@@ -121,10 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter() - t0
         print(f"process pool start ({args.jobs} workers, forkserver, no-op tasks): {start:.2f} s", flush=True)
 
-        results = [measure("serial", lambda: track([d], jobs=1, **kw), 1)]
-        print(f"serial: {results[-1]['wall']:.1f} s", flush=True)
-        results.append(measure(f"--jobs {args.jobs}", lambda: track([d], jobs=args.jobs, **kw), args.jobs))
-        print(f"--jobs {args.jobs}: {results[-1]['wall']:.1f} s", flush=True)
+        modes = [
+            ("serial", 1, lambda f: track([f], jobs=1, **kw)),
+            (f"--jobs {args.jobs}", args.jobs, lambda f: track([f], jobs=args.jobs, **kw)),
+        ]
+        clusters = []
         cluster_start = None
         if not args.no_dask:
             import dask
@@ -142,15 +170,22 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 client = Client(cluster)
                 cluster_start = time.perf_counter() - t0
+                clusters.append((client, cluster))
                 label = f"LocalCluster({args.jobs})" + (", profiler" if profile else "")
-                try:
-                    results.append(measure(label, lambda c=client: track([d], scheduler=c, **kw), args.jobs))
-                finally:
-                    client.close()
-                    cluster.close()
-                print(
-                    f"{label}: {results[-1]['wall']:.1f} s (cluster start {cluster_start:.1f} s)", flush=True
-                )
+                modes.append((label, args.jobs, lambda f, c=client: track([f], scheduler=c, **kw)))
+                print(f"{label} started in {cluster_start:.1f} s (not timed)", flush=True)
+        parts: dict[str, list[dict]] = {label: [] for label, _, _ in modes}
+        try:
+            for r, folder in enumerate(folders):
+                for label, workers, run in modes:
+                    parts[label].append(measure(label, lambda run=run, f=folder: run(f), workers))
+                    wall = parts[label][-1]["wall"]
+                    print(f"round {r + 1}/{len(folders)} {label}: {wall:.1f} s", flush=True)
+        finally:
+            for client, cluster in clusters:
+                client.close()
+                cluster.close()
+        results = [merge(parts[label]) for label, _, _ in modes]
 
     serial = results[0]
     same = all(r["rows"] == serial["rows"] for r in results)
