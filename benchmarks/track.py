@@ -7,13 +7,16 @@ with a pseudospectra grid per matrix (``--grid``, default 60x60) three ways:
 
 * serial (``jobs=1``),
 * ``jobs=2`` (local ``ProcessPoolExecutor``; its start-up is timed in),
-* a 2-worker ``distributed.LocalCluster`` (started before the clock; its
+* a 2-worker ``distributed.LocalCluster`` (started before the clock, once; its
   start-up is printed separately), its workers' statistical profiler off
   (``--dask-profile on|both`` to measure what it costs: 0-10% per analysis,
   about 5% on average in interleaved runs; nothing in one 200-checkpoint run).
 
-Prints wall times, speed-up against serial and parallel efficiency, and the
-overhead per checkpoint (everything but the analysis: loading, process
+The checkpoints are split into ``--rounds`` slices (default 5) and every mode
+runs on each slice in turn, so that the machine's drift over minutes falls on
+all modes alike (one block per mode put 20-26% of drift on whichever mode ran
+in a slow spell). Prints wall times (summed over the rounds), speed-up against
+serial and parallel efficiency, and the overhead per checkpoint (everything but the analysis: loading, process
 start, task transfer, idle workers) as a share of the analysis time:
 ``(wall * workers - sum(analysis)) / sum(analysis)``, with the loading share
 ``sum(load) / sum(analysis)`` on its own. The cache is off. Checks that the
@@ -115,10 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--rounds",
         type=int,
-        default=1,
+        default=5,
         help="split the checkpoints into this many rounds and run every mode on each round in turn "
-        "(this VM's speed drifts by 15-25%% over minutes: interleaving gives each mode the same "
-        "share of slow and fast minutes); the figures are the sums",
+        "(default 5; this VM's speed drifts by 15-25%% over minutes: interleaving gives each mode "
+        "the same share of slow and fast minutes); the figures are the sums",
     )
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = ap.parse_args(argv)
@@ -129,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     kw = dict(fast=not args.full, grid_npts=args.grid, cache=False)
     with tempfile.TemporaryDirectory(prefix="spectra-bench-track-") as d:
         t0 = time.perf_counter()
-        folders = make_run(d, args.count, args.hidden, args.layers, rounds=max(1, args.rounds))
+        rounds = max(1, min(args.rounds, args.count))
+        folders = make_run(d, args.count, args.hidden, args.layers, rounds=rounds)
         gen = time.perf_counter() - t0
         size = sum(
             os.path.getsize(os.path.join(f, n)) for f in folders for n in os.listdir(f) if n.endswith(".pt")
