@@ -60,7 +60,10 @@ def _jit(fn):
             else:
                 import numba
 
-                compiled = numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+                try:
+                    compiled = numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+                except RuntimeError:  # no writable cache folder ("no locator available")
+                    compiled = numba.njit(nogil=True, error_model="numpy")(fn)
                 globals()[fn.__name__] = compiled  # later calls skip this wrapper
         return compiled(*args)
 

@@ -181,3 +181,17 @@ def test_shift_inverses_match_numpy(monkeypatch, real):
         assert np.any(s._pair_rows()[0] > 0)  # the pair rows were exercised
     else:  # plain rows only: against the definition
         np.testing.assert_allclose(fast.dinv, 1.0 / (z[None, :] - np.diag(s.S)[:, None]), rtol=1e-14)
+
+
+def test_kernels_compile_without_a_writable_cache(monkeypatch):
+    """Where numba finds no writable cache folder ("no locator available": read-only install and
+    home), the kernel is compiled in memory instead of failing."""
+    from numba.core import caching
+
+    monkeypatch.setattr(caching.CacheImpl, "_locator_classes", [])
+
+    def twice(x):
+        return 2.0 * x
+
+    f = _kernels._jit(twice)
+    assert f(1.5) == 3.0
