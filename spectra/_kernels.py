@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import warnings
 
 import numpy as np
 
@@ -43,29 +44,57 @@ def available() -> bool:
 
 
 def enabled() -> bool:
-    """Whether the compiled kernels are used (numba installed and ``SPECTRA_NUMBA`` not ``0``)."""
-    return _AVAILABLE and os.environ.get("SPECTRA_NUMBA", "1") != "0"
+    """Whether the compiled kernels are used (numba installed and working, ``SPECTRA_NUMBA`` not ``0``)."""
+    return _AVAILABLE and _BROKEN is None and os.environ.get("SPECTRA_NUMBA", "1") != "0"
+
+
+#: why numba could not be used in this process (None while it works)
+_BROKEN: str | None = None
+
+
+def _give_up(exc: BaseException) -> None:
+    """Turn the kernels off for this process after numba failed, and say so once."""
+    global _BROKEN
+    if _BROKEN is None:
+        _BROKEN = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        warnings.warn(
+            f"numba failed ({_BROKEN}); the pseudospectra engine goes on with its numpy code "
+            "(same results, slower; SPECTRA_NUMBA=0 skips numba)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _jit(fn):
-    """Compile `fn` with numba on its first call (the plain Python function without numba)."""
+    """Compile `fn` with numba on its first call (the plain Python function without numba).
+
+    A numba that cannot be imported or cannot compile turns the kernels off for
+    the process (:func:`enabled` becomes false, one warning); the call that
+    found out runs the plain Python function, later ones take the numpy code.
+    """
     compiled = None
 
     @functools.wraps(fn)
     def call(*args):
         nonlocal compiled
-        if compiled is None:
-            if not _AVAILABLE:  # pragma: no cover - callers check enabled() first
-                compiled = fn
-            else:
-                import numba
+        if compiled is not None:
+            return compiled(*args)
+        if not _AVAILABLE or _BROKEN is not None:  # pragma: no cover - callers check enabled()
+            return fn(*args)
+        try:
+            import numba
 
-                try:
-                    compiled = numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
-                except RuntimeError:  # no writable cache folder ("no locator available")
-                    compiled = numba.njit(nogil=True, error_model="numpy")(fn)
-                globals()[fn.__name__] = compiled  # later calls skip this wrapper
-        return compiled(*args)
+            try:
+                jitted = numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+            except RuntimeError:  # no writable cache folder ("no locator available")
+                jitted = numba.njit(nogil=True, error_model="numpy")(fn)
+            out = jitted(*args)  # compiles (or loads the cache) here
+        except Exception as exc:  # noqa: BLE001 - any numba failure: fall back, never crash
+            _give_up(exc)
+            return fn(*args)
+        compiled = jitted
+        globals()[fn.__name__] = compiled  # later calls skip this wrapper
+        return out
 
     return call
 

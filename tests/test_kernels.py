@@ -195,3 +195,27 @@ def test_kernels_compile_without_a_writable_cache(monkeypatch):
 
     f = _kernels._jit(twice)
     assert f(1.5) == 3.0
+
+
+def test_a_failing_numba_turns_the_kernels_off_with_one_warning(monkeypatch):
+    """A numba that cannot compile (broken install): one warning, the call still answers (plain
+    Python), and enabled() is false afterwards, so the engine takes its numpy code."""
+    import numba
+
+    def broken(*args, **kwargs):
+        raise numba.core.errors.NumbaError("simulated failure")
+
+    monkeypatch.setattr(numba, "njit", lambda *a, **k: broken)
+    monkeypatch.setattr(_kernels, "_BROKEN", None)
+
+    def twice(x):
+        return 2.0 * x
+
+    f = _kernels._jit(twice)
+    with pytest.warns(RuntimeWarning, match="numba failed"):
+        assert f(1.5) == 3.0
+    assert not _kernels.enabled()
+    A = np.diag(np.linspace(0.1, 0.9, 60)) + np.triu(np.ones((60, 60)), 1) * 0.01
+    g = pseudospectra(A, npts=12, dense_below=0)  # the numpy code, same contract
+    ref = scipy.linalg.svdvals(complex(g.x[3], g.y[5]) * np.eye(60) - A)[-1]
+    assert abs(g.sigma_min[5, 3] - ref) <= 1e-8 * ref
