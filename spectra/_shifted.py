@@ -317,20 +317,9 @@ class _Blocked:
             self._upper(X, sh, mid, e)
             self._gemm(X, mid, e, s, mid, node[2])
             self._upper(X, sh, s, mid)
-        elif kind == "reig" and sh.fast:
-            _kernels.leaf_solve(X[s:e], node[1], node[2], sh.dinv[s:e], node[5], 1.0)
         elif kind == "reig":
-            t = _real_times(node[1], X[s:e])
-            p = node[5]
-            if p:
-                c, d = sh.dinv[s : s + p], sh.dinv[s + p : s + 2 * p]
-                y1, y2 = t[:p], t[p : 2 * p]
-                new1 = c * y1 + d * y2
-                y2 *= c
-                y2 -= d * y1
-                y1[...] = new1
-            t[2 * p :] *= sh.dinv[s + 2 * p : e]
-            _real_times(node[2], t, out=X[s:e])
+            leaf = _kernels.leaf_solve if sh.fast else _leaf_solve
+            leaf(X[s:e], node[1], node[2], sh.dinv[s:e], node[5], 1.0)
         elif kind == "eig":
             t = node[1] @ X[s:e]
             t *= sh.dinv[s:e]
@@ -353,20 +342,9 @@ class _Blocked:
             self._lower(X, sh, s, mid)
             self._gemm(X, s, mid, mid, e, node[3])
             self._lower(X, sh, mid, e)
-        elif kind == "reig" and sh.fast:
-            _kernels.leaf_solve(X[s:e], node[3], node[4], sh.dinv_adj[s:e], node[5], -1.0)
         elif kind == "reig":
-            t = _real_times(node[3], X[s:e])
-            p = node[5]
-            if p:
-                c, d = sh.dinv_adj[s : s + p], sh.dinv_adj[s + p : s + 2 * p]
-                y1, y2 = t[:p], t[p : 2 * p]
-                new1 = c * y1 - d * y2
-                y2 *= c
-                y2 += d * y1
-                y1[...] = new1
-            t[2 * p :] *= sh.dinv_adj[s + 2 * p : e]
-            _real_times(node[4], t, out=X[s:e])
+            leaf = _kernels.leaf_solve if sh.fast else _leaf_solve
+            leaf(X[s:e], node[3], node[4], sh.dinv_adj[s:e], node[5], -1.0)
         elif kind == "eig":
             t = node[3] @ X[s:e]
             t *= sh.dinv_adj[s:e]
@@ -405,6 +383,20 @@ class _Blocked:
             out = zgemm(1.0, XT[:, r0:r1], BT, beta=1.0, c=XT[:, d0:d1], overwrite_c=1)
         if not np.shares_memory(out, X):  # pragma: no cover - f2py copied after all
             XT[:, d0:d1] = out
+
+
+def _leaf_solve(X: np.ndarray, W: np.ndarray, V: np.ndarray, dinv: np.ndarray, p: int, sign: float) -> None:
+    """The numpy twin of :func:`spectra._kernels.leaf_solve`: ``X <- V (zI - D)^{-1} W X``, one leaf."""
+    t = _real_times(W, X)
+    if p:
+        c, d = dinv[:p], sign * dinv[p : 2 * p]
+        y1, y2 = t[:p], t[p : 2 * p]
+        new1 = c * y1 + d * y2
+        y2 *= c
+        y2 -= d * y1
+        y1[...] = new1
+    t[2 * p :] *= dinv[2 * p :]
+    _real_times(V, t, out=X)
 
 
 def _real_times(M: np.ndarray, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
