@@ -444,20 +444,29 @@ def _cell_pass(T, normT, w_up, gamma, r0, r1, t0, t1):
     return ok, f, zc, ub, nfull
 
 
-def _ridge_min(T: np.ndarray, r: float, theta: float, real: bool) -> tuple[float, float]:
-    """A local minimum of ``sigma_min(r e^{it} I - T)`` near ``t = theta`` (about six SVDs, parabolic steps).
+def _ridge_min(T: np.ndarray, r: float, theta: float, real: bool, warm: dict | None = None) -> tuple[float, float]:
+    """A local minimum of ``sigma_min(r e^{it} I - T)`` near ``t = theta`` (about six evaluations, parabolic steps).
 
     Only an estimate (an upper bound on the minimum over the circle): it steers the
-    walk, the level sets prove.
+    walk, the level sets prove. Small matrices use dense SVDs; larger ones inverse
+    iteration on the triangular ``T`` (O(n^2) a step), warm-started from the vector
+    kept in `warm` (keyed by the valley's starting angle) and updated there.
     """
+    from spectra import kreiss as kr  # late: kreiss imports this module
+
     n = T.shape[0]
     eye = np.eye(n)
     seen: dict[float, float] = {}
+    vec = [None if warm is None else warm.get(theta)]
 
     def sv(t: float) -> float:
         t = abs(math.remainder(t, 2 * math.pi)) if real else t
         if t not in seen:
-            seen[t] = float(sla.svdvals(r * complex(np.exp(1j * t)) * eye - T, check_finite=False)[-1])
+            z = r * complex(np.exp(1j * t))
+            if n <= kr._DENSE_N:
+                seen[t] = float(sla.svdvals(z * eye - T, check_finite=False)[-1])
+            else:
+                seen[t], _, vec[0] = kr._inverse_iteration(T, z, iters=40, tol=1e-10, v0=vec[0])
         return seen[t]
 
     h = 0.02
@@ -470,6 +479,8 @@ def _ridge_min(T: np.ndarray, r: float, theta: float, real: bool) -> tuple[float
         h = max(abs(step) / 4, h / 8, 1e-6)
     sv(t0)
     t_best = min(seen, key=seen.__getitem__)
+    if warm is not None and vec[0] is not None:
+        warm[t_best] = vec[0]  # the valley's next angle
     return seen[t_best], t_best
 
 
@@ -687,6 +698,7 @@ def certify(
     kappa, cross = KAPPA, CROSS
     climbed = False
     valleys = [abs(float(np.angle(zbest))) if zbest is not None else 0.0]  # angles of low sigma_min
+    warm: dict[float, np.ndarray] = {}  # start vectors of the ridge estimates, by valley angle
     target, fails_here = math.inf, 0
     while done and r_i < R:
         if spent > max_evals:
@@ -720,7 +732,7 @@ def certify(
         elif r_j - w_up < lev_j:
             # sigma_min along the ridge (a few SVDs): a circle that must fail is not tried, and
             # one that should pass is tested at a higher level, which flattens the next weight
-            est = [_ridge_min(T, r_j, th, real) for th in valleys]
+            est = [_ridge_min(T, r_j, th, real, warm) for th in valleys]
             stats.svds += (3 * RIDGE_ROUNDS + 1) * len(est)
             spent += (3 * RIDGE_ROUNDS + 1) * len(est)
             m_e, th_e = min(est)

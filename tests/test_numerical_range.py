@@ -65,6 +65,22 @@ def test_random_vs_brute_force(n, seed, cplx):
     assert np.max(np.abs(np.einsum("ki,ij,kj->k", X.conj(), A, X))) <= w * (1 + 1e-12)
 
 
+@pytest.mark.parametrize("n,seed,cplx", [(5, 1, False), (9, 2, True), (16, 3, False), (12, 4, True)])
+def test_coarse_bracket_contains_brute_force(n, seed, cplx):
+    # the cheap far-field bracket of the Kreiss certificate: it must contain w(A), and
+    # be no looser than the convexity factor 1/cos(pi/16) (2%) of its 8 intervals
+    from spectra.numerical_range import _coarse_bounds
+
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n, n)) + (1j * rng.standard_normal((n, n)) if cplx else 0)
+    A += 2 * np.triu(rng.standard_normal((n, n)), 1)  # non-normal: W(A) far from a disc
+    brute = brute_radius(A)
+    lo, hi = _coarse_bounds(A)
+    assert lo <= brute * (1 + 1e-13)
+    assert hi >= brute
+    assert hi <= brute / np.cos(np.pi / 16) * (1 + 1e-12)
+
+
 def test_boundary_points_are_support_points():
     rng = np.random.default_rng(4)
     A = rng.standard_normal((7, 7)) + 0.5j * rng.standard_normal((7, 7))
