@@ -444,8 +444,10 @@ def _cell_pass(T, normT, w_up, gamma, r0, r1, t0, t1):
     return ok, f, zc, ub, nfull
 
 
-def _ridge_min(T: np.ndarray, r: float, theta: float, real: bool, warm: dict | None = None) -> tuple[float, float]:
-    """A local minimum of ``sigma_min(r e^{it} I - T)`` near ``t = theta`` (about six evaluations, parabolic steps).
+def _ridge_min(
+    T: np.ndarray, r: float, theta: float, real: bool, warm: dict | None = None
+) -> tuple[float, float]:
+    """A local minimum of ``sigma_min(r e^{it} I - T)`` near ``t = theta`` (six values, parabolic steps).
 
     Only an estimate (an upper bound on the minimum over the circle): it steers the
     walk, the level sets prove. Small matrices use dense SVDs; larger ones inverse

@@ -268,7 +268,8 @@ def _circle_pencil_eigenvalues(A: np.ndarray, eps: float, mu: complex | None) ->
     rhs = np.vstack([P1[:n], np.conj(mu) * P1[n:]])
     # LU and its solve directly: scipy's solve() (with its condition estimate) took 2.7x longer
     # at n = 512; the shift keeps H well conditioned (gap to every singular value)
-    Q = sla.lu_solve(sla.lu_factor(H, overwrite_a=True, check_finite=False), rhs, overwrite_b=True, check_finite=False)
+    lu = sla.lu_factor(H, overwrite_a=True, check_finite=False)
+    Q = sla.lu_solve(lu, rhs, overwrite_b=True, check_finite=False)
     nu = sla.eigvals(Q, overwrite_a=True, check_finite=False)
     nu = nu[np.abs(nu) > 1e-300]
     return mu - 1.0 / nu
