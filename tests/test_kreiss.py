@@ -405,6 +405,25 @@ def test_fallback_rings_and_cells_alone_bracket_K(monkeypatch):
     assert K.upper <= K.lower * (1 + 1e-6)
 
 
+@pytest.mark.parametrize("n,seed,cplx", [(24, 41, False), (40, 42, True)])
+def test_lookahead_and_lanczos_ridge_estimates_keep_the_proof(monkeypatch, n, seed, cplx):
+    """The look-ahead and the Lanczos ridge estimates (large n only) forced on small matrices."""
+    import spectra._kreiss_certificate as kc
+
+    monkeypatch.setattr(kc, "LOOKAHEAD_N", 0)
+    monkeypatch.setattr(kc, "PROBE_DENSE_N", 0)
+    rng = np.random.default_rng(seed)
+    M = rng.standard_normal((n, n)) / np.sqrt(n) + np.triu(rng.standard_normal((n, n)), 1)
+    if cplx:
+        M = M + 1j * np.triu(rng.standard_normal((n, n)), 1)
+    A = 0.9 * M / np.max(np.abs(np.linalg.eigvals(M)))
+    K = kreiss_constant(A, certify=True)
+    assert K.certified and K.upper <= K.lower * (1 + 1e-6), K.message
+    oracle = dense_max_f(A, R=min(K.upper * 2 * np.linalg.norm(A, 2), 6.0), nt=120)
+    assert oracle <= K.upper
+    assert K.lower >= oracle * (1 - 1e-6)
+
+
 def test_line_weight_dominates_r_minus_1():
     from spectra._kreiss_certificate import _line_level
 
