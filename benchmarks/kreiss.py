@@ -21,24 +21,23 @@ shared machine wall-clock time measures the neighbours; same process, same matri
 (numpy, independent of the library) on a 5x5 stencil of radius 1e-3 |z*| around
 the reported maximiser and prints max(f)/K - 1 (<= ~0 means no better point nearby).
 
-Measured 2026-11-22 (shared 2-core machine, OMP_NUM_THREADS=1, seed 0, CPU seconds;
-columns: n, K, K value s, K cert s, upper/lower-1, transient s, peak, k*, grid s,
-value/grid, cert/grid, circles, local check)::
+Measured 2026-11-22, fourth session (shared 2-core machine, OMP_NUM_THREADS=1,
+seed 0, CPU seconds; columns: n, K, K value s, K cert s, upper/lower-1,
+transient s, peak, k*, grid s, value/grid, cert/grid, circles, local check)::
 
-     64  2.08588801  0.05   0.26  9.00e-07  0.02   4.879  6  0.27  0.18   0.97  21  -6.0e-15
-    128  3.03209231  0.14   1.43  9.00e-07  0.08   8.675  5  0.86  0.17   1.66  20   1.1e-14
-    256  3.46784020  0.62   7.84  9.00e-07  0.69  10.660  4  1.30  0.47   6.02  20   1.4e-14
-    512  4.84038593  2.02  42.30  9.00e-07  3.80  14.865  7  5.42  0.37   7.81  20  -2.9e-15
+     64  2.08588801  0.07   0.32  9.00e-07  0.02   4.879  6  0.18  0.40   1.78  21  -6.0e-15
+    128  3.03209231  0.17   1.02  9.00e-07  0.10   8.675  5  0.42  0.40   2.39  20   1.1e-14
+    256  3.46784020  0.50   4.12  9.00e-07  0.56  10.660  4  0.85  0.59   4.82  15   1.4e-14
+    512  4.84038593  1.85  18.63  9.00e-07  3.66  14.865  7  3.26  0.57   5.71  15  -2.9e-15
 
-(A second run on the same machine: cert 0.32 / 1.41 / 8.57 / 51.34 s against grids
-of 0.31 / 0.70 / 1.83 / 4.45 s; the grid times vary most with the machine's load.)
-The value (search + ascent) takes about a quarter of the grid's time. The
-certified 1e-6 bracket now costs about one grid at n = 64 (it was 5.95 s, 20
-grids, with the earlier 2-D branch and bound over about 6000 cells), 1.7-2x at
-n = 128, 5-6x at n = 256 and 8-12x at n = 512: about 20 circle level sets, each a
-2n x 2n eigenproblem (O(n^3); the grid is 10^4 O(n^2) triangular solves), so the
-goal "faster than the grid" is met at n <= 64 and missed above, by a factor
-growing like n.
+(Two more runs: cert/grid 1.49 / 2.52 / 4.52 / 5.56 and 1.20 / 2.22 / 4.39 / 5.59.
+The third session's code: 2.11 / 2.95 / 7.53 / 11.03.) The value (search +
+ascent) takes about half the grid's time. The certified 1e-6 bracket costs
+1.2-1.8 grids at n = 64, 2.2-2.5 at n = 128 and 4.4-5.7 at n = 256..512: 15-21
+circle level sets, each a 2n x 2n eigenproblem (O(n^3); 0.72 s at n = 512,
+where the grid is 10^4 O(n^2) triangular solves). The goal "faster than the
+grid" is missed at every size; README.md (Performance) says why fewer
+circles are not to be had from this method.
 """
 
 from __future__ import annotations

@@ -35,15 +35,24 @@ Method
    (item 1). The angular structure of ``f`` does not matter: a maximum along a
    whole circle costs no more than an isolated one.
 3. Steering (no part of the proof): ``sigma_min`` along the ridge of ``f``
-   (a few SVDs, :func:`_ridge_min`) predicts whether a circle will pass; a
-   circle that must fail is not tried, one that should pass is tested at a
-   level raised towards ``sigma_min`` (:data:`BOOST`), which flattens the next
-   weight and lengthens the next step. Near a maximum ``r*`` of ``f`` the slack
-   ``sigma_min - (r - 1)/gamma`` and the room left by a weight both fall like
-   ``(r - r*)^2``: steps are capped at a fraction of ``r* - r`` on the way in,
-   one step straddles ``r*`` (about ``sqrt(rtol) (r* - 1)`` wide), and steps
-   grow in proportion to ``r - r*`` on the way out. About 20 circles for the
-   random benchmark matrices, n = 64..512.
+   (:func:`_ridge_min`: four values by dense SVD, or for n > 96 by the grid
+   engine's inverse Lanczos, O(n^2) a step) predicts whether a circle will
+   pass; a circle that must fail is not tried, one that should pass is tested
+   at a level raised towards ``sigma_min`` (:data:`BOOST`), which flattens the
+   next weight and lengthens the next step. For n >= 192 (where a circle costs
+   far more than a few estimates) longer steps are tried first and the
+   farthest predicted to pass is taken (:data:`STRETCH`). Near a maximum ``r*``
+   of ``f`` the slack ``sigma_min - (r - 1)/gamma`` and the room left by a
+   weight both fall like ``(r - r*)^2``: steps are capped at a fraction of
+   ``r* - r`` on the way in, one step straddles ``r*`` (about ``sqrt(rtol)
+   (r* - 1)`` wide), and steps grow in proportion to ``r - r*`` on the way out.
+   This bounds the count from below: three-circle bounds (``log`` of the
+   largest resolvent norm on ``|z| = r`` is convex in ``log r``; Hadamard) and
+   the concave ``log(r - 1)`` leave room for steps growing about 3.3-fold per
+   circle even with ``sigma_min`` known exactly on every circle (a simulation
+   with dense SVDs planned 13-14 circles for the n = 64 benchmark matrix).
+   Measured: 20-21 circles at n = 64, 128 and 15 at n = 256, 512 for the
+   random benchmark matrices.
 4. Fallback (rarely needed): where the walk stalls next to a maximum, or the
    search missed the maximum and the lower bound creeps, the rings are proved
    directly: a Lipschitz ring ``[a, b]`` (one level set at its middle circle at
@@ -120,7 +129,7 @@ STRETCH = (8.0, 4.0, 2.0, 1.4)
 LOOKAHEAD_N = 192
 #: ... with sigma_min at least this far (relative) above the level the circle needs
 STRETCH_MARGIN = 1e-8
-#: parabolic rounds of the ridge estimate (three SVDs each, plus one)
+#: parabolic rounds of the ridge estimate (three values each, plus one)
 RIDGE_ROUNDS = 1
 #: on the way to a maximum r* steps start capped at KAPPA (r* - r) ...
 KAPPA = 0.6

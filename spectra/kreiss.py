@@ -476,7 +476,7 @@ def kreiss_constant(
     rtol : float
         Relative gap ``upper/lower - 1`` the certificate aims for.
     certify : bool or "auto"
-        Run the certificate (:mod:`spectra._kreiss_certificate`: about 20
+        Run the certificate (:mod:`spectra._kreiss_certificate`: 15-21
         eigenproblems of order 2n, O(n^3) each). ``"auto"``: for ``n <= 64``.
         Without it, :attr:`KreissResult.upper` is the weaker, still guaranteed
         ``max_{j<m} ||A^j||`` (first ``m`` with ``||A^m|| <= 1``; then
@@ -531,9 +531,10 @@ def kreiss_constant(
        the level, so nothing between samples can be missed). Points met on the
        way that beat the lower bound raise it (and seed another ascent). Where
        the walk stalls next to a maximum, Lipschitz rings and polar cells with a
-       second-order test take over. Cost: about 20 eigenproblems for random
-       n = 64..512 matrices (one pseudospectra grid at n = 64, several at
-       n >= 128), hence ``"auto"`` certifies ``n <= 64``. Limits: the
+       second-order test take over. Cost: 15-21 eigenproblems for random
+       n = 64..512 matrices (about 1.8 pseudospectra grids at n = 64, 2.4 at
+       128, 5-6 at n = 256..512; benchmarks/kreiss.py), hence ``"auto"``
+       certifies ``n <= 64``. Limits: the
        proof is only as good as the eigensolver's crossings (backward stable,
        with a margin); the budget `max_evals` may stop it short of `rtol`
        (``certified=False``, honest but looser ``upper``).
