@@ -33,7 +33,7 @@ transient s, peak, k*, grid s, value/grid, cert/grid, circles, local check)::
 (Two more runs: cert/grid 1.49 / 2.52 / 4.52 / 5.56 and 1.20 / 2.22 / 4.39 / 5.59.
 The third session's code: 2.11 / 2.95 / 7.53 / 11.03.) The value (search +
 ascent) takes about half the grid's time. The certified 1e-6 bracket costs
-1.2-1.8 grids at n = 64, 2.2-2.5 at n = 128 and 4.4-5.7 at n = 256..512: 15-21
+1.2-1.8 grids at n = 64, 2.1-2.9 at n = 128 and 4.4-5.7 at n = 256..512: 15-21
 circle level sets, each a 2n x 2n eigenproblem (O(n^3); 0.72 s at n = 512,
 where the grid is 10^4 O(n^2) triangular solves). The goal "faster than the
 grid" is missed at every size; README.md (Performance) says why fewer

@@ -35,7 +35,7 @@ Method
    (item 1). The angular structure of ``f`` does not matter: a maximum along a
    whole circle costs no more than an isolated one.
 3. Steering (no part of the proof): ``sigma_min`` along the ridge of ``f``
-   (:func:`_ridge_min`: four values by dense SVD, or for n > 96 by the grid
+   (:func:`_ridge_min`: four values by dense SVD, or for n > 160 by the grid
    engine's inverse Lanczos, O(n^2) a step) predicts whether a circle will
    pass; a circle that must fail is not tried, one that should pass is tested
    at a level raised towards ``sigma_min`` (:data:`BOOST`), which flattens the
@@ -120,8 +120,9 @@ BOOST = 0.7
 #: step growth after a circle passed
 GROWTH = 3.0
 #: ridge estimates by dense SVD up to this order (per value: 0.5 ms at n = 64 against ~0.9 ms
-#: for a small batch of the Lanczos engine; 2.2 ms at n = 128 against 0.8 ms)
-PROBE_DENSE_N = 96
+#: for a small batch of the Lanczos engine; 2.2 ms at n = 128 against ~1 ms, but the engine's
+#: first use in a process imports numba and loads its kernels, 0.35-0.6 s)
+PROBE_DENSE_N = 160
 #: look-ahead: longer steps (multiples of the planned one) tried first when the ridge
 #: estimates predict that their circle passes ...
 STRETCH = (8.0, 4.0, 2.0, 1.4)

@@ -532,8 +532,8 @@ def kreiss_constant(
        way that beat the lower bound raise it (and seed another ascent). Where
        the walk stalls next to a maximum, Lipschitz rings and polar cells with a
        second-order test take over. Cost: 15-21 eigenproblems for random
-       n = 64..512 matrices (about 1.8 pseudospectra grids at n = 64, 2.4 at
-       128, 5-6 at n = 256..512; benchmarks/kreiss.py), hence ``"auto"``
+       n = 64..512 matrices (about 1.2-1.8 pseudospectra grids at n = 64, 2-3 at
+       128, 4-6 at n = 256..512; benchmarks/kreiss.py), hence ``"auto"``
        certifies ``n <= 64``. Limits: the
        proof is only as good as the eigensolver's crossings (backward stable,
        with a margin); the budget `max_evals` may stop it short of `rtol`
