@@ -161,7 +161,8 @@ class CertificateStats:
 
     ``circles``: circle level sets of the walk; ``rings``: Lipschitz rings of
     the fallback; ``eigenproblems``: both together (2n x 2n each); ``cells``:
-    polar cells (one full SVD each); ``svds``: n x n SVDs in all (steering,
+    polar cells (one full SVD each); ``svds``: ``sigma_min`` values in all
+    (n x n SVDs, or Lanczos values for the ridge estimates at n > 160; steering,
     gap classification, cells, local ascents); ``ring_edges``: ``(r0, r1,
     how, cells)`` for every ring proved, in order (diagnostics).
     """
@@ -477,6 +478,8 @@ class _Probe:
         self.T = T
         self.n = T.shape[0]
         self.dense = self.n <= PROBE_DENSE_N
+        #: budget charge of one value, in values-only SVDs (a Lanczos value: ~10 O(n^2) steps)
+        self.cost = 1.0 if self.dense else 0.1
         self.rng = np.random.default_rng(0)
         self.solver = None
         if not self.dense:
@@ -803,6 +806,7 @@ def certify(
                     continue
                 est_c = [_ridge_min(probe, cand, th, real, warm) for th in valleys]
                 stats.svds += (3 * RIDGE_ROUNDS + 1) * len(est_c)
+                spent += probe.cost * (3 * RIDGE_ROUNDS + 1) * len(est_c)
                 if min(est_c)[0] > lev_c * (1 + STRETCH_MARGIN):
                     r_j, ahead_est = cand, est_c
                     break
@@ -819,6 +823,7 @@ def certify(
             else:
                 est = [_ridge_min(probe, r_j, th, real, warm) for th in valleys]
                 stats.svds += (3 * RIDGE_ROUNDS + 1) * len(est)
+                spent += probe.cost * (3 * RIDGE_ROUNDS + 1) * len(est)
             m_e, th_e = min(est)
             # follow each valley; forget one that is far above the lowest
             valleys = [th for (m, th) in est if m <= 1.5 * m_e]
