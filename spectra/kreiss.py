@@ -183,13 +183,19 @@ def transient_growth(A, kmax: int | None = None) -> TransientGrowth:
             raise InvalidArgumentError(f"kmax must be a non-negative integer, got {kmax}")
     limit = kmax if kmax is not None else (KMAX_UNSTABLE if rho >= 1 else KMAX_CAP)
     norms = [1.0]
+    # P = A^k / ||A^k|| and the scalar ||A^k||: the matrix neither overflows nor underflows
+    # to denormals (a norm beyond the largest float is reported as inf)
     P = np.eye(n, dtype=T.dtype)
+    nk = 1.0
     peak, peak_k = 1.0, 0
     k = 0
     while k < limit:
         k += 1
         P = P @ T
-        nk = _norm2(P)
+        rel = _norm2(P)
+        if rel > 0:
+            P /= rel
+        nk *= rel  # Python floats: inf on overflow, no exception
         norms.append(nk)
         if nk > peak:
             peak, peak_k = nk, k
@@ -197,9 +203,11 @@ def transient_growth(A, kmax: int | None = None) -> TransientGrowth:
             break
     norms_a = np.asarray(norms)
     kk = np.arange(len(norms_a))
+    with np.errstate(over="ignore"):
+        bound = rho**kk  # inf past the largest float, like the norms
     return TransientGrowth(
         norms=norms_a,
-        spectral_bound=rho**kk,
+        spectral_bound=bound,
         peak=float(peak),
         peak_k=int(peak_k),
         kmax=int(len(norms_a) - 1),

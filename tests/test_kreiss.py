@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -120,6 +121,24 @@ def test_transient_against_dense_powers(cplx):
     ref = [np.linalg.norm(np.linalg.matrix_power(A, k), 2) for k in range(31)]
     np.testing.assert_allclose(tg.norms, ref, rtol=1e-10)
     assert tg.spectral_radius == pytest.approx(np.max(np.abs(np.linalg.eigvals(A))), rel=1e-10)
+
+
+def test_transient_overflow_is_inf_and_decay_stays_exact():
+    # ||A^k|| beyond the largest float: inf from there on (no NaN, no exception); before
+    # it the norms match (rho A)^k for this normal matrix, and far below 1 they stay exact
+    A = np.diag([3.0e6, -1.0e6, 2.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tg = transient_growth(A)
+    big = np.flatnonzero(~np.isfinite(tg.norms))
+    k_over = int(np.ceil(np.log(np.finfo(float).max) / np.log(3.0e6)))
+    assert big[0] == k_over and np.all(np.isinf(tg.norms[k_over:]))
+    k = np.arange(k_over)
+    np.testing.assert_allclose(tg.norms[:k_over], 3.0e6**k, rtol=1e-12)
+    assert math.isinf(tg.peak) and tg.peak_k == k_over
+    small = transient_growth(np.diag([1e-3, 1e-4]), kmax=150)  # down to 1e-450: below the floats
+    np.testing.assert_allclose(small.norms[:100], 1e-3 ** np.arange(100), rtol=1e-12)
+    assert np.all(small.norms[103:] == 0.0)
 
 
 def test_transient_rotation_pairs():

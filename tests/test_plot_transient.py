@@ -57,6 +57,20 @@ def test_plot_transient_skips_infinite_kreiss():
     assert all(np.all(np.isfinite(ln.get_ydata())) for ln in ax.get_lines())
 
 
+def test_plot_transient_overflowing_norms_stay_on_the_axes():
+    A = np.diag([3.0e6, 0.5])  # ||A^k|| = 3e6^k overflows to inf at k = 48
+    tg = transient_growth(A)
+    k_over = int(np.ceil(np.log(np.finfo(float).max) / np.log(3.0e6)))
+    fig, ax = plt.subplots()
+    plot_transient([tg, transient_growth(J, kmax=100)], labels=["big", "J"], ax=ax)
+    fig.canvas.draw()  # the log scale must not overflow while autoscaling
+    lo, hi = ax.get_ylim()
+    assert np.isfinite(lo) and np.isfinite(hi) and hi >= 1e250
+    assert all(np.all(np.isfinite(ln.get_ydata())) for ln in ax.get_lines())
+    notes = [t.get_text() for t in ax.texts]
+    assert any(f"inf from k={k_over}" in t for t in notes)
+
+
 def test_plot_transient_length_mismatch():
     tg = transient_growth(J, kmax=5)
     with pytest.raises(ValueError, match="labels"):

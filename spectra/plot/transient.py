@@ -78,17 +78,25 @@ def plot_transient(
         raise ValueError(f"kreiss has {len(kreiss)} entries for {len(results)} results")
     if ax is None:
         ax = _new_axes()
-    tiny = 1e-300
+    # norms beyond the largest float are inf: drawn at `big` (matplotlib's log scale
+    # overflows on values near the largest float), the marker says "overflow"
+    tiny, big = 1e-250, 1e250  # with autoscale margins, still within the float range
     for i, (tg, label) in enumerate(zip(results, labels)):
         k = np.arange(tg.norms.size)
-        (line,) = ax.semilogy(k, np.maximum(tg.norms, tiny), "-", lw=1.6, label=f"{label}: ‖A^k‖")
+        (line,) = ax.semilogy(k, np.clip(tg.norms, tiny, big), "-", lw=1.6, label=f"{label}: ‖A^k‖")
         color = line.get_color()
         if spectral:
-            ax.semilogy(k, np.maximum(tg.spectral_bound, tiny), "--", lw=1.0, color=color, alpha=0.7)
-        ax.plot([tg.peak_k], [tg.peak], "o", color=color, ms=5)
+            ax.semilogy(k, np.clip(tg.spectral_bound, tiny, big), "--", lw=1.0, color=color, alpha=0.7)
+        if tg.peak <= big:
+            note, k_mark = f"{tg.peak:.3g} at k={tg.peak_k}", tg.peak_k
+        else:
+            k_mark = int(np.argmax(tg.norms > big))
+            inf_k = f" (inf from k={tg.peak_k})" if not math.isfinite(tg.peak) else ""
+            note = f"> {big:.0e} from k={k_mark}{inf_k}"
+        ax.plot([k_mark], [min(tg.peak, big)], "o", color=color, ms=5)
         ax.annotate(
-            f"{tg.peak:.3g} at k={tg.peak_k}",
-            (tg.peak_k, tg.peak),
+            note,
+            (k_mark, min(tg.peak, big)),
             textcoords="offset points",
             xytext=(6, 6),
             fontsize=8,
