@@ -764,15 +764,15 @@ class TransientBound:
         The bound (``>= 1``).
     z : complex or None
         The point used, ``|z| = r > 1``; None when the trivial bound 1 is best.
-    epsilon : float
-        ``sigma_min(zI - A)`` at `z` (so ``rho_eps(A) >= r``).
+    epsilon : float or None
+        ``sigma_min(zI - A)`` at `z` (so ``rho_eps(A) >= r``); None with `z`.
     kmax : int or None
         The horizon; None for ``sup_{k>=0}`` (then ``value = (r - 1)/eps``).
     """
 
     value: float
     z: complex | None
-    epsilon: float
+    epsilon: float | None
     kmax: int | None
 
     def __float__(self) -> float:
@@ -841,7 +841,7 @@ def transient_lower_bound(A, kmax: int | None = None, *, npts: int = 64) -> Tran
     r = np.abs(zs)
     vals = _power_bound(r, np.maximum(eps, 1e-300), kmax)
     best = 1.0
-    bz, be = None, math.nan
+    bz, be = None, None
     for j in np.argsort(-vals)[:4]:
         if not vals[j] > best:
             continue
@@ -870,4 +870,6 @@ def transient_lower_bound(A, kmax: int | None = None, *, npts: int = 64) -> Tran
                 v2 = float(_power_bound(np.array([abs(z)]), np.array([max(e, 1e-300)]), kmax)[0])
                 if v2 > best:
                     best, bz, be = v2, z, e
-    return TransientBound(value=best, z=bz, epsilon=float(be), kmax=None if kmax is None else int(kmax))
+    return TransientBound(
+        value=best, z=bz, epsilon=None if be is None else float(be), kmax=None if kmax is None else int(kmax)
+    )

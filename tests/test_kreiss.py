@@ -546,6 +546,12 @@ def test_transient_lower_bound_is_a_lower_bound():
         assert binf.value >= 0.99 * Kr.lower  # the K -> inf bound is the Kreiss lower bound
 
 
+def test_transient_lower_bound_trivial_has_no_point_and_no_nan():
+    # a contraction: nothing beats the trivial bound ||A^0|| = 1, so no point and no epsilon
+    b = transient_lower_bound(np.diag([0.5, -0.3]), kmax=10)
+    assert b.value == 1.0 and b.z is None and b.epsilon is None
+
+
 def test_transient_lower_bound_jordan_horizon_one():
     # K = 1: max(||A^0||, ||A||) >= r/(1 + eps); for the Jordan block this is nontrivial
     A = jordan2(0.5, 4.0)
