@@ -75,7 +75,10 @@ def _render_table(doc: dict) -> str:
         pr = m.get("pseudospectral_radius") or {}
         row += [fmt(pr.get(k)) if not isinstance(pr.get(k), str) else pr[k] for k in eps_keys]
         row += [_cell(m, key, d) for _, key, d in robust]
-        row.append("stable" if m["stable"] else "UNSTABLE (rho >= 1)")
+        if m.get("marginal"):
+            row.append("marginal (rho = 1)")
+        else:
+            row.append("stable" if m["stable"] else "UNSTABLE (rho > 1)")
         rows.append(row)
     lines = [f"{doc['source']}  ({doc['format']}, {len(mats)} recurrent matrices)", ""]
     lines.append(table(rows, header))
@@ -110,6 +113,7 @@ def _render_csv(doc: dict) -> str:
         "schur_nonnormal_fro",
         "kappa_eigvec",
         "stable",
+        "marginal",
     ]
     eps_keys = sorted({k for m in doc["matrices"] for k in (m.get("pseudospectral_radius") or {})}, key=float)
     extra = [
@@ -163,7 +167,8 @@ def analyze(checkpoint, matrices, as_json, as_csv, fast, eps, plots, trust, quie
     array file, or an HDF5 dataset given as FILE.h5:/path/to/dataset.
 
     Each matrix is the A of h_t = f(A h_{t-1} + B x_t + b), one per layer,
-    direction and gate. Columns: spectral radius rho (stable when < 1), 2-norm,
+    direction and gate. Columns: spectral radius rho (stable when < 1;
+    "marginal" when rho = 1 to rounding, e.g. an orthogonal matrix), 2-norm,
     Henrici departure from normality dep_F = ||N||_F of the Schur form
     A = Q (D + N) Q* (0 for a normal matrix; relative form in [0, 1]),
     eigenvector condition number, pseudospectral radius rho_eps (how far an

@@ -251,6 +251,13 @@ class MatrixReport:
     eigenvalues : (n,) complex ndarray
     stable : bool
         ``ρ(A) < 1``: the linearised recurrence ``h ← A h`` decays.
+    marginal : bool
+        ``ρ(A) = 1`` to rounding (within ``64 n u max(1, ‖A‖₂)``, the
+        tolerance :func:`spectra.kreiss_constant` uses): whether ``ρ`` came out
+        just below or just above 1 is decided by rounding (a rotation, the
+        identity, weights divided by their spectral radius), so neither
+        ``stable`` nor its negation means much; the powers neither decay nor
+        grow geometrically.
     extra : dict
         Figures added by later stages (pseudospectral radius, distance to
         instability, Kreiss bounds, ...), keyed by their JSON names.
@@ -276,6 +283,7 @@ class MatrixReport:
     kappa_eigvec: float | None = None
     eigenvalues: np.ndarray | None = None
     stable: bool | None = None
+    marginal: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -300,6 +308,7 @@ class MatrixReport:
             "schur_nonnormal_fro": self.schur_nonnormal_fro,
             "kappa_eigvec": self.kappa_eigvec,
             "stable": self.stable,
+            "marginal": self.marginal,
             "eigenvalues": None
             if self.eigenvalues is None
             else [[float(z.real), float(z.imag)] for z in self.eigenvalues],
@@ -344,11 +353,13 @@ def analyze_matrix(A, *, id: str = "A") -> MatrixReport:
     fro = float(np.linalg.norm(a, "fro"))
     dep = s.fro
     rho = float(np.max(np.abs(lam)))
+    norm2 = float(scipy.linalg.svdvals(a, check_finite=False)[0])
+    on_circle = 64 * a.shape[0] * np.finfo(float).eps * max(1.0, norm2)
     return MatrixReport(
         id=id,
         shape=(a.shape[0], a.shape[1]),
         spectral_radius=rho,
-        norm_2=float(scipy.linalg.svdvals(a, check_finite=False)[0]),
+        norm_2=norm2,
         norm_fro=fro,
         henrici=dep,
         henrici_relative=dep / fro if fro > 0 else 0.0,
@@ -356,6 +367,7 @@ def analyze_matrix(A, *, id: str = "A") -> MatrixReport:
         kappa_eigvec=_kappa_eigvec(s.T, a, lam),
         eigenvalues=lam,
         stable=rho < 1.0,
+        marginal=abs(rho - 1.0) <= on_circle,
     )
 
 
@@ -520,7 +532,7 @@ def analyze(
             r = MatrixReport(id=m.id, shape=(m.n, m.n), finite=False)
         else:
             r = analyze_matrix(m.matrix, id=m.id)
-            r.extra.update(robustness_figures(np.asarray(m.matrix, dtype=float), epsilons, figs))
+            r.extra.update(robustness_figures(as_square_matrix(m.matrix), epsilons, figs))
         r.layer, r.direction, r.gate, r.native_gate = m.layer, m.direction, m.gate, m.native_gate
         r.cell, r.source, r.dtype, r.notes = m.cell, m.source, m.dtype, m.notes
         reports.append(r)

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from spectra._json import jsonable
+from spectra._validate import as_square_matrix
 from spectra.errors import InvalidArgumentError
 
 __all__ = [
@@ -402,7 +403,8 @@ def analyze_checkpoint(
     t1, c1 = time.perf_counter(), time.process_time()
     mats = []
     for m in ckpt.matrices:
-        a = np.asarray(m.matrix, dtype=np.float64)
+        # complex matrices (arrays from .npz) keep their imaginary part
+        a = as_square_matrix(m.matrix, allow_nonfinite=True)
         d: dict[str, Any] = {
             "id": m.id,
             "layer": m.layer,

@@ -95,6 +95,32 @@ def test_analyze_table_json_csv_on_npy(tmp_path, capsys):
     assert lines[0].startswith("id,") and len(lines) == 2
 
 
+def test_verdict_marginal_when_rho_is_one_to_rounding(tmp_path, capsys):
+    # the identity has rho = 1 exactly, a rotation by pi/2 gets rho = 1 - 1e-16 from
+    # rounding: both are "marginal", not one stable and one unstable
+    p = tmp_path / "m.npz"
+    np.savez(
+        p,
+        eye=np.eye(3),
+        rot=np.array([[0.0, -1.0], [1.0, 0.0]]),
+        up=np.diag([1.01, 0.2]),
+        down=0.5 * np.eye(2),
+    )
+    rc, out, _ = run(["analyze", str(p), "--fast"], capsys)
+    assert rc == 0
+    verdict = {line.split()[0]: line.split("  ")[-1].strip() for line in out.splitlines()[4:8]}
+    assert verdict == {
+        "eye": "marginal (rho = 1)",
+        "rot": "marginal (rho = 1)",
+        "up": "UNSTABLE (rho > 1)",
+        "down": "stable",
+    }
+    rc, out, _ = run(["analyze", str(p), "--fast", "--json"], capsys)
+    flags = {m["id"]: (m["stable"], m["marginal"]) for m in json.loads(out)["matrices"]}
+    assert flags["eye"][1] and flags["rot"][1] and not flags["up"][1] and not flags["down"][1]
+    assert flags["down"][0] and not flags["up"][0]
+
+
 def test_nonsquare_npy_exit_code(tmp_path, capsys):
     p = _npy(tmp_path, np.ones((2, 3)))
     rc, out, err = run(["analyze", str(p)], capsys)

@@ -125,6 +125,22 @@ def test_analyze_array_and_nonfinite_warning():
     assert m["finite"] is False and m["spectral_radius"] is None
 
 
+def test_analyze_keeps_the_imaginary_part_of_complex_matrices(tmp_path):
+    # the robustness figures once saw only the real part of a complex matrix
+    rng = np.random.default_rng(3)
+    A = 0.2 * (rng.standard_normal((5, 5)) + 1j * rng.standard_normal((5, 5)))
+    th = np.linspace(0, 2 * np.pi, 20000, endpoint=False)
+    X = np.exp(1j * th)[:, None, None] * A
+    w_brute = float(np.max(np.linalg.eigvalsh((X + np.conj(np.swapaxes(X, 1, 2))) / 2)[:, -1]))
+    peak = max(np.linalg.norm(np.linalg.matrix_power(A, k), 2) for k in range(60))
+    p = tmp_path / "c.npz"
+    np.savez(p, C=A)
+    for source in (A, str(p)):
+        m = spectra.analyze(source, figures=["basic", "kreiss"]).to_dict()["matrices"][0]
+        assert m["numerical_radius"] == pytest.approx(w_brute, rel=1e-6)
+        assert m["transient_peak"] == pytest.approx(peak, rel=1e-10)
+
+
 def test_analyze_rejects_unknown_figures():
     with pytest.raises(spectra.InvalidArgumentError, match="valid"):
         spectra.analyze(np.eye(2), figures=["nope"])
