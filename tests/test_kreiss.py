@@ -141,6 +141,41 @@ def test_transient_overflow_is_inf_and_decay_stays_exact():
     assert np.all(small.norms[103:] == 0.0)
 
 
+@pytest.mark.parametrize("cplx", [False, True])
+def test_transient_lanczos_norms_against_dense_powers(cplx):
+    # n >= 96: the norms come from Lanczos on P* P (checked against SVDs every 32 powers)
+    rng = np.random.default_rng(8)
+    n = 110
+    M = rng.standard_normal((n, n)) + (1j * rng.standard_normal((n, n)) if cplx else 0)
+    M = M / np.sqrt(n) + np.triu(rng.standard_normal((n, n)), 1) / 4
+    A = 0.99 * M / np.max(np.abs(np.linalg.eigvals(M)))
+    tg = transient_growth(A, kmax=150)
+    ref, P = [1.0], np.eye(n)
+    for _ in range(150):
+        P = P @ A
+        ref.append(np.linalg.norm(P, 2))
+    np.testing.assert_allclose(tg.norms, ref, rtol=1e-11)
+
+
+def test_transient_lanczos_failed_check_starts_again_with_svds(monkeypatch):
+    import spectra.kreiss as kr
+
+    real = kr._top_singular
+    calls = [0]
+
+    def off(P, v0, **kw):  # a Lanczos that converges to a wrong value from the 6th power on
+        calls[0] += 1
+        s, v = real(P, v0, **kw)
+        return (s, v) if s is None or calls[0] < 5 else (0.999 * s, v)
+
+    monkeypatch.setattr(kr, "_top_singular", off)
+    A = random_nonnormal(100, 0.95, seed=9)
+    tg = transient_growth(A, kmax=70)
+    ref = [np.linalg.norm(np.linalg.matrix_power(A, k), 2) for k in range(71)]
+    # caught by the check at k = 32, which starts the powers again with SVDs only
+    np.testing.assert_allclose(tg.norms, ref, rtol=1e-11)
+
+
 def test_transient_rotation_pairs():
     # real matrix with complex eigenvalue pairs (2x2 blocks of the real Schur form)
     c, s = np.cos(0.7), np.sin(0.7)
