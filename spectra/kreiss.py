@@ -578,7 +578,7 @@ def kreiss_constant(
     *,
     rtol: float = 1e-6,
     certify: bool | str = "auto",
-    max_evals: int = 200_000,
+    max_evals: int | None = None,
     transient: TransientGrowth | None = None,
 ) -> KreissResult:
     """Kreiss constant ``K(A) = sup_{|z|>1} (|z| - 1)/sigma_min(zI - A)``.
@@ -598,11 +598,13 @@ def kreiss_constant(
         Without it, :attr:`KreissResult.upper` is the weaker, still guaranteed
         ``max_{j<m} ||A^j||`` (first ``m`` with ``||A^m|| <= 1``; then
         ``sup_k ||A^k|| = max_{j<m} ||A^j||``).
-    max_evals : int
+    max_evals : int, optional
         Budget of the certificate in SVD-equivalents (an eigenproblem of order
         2n counts 12); when exhausted the result is not certified and the upper
         bound is ``sup_k ||A^k||`` (from the powers), or the largest bound of the
-        cells left when smaller.
+        cells left when smaller. Default ``200000 (16/n)^2``, at least 2000 and
+        at most 200000 (a certificate that stalls stops within minutes, not
+        hours, at n = 200; a normal one at n = 512 uses about 300).
     transient : TransientGrowth, optional
         The result of :func:`transient_growth` for the same `A`; without the
         certificate its norms give the upper bound without recomputing powers.
@@ -654,7 +656,14 @@ def kreiss_constant(
        certifies ``n <= 64``. Limits: the
        proof is only as good as the eigensolver's crossings (backward stable,
        with a margin); the budget `max_evals` may stop it short of `rtol`
-       (``certified=False``, honest but looser ``upper``).
+       (``certified=False``, honest but looser ``upper``). Every circle carries
+       a rounding margin ``1e-10 (||A|| + r)``, so where ``sigma_min`` at the
+       maximiser is within ``4e-10 (||A|| + r)/rtol`` of it (K in the
+       thousands to millions next to the unit circle) the bracket is proved to
+       that tolerance instead (``certified=False``, the message says so); and
+       where ``sigma_min`` is down at the rounding level itself (a delay line
+       ``1.5 S`` of order 60: K ~ 1e8 and more) no certificate is run: ``lower``
+       allows for the SVD's rounding and ``upper`` is ``sup_k ||A^k||``.
     """
     if not (rtol > 0):
         raise InvalidArgumentError(f"rtol must be positive, got {rtol!r}")
@@ -791,43 +800,100 @@ def kreiss_constant(
             message=msg,
             evaluations=evals,
         )
+    from spectra._kreiss_certificate import TAU
     from spectra._kreiss_certificate import certify as _certify
 
-    gamma = lower * (1 + 0.9 * rtol)
-    # first ring half-width: the slack of the innermost search ring, shared with 1/gamma
+    if max_evals is None:
+        max_evals = int(min(200_000, max(2000, 200_000 * (16 / n) ** 2)))
+    # what double precision resolves: every circle is tested TAU (||A|| + r) above its level,
+    # so near a maximiser z with sigma_min(zI - A) = sigma circles cannot close the bracket
+    # below about rtol_floor = 4 TAU (||A|| + r)/sigma; the cells (rounding margin 10 n u
+    # (||A|| + r)) can, at a cost that grows with rtol_floor/rtol. Up to 1000x rtol (or for
+    # n <= 16, where cells are cheap) the proof is tried at rtol first (within the budget);
+    # beyond, or when that fails, at rtol_floor; not at all when sigma is down at the rounding
+    # level (rtol_floor > 0.5)
+    rtol_floor = 0.0
+    if zbest is not None:
+        r_best = abs(zbest)
+        sig_best = (r_best - 1) / lower
+        floor = TAU * (normT + r_best)
+        rtol_floor = 4 * floor / sig_best
+        if rtol_floor > 0.5:
+            svd_err = 10 * n * _EPS * (normT + r_best)  # LAPACK's backward error on sigma_min
+            lower_safe = (r_best - 1) / (sig_best + svd_err)
+            upper = max(lower_safe, _powers_upper(_power_form(a)[0])[0])
+            return KreissResult(
+                value=lower_safe,
+                lower=lower_safe,
+                upper=upper,
+                z=zbest,
+                certified=False,
+                n=n,
+                spectral_radius=rho,
+                norm=normT,
+                message=(
+                    f"sigma_min(zI - A) = {sig_best:.3g} at the maximiser z is below what double "
+                    f"precision resolves here ({floor:.1e}, the level-set margin; rounding in the SVD "
+                    f"alone is up to {svd_err:.1e}): K >= {lower_safe:.6g} (attained at z, allowing "
+                    f"for that rounding) and K <= sup_k ||A^k|| = {upper:.6g}; the level-set "
+                    "certificate cannot bracket K more closely and was not run"
+                ),
+                evaluations=evals,
+            )
+
     inner = rc <= np.min(rc) * (1 + 1e-12)
-    h0 = 0.5 * float(np.min(sig[inner]) - (np.min(rc) - 1) / gamma) / (1 + 1 / gamma)
-    h0 = max(h0, 1e-3 * (1 - rho))
-    cert = _certify(
-        T,
-        a if half else T,
-        normT=normT,
-        w_up=w_hi,
-        lower=lower,
-        zbest=zbest,
-        rtol=rtol,
-        max_evals=max_evals,
-        h0=h0,
-        sig_inner=float(np.min(sig[inner])),
-    )
+
+    def run(rtol_x: float, budget: int):
+        gamma = lower * (1 + 0.9 * rtol_x)
+        # first ring half-width: the slack of the innermost search ring, shared with 1/gamma
+        h0 = 0.5 * float(np.min(sig[inner]) - (np.min(rc) - 1) / gamma) / (1 + 1 / gamma)
+        h0 = max(h0, 1e-3 * (1 - rho))
+        return _certify(
+            T,
+            a if half else T,
+            normT=normT,
+            w_up=w_hi,
+            lower=lower,
+            zbest=zbest,
+            rtol=rtol_x,
+            max_evals=budget,
+            h0=h0,
+            sig_inner=float(np.min(sig[inner])),
+        )
+
+    rtol_cert = rtol
+    cert = None
+    if rtol_floor <= 1000 * rtol or n <= 16:
+        cert = run(rtol, max_evals)
+    if rtol_floor > 10 * rtol and (cert is None or not cert.certified):
+        rtol_cert = rtol_floor
+        cert = run(rtol_cert, max_evals)
     st = cert.stats
-    lower, zbest, upper, certified = cert.lower, cert.z, cert.upper, cert.certified
-    if not certified:
+    lower, zbest, upper, proved = cert.lower, cert.z, cert.upper, cert.certified
+    if not proved:
         # the budget ran out: K <= sup_k ||A^k|| (the Kreiss lower inequality) is still an upper bound
         upper = min(upper, max(lower, _powers_upper(_power_form(a)[0])[0]))
+    certified = proved and upper <= lower * (1 + rtol)
     evals += st.svds + st.cells
     how = (
         f"{st.circles} circles by level sets (maximum principle on the rings between), "
         f"{st.rings} Lipschitz rings, {st.cells} SVD cells"
     )
-    msg = (
-        f"K certified: {lower:.10g} <= K <= {upper:.10g} ({how})"
-        if certified
-        else (
-            f"certificate stopped at the budget max_evals = {max_evals}: "
-            f"{lower:.10g} <= K <= {upper:.6g}, gap above rtol = {rtol:g} ({how})"
+    if certified:
+        msg = f"K certified: {lower:.10g} <= K <= {upper:.10g} ({how})"
+    elif proved:
+        r_best = abs(zbest)
+        msg = (
+            f"K bracket proved: {lower:.10g} <= K <= {upper:.10g}, to {rtol_cert:.1e} rather than "
+            f"rtol = {rtol:g}: sigma_min(zI - A) = {(r_best - 1) / lower:.3g} at the maximiser is only "
+            f"{4 / rtol_cert:.3g} times the level sets' rounding margin TAU (||A|| + |z|) = "
+            f"{TAU * (normT + r_best):.1e}, which bounds how closely they can bracket K ({how})"
         )
-    )
+    else:
+        msg = (
+            f"certificate stopped at the budget max_evals = {max_evals}: "
+            f"{lower:.10g} <= K <= {upper:.6g}, gap above rtol = {rtol_cert:g} ({how})"
+        )
     return KreissResult(
         value=lower,
         lower=lower,
