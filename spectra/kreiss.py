@@ -604,7 +604,7 @@ def kreiss_constant(
         bound is ``sup_k ||A^k||`` (from the powers), or the largest bound of the
         cells left when smaller. Default ``200000 (16/n)^2``, at least 2000 and
         at most 200000 (a certificate that stalls stops within minutes, not
-        hours, at n = 200; a normal one at n = 512 uses about 300).
+        hours, at n = 200; a normal one at n = 512 uses a few hundred).
     transient : TransientGrowth, optional
         The result of :func:`transient_growth` for the same `A`; without the
         certificate its norms give the upper bound without recomputing powers.
