@@ -79,7 +79,8 @@ Examples:
 def transient(checkpoint, matrices, kmax, kreiss, panels, output, quiet, trust):
     """Plot the transient growth ||A^k||_2 against k for recurrent weight matrices.
 
-    The norms are exact 2-norms of the powers of A (the A of
+    The norms are the 2-norms of the powers of A to rounding (dense SVDs; for
+    n >= 96 Lanczos, checked against SVDs) (the A of
     h_t = f(A h_{t-1} + B x_t + b)): how much a perturbation of the hidden
     state of a linearised network can grow over k steps before the spectral
     radius rho(A) (dashed rho^k) takes over. With --kreiss, dotted and
