@@ -492,8 +492,7 @@ class _Probe:
         z = np.asarray(z, dtype=np.complex128)
         n = self.n
         if self.dense:
-            eye = np.eye(n)
-            return np.array([sla.svdvals(zz * eye - self.T, check_finite=False)[-1] for zz in z]), None
+            return self._dense(z), None
         from spectra._lanczos import lanczos_sigma_min
 
         noise = np.exp(2j * np.pi * self.rng.random((n, z.size))) / math.sqrt(n)
@@ -506,10 +505,13 @@ class _Probe:
         )
         bad = ~conv | ~np.isfinite(sig)
         if np.any(bad):
-            eye = np.eye(n)
-            sig[bad] = [sla.svdvals(zz * eye - self.T, check_finite=False)[-1] for zz in z[bad]]
+            sig[bad] = self._dense(z[bad])
         v = ritz[:, -1] if not bad[-1] and np.any(ritz[:, -1] != 0) else None
         return sig, v
+
+    def _dense(self, z: np.ndarray) -> np.ndarray:
+        eye = np.eye(self.n)
+        return np.array([sla.svdvals(zz * eye - self.T, check_finite=False)[-1] for zz in z])
 
 
 def _ridge_min(
@@ -765,6 +767,15 @@ def certify(
     probe = _Probe(T)
     # the look-ahead pays where a circle costs much more than a few ridge estimates
     lookahead = T.shape[0] >= LOOKAHEAD_N
+
+    def ridge(r: float) -> list[tuple[float, float]]:
+        """Ridge estimates ``(sigma, angle)`` on ``|z| = r``, one per valley (charged to the budget)."""
+        nonlocal spent
+        est = [_ridge_min(probe, r, th, real, warm) for th in valleys]
+        stats.svds += (3 * RIDGE_ROUNDS + 1) * len(est)
+        spent += probe.cost * (3 * RIDGE_ROUNDS + 1) * len(est)
+        return est
+
     target, fails_here = math.inf, 0
     while done and r_i < R:
         if spent > max_evals:
@@ -804,9 +815,7 @@ def certify(
                     break
                 if not lev_c < cand + normT:
                     continue
-                est_c = [_ridge_min(probe, cand, th, real, warm) for th in valleys]
-                stats.svds += (3 * RIDGE_ROUNDS + 1) * len(est_c)
-                spent += probe.cost * (3 * RIDGE_ROUNDS + 1) * len(est_c)
+                est_c = ridge(cand)
                 if min(est_c)[0] > lev_c * (1 + STRETCH_MARGIN):
                     r_j, ahead_est = cand, est_c
                     break
@@ -818,12 +827,7 @@ def certify(
         elif r_j - w_up < lev_j:
             # sigma_min along the ridge (O(n^2) values): a circle that must fail is not tried, and
             # one that should pass is tested at a higher level, which flattens the next weight
-            if ahead_est is not None:
-                est = ahead_est
-            else:
-                est = [_ridge_min(probe, r_j, th, real, warm) for th in valleys]
-                stats.svds += (3 * RIDGE_ROUNDS + 1) * len(est)
-                spent += probe.cost * (3 * RIDGE_ROUNDS + 1) * len(est)
+            est = ahead_est if ahead_est is not None else ridge(r_j)
             m_e, th_e = min(est)
             # follow each valley; forget one that is far above the lowest
             valleys = [th for (m, th) in est if m <= 1.5 * m_e]

@@ -6,7 +6,7 @@ import numpy as np
 
 from spectra.errors import NonFiniteError, NonSquareError
 
-__all__ = ["as_square_matrix"]
+__all__ = ["as_square_matrix", "rho_one_tolerance"]
 
 
 def as_square_matrix(A, name: str = "A", *, allow_nonfinite: bool = False) -> np.ndarray:
@@ -36,3 +36,12 @@ def as_square_matrix(A, name: str = "A", *, allow_nonfinite: bool = False) -> np
     if not allow_nonfinite and not np.all(np.isfinite(a)):
         raise NonFiniteError(f"{name} holds NaN or Inf entries; nothing can be computed from it")
     return a
+
+
+def rho_one_tolerance(n: int, norm2: float) -> float:
+    """How far from 1 a computed spectral radius may lie and still be 1 to rounding.
+
+    ``64 n u max(1, ||A||_2)``: a backward-stable eigensolver moves eigenvalues by
+    about ``u ||A||``, with a safety factor growing with the order ``n``.
+    """
+    return 64 * n * float(np.finfo(float).eps) * max(1.0, norm2)

@@ -30,7 +30,7 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.optimize import minimize
 
-from spectra._validate import as_square_matrix
+from spectra._validate import as_square_matrix, rho_one_tolerance
 from spectra.errors import InvalidArgumentError
 
 __all__ = [
@@ -200,7 +200,6 @@ class _PowerNorms:
         self.failed = False
         self.v: np.ndarray | None = None
         self.rng = np.random.default_rng(0)
-        self.checks = 0
 
     def _times_T(self, P: np.ndarray) -> np.ndarray:
         out = self.trmm(1.0, self.T, P, side=1, lower=0)
@@ -220,15 +219,17 @@ class _PowerNorms:
             if rel is not None:
                 self.v = v
         if rel is None or self.k <= 3 or self.k % _CHECK_EVERY == 0:
+            v = None
             if not np.any(P):
-                rel_svd, v = 0.0, None
-            else:
+                rel_svd = 0.0
+            elif self.lanczos:  # the vector starts the next Lanczos
                 _, sv, vh = np.linalg.svd(P)
                 rel_svd, v = float(sv[0]), vh[0].conj()
+            else:
+                rel_svd = float(sla.svdvals(P, check_finite=False)[0])
             if rel is not None and abs(rel - rel_svd) > 1e-11 * rel_svd:
                 # the check failed: the Lanczos values since the last check are suspect
                 self.lanczos, self.failed = False, True
-            self.checks += 1
             rel = rel_svd
             if v is not None:
                 self.v = v
@@ -694,7 +695,7 @@ def kreiss_constant(
         return exact(
             1.0, f"||A||_2 = {normT:.6g} <= 1, so K(A) = 1 exactly (a contraction: no transient growth)"
         )
-    on_circle = 64 * n * np.finfo(float).eps * max(1.0, normT)
+    on_circle = rho_one_tolerance(n, normT)
     if abs(rho - 1) < on_circle:
         # rho(A) = 1 to rounding (e.g. A divided by its spectral radius): whether K is
         # finite depends on the unimodular eigenvalues being semisimple, which rounding

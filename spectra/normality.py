@@ -32,7 +32,7 @@ import numpy as np
 import scipy.linalg
 
 from spectra._json import jsonable
-from spectra._validate import as_square_matrix
+from spectra._validate import as_square_matrix, rho_one_tolerance
 from spectra.checkpoint import Checkpoint, RecurrentMatrix
 from spectra.errors import InvalidArgumentError
 
@@ -354,7 +354,6 @@ def analyze_matrix(A, *, id: str = "A") -> MatrixReport:
     dep = s.fro
     rho = float(np.max(np.abs(lam)))
     norm2 = float(scipy.linalg.svdvals(a, check_finite=False)[0])
-    on_circle = 64 * a.shape[0] * np.finfo(float).eps * max(1.0, norm2)
     return MatrixReport(
         id=id,
         shape=(a.shape[0], a.shape[1]),
@@ -367,7 +366,7 @@ def analyze_matrix(A, *, id: str = "A") -> MatrixReport:
         kappa_eigvec=_kappa_eigvec(s.T, a, lam),
         eigenvalues=lam,
         stable=rho < 1.0,
-        marginal=abs(rho - 1.0) <= on_circle,
+        marginal=abs(rho - 1.0) <= rho_one_tolerance(a.shape[0], norm2),
     )
 
 

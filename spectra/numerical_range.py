@@ -110,6 +110,18 @@ def _sampled_max(a: np.ndarray, real: bool, m: int = 48) -> tuple[np.ndarray, np
     return th, h, lo
 
 
+def _prepared(A) -> tuple[np.ndarray, bool, float]:
+    """`A` as complex128, whether it was real (conjugate symmetry: angles in ``[0, pi]``), ``||A||_F``."""
+    a0 = as_square_matrix(A)
+    a = a0.astype(np.complex128)
+    return a, not np.iscomplexobj(a0), float(np.linalg.norm(a))
+
+
+def _margin(a: np.ndarray, normF: float) -> float:
+    """Rounding margin of a computed ``h(theta)`` (``eigvalsh``): ``4 n u ||A||_F``."""
+    return 4 * a.shape[0] * _EPS * normF
+
+
 def numerical_radius_bounds(A, rtol: float = 1e-12) -> tuple[float, float]:
     """Certified bracket ``lo <= w(A) <= hi`` with ``hi/lo - 1 <= rtol`` (when reachable).
 
@@ -145,14 +157,11 @@ def numerical_radius_bounds(A, rtol: float = 1e-12) -> tuple[float, float]:
     """
     if not (rtol > 0):
         raise InvalidArgumentError(f"rtol must be positive, got {rtol!r}")
-    a0 = as_square_matrix(A)
-    a = a0.astype(np.complex128)
-    n = a.shape[0]
-    normF = float(np.linalg.norm(a))
+    a, real, normF = _prepared(A)
     if normF == 0:
         return 0.0, 0.0
-    margin = 4 * n * _EPS * normF
-    th, h, lo = _sampled_max(a, real=not np.iscomplexobj(a0))
+    margin = _margin(a, normF)
+    th, h, lo = _sampled_max(a, real=real)
     # certified upper bound by bisection of the intervals
     left, right = th[:-1], th[1:]
     hl, hr = h[:-1], h[1:]
@@ -191,19 +200,15 @@ def _coarse_bounds(A, m: int = 8) -> tuple[float, float]:
     ``m = 8``) above ``w(A)``. For bounds that need not be tight (the far field
     of the Kreiss certificate), at about a fifth of the cost of a 1e-3 bracket.
     """
-    a0 = as_square_matrix(A)
-    a = a0.astype(np.complex128)
-    n = a.shape[0]
-    normF = float(np.linalg.norm(a))
+    a, real, normF = _prepared(A)
     if normF == 0:
         return 0.0, 0.0
-    real = not np.iscomplexobj(a0)
     k = m if real else 2 * m
     th = np.linspace(0.0, math.pi if real else 2 * math.pi, k + 1)
     h = _support(a, th)
     bound = np.maximum(h[:-1], h[1:]) / np.cos(0.5 * (th[1] - th[0]))
     lo = float(np.max(h))
-    return max(lo, 0.0), max(float(np.max(bound)), lo) + 4 * n * _EPS * normF
+    return max(lo, 0.0), max(float(np.max(bound)), lo) + _margin(a, normF)
 
 
 def numerical_radius(A) -> float:

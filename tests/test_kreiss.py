@@ -30,6 +30,15 @@ def random_nonnormal(n: int, rho: float, seed: int) -> np.ndarray:
     return rho * M / np.max(np.abs(np.linalg.eigvals(M)))
 
 
+def random_nonnormal_maybe_complex(n: int, seed: int, cplx: bool) -> np.ndarray:
+    """Like :func:`random_nonnormal` at rho = 0.9, with a complex upper part when `cplx`."""
+    rng = np.random.default_rng(seed)
+    M = rng.standard_normal((n, n)) / np.sqrt(n) + np.triu(rng.standard_normal((n, n)), 1)
+    if cplx:
+        M = M + 1j * np.triu(rng.standard_normal((n, n)), 1)
+    return 0.9 * M / np.max(np.abs(np.linalg.eigvals(M)))
+
+
 def kreiss_jordan2(lam: complex, b: complex) -> float:
     """K of [[lam, b], [0, lam]] from the closed form of sigma_min (NUMERICS.md).
 
@@ -378,11 +387,7 @@ def dense_max_f(A: np.ndarray, R: float, nr: int = 70, nt: int = 240) -> float:
 
 @pytest.mark.parametrize("n,seed,cplx", [(6, 31, False), (16, 32, False), (24, 33, True), (40, 34, False)])
 def test_certified_bracket_contains_dense_grid_maximum(n, seed, cplx):
-    rng = np.random.default_rng(seed)
-    M = rng.standard_normal((n, n)) / np.sqrt(n) + np.triu(rng.standard_normal((n, n)), 1)
-    if cplx:
-        M = M + 1j * np.triu(rng.standard_normal((n, n)), 1)
-    A = 0.9 * M / np.max(np.abs(np.linalg.eigvals(M)))
+    A = random_nonnormal_maybe_complex(n, seed, cplx)
     K = kreiss_constant(A, certify=True)
     assert K.certified, K.message
     assert K.upper <= K.lower * (1 + 1e-6)
@@ -466,11 +471,7 @@ def test_lookahead_and_lanczos_ridge_estimates_keep_the_proof(monkeypatch, n, se
 
     monkeypatch.setattr(kc, "LOOKAHEAD_N", 0)
     monkeypatch.setattr(kc, "PROBE_DENSE_N", 0)
-    rng = np.random.default_rng(seed)
-    M = rng.standard_normal((n, n)) / np.sqrt(n) + np.triu(rng.standard_normal((n, n)), 1)
-    if cplx:
-        M = M + 1j * np.triu(rng.standard_normal((n, n)), 1)
-    A = 0.9 * M / np.max(np.abs(np.linalg.eigvals(M)))
+    A = random_nonnormal_maybe_complex(n, seed, cplx)
     K = kreiss_constant(A, certify=True)
     assert K.certified and K.upper <= K.lower * (1 + 1e-6), K.message
     oracle = dense_max_f(A, R=min(K.upper * 2 * np.linalg.norm(A, 2), 6.0), nt=120)
