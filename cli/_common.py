@@ -53,7 +53,7 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str], right: Sequence[
     """A plain-text table with aligned columns."""
     cols = len(header)
     right = right or [False] + [True] * (cols - 1)
-    widths = [max(len(str(header[c])), *(len(str(r[c])) for r in rows)) for c in range(cols)]
+    widths = [max([len(str(header[c]))] + [len(str(r[c])) for r in rows]) for c in range(cols)]
 
     def line(cells):
         return "  ".join(

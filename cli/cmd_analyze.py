@@ -80,7 +80,8 @@ def _render_table(doc: dict) -> str:
         else:
             row.append("stable" if m["stable"] else "UNSTABLE (rho > 1)")
         rows.append(row)
-    lines = [f"{doc['source']}  ({doc['format']}, {len(mats)} recurrent matrices)", ""]
+    what = "recurrent matrix" if len(mats) == 1 else "recurrent matrices"
+    lines = [f"{doc['source']}  ({doc['format']}, {len(mats)} {what})", ""]
     lines.append(table(rows, header))
     lines.append("")
     lines.append(
@@ -123,6 +124,7 @@ def _render_csv(doc: dict) -> str:
             "kreiss",
             "kreiss_lower",
             "kreiss_upper",
+            "kreiss_certified_upper",
             "transient_peak",
             "transient_peak_k",
             "numerical_radius",
@@ -216,8 +218,15 @@ def _write_plots(ckpt, report, directory: str, quiet: bool) -> None:
     import matplotlib.pyplot as plt
 
     import spectra
+    from spectra.plot.pseudospectra import save_figure
 
-    os.makedirs(directory, exist_ok=True)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        from spectra.errors import WriteError
+
+        why = exc.strerror or exc
+        raise WriteError(f"--plots {directory}: the folder could not be created ({why})") from None
     for m in report.matrices:
         if not m.finite:
             continue
@@ -225,8 +234,10 @@ def _write_plots(ckpt, report, directory: str, quiet: bool) -> None:
         ax = grid.plot(title=f"{m.id}  (n = {m.shape[0]})")
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in m.id)
         path = os.path.join(directory, f"{safe}.png")
-        ax.figure.savefig(path, dpi=120, bbox_inches="tight")
-        plt.close(ax.figure)
+        try:
+            save_figure(ax.figure, path, dpi=120)
+        finally:
+            plt.close(ax.figure)
         if not quiet:
             click.echo(f"wrote {path}", err=True)
 

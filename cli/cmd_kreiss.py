@@ -160,7 +160,9 @@ Examples:
 def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
     """Kreiss constants and transient growth of recurrent weight matrices.
 
-    K(A) = sup_{|z|>1} (|z| - 1) ||(zI - A)^-1||, infinite when rho(A) >= 1.
+    K(A) = sup_{|z|>1} (|z| - 1) ||(zI - A)^-1||, infinite when rho(A) > 1
+    or when an eigenvalue on the unit circle is defective (rho(A) = 1 with
+    semisimple unimodular eigenvalues gives a finite K, computed just inside).
     The Kreiss matrix theorem brackets the worst transient growth of the
     powers: K <= sup_k ||A^k|| <= e n K. Columns: rho(A); a lower bound on K
     attained at an explicit point and a proved upper bound; e n K; the
@@ -171,6 +173,10 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
     from spectra.numerical_range import numerical_radius
 
     ckpt, chosen = _chosen(checkpoint, matrices, trust)
+    if not chosen:
+        from spectra.errors import NonFiniteError
+
+        raise NonFiniteError(f"{checkpoint}: every selected matrix holds NaN or Inf; nothing to compute")
     cert = {"auto": "auto", "yes": True, "no": False}[certify]
     docs = []
     for m in chosen:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import click
 from spectra_cli._common import (
@@ -13,6 +14,7 @@ from spectra_cli._common import (
     quiet_option,
     trust_option,
     use_agg,
+    warn,
 )
 
 
@@ -42,6 +44,8 @@ def _check_bounds(ctx, param, value):
 def _check_device(ctx, param, value):
     if value is None:
         return None
+    if not re.fullmatch(r"\s*(cpu|cuda(:\d+)?)\s*", value):
+        raise click.BadParameter(f"{value!r}: expected cpu, cuda or cuda:K")
     from spectra._torch_engine import resolve_device
 
     return str(resolve_device(value))  # fails early, before any matrix is loaded
@@ -165,11 +169,13 @@ def pseudospectra(
     ckpt = spectra.load(checkpoint, trust=trust)
     chosen = ckpt.select(list(matrices))
     if not chosen:
-        raise click.ClickException(f"{checkpoint}: no recurrent matrix to draw")
+        from spectra.errors import NoRecurrentWeightsError
+
+        raise NoRecurrentWeightsError(f"{checkpoint}: no recurrent matrix to draw")
     grids, overlays = [], []
     for k, m in enumerate(chosen):
         if not m.finite:
-            click.echo(f"spectra: warning: {m.id}: holds NaN or Inf; skipped", err=True)
+            warn(f"{m.id}: holds NaN or Inf; skipped")
             continue
         label = f"{m.id} ({k + 1}/{len(chosen)})"
         g = spectra.pseudospectra(
@@ -183,6 +189,14 @@ def pseudospectra(
             progress=progress_bar(label, quiet),
         )
         grids.append(g)
+        logs = np.log10(np.maximum(g.sigma_min, np.finfo(float).tiny))
+        lo, hi = float(np.min(logs)), float(np.max(logs))
+        if not any(lo <= v <= hi for v in g.levels):
+            warn(
+                f"{m.id}: no contour to draw: log10(sigma_min) over the region runs from {lo:.3g} to "
+                f"{hi:.3g}, the levels from {min(g.levels):.3g} to {max(g.levels):.3g} "
+                "(widen --bounds, or change --levels)"
+            )
         if fov:
             w = spectra.numerical_range(m.matrix)
             overlays.append([(np.append(w.real, w.real[0]), np.append(w.imag, w.imag[0]), "W(A)")])
@@ -193,7 +207,9 @@ def pseudospectra(
             f"seconds={o['seconds']:.2f}"
         )
     if not grids:
-        raise click.ClickException(f"{checkpoint}: every selected matrix holds NaN or Inf; nothing to draw")
+        from spectra.errors import NonFiniteError
+
+        raise NonFiniteError(f"{checkpoint}: every selected matrix holds NaN or Inf; nothing to draw")
 
     use_agg()
     import matplotlib.pyplot as plt

@@ -454,6 +454,20 @@ def robustness_figures(a: np.ndarray, epsilons: Sequence[float], figures: set[st
     return out
 
 
+#: the JSON names each group of :func:`robustness_figures` adds (None for non-finite weights)
+_FIGURE_KEYS: dict[str, tuple[str, ...]] = {
+    "pseudospectra": ("pseudospectral_radius", "distance_to_instability"),
+    "kreiss": (
+        "kreiss",
+        "kreiss_lower",
+        "kreiss_upper",
+        "kreiss_certified_upper",
+        "transient_peak",
+        "transient_peak_k",
+        "numerical_radius",
+    ),
+}
+
 #: groups of figures :func:`analyze` can compute
 FIGURES: tuple[str, ...] = ("basic", "pseudospectra", "kreiss")
 
@@ -529,6 +543,8 @@ def analyze(
             notes.append(msg)
             warnings.warn(msg, RuntimeWarning, stacklevel=2)
             r = MatrixReport(id=m.id, shape=(m.n, m.n), finite=False)
+            # the same keys as a finite matrix's, every figure None (as documented)
+            r.extra.update({k: None for g in figs for k in _FIGURE_KEYS.get(g, ())})
         else:
             r = analyze_matrix(m.matrix, id=m.id)
             r.extra.update(robustness_figures(as_square_matrix(m.matrix), epsilons, figs))

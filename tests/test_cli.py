@@ -193,3 +193,82 @@ def test_output_matches_golden_file(args, golden, capsys, monkeypatch):
     rc, out, _ = run(args, capsys)
     assert rc == 0
     assert out == (GOLDEN / golden).read_text()
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ["kreiss"],
+        ["kreiss", "--json"],
+        ["transient", "-o", "{tmp}/t.png"],
+        ["pseudospectra", "-o", "{tmp}/p.png"],
+    ],
+)
+def test_every_matrix_nonfinite_is_one_error_line_exit_7(tmp_path, capsys, cmd):
+    # kreiss used to crash on an empty table (and print "matrices": [] with exit 0 as JSON),
+    # pseudospectra to exit 1 with a click-style "Error:" line
+    p = _npy(tmp_path, np.array([[np.nan, 0.0], [0.0, 1.0]]))
+    args = [c.format(tmp=tmp_path) for c in cmd]
+    rc, out, err = run([args[0], "-q", str(p), *args[1:]], capsys)
+    assert rc == 7, err
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("spectra: error:") and "NaN or Inf" in lines[-1]
+    assert "Traceback" not in err and "internal error" not in err
+
+
+def test_analyze_plots_folder_that_cannot_be_made_exit_8(tmp_path, capsys):
+    p = _npy(tmp_path, np.diag([0.5, 0.2]))
+    rc, out, err = run(["analyze", "-q", "--fast", "--plots", str(p / "sub"), str(p)], capsys)
+    assert rc == 8, err
+    assert err.startswith("spectra: error: --plots") and "internal error" not in err
+
+
+def test_analyze_csv_has_every_json_figure(tmp_path, capsys):
+    p = tmp_path / "two.npz"
+    np.savez(p, a=np.array([[0.5, 2.0], [0.0, 0.3]]), bad=np.array([[np.inf, 0.0], [0.0, 0.1]]))
+    rc, out, _ = run(["analyze", "-q", "--json", str(p)], capsys)
+    assert rc == 0
+    doc = {m["id"]: m for m in json.loads(out)["matrices"]}
+    rc, out, _ = run(["analyze", "-q", "--csv", str(p)], capsys)
+    header, *rows = [line.split(",") for line in out.strip().splitlines()]
+    csv_rows = {r[0]: dict(zip(header, r)) for r in rows}
+    figures = (
+        "distance_to_instability",
+        "kreiss",
+        "kreiss_lower",
+        "kreiss_upper",
+        "kreiss_certified_upper",
+        "transient_peak",
+        "transient_peak_k",
+        "numerical_radius",
+    )
+    for key in figures:
+        assert key in header
+        assert float(csv_rows["a"][key]) == pytest.approx(float(doc["a"][key]), rel=1e-15)
+        # a matrix with NaN/Inf weights has every figure, as null (documented), not missing keys
+        assert key in doc["bad"] and doc["bad"][key] is None and csv_rows["bad"][key] == ""
+    assert doc["bad"]["pseudospectral_radius"] is None
+
+
+def test_device_name_is_a_usage_error(tmp_path, capsys):
+    p = _npy(tmp_path, np.diag([0.5, 0.2]))
+    rc, _, err = run(["pseudospectra", str(p), "--device", "tpu", "-o", str(tmp_path / "x.png")], capsys)
+    assert rc == 2 and "cpu, cuda or cuda:K" in err
+
+
+def test_empty_array_says_empty(tmp_path, capsys):
+    p = _npy(tmp_path, np.zeros((0, 0)))
+    rc, _, err = run(["analyze", str(p)], capsys)
+    assert rc != 0 and "empty" in err and "not square" not in err
+
+
+def test_pseudospectra_warns_when_no_contour_lies_in_the_region(tmp_path, capsys):
+    p = _npy(tmp_path, np.diag([0.5, 0.2]))
+    fig = tmp_path / "far.png"
+    args = ["pseudospectra", "-q", str(p), "--bounds", "5", "6", "5", "6", "--npts", "12", "-o", str(fig)]
+    rc, _, err = run(args, capsys)
+    assert rc == 0 and fig.exists()
+    assert "no contour to draw" in err
+    rc, _, err = run(["pseudospectra", "-q", str(p), "--npts", "24", "-o", str(fig)], capsys)
+    assert rc == 0 and "no contour" not in err

@@ -61,14 +61,58 @@ def test_plot_transient_overflowing_norms_stay_on_the_axes():
     A = np.diag([3.0e6, 0.5])  # ||A^k|| = 3e6^k overflows to inf at k = 48
     tg = transient_growth(A)
     k_over = int(np.ceil(np.log(np.finfo(float).max) / np.log(3.0e6)))
+    k_cap = int(np.ceil(250 / np.log10(3.0e6)))  # first k with ||A^k|| > 1e250
     fig, ax = plt.subplots()
     plot_transient([tg, transient_growth(J, kmax=100)], labels=["big", "J"], ax=ax)
     fig.canvas.draw()  # the log scale must not overflow while autoscaling
     lo, hi = ax.get_ylim()
     assert np.isfinite(lo) and np.isfinite(hi) and hi >= 1e250
-    assert all(np.all(np.isfinite(ln.get_ydata())) for ln in ax.get_lines())
+    # the curve stops at the cap (a gap, not a flat line that would look like data)
+    (big,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("big")]
+    y = np.asarray(big.get_ydata(), dtype=float)
+    assert np.all(np.isfinite(y[:k_cap])) and np.all(np.isnan(y[k_cap:]))
+    np.testing.assert_allclose(y[:k_cap], tg.norms[:k_cap])
+    assert all(np.nanmax(ln.get_ydata()) <= 1e250 for ln in ax.get_lines())
+    marks = [ln for ln in ax.get_lines() if ln.get_marker() == "^"]
+    assert len(marks) == 1 and marks[0].get_xdata()[0] == k_cap
     notes = [t.get_text() for t in ax.texts]
     assert any(f"inf from k={k_over}" in t for t in notes)
+
+
+def test_plot_transient_zero_powers_leave_a_gap():
+    # nilpotent: ||A^k|| = 0 from k = 2 on; a log axis cannot show 0, and clipping it to a
+    # tiny value stretched the axis down to 1e-262
+    A = np.array([[0.0, 5.0], [0.0, 0.0]])
+    tg = transient_growth(A, kmax=10)
+    ax = plot_transient(tg)
+    ax.figure.canvas.draw()
+    (curve,) = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 11 and ln.get_linestyle() == "-"]
+    y = np.asarray(curve.get_ydata(), dtype=float)
+    np.testing.assert_allclose(y[:2], [1.0, 5.0])
+    assert np.all(np.isnan(y[2:]))
+    assert ax.get_ylim()[0] >= 0.05
+
+
+def test_plot_transient_many_matrices_distinct_colours_legend_outside():
+    mats = [np.array([[0.5 + 0.03 * i, 1.0 + i], [0.0, 0.3]]) for i in range(14)]
+    tg = [transient_growth(A, kmax=30) for A in mats]
+    kr = [kreiss_constant(A) for A in mats]
+    ax = plot_transient(tg, labels=[f"m{i}" for i in range(14)], kreiss=kr)
+    curves = [ln for ln in ax.get_lines() if ln.get_label().startswith("m")]
+    assert len(curves) == 14
+    assert len({tuple(np.round(matplotlib.colors.to_rgba(ln.get_color()), 6)) for ln in curves}) == 14
+    leg = ax.get_legend()
+    assert leg.get_bbox_to_anchor().x0 > ax.get_window_extent().x1 - 1  # beside the axes
+    # peaks go into the legend labels (notes beside 14 peaks would pile up)
+    assert not ax.texts
+    assert all("peak" in ln.get_label() and f"k={t.peak_k}" in ln.get_label() for ln, t in zip(curves, tg))
+
+
+def test_plot_transient_no_kreiss_legend_when_nothing_drawn():
+    A = np.array([[1.1, 1.0], [0.0, 0.2]])  # rho > 1: K infinite, no bracket lines
+    ax = plot_transient([transient_growth(A, kmax=20)], kreiss=[kreiss_constant(A)])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "Kreiss K" not in labels and "e·n·K" not in labels
 
 
 def test_plot_transient_length_mismatch():

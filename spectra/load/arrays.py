@@ -96,7 +96,9 @@ def _as_matrix(values: np.ndarray, name: str, dtype: np.dtype, note: str) -> Rec
 def _square_problem(shape: tuple[int, ...], dtype: np.dtype) -> str | None:
     if len(shape) != 2:
         return f"{len(shape)}-D array of shape {shape}, not a matrix"
-    if shape[0] != shape[1] or shape[0] == 0:
+    if shape[0] == 0 or shape[1] == 0:
+        return f"shape {shape} is empty (no matrix)"
+    if shape[0] != shape[1]:
         return f"shape {shape} is not square"
     if dtype.kind not in "biufc":
         return f"dtype {dtype} is not numeric"

@@ -33,6 +33,19 @@ def _default_title(grid) -> str:
     return f"{name}  ({grid.n}×{grid.n})" if grid.n else str(name)
 
 
+def _wrap(text: str, width: int) -> str:
+    """Break a long matrix id over lines (after ``/ . [`` or a space) so panel titles do not collide."""
+    lines, rest = [], text
+    while len(rest) > width:
+        cut = max(rest.rfind(c, 0, width) for c in "/.[ ")
+        cut = cut if cut > width // 3 else width - 1
+        if rest[cut] in "/.":
+            cut += 1  # "/" and "." end the first line; "[" and a space start the next
+        lines.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    return "\n".join([*lines, rest])
+
+
 def plot_pseudospectra(
     grid,
     *,
@@ -246,7 +259,7 @@ def plot_pseudospectra_panel(
         plot_pseudospectra(
             g, ax=ax, levels=lev, colorbar=False, unit_circle=unit_circle, overlay=ov, cmap=cmap, norm=norm
         )
-        ax.set_title(_default_title(g), fontsize="small")
+        ax.set_title(_wrap(_default_title(g), 40), fontsize="small")
         if k % ncols:
             ax.set_ylabel("")
         if k // ncols < nrows - 1 and k + ncols < len(grids):

@@ -28,6 +28,24 @@ def _new_axes():
     return ax
 
 
+def _colors(m: int) -> list:
+    """`m` distinguishable colours: matplotlib's default cycle, tab20 or a colormap beyond."""
+    import matplotlib as mpl
+
+    if m <= 10:
+        return [f"C{i}" for i in range(m)]
+    if m <= 20:
+        return [mpl.colormaps["tab20"](i) for i in range(m)]
+    return [mpl.colormaps["turbo"](x) for x in np.linspace(0.05, 0.95, m)]
+
+
+def _visible(values: np.ndarray, tiny: float, big: float) -> np.ndarray:
+    """`values` with what a log axis cannot show (0, below `tiny`, above `big`) as NaN (a gap)."""
+    y = np.array(values, dtype=float)
+    y[~((y >= tiny) & (y <= big))] = np.nan
+    return y
+
+
 def plot_transient(
     results,
     labels: Sequence[str] | None = None,
@@ -60,7 +78,13 @@ def plot_transient(
     Returns
     -------
     matplotlib Axes
-        The axes drawn on. The peak of each curve is marked with a dot.
+        The axes drawn on. The peak of each curve is marked with a dot and
+        its value noted beside it (for more than three curves, in the legend
+        instead). Norms a log axis cannot show are left out, as a gap: zeros
+        (nilpotent matrices) and norms beyond 1e250 (the curve stops at a
+        triangle; the note says from which k the norms overflow). With more
+        than ten curves the colours come from tab20 (or a colormap), and a
+        legend of more than eight entries goes beside the axes.
 
     Raises
     ------
@@ -78,35 +102,50 @@ def plot_transient(
         raise ValueError(f"kreiss has {len(kreiss)} entries for {len(results)} results")
     if ax is None:
         ax = _new_axes()
-    # norms beyond the largest float are inf: drawn at `big` (matplotlib's log scale
-    # overflows on values near the largest float), the marker says "overflow"
-    tiny, big = 1e-250, 1e250  # with autoscale margins, still within the float range
+    # norms beyond the largest float are inf, and matplotlib's log scale overflows near
+    # it: curves stop at `big` (a triangle marks where, the note says from which k);
+    # zeros (nilpotent matrices) and values below `tiny` are not drawn either
+    tiny, big = 1e-250, 1e250
+    many = len(results) > 3  # peak notes would collide: they go into the legend instead
+    colors = _colors(len(results))
+    drawn_kreiss = False
+    lowest = math.inf
     for i, (tg, label) in enumerate(zip(results, labels)):
         k = np.arange(tg.norms.size)
-        (line,) = ax.semilogy(k, np.clip(tg.norms, tiny, big), "-", lw=1.6, label=f"{label}: ‖A^k‖")
-        color = line.get_color()
-        if spectral:
-            ax.semilogy(k, np.clip(tg.spectral_bound, tiny, big), "--", lw=1.0, color=color, alpha=0.7)
+        y = _visible(tg.norms, tiny, big)
+        if np.any(np.isfinite(y)):
+            lowest = min(lowest, float(np.nanmin(y)))
         if tg.peak <= big:
-            note, k_mark = f"{tg.peak:.3g} at k={tg.peak_k}", tg.peak_k
+            note, k_mark, marker = f"{tg.peak:.3g} at k={tg.peak_k}", tg.peak_k, "o"
         else:
-            k_mark = int(np.argmax(tg.norms > big))
+            k_mark, marker = int(np.argmax(tg.norms > big)), "^"
             inf_k = f" (inf from k={tg.peak_k})" if not math.isfinite(tg.peak) else ""
             note = f"> {big:.0e} from k={k_mark}{inf_k}"
-        ax.plot([k_mark], [min(tg.peak, big)], "o", color=color, ms=5)
-        ax.annotate(
-            note,
-            (k_mark, min(tg.peak, big)),
-            textcoords="offset points",
-            xytext=(6, 6),
-            fontsize=8,
-            color=color,
-        )
+        name = f"{label}: ‖A^k‖" + (f" (peak {note})" if many else "")
+        (line,) = ax.semilogy(k, y, "-", lw=1.6, label=name, color=colors[i])
+        color = line.get_color()
+        if spectral:
+            ax.semilogy(k, _visible(tg.spectral_bound, tiny, big), "--", lw=1.0, color=color, alpha=0.7)
+        ax.plot([k_mark], [min(tg.peak, big)], marker, color=color, ms=5)
+        if not many:
+            ax.annotate(
+                note,
+                (k_mark, min(tg.peak, big)),
+                textcoords="offset points",
+                xytext=(6, 6 + 11 * i),  # staggered: curves often peak at the same k
+                fontsize=8,
+                color=color,
+            )
         kr = kreiss[i] if kreiss is not None else None
         if kr is not None and math.isfinite(kr.value):
             lo, hi = kr.bracket
             ax.axhline(lo, ls=":", lw=1.0, color=color)
             ax.axhline(hi, ls="-.", lw=0.8, color=color, alpha=0.7)
+            drawn_kreiss = True
+    if math.isfinite(lowest):
+        # the rho^k lines may fall far below every ||A^k|| curve: do not let them squash it
+        bottom = ax.get_ylim()[0]
+        ax.set_ylim(bottom=max(bottom, lowest / 10))
     ax.set_xlabel("k")
     ax.set_ylabel("‖A^k‖₂")
     handles, _ = ax.get_legend_handles_labels()
@@ -115,10 +154,14 @@ def plot_transient(
     extra = []
     if spectral:
         extra.append(Line2D([], [], ls="--", color="gray", label="ρ(A)^k"))
-    if kreiss is not None:
+    if drawn_kreiss:
         extra.append(Line2D([], [], ls=":", color="gray", label="Kreiss K"))
         extra.append(Line2D([], [], ls="-.", color="gray", label="e·n·K"))
-    ax.legend(handles=handles + extra, fontsize=8, loc="best")
+    if len(handles) + len(extra) > 8:
+        # a long legend would cover the curves: beside the axes instead
+        ax.legend(handles=handles + extra, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(handles=handles + extra, fontsize=8, loc="best")
     ax.grid(True, which="both", alpha=0.3)
     if title:
         ax.set_title(title)
