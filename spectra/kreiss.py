@@ -824,7 +824,7 @@ def kreiss_constant(
             lower_safe = (r_best - 1) / (sig_best + svd_err)
             upper = max(lower_safe, _powers_upper(_power_form(a)[0])[0])
             return KreissResult(
-                value=lower_safe,
+                value=max(lower_safe, min(lower, upper)),  # the computed maximum, as printed
                 lower=lower_safe,
                 upper=upper,
                 z=zbest,

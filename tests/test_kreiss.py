@@ -508,6 +508,32 @@ def test_kreiss_sigma_below_rounding_says_so_and_bounds_honestly():
     assert K.lower <= (r - 1) / s  # attained (with rounding to spare)
 
 
+def test_kreiss_value_below_rounding_is_the_computed_maximum():
+    # [[l, a], [0, l]] with a = 1e4: sigma_min(zI - A) = 2|d|^2/(a + sqrt(a^2 + 4|d|^2)),
+    # d = z - l, in closed form; at the peak sigma_min ~ 5e-7, under the level sets' margin.
+    # .lower allows for the SVD's rounding; .value is the maximum itself (it used to be the
+    # lowered bound, wrong in the fifth digit printed)
+    lam, a = 0.965 * np.exp(2.992j), 1e4
+    A = np.array([[lam, a], [0, lam]])
+    K = kreiss_constant(A, certify=True)
+    assert not K.certified and "below what double precision resolves" in K.message
+
+    def f(z):
+        d2 = abs(z - lam) ** 2
+        return (abs(z) - 1) * (a + math.sqrt(a * a + 4 * d2)) / (2 * d2)
+
+    # the maximum lies on the ray through lam (f depends on |z| and |z - lam| only)
+    from scipy.optimize import minimize_scalar
+
+    u = lam / abs(lam)
+    best = minimize_scalar(
+        lambda r: -f(r * u), bounds=(1 + 1e-9, 1.2), method="bounded", options={"xatol": 1e-13}
+    )
+    K_true = -best.fun
+    assert K.value == pytest.approx(K_true, rel=1e-9)
+    assert K.lower <= K_true <= K.upper and K.lower <= K.value <= K.upper
+
+
 def test_line_weight_dominates_r_minus_1():
     from spectra._kreiss_certificate import _line_level
 
