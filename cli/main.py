@@ -92,7 +92,21 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit code (library errors become one line on stderr)."""
+    """Run the CLI; return the exit code (library errors and warnings become one line on stderr)."""
+    import warnings
+
+    def one_line(message, category, filename, lineno, file=None, line=None):
+        click.echo(f"spectra: warning: {message}", err=True)
+
+    shown = warnings.showwarning
+    warnings.showwarning = one_line  # library warnings as one line, not file:line: Category
+    try:
+        return _run(argv)
+    finally:
+        warnings.showwarning = shown
+
+
+def _run(argv: list[str] | None) -> int:
     from spectra.errors import EXIT_CODES, SpectraError
 
     try:

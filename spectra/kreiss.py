@@ -24,6 +24,7 @@ sigma_min(zI - T)`` because ``Q`` is unitary.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -267,9 +268,13 @@ def transient_growth(A, kmax: int | None = None) -> TransientGrowth:
           ``kmax`` is that ``k``;
         * never more than 2000 powers (:data:`KMAX_CAP`).
 
-        With the default rule and ``peak < 100``, ``peak`` is exactly
-        ``sup_{k>=0} ||A^k||``: for ``j >= kmax``,
+        With the default rule, ``peak < 100`` and the decay reached before
+        the cap, ``peak`` is exactly ``sup_{k>=0} ||A^k||``: for ``j >= kmax``,
         ``||A^j|| <= ||A^kmax|| ||A^(j-kmax)|| <= 0.01 max(1, peak) sup_k ||A^k||``.
+        When the cap stops the powers first (``rho`` very close to 1:
+        ``[[0.9999, 0.001], [0, 0.9999]]`` peaks at ``k = 9797``), ``peak_k ==
+        kmax`` and ``peak`` is only a lower bound on the supremum; a
+        :class:`RuntimeWarning` says so.
 
     Returns
     -------
@@ -311,6 +316,15 @@ def transient_growth(A, kmax: int | None = None) -> TransientGrowth:
                 break
         if not powers.failed:
             break
+    if kmax is None and rho < 1 and len(norms) - 1 == limit and norms[-1] > 0.01 * max(1.0, peak):
+        grow = "still growing" if peak_k == limit else "not yet decayed to 1% of the peak"
+        warnings.warn(
+            f"transient_growth: ||A^k|| {grow} at the cap of {limit} powers (rho(A) = {rho:.10g}): "
+            f"the peak {peak:.6g} (k = {peak_k}) is only a lower bound on sup_k ||A^k|| "
+            "(pass kmax to go further)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     norms_a = np.asarray(norms)
     kk = np.arange(len(norms_a))
     with np.errstate(over="ignore"):
@@ -463,6 +477,35 @@ def _local_max(T: np.ndarray, z0: complex) -> tuple[float, complex]:
     except (ValueError, np.linalg.LinAlgError, FloatingPointError):  # pragma: no cover - defensive
         pass
     return float(best[0]), complex(best[1])
+
+
+def _f_at(T: np.ndarray, z: complex) -> float:
+    """``f(z) = (|z| - 1)/sigma_min(zI - T)`` by a dense SVD (an attained value: a lower bound on K)."""
+    s = float(sla.svdvals(z * np.eye(T.shape[0]) - T, check_finite=False)[-1])
+    return (abs(z) - 1) / s if s > 0 else math.inf
+
+
+def _ray_lower_bound(T: np.ndarray, lam: np.ndarray, norm: float) -> tuple[float, complex | None]:
+    """A lower bound on K from rays out through eigenvalues `lam` (next to the unit circle).
+
+    ``(|z| - 1)/(sigma_min(zI - T) + 10 n u (||A|| + |z|))`` at ``|z| = 1 + t``, ``t`` from
+    1e-15 to 1 (31 values per ray): each value is below ``f(z)`` even allowing for the SVD's
+    rounding (``sigma_min`` there may be far below it), for when no maximiser is to be found
+    (a defective eigenvalue at ``|lambda| = 1`` to rounding).
+    """
+    n = T.shape[0]
+    best, zbest = 1.0, None
+    for mu in lam[:4]:
+        u = mu / abs(mu) if abs(mu) > 0 else 1.0
+        for t in np.logspace(-15, 0, 31):
+            z = complex(u * (1 + t))
+            if abs(z) <= 1:
+                continue
+            sig = float(sla.svdvals(z * np.eye(n) - T, check_finite=False)[-1])
+            f = (abs(z) - 1) / (sig + 10 * n * _EPS * (norm + abs(z)))
+            if f > best:
+                best, zbest = f, z
+    return best, zbest
 
 
 # ----------------------------------------------------------------------------- Kreiss constant
@@ -632,6 +675,15 @@ def kreiss_constant(
        ``|z| -> inf``). With the certificate, also ``K = 1`` when the
        numerical radius ``w(A) <= 1``, since ``sigma_min(zI - A) >=
        dist(z, W(A)) >= |z| - w(A)`` (Trefethen & Embree 2005, Thm 17.1).
+       ``rho(A) = 1`` to rounding (within ``64 n u max(1, ||A||)``), not a
+       contraction: with a defective eigenvalue there, ``value = inf`` (K is
+       infinite, or astronomically large if rounding put ``rho`` just below
+       1), ``lower`` a finite bound attained on a ray (allowing for the SVD's
+       rounding); else ``value`` is ``K(sA)`` for ``s = 1 - 4`` tol, a lower
+       bound on ``K(A)`` (substitute ``z = w/s``) that may be low by about
+       ``sqrt(1 - s) K`` (the supremum is approached at the unimodular
+       eigenvalue), and ``upper = inf``: nothing above K is proved. Both
+       ``certified=False``.
     2. Search: ``f`` at the centres of a polar grid over
        ``1 <= |z| <= R`` (radial step ``h = 1 - rho`` clipped to
        ``[2e-3, 0.1]`` for eight rings next to the circle, then rings growing
@@ -704,23 +756,46 @@ def kreiss_constant(
         from spectra.normality import is_defective
 
         lam = sla.eigvals(a, check_finite=False)
-        if is_defective(a, lam[np.abs(np.abs(lam) - 1) < on_circle]):
-            return exact(
-                math.inf,
-                f"rho(A) = {rho:.17g} is 1 to rounding and an eigenvalue on the unit circle is "
-                "defective (a Jordan block): ||A^k|| grows without bound, K(A) is infinite",
+        near = lam[np.abs(np.abs(lam) - 1) < on_circle]
+        if is_defective(a, near):
+            f_lo, z_lo = _ray_lower_bound(T, near, normT)
+            return KreissResult(
+                value=math.inf,
+                lower=f_lo,
+                upper=math.inf,
+                z=z_lo,
+                certified=False,
+                n=n,
+                spectral_radius=rho,
+                norm=normT,
+                message=(
+                    f"rho(A) = {rho:.17g} is 1 to rounding (within {on_circle:.1e}) and an eigenvalue "
+                    "there is defective (a Jordan block): ||A^k|| grows without bound, or, if rounding "
+                    "put rho just below 1, transiently to astronomical size; K(A) is infinite to "
+                    f"rounding (K >= {f_lo:.6g}, attained at z allowing for the SVD's rounding)"
+                ),
             )
         s = (1 - 4 * on_circle) / rho  # clear of the window, so no recursion
         inner = kreiss_constant(a * s, rtol=rtol, certify=certify, max_evals=max_evals)
+        # K(sA) <= K(A) for s < 1 (substitute z = w/s), so K(sA)'s lower bound holds for A; f of
+        # A itself at the same point is another. K(sA) -> K(A) as s -> 1-, but the gap can be of
+        # order sqrt(1 - s) K (sup approached at the unimodular eigenvalue): no upper bound is
+        # proved for A
+        f_a = _f_at(T, inner.z) if inner.z is not None else -math.inf
+        lower = max(inner.lower, f_a)
         return replace(
             inner,
+            value=max(inner.value, lower),
+            lower=lower,
+            upper=math.inf,
             certified=False,
             spectral_radius=rho,
             norm=normT,
             message=(
-                f"rho(A) = {rho:.17g} is 1 to rounding: K computed for s*A with s = 1 - {1 - s:.1e} "
-                "(finite when the unimodular eigenvalues are semisimple; a defective one shows "
-                f"as a very large K); for s*A: {inner.message}"
+                f"rho(A) = {rho:.17g} is 1 to rounding: K estimated by K(sA) with s = 1 - {1 - s:.1e} "
+                "(finite when the unimodular eigenvalues are semisimple; K(sA) <= K(A), and the gap "
+                "may be of order sqrt(1 - s) K, so the estimate may be low from the 7th digit and no "
+                f"upper bound is proved for A); for s*A: {inner.message}"
             ),
         )
     if rho >= 1:

@@ -110,11 +110,21 @@ def _sampled_max(a: np.ndarray, real: bool, m: int = 48) -> tuple[np.ndarray, np
     return th, h, lo
 
 
-def _prepared(A) -> tuple[np.ndarray, bool, float]:
-    """`A` as complex128, whether it was real (conjugate symmetry: angles in ``[0, pi]``), ``||A||_F``."""
+def _prepared(A) -> tuple[np.ndarray, bool, float, float]:
+    """`A` as complex128 scaled by a power of two, whether it was real, ``||.||_F``, the scale.
+
+    Real `A` has conjugate symmetry (angles in ``[0, pi]``). The scale (exact, a power
+    of two: ``w(A) = scale w(a)``) keeps ``||a||_F`` from underflowing or overflowing for
+    entries near the ends of the float range.
+    """
     a0 = as_square_matrix(A)
     a = a0.astype(np.complex128)
-    return a, not np.iscomplexobj(a0), float(np.linalg.norm(a))
+    big = float(np.max(np.abs(a))) if a.size else 0.0
+    scale = 1.0
+    if big > 0 and not (1e-150 < big < 1e150):
+        scale = math.ldexp(1.0, math.frexp(big)[1])
+        a = a / scale
+    return a, not np.iscomplexobj(a0), float(np.linalg.norm(a)), scale
 
 
 def _margin(a: np.ndarray, normF: float) -> float:
@@ -157,7 +167,7 @@ def numerical_radius_bounds(A, rtol: float = 1e-12) -> tuple[float, float]:
     """
     if not (rtol > 0):
         raise InvalidArgumentError(f"rtol must be positive, got {rtol!r}")
-    a, real, normF = _prepared(A)
+    a, real, normF, scale = _prepared(A)
     if normF == 0:
         return 0.0, 0.0
     margin = _margin(a, normF)
@@ -187,7 +197,7 @@ def numerical_radius_bounds(A, rtol: float = 1e-12) -> tuple[float, float]:
         )
     bound = np.maximum(hl, hr) / np.cos(0.5 * (right - left))
     hi = max(hi_done, float(np.max(bound)) if bound.size else -math.inf, lo)
-    return max(lo, 0.0), hi + margin
+    return float(max(lo, 0.0) * scale), float((hi + margin) * scale)
 
 
 def _coarse_bounds(A, m: int = 8) -> tuple[float, float]:
@@ -200,7 +210,7 @@ def _coarse_bounds(A, m: int = 8) -> tuple[float, float]:
     ``m = 8``) above ``w(A)``. For bounds that need not be tight (the far field
     of the Kreiss certificate), at about a fifth of the cost of a 1e-3 bracket.
     """
-    a, real, normF = _prepared(A)
+    a, real, normF, scale = _prepared(A)
     if normF == 0:
         return 0.0, 0.0
     k = m if real else 2 * m
@@ -208,7 +218,7 @@ def _coarse_bounds(A, m: int = 8) -> tuple[float, float]:
     h = _support(a, th)
     bound = np.maximum(h[:-1], h[1:]) / np.cos(0.5 * (th[1] - th[0]))
     lo = float(np.max(h))
-    return max(lo, 0.0), max(float(np.max(bound)), lo) + _margin(a, normF)
+    return float(max(lo, 0.0) * scale), float((max(float(np.max(bound)), lo) + _margin(a, normF)) * scale)
 
 
 def numerical_radius(A) -> float:
@@ -242,8 +252,7 @@ def numerical_radius(A) -> float:
     >>> round(numerical_radius([[0.5, 1.0], [0.0, 0.5]]), 12)
     1.0
     """
-    a0 = as_square_matrix(A)
-    a = a0.astype(np.complex128)
+    a, real, _, scale = _prepared(A)
     if not np.any(a):
         return 0.0
-    return max(_sampled_max(a, real=not np.iscomplexobj(a0))[2], 0.0)
+    return max(_sampled_max(a, real=real)[2], 0.0) * scale

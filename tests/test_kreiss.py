@@ -730,3 +730,55 @@ def test_spectral_radius_one_to_rounding_is_treated_consistently():
     for s in (1 + 2e-16, 1.0, 1 - 2e-16):
         J = kreiss_constant(np.array([[1.0, 0.1], [0.0, 1.0]]) * s)
         assert math.isinf(J.value) and "defective" in J.message
+
+
+def test_rho_one_semisimple_gives_no_false_upper_bound():
+    # A = [[1, 1], [0, 0.5]]: K(A) = sqrt(5), approached as z -> 1+: d (1 + d - A)^-1 tends to
+    # the spectral projector of the eigenvalue 1, [[1, 2], [0, 0]], of norm sqrt(5).
+    # K(sA) <= K(A) with a gap of order sqrt(1 - s): the upper bound of K(sA) is no bound on
+    # K(A) (it was returned as one, 1.3e-7 below sqrt(5))
+    A = np.array([[1.0, 1.0], [0.0, 0.5]])
+    K = kreiss_constant(A, certify=True)
+    assert not K.certified and "to rounding" in K.message
+    assert K.upper == math.inf
+    assert K.lower <= math.sqrt(5) and K.value <= math.sqrt(5)
+    assert K.value == pytest.approx(math.sqrt(5), rel=1e-6)
+    # the lower bound is attained by A itself (or by sA, whose K is below K(A))
+    s = np.linalg.svd(K.z * np.eye(2) - A, compute_uv=False)[-1]
+    assert (abs(K.z) - 1) / s <= K.lower * (1 + 1e-12)
+
+
+def test_rho_one_defective_to_rounding_is_not_certified_and_lower_bound_holds():
+    # a Jordan block with |lambda| = 1 - 1e-9 and a = 1e6: rho is 1 within the rounding
+    # window (64 n u ||A||), the eigenvalue defective. K is finite (~2.5e14) but beyond what
+    # rounding can tell from infinite: value inf, not certified, and a finite lower bound
+    # that holds (it used to be inf, "certified")
+    lam, a = 1 - 1e-9, 1e6
+    A = np.array([[lam, a], [0.0, lam]])
+    K = kreiss_constant(A, certify=True)
+    assert math.isinf(K.value) and not K.certified and "defective" in K.message
+    assert math.isfinite(K.lower) and K.upper == math.inf
+
+    def f(r):  # sigma_min in closed form on the ray through lam (where the maximum lies)
+        d2 = (r - lam) ** 2
+        return (r - 1) * (a + math.sqrt(a * a + 4 * d2)) / (2 * d2)
+
+    from scipy.optimize import minimize_scalar
+
+    best = minimize_scalar(
+        lambda lr: -f(1 + 10**lr), bounds=(-12, 0), method="bounded", options={"xatol": 1e-12}
+    )
+    assert 1e13 < -best.fun and K.lower <= -best.fun
+
+
+def test_transient_warns_when_the_cap_stops_the_powers():
+    # rho = 0.9999 with a coupling: ||A^k|| peaks at k = 9797 (closed form), past the cap of
+    # 2000 powers; the peak returned is then only a lower bound on sup_k ||A^k||
+    A = np.array([[0.9999, 0.001], [0.0, 0.9999]])
+    with pytest.warns(RuntimeWarning, match="cap of 2000 powers"):
+        tg = transient_growth(A)
+    assert tg.kmax == 2000 and tg.peak_k == 2000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        transient_growth(0.5 * A)  # decays early: no warning
+        transient_growth(A, kmax=50)  # the caller chose the horizon

@@ -116,3 +116,12 @@ def test_errors():
     with pytest.raises(ValueError, match="rtol"):
         numerical_radius_bounds(np.eye(2), rtol=0)
     assert numerical_radius(np.zeros((3, 3))) == 0.0
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-170, 1e170, 1e300])
+def test_numerical_radius_at_the_ends_of_the_float_range(scale):
+    # ||A||_F underflowed to 0 (entries ~1e-300) and hit the zero shortcut: (0, 0) for w = 1e-300
+    J = np.array([[0.5, 1.0], [0.0, 0.5]])  # w = 0.5 + 1/2 = 1
+    lo, hi = numerical_radius_bounds(J * scale)
+    assert lo == pytest.approx(scale, rel=1e-12) and lo <= hi <= scale * (1 + 1e-9)
+    assert numerical_radius(J * scale) == pytest.approx(scale, rel=1e-12)
