@@ -776,7 +776,8 @@ def kreiss_constant(
                 ),
             )
         s = (1 - 4 * on_circle) / rho  # clear of the window, so no recursion
-        inner = kreiss_constant(a * s, rtol=rtol, certify=certify, max_evals=max_evals)
+        # no certificate: nothing it proves about sA bounds K(A) from above
+        inner = kreiss_constant(a * s, rtol=rtol, certify=False)
         # K(sA) <= K(A) for s < 1 (substitute z = w/s), so K(sA)'s lower bound holds for A; f of
         # A itself at the same point is another. K(sA) -> K(A) as s -> 1-, but the gap can be of
         # order sqrt(1 - s) K (sup approached at the unimodular eigenvalue): no upper bound is
@@ -794,8 +795,8 @@ def kreiss_constant(
             message=(
                 f"rho(A) = {rho:.17g} is 1 to rounding: K estimated by K(sA) with s = 1 - {1 - s:.1e} "
                 "(finite when the unimodular eigenvalues are semisimple; K(sA) <= K(A), and the gap "
-                "may be of order sqrt(1 - s) K, so the estimate may be low from the 7th digit and no "
-                f"upper bound is proved for A); for s*A: {inner.message}"
+                f"may be of order sqrt(1 - s) K: the estimate may be low by about {math.sqrt(1 - s):.0e} "
+                "relative, and no upper bound is proved for A); K(sA) from a grid search and BFGS ascent"
             ),
         )
     if rho >= 1:
