@@ -715,6 +715,10 @@ def certify(
         if not cell_parts:
             return True
         r0, r1, t0, t1 = (np.concatenate([p[k] for p in cell_parts]) for k in range(4))
+        if spent + FULL_SVD_COST * r0.size > max_evals:
+            # the arcs of thin rings can ask for more cells than the whole budget: no pass at all
+            left_upper = math.inf
+            return False
         while r0.size:
             ok, f, zc, ub, nfull = _cell_pass(T, normT, w_up, gamma, r0, r1, t0, t1)
             stats.cells += r0.size
@@ -726,7 +730,7 @@ def certify(
             bad = ~ok
             if not np.any(bad):
                 return True
-            if spent + 2 * int(np.count_nonzero(bad)) > max_evals:
+            if spent + 2 * FULL_SVD_COST * int(np.count_nonzero(bad)) > max_evals:  # the next pass
                 left_upper = max(left_upper, float(np.max(ub[bad])))
                 return False
             r0, r1, t0, t1 = r0[bad], r1[bad], t0[bad], t1[bad]

@@ -943,6 +943,8 @@ def kreiss_constant(
     if rtol_floor <= 1000 * rtol or n <= 16:
         cert = run(rtol, max_evals)
     if rtol_floor > 10 * rtol and (cert is None or not cert.certified):
+        if cert is not None:
+            evals += cert.stats.svds + cert.stats.cells  # the first try's work counts too
         rtol_cert = rtol_floor
         cert = run(rtol_cert, max_evals)
     st = cert.stats
