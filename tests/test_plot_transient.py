@@ -196,3 +196,12 @@ def test_cli_transient_panels_writes_png(tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_transient_growing_curve_is_not_called_a_peak():
+    A = np.array([[1.2, 1.0], [0.0, 0.5]])  # rho > 1: the last norm computed is no peak
+    ax = plot_transient(transient_growth(A, kmax=30))
+    notes = [t.get_text() for t in ax.texts]
+    assert any("at k=30 (still growing)" in t for t in notes)
+    ax = plot_transient(transient_growth(J, kmax=30))
+    assert not any("still growing" in t.get_text() for t in ax.texts)

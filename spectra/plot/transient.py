@@ -117,6 +117,8 @@ def plot_transient(
             lowest = min(lowest, float(np.nanmin(y)))
         if tg.peak <= big:
             note, k_mark, marker = f"{tg.peak:.3g} at k={tg.peak_k}", tg.peak_k, "o"
+            if tg.peak_k == tg.kmax and tg.kmax > 0 and tg.norms[-1] > tg.norms[-2]:
+                note += " (still growing)"  # where the powers were stopped, not a peak
         else:
             k_mark, marker = int(np.argmax(tg.norms > big)), "^"
             inf_k = f" (inf from k={tg.peak_k})" if not math.isfinite(tg.peak) else ""
