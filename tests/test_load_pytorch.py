@@ -539,3 +539,47 @@ def test_other_parametrizations_are_not_misreported(tmp_path):
     reasons = {s.name: s.reason for s in ckpt.skipped}
     assert reasons["parametrizations.weight_hh_l1.original"].startswith("parametrized weight other than")
     assert reasons["parametrizations.weight_hh_l1.0.base"].startswith("not a recurrent weight")
+
+
+def test_meta_device_tensors_are_a_clear_error(tmp_path):
+    with torch.device("meta"):
+        m = torch.nn.LSTM(5, 7)
+    path = tmp_path / "meta.pt"
+    torch.save(m.state_dict(), path)
+    for trust in (False, True):
+        with pytest.raises(spectra.errors.UnsupportedFormatError, match="'meta' device"):
+            load(path, trust=trust)
+
+
+def test_whole_model_whose_class_cannot_be_imported(tmp_path, monkeypatch):
+    # torch.save(model) with the class defined in the training script (__main__.Net there):
+    # unpickling cannot import it here. With trust the weights are still read (the class is
+    # replaced by a plain module holding the pickled state); it was "corrupt/unreadable"
+    mod = tmp_path / "spectra_test_gone_module.py"
+    mod.write_text(
+        "import torch\n"
+        "class Net(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.rnn = torch.nn.GRU(3, 5)\n"
+        "        self.head = torch.nn.Linear(5, 2)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    gone = importlib.import_module("spectra_test_gone_module")
+    torch.manual_seed(0)
+    model = gone.Net()
+    path = tmp_path / "whole.pt"
+    torch.save(model, path)
+    w_hh = model.rnn.weight_hh_l0.detach().numpy().astype(np.float64)
+    del sys.modules["spectra_test_gone_module"]
+    mod.unlink()
+    with pytest.raises(spectra.errors.UnsafeFileError):
+        load(path)
+    with pytest.warns(RuntimeWarning, match="spectra_test_gone_module.Net"):
+        ckpt = load(path, trust=True)
+    got = {m.gate: m.matrix for m in ckpt.matrices}
+    np.testing.assert_array_equal(got["reset"], w_hh[0:5])
+    np.testing.assert_array_equal(got["update"], w_hh[5:10])
+    np.testing.assert_array_equal(got["new"], w_hh[10:15])

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from spectra.checkpoint import Checkpoint, Skipped
-from spectra.errors import CorruptFileError, NoRecurrentWeightsError, UnsafeFileError
+from spectra.errors import CorruptFileError, NoRecurrentWeightsError, UnsafeFileError, UnsupportedFormatError
 from spectra.load.torch_names import classify_state_dict, find_tensor_mappings
 from spectra.load.torchpickle import NeedsTorch, restricted_loads, unpickle_torch_zip
 
@@ -197,6 +197,11 @@ def _from_torch(obj: object, dtypes: dict[int, str], depth: int = 0) -> object:
         if isinstance(obj, torch.nn.Module):
             obj = obj.state_dict()
         elif isinstance(obj, torch.Tensor):
+            if obj.is_meta:
+                raise UnsupportedFormatError(
+                    "a tensor is on the 'meta' device: it has a shape but no values (the model was "
+                    "built under torch.device('meta') and saved before its weights were loaded)"
+                )
             t = obj.detach().cpu()
             if t.is_quantized:
                 t = t.dequantize()
@@ -232,13 +237,65 @@ def _unsupported_global(msg: str) -> str | None:
     return None
 
 
+def _stand_in_pickle(torch, missing: list[str]):
+    """A ``pickle_module`` for ``torch.load`` that replaces classes it cannot import by stand-ins.
+
+    ``torch.save(model)`` pickles the model's class by reference (``__main__.Net`` when it
+    was defined in the training script); the stand-in is an ``nn.Module`` that takes the
+    pickled state (``_parameters``, ``_modules``...), so its ``state_dict()`` holds the
+    weights. Only used on trusted files (``torch.load(weights_only=False)`` already runs
+    code from them).
+    """
+    import types
+
+    def stand_in(module: str, name: str):
+        def setstate(self, state):
+            if isinstance(state, dict) and "_parameters" in state:
+                torch.nn.Module.__setstate__(self, state)
+            else:
+                torch.nn.Module.__init__(self)
+                self.__dict__["_stand_in_state"] = state
+
+        def init(self, *args, **kwargs):
+            torch.nn.Module.__init__(self)
+
+        return type(
+            name, (torch.nn.Module,), {"__init__": init, "__setstate__": setstate, "__module__": module}
+        )
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, module, name):
+            try:
+                return super().find_class(module, name)
+            except (AttributeError, ImportError):
+                missing.append(f"{module}.{name}")
+                return stand_in(module, name)
+
+    def load(file, **kwargs):
+        return Unpickler(file, **kwargs).load()
+
+    return types.SimpleNamespace(Unpickler=Unpickler, load=load, __name__="pickle")
+
+
 def _torch_load(path: str, *, weights_only: bool) -> tuple[object, dict[int, str]]:
     """``torch.load`` with errors mapped to the spectra family."""
     torch = _import_torch()
+    missing: list[str] = []
     try:
         with warnings.catch_warnings():  # our own message says what torch's warning would
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
-            obj = torch.load(path, map_location="cpu", weights_only=weights_only)
+            try:
+                obj = torch.load(path, map_location="cpu", weights_only=weights_only)
+            except (AttributeError, ImportError):
+                if weights_only:
+                    raise
+                # a pickled class that cannot be imported here (defined in the training script)
+                obj = torch.load(
+                    path,
+                    map_location="cpu",
+                    weights_only=False,
+                    pickle_module=_stand_in_pickle(torch, missing),
+                )
     except pickle.UnpicklingError as exc:
         msg = str(exc)
         name = _unsupported_global(msg)
@@ -265,7 +322,18 @@ def _torch_load(path: str, *, weights_only: bool) -> tuple[object, dict[int, str
             f"{path}: corrupt/unreadable PyTorch file ({type(exc).__name__}: {first})"
         ) from None
     dtypes: dict[int, str] = {}
-    return _from_torch(obj, dtypes), dtypes
+    try:
+        out = _from_torch(obj, dtypes)
+    except UnsupportedFormatError as exc:
+        raise UnsupportedFormatError(f"{path}: {exc}") from None
+    if missing:
+        warnings.warn(
+            f"{path}: classes not importable here were read as plain modules (their weights kept): "
+            + ", ".join(sorted(set(missing))),
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return out, dtypes
 
 
 # --------------------------------------------------------------------------- readers
