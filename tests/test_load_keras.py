@@ -594,3 +594,40 @@ def test_keras_archive_without_name_attributes_maps_names_from_config(kfiles, tm
     assert [m.direction for m in got] == [m.direction for m in want]
     for a, b in zip(want, got):
         np.testing.assert_array_equal(a.matrix, b.matrix)
+
+
+def test_user_named_cells_give_the_same_ids_in_every_format(tmp_path):
+    # RNN([LSTMCell(name="a"), ...]): .keras/.weights.h5 used Keras's group names (lstm_cell,
+    # lstm_cell_1) where legacy .h5 used "a", "b"; legacy .h5 kept a user-named cell of
+    # RNN(cell) in the id, missed Keras 3's numbered "stacked_rnn_cells_1", and took a layer
+    # named "..._cells" for the stacked-cells wrapper
+    import keras
+    from keras import layers
+
+    L = layers
+    models = {
+        "named": [L.RNN([L.LSTMCell(3, name="a"), L.LSTMCell(3, name="b")], name="rnn_stacked")],
+        "auto": [L.RNN([L.LSTMCell(3), L.GRUCell(3)], name="rnn_auto")],
+        "cell": [L.RNN(L.GRUCell(4, name="gc"), name="rnn_gc")],
+        "bicell": [L.Bidirectional(L.RNN(L.GRUCell(4, name="gc")), name="bi_rnn")],
+        "cells": [L.RNN([L.LSTMCell(3, name="a"), L.LSTMCell(3, name="b")], name="lstm_cells")],
+    }
+    expected = {
+        "named": ["rnn_stacked/a", "rnn_stacked/b"],
+        "auto": ["rnn_auto/lstm_cell", "rnn_auto/gru_cell"],
+        "cell": ["rnn_gc"],
+        "bicell": ["bi_rnn/forward_rnn", "bi_rnn/backward_rnn"],
+        "cells": ["lstm_cells/a", "lstm_cells/b"],
+    }
+    for key, body in models.items():
+        m = keras.Sequential([keras.Input((4, 3)), *body], name=f"seq_{key}")
+        paths = [tmp_path / f"{key}.keras", tmp_path / f"{key}.weights.h5", tmp_path / f"{key}.h5"]
+        m.save(paths[0])
+        m.save_weights(paths[1])
+        m.save(paths[2])
+        for p in paths:
+            ckpt = load(p)
+            prefixes = list(dict.fromkeys(i.split("/recurrent_kernel")[0] for i in ckpt.ids))
+            assert prefixes == expected[key], (p.name, ckpt.ids)
+            layer = expected[key][0].split("/")[0]
+            assert {mat.layer for mat in ckpt} == {layer}, p.name

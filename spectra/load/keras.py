@@ -381,11 +381,16 @@ def _cell_kernels(
         for cname in sorted(_subgroups(cells), key=lambda n: (_creation_key(cells[n]), n)):
             sub = cells[cname]
             if isinstance(sub, h5py.Group):
+                # the group is named after the cell class (lstm_cell, lstm_cell_1); the name the
+                # user gave (the one legacy .h5 files use) is the vars group's name attribute
+                uname = _vars_name(sub) or cname
+                if _AUTO_CELL.fullmatch(uname):
+                    uname = cname  # Keras's own name, numbered process-wide: the group's is stable
                 out += _cell_kernels(
                     sub,
-                    id_prefix=f"{id_prefix}/{cname}",
+                    id_prefix=f"{id_prefix}/{uname}",
                     layer=layer,
-                    user=f"{user}/{cname}",
+                    user=f"{user}/{uname}",
                     cls="StackedRNNCells",
                     cell=_cell_from_keras_name(_vars_name(sub) or cname),
                     reset_after=None,
@@ -540,6 +545,35 @@ def _read_v3_weights(f: h5py.File, path: str, fmt: str, config: dict | None, met
 # --------------------------------------------------------------------------- legacy layout
 
 
+#: Keras's own name for the cell of ``RNN([cell, cell, ...])`` in legacy weight names
+_STACKED = re.compile(r"stacked_rnn_cells(_\d+)?")
+#: a cell name Keras made up (numbered by a process-wide counter, so it varies between runs)
+_AUTO_CELL = re.compile(r"(lstm|gru|simple_rnn)_cell(_\d+)?")
+
+
+def _legacy_cell_names(inner: object) -> set[str]:
+    """Names the config gives the cells of ``RNN(cell)`` layers (also inside a Bidirectional).
+
+    Legacy weight names carry the cell's name (``rnn/gc/recurrent_kernel`` for
+    ``RNN(GRUCell(name="gc"), name="rnn")``); ids leave it out, as Keras 3 files do.
+    """
+    out: set[str] = set()
+    if not isinstance(inner, dict):
+        return out
+    subs = [inner] + [
+        inner.get(k, {}).get("config", {})
+        for k in ("layer", "backward_layer")
+        if isinstance(inner.get(k), dict)
+    ]
+    for sub in subs:
+        cell = sub.get("cell") if isinstance(sub, dict) else None
+        if isinstance(cell, dict):
+            name = _layer_name(cell)
+            if name:
+                out.add(name)
+    return out
+
+
 def _strip_index(name: str) -> str:
     return re.sub(r":\d+$", "", name)
 
@@ -602,6 +636,8 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
         cls = str(cfg.get("class_name")) if cfg else "a"
         inner = cfg.get("config", {}) if cfg else {}
         weight_names = _attr_texts(g, "weight_names")
+        cell_names = _legacy_cell_names(inner)
+        seen_cells: dict[tuple, list[int]] = {}
         found: list[tuple[str, list[str], str | None, str | None, bool]] = []
         for wn in weight_names:
             ds = g.get(wn)
@@ -623,11 +659,11 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
                 continue
             head = parts[:-1]
             hint = None
-            stacked = any(p.endswith("_cells") for p in head)
-            if stacked:  # StackedRNNCells: keep each cell's name
+            stacked = any(_STACKED.fullmatch(p) for p in head)
+            if stacked:  # StackedRNNCells (Keras names it stacked_rnn_cells[_N]): keep each cell's name
                 hint = head[-1]
-                head = [p for p in head if not p.endswith("_cells")]
-            elif head and (head[-1].endswith("_cell") or head[-1] == "cell"):
+                head = [p for p in head if not _STACKED.fullmatch(p)]
+            elif head and (head[-1].endswith("_cell") or head[-1] == "cell" or head[-1] in cell_names):
                 hint = head[-1]
                 head = head[:-1]
             # Keras 3 prefixes variable paths with the model's name ("sequential/lstm_1/...");
@@ -638,6 +674,12 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
             for other in weight_names:
                 if _strip_index(other) == bias_wn and isinstance(g.get(other), h5py.Dataset):
                     bias = g[other].name.lstrip("/")
+            if stacked and head and _AUTO_CELL.fullmatch(head[-1]):
+                # as Keras 3 archives name them: per class, numbered within the stack
+                kind = _AUTO_CELL.fullmatch(head[-1]).group(1) + "_cell"
+                k = seen_cells.setdefault((tuple(head[:-1]), kind), [0])
+                head = [*head[:-1], kind if k[0] == 0 else f"{kind}_{k[0]}"]
+                k[0] += 1
             found.append((source, head, hint, bias, stacked))
         directions, wrapped = _legacy_directions(cls, inner, [row[1] for row in found])
         for (source, head, hint, bias, stacked), direction in zip(found, directions):
