@@ -631,3 +631,21 @@ def test_user_named_cells_give_the_same_ids_in_every_format(tmp_path):
             assert prefixes == expected[key], (p.name, ckpt.ids)
             layer = expected[key][0].split("/")[0]
             assert {mat.layer for mat in ckpt} == {layer}, p.name
+
+
+def test_bfloat16_kernels_read_exactly(tmp_path):
+    # Keras stores bfloat16 as an opaque 2-byte HDF5 type; it was "no recurrent layer"
+    import keras
+    from keras import layers
+
+    m = keras.Sequential(
+        [keras.Input((4, 3)), layers.GRU(5, dtype="bfloat16", recurrent_initializer="glorot_uniform")]
+    )
+    W = np.asarray(m.layers[0].get_weights()[1], dtype=np.float64)  # (units, 3 units)
+    for p in (tmp_path / "bf.keras", tmp_path / "bf.weights.h5", tmp_path / "bf.h5"):
+        m.save_weights(p) if p.name.endswith(".weights.h5") else m.save(p)
+        ckpt = load(p)
+        assert [mat.gate for mat in ckpt] == ["update", "reset", "new"], p.name
+        for mat in ckpt:
+            assert mat.dtype == "bfloat16"
+            np.testing.assert_array_equal(mat.matrix, W[:, mat.block[0] : mat.block[1]].T)

@@ -178,7 +178,14 @@ def _kernel_matrices(
     shape = tuple(ds.shape) if ds.shape is not None else ()
     if len(shape) != 2 or shape[0] == 0 or shape[1] % shape[0] != 0:
         return [], f"recurrent kernel of shape {shape} is not (units, gates*units)"
-    if not is_numeric(ds):
+    # Keras writes bfloat16 weights as an opaque 2-byte type (its .keras files add the attribute
+    # dtype="bfloat16"; float16 is a native HDF5 float): read them as bfloat16
+    bf16 = (
+        ds.dtype.kind == "V"
+        and ds.dtype.itemsize == 2
+        and _text(ds.attrs.get("dtype", "bfloat16")) == "bfloat16"
+    )
+    if not is_numeric(ds) and not bf16:
         return [], f"recurrent kernel of dtype {ds.dtype} is not numeric"
     reason = refuse_reason(ds)
     if reason is not None:
@@ -200,7 +207,11 @@ def _kernel_matrices(
     if cell == "gru":
         notes.append(_gru_note(reset_after))
     values = read_dataset(ds, path)
-    W = values.astype(np.float64)
+    if bf16:  # the top 16 bits of a float32
+        raw = np.frombuffer(np.ascontiguousarray(values).tobytes(), dtype="<u2").reshape(shape)
+        W = (raw.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    else:
+        W = values.astype(np.float64)
     gate_names: tuple[tuple[str | None, str | None], ...]
     if cell == "lstm":
         gate_names = GATE_NAMES["keras-lstm"]
@@ -226,7 +237,7 @@ def _kernel_matrices(
                 source=k.source,
                 block=(a, b),
                 transposed=True,
-                dtype=str(ds.dtype),
+                dtype="bfloat16" if bf16 else str(ds.dtype),
                 finite=bool(np.all(np.isfinite(A))),
                 notes=(f"A = recurrent_kernel[:, {a}:{b}].T (Keras row-vector convention h @ W)", *notes),
             )
