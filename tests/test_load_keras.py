@@ -649,3 +649,24 @@ def test_bfloat16_kernels_read_exactly(tmp_path):
         for mat in ckpt:
             assert mat.dtype == "bfloat16"
             np.testing.assert_array_equal(mat.matrix, W[:, mat.block[0] : mat.block[1]].T)
+
+
+def test_convlstm_is_skipped_with_its_reason(tmp_path):
+    import keras
+    from keras import layers
+
+    from spectra.errors import NoRecurrentWeightsError as NoRec
+
+    only = keras.Sequential([keras.Input((4, 6, 6, 2)), layers.ConvLSTM2D(3, 3, name="cl")])
+    only.save(tmp_path / "conv.keras")
+    with pytest.raises(NoRec, match="ConvLSTM2D layer 'cl' .*not a recurrent matrix"):
+        load(tmp_path / "conv.keras")
+    inp = keras.Input((4, 6, 6, 2))
+    h = layers.ConvLSTM2D(3, 3, name="cl", return_sequences=True)(inp)
+    h = layers.Reshape((4, 48))(h)
+    both = keras.Model(inp, layers.LSTM(2, name="rnn")(h))
+    both.save(tmp_path / "both.keras")
+    ckpt = load(tmp_path / "both.keras")
+    assert [m.id.split("[")[0] for m in ckpt][:1] == ["rnn/recurrent_kernel"]
+    conv = [sk for sk in ckpt.skipped if "conv_lstm" in sk.name and sk.name.endswith("vars/1")]
+    assert conv and "convolution" in conv[0].reason and "acts on x_t" not in conv[0].reason

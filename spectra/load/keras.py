@@ -283,9 +283,16 @@ def _finish(
             reason = f"{reason}; {big}"
         ckpt.skipped.append(Skipped(name, shape, reason))
     if not ckpt.matrices:
+        # the reasons that concern recurrent kernels say why none was read (a ConvLSTM, an odd shape)
+        why = list(dict.fromkeys(sk.reason for sk in ckpt.skipped if "recurrent kernel" in sk.reason))
+        said = (
+            f"; {why[0]}" + (f" (and {len(why) - 1} more reasons: spectra ls)" if len(why) > 1 else "")
+            if why
+            else ""
+        )
         raise NoRecurrentWeightsError(
             f"{path}: {describe}, but no recurrent layer (LSTM, GRU, SimpleRNN) with a readable "
-            f"recurrent kernel ({len(ckpt.skipped)} other datasets)"
+            f"recurrent kernel ({len(ckpt.skipped)} other datasets{said})"
         )
     return ckpt
 
@@ -414,11 +421,22 @@ def _cell_kernels(
         return []
     base = cell_vars.name.lstrip("/")
     names = sorted((n for n in cell_vars if n.isdigit()), key=int)
+    conv = "Conv" in cls
     for n in names:
-        role = {"0": "input kernel", "2": "bias"}.get(n, "variable")
-        reasons[f"{base}/{n}"] = f"{role} of {cls} layer {user!r} (acts on x_t or is a bias; not recurrent)"
+        role = {"0": "input kernel", "1": "recurrent kernel", "2": "bias"}.get(n, "variable")
+        if conv:
+            reasons[f"{base}/{n}"] = (
+                f"{role} of {cls} layer {user!r} (a convolution over feature maps, not a recurrent "
+                "matrix; ConvLSTM layers are not analysed)"
+            )
+        elif n != "1":
+            reasons[f"{base}/{n}"] = (
+                f"{role} of {cls} layer {user!r} (acts on x_t or is a bias; not recurrent)"
+            )
     rk = cell_vars.get("1")
     if not isinstance(rk, h5py.Dataset) or rk.ndim != 2:
+        if isinstance(rk, h5py.Dataset) and not conv:
+            reasons[f"{base}/1"] = f"recurrent kernel of shape {rk.shape} is not (units, gates*units)"
         return []
     return [
         _Kernel(
