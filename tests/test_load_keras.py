@@ -670,3 +670,32 @@ def test_convlstm_is_skipped_with_its_reason(tmp_path):
     assert [m.id.split("[")[0] for m in ckpt][:1] == ["rnn/recurrent_kernel"]
     conv = [sk for sk in ckpt.skipped if "conv_lstm" in sk.name and sk.name.endswith("vars/1")]
     assert conv and "convolution" in conv[0].reason and "acts on x_t" not in conv[0].reason
+
+
+def test_legacy_h5_nested_model_directions_and_layers(tmp_path):
+    # legacy .h5 read go_backwards/Bidirectional only from the top-level layer's config: inside
+    # a nested model both came out "forward", and the backward copy counted as its own layer
+    import keras
+    from keras import layers
+
+    inner = keras.Sequential(
+        [
+            keras.Input((4, 3)),
+            layers.LSTM(3, go_backwards=True, return_sequences=True, name="gb"),
+            layers.Bidirectional(layers.SimpleRNN(2), name="bd"),
+        ],
+        name="inner",
+    )
+    inp = keras.Input((4, 3))
+    model = keras.Model(inp, layers.Dense(1)(inner(inp)))
+    rows = {}
+    for p in (tmp_path / "nest.h5", tmp_path / "nest.keras"):
+        model.save(p)
+        rows[p.suffix] = [(m.id, m.layer, m.direction, m.layer_index, m.cell) for m in load(p)]
+    assert rows[".h5"] == rows[".keras"]
+    got = {i.split("/recurrent_kernel")[0]: (layer, d, k) for i, layer, d, k, _ in rows[".h5"]}
+    # (the wrapped copies are named forward_/backward_<Keras's name for the SimpleRNN>)
+    fw = [v for i, v in got.items() if i.startswith("inner/bd/forward_")]
+    bw = [v for i, v in got.items() if i.startswith("inner/bd/backward_")]
+    assert got["inner/gb"] == ("inner/gb", "reverse", 0)
+    assert fw == [("inner/bd", "forward", 1)] and bw == [("inner/bd", "reverse", 1)]

@@ -603,6 +603,21 @@ def _legacy_cell_names(inner: object) -> set[str]:
     return out
 
 
+def _deepest_config(cfg: dict | None, head: list[str]) -> tuple[dict | None, int]:
+    """The config of the most deeply nested layer that `head` (name components) names, and its depth.
+
+    ``head[0]`` is the top-level layer of `cfg`; each further component is looked up among
+    the layers of the model config above it (nested Sequential/Functional models).
+    """
+    cur, depth = cfg, 0
+    for i, part in enumerate(head[1:], 1):
+        match = next((c for c in _config_layers(cur) if _layer_name(c) == part), None)
+        if match is None:
+            break
+        cur, depth = match, i
+    return cur, depth
+
+
 def _strip_index(name: str) -> str:
     return re.sub(r":\d+$", "", name)
 
@@ -710,12 +725,29 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
                 head = [*head[:-1], kind if k[0] == 0 else f"{kind}_{k[0]}"]
                 k[0] += 1
             found.append((source, head, hint, bias, stacked))
-        directions, wrapped = _legacy_directions(cls, inner, [row[1] for row in found])
-        for (source, head, hint, bias, stacked), direction in zip(found, directions):
-            sub_cfg = cfg
-            if cls == "Bidirectional" and isinstance(inner, dict):
-                sub_cfg = inner.get("backward_layer") if direction == "reverse" else None
-                sub_cfg = sub_cfg or inner.get("layer")
+        # a layer of a nested model has its own config (go_backwards, Bidirectional) in the
+        # nested model's: group the kernels by the deepest config their names lead to
+        groups: dict[tuple[int, int], list[int]] = {}
+        owner: dict[tuple[int, int], dict | None] = {}
+        for i, row in enumerate(found):
+            sub, depth = _deepest_config(cfg, row[1])
+            key = (id(sub), depth)
+            groups.setdefault(key, []).append(i)
+            owner[key] = sub
+        per_row: list[tuple[str, bool, str, dict]] = [("forward", False, cls, inner)] * len(found)
+        for key, rows in groups.items():
+            sub, depth = owner[key], key[1]
+            g_cls = str(sub.get("class_name")) if sub else cls
+            g_inner = sub.get("config", {}) if sub else inner
+            g_inner = g_inner if isinstance(g_inner, dict) else {}
+            dirs, g_wrapped = _legacy_directions(g_cls, g_inner, [found[i][1][depth:] for i in rows])
+            for i, d in zip(rows, dirs):
+                per_row[i] = (d, g_wrapped, g_cls, g_inner)
+        for (source, head, hint, bias, stacked), (direction, wrapped, g_cls, g_inner) in zip(found, per_row):
+            sub_cfg = cfg if g_inner is inner else {"class_name": g_cls, "config": g_inner}
+            if g_cls == "Bidirectional" and isinstance(g_inner, dict):
+                sub_cfg = g_inner.get("backward_layer") if direction == "reverse" else None
+                sub_cfg = sub_cfg or g_inner.get("layer")
             cell, reset_after = _cell_from_config(sub_cfg)
             if cell is None and hint is not None:
                 cell = _cell_from_keras_name(hint)
