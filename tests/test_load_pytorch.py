@@ -583,3 +583,18 @@ def test_whole_model_whose_class_cannot_be_imported(tmp_path, monkeypatch):
     np.testing.assert_array_equal(got["reset"], w_hh[0:5])
     np.testing.assert_array_equal(got["update"], w_hh[5:10])
     np.testing.assert_array_equal(got["new"], w_hh[10:15])
+
+
+def test_whole_pickled_model_records_rnn_nonlinearity(tmp_path):
+    # a state_dict does not record nn.RNN's nonlinearity, the pickled module does
+    model = torch.nn.Sequential()
+    model.add_module("relu", torch.nn.RNN(3, 5, nonlinearity="relu"))
+    model.add_module("tanh", torch.nn.RNN(5, 4))
+    torch.save(model, tmp_path / "whole.pt")
+    ckpt = load(tmp_path / "whole.pt", trust=True)
+    assert [(m.id, m.cell) for m in ckpt] == [
+        ("relu.weight_hh_l0", "rnn_relu"),
+        ("tanh.weight_hh_l0", "rnn_tanh"),
+    ]
+    torch.save(model.state_dict(), tmp_path / "sd.pt")
+    assert {m.cell for m in load(tmp_path / "sd.pt")} == {"rnn"}  # unknown from a state_dict

@@ -277,8 +277,13 @@ def _stand_in_pickle(torch, missing: list[str]):
     return types.SimpleNamespace(Unpickler=Unpickler, load=load, __name__="pickle")
 
 
-def _torch_load(path: str, *, weights_only: bool) -> tuple[object, dict[int, str]]:
-    """``torch.load`` with errors mapped to the spectra family."""
+def _torch_load(path: str, *, weights_only: bool) -> tuple[object, dict[int, str], dict[str, str]]:
+    """``torch.load`` with errors mapped to the spectra family.
+
+    Returns the object with tensors as numpy arrays, their stored dtypes, and cell hints
+    (``{"rnn": "rnn_relu"}``) from the ``nn.RNN`` modules of a whole pickled model, whose
+    nonlinearity a state_dict does not record.
+    """
     torch = _import_torch()
     missing: list[str] = []
     try:
@@ -322,6 +327,11 @@ def _torch_load(path: str, *, weights_only: bool) -> tuple[object, dict[int, str
             f"{path}: corrupt/unreadable PyTorch file ({type(exc).__name__}: {first})"
         ) from None
     dtypes: dict[int, str] = {}
+    hints: dict[str, str] = {}
+    if isinstance(obj, torch.nn.Module):
+        for name, sub in obj.named_modules():
+            if isinstance(sub, torch.nn.RNN) and getattr(sub, "nonlinearity", None) in ("tanh", "relu"):
+                hints[name] = f"rnn_{sub.nonlinearity}"
     try:
         out = _from_torch(obj, dtypes)
     except UnsupportedFormatError as exc:
@@ -333,7 +343,7 @@ def _torch_load(path: str, *, weights_only: bool) -> tuple[object, dict[int, str
             RuntimeWarning,
             stacklevel=3,
         )
-    return out, dtypes
+    return out, dtypes, hints
 
 
 # --------------------------------------------------------------------------- readers
@@ -373,17 +383,20 @@ def read_pytorch_zip(path: str | os.PathLike, *, trust: bool) -> Checkpoint:
     """
     p = os.fspath(path)
     reader = "torch-free"
+    hints: dict[str, str] = {}
     try:
         obj, dtypes = unpickle_torch_zip(p)
     except NeedsTorch:
-        obj, dtypes = _torch_load(p, weights_only=not trust)
+        obj, dtypes, hints = _torch_load(p, weights_only=not trust)
         reader = "torch"
     except UnsafeFileError:
         if not trust:
             raise
-        obj, dtypes = _torch_load(p, weights_only=False)
+        obj, dtypes, hints = _torch_load(p, weights_only=False)
         reader = "torch (trusted)"
-    return checkpoint_from_object(p, "pytorch-zip", obj, dtypes, metadata={"reader": reader})
+    return checkpoint_from_object(
+        p, "pytorch-zip", obj, dtypes, cell_hints=hints, metadata={"reader": reader}
+    )
 
 
 def _is_legacy_torch(path: str) -> bool:
@@ -431,9 +444,11 @@ def read_pickle(path: str | os.PathLike, *, trust: bool) -> Checkpoint:
     """
     p = os.fspath(path)
     if _is_legacy_torch(p):
-        obj, dtypes = _torch_load(p, weights_only=not trust)
+        obj, dtypes, hints = _torch_load(p, weights_only=not trust)
         reader = "torch" if not trust else "torch (trusted)"
-        return checkpoint_from_object(p, "pytorch-legacy", obj, dtypes, metadata={"reader": reader})
+        return checkpoint_from_object(
+            p, "pytorch-legacy", obj, dtypes, cell_hints=hints, metadata={"reader": reader}
+        )
     if trust:
         try:
             with open(p, "rb") as f:
