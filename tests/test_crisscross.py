@@ -634,3 +634,34 @@ def test_distance_to_instability_does_not_stop_at_a_symmetric_local_maximum():
     assert f(0.0) > ref + 1e-4  # the trap: the mirror point is well above the minimum
     assert float(r) == pytest.approx(ref, rel=1e-10, abs=1e-13)
     assert f(r.theta) == pytest.approx(float(r), rel=1e-9)
+
+
+def test_tiny_matrix_large_eps_keeps_every_crossing():
+    # ||A|| = 2e-8, eps = 1: no shift keeps the circle pencil well conditioned, QZ runs, and a
+    # pair of crossings came out 2.1e-6 off the unit circle, past the candidate tolerance:
+    # two arcs merged across a gap, rho_eps came out 4.5e-10 short and the distance to
+    # instability 1e-12 high (both "certified"); oracle: dense SVDs on the circle
+    rng = np.random.default_rng(1215)
+    n = 55
+    G = rng.standard_normal((n, n))
+    G = (G + 1j * rng.standard_normal((n, n))) / np.sqrt(2)
+    A = 1e-8 * G / np.sqrt(n)
+
+    def smin(z):
+        return np.linalg.svd(z * np.eye(n) - A, compute_uv=False)[-1]
+
+    th = np.linspace(0, 2 * np.pi, 2048, endpoint=False)
+    r = pseudospectral_radius(A, 1.0)
+    assert min(smin(r.value * np.exp(1j * t)) for t in th[::2]) >= 1.0 - 1e-13  # nothing beyond
+    d = distance_to_instability(A)
+    s = np.array([smin(np.exp(1j * t)) for t in th])
+    k = int(np.argmin(s))
+    from scipy.optimize import minimize_scalar
+
+    ref = minimize_scalar(
+        lambda t: smin(np.exp(1j * t)),
+        bounds=(th[k] - 0.01, th[k] + 0.01),
+        method="bounded",
+        options={"xatol": 1e-12},
+    ).fun
+    assert d.certified and d.value <= min(ref, s.min()) + 1e-13
