@@ -217,6 +217,21 @@ def _kappa_eigvec(T: np.ndarray, a: np.ndarray, lam: np.ndarray) -> float:
     if is_defective(a, lam):
         return math.inf
     V = _triangular_eigvecs(T)
+    # a repeated eigenvalue (to rounding; not defective, checked above) has an eigenspace, not
+    # one eigenvector per copy, and back substitution divides by the rounding-level gaps between
+    # its copies: take an orthonormal basis of the eigenspace instead (a normal matrix then
+    # gets kappa = 1 whatever its multiplicities)
+    d = np.diag(T)
+    tol = 8 * n * np.finfo(float).eps * max(float(np.linalg.norm(a, "fro")), np.finfo(float).tiny)
+    used = np.zeros(n, dtype=bool)
+    for i in range(n):
+        if used[i]:
+            continue
+        members = np.flatnonzero(~used & (np.abs(d - d[i]) <= tol))
+        used[members] = True
+        if members.size > 1:
+            _, _, vh = np.linalg.svd(T - d[members].mean() * np.eye(n))
+            V[:, members] = vh[-members.size :].conj().T
     norms = np.linalg.norm(V, axis=0)
     if np.any(norms == 0) or not np.all(np.isfinite(V)):
         return math.inf

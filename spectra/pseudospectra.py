@@ -324,7 +324,9 @@ def pseudospectra(
         off, by 1.2e-6 (``delta = 1e-7``) and 5.9e-5 (``delta = 1e-4``)
         relative; exactly normal matrices take the closed form and are exact
         to rounding; random non-normal and trained matrices showed no such
-        points.
+        points. For a *real* nearly normal ``A`` every point of the real axis
+        is equidistant from each conjugate pair, so a whole grid row can be
+        affected (n = 64, 21 x 21 grid: the row y = 0, up to 4.6e-6 relative).
     method : {"auto", "lanczos", "svd"}
         ``auto``: dense batched SVD when ``n < dense_below``, else Lanczos.
     dense_below : int

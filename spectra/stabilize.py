@@ -12,8 +12,12 @@ name from a registry (:data:`METHODS`, :func:`get_method`):
     aim is to put the spectrum *onto* the unit disk, and dividing by a tiny
     one-step estimate (0.02 on a fresh LSTM gate) would blow the matrix up 50x.
 ``exact``
-    Divide by the true spectral radius ``rho(A)`` (from the eigenvalues) when
-    it exceeds `target`; afterwards ``rho = target`` to rounding.
+    Divide by the spectral radius ``rho(A)`` (from the computed eigenvalues)
+    when it exceeds `target`; afterwards ``rho = target`` to the accuracy of
+    those eigenvalues: to rounding for well-conditioned ones, but an
+    ill-conditioned spectrum (strongly non-normal ``A``) can be computed far
+    off (a 40 x 40 triangular matrix with off-diagonal entries of size 3,
+    rotated: computed ``rho = 1.25`` against a true 0.56).
 ``svd-clip``
     The first paper's "stable training": singular values clipped to at most
     `target`, ``A <- U diag(min(s, target)) V^T`` (its code clips at 0.99).

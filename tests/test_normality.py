@@ -144,3 +144,19 @@ def test_analyze_keeps_the_imaginary_part_of_complex_matrices(tmp_path):
 def test_analyze_rejects_unknown_figures():
     with pytest.raises(spectra.InvalidArgumentError, match="valid"):
         spectra.analyze(np.eye(2), figures=["nope"])
+
+
+@pytest.mark.parametrize("mult", [2, 15, 29])
+def test_kappa_is_one_for_normal_matrices_with_repeated_eigenvalues(mult):
+    # eigenvectors of a repeated eigenvalue are only an eigenspace; back substitution gave
+    # kappa = 11.3 (mult 15) and 25.5 (mult 29) for a symmetric matrix, set by rounding
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.standard_normal((30, 30)))
+    d = [0.3] * mult + list(np.linspace(-0.9, -0.1, 30 - mult))
+    r = analyze_matrix(Q @ np.diag(d) @ Q.T)
+    assert r.kappa_eigvec == pytest.approx(1.0, abs=1e-10)
+    # non-normal, semisimple double eigenvalue: finite (an orthonormal basis of the eigenspace)
+    V = np.eye(4) + 0.5 * np.triu(np.ones((4, 4)), 1)
+    A = V @ np.diag([0.5, 0.5, 0.2, -0.3]) @ np.linalg.inv(V)
+    k = analyze_matrix(A).kappa_eigvec
+    assert 1 < k < 10
