@@ -479,9 +479,14 @@ def _local_max(T: np.ndarray, z0: complex) -> tuple[float, complex]:
     return float(best[0]), complex(best[1])
 
 
+def _smin_at(T: np.ndarray, z: complex) -> float:
+    """``sigma_min(zI - T)`` by a dense SVD (values only)."""
+    return float(sla.svdvals(z * np.eye(T.shape[0]) - T, check_finite=False)[-1])
+
+
 def _f_at(T: np.ndarray, z: complex) -> float:
     """``f(z) = (|z| - 1)/sigma_min(zI - T)`` by a dense SVD (an attained value: a lower bound on K)."""
-    s = float(sla.svdvals(z * np.eye(T.shape[0]) - T, check_finite=False)[-1])
+    s = _smin_at(T, z)
     return (abs(z) - 1) / s if s > 0 else math.inf
 
 
@@ -501,8 +506,7 @@ def _ray_lower_bound(T: np.ndarray, lam: np.ndarray, norm: float) -> tuple[float
             z = complex(u * (1 + t))
             if abs(z) <= 1:
                 continue
-            sig = float(sla.svdvals(z * np.eye(n) - T, check_finite=False)[-1])
-            f = (abs(z) - 1) / (sig + 10 * n * _EPS * (norm + abs(z)))
+            f = (abs(z) - 1) / (_smin_at(T, z) + 10 * n * _EPS * (norm + abs(z)))
             if f > best:
                 best, zbest = f, z
     return best, zbest
