@@ -619,7 +619,12 @@ def stabilize_checkpoint(
     :func:`spectra.writeback.write_matrices`: only the recurrent weights
     change (cast back to their stored dtype); everything else in the file (other
     tensors, optimizer state, metadata, Keras config) is kept. The input file
-    is never modified; `out` is written atomically.
+    is never modified; `out` is written atomically. ``spectral_radius_after``
+    is that of each matrix as the file holds it (rounded to its stored dtype:
+    float32 rounding moves rho by ~1e-8, often just above the target); for
+    ``exact`` the scale is then lowered by a few ulps so the stored rho does
+    not exceed `target`. Complex arrays stay complex; integer ``.npy``/``.npz``
+    arrays are written as float64 (with a warning).
 
     Parameters
     ----------
@@ -667,6 +672,51 @@ def stabilize_checkpoint(
         check_writable=True,
         warn=warn,
     )
+    changes = [_as_stored(c, ckpt[c.id].dtype, method, target) if c.changed else c for c in changes]
     updates = {c.id: c.after for c in changes if c.changed}
     write_matrices(ckpt, path, out, updates, force=force, trust=trust)
     return changes
+
+
+def _round_to(A: np.ndarray, dtype: str) -> np.ndarray:
+    """`A` rounded to a stored floating dtype (``float16/32/64``, ``bfloat16``), as float64/complex128."""
+    if dtype == "bfloat16":  # round to nearest even on the upper 16 bits of float32
+        u = np.ascontiguousarray(A, dtype=np.float32).view(np.uint32).astype(np.uint64)
+        u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16 << 16
+        return u.astype(np.uint32).view(np.float32).astype(np.float64)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        return A
+    if dt.kind not in "fc" or dt.itemsize >= np.dtype(A.dtype).itemsize:
+        return A
+    return A.astype(dt).astype(A.dtype)
+
+
+def _as_stored(c: StabilizeChange, dtype: str, method: str, target: float) -> StabilizeChange:
+    """The change as the file will hold it: rounded to its stored dtype, rho measured there.
+
+    Rounding a float32 (or float16, bfloat16) matrix scaled to ``rho = target`` moves rho by
+    about the unit roundoff times the eigenvalues' condition: often just above `target`.
+    For ``exact`` the scale is then lowered a little (a few times at most) so that the stored
+    ``rho`` does not exceed `target`.
+    """
+    from dataclasses import replace
+
+    A = np.asarray(c.after)
+    stored = _round_to(A, dtype)
+    if stored is A:
+        return c
+    rho = _spectral_radius(stored)
+    mult = 1.0
+    if method == "exact":
+        u = {"float16": 2.0**-10, "bfloat16": 2.0**-7}.get(dtype, 2.0**-23)  # machine epsilons
+        for _ in range(4):
+            if rho <= target:
+                break
+            step = (target / rho) * (1 - 2 * u)
+            mult *= step
+            stored = _round_to(A * mult, dtype)
+            rho = _spectral_radius(stored)
+    scale = c.scale * mult
+    return replace(c, after=stored, spectral_radius_after=rho, scale=scale)

@@ -37,6 +37,7 @@ import os
 import shutil
 import struct
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -125,11 +126,29 @@ def place_block(stored: np.ndarray, m: RecurrentMatrix, A: np.ndarray) -> None:
 
 
 def _apply(stored: np.ndarray, ms: list[tuple[RecurrentMatrix, np.ndarray]]) -> np.ndarray:
-    """Float64 copy of `stored` with the blocks of `ms` replaced."""
-    arr = np.array(stored, dtype=np.float64)
+    """Float64 (complex128 for complex data) copy of `stored` with the blocks of `ms` replaced."""
+    cplx = np.iscomplexobj(stored) or any(np.iscomplexobj(A) for _, A in ms)
+    dt = np.complex128 if cplx else np.float64
+    arr = np.array(stored, dtype=dt)
     for m, A in ms:
-        place_block(arr, m, np.asarray(A, dtype=np.float64))
+        place_block(arr, m, np.asarray(A, dtype=dt))
     return arr
+
+
+def _cast_back(new: np.ndarray, stored_dtype: np.dtype, where: str) -> np.ndarray:
+    """`new` in the array file's dtype; integer or boolean arrays become float64.
+
+    Scaled weights cannot be stored as integers (they were written as zeros); an array
+    file can change dtype, so it is promoted rather than truncated.
+    """
+    if stored_dtype.kind in "biu":
+        warnings.warn(
+            f"{where}: stored as {stored_dtype}, which cannot hold the new values: written as float64",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return new.astype(np.float64) if not np.iscomplexobj(new) else new
+    return new.astype(stored_dtype)
 
 
 def _atomic(out: str, write: Callable[[str], None], *, force: bool) -> None:
@@ -393,7 +412,7 @@ def _write_keras(ckpt, path, out, groups, force, trust):
 def _write_npy(ckpt, path, out, groups, force, trust):
     arr = np.load(path, allow_pickle=False)
     for ms in groups.values():
-        arr = _apply(arr, ms).astype(arr.dtype)
+        arr = _cast_back(_apply(arr, ms), arr.dtype, path)
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
@@ -410,7 +429,7 @@ def _write_npz(ckpt, path, out, groups, force, trust):
     for source, ms in groups.items():
         if source not in arrays:
             raise SpectraError(f"{path}: array {source!r} not found for writing")
-        arrays[source] = _apply(arrays[source], ms).astype(arrays[source].dtype)
+        arrays[source] = _cast_back(_apply(arrays[source], ms), arrays[source].dtype, f"{path}:{source}")
     save = np.savez_compressed if compressed else np.savez
 
     def write(tmp: str) -> None:
