@@ -12,7 +12,8 @@ CRITERION_NAMES = ["distance_to_instability", "kreiss", "transient_peak", "henri
 
 METHOD_HELP = (
     "power: the second paper's Algorithm 1 (Rayleigh quotient after --iterations power steps; "
-    "scales only when the estimate exceeds --target); exact: divide by the spectral radius; "
+    "scales only when the estimate exceeds --target); exact: divide by the spectral radius "
+    "when it exceeds --target; "
     "svd-clip: clip singular values at --target (first paper); spectral-norm: W*target/sigma_max "
     "always (torch's spectral_norm)."
 )
@@ -22,9 +23,9 @@ Exit codes:
   0  the file was written
   2  usage error (bad option or argument)
   3  unreadable input, 4 unsafe input (needs --trust-pickle), 5 no recurrent
-     matrix, 6 unknown --matrix id, 8 OUTPUT exists (use --force) or could
-     not be written, 9 a matrix cannot be written back (spectral_norm wrapper,
-     LSTM projection)
+     matrix, 6 unknown --matrix id, 7 not a square matrix, 8 OUTPUT exists
+     (use --force) or could not be written, 9 a matrix cannot be written back
+     (spectral_norm wrapper, LSTM projection)
 """
 
 COMPARE_EPILOG = """\b
@@ -268,7 +269,9 @@ def compare(
     transient peak, before -> after.
 
     Note: stabilising by the dominant eigenvalue's modulus (power, exact) puts
-    that eigenvalue on the unit circle, where the distance to instability is 0:
+    that eigenvalue on the unit circle when it was outside (both only scale
+    down, when the estimate exceeds --target), where the distance to
+    instability is 0:
     the spectrum is "stable" while an arbitrarily small perturbation makes it
     unstable (the second paper's point).
     """
@@ -294,9 +297,13 @@ def compare(
             epsilons=eps,
             trust=trust,
         )
-    notes = sorted({n for m in result.matrices for n in m.notes})
-    for note in notes:
-        warn(note)
+    # each note once, with the matrices it concerns (a note alone does not say which gate)
+    by_note: dict[str, list[str]] = {}
+    for m in result.matrices:
+        for n in m.notes:
+            by_note.setdefault(n, []).append(m.id)
+    for note, ids in sorted(by_note.items()):
+        warn(f"{', '.join(ids)}: {note}")
     if as_json:
         echo_json(result.to_dict())
     else:

@@ -524,7 +524,11 @@ def _nonfinite_change(m: RecurrentMatrix, method: str) -> StabilizeChange:
 def _one(m, method, iterations, target, seed, warn) -> StabilizeChange:
     a = np.asarray(m.matrix)
     if not m.finite or not np.all(np.isfinite(a)):
-        return _nonfinite_change(m, method)
+        ch = _nonfinite_change(m, method)
+        if warn:
+            for note in ch.warnings:
+                warnings.warn(f"{m.id}: {note}", StabilizeWarning, stacklevel=3)
+        return ch
     a = as_square_matrix(a, m.id)
     r = stabilize(a, method, iterations, target, seed, warn=False)
     if warn:

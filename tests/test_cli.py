@@ -272,3 +272,21 @@ def test_pseudospectra_warns_when_no_contour_lies_in_the_region(tmp_path, capsys
     assert "no contour to draw" in err
     rc, _, err = run(["pseudospectra", "-q", str(p), "--npts", "24", "-o", str(fig)], capsys)
     assert rc == 0 and "no contour" not in err
+
+
+def test_stabilize_nonfinite_matrix_warns_on_the_table_run(tmp_path, capsys):
+    p = _npy(tmp_path, np.array([[np.nan, 0.0], [0.0, 2.0]]))
+    rc, out, err = run(["stabilize", str(p), "-o", str(tmp_path / "o.npy"), "--method", "exact"], capsys)
+    assert rc == 0 and "spectra: warning: A: holds NaN or Inf" in err
+
+
+def test_compare_notes_name_their_matrices(tmp_path, capsys):
+    z = tmp_path / "two.npz"
+    np.savez(z, good=np.diag([2.0, 0.5]), bad=np.array([[np.inf, 0.0], [0.0, 0.1]]))
+    rc, _, err = run(["compare", str(z), "--stabilize", "exact"], capsys)
+    assert "spectra: warning: bad: holds NaN or Inf" in err
+
+
+def test_robustness_on_a_keras_file_says_what_it_needs(capsys):
+    rc, _, err = run(["robustness", str(DATA / "digits_lstm_regular.keras")], capsys)
+    assert rc == 3 and "Keras file" in err and "spectra train" in err and "enforce" not in err

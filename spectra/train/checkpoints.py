@@ -151,6 +151,11 @@ def load_trained(ckpt: str | os.PathLike):
     """
     from spectra.train.models import build_model
 
+    if os.fspath(ckpt).lower().endswith((".keras", ".h5", ".hdf5")):
+        raise UnsupportedFormatError(
+            f"{ckpt}: a Keras file; the robustness measure reruns the network in PyTorch and needs "
+            "the .pt checkpoint that 'spectra train' writes (with its .json sidecar)"
+        )
     meta = read_metadata(ckpt)
     m = meta["model"]
     model = build_model(
