@@ -290,3 +290,12 @@ def test_compare_notes_name_their_matrices(tmp_path, capsys):
 def test_robustness_on_a_keras_file_says_what_it_needs(capsys):
     rc, _, err = run(["robustness", str(DATA / "digits_lstm_regular.keras")], capsys)
     assert rc == 3 and "Keras file" in err and "spectra train" in err and "enforce" not in err
+
+
+@pytest.mark.parametrize(
+    "args", [["--regime", "bogus"], ["--regime", "power-norm", "--target", "-1"], ["--lr", "nan"]]
+)
+def test_train_bad_option_values_are_usage_errors(tmp_path, capsys, args):
+    rc, _, err = run(["train", *args, "--epochs", "1", "-o", str(tmp_path / "run")], capsys)
+    assert rc == 2 and "internal error" not in err
+    assert not (tmp_path / "run").exists()  # nothing started

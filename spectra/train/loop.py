@@ -206,6 +206,23 @@ def _comparable(cfg: dict) -> dict:
     return {k: v for k, v in cfg.items() if k not in ("epochs", "threads")}
 
 
+def validate_config(cfg: TrainConfig):
+    """Check `cfg`'s numbers and regime (no data, no model); return the regime object.
+
+    Raises
+    ------
+    TrainConfigError
+        Epochs, batch size, learning rate or optimizer out of range, or a bad regime or option.
+    """
+    if cfg.epochs < 0 or cfg.batch_size < 1 or not cfg.lr > 0:
+        raise TrainConfigError(
+            f"need epochs >= 0, batch_size >= 1, lr > 0; got {cfg.epochs}, {cfg.batch_size}, {cfg.lr}"
+        )
+    if cfg.optimizer not in ("adam", "sgd"):
+        raise TrainConfigError(f"optimizer must be 'adam' or 'sgd', got {cfg.optimizer!r}")
+    return make_regime(cfg.regime, cfg.regime_options)
+
+
 def train(
     config: TrainConfig,
     out_dir: str | Path,
@@ -252,14 +269,8 @@ def train(
         The task's data cannot be read or fetched.
     """
     cfg = config
-    if cfg.epochs < 0 or cfg.batch_size < 1 or not cfg.lr > 0:
-        raise TrainConfigError(
-            f"need epochs >= 0, batch_size >= 1, lr > 0; got {cfg.epochs}, {cfg.batch_size}, {cfg.lr}"
-        )
-    if cfg.optimizer not in ("adam", "sgd"):
-        raise TrainConfigError(f"optimizer must be 'adam' or 'sgd', got {cfg.optimizer!r}")
+    regime = validate_config(cfg)
     configure_torch(cfg.threads)
-    regime = make_regime(cfg.regime, cfg.regime_options)
     out = Path(out_dir)
     run_file = out / "run.json"
     resume_file = out / "resume.pt"
