@@ -461,3 +461,41 @@ def test_runs_written_by_spectra_train(tmp_path):
         assert row["spectral_radius"] == pytest.approx(rho, rel=1e-6)
     # the stable regime keeps every gate's 2-norm at most 1 (the clip), the figures say so
     assert all(r["norm_2"] <= 1 + 1e-5 for r in res.rows if r["regime"] == "stable")
+
+
+def test_plot_track_many_matrices_legends_do_not_overlap():
+    # 16 matrix ids: the runs' legend was drawn over the matrices' legend, and long ids were
+    # cut off at the blank panel's edge
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spectra.plot.track import plot_track
+
+    rows = [
+        {
+            "run": run,
+            "regime": regime,
+            "matrix": f"model/layer_{j}/recurrent_kernel[gate]",
+            "step": step,
+            "epoch": step + 1,
+            "spectral_radius": 0.5 + 0.01 * j + 0.1 * step,
+            "henrici_relative": 0.3,
+        }
+        for run, regime in (("a", "regular"), ("b", "stable"))
+        for j in range(16)
+        for step in range(3)
+    ]
+    fig = plot_track(rows)
+    fig.canvas.draw()
+    lax = fig.axes[-1]
+    legends = [a for a in lax.get_children() if isinstance(a, matplotlib.legend.Legend)]
+    assert len(legends) == 2
+    boxes = [lg.get_window_extent() for lg in legends]
+    assert not boxes[0].overlaps(boxes[1])
+    assert not any(lg.get_clip_on() and lg.get_clip_path() is not None for lg in legends)
+    for ax in fig.axes[:-1]:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert all(float(t).is_integer() for t in ticks)  # epochs, not 1.5
+    plt.close(fig)

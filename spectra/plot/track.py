@@ -74,6 +74,7 @@ def plot_track(
     """
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
 
     from spectra.errors import InvalidArgumentError
 
@@ -133,6 +134,9 @@ def plot_track(
         finite = [y for line in ax.get_lines() for y in line.get_ydata() if y == y and y > 0]
         if log and finite and max(finite) > 10 * min(finite):  # log only where it spans a decade
             ax.set_yscale("log")
+        else:
+            ax.ticklabel_format(axis="y", useOffset=False)  # no "1e-8+1" offset labels
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and positions are whole
         ax.set_ylabel(label)
         ax.set_xlabel("epoch" if all(by_epoch.values()) else "epoch, or position in the run")
         ax.grid(True, alpha=0.3)
@@ -151,9 +155,29 @@ def plot_track(
         )
         for i, run in enumerate(runs)
     ]
-    first = lax.legend(handles=mat_handles, title="matrix", loc="upper left", fontsize="small", frameon=False)
+    # many matrices: two columns in a smaller font, the runs' legend below the matrices' (not over it)
+    many = len(matrices) > 8
+    size = "x-small" if many else "small"
+    first = lax.legend(
+        handles=mat_handles,
+        title="matrix",
+        loc="upper left",
+        fontsize=size,
+        ncol=2 if many else 1,
+        frameon=False,
+    )
     lax.add_artist(first)
-    lax.legend(handles=run_handles, title="regime (run)", loc="center left", fontsize="small", frameon=False)
+    first.set_clip_on(False)  # add_artist clips to the (blank) panel: long ids were cut off
+    fig.canvas.draw()  # the first legend's height is known only once drawn
+    box = first.get_window_extent().transformed(lax.transAxes.inverted())
+    lax.legend(
+        handles=run_handles,
+        title="regime (run)",
+        loc="upper left",
+        bbox_to_anchor=(0.0, box.y0),
+        fontsize=size,
+        frameon=False,
+    )
     if any(key in keys for key in ("distance_to_instability", "kreiss", "transient_peak")):
         lax.text(
             0.0,
