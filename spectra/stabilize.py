@@ -684,17 +684,18 @@ def stabilize_checkpoint(
 
 def _round_to(A: np.ndarray, dtype: str) -> np.ndarray:
     """`A` rounded to a stored floating dtype (``float16/32/64``, ``bfloat16``), as float64/complex128."""
-    if dtype == "bfloat16":  # round to nearest even on the upper 16 bits of float32
-        u = np.ascontiguousarray(A, dtype=np.float32).view(np.uint32).astype(np.uint64)
-        u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16 << 16
-        return u.astype(np.uint32).view(np.float32).astype(np.float64)
+    if dtype == "bfloat16":
+        from spectra.writeback import bfloat16_bits
+
+        return (bfloat16_bits(A).astype(np.uint32) << 16).view(np.float32).astype(np.float64)
     try:
         dt = np.dtype(dtype)
     except TypeError:
         return A
     if dt.kind not in "fc" or dt.itemsize >= np.dtype(A.dtype).itemsize:
         return A
-    return A.astype(dt).astype(A.dtype)
+    with np.errstate(over="ignore"):  # beyond the stored range: inf, as the file would hold
+        return A.astype(dt).astype(A.dtype)
 
 
 def _as_stored(c: StabilizeChange, dtype: str, method: str, target: float) -> StabilizeChange:

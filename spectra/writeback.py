@@ -325,11 +325,15 @@ def _st_decode(raw: bytes, dtype: str, shape) -> np.ndarray:
     return np.frombuffer(raw, dtype=_ST_DTYPES[dtype]).astype(np.float64).reshape(shape)
 
 
+def bfloat16_bits(arr: np.ndarray) -> np.ndarray:
+    """The bfloat16 bit patterns (uint16) of `arr`: round to nearest even on the upper 16 bits of float32."""
+    u = np.ascontiguousarray(arr, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
 def _st_encode(arr: np.ndarray, dtype: str) -> bytes:
-    if dtype == "BF16":  # round to nearest even on the upper 16 bits of float32
-        u = np.ascontiguousarray(arr, dtype=np.float32).view(np.uint32).astype(np.uint64)
-        u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
-        return u.astype("<u2").tobytes()
+    if dtype == "BF16":
+        return bfloat16_bits(arr).astype("<u2").tobytes()
     return np.ascontiguousarray(arr, dtype=_ST_DTYPES[dtype]).tobytes()
 
 

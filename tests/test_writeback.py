@@ -489,3 +489,11 @@ def test_stabilize_exact_reports_rho_as_stored_in_float32(tmp_path):
         assert c.spectral_radius_after == pytest.approx(rho_file, rel=1e-13)
         if c.changed:
             assert 1 - 1e-5 < rho_file <= 1.0
+
+
+def test_stored_rounding_matches_torch():
+    from spectra.stabilize import _round_to
+
+    x = np.random.default_rng(0).standard_normal(1000) * 10.0 ** np.random.default_rng(1).uniform(-5, 5, 1000)
+    for name, tdt in (("bfloat16", torch.bfloat16), ("float16", torch.float16), ("float32", torch.float32)):
+        np.testing.assert_array_equal(_round_to(x, name), torch.tensor(x).to(tdt).double().numpy())
