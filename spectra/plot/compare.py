@@ -123,6 +123,8 @@ def plot_compare(
             plot_pseudospectra(grid, ax=ax, levels=lv, colorbar=False, title=f"{key}: {label}", norm=norm)
             ax.set_xlim(xmin, xmax)
             ax.set_ylim(ymin, ymax)
+            if c == 1:
+                ax.set_ylabel("")  # same axis as on the left; the label touched the left panel
     # one colour bar for all panels, so every panel keeps the same size
     sm = ScalarMappable(norm=norm, cmap="viridis")
     fig.colorbar(sm, ax=axes.ravel().tolist(), label="log10(ε)", shrink=0.8)
