@@ -117,20 +117,11 @@ def _render_csv(doc: dict) -> str:
         "marginal",
     ]
     eps_keys = sorted({k for m in doc["matrices"] for k in (m.get("pseudospectral_radius") or {})}, key=float)
-    extra = [
-        k
-        for k in (
-            "distance_to_instability",
-            "kreiss",
-            "kreiss_lower",
-            "kreiss_upper",
-            "kreiss_certified_upper",
-            "transient_peak",
-            "transient_peak_k",
-            "numerical_radius",
-        )
-        if any(k in m for m in doc["matrices"])
-    ]
+    from spectra.normality import FIGURE_KEYS
+
+    # every scalar figure analyze adds (the pseudospectral radii have their own columns above)
+    scalar = [k for keys in FIGURE_KEYS.values() for k in keys if k != "pseudospectral_radius"]
+    extra = [k for k in scalar if any(k in m for m in doc["matrices"])]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(keys + [f"pseudospectral_radius_{k}" for k in eps_keys] + extra)

@@ -470,7 +470,7 @@ def robustness_figures(a: np.ndarray, epsilons: Sequence[float], figures: set[st
 
 
 #: the JSON names each group of :func:`robustness_figures` adds (None for non-finite weights)
-_FIGURE_KEYS: dict[str, tuple[str, ...]] = {
+FIGURE_KEYS: dict[str, tuple[str, ...]] = {
     "pseudospectra": ("pseudospectral_radius", "distance_to_instability"),
     "kreiss": (
         "kreiss",
@@ -559,7 +559,7 @@ def analyze(
             warnings.warn(msg, RuntimeWarning, stacklevel=2)
             r = MatrixReport(id=m.id, shape=(m.n, m.n), finite=False)
             # the same keys as a finite matrix's, every figure None (as documented)
-            r.extra.update({k: None for g in figs for k in _FIGURE_KEYS.get(g, ())})
+            r.extra.update({k: None for g in figs for k in FIGURE_KEYS.get(g, ())})
         else:
             r = analyze_matrix(m.matrix, id=m.id)
             r.extra.update(robustness_figures(as_square_matrix(m.matrix), epsilons, figs))
