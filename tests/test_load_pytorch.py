@@ -598,3 +598,13 @@ def test_whole_pickled_model_records_rnn_nonlinearity(tmp_path):
     ]
     torch.save(model.state_dict(), tmp_path / "sd.pt")
     assert {m.cell for m in load(tmp_path / "sd.pt")} == {"rnn"}  # unknown from a state_dict
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.int64])
+def test_recurrent_name_of_unusable_dtype_is_named_in_the_error(tmp_path, dtype):
+    # the error listed the first three tensors (input weights, biases) and not why weight_hh was refused
+    rnn = torch.nn.RNN(3, 5)
+    sd = {k: v.detach().to(dtype) for k, v in rnn.state_dict().items()}
+    torch.save(sd, tmp_path / "w.pt")
+    with pytest.raises(spectra.NoRecurrentWeightsError, match=rf"weight_hh_l0 \(5, 5\): .*dtype {str(dtype)[6:]}"):
+        load(tmp_path / "w.pt")

@@ -162,8 +162,12 @@ def checkpoint_from_object(
         n = sum(len(m.tensors) for m in mappings) + len(skipped)
         examples = [(s.name, s.shape) for s in out_skipped[:3]]
         eg = ", ".join(f"{k}: {s}" for k, s in examples)
+        # a tensor named like a recurrent weight but refused (its dtype, its shape) says why
+        near = [s for s in out_skipped if s.reason.startswith("named like a recurrent weight")]
+        why = "; ".join(f"{s.name} {s.shape}: {s.reason}" for s in near[:3])
         raise NoRecurrentWeightsError(
             f"{path}: no recurrent weight matrix found ({n} tensors{', e.g. ' + eg if eg else ''})"
+            + (f"; {why}" if why else "")
         )
     meta: dict = {"framework": "torch", "state_dict_path": list(primary.path)}
     if len(mappings) > 1:
