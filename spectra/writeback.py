@@ -372,7 +372,14 @@ def _modify_h5(h5path: str, groups) -> None:
             if source not in f or not isinstance(f[source], h5py.Dataset):
                 raise SpectraError(f"{h5path}: dataset {source!r} not found for writing")
             ds = f[source]
-            ds[...] = _apply(ds[...], ms).astype(ds.dtype)
+            new, dtype = _apply(ds[...], ms), ds.dtype
+            if dtype.kind in "biu":
+                # an integer dataset cannot hold the scaled weights: replaced by a float64 one
+                attrs = dict(ds.attrs)
+                del f[source]
+                f.create_dataset(source, data=_cast_back(new, dtype, source)).attrs.update(attrs)
+            else:
+                ds[...] = new.astype(ds.dtype)
 
 
 def _write_h5(ckpt, path, out, groups, force, trust):

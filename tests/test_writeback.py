@@ -407,6 +407,27 @@ def test_plain_hdf5_round_trip(tmp_path, suffix):
         np.testing.assert_array_equal(f["rnn/W_xh"][...], X)
 
 
+def test_plain_hdf5_integer_and_complex_datasets(tmp_path):
+    # an integer dataset was written back truncated to integers (mostly zeros), silently
+    import h5py
+
+    N = np.array([[3, 10, 0], [0, 2, 7], [1, 0, 4]], dtype=np.int32)
+    rng = np.random.default_rng(1)
+    C = rng.standard_normal((4, 4)) + 1j * rng.standard_normal((4, 4))
+    src, out = tmp_path / "ints.h5", tmp_path / "out.h5"
+    with h5py.File(src, "w") as f:
+        f["W"] = N
+        f["W"].attrs["unit"] = "counts"
+        f["C"] = C
+    with pytest.warns(RuntimeWarning, match="written as float64"):
+        stabilize_checkpoint(src, out, method="exact")
+    with h5py.File(out, "r") as f:
+        assert f["W"].dtype == np.float64 and f["W"].attrs["unit"] == "counts"
+        np.testing.assert_allclose(f["W"][...], N / _rho(N), rtol=1e-12)
+        assert np.iscomplexobj(f["C"][...])
+        np.testing.assert_allclose(f["C"][...], C / _rho(C), rtol=1e-12)
+
+
 # ============================================================== orientation through the power method
 
 
