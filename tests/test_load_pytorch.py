@@ -606,5 +606,6 @@ def test_recurrent_name_of_unusable_dtype_is_named_in_the_error(tmp_path, dtype)
     rnn = torch.nn.RNN(3, 5)
     sd = {k: v.detach().to(dtype) for k, v in rnn.state_dict().items()}
     torch.save(sd, tmp_path / "w.pt")
-    with pytest.raises(spectra.NoRecurrentWeightsError, match=rf"weight_hh_l0 \(5, 5\): .*dtype {str(dtype)[6:]}"):
+    why = rf"weight_hh_l0 \(5, 5\): .*dtype {str(dtype)[6:]}"
+    with pytest.raises(spectra.NoRecurrentWeightsError, match=why):
         load(tmp_path / "w.pt")
