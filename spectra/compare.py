@@ -399,8 +399,9 @@ def compare_stabilized(
 ) -> Comparison:
     """Compare a checkpoint's matrices with their stabilised versions, without writing a file.
 
-    The "after" matrices are those of
-    :func:`spectra.stabilize.stabilize_matrices` with the same arguments.
+    The "after" matrices are those :func:`spectra.stabilize.stabilize_checkpoint`
+    would write with the same arguments: rounded to each matrix's stored dtype
+    (float32, float16...), as the file would hold them.
 
     Parameters
     ----------
@@ -426,7 +427,7 @@ def compare_stabilized(
     MatrixNotFoundError
         An id in `matrices` is not in the checkpoint.
     """
-    from spectra.stabilize import stabilize_matrices
+    from spectra.stabilize import _as_stored, stabilize_matrices
 
     _check_criterion(criterion)
     ck = _as_checkpoint(ckpt, trust)
@@ -440,6 +441,8 @@ def compare_stabilized(
         stacked=stacked,
         warn=False,
     )
+    # the matrices as `spectra stabilize` would write them (rounded to the stored dtype)
+    changes = [_as_stored(c, ck[c.id].dtype, method, target) if c.changed else c for c in changes]
     label = f"{ck.path} --stabilize {method}"
     result = compare_matrices(
         [(c.id, c.before, c.after) for c in changes],

@@ -276,3 +276,21 @@ def test_plot_compare_shares_limits():
         assert xmin <= -1.1 and xmax >= 1.25 + 0.25 + 0.1  # 2.5A: numerical range reaches a + |b|/2
     finally:
         plt.close(axes[0, 0].figure)
+
+
+@pytest.mark.filterwarnings("ignore:transient_growth:RuntimeWarning")  # rho = 1 - 1e-7 after exact
+@pytest.mark.parametrize("method", ["exact", "spectral-norm"])
+def test_compare_stabilized_sees_the_weights_stabilize_writes(tmp_path, method):
+    # compare --stabilize reported the float64 scaled matrices; the float32 file holds them
+    # rounded (rho 1 + ~1e-8 for exact), so its figures differed from those of the written file
+    from spectra.stabilize import stabilize_checkpoint
+
+    rng = np.random.default_rng(5)
+    W = (1.5 * rng.standard_normal((3, 6, 6)) / np.sqrt(6)).astype(np.float32)
+    np.savez(tmp_path / "w.npz", a=W[0], b=W[1], c=W[2])
+    stabilize_checkpoint(tmp_path / "w.npz", tmp_path / "out.npz", method=method)
+    written = compare_checkpoints(tmp_path / "w.npz", tmp_path / "out.npz")
+    seen = compare_stabilized(tmp_path / "w.npz", method=method)
+    for mw, ms in zip(written.matrices, seen.matrices, strict=True):
+        for key in ("spectral_radius", "norm_2", "henrici"):
+            assert ms.figures[key].after == mw.figures[key].after, (mw.id, key)
