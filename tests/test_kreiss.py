@@ -351,7 +351,10 @@ def test_kreiss_matrix_theorem_property(n, seed, rho, upper):
     K = kreiss_constant(A, certify=False)
     assert K.lower <= tg.peak * (1 + 1e-9)
     assert tg.peak <= math.e * n * K.lower
-    assert K.upper >= tg.peak * (1 - 1e-12)
+    if K.certified:  # an exact K (w(A) <= 1 gives K = 1): no point of a dense grid may exceed it
+        assert dense_max_f(A, R=2 * np.linalg.norm(A, 2) + 2, nr=40, nt=120) <= K.upper * (1 + 1e-9)
+    else:  # the bound from the powers
+        assert K.upper >= tg.peak * (1 - 1e-12)
 
 
 # ----------------------------------------------------------------------------- the certificate
@@ -439,6 +442,16 @@ def test_kreiss_numerical_radius_one_is_exactly_one():
     A = np.array([[0.0, 1.9], [0.0, 0.0]])  # ||A|| = 1.9 > 1, w(A) = 0.95 <= 1
     K = kreiss_constant(A, certify=True)
     assert K.value == K.lower == K.upper == 1.0 and K.certified
+
+
+def test_kreiss_numerical_radius_one_without_the_certificate():
+    # beyond certify='auto''s size the w(A) <= 1 test was skipped: value 1 from the search,
+    # upper bound sup_k ||A^k|| = 1.9, not certified, after a costly search
+    Q = np.linalg.qr(np.random.default_rng(2).standard_normal((100, 100)))[0]
+    A = Q.T @ np.kron(np.eye(50), [[0.0, 1.9], [0.0, 0.0]]) @ Q  # ||A|| = 1.9, w(A) = 0.95
+    K = kreiss_constant(A)
+    assert K.value == K.lower == K.upper == 1.0 and K.certified, K.message
+    assert "numerical radius" in K.message
 
 
 def test_certify_auto_now_covers_n_64():
