@@ -424,6 +424,12 @@ def _check_writable(m: RecurrentMatrix, path: str) -> None:
             "weight_orig does not change the effective weight (it is re-normalised at every forward "
             "pass). Select other matrices with --matrix, or remove the wrapper first."
         )
+    if any(note.startswith("weight_norm") for note in m.notes):
+        raise SpectraError(
+            f"{path}: {m.id} is stored under torch's weight_norm (A = g v/||v||): scaling the stored "
+            "direction v does not change the effective weight. Select other matrices with --matrix, "
+            "or remove the wrapper first."
+        )
     if any("projection" in note.lower() for note in m.notes):
         raise SpectraError(
             f"{path}: {m.id} belongs to an LSTM with a projection (proj_size > 0): the effective "

@@ -537,7 +537,10 @@ def test_other_parametrizations_are_not_misreported(tmp_path):
     ckpt = load(tmp_path / "orth.pt")
     assert ckpt.ids == [f"weight_hh_l0[{g}]" for g in GRU_GATES]
     reasons = {s.name: s.reason for s in ckpt.skipped}
-    assert reasons["parametrizations.weight_hh_l1.original"].startswith("parametrized weight other than")
+    assert (
+        "parametrized by something other than spectral_norm"
+        in reasons["parametrizations.weight_hh_l1.original"]
+    )
     assert reasons["parametrizations.weight_hh_l1.0.base"].startswith("not a recurrent weight")
 
 
@@ -609,3 +612,120 @@ def test_recurrent_name_of_unusable_dtype_is_named_in_the_error(tmp_path, dtype)
     why = rf"weight_hh_l0 \(5, 5\): .*dtype {str(dtype)[6:]}"
     with pytest.raises(spectra.NoRecurrentWeightsError, match=why):
         load(tmp_path / "w.pt")
+
+
+# ------------------------------------------- reparametrized weights: spectral_norm(dim=1), weight_norm
+
+
+def _trained_wrapped(factory, wrap, seed=0, steps=4):
+    """A module under a weight wrapper after a few optimizer steps (u, v lag the weights)."""
+    torch.manual_seed(seed)
+    module = factory()
+    wrap(module)
+    opt = torch.optim.SGD(module.parameters(), lr=0.1)
+    module.train()
+    for _ in range(steps):
+        opt.zero_grad()
+        module(torch.randn(5, 2, 3))[0].pow(2).sum().backward()
+        opt.step()
+    module.eval()
+    with torch.no_grad():
+        module(torch.randn(2, 1, 3))  # the old API's hooks recompute the weight (eval: no power step)
+        effective = module.weight_hh_l0.detach().double().numpy()
+    return module, effective
+
+
+_SN = {
+    "old": lambda dim: lambda m: torch.nn.utils.spectral_norm(m, "weight_hh_l0", dim=dim),
+    "parametrizations": lambda dim: (
+        lambda m: torch.nn.utils.parametrizations.spectral_norm(m, "weight_hh_l0", dim=dim)
+    ),
+}
+
+
+@pytest.mark.parametrize("api", ["old", "parametrizations"])
+@pytest.mark.parametrize("dim", [0, 1])
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_spectral_norm_either_dim_gives_the_effective_weight(tmp_path, api, dim, cell):
+    # dim=1 on a square nn.RNN weight was normalised by u^T W v instead of u^T W^T v (silently wrong);
+    # on an LSTM (4H x H) it was refused
+    factory = (lambda: torch.nn.RNN(3, 6)) if cell == "rnn" else (lambda: torch.nn.LSTM(3, 6))
+    module, effective = _trained_wrapped(factory, _SN[api](dim), seed=dim + 3)
+    torch.save(module.state_dict(), tmp_path / "sn.pt")
+    ckpt = load(tmp_path / "sn.pt")
+    assert len(ckpt) == (1 if cell == "rnn" else 4)
+    np.testing.assert_allclose(ckpt.stacked(ckpt[0].source), effective, rtol=1e-6, atol=1e-7)
+    assert all(m.spectral_norm for m in ckpt)
+
+
+_WN = {
+    "old": lambda dim: lambda m: torch.nn.utils.weight_norm(m, "weight_hh_l0", dim=dim),
+    "parametrizations": lambda dim: (
+        lambda m: torch.nn.utils.parametrizations.weight_norm(m, "weight_hh_l0", dim=dim)
+    ),
+}
+
+
+@pytest.mark.filterwarnings("ignore:.*weight_norm.*deprecated")
+@pytest.mark.parametrize("api", ["old", "parametrizations"])
+@pytest.mark.parametrize("dim", [0, 1, None])
+def test_weight_norm_gives_the_effective_weight(tmp_path, x_seq, api, dim):
+    # weight_norm'd layers were dropped: weight_hh_l0_v read as a spectral_norm vector, g skipped
+    module, effective = _trained_wrapped(lambda: torch.nn.GRU(3, 5, num_layers=2), _WN[api](dim))
+    torch.save(module.state_dict(), tmp_path / "wn.pt")
+    ckpt = load(tmp_path / "wn.pt")
+    # in key order: a parametrized weight's keys come after the plain ones
+    assert sorted(ckpt.ids) == sorted(f"weight_hh_l{k}[{g}]" for k in range(2) for g in GRU_GATES)
+    layer0 = [m for m in ckpt if m.layer_index == 0]
+    np.testing.assert_allclose(np.vstack([m.matrix for m in layer0]), effective, rtol=1e-6, atol=1e-7)
+    assert all(any(n.startswith("weight_norm: A = g v/||v||") for n in m.notes) for m in layer0)
+    # the whole forward pass (both layers) from the reported matrices
+    got = np_stacked_forward(ckpt, module, x_seq, cell="gru")
+    with torch.no_grad():
+        ref = module(torch.from_numpy(x_seq).float())[0][:, 0].double().numpy()
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5)
+    with pytest.raises(spectra.SpectraError, match="weight_norm"):
+        spectra.stabilize_checkpoint(tmp_path / "wn.pt", tmp_path / "out.pt", method="exact")
+
+
+@pytest.mark.parametrize("layout", ["salesforce", "fastai"])
+def test_weight_drop_raw_weights_are_the_recurrent_matrices(tmp_path, layout):
+    # AWD-LSTM's WeightDrop stores weight_hh_l0_raw (dropout applied only in training): those
+    # layers were skipped as "not a recurrent weight"
+    torch.manual_seed(1)
+    lstms = [torch.nn.LSTM(3 if k == 0 else 6, 6) for k in range(3)]
+    sd = {}
+    for k, lstm in enumerate(lstms):
+        for name, t in lstm.state_dict().items():
+            if name == "weight_hh_l0" and k < 2:
+                key = f"rnns.{k}.module.{name}_raw" if layout == "salesforce" else f"rnns.{k}.{name}_raw"
+            else:
+                key = f"rnns.{k}.module.{name}"
+            sd[key] = t
+    torch.save(sd, tmp_path / "awd.pt")
+    ckpt = load(tmp_path / "awd.pt")
+    assert len(ckpt) == 12
+    for k, lstm in enumerate(lstms):
+        mats = [m for m in ckpt if m.id.startswith(f"rnns.{k}.")]
+        np.testing.assert_array_equal(
+            np.vstack([m.matrix for m in mats]), lstm.weight_hh_l0.detach().double().numpy()
+        )
+    assert any("WeightDrop" in n for n in ckpt[0].notes)
+
+
+def test_submodule_named_module_does_not_collide_with_the_wrapper_prefix(tmp_path):
+    # "module." was stripped from every key: rnn.* and module.rnn.* collided (one model twice, one lost)
+    torch.manual_seed(2)
+    net = torch.nn.Module()
+    net.rnn = torch.nn.GRU(3, 4)
+    net.module = torch.nn.Module()
+    net.module.rnn = torch.nn.LSTM(3, 5)
+    torch.save(net.state_dict(), tmp_path / "two.pt")
+    ckpt = load(tmp_path / "two.pt")
+    assert len(ckpt) == 7 and len(set(ckpt.ids)) == 7
+    np.testing.assert_array_equal(
+        ckpt.stacked("rnn.weight_hh_l0"), net.rnn.weight_hh_l0.detach().double().numpy()
+    )
+    np.testing.assert_array_equal(
+        ckpt.stacked("module.rnn.weight_hh_l0"), net.module.rnn.weight_hh_l0.detach().double().numpy()
+    )

@@ -11,7 +11,19 @@ state-dict key                                  module
 ``<path>.weight_hh_l{k}_orig`` (+ ``_u, _v``)   ``torch.nn.utils.spectral_norm``
 ``<path>.parametrizations.weight_hh_l{k}.original`` (+ ``.0._u``, ``.0._v``)
                                                 ``torch.nn.utils.parametrizations.spectral_norm``
+``<path>.weight_hh_l{k}_g`` + ``_v``             ``torch.nn.utils.weight_norm``
+``<path>.parametrizations.weight_hh_l{k}.original0`` + ``original1``
+                                                ``torch.nn.utils.parametrizations.weight_norm``
+``<path>.weight_hh_l{k}_raw``                   AWD-LSTM / fastai ``WeightDrop`` (the weight
+                                                used in evaluation; dropout acts in training)
 ==============================================  ===========================================
+
+Under ``spectral_norm`` the effective weight ``W / sigma``, ``sigma = u^T W_mat v``
+with the stored power-iteration vectors, is reported (``W_mat = W``, or ``W^T``
+for ``dim=1``: told by the vectors' shapes, or for a square ``W`` by which
+orientation they are singular vectors of); under ``weight_norm`` the effective
+``g v/||v||`` (norms over the rows, the columns or the whole tensor, as the
+shape of ``g`` says).
 
 The cell type follows from the gate count ``rows / cols`` of ``weight_hh``
 (1 RNN, 3 GRU, 4 LSTM), cross-checked with ``weight_ih`` and bias shapes.
@@ -28,7 +40,7 @@ files lives in :mod:`spectra.load.pytorch` and :mod:`spectra.load.torchpickle`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,14 +56,43 @@ __all__ = [
 
 _KINDS = "weight_hh|weight_ih|bias_hh|bias_ih|weight_hr"
 _SUFFIX = r"(?:_l(?P<k>\d+)(?P<rev>_reverse)?)?"
-_PLAIN = re.compile(rf"^(?P<prefix>(?:.+\.)?)(?P<kind>{_KINDS}){_SUFFIX}(?P<sn>_orig|_u|_v)?$")
+_PLAIN = re.compile(rf"^(?P<prefix>(?:.+\.)?)(?P<kind>{_KINDS}){_SUFFIX}(?P<sn>_orig|_u|_v|_g|_raw)?$")
 _PARAM = re.compile(
-    rf"^(?P<prefix>(?:.+\.)?)parametrizations\.(?P<kind>{_KINDS}){_SUFFIX}\.(?P<part>original|0\._u|0\._v)$"
+    rf"^(?P<prefix>(?:.+\.)?)parametrizations\.(?P<kind>{_KINDS}){_SUFFIX}\."
+    r"(?P<part>original|original0|original1|0\._u|0\._v)$"
 )
+#: parametrizations part -> role suffix
+_PARTS = {
+    "original": "_param",
+    "0._u": "_param_u",
+    "0._v": "_param_v",
+    "original0": "_param0",
+    "original1": "_param1",
+}
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 _CELLS = {1: "rnn", 3: "gru", 4: "lstm"}
 #: A weight_hh with more elements is skipped (4 gates of hidden 4096; 512 MiB in float64).
 MAX_ELEMENTS = 1 << 26
+
+
+def _wrapper_stripper(keys) -> Callable[[str], str]:
+    """How to drop wrapper prefixes from one mapping's keys.
+
+    Per key (:func:`strip_wrapper_prefix`) unless two keys would then collide (a
+    submodule literally named ``module``): then only a prefix shared by every key.
+    """
+    keys = list(keys)
+    names = [strip_wrapper_prefix(k) for k in keys]
+    if len(set(names)) == len(names):
+        return strip_wrapper_prefix
+    common = ""
+    while True:
+        for pre in _WRAPPER_PREFIXES:
+            if all(k.startswith(common + pre) and len(k) > len(common + pre) for k in keys):
+                common += pre
+                break
+        else:
+            return lambda key: key[len(common) :] if key.startswith(common) else key
 
 
 def strip_wrapper_prefix(key: str) -> str:
@@ -164,9 +205,9 @@ def _names_optimizer(path: list) -> bool:
     return any(isinstance(p, str) and "optim" in p.lower() for p in path)
 
 
-def _parse(key: str) -> tuple[str, _Group, str] | None:
+def _parse(key: str, strip: Callable[[str], str] = strip_wrapper_prefix) -> tuple[str, _Group, str] | None:
     """Return (role, group, canonical hh name) for a recurrent-module key, else None."""
-    name = strip_wrapper_prefix(key)
+    name = strip(key)
     m = _PLAIN.match(name)
     part = None
     if m is None:
@@ -179,14 +220,13 @@ def _parse(key: str) -> tuple[str, _Group, str] | None:
     suffix = (f"_l{k}" if k is not None else "") + ("_reverse" if m["rev"] else "")
     group = _Group(m["prefix"], suffix, int(k) if k is not None else None, bool(m["rev"]))
     if part is not None:  # parametrizations.<kind><suffix>.<part>
-        role = {"original": "", "0._u": "_u", "0._v": "_v"}[part]
-        role = kind + ("_param" if role == "" else "_param" + role)
+        role = kind + _PARTS[part]
     else:
         role = kind + (sn or "")
     return role, group, f"{m['prefix']}{kind}{suffix}"
 
 
-def _reason(role: str) -> str:
+def _reason(role: str, primary: str | None = None) -> str:
     if role.startswith("weight_ih"):
         return "input weights (weight_ih)"
     if role.startswith("bias"):
@@ -195,7 +235,28 @@ def _reason(role: str) -> str:
         return "projection weights (weight_hr; folded into the recurrent matrices)"
     if role.endswith(("_u", "_v")):
         return "spectral_norm power-iteration vector"
+    if role.endswith(("_g", "_param0")):
+        return "weight_norm magnitude g (folded into the recurrent matrices)"
+    if role == "weight_hh" and primary == "weight_hh_raw":
+        return "WeightDrop's dropped-out copy (the _raw weight is reported)"
     return "recurrent weight"
+
+
+def _primary(keys: Mapping[str, str]) -> tuple[str | None, str]:
+    """The role of a group's weight_hh tensor that is reported, and how it is stored."""
+    if "weight_hh_param0" in keys and "weight_hh_param1" in keys:
+        return "weight_hh_param1", "weight_norm"
+    if "weight_hh_g" in keys and "weight_hh_v" in keys and "weight_hh_orig" not in keys:
+        return "weight_hh_v", "weight_norm"
+    for role, how in (
+        ("weight_hh_orig", "spectral_norm"),
+        ("weight_hh_param", "spectral_norm"),
+        ("weight_hh_raw", "plain"),
+        ("weight_hh", "plain"),
+    ):
+        if role in keys:
+            return role, how
+    return None, "plain"
 
 
 def _other_reason(key: str, arr: np.ndarray) -> str:
@@ -245,8 +306,9 @@ def classify_state_dict(
     hints = cell_hints or {}
     groups: dict[tuple[str, str], _Group] = {}
     parsed: dict[str, tuple[str, tuple[str, str]]] = {}
+    strip = _wrapper_stripper(tensors)
     for key in tensors:
-        res = _parse(key)
+        res = _parse(key, strip)
         if res is None:
             continue
         role, group, _ = res
@@ -263,14 +325,62 @@ def classify_state_dict(
             continue
         role, gk = parsed[key]
         group = groups[gk]
-        if role in ("weight_hh", "weight_hh_orig", "weight_hh_param"):
-            found, why = _gate_matrices(tensors, dtypes, hints, group, role)
+        primary, how = _primary(group.keys)
+        if role == primary:
+            found, why = _gate_matrices(tensors, dtypes, hints, group, role, how)
             matrices.extend(found)
             if why:
                 skipped.append(Skipped(key, shape, why))
         else:
-            skipped.append(Skipped(key, shape, _reason(role)))
+            skipped.append(Skipped(key, shape, _reason(role, primary)))
     return matrices, skipped
+
+
+def _unit_cos(x: np.ndarray, y: np.ndarray) -> float:
+    nx, ny = float(np.linalg.norm(x)), float(np.linalg.norm(y))
+    return abs(float(x @ y)) / (nx * ny) if nx > 0 and ny > 0 else 0.0
+
+
+def _spectral_norm_dim(W: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[int | None, str | None]:
+    """Which ``dim`` torch's spectral_norm ran on: 0 (``W_mat = W``) or 1 (``W_mat = W^T``).
+
+    ``u`` has ``W_mat``'s row count and ``v`` its column count, so the shapes decide a
+    non-square weight. For a square one the power iteration leaves ``u`` and ``v`` (close
+    to) the top singular pair of ``W_mat``: ``W_mat v || u`` and ``W_mat^T u || v``. Returns
+    ``(None, reason)`` when the vectors fit neither orientation, and a note when a square
+    weight's vectors point nowhere in particular (saved before any training forward pass:
+    torch's default ``dim=0`` is assumed).
+    """
+    R, C = W.shape
+    fits0 = u.shape == (R,) and v.shape == (C,)
+    fits1 = u.shape == (C,) and v.shape == (R,)
+    if not (fits0 or fits1):
+        return None, f"spectral_norm vectors u{u.shape}, v{v.shape} do not fit weight {W.shape}"
+    if not (fits0 and fits1):
+        return (0 if fits0 else 1), None
+    c0 = max(_unit_cos(W @ v, u), _unit_cos(W.T @ u, v))
+    c1 = max(_unit_cos(W.T @ v, u), _unit_cos(W @ u, v))
+    if max(c0, c1) < 0.9:
+        return 0, (
+            "spectral_norm's u, v are not singular vectors of the weight or its transpose "
+            f"(cosines {c0:.2f}, {c1:.2f}): torch's default dim=0 assumed"
+        )
+    return (1 if c1 > c0 else 0), None
+
+
+def _weight_norm(v: np.ndarray, g: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """``g v/||v||`` as torch's weight_norm computes it; the norms' axes follow ``g``'s shape."""
+    R, C = v.shape
+    if g.size == 1 and R * C > 1:
+        nv = float(np.linalg.norm(v))
+        return (g.reshape(()) * v / nv if nv > 0 else None), "norm of the whole tensor"
+    if g.shape in ((R, 1), (R,)):
+        nv = np.linalg.norm(v, axis=1, keepdims=True)
+        return (g.reshape(R, 1) * v / nv if np.all(nv > 0) else None), "row norms, dim=0"
+    if g.shape == (1, C):
+        nv = np.linalg.norm(v, axis=0, keepdims=True)
+        return (g * v / nv if np.all(nv > 0) else None), "column norms, dim=1"
+    return None, f"weight_norm magnitude g of shape {tuple(g.shape)} does not fit weight {(R, C)}"
 
 
 def _dtype_name(arr: np.ndarray, dtypes: Mapping[int, str]) -> str:
@@ -283,6 +393,7 @@ def _gate_matrices(
     hints: Mapping[str, str],
     group: _Group,
     role: str,
+    how: str,
 ) -> tuple[list[RecurrentMatrix], str | None]:
     src = group.keys[role]
     W_stored = tensors[src]
@@ -294,24 +405,41 @@ def _gate_matrices(
         return [], f"named like a recurrent weight but of dtype {W_stored.dtype}"
     W = np.asarray(W_stored, dtype=np.float64)
     notes: list[str] = []
-    spectral = role != "weight_hh"
+    spectral = how == "spectral_norm"
     if spectral:
         tail = "_param" if role == "weight_hh_param" else ""
         u_key, v_key = group.keys.get(f"weight_hh{tail}_u"), group.keys.get(f"weight_hh{tail}_v")
         if u_key is None or v_key is None:
             if role == "weight_hh_param":
                 return [], (
-                    "parametrized weight other than spectral_norm (no u/v vectors): "
-                    "the effective weight is not stored"
+                    "named like a recurrent weight but parametrized by something other than "
+                    "spectral_norm or weight_norm (no u/v vectors, no g): the effective weight is not stored"
                 )
             return [], "spectral_norm weight without its u/v vectors (effective weight unknown)"
         u = np.asarray(tensors[u_key], dtype=np.float64).ravel()
         v = np.asarray(tensors[v_key], dtype=np.float64).ravel()
-        if u.shape != (W.shape[0],) or v.shape != (W.shape[1],):
-            return [], f"spectral_norm vectors u{u.shape}, v{v.shape} do not fit weight {W.shape}"
-        sigma = float(u @ (W @ v))
+        dim, why = _spectral_norm_dim(W, u, v)
+        if dim is None:
+            return [], why
+        sigma = float(u @ ((W if dim == 0 else W.T) @ v))
         W = W / sigma
-        notes.append(f"spectrally normalised by torch spectral_norm (sigma={sigma:.6g})")
+        on = ", dim=1" if dim else ""
+        notes.append(f"spectrally normalised by torch spectral_norm (sigma={sigma:.6g}{on})")
+        if why:
+            notes.append(why)
+    elif how == "weight_norm":
+        new_api = role == "weight_hh_param1"
+        g_key = group.keys["weight_hh_param0" if new_api else "weight_hh_g"]
+        g = np.asarray(tensors[g_key], dtype=np.float64)
+        W, how_norm = _weight_norm(W, g)
+        if W is None:
+            return [], how_norm
+        notes.append(
+            f"weight_norm: A = g v/||v|| ({how_norm}; g = {g_key}, v = {src}); "
+            "not writable (scale g, or remove the wrapper)"
+        )
+    elif role == "weight_hh_raw":
+        notes.append(f"WeightDrop: {src} is the weight used in evaluation (dropout acts only in training)")
 
     R, C = W.shape
     hr_key = group.keys.get("weight_hr")
