@@ -275,9 +275,13 @@ def _write_torch(ckpt, path, out, groups, force, trust):
             "writing it back needs full unpickling: pass trust=True (--trust-pickle) if you trust it"
         ) from exc
     mapping = _navigate(obj, list(ckpt.metadata.get("state_dict_path", []) or []), path)
+    located = ckpt.metadata.get("source_paths") or {}
     for source, ms in groups.items():
         try:
-            t = mapping[source]
+            if source in located:  # a matrix of one of several tensor mappings
+                t = _navigate(obj, located[source][:-1], path)[located[source][-1]]
+            else:
+                t = mapping[source]
         except (KeyError, TypeError):
             raise SpectraError(f"{path}: tensor {source!r} not found for writing") from None
         new = _apply(t.detach().to(torch.float64).cpu().numpy(), ms)

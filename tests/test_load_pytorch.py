@@ -729,3 +729,43 @@ def test_submodule_named_module_does_not_collide_with_the_wrapper_prefix(tmp_pat
     np.testing.assert_array_equal(
         ckpt.stacked("module.rnn.weight_hh_l0"), net.module.rnn.weight_hh_l0.detach().double().numpy()
     )
+
+
+def test_several_mappings_with_recurrent_weights_are_all_reported_and_written_back(tmp_path):
+    # only the first mapping was reported (the second listed as skipped, exit 0, ids without a
+    # hint of which model); an EMA copy first in the dict hid the model itself
+    torch.manual_seed(4)
+    enc, dec = torch.nn.LSTM(3, 5), torch.nn.GRU(5, 4)
+    ema = {k: v * 0.5 for k, v in dec.state_dict().items()}  # same keys as the model's
+    obj = {"encoder": enc.state_dict(), "ema": ema, "decoder": dec.state_dict(), "optimizer": {"state": {}}}
+    torch.save(obj, tmp_path / "two.pt")
+    ckpt = load(tmp_path / "two.pt")
+    assert ckpt.ids == (
+        [f"encoder/weight_hh_l0[{g}]" for g in LSTM_GATES]
+        + [f"ema/weight_hh_l0[{g}]" for g in GRU_GATES]
+        + [f"decoder/weight_hh_l0[{g}]" for g in GRU_GATES]
+    )
+    np.testing.assert_array_equal(
+        ckpt.stacked("encoder/weight_hh_l0"), enc.weight_hh_l0.detach().double().numpy()
+    )
+    np.testing.assert_array_equal(ckpt.stacked("ema/weight_hh_l0"), ema["weight_hh_l0"].double().numpy())
+    np.testing.assert_array_equal(
+        ckpt.stacked("decoder/weight_hh_l0"), dec.weight_hh_l0.detach().double().numpy()
+    )
+    assert "decoder/weight_ih_l0" in {s.name for s in ckpt.skipped}
+    # writing back: each matrix goes to its own mapping, the EMA copy with the same keys untouched
+    spectra.stabilize_checkpoint(
+        tmp_path / "two.pt",
+        tmp_path / "out.pt",
+        method="spectral-norm",
+        matrices=["decoder/weight_hh_l0[new]"],
+    )
+    out = torch.load(tmp_path / "out.pt")
+    W = dec.weight_hh_l0.detach().double().numpy()
+    new = W[8:12] / np.linalg.norm(W[8:12], 2)
+    np.testing.assert_allclose(out["decoder"]["weight_hh_l0"].double().numpy()[8:12], new, rtol=1e-6)
+    np.testing.assert_array_equal(out["decoder"]["weight_hh_l0"][:8], dec.weight_hh_l0.detach()[:8])
+    for k, v in ema.items():
+        assert torch.equal(out["ema"][k], v)
+    for k, v in enc.state_dict().items():
+        assert torch.equal(out["encoder"][k], v)

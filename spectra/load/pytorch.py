@@ -27,10 +27,11 @@ import pickle
 import sys
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 
-from spectra.checkpoint import Checkpoint, Skipped
+from spectra.checkpoint import Checkpoint, RecurrentMatrix, Skipped
 from spectra.errors import CorruptFileError, NoRecurrentWeightsError, UnsafeFileError, UnsupportedFormatError
 from spectra.load.torch_names import classify_state_dict, find_tensor_mappings
 from spectra.load.torchpickle import NeedsTorch, restricted_loads, unpickle_torch_zip
@@ -101,8 +102,12 @@ def checkpoint_from_object(
     The tensor mapping holding the recurrent weights is found by walking
     dicts depth first (a bare state_dict, Lightning ``{"state_dict": ...}``,
     ``{"model_state_dict": ...}``, ``{"model": ...}``...); optimizer state is
-    never searched. The first mapping with a recurrent weight is reported;
-    its key path is ``metadata["state_dict_path"]``.
+    never searched. The mapping with the recurrent weights is reported; its
+    key path is ``metadata["state_dict_path"]``. When several mappings hold
+    recurrent weights (an encoder and a decoder, a model and its EMA copy),
+    all are reported, each matrix's id, layer and source prefixed by its
+    mapping's key path (``encoder/rnn.weight_hh_l0[input]``), and
+    ``metadata["source_paths"]`` maps each such source to its key path.
 
     Parameters
     ----------
@@ -129,34 +134,28 @@ def checkpoint_from_object(
         No tensor named like a torch recurrent weight.
     """
     mappings, skipped = find_tensor_mappings(obj)
-    primary = None
-    matrices = []
     results = []
     for m in mappings:
         mats, sk = classify_state_dict(m.tensors, dtypes, cell_hints=cell_hints)
         results.append((m, mats, sk))
-        if primary is None and mats:
-            primary, matrices = m, mats
+    holding = [m for m, mats, _ in results if mats]
+    primary = holding[0] if holding else None
+    several = len(holding) > 1
+    matrices: list[RecurrentMatrix] = []
+    source_paths: dict[str, list] = {}
     out_skipped: list[Skipped] = []
     for m, mats, sk in results:
-        if m is primary:
-            out_skipped.extend(sk)
-            continue
         where = "/".join(str(p) for p in m.path)
-        rec = list(dict.fromkeys(mm.source for mm in mats))
-        for s in sk:
-            out_skipped.append(Skipped(f"{where}/{s.name}" if where else s.name, s.shape, s.reason))
-        for key in rec:
-            out_skipped.append(
-                Skipped(
-                    f"{where}/{key}" if where else key,
-                    tuple(m.tensors[key].shape),
-                    "recurrent weight in a second tensor mapping; only "
-                    f"{'/'.join(str(p) for p in primary.path) or 'the top level'} is reported"
-                    if primary is not None
-                    else "recurrent weight",
-                )
-            )
+        pre = f"{where}/" if where and (several or m is not primary) else ""
+        if mats and (several or m is primary):
+            # several mappings hold recurrent weights (an encoder and a decoder, a model and its
+            # EMA copy): all are reported, ids prefixed by the mapping's key path
+            for mm in mats:
+                if pre:
+                    source_paths[pre + mm.source] = [*m.path, mm.source]
+                    mm = replace(mm, id=pre + mm.id, layer=pre + mm.layer, source=pre + mm.source)
+                matrices.append(mm)
+        out_skipped.extend(Skipped(pre + s.name, s.shape, s.reason) for s in sk)
     out_skipped.extend(skipped)
     if primary is None:
         n = sum(len(m.tensors) for m in mappings) + len(skipped)
@@ -172,6 +171,9 @@ def checkpoint_from_object(
     meta: dict = {"framework": "torch", "state_dict_path": list(primary.path)}
     if len(mappings) > 1:
         meta["tensor_mappings"] = [list(m.path) for m in mappings]
+    if several:
+        meta["state_dict_path"] = []
+        meta["source_paths"] = source_paths
     if isinstance(obj, Mapping):
         for k in ("epoch", "global_step", "step"):
             v = obj.get(k)
