@@ -77,7 +77,8 @@ class TransientGrowth:
     peak : float
         ``max_k norms[k]`` over the computed range.
     peak_k : int
-        The first ``k`` at which the peak is attained.
+        The first ``k`` at which the peak is attained, to within ``1e-12``
+        relative (rounding: the norms of an orthogonal matrix peak at 0).
     kmax : int
         Last power computed.
     spectral_radius : float
@@ -311,7 +312,11 @@ def transient_growth(A, kmax: int | None = None) -> TransientGrowth:
             nk = powers.next()
             norms.append(nk)
             if nk > peak:
-                peak, peak_k = nk, k
+                # where: the first k within rounding of the top (an orthogonal matrix's norms, all 1
+                # to rounding, peak at k = 0, not wherever rounding put the largest)
+                if nk > norms[peak_k] * (1 + 1e-12):
+                    peak_k = k
+                peak = nk
             if kmax is None and rho < 1 and (nk == 0.0 or (k > peak_k and nk <= 0.01 * max(1.0, peak))):
                 break
         if not powers.failed:

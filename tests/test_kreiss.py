@@ -195,6 +195,14 @@ def test_transient_rotation_pairs():
     assert tg.spectral_radius == pytest.approx(0.9, rel=1e-14)
 
 
+def test_transient_orthogonal_peak_is_at_k_zero_not_where_rounding_put_it():
+    # norms all 1 to rounding: the largest came out at some late k ("1 at k=100 (still growing)")
+    Q = np.linalg.qr(np.random.default_rng(8).standard_normal((20, 20)))[0]
+    tg = transient_growth(Q, kmax=100)
+    assert np.max(np.abs(tg.norms - 1)) < 1e-12
+    assert tg.peak_k == 0 and tg.peak == np.max(tg.norms)
+
+
 def test_transient_default_kmax_rule():
     A = random_nonnormal(8, 0.9, seed=7)
     tg = transient_growth(A)

@@ -205,3 +205,51 @@ def test_plot_transient_growing_curve_is_not_called_a_peak():
     assert any("at k=30 (still growing)" in t for t in notes)
     ax = plot_transient(transient_growth(J, kmax=30))
     assert not any("still growing" in t.get_text() for t in ax.texts)
+
+
+def _inside(fig, artist, ax) -> bool:
+    r = fig.canvas.get_renderer()
+    a, b = artist.get_window_extent(r), ax.get_window_extent(r)
+    return a.x0 >= b.x0 - 1 and a.x1 <= b.x1 + 1 and a.y0 >= b.y0 - 1 and a.y1 <= b.y1 + 1
+
+
+def test_peak_notes_stay_inside_the_axes():
+    # a peak at the right end had its note run across the frame (and, in panels, squeezed them)
+    G = np.array([[1.05, 1.0], [0.0, 0.5]])  # still growing at kmax
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    plot_transient([transient_growth(G, kmax=60), transient_growth(J, kmax=60)], ["G", "J"], ax=ax)
+    fig.canvas.draw()
+    assert len(ax.texts) == 2 and all(_inside(fig, t, ax) for t in ax.texts)
+
+
+def test_infinite_kreiss_is_said_in_the_legend():
+    G = np.array([[1.05, 1.0], [0.0, 0.5]])
+    ax = plot_transient([transient_growth(G, kmax=30)], ["G"], kreiss=[kreiss_constant(G)])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(lab.startswith("K = ∞") for lab in labels)
+    assert not any(lab == "Kreiss K" for lab in labels)
+
+
+def test_nilpotent_says_where_the_powers_vanish_and_short_series_have_integer_ticks():
+    Z = np.diag([2.0, 2.0], 1)  # A^3 = 0
+    fig, ax = plt.subplots()
+    plot_transient([transient_growth(Z)], ["Z"], ax=ax)
+    (curve,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("Z")]
+    assert curve.get_label() == "Z: ‖A^k‖ (= 0 from k=3)" and curve.get_marker() == "o"
+    fig.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_panels_one_figure_legend_and_a_row_per_tensor():
+    from spectra.plot.transient import plot_transient_panels
+
+    Ms = [J, N, 0.5 * J, 0.9 * N]
+    labels = [f"w[{g}]" for g in ("input", "forget", "cell", "output")]
+    axes = plot_transient_panels([transient_growth(M, kmax=40) for M in Ms], labels, title="t")
+    fig = axes[0].figure
+    rows = {round(ax.get_position().y0, 3) for ax in axes}
+    assert len(rows) == 1  # the four gates of one tensor side by side
+    assert all(ax.get_legend() is None for ax in axes) and len(fig.legends) == 1
+    fig.canvas.draw()
+    assert all(_inside(fig, t, ax) for ax in axes for t in ax.texts)

@@ -109,7 +109,10 @@ def plot_transient(
     many = len(results) > 3  # peak notes would collide: they go into the legend instead
     colors = _colors(len(results))
     drawn_kreiss = False
+    infinite_k = False
     lowest = math.inf
+    kmax_all = max(int(tg.kmax) for tg in results)
+    notes = []
     for i, (tg, label) in enumerate(zip(results, labels)):
         k = np.arange(tg.norms.size)
         y = _visible(tg.norms, tiny, big)
@@ -123,33 +126,56 @@ def plot_transient(
             k_mark, marker = int(np.argmax(tg.norms > big)), "^"
             inf_k = f" (inf from k={tg.peak_k})" if not math.isfinite(tg.peak) else ""
             note = f"> {big:.0e} from k={k_mark}{inf_k}"
-        name = f"{label}: ‖A^k‖" + (f" (peak {note})" if many else "")
-        (line,) = ax.semilogy(k, y, "-", lw=1.6, label=name, color=colors[i])
+        zero = np.flatnonzero(tg.norms == 0)
+        parts = [f"peak {note}"] if many else []
+        if zero.size:  # nilpotent: nothing a log axis can draw from there on
+            parts.append(f"= 0 from k={int(zero[0])}")
+        name = f"{label}: ‖A^k‖" + (f" ({', '.join(parts)})" if parts else "")
+        # short series (a few powers): the points themselves, not only a line between them
+        style = "-o" if kmax_all <= 20 else "-"
+        (line,) = ax.semilogy(k, y, style, lw=1.6, ms=3, label=name, color=colors[i])
         color = line.get_color()
         if spectral:
             ax.semilogy(k, _visible(tg.spectral_bound, tiny, big), "--", lw=1.0, color=color, alpha=0.7)
         ax.plot([k_mark], [min(tg.peak, big)], marker, color=color, ms=5)
         if not many:
-            ax.annotate(
-                note,
-                (k_mark, min(tg.peak, big)),
-                textcoords="offset points",
-                xytext=(6, 6 + 11 * i),  # staggered: curves often peak at the same k
-                fontsize=8,
-                color=color,
-            )
+            notes.append((note, k_mark, min(tg.peak, big), color, i))
         kr = kreiss[i] if kreiss is not None else None
         if kr is not None and math.isfinite(kr.value):
             lo, hi = kr.bracket
             ax.axhline(lo, ls=":", lw=1.0, color=color)
             ax.axhline(hi, ls="-.", lw=0.8, color=color, alpha=0.7)
             drawn_kreiss = True
+        elif kr is not None:
+            infinite_k = True
+    ax.set_xlim(0, max(kmax_all, 1))
+    if kmax_all <= 20:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if math.isfinite(lowest):
         # the rho^k lines may fall far below every ||A^k|| curve: do not let them squash it
         bottom = ax.get_ylim()[0]
         ax.set_ylim(bottom=max(bottom, lowest / 10))
+    bottom, top = ax.get_ylim()
+    if notes and top > bottom > 0:
+        # headroom above the highest peak for its note (log axis: a fraction of the decades shown)
+        lt, lb = math.log10(top), math.log10(bottom)
+        ax.set_ylim(top=10.0 ** max(lt, min(lt + (lt - lb) * (0.08 + 0.06 * len(notes)), 255.0)))
+    for note, k_mark, y_mark, color, i in notes:
+        # notes of peaks in the right part of the axes run leftwards, so none crosses the frame
+        right = k_mark > 0.55 * max(kmax_all, 1)
+        ax.annotate(
+            note,
+            (k_mark, y_mark),
+            textcoords="offset points",
+            xytext=(-6 if right else 6, 6 + 11 * i),  # staggered: curves often peak at the same k
+            ha="right" if right else "left",
+            fontsize=8,
+            color=color,
+        )
     ax.set_xlabel("k")
-    ax.set_ylabel("‖A^k‖₂")
+    ax.set_ylabel(r"$\|A^k\|_2$")
     handles, _ = ax.get_legend_handles_labels()
     from matplotlib.lines import Line2D
 
@@ -159,6 +185,8 @@ def plot_transient(
     if drawn_kreiss:
         extra.append(Line2D([], [], ls=":", color="gray", label="Kreiss K"))
         extra.append(Line2D([], [], ls="-.", color="gray", label="e·n·K"))
+    if infinite_k:
+        extra.append(Line2D([], [], ls="none", label="K = ∞ where ρ(A) ≥ 1: no Kreiss bracket"))
     if len(handles) + len(extra) > 8:
         # a long legend would cover the curves: beside the axes instead
         ax.legend(handles=handles + extra, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -196,7 +224,9 @@ def plot_transient_panels(
     kreiss : KreissResult or sequence of (KreissResult or None), optional
         Same length as `results` (None entries draw no bracket).
     ncols : int, optional
-        Panels per row (default: up to 3).
+        Panels per row (default: the gates of a tensor, rows the tensors, when
+        labels look like ``tensor[gate]``; else up to 3). One legend for the
+        figure, below the panels, explains the line styles.
     spectral : bool
         Also draw ``rho(A)^k``.
     title : str, optional
@@ -230,13 +260,13 @@ def plot_transient_panels(
     if kreiss is not None and len(kreiss) != m:
         raise ValueError(f"kreiss has {len(kreiss)} entries for {m} results")
     if ncols is None:
-        ncols = min(3, m)
+        ncols = _gates_per_row(labels)
     if ncols < 1:
         raise ValueError(f"ncols must be positive, got {ncols}")
     ncols = min(ncols, m)
     nrows = math.ceil(m / ncols)
     if fig is None:
-        fig = plt.figure(figsize=(3.6 * ncols + 0.6, 2.8 * nrows + 0.6))
+        fig = plt.figure(figsize=(3.6 * ncols + 0.6, 2.8 * nrows + 1.0), layout="constrained")
     grid = fig.subplots(nrows, ncols, sharex=True, squeeze=False)
     axes = list(grid.ravel())
     for ax in axes[m:]:
@@ -252,8 +282,8 @@ def plot_transient_panels(
             title=label,
         )
         ax.title.set_fontsize(9)
-        if ax.get_legend() is not None and i > 0:
-            ax.get_legend().remove()  # one legend (the first panel) explains the line styles
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()  # one legend for the figure explains the line styles
         if i < m - ncols:
             ax.set_xlabel("")
             ax.tick_params(labelbottom=False)
@@ -261,10 +291,33 @@ def plot_transient_panels(
             ax.tick_params(labelbottom=True)
         if i % ncols:
             ax.set_ylabel("")
+    from matplotlib.lines import Line2D
+
+    styles = [Line2D([], [], ls="-", color="gray", label="‖A^k‖₂ (peak marked)")]
+    if spectral:
+        styles.append(Line2D([], [], ls="--", color="gray", label="ρ(A)^k"))
+    drawn = [kr for kr in (kreiss or []) if kr is not None]
+    if any(math.isfinite(kr.value) for kr in drawn):
+        styles += [
+            Line2D([], [], ls=":", color="gray", label="Kreiss K"),
+            Line2D([], [], ls="-.", color="gray", label="e·n·K"),
+        ]
+    if any(not math.isfinite(kr.value) for kr in drawn):
+        styles.append(Line2D([], [], ls="none", label="K = ∞ where ρ(A) ≥ 1: no Kreiss bracket"))
+    fig.legend(handles=styles, loc="outside lower center", ncols=len(styles), fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return axes
+
+
+def _gates_per_row(labels: Sequence[str]) -> int:
+    """Panels per row: the gates of one tensor when labels look like ``tensor[gate]``, else up to 3."""
+    prefixes = [lab.split("[", 1)[0] for lab in labels]
+    if all("[" in lab for lab in labels):
+        counts = {p: prefixes.count(p) for p in prefixes}
+        if len(set(counts.values())) == 1 and 1 < next(iter(counts.values())) <= 4:
+            return next(iter(counts.values()))
+    return min(3, len(labels))
 
 
 def plot_numerical_range(
