@@ -781,8 +781,8 @@ def auto_bounds(A, *, levels: np.ndarray | None = None) -> tuple[float, float, f
     ``[lmin(H), lmax(H)] x [lmin(K), lmax(K)]`` with ``H = (A + A*)/2`` and
     ``K = (A - A*)/(2i)``, and ``L_eps(A)`` lies in ``W(A) + eps``-disc
     (Trefethen & Embree 2005, thm. 17.5). The box is padded by
-    ``max(10% of its larger side, 10**max(levels))`` and joined with
-    ``[-1.1, 1.1]^2``; for real `A` it is symmetric about the real axis.
+    ``max(10% of its larger side (at least 0.1), 10**max(levels))`` and joined
+    with ``[-1.1, 1.1]^2``; for real `A` it is symmetric about the real axis.
 
     Parameters
     ----------
@@ -801,7 +801,9 @@ def auto_bounds(A, *, levels: np.ndarray | None = None) -> tuple[float, float, f
     h = scipy.linalg.eigvalsh(H)
     k = scipy.linalg.eigvalsh(K)
     xmin, xmax, ymin, ymax = h[0], h[-1], k[0], k[-1]
-    size = max(xmax - xmin, ymax - ymin, 1e-3 * max(1.0, float(np.abs(A).max())))
+    # at least 10% of the unit disc's radius: a point-like W(A) (a multiple of I, a 1x1 matrix)
+    # off the unit box would otherwise put the eigenvalue on the frame
+    size = max(xmax - xmin, ymax - ymin, 1e-3 * float(np.abs(A).max()), 1.0)
     pad = 0.1 * size
     if levels is not None and len(levels):
         pad = max(pad, 10.0 ** float(np.max(levels)))
@@ -825,7 +827,9 @@ def default_levels(
     (below the minimum of ``sigma_min`` on the grid's edge), the bottom one
     the larger of the grid's minimum, ``top - 7`` and ``log10(1e-13 norm)``
     (rounding level); levels sit on multiples of the first step among
-    0.25, 0.5, 1 that gives at most `max_levels` of them.
+    0.25, 0.5, 1 that gives at most `max_levels` of them. When no contour
+    closes inside the grid (the eigenvalues lie outside it), one level
+    halfway through the data's range.
 
     Parameters
     ----------
@@ -852,7 +856,10 @@ def default_levels(
     floor = math.log10(max(1e-13 * norm, np.finfo(float).tiny))
     bottom = max(float(logs.min()), top - 7.0, floor)
     if bottom >= top:
-        return np.array([math.floor(top * 4) / 4])
+        # no contour closes inside the grid (the eigenvalues lie outside it): one level
+        # halfway through the data, so that at least something is drawn
+        mid = 0.5 * (float(logs.min()) + float(logs.max()))
+        return np.array([round(mid, 2)])
     for step in (0.25, 0.5, 1.0):
         lo, hi = math.ceil(bottom / step - 1e-9), math.floor(top / step + 1e-9)
         if hi - lo + 1 <= max_levels:

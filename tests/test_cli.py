@@ -267,9 +267,12 @@ def test_pseudospectra_warns_when_no_contour_lies_in_the_region(tmp_path, capsys
     p = _npy(tmp_path, np.diag([0.5, 0.2]))
     fig = tmp_path / "far.png"
     args = ["pseudospectra", "-q", str(p), "--bounds", "5", "6", "5", "6", "--npts", "12", "-o", str(fig)]
-    rc, _, err = run(args, capsys)
+    rc, _, err = run([*args, "--levels", "-3,-2"], capsys)
     assert rc == 0 and fig.exists()
     assert "no contour to draw" in err
+    # default levels far from the eigenvalues: one level inside the data (it was below it)
+    rc, _, err = run(args, capsys)
+    assert rc == 0 and "no contour" not in err
     rc, _, err = run(["pseudospectra", "-q", str(p), "--npts", "24", "-o", str(fig)], capsys)
     assert rc == 0 and "no contour" not in err
 

@@ -297,3 +297,43 @@ def test_cli_field_of_values_overlay(tmp_path):
     out = tmp_path / "fov.png"
     assert main(["pseudospectra", str(src), "-o", str(out), "--field-of-values", "-q"]) == 0
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def _edge_min(g) -> float:
+    s = g.sigma_min
+    return float(min(s[0].min(), s[-1].min(), s[:, 0].min(), s[:, -1].min()))
+
+
+def test_shared_levels_close_inside_every_panel():
+    # levels ran up to the highest grid's top: the outer contours of the other panels were cut
+    # by their edges (the forget and cell gates of the shipped LSTM)
+    rng = np.random.default_rng(4)
+    mats = [
+        np.diag([0.5, -0.3, 0.2j]),  # normal: a tight window
+        rng.standard_normal((12, 12)) / np.sqrt(12) + 3.0 * np.triu(rng.standard_normal((12, 12)), 1),
+    ]
+    grids = [pseudospectra(A, npts=40) for A in mats]
+    assert max(g.levels.max() for g in grids) > min(g.levels.max() for g in grids)
+    lev = shared_levels(grids)
+    for g in grids:
+        assert _edge_min(g) > 10.0 ** lev.max()  # the top contour closes inside the window
+
+
+@pytest.mark.parametrize("A", [np.array([[-1.5]]), 1.4j * np.eye(3)], ids=["1x1", "multiple of I"])
+def test_point_like_numerical_range_leaves_room_around_the_eigenvalue(A):
+    # W(A) a single point: the box was padded by 1e-4 and the eigenvalue sat on the frame,
+    # with no contour drawn
+    from spectra.pseudospectra import auto_bounds
+
+    lam = complex(np.linalg.eigvals(A)[0])
+    x0, x1, y0, y1 = auto_bounds(A)
+    assert min(lam.real - x0, x1 - lam.real, lam.imag - y0, y1 - lam.imag) >= 0.1 - 1e-12
+    g = pseudospectra(A, npts=40)
+    logs = np.log10(g.sigma_min)
+    assert any(logs.min() <= v <= logs.max() for v in g.levels)
+
+
+def test_default_level_lies_in_the_data_when_the_eigenvalues_are_outside():
+    g = pseudospectra(np.diag([0.5, 0.2]), bounds=(5, 6, 5, 6), npts=12)
+    logs = np.log10(g.sigma_min)
+    assert len(g.levels) == 1 and logs.min() < g.levels[0] < logs.max()

@@ -154,8 +154,11 @@ def plot_pseudospectra(
 def shared_levels(grids: Sequence, *, max_levels: int = 8) -> np.ndarray:
     """Common ``log10(eps)`` levels for several grids.
 
-    From the lowest to the highest of the grids' own levels, on multiples of
-    the first step among 0.25, 0.5, 1, 2 that gives at most `max_levels`.
+    From the lowest of the grids' own levels up to the lowest of their top
+    levels (each grid's top contour is the largest closed inside its window,
+    so every contour drawn is closed in every panel: none is cut by a panel's
+    edge), on multiples of the first step among 0.25, 0.5, 1, 2 that gives
+    at most `max_levels`.
 
     Parameters
     ----------
@@ -171,7 +174,7 @@ def shared_levels(grids: Sequence, *, max_levels: int = 8) -> np.ndarray:
     if not len(grids):
         raise InvalidArgumentError("grids must hold at least one PseudospectrumGrid")
     lo = min(float(np.min(g.levels)) for g in grids)
-    hi = max(float(np.max(g.levels)) for g in grids)
+    hi = min(float(np.max(g.levels)) for g in grids)
     for step in (0.25, 0.5, 1.0, 2.0):
         a, b = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
         if b - a + 1 <= max_levels:
