@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -73,6 +74,42 @@ def echo_json(doc) -> None:
 def warn(msg: str) -> None:
     """One warning line on stderr."""
     click.echo(f"spectra: warning: {msg}", err=True)
+
+
+_POWER_NOTE = re.compile(
+    r"^power method not converged after (?P<it>\d+) iteration\(s\): the estimate changed by "
+    r"(?P<change>\S+) \(relative\) in the last step \(> (?P<tol>\S+)\)"
+)
+
+
+def grouped_notes(pairs: list[tuple[str, str]], total: int) -> list[str]:
+    """Warning lines for ``(matrix id, note)`` pairs: each distinct note once, with its ids.
+
+    The power method's per-matrix "not converged" notes (one number each) become one line:
+    with the paper's single iteration most matrices of a checkpoint get one.
+    """
+    by_note: dict[str, list[str]] = {}
+    power: dict[str, list[tuple[str, float]]] = {}
+    for mid, note in pairs:
+        hit = _POWER_NOTE.match(note)
+        if hit:
+            power.setdefault(f"{hit['it']}|{hit['tol']}", []).append((mid, float(hit["change"])))
+        else:
+            by_note.setdefault(note, []).append(mid)
+    lines = [f"{', '.join(ids)}: {note}" for note, ids in sorted(by_note.items())]
+    for key, hits in power.items():
+        it, tol = key.split("|")
+        ids = [mid for mid, _ in hits]
+        lo, hi = min(c for _, c in hits), max(c for _, c in hits)
+        span = f"{lo:.3g}" if lo == hi else f"{lo:.3g} to {hi:.3g}"
+        which = f"all {total} matrices" if len(ids) == total else f"{len(ids)} of {total} matrices"
+        lines.append(
+            f"power method not converged after {it} iteration(s) for {which} "
+            f"(the estimate changed by {span}, relative, in the last step; > {tol})"
+            + ("" if len(ids) == total else f": {', '.join(ids)}")
+            + "; --iterations N runs more (the second paper uses 1)"
+        )
+    return lines
 
 
 def progress_bar(label: str, quiet: bool):

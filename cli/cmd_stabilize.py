@@ -5,7 +5,17 @@ from __future__ import annotations
 import warnings
 
 import click
-from spectra_cli._common import echo_json, eps_list, fmt, matrix_option, table, trust_option, use_agg, warn
+from spectra_cli._common import (
+    echo_json,
+    eps_list,
+    fmt,
+    grouped_notes,
+    matrix_option,
+    table,
+    trust_option,
+    use_agg,
+    warn,
+)
 
 METHOD_NAMES = ["power", "exact", "svd-clip", "spectral-norm"]
 CRITERION_NAMES = ["distance_to_instability", "kreiss", "transient_peak", "henrici_relative"]
@@ -107,8 +117,12 @@ def stabilize(checkpoint, output, method, iterations, target, seed, stacked, mat
             force=force,
             trust=trust,
         )
+    notes = [tuple(str(w.message).split(": ", 1)) for w in caught if issubclass(w.category, StabilizeWarning)]
+    for line in grouped_notes([n for n in notes if len(n) == 2], len(changes)):
+        warn(line)
     for w in caught:
-        warn(str(w.message))
+        if not issubclass(w.category, StabilizeWarning) or len(str(w.message).split(": ", 1)) != 2:
+            warn(str(w.message))
     if as_json:
         echo_json(
             {
@@ -298,12 +312,8 @@ def compare(
             trust=trust,
         )
     # each note once, with the matrices it concerns (a note alone does not say which gate)
-    by_note: dict[str, list[str]] = {}
-    for m in result.matrices:
-        for n in m.notes:
-            by_note.setdefault(n, []).append(m.id)
-    for note, ids in sorted(by_note.items()):
-        warn(f"{', '.join(ids)}: {note}")
+    for line in grouped_notes([(m.id, n) for m in result.matrices for n in m.notes], len(result.matrices)):
+        warn(line)
     if as_json:
         echo_json(result.to_dict())
     else:

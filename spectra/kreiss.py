@@ -326,7 +326,7 @@ def transient_growth(A, kmax: int | None = None) -> TransientGrowth:
         warnings.warn(
             f"transient_growth: ||A^k|| {grow} at the cap of {limit} powers (rho(A) = {rho:.10g}): "
             f"the peak {peak:.6g} (k = {peak_k}) is only a lower bound on sup_k ||A^k|| "
-            "(pass kmax to go further)",
+            "(pass kmax, or spectra transient --kmax, to go further)",
             RuntimeWarning,
             stacklevel=2,
         )

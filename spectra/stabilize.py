@@ -205,7 +205,8 @@ def _dominant_pair_warning(A: np.ndarray, lam: np.ndarray) -> str | None:
         )
         return (
             f"power method cannot converge: {kind} (|l2|/|l1| = {mod[1] / mod[0]:.6f} > {PAIR_RATIO}); "
-            "the Rayleigh-quotient estimate is unreliable (use method='exact')"
+            "the Rayleigh-quotient estimate is unreliable "
+            "(the exact method divides by the spectral radius itself)"
         )
     return None
 

@@ -294,3 +294,23 @@ def test_compare_stabilized_sees_the_weights_stabilize_writes(tmp_path, method):
     for mw, ms in zip(written.matrices, seen.matrices, strict=True):
         for key in ("spectral_radius", "norm_2", "henrici"):
             assert ms.figures[key].after == mw.figures[key].after, (mw.id, key)
+
+
+def test_plot_compare_says_which_matrices_changed_and_by_what(tmp_path):
+    # before/after pairs of unchanged matrices looked identical with nothing to say so
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spectra.plot.compare import plot_compare
+
+    np.savez(tmp_path / "w.npz", big=np.diag([2.0, 0.5]), small=np.diag([0.5, 0.2]))
+    res = compare_stabilized(tmp_path / "w.npz", method="exact")
+    axes = plot_compare(res, npts=16)
+    try:
+        titles = {ax.get_title() for ax in axes[:, 1]}
+        assert titles == {"big: after (×0.5)", "small: after (unchanged)"}
+        assert "--stabilize exact" in axes[0, 0].figure.get_suptitle()
+    finally:
+        plt.close(axes[0, 0].figure)

@@ -111,21 +111,35 @@ def plot_compare(
     norm = Normalize(vmin=min(lv), vmax=max(lv)) if min(lv) < max(lv) else Normalize(lv[0] - 0.5, lv[0] + 0.5)
     rows = len(pairs)
     if fig is None:
-        fig = plt.figure(figsize=(10, 4.6 * rows))
+        fig = plt.figure(figsize=(9.0, 3.9 * rows + 0.8), layout="constrained")
     axes = np.asarray(fig.subplots(rows, 2, squeeze=False))
+    changed = {}
+    if hasattr(comparison, "matrices"):
+        for m in comparison.matrices:
+            st = m.stabilize or {}
+            if "changed" in st:
+                changed[m.id] = (bool(st["changed"]), st.get("scale"))
     for r, (key, before, after) in enumerate(pairs):
         xmin, xmax, ymin, ymax = common_bounds([before, after], 10.0 ** max(lv))
         x = np.linspace(xmin, xmax, npts)
         y = np.linspace(ymin, ymax, npts)
-        for c, (label, A) in enumerate((("before", before), ("after", after))):
+        after_title = "after"
+        if key in changed:
+            done, scale = changed[key]
+            after_title = f"after (×{scale:.4g})" if done and scale is not None else "after (unchanged)"
+        for c, (label, A) in enumerate((("before", before), (after_title, after))):
             grid = pseudospectra(np.asarray(A), x=x, y=y)
             ax = axes[r, c]
             plot_pseudospectra(grid, ax=ax, levels=lv, colorbar=False, title=f"{key}: {label}", norm=norm)
+            ax.title.set_fontsize("small")
             ax.set_xlim(xmin, xmax)
             ax.set_ylim(ymin, ymax)
             if c == 1:
                 ax.set_ylabel("")  # same axis as on the left; the label touched the left panel
     # one colour bar for all panels, so every panel keeps the same size
     sm = ScalarMappable(norm=norm, cmap="viridis")
-    fig.colorbar(sm, ax=axes.ravel().tolist(), label="log10(ε)", shrink=0.8)
+    # beside the first row (a bar as tall as many rows would be mostly gradient)
+    fig.colorbar(sm, ax=axes[0].tolist(), label="log10(ε)", shrink=0.9, ticks=lv)
+    if hasattr(comparison, "matrices"):
+        fig.suptitle(f"before: {comparison.before}\nafter: {comparison.after}", fontsize="medium")
     return axes
