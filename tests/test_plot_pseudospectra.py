@@ -337,3 +337,26 @@ def test_default_level_lies_in_the_data_when_the_eigenvalues_are_outside():
     g = pseudospectra(np.diag([0.5, 0.2]), bounds=(5, 6, 5, 6), npts=12)
     logs = np.log10(g.sigma_min)
     assert len(g.levels) == 1 and logs.min() < g.levels[0] < logs.max()
+
+
+def test_pdf_embeds_truetype_fonts_not_type3(tmp_path):
+    g = pseudospectra(np.diag([0.3, -0.4 + 0.2j]), npts=20)
+    p = tmp_path / "f.pdf"
+    save_figure(g.plot().figure, p)
+    raw = p.read_bytes()
+    assert b"/Subtype /Type3" not in raw
+    assert b"/Subtype /TrueType" in raw or b"/Subtype /CIDFontType2" in raw  # Type 42: TrueType glyphs
+
+
+def test_overlay_black_dash_dot_one_legend_and_none_when_outside():
+    A = np.array([[0.5, 2.0], [0.0, 0.5]])
+    w = np.array([0.5 + np.exp(1j * t) for t in np.linspace(0, 2 * np.pi, 50)])
+    ov = [(w.real, w.imag, "W(A)")]
+    grids = [pseudospectra(A, npts=20, matrix_id=f"t[{g}]") for g in ("a", "b", "c")]
+    fig = plot_pseudospectra_panel(grids, overlay=[ov, ov, ov])
+    lines = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_label() == "W(A)"]
+    assert len(lines) == 3 and all(ln.get_linestyle() == "-." and ln.get_color() == "k" for ln in lines)
+    assert sum(ax.get_legend() is not None for ax in fig.axes) == 1
+    far = pseudospectra(A, bounds=(5, 6, 5, 6), npts=10)
+    ax = plot_pseudospectra(far, overlay=ov)
+    assert ax.get_legend() is None

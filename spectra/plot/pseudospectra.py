@@ -128,16 +128,20 @@ def plot_pseudospectra(
     if unit_circle:
         t = np.linspace(0, 2 * np.pi, 361)
         ax.plot(np.cos(t), np.sin(t), "--", color="0.55", linewidth=0.9, label="_unit circle", zorder=1)
-    has_legend = False
-    for xs, ys, label in overlay or ():
-        ax.plot(np.asarray(xs), np.asarray(ys), "-", linewidth=1.0, label=label, zorder=2)
-        has_legend = True
-    if has_legend:
-        ax.legend(loc="upper right", fontsize="small")
     if x.size >= 2:
         ax.set_xlim(x[0], x[-1])
     if y.size >= 2:
         ax.set_ylim(y[0], y[-1])
+    shown = False
+    styles = ["-.", ":", "--"]
+    for j, (xs, ys, label) in enumerate(overlay or ()):
+        xs, ys = np.asarray(xs), np.asarray(ys)
+        # black, dash-dot (EigTool's field of values): apart from the coloured contours
+        ax.plot(xs, ys, styles[j % 3], color="k", linewidth=1.1, label=label, zorder=2)
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        shown |= bool(np.any((xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)))
+    if shown:  # no legend entry for a curve wholly outside the window
+        ax.legend(loc="upper right", fontsize="small")
     ax.set_aspect("equal", adjustable="box")
     ax.set_xlabel("Re z")
     ax.set_ylabel("Im z")
@@ -269,6 +273,9 @@ def plot_pseudospectra_panel(
             ax.set_xlabel("")
     for k in range(len(grids), nrows * ncols):
         axes[k // ncols][k % ncols].set_visible(False)
+    legends = [ax for ax in axes.ravel() if ax.get_legend() is not None]
+    for ax in legends[1:]:  # the overlay's style is the same in every panel: one legend says it
+        ax.get_legend().remove()
     cb = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes.ravel().tolist(), ticks=lev, shrink=0.9)
     cb.set_label("log10(ε)")
     return fig
@@ -299,7 +306,11 @@ def save_figure(fig, path: str | os.PathLike, *, dpi: int = 150) -> None:
         raise InvalidArgumentError(
             f"{p}: figure format must be one of .png, .svg, .pdf (from the extension), got {ext!r}"
         )
+    import matplotlib
+
     try:
-        fig.savefig(p, format=ext, dpi=dpi, bbox_inches="tight")
+        # TrueType (Type 42) fonts in PDF: journals' submission systems refuse Type 3
+        with matplotlib.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}):
+            fig.savefig(p, format=ext, dpi=dpi, bbox_inches="tight")
     except OSError as exc:
         raise WriteError(f"{p}: cannot write the figure ({exc})") from None
