@@ -221,14 +221,16 @@ def _write_plots(ckpt, report, directory: str, quiet: bool) -> None:
     for m in report.matrices:
         if not m.finite:
             continue
-        grid = spectra.pseudospectra(ckpt[m.id].matrix)
-        ax = grid.plot(title=f"{m.id}  (n = {m.shape[0]})")
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in m.id)
+        grid = spectra.pseudospectra(ckpt[m.id].matrix, matrix_id=m.id)
+        # as `spectra pseudospectra` draws one matrix: same size, title and resolution
+        fig, ax = plt.subplots(figsize=(5.5, 4.8))
+        grid.plot(ax=ax)
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in m.id).strip("_")
         path = os.path.join(directory, f"{safe}.png")
         try:
-            save_figure(ax.figure, path, dpi=120)
+            save_figure(fig, path)
         finally:
-            plt.close(ax.figure)
+            plt.close(fig)
         if not quiet:
             click.echo(f"wrote {path}", err=True)
 

@@ -176,6 +176,30 @@ def test_analyze_plots_one_figure_per_matrix(tmp_path, capsys):
         assert p.read_bytes()[:4] == b"\x89PNG" and p.stat().st_size > 5000
 
 
+def test_analyze_plots_names_and_looks_like_pseudospectra(tmp_path, capsys):
+    # gate ids gave names ending in "_" ("w_input_.png"), and smaller figures titled unlike
+    # those of `spectra pseudospectra`
+    import matplotlib.image
+
+    z = tmp_path / "g.npz"
+    np.savez(z, **{"w": np.array([[0.5, 3.0], [0.0, 0.4]])})
+    assert run(["analyze", "-q", str(z), "--fast", "--plots", str(tmp_path / "figs")], capsys)[0] == 0
+    assert run(["pseudospectra", "-q", str(z), "-o", str(tmp_path / "ps.png")], capsys)[0] == 0
+    a = matplotlib.image.imread(tmp_path / "figs" / "w.png")
+    b = matplotlib.image.imread(tmp_path / "ps.png")
+    assert a.shape == b.shape
+    import torch
+
+    torch.manual_seed(0)
+    torch.save(torch.nn.GRU(2, 3).state_dict(), tmp_path / "gru.pt")
+    assert (
+        run(["analyze", "-q", str(tmp_path / "gru.pt"), "--fast", "--plots", str(tmp_path / "g")], capsys)[0]
+        == 0
+    )
+    names = sorted(p.name for p in (tmp_path / "g").iterdir())
+    assert names == [f"weight_hh_l0_{g}.png" for g in ("new", "reset", "update")]
+
+
 GOLDEN = Path(__file__).resolve().parent / "golden"
 DATA = Path(__file__).resolve().parents[1] / "data"
 
