@@ -499,3 +499,43 @@ def test_plot_track_many_matrices_legends_do_not_overlap():
         ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
         assert all(float(t).is_integer() for t in ticks)  # epochs, not 1.5
     plt.close(fig)
+
+
+def test_plot_track_single_epoch_flat_values_and_no_gap_note_without_gaps():
+    # one epoch: x ticks 10.50, 10.65... overlapping; ||A|| = 1 to rounding: y ticks 1.000000017;
+    # the "gaps: unstable" note was printed with no gap anywhere
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spectra.plot.track import plot_track
+
+    rows = [
+        {
+            "run": "r",
+            "regime": "stable",
+            "matrix": f"m{j}",
+            "step": 0,
+            "epoch": 11,
+            "transient_peak": 1.0 + 1.7e-8 * j,
+            "kreiss": 1.0,
+            "spectral_radius": 0.9,
+        }
+        for j in range(3)
+    ]
+    fig = plot_track(rows, figures=["transient_peak", "kreiss", "spectral_radius"])
+    fig.canvas.draw()
+    for ax in fig.axes[:3]:
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert ticks and all(float(t).is_integer() for t in ticks) and lo <= 11 <= hi
+    norm_ax = fig.axes[0]
+    labels = [t.get_text() for t in norm_ax.get_yticklabels() if t.get_text()]
+    assert labels and all(len(lab.replace("−", "-")) <= 6 for lab in labels), labels
+    assert not any("gaps" in t.get_text() for t in fig.axes[-1].texts)
+    plt.close(fig)
+    rows[0]["kreiss"] = float("inf")
+    fig = plot_track(rows, figures=["transient_peak", "kreiss"])
+    assert any("gaps" in t.get_text() for t in fig.axes[-1].texts)
+    plt.close(fig)

@@ -136,7 +136,23 @@ def plot_track(
             ax.set_yscale("log")
         else:
             ax.ticklabel_format(axis="y", useOffset=False)  # no "1e-8+1" offset labels
+            ys = [
+                float(y)
+                for line in ax.get_lines()
+                if not line.get_label().startswith("_")
+                for y in line.get_ydata()
+            ]
+            ys = [y for y in ys if y == y]
+            if ys and max(ys) - min(ys) <= 1e-6 * max(abs(max(ys)), abs(min(ys)), 1e-300):
+                # flat to rounding (||A|| = 1 clipped every step): ticks like 1.000000017 otherwise
+                c = 0.5 * (max(ys) + min(ys))
+                half = 0.01 * abs(c) if c else 1.0
+                ax.set_ylim(c - half, c + half)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and positions are whole
+        data = [line for line in ax.get_lines() if not line.get_label().startswith("_")]  # not axhline
+        xs_all = [float(x) for line in data for x in line.get_xdata()]
+        if xs_all and max(xs_all) - min(xs_all) < 1:
+            ax.set_xlim(min(xs_all) - 1, max(xs_all) + 1)  # one epoch: room for whole-number ticks
         ax.set_ylabel(label)
         ax.set_xlabel("epoch" if all(by_epoch.values()) else "epoch, or position in the run")
         ax.grid(True, alpha=0.3)
@@ -178,10 +194,20 @@ def plot_track(
         fontsize=size,
         frameon=False,
     )
-    if any(key in keys for key in ("distance_to_instability", "kreiss", "transient_peak")):
+    gappy = ("distance_to_instability", "kreiss", "transient_peak")
+    gaps = any(
+        not (y == y)
+        for ax, key in zip(axes, keys)
+        if key in gappy
+        for line in ax.get_lines()
+        for y in line.get_ydata()
+    )
+    if gaps:  # said only where a curve has one
+        fig.canvas.draw()
+        below = lax.get_legend().get_window_extent().transformed(lax.transAxes.inverted()).y0
         lax.text(
             0.0,
-            0.02,
+            min(0.02, below - 0.08),
             r"gaps: unstable, $\rho(A) \geq 1$ (distance 0, $K = \infty$)",
             transform=lax.transAxes,
             fontsize="small",
