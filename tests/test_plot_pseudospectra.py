@@ -360,3 +360,15 @@ def test_overlay_black_dash_dot_one_legend_and_none_when_outside():
     far = pseudospectra(A, bounds=(5, 6, 5, 6), npts=10)
     ax = plot_pseudospectra(far, overlay=ov)
     assert ax.get_legend() is None
+
+
+def test_colorbar_is_as_tall_as_a_wide_window():
+    # an equal-aspect axes of a wide window is short; the bar kept the full height (twice the axes')
+    g = pseudospectra(np.array([[1.2, 0.3], [0.0, 0.4]]), bounds=(0.5, 1.5, -0.25, 0.25), npts=20)
+    ax = g.plot()
+    fig = ax.figure
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    cax = [a for a in fig.axes if a is not ax][0]
+    h_ax, h_cb = ax.get_window_extent(r).height, cax.get_window_extent(r).height
+    assert abs(h_cb - h_ax) <= 0.05 * h_ax

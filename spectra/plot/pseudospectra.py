@@ -148,9 +148,12 @@ def plot_pseudospectra(
     ax.set_title(_default_title(grid) if title is None else title, fontsize="medium")
     if colorbar:
         from matplotlib.cm import ScalarMappable
+        from mpl_toolkits.axes_grid1 import make_axes_locatable
 
         sm = ScalarMappable(norm=norm, cmap=cs.cmap if cs is not None else cmap)
-        cb = ax.figure.colorbar(sm, ax=ax, ticks=lev, shrink=0.9)
+        # a bar as tall as the (equal-aspect) axes themselves, however wide the window
+        cax = make_axes_locatable(ax).append_axes("right", size="4%", pad=0.12)
+        cb = ax.figure.colorbar(sm, cax=cax, ticks=lev)
         cb.set_label("log10(ε)")
     return ax
 
