@@ -769,3 +769,13 @@ def test_several_mappings_with_recurrent_weights_are_all_reported_and_written_ba
         assert torch.equal(out["ema"][k], v)
     for k, v in enc.state_dict().items():
         assert torch.equal(out["encoder"][k], v)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_dynamic_quantized_layers_are_named_in_the_error(tmp_path):
+    # "no recurrent weight matrix found (0 tensors)" with nothing about the 5 quantized LSTMs
+    torch.manual_seed(0)
+    q = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(torch.nn.LSTM(3, 4)), {torch.nn.LSTM})
+    torch.save(q.state_dict(), tmp_path / "q.pt")
+    with pytest.raises(spectra.NoRecurrentWeightsError, match="dynamically quantized .*_all_weight_values"):
+        load(tmp_path / "q.pt", trust=True)

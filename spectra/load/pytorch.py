@@ -164,6 +164,12 @@ def checkpoint_from_object(
         # a tensor named like a recurrent weight but refused (its dtype, its shape) says why
         near = [s for s in out_skipped if s.reason.startswith("named like a recurrent weight")]
         why = "; ".join(f"{s.name} {s.shape}: {s.reason}" for s in near[:3])
+        packed = _packed_key(obj)
+        if packed:
+            why = (why + "; " if why else "") + (
+                f"the file holds dynamically quantized layers (packed parameters, e.g. {packed!r}), "
+                "which are not read: analyse the float model from before quantize_dynamic"
+            )
         raise NoRecurrentWeightsError(
             f"{path}: no recurrent weight matrix found ({n} tensors{', e.g. ' + eg if eg else ''})"
             + (f"; {why}" if why else "")
@@ -182,6 +188,20 @@ def checkpoint_from_object(
     if metadata:
         meta.update(metadata)
     return Checkpoint(path=path, format=fmt, matrices=matrices, skipped=out_skipped, metadata=meta)
+
+
+def _packed_key(obj: object, prefix: str = "", depth: int = 0) -> str | None:
+    """The first key of a quantized layer's packed parameters (``_all_weight_values``, ``_packed_params``)."""
+    if depth > 20 or not isinstance(obj, Mapping):
+        return None
+    for k, v in obj.items():
+        name = f"{prefix}{k}"
+        if isinstance(k, str) and ("_all_weight_values" in k or "_packed_params" in k):
+            return name
+        hit = _packed_key(v, f"{name}/", depth + 1)
+        if hit:
+            return hit
+    return None
 
 
 # --------------------------------------------------------------------------- torch helpers
