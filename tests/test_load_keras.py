@@ -699,3 +699,40 @@ def test_legacy_h5_nested_model_directions_and_layers(tmp_path):
     bw = [v for i, v in got.items() if i.startswith("inner/bd/backward_")]
     assert got["inner/gb"] == ("inner/gb", "reverse", 0)
     assert fw == [("inner/bd", "forward", 1)] and bw == [("inner/bd", "reverse", 1)]
+
+
+def test_custom_cell_gates_are_said_to_be_named_by_count(tmp_path):
+    # a custom cell's (units, 3 units) kernel got GRU gate names with nothing saying it was a guess
+    import keras
+
+    @keras.saving.register_keras_serializable(package="spectra_tests")
+    class ThreeBlockCell(keras.layers.Layer):
+        def __init__(self, units, **kw):
+            super().__init__(**kw)
+            self.units, self.state_size = units, units
+
+        def build(self, input_shape):
+            self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+            self.recurrent_kernel = self.add_weight(
+                shape=(self.units, 3 * self.units), name="recurrent_kernel"
+            )
+
+        def call(self, inputs, states):
+            r = keras.ops.matmul(states[0], self.recurrent_kernel)
+            u = self.units
+            h = keras.ops.matmul(inputs, self.kernel) + r[:, :u] + r[:, u : 2 * u] * r[:, 2 * u :]
+            return h, [h]
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    inp = keras.Input((4, 2))
+    cell = ThreeBlockCell(3, name="three")
+    model = keras.Model(inp, keras.layers.RNN(cell, name="rnn_three")(inp))
+    model.save(tmp_path / "m.keras")
+    ckpt = load(tmp_path / "m.keras")
+    assert len(ckpt) == 3
+    R = keras.ops.convert_to_numpy(cell.recurrent_kernel)
+    for g, m in enumerate(ckpt):
+        np.testing.assert_array_equal(m.matrix, R[:, 3 * g : 3 * g + 3].T.astype(np.float64))
+        assert any("custom cell" in n for n in m.notes), m.notes

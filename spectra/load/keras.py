@@ -166,7 +166,8 @@ def _gru_note(reset_after: bool | None) -> str:
     if reset_after is False:
         return "GRU reset_after=False: candidate h~ = tanh(W_h x + A_h (r * h) + b_h), reset applied before"
     return (
-        "GRU reset_after unknown (no config and no bias): the gate matrices are the same columns either way"
+        "GRU reset_after unknown (neither a config nor the bias says): the gate matrices are the same "
+        "columns either way"
     )
 
 
@@ -199,6 +200,11 @@ def _kernel_matrices(
             return [], f"recurrent kernel {shape}: {gates} gates match no LSTM/GRU/SimpleRNN cell"
         if cell is not None:
             notes.append(f"file names a {cell} cell but the kernel has {gates} gates; read as {guessed}")
+        elif gates > 1:
+            notes.append(
+                f"cell not one of Keras's LSTM/GRU/SimpleRNN (a custom cell?): the kernel's {gates} "
+                f"blocks are named as a {guessed}'s gates by their count alone"
+            )
         cell = guessed
     reset_after = k.reset_after
     if cell == "gru" and reset_after is None and k.bias is not None and k.bias in f:
