@@ -50,6 +50,36 @@ def fmt(x, digits: int = 4) -> str:
     return f"{x:.{digits - 1}e}"
 
 
+def fmt_bound(x, digits: int = 4, *, up: bool) -> str:
+    """:func:`fmt` rounded towards +inf (`up`, an upper bound) or -inf: a bound stays a bound.
+
+    Rounding a lower bound 35.7212857 to nearest prints 35.72129, above the quantity it bounds.
+    """
+    if not isinstance(x, float) or not math.isfinite(x) or x == 0:
+        return fmt(x, digits)
+    from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+    d = Decimal(x)  # the double's exact value
+    q = Decimal(1).scaleb(d.adjusted() - digits + 1)
+    r = d.quantize(q, rounding=ROUND_CEILING if up else ROUND_FLOOR)
+    return fmt(float(r), digits)
+
+
+def fmt_rho(x) -> str:
+    """The spectral radius with enough digits to tell it from 1 (1.0001 is not "1.000")."""
+    if isinstance(x, float) and math.isfinite(x) and x != 1.0 and abs(x - 1) < 5e-4:
+        # down to the first digit where x differs from 1 (no trailing zeros: 1.0001, not 1.00010)
+        return f"{x:.{min(17, math.floor(-math.log10(abs(x - 1))) + 2)}g}"
+    return fmt(x)
+
+
+def fmt_floor(x, floor: float, digits: int = 4) -> str:
+    """`x`, or ``<floor`` (one digit, rounded up) when it lies below what rounding resolves."""
+    if isinstance(x, float) and math.isfinite(x) and 0 < x < floor:
+        return "<" + fmt_bound(float(floor), 1, up=True)
+    return fmt(x, digits)
+
+
 def table(rows: Sequence[Sequence[str]], header: Sequence[str], right: Sequence[bool] | None = None) -> str:
     """A plain-text table with aligned columns."""
     cols = len(header)

@@ -13,6 +13,9 @@ from spectra_cli._common import (
     echo_json,
     eps_list,
     fmt,
+    fmt_bound,
+    fmt_floor,
+    fmt_rho,
     matrix_option,
     progress_bar,
     quiet_option,
@@ -43,12 +46,29 @@ ROBUST_COLUMNS = [
 ]
 
 
+_U = 2.0**-53
+
+
 def _cell(report_dict: dict, key: str, digits: int) -> str:
+    m = report_dict
     if key == "n":
-        return str(report_dict["shape"][0])
-    v = report_dict.get(key)
+        return str(m["shape"][0])
+    v = m.get(key)
     if isinstance(v, str):  # "inf" from JSON encoding
         return v
+    n = m["shape"][0]
+    if key == "spectral_radius":
+        return fmt_rho(v)
+    # figures below their rounding level are noise: printed as "<level", not to 4 digits
+    if key in ("henrici", "henrici_relative") and isinstance(m.get("norm_fro"), float):
+        floor = 10 * n * _U * m["norm_fro"]  # backward error of the Schur form
+        return fmt_floor(v, floor if key == "henrici" else 10 * n * _U, digits)
+    if key == "distance_to_instability" and isinstance(m.get("norm_2"), float):
+        return fmt_floor(v, 10 * n * _U * (m["norm_2"] + 1), digits)  # SVDs of zI - A, |z| = 1
+    if key == "kreiss" and m.get("kreiss_resolved") is False:
+        return "≥" + fmt_bound(v, digits, up=False)
+    if key == "transient_peak" and m.get("transient_peak_is_lower_bound"):
+        return "≥" + fmt_bound(v, digits, up=False)
     return fmt(v, digits) if digits else fmt(v)
 
 
@@ -86,12 +106,17 @@ def _render_table(doc: dict) -> str:
     lines.append("")
     lines.append(
         "rho: spectral radius; dep_F: Henrici departure from normality (Schur); "
-        "kappa(V): eigenvector condition number"
+        "kappa(V): eigenvector condition number (inf: defective, or beyond 1/u)"
     )
+    if any(c.startswith(("<", "≥")) for r in rows for c in r[1:]):
+        lines.append(
+            "<x: below the rounding level x (not resolved); ≥x: a lower bound (powers stopped "
+            "before the peak was proved, or K beyond what double precision resolves)"
+        )
     if eps_keys or robust:
         lines.append(
-            "rho_eps: pseudospectral radius; d_inst: distance to instability min_|z|=1 sigma_min(zI-A); "
-            "K: Kreiss constant; peak/k*: max_k |A^k|_2 and where; w(A): numerical radius"
+            "rho_eps: pseudospectral radius; d_inst: distance to instability min_|z|=1 sigma_min(zI-A) "
+            "(0 when rho >= 1); K: Kreiss constant; peak/k*: max_k |A^k|_2 and where; w(A): numerical radius"
         )
     return "\n".join(lines)
 

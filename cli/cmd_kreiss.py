@@ -11,6 +11,8 @@ from spectra_cli._common import (
     echo_json,
     figure_output_option,
     fmt,
+    fmt_bound,
+    fmt_rho,
     matrix_option,
     quiet_option,
     table,
@@ -207,6 +209,7 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
                 "transient": {
                     "peak": "inf" if unbounded else _num(tg.peak),
                     "peak_k": None if unbounded else tg.peak_k,
+                    "peak_is_lower_bound": False if unbounded else not tg.sup_proved,
                     "kmax": tg.kmax,
                     "position_in_bracket": _num(kr.where_in_bracket(tg.peak)),
                 },
@@ -223,11 +226,13 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
             [
                 d["id"],
                 str(d["n"]),
-                fmt(d["spectral_radius"]),
-                fmt(k["lower"], 7),
-                fmt(k["upper"], 7) + ("" if k["certified"] else "*"),
-                fmt(d["bracket"][1]),
-                fmt(d["transient"]["peak"]),
+                fmt_rho(d["spectral_radius"]),
+                fmt_bound(k["lower"], 7, up=False),  # bounds rounded outwards: still bounds
+                fmt_bound(k["upper"], 7, up=True) + ("" if k["certified"] else "*"),
+                fmt_bound(d["bracket"][1], up=True),
+                ("≥" + fmt_bound(d["transient"]["peak"], up=False))
+                if d["transient"].get("peak_is_lower_bound")
+                else fmt(d["transient"]["peak"]),
                 "-" if d["transient"]["peak_k"] is None else str(d["transient"]["peak_k"]),
                 fmt(d["numerical_radius"]),
             ]

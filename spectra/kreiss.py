@@ -85,6 +85,11 @@ class TransientGrowth:
         ``rho(A)``.
     n : int
         Order of the matrix.
+    sup_proved : bool
+        True when the norms computed prove ``peak = sup_{k>=0} ||A^k||``: some
+        ``||A^m|| < 1`` past the peak, so every later power is at most
+        ``||A^m|| peak`` (submultiplicativity). False: ``peak`` is only a lower
+        bound on the supremum (the powers were stopped first).
     """
 
     norms: np.ndarray
@@ -94,6 +99,7 @@ class TransientGrowth:
     kmax: int
     spectral_radius: float
     n: int
+    sup_proved: bool = False
 
     @property
     def k(self) -> np.ndarray:
@@ -265,16 +271,18 @@ def transient_growth(A, kmax: int | None = None) -> TransientGrowth:
 
         * ``rho(A) >= 1``: ``kmax = 100`` (:data:`KMAX_UNSTABLE`);
         * otherwise powers are computed until, past the peak, ``||A^k||``
-          has fallen to ``0.01 max(1, peak)`` (or to 0: nilpotent), and
-          ``kmax`` is that ``k``;
+          has fallen to ``0.01 max(1, peak)`` and below 1 (or to 0:
+          nilpotent), and ``kmax`` is that ``k``;
         * never more than 2000 powers (:data:`KMAX_CAP`).
 
-        With the default rule, ``peak < 100`` and the decay reached before
-        the cap, ``peak`` is exactly ``sup_{k>=0} ||A^k||``: for ``j >= kmax``,
-        ``||A^j|| <= ||A^kmax|| ||A^(j-kmax)|| <= 0.01 max(1, peak) sup_k ||A^k||``.
-        When the cap stops the powers first (``rho`` very close to 1:
-        ``[[0.9999, 0.001], [0, 0.9999]]`` peaks at ``k = 9797``), ``peak_k ==
-        kmax`` and ``peak`` is only a lower bound on the supremum; a
+        With the default rule and the decay reached before the cap, ``peak``
+        is exactly ``sup_{k>=0} ||A^k||`` (``sup_proved``): for ``j >= kmax``,
+        ``||A^j|| <= ||A^kmax|| ||A^(j-kmax)|| <= ||A^kmax|| sup_k ||A^k||``
+        with ``||A^kmax|| < 1``. (Stopping at 1% of a peak above 100 would
+        not do: an early hump of 1000 decaying to 10 can precede a later,
+        larger one.) When the cap stops the powers first (``rho`` very close
+        to 1: ``[[0.9999, 0.001], [0, 0.9999]]`` peaks at ``k = 9797``),
+        ``peak`` is only a lower bound on the supremum; a
         :class:`RuntimeWarning` says so.
 
     Returns
@@ -317,12 +325,18 @@ def transient_growth(A, kmax: int | None = None) -> TransientGrowth:
                 if nk > norms[peak_k] * (1 + 1e-12):
                     peak_k = k
                 peak = nk
-            if kmax is None and rho < 1 and (nk == 0.0 or (k > peak_k and nk <= 0.01 * max(1.0, peak))):
+            if (
+                kmax is None
+                and rho < 1
+                and (nk == 0.0 or (k > peak_k and nk <= 0.01 * max(1.0, peak) and nk < 1))
+            ):
                 break
         if not powers.failed:
             break
-    if kmax is None and rho < 1 and len(norms) - 1 == limit and norms[-1] > 0.01 * max(1.0, peak):
-        grow = "still growing" if peak_k == limit else "not yet decayed to 1% of the peak"
+    past = np.asarray(norms[peak_k + 1 :])
+    sup_proved = bool(past.size and np.min(past) < 1)
+    if kmax is None and rho < 1 and len(norms) - 1 == limit and not sup_proved:
+        grow = "still growing" if peak_k == limit else "not yet decayed below 1"
         warnings.warn(
             f"transient_growth: ||A^k|| {grow} at the cap of {limit} powers (rho(A) = {rho:.10g}): "
             f"the peak {peak:.6g} (k = {peak_k}) is only a lower bound on sup_k ||A^k|| "
@@ -342,6 +356,7 @@ def transient_growth(A, kmax: int | None = None) -> TransientGrowth:
         kmax=int(len(norms_a) - 1),
         spectral_radius=rho,
         n=n,
+        sup_proved=sup_proved,
     )
 
 
@@ -549,6 +564,10 @@ class KreissResult:
         Plain-language account of how the bounds were obtained.
     evaluations : int
         Number of ``sigma_min`` evaluations (SVDs) used.
+    resolved : bool
+        False when ``sigma_min(zI - A)`` at the maximiser is below what double
+        precision resolves: then :attr:`value` is only a lower bound (possibly
+        far below ``K``), not ``K`` to any digit.
     """
 
     value: float
@@ -561,6 +580,7 @@ class KreissResult:
     norm: float
     message: str
     evaluations: int = 0
+    resolved: bool = True
 
     def __float__(self) -> float:
         return float(self.value)
@@ -933,6 +953,7 @@ def kreiss_constant(
                     "certificate cannot bracket K more closely and was not run"
                 ),
                 evaluations=evals,
+                resolved=False,
             )
 
     inner = rc <= np.min(rc) * (1 + 1e-12)

@@ -429,8 +429,12 @@ def robustness_figures(a: np.ndarray, epsilons: Sequence[float], figures: set[st
     ``kreiss_lower`` (a lower bound on K attained at a point),
     ``kreiss_upper`` (``e·n·K``, the top of the Kreiss matrix theorem's
     bracket on ``sup_k ‖A^k‖``), ``kreiss_certified_upper`` (a proved upper
-    bound on K), ``transient_peak``/``transient_peak_k`` (``max_k ‖A^k‖₂``
-    and where; inf/None when K is infinite) and ``numerical_radius``.
+    bound on K), ``kreiss_resolved`` (False when σ_min at the maximiser is
+    below what double precision resolves: ``kreiss`` is then only a lower
+    bound), ``transient_peak``/``transient_peak_k`` (``max_k ‖A^k‖₂`` and
+    where; inf/None when K is infinite), ``transient_peak_is_lower_bound``
+    (the powers were stopped before proving the peak is the supremum) and
+    ``numerical_radius``.
     """
     out: dict[str, Any] = {}
     if "pseudospectra" in figures:
@@ -457,14 +461,17 @@ def robustness_figures(a: np.ndarray, epsilons: Sequence[float], figures: set[st
             out["kreiss_lower"] = float(k.lower)
             out["kreiss_upper"] = float(math.e * a.shape[0] * k.value)
             out["kreiss_certified_upper"] = float(k.upper)
+            out["kreiss_resolved"] = bool(k.resolved)
             if math.isinf(k.value):
                 # rho(A) >= 1 and not a contraction: ||A^k|| has no finite peak
                 # (the value at the last k computed would only reflect where we stopped)
                 out["transient_peak"] = math.inf
                 out["transient_peak_k"] = None
+                out["transient_peak_is_lower_bound"] = False
             else:
                 out["transient_peak"] = float(tg.peak)
                 out["transient_peak_k"] = int(tg.peak_k)
+                out["transient_peak_is_lower_bound"] = not tg.sup_proved
             out["numerical_radius"] = float(numerical_radius(a))
     return out
 
@@ -477,8 +484,10 @@ FIGURE_KEYS: dict[str, tuple[str, ...]] = {
         "kreiss_lower",
         "kreiss_upper",
         "kreiss_certified_upper",
+        "kreiss_resolved",
         "transient_peak",
         "transient_peak_k",
+        "transient_peak_is_lower_bound",
         "numerical_radius",
     ),
 }
@@ -562,7 +571,14 @@ def analyze(
             r.extra.update({k: None for g in figs for k in FIGURE_KEYS.get(g, ())})
         else:
             r = analyze_matrix(m.matrix, id=m.id)
-            r.extra.update(robustness_figures(as_square_matrix(m.matrix), epsilons, figs))
+            # the figures' own warnings (a transient peak stopped at the cap...) name the matrix
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                r.extra.update(robustness_figures(as_square_matrix(m.matrix), epsilons, figs))
+            for w in caught:
+                msg = f"{m.id}: {w.message}"
+                notes.append(msg)
+                warnings.warn(msg, w.category, stacklevel=2)
         r.layer, r.direction, r.gate, r.native_gate = m.layer, m.direction, m.gate, m.native_gate
         r.cell, r.source, r.dtype, r.notes = m.cell, m.source, m.dtype, m.notes
         reports.append(r)

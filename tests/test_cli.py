@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -326,3 +327,59 @@ def test_train_bad_option_values_are_usage_errors(tmp_path, capsys, args):
     rc, _, err = run(["train", *args, "--epochs", "1", "-o", str(tmp_path / "run")], capsys)
     assert rc == 2 and "internal error" not in err
     assert not (tmp_path / "run").exists()  # nothing started
+
+
+def _jordan2_kreiss(lam: float, b: float) -> float:
+    """K of [[lam, b], [0, lam]]: sigma_min = (sqrt(b^2 + 4 t^2) - b)/2 at |z - lam| = t (NUMERICS.md)."""
+    from scipy.optimize import minimize_scalar
+
+    def negf(t):
+        return -(lam + t - 1) / ((math.sqrt(b * b + 4 * t * t) - b) / 2)
+
+    lo = 1 - lam
+    return max(
+        -minimize_scalar(negf, bounds=(lo * (1 + 1e-9), hi), method="bounded", options={"xatol": 1e-14}).fun
+        for hi in (lo + 0.1, lo + 1, lo + 10, lo + 100, lo + 1000)
+    )
+
+
+def test_kreiss_table_rounds_bounds_outwards(tmp_path, capsys):
+    # "K lower" was rounded to nearest: 35.72129 for K = 35.7212857..., above the K it bounds
+    truth = _jordan2_kreiss(0.3, 100.0)
+    p = _npy(tmp_path, np.array([[0.3, 100.0], [0.0, 0.3]]))
+    rc, out, _ = run(["kreiss", str(p)], capsys)
+    assert rc == 0
+    row = out.splitlines()[-1].split()
+    lower, upper = float(row[3]), float(row[4].rstrip("*"))
+    assert lower <= truth <= upper
+    assert row[3] == "35.72128"
+
+
+def test_analyze_marks_lower_bounds_and_rounding_level_figures(tmp_path, capsys):
+    import scipy.linalg as sla
+
+    # a first hump of 1000 hid the later peak 8792 (k = 399), printed as the maximum with no warning
+    hump = sla.block_diag(
+        np.array([[0.1, 1000.0], [0.0, 0.1]]), 0.995 * np.eye(3) + 0.9 * np.diag([1.0, 1.0], 1)
+    )
+    sym = np.random.default_rng(3).standard_normal((12, 12))
+    z = tmp_path / "m.npz"
+    np.savez(z, hump=hump, sym=0.4 * (sym + sym.T) / 12, near1=np.diag([1.0001, 0.5]))
+    rc, out, err = run(["analyze", str(z)], capsys)
+    assert rc == 0
+    rows = {
+        line.split()[0]: line.split()
+        for line in out.splitlines()
+        if line.startswith(("hump", "sym", "near1"))
+    }
+    header = next(line.split() for line in out.splitlines() if line.startswith("id"))
+    col = {h: i for i, h in enumerate(header)}
+    assert rows["hump"][col["peak"]].startswith("≥8791") and rows["hump"][col["k*"]] == "399"
+    assert "hump: transient_growth" in err and "only a lower bound" in err
+    # an exactly symmetric matrix: dep_F is rounding noise, printed as below the rounding level
+    assert rows["sym"][col["dep_F"]].startswith("<") and rows["sym"][col["dep_F/|A|_F"]].startswith("<")
+    assert rows["near1"][col["rho"]] == "1.0001"
+    rc, out, _ = run(["analyze", str(z), "--json"], capsys)
+    doc = {m["id"]: m for m in json.loads(out)["matrices"]}
+    assert doc["hump"]["transient_peak_is_lower_bound"] is True
+    assert doc["sym"]["transient_peak_is_lower_bound"] is False and doc["sym"]["kreiss_resolved"] is True

@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.linalg as sla
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize, minimize_scalar
@@ -201,6 +202,35 @@ def test_transient_orthogonal_peak_is_at_k_zero_not_where_rounding_put_it():
     tg = transient_growth(Q, kmax=100)
     assert np.max(np.abs(tg.norms - 1)) < 1e-12
     assert tg.peak_k == 0 and tg.peak == np.max(tg.norms)
+
+
+def _dense_sup(A: np.ndarray, kmax: int) -> tuple[float, int]:
+    P, best = np.eye(A.shape[0]), (1.0, 0)
+    for k in range(1, kmax + 1):
+        P = P @ A
+        v = float(np.linalg.norm(P, 2))
+        if v > best[0]:
+            best = (v, k)
+    return best
+
+
+def test_transient_early_hump_above_100_does_not_hide_a_later_peak():
+    # the default horizon stopped at 1% of a first peak of 1000 (k = 1): reported peak 1000
+    # while max_k ||A^k|| = 8792 at k = 399 (analyze printed it with no warning)
+    A = sla.block_diag(
+        np.array([[0.1, 1000.0], [0.0, 0.1]]), 0.995 * np.eye(3) + 0.9 * np.diag([1.0, 1.0], 1)
+    )
+    with pytest.warns(RuntimeWarning, match="only a lower bound"):
+        tg = transient_growth(A)
+    peak, k = _dense_sup(A, 1000)
+    assert tg.peak_k == k == 399 and tg.peak == pytest.approx(peak, rel=1e-12)
+    assert not tg.sup_proved
+    # a hump of 1000 that later decays below 1 within the cap: proved
+    B = sla.block_diag(np.array([[0.1, 1000.0], [0.0, 0.1]]), 0.9 * np.eye(3) + 0.9 * np.diag([1.0, 1.0], 1))
+    tb = transient_growth(B)
+    peak, k = _dense_sup(B, 3000)
+    assert tb.sup_proved and tb.peak_k == k and tb.peak == pytest.approx(peak, rel=1e-12)
+    assert tb.norms[-1] < 1
 
 
 def test_transient_default_kmax_rule():

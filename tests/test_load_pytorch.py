@@ -771,7 +771,7 @@ def test_several_mappings_with_recurrent_weights_are_all_reported_and_written_ba
         assert torch.equal(out["encoder"][k], v)
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 def test_dynamic_quantized_layers_are_named_in_the_error(tmp_path):
     # "no recurrent weight matrix found (0 tensors)" with nothing about the 5 quantized LSTMs
     torch.manual_seed(0)
