@@ -476,6 +476,31 @@ def robustness_figures(a: np.ndarray, epsilons: Sequence[float], figures: set[st
     return out
 
 
+def _eigen_condition_note(r: MatrixReport) -> str | None:
+    """A note when rounding alone can move the eigenvalues by more than the printed digits.
+
+    Bauer-Fike: a backward error ``||E|| <= n u ||A||`` moves an eigenvalue of a diagonalisable
+    ``A`` by at most ``kappa(V) ||E||``; a defective one (a Jordan block of order k) by about
+    ``(u ||A||)^(1/k)``.
+    """
+    kap, rho, nrm, n = r.kappa_eigvec, r.spectral_radius, r.norm_2, r.shape[0]
+    if not (nrm > 0) or n < 2:
+        return None
+    if not math.isfinite(kap):
+        return (
+            "the eigenvector matrix is singular to working precision (kappa(V) = inf: defective, or "
+            "nearly): rho and the eigenvalues may be off by far more than rounding (a Jordan block of "
+            "order k moves its eigenvalue by about (u ||A||)^(1/k))"
+        )
+    bound = kap * n * float(np.finfo(float).eps) / 2 * nrm
+    if bound > 5e-5 * max(rho, bound * 1e-3):
+        return (
+            f"the eigenvalues are ill-conditioned (kappa(V) = {kap:.2g}): rho and the eigenvalues are "
+            f"uncertain by up to about kappa(V) n u ||A|| = {bound:.1g}"
+        )
+    return None
+
+
 #: the JSON names each group of :func:`robustness_figures` adds (None for non-finite weights)
 FIGURE_KEYS: dict[str, tuple[str, ...]] = {
     "pseudospectra": ("pseudospectral_radius", "distance_to_instability"),
@@ -571,6 +596,9 @@ def analyze(
             r.extra.update({k: None for g in figs for k in FIGURE_KEYS.get(g, ())})
         else:
             r = analyze_matrix(m.matrix, id=m.id)
+            cond = _eigen_condition_note(r)
+            if cond:
+                notes.append(f"{m.id}: {cond}")
             # the figures' own warnings (a transient peak stopped at the cap...) name the matrix
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")

@@ -383,3 +383,19 @@ def test_analyze_marks_lower_bounds_and_rounding_level_figures(tmp_path, capsys)
     doc = {m["id"]: m for m in json.loads(out)["matrices"]}
     assert doc["hump"]["transient_peak_is_lower_bound"] is True
     assert doc["sym"]["transient_peak_is_lower_bound"] is False and doc["sym"]["kreiss_resolved"] is True
+
+
+def test_analyze_and_kreiss_agree_on_rho_and_warn_when_eigenvalues_are_ill_conditioned(tmp_path, capsys):
+    # a rotated 8x8 Jordan block: rho printed 0.9062 by analyze, 0.9057 by kreiss (true 0.9047),
+    # with nothing saying the 4 digits are not resolved
+    Q = np.linalg.qr(np.random.default_rng(1).standard_normal((8, 8)))[0]
+    J = 0.9 * np.eye(8) + 0.5 * np.diag(np.ones(7), 1)
+    p = _npy(tmp_path, Q @ J @ Q.T)
+    rc, out, err = run(["analyze", str(p), "--json"], capsys)
+    rho_a = json.loads(out)["matrices"][0]["spectral_radius"]
+    assert "ill-conditioned" in err or "singular to working precision" in err
+    rc, out, _ = run(["kreiss", str(p), "--json"], capsys)
+    assert json.loads(out)["matrices"][0]["spectral_radius"] == rho_a
+    # a well-conditioned matrix says nothing of the kind
+    rc, out, err = run(["analyze", str(_npy(tmp_path, np.diag([0.5, 0.2])))], capsys)
+    assert "ill-conditioned" not in err and "singular to working" not in err
