@@ -201,7 +201,9 @@ class Comparison:
 
 
 def _eps_key(eps: float) -> str:
-    return f"pseudospectral_radius[{eps:g}]"
+    from spectra.normality import eps_label
+
+    return f"pseudospectral_radius[{eps_label(eps)}]"
 
 
 def matrix_figures(
@@ -231,7 +233,7 @@ def matrix_figures(
     notes : list of str
         Remarks on the figures (currently always empty).
     """
-    from spectra.normality import analyze_matrix, robustness_figures
+    from spectra.normality import analyze_matrix, eps_label, robustness_figures
 
     a = np.asarray(A, dtype=np.float64 if not np.iscomplexobj(A) else np.complex128)
     rep = analyze_matrix(a)
@@ -243,7 +245,7 @@ def matrix_figures(
     }
     extra = robustness_figures(a, epsilons, {"pseudospectra", "kreiss"})
     for eps in epsilons:
-        figs[_eps_key(eps)] = extra["pseudospectral_radius"][f"{eps:g}"]
+        figs[_eps_key(eps)] = extra["pseudospectral_radius"][eps_label(eps)]
     for key in ("distance_to_instability", "kreiss", "transient_peak", "transient_peak_k"):
         figs[key] = extra[key]
     return figs, []

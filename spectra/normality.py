@@ -420,6 +420,15 @@ class AnalysisReport:
         }
 
 
+def eps_label(eps: float) -> str:
+    """The JSON key of an ε: ``%g`` (``0.001``) when that gives ε back, else the shortest exact form.
+
+    ``%g`` alone made 0.001 and 0.0010000001 one key, and labelled 1.23456789e-3 as 0.00123457.
+    """
+    short = f"{eps:g}"
+    return short if float(short) == float(eps) else repr(float(eps))
+
+
 def robustness_figures(a: np.ndarray, epsilons: Sequence[float], figures: set[str]) -> dict[str, Any]:
     """Pseudospectral and Kreiss figures of one finite matrix, keyed by their JSON names.
 
@@ -444,7 +453,7 @@ def robustness_figures(a: np.ndarray, epsilons: Sequence[float], figures: set[st
             pass
         else:
             out["pseudospectral_radius"] = {
-                f"{eps:g}": float(pseudospectral_radius(a, eps)) for eps in epsilons
+                eps_label(eps): float(pseudospectral_radius(a, eps)) for eps in epsilons
             }
             d = distance_to_instability(a)
             out["distance_to_instability"] = float(d)

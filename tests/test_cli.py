@@ -399,3 +399,15 @@ def test_analyze_and_kreiss_agree_on_rho_and_warn_when_eigenvalues_are_ill_condi
     # a well-conditioned matrix says nothing of the kind
     rc, out, err = run(["analyze", str(_npy(tmp_path, np.diag([0.5, 0.2])))], capsys)
     assert "ill-conditioned" not in err and "singular to working" not in err
+
+
+def test_eps_keys_do_not_collide(tmp_path, capsys):
+    # %g labels made --eps 0.001,0.0010000001 one key (holding the second's radius)
+    p = _npy(tmp_path, np.array([[0.5, 1.0], [0.0, 0.3]]))
+    rc, out, _ = run(["analyze", str(p), "--json", "--eps", "0.001,0.0010000001,1.23456789e-3"], capsys)
+    pr = json.loads(out)["matrices"][0]["pseudospectral_radius"]
+    assert set(pr) == {"0.001", "0.0010000001", "0.00123456789"}
+    from spectra.crisscross import pseudospectral_radius
+
+    for key, v in pr.items():
+        assert v == float(pseudospectral_radius(np.array([[0.5, 1.0], [0.0, 0.3]]), float(key)))
