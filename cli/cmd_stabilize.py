@@ -323,10 +323,11 @@ def compare(
         import matplotlib.pyplot as plt
 
         from spectra.plot.compare import plot_compare
+        from spectra.plot.pseudospectra import save_figure
 
         fig = plot_compare(result, npts=npts).flat[0].figure
         try:
-            fig.savefig(figure, dpi=120)
+            save_figure(fig, figure, dpi=120)  # TrueType fonts in PDF, as every figure
         finally:
             plt.close(fig)
         click.echo(f"wrote {figure}", err=True)

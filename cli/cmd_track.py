@@ -185,13 +185,11 @@ def track(inputs, jobs, scheduler, as_json, csv_path, output, grid, fast, cache_
         use_agg()
         import matplotlib.pyplot as plt
 
+        from spectra.plot.pseudospectra import save_figure
+
         fig = result.plot(title=None)
         try:
-            fig.savefig(output, dpi=120, bbox_inches="tight")
-        except OSError as exc:
-            from spectra.errors import WriteError
-
-            raise WriteError(f"{output}: cannot write ({exc.strerror or exc})") from None
+            save_figure(fig, output, dpi=120)  # TrueType fonts in PDF, as every figure
         finally:
             plt.close(fig)
         if not quiet:

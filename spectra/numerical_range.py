@@ -84,11 +84,23 @@ def numerical_range(A, npts: int = 200) -> np.ndarray:
     """
     if int(npts) < 3:
         raise InvalidArgumentError(f"npts must be at least 3, got {npts!r}")
-    a = as_square_matrix(A).astype(np.complex128)
-    theta = 2 * np.pi * np.arange(int(npts)) / int(npts)
+    a0 = as_square_matrix(A)
+    a = a0.astype(np.complex128)
+    N = int(npts)
+    # real A: W(A) is symmetric about the real axis, the point at -theta the conjugate of that
+    # at theta (theta_{N-j} = -theta_j): half the eigenproblems
+    half = N // 2 + 1 if not np.iscomplexobj(a0) else N
+    theta = 2 * np.pi * np.arange(half) / N
     _, vecs = np.linalg.eigh(_hermitian_parts(a, theta))
     x = vecs[:, :, -1]
-    return np.einsum("ki,ij,kj->k", x.conj(), a, x)
+    p = np.einsum("ki,ij,kj->k", x.conj(), a, x)
+    if half == N:
+        return p
+    out = np.empty(N, dtype=np.complex128)
+    out[:half] = p
+    j = np.arange(half, N)
+    out[j] = np.conj(p[N - j])
+    return out
 
 
 def _sampled_max(a: np.ndarray, real: bool, m: int = 48) -> tuple[np.ndarray, np.ndarray, float]:

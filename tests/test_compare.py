@@ -314,3 +314,28 @@ def test_plot_compare_says_which_matrices_changed_and_by_what(tmp_path):
         assert "--stabilize exact" in axes[0, 0].figure.get_suptitle()
     finally:
         plt.close(axes[0, 0].figure)
+
+
+def test_plot_compare_svd_clip_is_not_called_a_scaling(tmp_path):
+    # the title said "after (x0.7714)" (1/||A||) for svd-clip, which is no uniform scaling
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spectra.plot.compare import plot_compare
+
+    np.save(tmp_path / "w.npy", np.array([[0.5, 1.0], [0.0, 0.5]]))
+    res = compare_stabilized(tmp_path / "w.npy", method="svd-clip")
+    axes = plot_compare(res, npts=16)
+    try:
+        assert axes[0, 1].get_title().endswith("after (σ clipped to 1)")
+    finally:
+        plt.close(axes[0, 0].figure)
+
+
+def test_cli_compare_pdf_has_no_type3_fonts(files, capsys):
+    out = files / "cmp.pdf"
+    run_click(["compare", files / "before.npz", files / "worse.npz", "-o", out, "--npts", "16"])
+    raw = out.read_bytes()
+    assert raw[:4] == b"%PDF" and b"/Subtype /Type3" not in raw

@@ -125,3 +125,16 @@ def test_numerical_radius_at_the_ends_of_the_float_range(scale):
     lo, hi = numerical_radius_bounds(J * scale)
     assert lo == pytest.approx(scale, rel=1e-12) and lo <= hi <= scale * (1 + 1e-9)
     assert numerical_radius(J * scale) == pytest.approx(scale, rel=1e-12)
+
+
+@pytest.mark.parametrize("npts", [7, 8, 50])
+def test_numerical_range_of_real_matrix_by_conjugate_symmetry_equals_every_angle(npts):
+    # real A: half the angles are computed, the rest mirrored; the points must be those of all angles
+    A = np.random.default_rng(0).standard_normal((12, 12))
+    theta = 2 * np.pi * np.arange(npts) / npts
+    pts = []
+    for t in theta:
+        H = (np.exp(1j * t) * A + np.exp(-1j * t) * A.T) / 2
+        x = np.linalg.eigh(H)[1][:, -1]
+        pts.append(x.conj() @ A @ x)
+    np.testing.assert_allclose(numerical_range(A, npts), np.array(pts), atol=1e-12)

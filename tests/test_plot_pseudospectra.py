@@ -372,3 +372,10 @@ def test_colorbar_is_as_tall_as_a_wide_window():
     cax = [a for a in fig.axes if a is not ax][0]
     h_ax, h_cb = ax.get_window_extent(r).height, cax.get_window_extent(r).height
     assert abs(h_cb - h_ax) <= 0.05 * h_ax
+
+
+def test_panel_on_another_scale_says_why_it_has_no_contour():
+    grids = [pseudospectra(np.diag([0.5, 0.2]), npts=30), pseudospectra(1e6 * np.diag([0.5, 0.2]), npts=30)]
+    fig = plot_pseudospectra_panel(grids, levels=[-2, -1])
+    notes = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert len(notes) == 1 and notes[0].startswith("no shared level here")

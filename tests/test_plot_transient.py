@@ -253,3 +253,31 @@ def test_panels_one_figure_legend_and_a_row_per_tensor():
     assert all(ax.get_legend() is None for ax in axes) and len(fig.legends) == 1
     fig.canvas.draw()
     assert all(_inside(fig, t, ax) for ax in axes for t in ax.texts)
+
+
+def test_panels_share_the_longest_k_range_and_wrap_long_titles():
+    # the shared k axis ended where the last panel's series ended, cutting off the others' peaks
+    from spectra.plot.transient import plot_transient_panels
+
+    long_ = transient_growth(np.array([[0.95, 5.0], [0.0, 0.95]]))
+    short = transient_growth(np.diag([0.3, 0.1]))
+    assert long_.kmax > 3 * short.kmax
+    labels = ["model_state_dict/very_long_encoder_module_name.weight_hh_l0[forget]", "s"]
+    axes = plot_transient_panels([long_, short], labels)
+    for ax in axes:
+        assert ax.get_xlim() == (0, long_.kmax)
+    assert "\n" in axes[0].get_title()
+
+
+def test_many_curves_legend_has_no_nested_brackets_and_no_grey_curve():
+    tgs = [transient_growth(np.array([[0.9, 0.5 * j], [0.0, 0.5]]), kmax=30) for j in range(9)]
+    tgs.append(transient_growth(np.array([[1.05, 1.0], [0.0, 0.5]]), kmax=30))  # still growing
+    ax = plot_transient(tgs, [f"M{j}" for j in range(10)])
+    curves = [ln for ln in ax.get_lines() if ln.get_label().startswith("M")]
+    assert not any("))" in ln.get_label() for ln in curves)
+    assert any("still growing" in ln.get_label() for ln in curves)
+    import matplotlib.colors as mcolors
+
+    for ln in curves:
+        r, g, b, _ = mcolors.to_rgba(ln.get_color())
+        assert max(r, g, b) - min(r, g, b) > 0.05  # not a grey

@@ -539,3 +539,33 @@ def test_plot_track_single_epoch_flat_values_and_no_gap_note_without_gaps():
     fig = plot_track(rows, figures=["transient_peak", "kreiss"])
     assert any("gaps" in t.get_text() for t in fig.axes[-1].texts)
     plt.close(fig)
+
+
+def test_plot_track_every_panel_spans_the_same_epochs():
+    # K finite at one checkpoint only: that panel autoscaled around it (epochs 2.84..3.16)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spectra.plot.track import plot_track
+
+    rows = [
+        {
+            "run": "r",
+            "regime": "regular",
+            "matrix": "m",
+            "step": s,
+            "epoch": e,
+            "spectral_radius": rho,
+            "kreiss": k,
+        }
+        for s, (e, rho, k) in enumerate([(1, 1.2, float("inf")), (5, 1.1, float("inf")), (10, 0.9, 3.0)])
+    ]
+    fig = plot_track(rows, figures=["spectral_radius", "kreiss"])
+    fig.canvas.draw()
+    lims = {ax.get_xlim() for ax in fig.axes[:2]}
+    assert len(lims) == 1
+    lo, hi = lims.pop()
+    assert lo < 1 and hi > 10
+    plt.close(fig)

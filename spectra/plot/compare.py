@@ -95,7 +95,7 @@ def plot_compare(
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
-    from spectra.plot.pseudospectra import plot_pseudospectra
+    from spectra.plot.pseudospectra import _wrap, plot_pseudospectra
     from spectra.pseudospectra import pseudospectra
 
     if hasattr(comparison, "matrices"):
@@ -118,19 +118,25 @@ def plot_compare(
         for m in comparison.matrices:
             st = m.stabilize or {}
             if "changed" in st:
-                changed[m.id] = (bool(st["changed"]), st.get("scale"))
+                changed[m.id] = (bool(st["changed"]), st.get("scale"), st.get("method"), st.get("target"))
     for r, (key, before, after) in enumerate(pairs):
         xmin, xmax, ymin, ymax = common_bounds([before, after], 10.0 ** max(lv))
         x = np.linspace(xmin, xmax, npts)
         y = np.linspace(ymin, ymax, npts)
         after_title = "after"
         if key in changed:
-            done, scale = changed[key]
-            after_title = f"after (×{scale:.4g})" if done and scale is not None else "after (unchanged)"
+            done, scale, method, target = changed[key]
+            if not done:
+                after_title = "after (unchanged)"
+            elif method == "svd-clip":  # not a uniform scaling: the singular values above target are cut
+                after_title = "after (σ clipped" + (f" to {target:g})" if target is not None else ")")
+            else:
+                after_title = f"after (×{scale:.4g})" if scale is not None else "after"
         for c, (label, A) in enumerate((("before", before), (after_title, after))):
             grid = pseudospectra(np.asarray(A), x=x, y=y)
             ax = axes[r, c]
-            plot_pseudospectra(grid, ax=ax, levels=lv, colorbar=False, title=f"{key}: {label}", norm=norm)
+            title = _wrap(f"{key}: {label}", 48)
+            plot_pseudospectra(grid, ax=ax, levels=lv, colorbar=False, title=title, norm=norm)
             ax.title.set_fontsize("small")
             ax.set_xlim(xmin, xmax)
             ax.set_ylim(ymin, ymax)

@@ -127,7 +127,8 @@ def plot_pseudospectra(
     ax.plot(ev.real, ev.imag, "k.", markersize=4, label="_eigenvalues", zorder=3)
     if unit_circle:
         t = np.linspace(0, 2 * np.pi, 361)
-        ax.plot(np.cos(t), np.sin(t), "--", color="0.55", linewidth=0.9, label="_unit circle", zorder=1)
+        # above the contours: an eps = 1 contour of a tiny matrix lies right on it
+        ax.plot(np.cos(t), np.sin(t), "--", color="0.45", linewidth=0.9, label="_unit circle", zorder=2.5)
     if x.size >= 2:
         ax.set_xlim(x[0], x[-1])
     if y.size >= 2:
@@ -270,6 +271,20 @@ def plot_pseudospectra_panel(
             g, ax=ax, levels=lev, colorbar=False, unit_circle=unit_circle, overlay=ov, cmap=cmap, norm=norm
         )
         ax.set_title(_wrap(_default_title(g), 40), fontsize="small")
+        logs = np.log10(np.maximum(g.sigma_min, np.finfo(float).tiny))
+        lo_g, hi_g = float(logs.min()), float(logs.max())
+        if not any(lo_g <= v <= hi_g for v in lev):
+            # a matrix on another scale (||A|| ~ 1e6 among gates of norm ~1): say why it is bare
+            ax.text(
+                0.5,
+                0.03,
+                f"no shared level here: log10 σ_min from {lo_g:.2g} to {hi_g:.2g}",
+                transform=ax.transAxes,
+                ha="center",
+                va="bottom",
+                fontsize="x-small",
+                color="0.3",
+            )
         if k % ncols:
             ax.set_ylabel("")
         if k // ncols < nrows - 1 and k + ncols < len(grids):

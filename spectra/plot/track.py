@@ -149,13 +149,16 @@ def plot_track(
                 half = 0.01 * abs(c) if c else 1.0
                 ax.set_ylim(c - half, c + half)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and positions are whole
-        data = [line for line in ax.get_lines() if not line.get_label().startswith("_")]  # not axhline
-        xs_all = [float(x) for line in data for x in line.get_xdata()]
-        if xs_all and max(xs_all) - min(xs_all) < 1:
-            ax.set_xlim(min(xs_all) - 1, max(xs_all) + 1)  # one epoch: room for whole-number ticks
         ax.set_ylabel(label)
         ax.set_xlabel("epoch" if all(by_epoch.values()) else "epoch, or position in the run")
         ax.grid(True, alpha=0.3)
+    # one epoch range for every panel: a panel with a single finite point (K finite at one
+    # checkpoint only) would otherwise autoscale around it (ticks 1.900, 1.925...)
+    xs = [float(r["epoch"] if by_epoch[(r["run"], r["regime"])] else r["step"]) for r in rows]
+    x0, x1 = min(xs), max(xs)
+    pad = 1.0 if x1 - x0 < 2 else 0.04 * (x1 - x0)
+    for ax in axes:
+        ax.set_xlim(x0 - pad, x1 + pad)
     # legends on a blank panel: colour = matrix, style = run (regime)
     lax = fig.add_subplot(nrows, ncols, len(keys) + 1)
     lax.axis("off")

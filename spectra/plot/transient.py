@@ -32,10 +32,11 @@ def _colors(m: int) -> list:
     """`m` distinguishable colours: matplotlib's default cycle, tab20 or a colormap beyond."""
     import matplotlib as mpl
 
-    if m <= 10:
-        return [f"C{i}" for i in range(m)]
-    if m <= 20:
-        return [mpl.colormaps["tab20"](i) for i in range(m)]
+    # no greys: grey is the legend's colour for the line styles (rho^k, K, e n K)
+    if m <= 9:
+        return [f"C{i}" for i in (0, 1, 2, 3, 4, 5, 6, 8, 9)[:m]]
+    if m <= 18:
+        return [mpl.colormaps["tab20"](i) for i in range(20) if i not in (14, 15)][:m]
     return [mpl.colormaps["turbo"](x) for x in np.linspace(0.05, 0.95, m)]
 
 
@@ -118,16 +119,18 @@ def plot_transient(
         y = _visible(tg.norms, tiny, big)
         if np.any(np.isfinite(y)):
             lowest = min(lowest, float(np.nanmin(y)))
+        extra = ""
         if tg.peak <= big:
-            note, k_mark, marker = f"{tg.peak:.3g} at k={tg.peak_k}", tg.peak_k, "o"
+            note, k_mark, marker = f"{tg.peak:.4g} at k={tg.peak_k}", tg.peak_k, "o"
             if tg.peak_k == tg.kmax and tg.kmax > 0 and tg.norms[-1] > tg.norms[-2]:
-                note += " (still growing)"  # where the powers were stopped, not a peak
+                extra = "still growing"  # where the powers were stopped, not a peak
         else:
             k_mark, marker = int(np.argmax(tg.norms > big)), "^"
-            inf_k = f" (inf from k={tg.peak_k})" if not math.isfinite(tg.peak) else ""
-            note = f"> {big:.0e} from k={k_mark}{inf_k}"
+            extra = f"inf from k={tg.peak_k}" if not math.isfinite(tg.peak) else ""
+            note = f"> {big:.0e} from k={k_mark}"
         zero = np.flatnonzero(tg.norms == 0)
-        parts = [f"peak {note}"] if many else []
+        parts = [f"peak {note}" + (f", {extra}" if extra else "")] if many else []
+        note += f" ({extra})" if extra else ""
         if zero.size:  # nilpotent: nothing a log axis can draw from there on
             parts.append(f"= 0 from k={int(zero[0])}")
         name = f"{label}: ‖A^k‖" + (f" ({', '.join(parts)})" if parts else "")
@@ -139,7 +142,7 @@ def plot_transient(
             ax.semilogy(k, _visible(tg.spectral_bound, tiny, big), "--", lw=1.0, color=color, alpha=0.7)
         ax.plot([k_mark], [min(tg.peak, big)], marker, color=color, ms=5)
         if not many:
-            notes.append((note, k_mark, min(tg.peak, big), color, i))
+            notes.append((note, k_mark, min(tg.peak, big), color, i, marker == "^"))
         kr = kreiss[i] if kreiss is not None else None
         if kr is not None and math.isfinite(kr.value):
             lo, hi = kr.bracket
@@ -162,15 +165,17 @@ def plot_transient(
         # headroom above the highest peak for its note (log axis: a fraction of the decades shown)
         lt, lb = math.log10(top), math.log10(bottom)
         ax.set_ylim(top=10.0 ** max(lt, min(lt + (lt - lb) * (0.08 + 0.06 * len(notes)), 255.0)))
-    for note, k_mark, y_mark, color, i in notes:
-        # notes of peaks in the right part of the axes run leftwards, so none crosses the frame
+    for note, k_mark, y_mark, color, i, over in notes:
+        # notes of peaks in the right part of the axes run leftwards, so none crosses the frame;
+        # an overflow marker sits at the top of the axis: its note goes below it
         right = k_mark > 0.55 * max(kmax_all, 1)
         ax.annotate(
             note,
             (k_mark, y_mark),
             textcoords="offset points",
-            xytext=(-6 if right else 6, 6 + 11 * i),  # staggered: curves often peak at the same k
+            xytext=(-6 if right else 6, -8 - 11 * i if over else 6 + 11 * i),  # staggered
             ha="right" if right else "left",
+            va="top" if over else "baseline",
             fontsize=8,
             color=color,
         )
@@ -272,6 +277,8 @@ def plot_transient_panels(
     for ax in axes[m:]:
         ax.remove()
     axes = axes[:m]
+    from spectra.plot.pseudospectra import _wrap
+
     for i, (ax, tg, label) in enumerate(zip(axes, results, labels)):
         plot_transient(
             [tg],
@@ -279,7 +286,7 @@ def plot_transient_panels(
             kreiss=[kreiss[i]] if kreiss is not None else None,
             ax=ax,
             spectral=spectral,
-            title=label,
+            title=_wrap(label, 34 if ncols > 2 else 48),  # long ids on several lines, not into the next title
         )
         ax.title.set_fontsize(9)
         if ax.get_legend() is not None:
@@ -291,6 +298,9 @@ def plot_transient_panels(
             ax.tick_params(labelbottom=True)
         if i % ncols:
             ax.set_ylabel("")
+    # the shared k axis spans the longest series (each panel had set it to its own)
+    for ax in axes:
+        ax.set_xlim(0, max(max(int(tg.kmax) for tg in results), 1))
     from matplotlib.lines import Line2D
 
     styles = [Line2D([], [], ls="-", color="gray", label="‖A^k‖₂ (peak marked)")]
