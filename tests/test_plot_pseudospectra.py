@@ -379,3 +379,19 @@ def test_panel_on_another_scale_says_why_it_has_no_contour():
     fig = plot_pseudospectra_panel(grids, levels=[-2, -1])
     notes = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert len(notes) == 1 and notes[0].startswith("no shared level here")
+
+
+def test_panel_rows_are_tensors_even_with_different_gate_counts():
+    # an LSTM (4 gates) and a GRU (3) in one file: the GRU's gates flowed into the LSTM's row
+    ids = [f"enc.weight_hh_l0[{g}]" for g in ("input", "forget", "cell", "output")]
+    ids += [f"dec.weight_hh_l0[{g}]" for g in ("reset", "update", "new")]
+    grids = [pseudospectra(np.diag([0.5, 0.1 * k]), npts=16, matrix_id=i) for k, i in enumerate(ids)]
+    fig = plot_pseudospectra_panel(grids)
+    where = {
+        a.get_title().split("  ")[0]: (a.get_subplotspec().rowspan.start, a.get_subplotspec().colspan.start)
+        for a in fig.axes
+        if a.get_visible() and a.get_title()
+    }
+    assert where["enc.weight_hh_l0[output]"] == (0, 3)
+    assert where["dec.weight_hh_l0[reset]"] == (1, 0) and where["dec.weight_hh_l0[new]"] == (1, 2)
+    assert sum(a.get_visible() for a in fig.axes) == 7 + 1  # seven panels and the colour bar

@@ -193,14 +193,32 @@ def shared_levels(grids: Sequence, *, max_levels: int = 8) -> np.ndarray:
 
 def _infer_ncols(grids) -> int:
     """Columns = gates per tensor when ids look like ``tensor[gate]``, else ~sqrt(N)."""
-    ids = [g.matrix_id or "" for g in grids]
-    prefixes = [i.split("[", 1)[0] for i in ids]
-    if all("[" in i for i in ids):
-        counts = {p: prefixes.count(p) for p in prefixes}
-        sizes = set(counts.values())
-        if len(sizes) == 1 and next(iter(sizes)) > 1:
-            return next(iter(sizes))
+    rows = _tensor_rows(grids)
+    if rows is not None:
+        return max(len(r) for r in rows)
     return max(1, math.ceil(math.sqrt(len(grids))))
+
+
+def _tensor_rows(grids) -> list[list[int]] | None:
+    """Panel indices grouped a row per tensor, or None (then rows are filled in order).
+
+    Only when every id is ``tensor[gate]``, each tensor's gates are contiguous, and a
+    tensor has 2 to 4 gates (an LSTM's 4 and a GRU's 3 in one figure: rows of 4 and 3).
+    """
+    ids = [g.matrix_id or "" for g in grids]
+    if not ids or not all("[" in i for i in ids):
+        return None
+    rows: list[list[int]] = []
+    for k, i in enumerate(ids):
+        head = i.split("[", 1)[0]
+        if rows and ids[rows[-1][0]].split("[", 1)[0] == head:
+            rows[-1].append(k)
+        else:
+            rows.append([k])
+    heads = [ids[r[0]].split("[", 1)[0] for r in rows]
+    if len(set(heads)) != len(heads) or max(len(r) for r in rows) > 4 or max(len(r) for r in rows) < 2:
+        return None
+    return rows
 
 
 def plot_pseudospectra_panel(
@@ -250,12 +268,18 @@ def plot_pseudospectra_panel(
     grids = list(grids)
     if not grids:
         raise InvalidArgumentError("grids must hold at least one PseudospectrumGrid")
+    by_tensor = _tensor_rows(grids) if ncols is None else None
     if ncols is None:
         ncols = _infer_ncols(grids)
     if not (isinstance(ncols, int) and ncols >= 1):
         raise InvalidArgumentError(f"ncols must be a positive integer, got {ncols!r}")
     ncols = min(ncols, len(grids))
-    nrows = math.ceil(len(grids) / ncols)
+    if by_tensor is not None:  # a row per tensor, its gates in columns (an LSTM's 4, a GRU's 3)
+        cells = [r * ncols + c for r, row in enumerate(by_tensor) for c in range(len(row))]
+        nrows = len(by_tensor)
+    else:
+        cells = list(range(len(grids)))
+        nrows = math.ceil(len(grids) / ncols)
     lev = shared_levels(grids) if levels is None else np.unique(np.asarray(levels, dtype=np.float64))
     lo, hi = float(lev.min()), float(lev.max())
     norm = Normalize(vmin=lo - 0.5 if lo == hi else lo, vmax=hi + 0.5 if lo == hi else hi)
@@ -265,7 +289,8 @@ def plot_pseudospectra_panel(
         fig.clear()
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for k, g in enumerate(grids):
-        ax = axes[k // ncols][k % ncols]
+        cell = cells[k]
+        ax = axes[cell // ncols][cell % ncols]
         ov = overlay[k] if overlay is not None and k < len(overlay) else None
         plot_pseudospectra(
             g, ax=ax, levels=lev, colorbar=False, unit_circle=unit_circle, overlay=ov, cmap=cmap, norm=norm
@@ -285,12 +310,12 @@ def plot_pseudospectra_panel(
                 fontsize="x-small",
                 color="0.3",
             )
-        if k % ncols:
+        if cell % ncols:
             ax.set_ylabel("")
-        if k // ncols < nrows - 1 and k + ncols < len(grids):
+        if cell + ncols in cells:  # another panel below: one x label per column
             ax.set_xlabel("")
-    for k in range(len(grids), nrows * ncols):
-        axes[k // ncols][k % ncols].set_visible(False)
+    for cell in set(range(nrows * ncols)) - set(cells):
+        axes[cell // ncols][cell % ncols].set_visible(False)
     legends = [ax for ax in axes.ravel() if ax.get_legend() is not None]
     for ax in legends[1:]:  # the overlay's style is the same in every panel: one legend says it
         ax.get_legend().remove()
