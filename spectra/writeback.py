@@ -290,7 +290,8 @@ def _write_torch(ckpt, path, out, groups, force, trust):
     legacy = ckpt.format == "pytorch-legacy"
 
     def write(tmp: str) -> None:
-        torch.save(obj, tmp, _use_new_zipfile_serialization=not legacy)
+        with open(tmp, "wb") as f:  # not by name: the zip's inner folder would be the temp name
+            torch.save(obj, f, _use_new_zipfile_serialization=not legacy)
 
     _atomic(out, write, force=force)
 

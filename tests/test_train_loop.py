@@ -84,6 +84,8 @@ def test_deterministic_and_resume_equals_uninterrupted(tmp_path, digits):
     train(cfg, tmp_path / "b", task=digits)
     sa, sb = _state(tmp_path / "a" / "epoch_002.pt"), _state(tmp_path / "b" / "epoch_002.pt")
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    # the files themselves: the zip's inner folder was named after the random temporary file
+    assert (tmp_path / "a" / "epoch_002.pt").read_bytes() == (tmp_path / "b" / "epoch_002.pt").read_bytes()
     other = train(_cfg(regime="robust-cov+noise", epochs=1, seed=1), tmp_path / "c", task=digits)
     assert not torch.equal(
         other.model.rnn.weight_hh_l0.detach(), _state(tmp_path / "a" / "epoch_001.pt")["rnn.weight_hh_l0"]

@@ -75,12 +75,20 @@ def _atomic(path: Path, write) -> None:
 def atomic_torch_save(obj: object, path: str | os.PathLike) -> None:
     """``torch.save(obj, path)`` through a temporary file and :func:`os.replace`.
 
+    The same object gives the same bytes whatever the temporary file was called.
+
     Raises
     ------
     WriteError
         The folder is not writable.
     """
-    _atomic(Path(path), lambda tmp: torch.save(obj, tmp))
+    def write(tmp: str) -> None:
+        # through a file object: saved by name, torch names the zip's inner folder after the
+        # (random) temporary file, so equal checkpoints would not be equal files
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+
+    _atomic(Path(path), write)
 
 
 def atomic_write_json(obj: object, path: str | os.PathLike) -> None:
