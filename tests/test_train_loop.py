@@ -187,3 +187,26 @@ def test_divergence_is_reported(tmp_path, digits):
     # an absurd learning rate with plain SGD on a ReLU RNN overflows within the first epoch
     with pytest.raises(NonFiniteError, match="diverged"):
         train(_cfg(cell="rnn-relu", optimizer="sgd", lr=1e12, epochs=2), tmp_path / "nan", task=digits)
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--cell", "lstm", "--regime", "robust-bound"], "one-layer basic RNNs"),
+        (["--cell", "rnn", "--layers", "2", "--regime", "robust-bound"], "one-layer basic RNNs"),
+        (["--cell", "rnn", "--regime", "power-norm", "--target", "inf"], "finite"),
+        (["--cell", "rnn", "--regime", "noise", "--noise-std", "inf"], "finite"),
+    ],
+)
+def test_cli_train_refuses_bad_combinations_before_any_data(tmp_path, capsys, monkeypatch, extra, needle):
+    # these exited 9 after loading the data (robust-bound with an LSTM), or trained a whole
+    # epoch first (--target inf), or ended in "training diverged" (--noise-std inf)
+    import spectra.train.loop as loop
+
+    def no_data(*a, **k):
+        raise AssertionError("data loaded before the options were checked")
+
+    monkeypatch.setattr(loop, "load_task", no_data)
+    argv = ["train", "--task", "digits", "--epochs", "1", "-o", str(tmp_path / "r"), "-q", *extra]
+    assert main(argv) == 2
+    assert needle in capsys.readouterr().err

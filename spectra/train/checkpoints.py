@@ -82,6 +82,7 @@ def atomic_torch_save(obj: object, path: str | os.PathLike) -> None:
     WriteError
         The folder is not writable.
     """
+
     def write(tmp: str) -> None:
         # through a file object: saved by name, torch names the zip's inner folder after the
         # (random) temporary file, so equal checkpoints would not be equal files

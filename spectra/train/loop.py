@@ -220,7 +220,15 @@ def validate_config(cfg: TrainConfig):
         )
     if cfg.optimizer not in ("adam", "sgd"):
         raise TrainConfigError(f"optimizer must be 'adam' or 'sgd', got {cfg.optimizer!r}")
-    return make_regime(cfg.regime, cfg.regime_options)
+    regime = make_regime(cfg.regime, cfg.regime_options)
+    names = [s.strip() for s in str(cfg.regime).split("+")]
+    if "robust-bound" in names and (not str(cfg.cell).startswith("rnn") or cfg.layers != 1):
+        # said before the data is loaded (MNIST, the sentiment corpus) and the model built
+        raise TrainConfigError(
+            "robust-bound is defined for one-layer basic RNNs (cell rnn or rnn-relu, layers=1); "
+            f"got cell={cfg.cell}, layers={cfg.layers}"
+        )
+    return regime
 
 
 def train(

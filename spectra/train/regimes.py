@@ -30,6 +30,7 @@ options are shared by name, so each regime's option names are distinct.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
@@ -418,6 +419,9 @@ def make_regime(spec: str, options: Mapping[str, object] | None = None) -> Compo
     if "regular" in names and len(names) > 1:
         raise TrainConfigError(f"regime {spec!r}: 'regular' cannot be combined with other regimes")
     opts = dict(options or {})
+    nonfinite = sorted(k for k, v in opts.items() if isinstance(v, float) and not math.isfinite(v))
+    if nonfinite:  # --target inf trained a whole epoch before failing; --noise-std inf "diverged"
+        raise TrainConfigError(f"option(s) {', '.join(nonfinite)} must be finite numbers")
     parts = []
     used: set[str] = set()
     for nm in names:
