@@ -6,7 +6,7 @@ import sys
 import time
 
 import click
-from spectra_cli._common import echo_json, fmt, table
+from spectra_cli._common import echo_json, fmt, table, warn
 
 TASKS = ("adding", "digits", "mnist", "sentiment")
 CELLS = ("rnn", "rnn-tanh", "rnn-relu", "lstm", "gru")
@@ -153,6 +153,31 @@ def train(**kw) -> None:
     click.echo(table(rows, header) if rows else "(no epochs trained)")
     if result.history:
         click.echo(f"best (validation): epoch {result.best_epoch} -> {out}/epoch_{result.best_epoch:03d}.pt")
+        note = _power_norm_note(result.history[-1].get("regime_info") or {}, cfg)
+        if note:
+            warn(note)
+
+
+def _power_norm_note(info: dict, cfg) -> str | None:
+    """What the one-step power method did at the last epoch, when it left a matrix above the target.
+
+    A one-step Rayleigh quotient of a non-normal matrix can lie far below |lambda|: the matrix is
+    then not rescaled (only scaling down) and its spectral radius stays above the target.
+    """
+    blocks = (info.get("power-norm") or {}).values()
+    target = float((cfg.regime_options or {}).get("target", 1.0))
+    above = [b for b in blocks if b.get("spectral_radius_after", 0.0) > target]
+    if not above:
+        return None
+    rescaled = sum(1 for b in blocks if b.get("scale", 1.0) < 1.0)
+    worst = max(b["spectral_radius_after"] for b in above)
+    it = int((cfg.regime_options or {}).get("iterations", 1))
+    return (
+        f"power-norm, last epoch: {rescaled} of {len(blocks)} gate matrices rescaled; "
+        f"{len(above)} still have rho > {target:g} (up to {worst:.4g}): the {it}-step power estimate "
+        "of |lambda| fell below the target (only scaling down)"
+        + ("; the second paper's Algorithm 1 uses 1 step, --iterations N estimates better" if it == 1 else "")
+    )
 
 
 @click.command()

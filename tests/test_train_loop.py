@@ -210,3 +210,15 @@ def test_cli_train_refuses_bad_combinations_before_any_data(tmp_path, capsys, mo
     argv = ["train", "--task", "digits", "--epochs", "1", "-o", str(tmp_path / "r"), "-q", *extra]
     assert main(argv) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_cli_train_says_when_power_norm_left_a_matrix_above_the_target(tmp_path, capsys):
+    # the table said nothing while the one-step estimate (0.93) left rho = 1.26 untouched
+    out = tmp_path / "pn"
+    argv = ["train", "--task", "digits", "--cell", "rnn", "--hidden", "8", "--regime", "power-norm"]
+    assert main([*argv, "--epochs", "1", "--lr", "0.05", "--seed", "0", "-o", str(out), "-q"]) == 0
+    err = capsys.readouterr().err
+    info = json.loads((out / "epoch_001.json").read_text())["regime_info"]["power-norm"]
+    above = [b for b in info.values() if b["spectral_radius_after"] > 1]
+    assert above, "this seed should leave a matrix above the target"
+    assert f"{len(above)} still have rho > 1" in err
