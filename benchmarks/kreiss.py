@@ -30,7 +30,9 @@ transient s, peak, k*, grid s, value/grid, cert/grid, circles, local check)::
     256  3.46784020  0.50   4.12  9.00e-07  0.56  10.660  4  0.85  0.59   4.82  15   1.4e-14
     512  4.84038593  1.85  18.63  9.00e-07  3.66  14.865  7  3.26  0.57   5.71  15  -2.9e-15
 
-(Two more runs: cert/grid 1.49 / 2.52 / 4.52 / 5.56 and 1.20 / 2.22 / 4.39 / 5.59;
+(Sixth session, Schur form by real Schur + rsf2csf: cert/grid 1.61 / 2.36 / 4.69 / 5.46,
+same K, brackets and circles. Two more runs: cert/grid 1.49 / 2.52 / 4.52 / 5.56 and
+1.20 / 2.22 / 4.39 / 5.59;
 the third session's code: 2.11 / 2.95 / 7.53 / 11.03. With the Lanczos norms of
 transient_growth, 15:32: transient 0.05 / 0.11 / 0.23 / 1.15 s.) The value (search +
 ascent) takes about half the grid's time. The certified 1e-6 bracket costs
