@@ -9,6 +9,7 @@ from spectra_cli._common import (
     echo_json,
     eps_list,
     fmt,
+    fmt_rho,
     grouped_notes,
     matrix_option,
     table,
@@ -189,21 +190,41 @@ ROBUST_COLUMNS = [
 ]
 
 
-def _arrow(fc) -> str:
+def _arrow(fc, key: str = "", lower: tuple[bool, bool] = (False, False)) -> str:
+    """``before -> after``; a side that is only a lower bound (a capped transient peak) as ``≥x``.
+
+    A spectral radius gets the digits that tell it from 1 (0.9999998, not 1.00).
+    """
     if fc is None:
         return "-"
-    return f"{fmt(fc.before, 3)} -> {fmt(fc.after, 3)}"
+    show = fmt_rho if key == "spectral_radius" else (lambda v: fmt(v, 3))
+    b, a = (("≥" if lo else "") + show(v) for v, lo in zip((fc.before, fc.after), lower))
+    return f"{b} -> {a}"
+
+
+def _peak_lower(m) -> tuple[bool, bool]:
+    """Which sides' transient peak the powers did not prove to be the supremum (their notes say)."""
+    return tuple(
+        any(n.startswith(f"{side}: transient_growth") and "only a lower bound" in n for n in m.notes)
+        for side in ("before", "after")
+    )
 
 
 def _render(result) -> str:
-    eps_keys = [f"pseudospectral_radius[{e:g}]" for e in result.epsilons]
-    header = ["id"] + [c[0] for c in COMPARE_COLUMNS] + [f"rho_eps({e:g})" for e in result.epsilons]
+    from spectra.normality import eps_label
+
+    eps_keys = [f"pseudospectral_radius[{eps_label(e)}]" for e in result.epsilons]
+    header = ["id"] + [c[0] for c in COMPARE_COLUMNS] + [f"rho_eps({eps_label(e)})" for e in result.epsilons]
     header += [c[0] for c in ROBUST_COLUMNS] + ["verdict"]
     keys = [c[1] for c in COMPARE_COLUMNS] + eps_keys + [c[1] for c in ROBUST_COLUMNS]
     rows = []
     for m in result.matrices:
         verdict = {True: "LESS ROBUST", False: "ok", None: "n/a"}[m.less_robust]
-        rows.append([m.id, *(_arrow(m.figures.get(k)) for k in keys), verdict])
+        lower = _peak_lower(m)
+        cells = [
+            _arrow(m.figures.get(k), k, lower if k == "transient_peak" else (False, False)) for k in keys
+        ]
+        rows.append([m.id, *cells, verdict])
     lines = [table(rows, header)]
     bad = result.less_robust
     lines.append("")

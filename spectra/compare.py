@@ -231,11 +231,22 @@ def matrix_figures(
         as ``spectra analyze``); ``transient_peak`` is inf and
         ``transient_peak_k`` None when ``K`` is infinite.
     notes : list of str
-        Remarks on the figures (currently always empty).
+        The figures' own warnings (a transient peak that is only a lower bound, ...),
+        caught here rather than emitted.
     """
-    from spectra.normality import analyze_matrix, eps_label, robustness_figures
+    import warnings
 
     a = np.asarray(A, dtype=np.float64 if not np.iscomplexobj(A) else np.complex128)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        figs, _ = _figures(a, epsilons)
+    return figs, [str(w.message) for w in caught]
+
+
+def _figures(a: np.ndarray, epsilons: Sequence[float]) -> tuple[dict[str, float | None], list[str]]:
+    """The figures of :func:`matrix_figures` (its warnings not caught here)."""
+    from spectra.normality import analyze_matrix, eps_label, robustness_figures
+
     rep = analyze_matrix(a)
     figs: dict[str, float | None] = {
         "spectral_radius": rep.spectral_radius,
@@ -322,9 +333,10 @@ def compare_matrices(
             out.append(MatrixComparison(key, {}, None, ["holds NaN or Inf: not compared"], None, b, a))
             continue
         fb, nb = matrix_figures(b, eps)
-        fa, _ = matrix_figures(a, eps)
+        fa, na = matrix_figures(a, eps)
         figs = {k: FigureChange(fb[k], fa[k]) for k in fb}
-        out.append(MatrixComparison(key, figs, _less_robust(figs, criterion), nb, None, b, a))
+        notes = [f"before: {n}" for n in nb] + [f"after: {n}" for n in na]
+        out.append(MatrixComparison(key, figs, _less_robust(figs, criterion), notes, None, b, a))
     return Comparison(before_label, after_label, criterion, eps, out)
 
 

@@ -339,3 +339,16 @@ def test_cli_compare_pdf_has_no_type3_fonts(files, capsys):
     run_click(["compare", files / "before.npz", files / "worse.npz", "-o", out, "--npts", "16"])
     raw = out.read_bytes()
     assert raw[:4] == b"%PDF" and b"/Subtype /Type3" not in raw
+
+
+def test_cli_compare_marks_lower_bound_peaks_once_and_names_the_side(tmp_path, capsys):
+    # the capped peak after exact normalisation was printed as "2.17" (it is only a lower bound)
+    # and each transient warning was printed twice, once without the matrix id
+    rng = np.random.default_rng(3)
+    W = 1.5 * rng.standard_normal((6, 6)) / np.sqrt(6) + np.triu(rng.standard_normal((6, 6)), 1)
+    np.save(tmp_path / "w.npy", W.astype(np.float32))  # float32: exact lands just inside, rho = 1 - 1e-7
+    code, out, err = run_click(["compare", tmp_path / "w.npy", "--stabilize", "exact"])
+    lines = [ln for ln in err.splitlines() if "transient_growth" in ln]
+    assert len(lines) == 1 and lines[0].startswith("spectra: warning: w: after: transient_growth"), err
+    row = next(ln for ln in out.splitlines() if ln.startswith("w "))
+    assert "-> ≥" in row and "-> 0.99999" in row
