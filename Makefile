@@ -22,7 +22,7 @@ demo: install
 	$(VENV)/bin/spectra analyze data/digits_gru_stable.pt
 	$(VENV)/bin/spectra analyze data/digits_lstm_regular.keras
 	$(VENV)/bin/spectra pseudospectra data/digits_gru_stable.pt -o demo-pseudospectra.png --quiet
-	@echo "wrote demo-pseudospectra.png (the pseudospectra of the three GRU gates)"
+	@echo "(demo-pseudospectra.png: the pseudospectra of the three GRU gates)"
 
 test: install
 	$(VENV)/bin/ruff check .
