@@ -269,13 +269,22 @@ def _write_torch(ckpt, path, out, groups, force, trust):
         obj = torch.load(path, map_location="cpu", weights_only=not trust)
     except Exception as exc:  # torch raises UnpicklingError/RuntimeError for disallowed globals
         if trust:
-            raise CorruptFileError(f"{path}: torch.load failed: {exc}") from exc
+            first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise UnsupportedFormatError(
+                f"{path}: writing back needs torch.load with the file's own classes, which failed "
+                f"({first}); reading it used stand-ins. Save the model's state_dict() and stabilize that"
+            ) from exc
         raise UnsafeFileError(
             f"{path}: torch.load(weights_only=True) refuses this file ({type(exc).__name__}); "
             "writing it back needs full unpickling: pass trust=True (--trust-pickle) if you trust it"
         ) from exc
     mapping = _navigate(obj, list(ckpt.metadata.get("state_dict_path", []) or []), path)
     located = ckpt.metadata.get("source_paths") or {}
+    if _holds_module(obj, torch):
+        raise UnsupportedFormatError(
+            f"{path}: holds a whole pickled model (torch.nn.Module), which is not written back: "
+            "save its state_dict() and stabilize that"
+        )
     for source, ms in groups.items():
         try:
             if source in located:  # a matrix of one of several tensor mappings
@@ -294,6 +303,19 @@ def _write_torch(ckpt, path, out, groups, force, trust):
             torch.save(obj, f, _use_new_zipfile_serialization=not legacy)
 
     _atomic(out, write, force=force)
+
+
+def _holds_module(obj, torch, depth: int = 0) -> bool:
+    """Whether a checkpoint object is, or holds in its dicts and lists, a torch.nn.Module."""
+    if isinstance(obj, torch.nn.Module):
+        return True
+    if depth > 20:
+        return False
+    if isinstance(obj, dict):
+        return any(_holds_module(v, torch, depth + 1) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return any(_holds_module(v, torch, depth + 1) for v in obj)
+    return False
 
 
 def _write_torchscript(ckpt, path, out, groups, force, trust):

@@ -779,3 +779,96 @@ def test_dynamic_quantized_layers_are_named_in_the_error(tmp_path):
     torch.save(q.state_dict(), tmp_path / "q.pt")
     with pytest.raises(spectra.NoRecurrentWeightsError, match="dynamically quantized .*_all_weight_values"):
         load(tmp_path / "q.pt", trust=True)
+
+
+def test_model_keys_that_merely_contain_optim_are_not_optimizer_state(tmp_path):
+    # "optimal_model" and "optimized" were skipped as optimizer state (any key containing "optim")
+    torch.manual_seed(0)
+    a, b = torch.nn.GRU(2, 3), torch.nn.GRU(2, 3)
+    opt = torch.optim.Adam(a.parameters())
+    torch.save(
+        {"optimal_model": a.state_dict(), "optimized": b.state_dict(), "optimizer": opt.state_dict()},
+        tmp_path / "m.pt",
+    )
+    ckpt = load(tmp_path / "m.pt")
+    assert sorted({i.split("/")[0] for i in ckpt.ids}) == ["optimal_model", "optimized"]
+    np.testing.assert_array_equal(
+        ckpt.stacked("optimized/weight_hh_l0"), b.weight_hh_l0.detach().double().numpy()
+    )
+
+
+def test_fastai_v1_dropped_copy_under_module_is_not_reported(tmp_path):
+    # rnns.0.weight_hh_l0_raw (the weight) and rnns.0.module.weight_hh_l0 (a dropout sample, often
+    # half zeros) fell in different groups: both were reported
+    torch.manual_seed(1)
+    lstm = torch.nn.LSTM(3, 4)
+    sd = {f"rnns.0.module.{k}": v for k, v in lstm.state_dict().items()}
+    sd["rnns.0.weight_hh_l0_raw"] = sd["rnns.0.module.weight_hh_l0"].clone()
+    sd["rnns.0.module.weight_hh_l0"] = torch.nn.functional.dropout(sd["rnns.0.weight_hh_l0_raw"], 0.5)
+    torch.save(sd, tmp_path / "f.pt")
+    ckpt = load(tmp_path / "f.pt")
+    assert len(ckpt) == 4 and {m.source for m in ckpt} == {"rnns.0.weight_hh_l0_raw"}
+    reasons = {s.name: s.reason for s in ckpt.skipped}
+    assert "dropped-out copy" in reasons["rnns.0.module.weight_hh_l0"]
+
+
+def test_weight_norm_zero_row_is_nan_like_torch_and_listed_not_finite(tmp_path):
+    torch.manual_seed(2)
+    rnn = torch.nn.RNN(2, 3)
+    torch.nn.utils.parametrizations.weight_norm(rnn, "weight_hh_l0")
+    with torch.no_grad():
+        rnn.parametrizations.weight_hh_l0.original1[1] = 0.0
+    torch.save(rnn.state_dict(), tmp_path / "z.pt")
+    ckpt = load(tmp_path / "z.pt")
+    (m,) = ckpt.matrices
+    assert not m.finite and np.isnan(m.matrix[1]).all() and np.isfinite(m.matrix[[0, 2]]).all()
+    with torch.no_grad():
+        assert torch.isnan(rnn.weight_hh_l0[1]).all()  # torch's own effective weight
+
+
+def test_projection_under_a_parametrization_is_named(tmp_path):
+    torch.manual_seed(3)
+    lstm = torch.nn.LSTM(3, 6, proj_size=2)
+    torch.nn.utils.parametrizations.spectral_norm(lstm, "weight_hr_l0")
+    torch.save(lstm.state_dict(), tmp_path / "p.pt")
+    with pytest.raises(
+        spectra.NoRecurrentWeightsError, match="projection weight_hr is under a parametrization"
+    ):
+        load(tmp_path / "p.pt")
+
+
+def test_prefixed_ids_that_collide_are_refused(tmp_path):
+    # {'a/b': {'c': sd}, 'a': {'b/c': sd}}: six matrices under three ids; stabilize wrote one mapping
+    torch.manual_seed(4)
+    sd1, sd2 = torch.nn.GRU(2, 3).state_dict(), torch.nn.GRU(2, 3).state_dict()
+    torch.save({"a/b": {"c": sd1}, "a": {"b/c": sd2}}, tmp_path / "c.pt")
+    with pytest.raises(spectra.UnsupportedFormatError, match="ids collide"):
+        load(tmp_path / "c.pt")
+
+
+class _Enc(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = torch.nn.GRU(2, 3)
+
+
+def test_stabilizing_a_whole_pickled_model_says_why_not(tmp_path):
+    # exit 9 "tensor not found for writing" for a tensor that is there
+    torch.save(_Enc(), tmp_path / "whole.pt")
+    assert len(load(tmp_path / "whole.pt", trust=True)) == 3
+    with pytest.raises(spectra.UnsupportedFormatError, match="whole pickled model"):
+        spectra.stabilize_checkpoint(tmp_path / "whole.pt", tmp_path / "o.pt", method="exact", trust=True)
+
+
+def test_square_spectral_norm_vectors_fitting_both_orientations_get_a_note(tmp_path):
+    # an anti-diagonal weight: u, v are singular vectors of W and of W^T; the dim was a guess
+    rnn = torch.nn.RNN(2, 2)
+    with torch.no_grad():
+        rnn.weight_hh_l0.copy_(torch.tensor([[0.0, 3.0], [1.0, 0.0]]))
+    torch.nn.utils.parametrizations.spectral_norm(rnn, "weight_hh_l0")
+    sd = rnn.state_dict()
+    sd["parametrizations.weight_hh_l0.0._u"] = torch.tensor([1.0, 0.0])
+    sd["parametrizations.weight_hh_l0.0._v"] = torch.tensor([0.0, 1.0])
+    torch.save(sd, tmp_path / "s.pt")
+    (m,) = load(tmp_path / "s.pt").matrices
+    assert any("fit the weight and its transpose alike" in n for n in m.notes), m.notes

@@ -174,6 +174,15 @@ def checkpoint_from_object(
             f"{path}: no recurrent weight matrix found ({n} tensors{', e.g. ' + eg if eg else ''})"
             + (f"; {why}" if why else "")
         )
+    seen: dict[str, int] = {}
+    for mm in matrices:
+        seen[mm.id] = seen.get(mm.id, 0) + 1
+    dups = sorted(i for i, c in seen.items() if c > 1)
+    if dups:  # mapping keys holding "/" can make two mappings' prefixed ids equal
+        raise UnsupportedFormatError(
+            f"{path}: matrix ids collide ({', '.join(dups[:3])}{'...' if len(dups) > 3 else ''}): the "
+            "key paths of two tensor mappings give the same prefixed id (a key containing '/'?)"
+        )
     meta: dict = {"framework": "torch", "state_dict_path": list(primary.path)}
     if len(mappings) > 1:
         meta["tensor_mappings"] = [list(m.path) for m in mappings]

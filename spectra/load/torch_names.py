@@ -201,8 +201,13 @@ def find_tensor_mappings(
     return mappings, skipped
 
 
+#: a key naming optimizer state: "optimizer", "optim", "optimizer_state_dict", "g_optimizer"...,
+#: not "optimal_model" or "optimized" (models kept under such keys were skipped)
+_OPTIM_KEY = re.compile(r"(?:.*[_.\-])?optim(?:izer)?s?(?:[_.\-].*)?")
+
+
 def _names_optimizer(path: list) -> bool:
-    return any(isinstance(p, str) and "optim" in p.lower() for p in path)
+    return any(isinstance(p, str) and _OPTIM_KEY.fullmatch(p.lower()) for p in path)
 
 
 def _parse(key: str, strip: Callable[[str], str] = strip_wrapper_prefix) -> tuple[str, _Group, str] | None:
@@ -316,6 +321,9 @@ def classify_state_dict(
         groups.setdefault(gk, group).keys.setdefault(role, key)
         parsed[key] = (role, gk)
 
+    # fastai v1's WeightDropout keeps the weight as <P>weight_hh_l0_raw and the dropped-out copy
+    # as <P>module.weight_hh_l0: a group of its own, not reported
+    dropped = {(g.prefix + "module.", g.suffix) for g in groups.values() if "weight_hh_raw" in g.keys}
     matrices: list[RecurrentMatrix] = []
     skipped: list[Skipped] = []
     for key, arr in tensors.items():
@@ -326,7 +334,9 @@ def classify_state_dict(
         role, gk = parsed[key]
         group = groups[gk]
         primary, how = _primary(group.keys)
-        if role == primary:
+        if role == "weight_hh" and gk in dropped:
+            skipped.append(Skipped(key, shape, _reason(role, "weight_hh_raw")))
+        elif role == primary:
             found, why = _gate_matrices(tensors, dtypes, hints, group, role, how)
             matrices.extend(found)
             if why:
@@ -360,10 +370,17 @@ def _spectral_norm_dim(W: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[int
         return (0 if fits0 else 1), None
     c0 = max(_unit_cos(W @ v, u), _unit_cos(W.T @ u, v))
     c1 = max(_unit_cos(W.T @ v, u), _unit_cos(W @ u, v))
-    if max(c0, c1) < 0.9:
+    s0, s1 = float(u @ (W @ v)), float(u @ (W.T @ v))
+    if max(c0, c1) < 0.99:
         return 0, (
             "spectral_norm's u, v are not singular vectors of the weight or its transpose "
-            f"(cosines {c0:.2f}, {c1:.2f}): torch's default dim=0 assumed"
+            f"(cosines {c0:.2f}, {c1:.2f}): torch's default dim=0 assumed (sigma {s0:.6g}; "
+            f"with dim=1 it would be {s1:.6g})"
+        )
+    if abs(c0 - c1) < 1e-3 and abs(s0 - s1) > 1e-6 * max(abs(s0), abs(s1)):
+        return 0, (
+            f"spectral_norm's u, v fit the weight and its transpose alike (cosines {c0:.4f}, {c1:.4f}): "
+            f"torch's default dim=0 assumed (sigma {s0:.6g}; with dim=1 it would be {s1:.6g})"
         )
     return (1 if c1 > c0 else 0), None
 
@@ -371,15 +388,14 @@ def _spectral_norm_dim(W: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[int
 def _weight_norm(v: np.ndarray, g: np.ndarray) -> tuple[np.ndarray | None, str]:
     """``g v/||v||`` as torch's weight_norm computes it; the norms' axes follow ``g``'s shape."""
     R, C = v.shape
-    if g.size == 1 and R * C > 1:
-        nv = float(np.linalg.norm(v))
-        return (g.reshape(()) * v / nv if nv > 0 else None), "norm of the whole tensor"
-    if g.shape in ((R, 1), (R,)):
-        nv = np.linalg.norm(v, axis=1, keepdims=True)
-        return (g.reshape(R, 1) * v / nv if np.all(nv > 0) else None), "row norms, dim=0"
-    if g.shape == (1, C):
-        nv = np.linalg.norm(v, axis=0, keepdims=True)
-        return (g * v / nv if np.all(nv > 0) else None), "column norms, dim=1"
+    # a zero row (column) of v gives NaN there, as in torch (0/0): reported as non-finite
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if g.size == 1 and R * C > 1:
+            return g.reshape(()) * v / np.linalg.norm(v), "norm of the whole tensor"
+        if g.shape in ((R, 1), (R,)):
+            return g.reshape(R, 1) * v / np.linalg.norm(v, axis=1, keepdims=True), "row norms, dim=0"
+        if g.shape == (1, C):
+            return g * v / np.linalg.norm(v, axis=0, keepdims=True), "column norms, dim=1"
     return None, f"weight_norm magnitude g of shape {tuple(g.shape)} does not fit weight {(R, C)}"
 
 
@@ -443,6 +459,11 @@ def _gate_matrices(
 
     R, C = W.shape
     hr_key = group.keys.get("weight_hr")
+    if hr_key is None and any(r.startswith("weight_hr") for r in group.keys):
+        return [], (
+            "named like a recurrent weight, but the LSTM projection weight_hr is under a "
+            "parametrization (spectral_norm, weight_norm...): not supported"
+        )
     hr = None
     if hr_key is not None:
         hr_arr = tensors[hr_key]
@@ -485,8 +506,10 @@ def _gate_matrices(
         finite = bool(np.isfinite(W_stored[a:b]).all()) and bool(np.isfinite(A).all())
         gate, native = gate_names[g] if gate_names else (None, None)
         these = list(notes)
-        if not finite:
+        if not np.isfinite(W_stored[a:b]).all():
             these.append("stored weights hold NaN or Inf")
+        elif not finite:  # e.g. weight_norm with a zero row of v: torch's effective weight is NaN there
+            these.append("the effective weight holds NaN or Inf (stored weights are finite)")
         out.append(
             RecurrentMatrix(
                 id=base if gate is None else f"{base}[{gate}]",
