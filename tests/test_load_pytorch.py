@@ -872,3 +872,17 @@ def test_square_spectral_norm_vectors_fitting_both_orientations_get_a_note(tmp_p
     torch.save(sd, tmp_path / "s.pt")
     (m,) = load(tmp_path / "s.pt").matrices
     assert any("fit the weight and its transpose alike" in n for n in m.notes), m.notes
+
+
+@pytest.mark.parametrize("chain", [("weight_norm", "spectral_norm"), ("spectral_norm", "spectral_norm")])
+def test_chained_parametrizations_are_refused_not_half_applied(tmp_path, chain):
+    # weight_norm then spectral_norm: g v/||v|| was reported, off by the spectral_norm's sigma
+    torch.manual_seed(5)
+    gru = torch.nn.GRU(2, 3, num_layers=2)
+    for name in chain:
+        getattr(torch.nn.utils.parametrizations, name)(gru, "weight_hh_l0")
+    torch.save(gru.state_dict(), tmp_path / "c.pt")
+    ckpt = load(tmp_path / "c.pt")
+    assert {m.layer_index for m in ckpt} == {1}  # layer 0 refused, layer 1 read
+    reasons = [s.reason for s in ckpt.skipped if "chain of parametrizations" in s.reason]
+    assert len(reasons) == 1

@@ -61,6 +61,8 @@ _PARAM = re.compile(
     rf"^(?P<prefix>(?:.+\.)?)parametrizations\.(?P<kind>{_KINDS}){_SUFFIX}\."
     r"(?P<part>original|original0|original1|0\._u|0\._v)$"
 )
+#: any parametrization entry of a recurrent weight (a chain stores "1._u", "0.base"... besides ours)
+_PARAM_ANY = re.compile(rf"^(?P<prefix>(?:.+\.)?)parametrizations\.weight_hh{_SUFFIX}\.(?P<rest>.+)$")
 #: parametrizations part -> role suffix
 _PARTS = {
     "original": "_param",
@@ -324,6 +326,15 @@ def classify_state_dict(
     # fastai v1's WeightDropout keeps the weight as <P>weight_hh_l0_raw and the dropped-out copy
     # as <P>module.weight_hh_l0: a group of its own, not reported
     dropped = {(g.prefix + "module.", g.suffix) for g in groups.values() if "weight_hh_raw" in g.keys}
+    # a chain of parametrizations (weight_norm then spectral_norm, two spectral_norms...) applies
+    # each in turn; only a single spectral_norm or weight_norm is read
+    chained: dict[tuple[str, str], str] = {}
+    for key in tensors:
+        hit = _PARAM_ANY.match(strip(key))
+        if hit and hit["rest"] not in _PARTS:
+            k, rev = hit["k"], hit["rev"]
+            suffix = (f"_l{k}" if k is not None else "") + ("_reverse" if rev else "")
+            chained.setdefault((hit["prefix"], suffix), key)
     matrices: list[RecurrentMatrix] = []
     skipped: list[Skipped] = []
     for key, arr in tensors.items():
@@ -336,6 +347,15 @@ def classify_state_dict(
         primary, how = _primary(group.keys)
         if role == "weight_hh" and gk in dropped:
             skipped.append(Skipped(key, shape, _reason(role, "weight_hh_raw")))
+        elif role == primary and gk in chained:
+            skipped.append(
+                Skipped(
+                    key,
+                    shape,
+                    "named like a recurrent weight, but under a chain of parametrizations "
+                    f"(e.g. {chained[gk]}): only a single spectral_norm or weight_norm is read",
+                )
+            )
         elif role == primary:
             found, why = _gate_matrices(tensors, dtypes, hints, group, role, how)
             matrices.extend(found)
