@@ -331,7 +331,7 @@ def classify_state_dict(
     chained: dict[tuple[str, str], str] = {}
     for key in tensors:
         hit = _PARAM_ANY.match(strip(key))
-        if hit and hit["rest"] not in _PARTS:
+        if hit and re.match(r"[1-9]\d*\.", hit["rest"]):  # a second (third...) parametrization
             k, rev = hit["k"], hit["rev"]
             suffix = (f"_l{k}" if k is not None else "") + ("_reverse" if rev else "")
             chained.setdefault((hit["prefix"], suffix), key)
