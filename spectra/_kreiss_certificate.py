@@ -219,14 +219,25 @@ def _circle_arcs(M: np.ndarray, real: bool, norm: float, r: float, level: float)
     return [(p.lo, p.hi, p.mid, p.fmid) for p in pieces], nsvd[0]
 
 
-def _arc_cells(a: float, b: float, arcs, real: bool) -> tuple[np.ndarray, ...]:
-    """Polar cells ``[a, b] x [lo, hi]`` covering the arcs, about square."""
+def _arc_cell_counts(a: float, b: float, arcs, real: bool) -> list[tuple[float, float, float]]:
+    """``(lo, hi, m)`` per arc: the ``m`` about-square polar cells :func:`_arc_cells` would make.
+
+    ``m`` is a float: a ring 1e-13 wide asks for ~1e13 cells, which must be refused, not allocated.
+    """
     c = 0.5 * (a + b)
-    out: list[list[np.ndarray]] = [[], [], [], []]
+    out = []
     for lo, hi, _, _ in arcs:
         if real:
             lo, hi = max(lo, 0.0), min(hi, np.pi)
-        m = max(1, math.ceil((hi - lo) * c / (ARC_ASPECT * (b - a))))
+        out.append((lo, hi, max(1.0, math.ceil((hi - lo) * c / (ARC_ASPECT * (b - a))))))
+    return out
+
+
+def _arc_cells(a: float, b: float, arcs, real: bool) -> tuple[np.ndarray, ...]:
+    """Polar cells ``[a, b] x [lo, hi]`` covering the arcs, about square."""
+    out: list[list[np.ndarray]] = [[], [], [], []]
+    for lo, hi, m in _arc_cell_counts(a, b, arcs, real):
+        m = int(m)
         te = np.linspace(lo, hi, m + 1)
         out[0].append(np.full(m, a))
         out[1].append(np.full(m, b))
@@ -669,6 +680,7 @@ def certify(
         cell_parts: list[tuple[np.ndarray, ...]] = []
         h = max(min(h0, 0.5 * (b_end - a)), 1e-15)
         splits = 0
+        planned = 0.0
         while a < b_end:
             if spent > max_evals:
                 left_upper = math.inf
@@ -706,6 +718,12 @@ def certify(
                 or splits > MAX_SPLITS
             ):
                 # the arcs are local (the ridge of f): cells with second-order tests there
+                planned += sum(m for _, _, m in _arc_cell_counts(a, b, arcs, real))
+                if spent + FULL_SVD_COST * planned > max_evals:
+                    # more cells than the whole budget can test (a ring far thinner than the arcs
+                    # are long): give up here rather than allocate them
+                    left_upper = math.inf
+                    return False
                 cell_parts.append(_arc_cells(a, b, arcs, real))
                 stats.ring_edges.append((a, b, "cells", n_cells))
                 a = b

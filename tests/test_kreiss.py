@@ -849,3 +849,23 @@ def test_certificate_cells_stay_within_the_budget():
     assert K.lower <= K.upper < 1.02 * K.lower  # the bracket at the rounding floor
     oracle = dense_max_f(A, R=2.0, nr=60, nt=180)
     assert oracle <= K.upper and K.lower >= 0.999 * oracle
+
+
+def test_certificate_refuses_more_cells_than_its_budget_instead_of_allocating_them(monkeypatch):
+    # a 6x6 hump (Jordan chain of 50s) beside a Jordan block at 0.9999: thin rings asked for
+    # ~1e10 arc cells, allocated before the budget check (killed for memory after minutes)
+    import spectra._kreiss_certificate as cert
+
+    real_cells = cert._arc_cells
+
+    def guarded(a, b, arcs, real):
+        assert sum(m for _, _, m in cert._arc_cell_counts(a, b, arcs, real)) < 1e7, "cells beyond any budget"
+        return real_cells(a, b, arcs, real)
+
+    monkeypatch.setattr(cert, "_arc_cells", guarded)
+    A = sla.block_diag(
+        0.3 * np.eye(4) + 50.0 * np.diag(np.ones(3), 1), np.array([[0.9999, 0.002], [0, 0.9999]])
+    )
+    K = kreiss_constant(A)
+    truth = brute_kreiss(A, R=4.0)
+    assert K.lower <= truth * (1 + 1e-9) and truth <= K.upper * (1 + 1e-9)
