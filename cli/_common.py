@@ -65,18 +65,42 @@ def fmt_bound(x, digits: int = 4, *, up: bool) -> str:
     return fmt(float(r), digits)
 
 
-def fmt_rho(x) -> str:
-    """The spectral radius with enough digits to tell it from 1 (1.0001 is not "1.000")."""
+def fmt_rho(x, err: float = 0.0) -> str:
+    """The spectral radius with enough digits to tell it from 1 (1.0001 is not "1.000").
+
+    `err` bounds its rounding error (``kappa(V) n u ||A||``): no digit below it is shown, and
+    when it reaches ``|x - 1|`` the relation to 1 is not resolved (plain 4 digits).
+    """
     if isinstance(x, float) and math.isfinite(x) and x != 1.0 and abs(x - 1) < 5e-4:
-        # down to the first digit where x differs from 1 (no trailing zeros: 1.0001, not 1.00010)
-        return f"{x:.{min(17, math.floor(-math.log10(abs(x - 1))) + 2)}g}"
+        if not (err < 0.5 * abs(x - 1)):
+            return fmt(x)
+        # down to the first digit where x differs from 1 (no trailing zeros: 1.0001, not 1.00010),
+        # and no further than the error allows
+        need = math.floor(-math.log10(abs(x - 1))) + 2
+        can = math.floor(-math.log10(err)) + 1 if err > 0 else 17
+        return f"{x:.{max(4, min(17, need, can))}g}"
     return fmt(x)
 
 
+def rho_error(A) -> float:
+    """``kappa(V) n u ||A||_2``: how far rounding can move the eigenvalues (Bauer-Fike); inf if defective."""
+    from spectra.normality import analyze_matrix
+
+    r = analyze_matrix(A)
+    return float(r.kappa_eigvec) * r.shape[0] * 2.0**-53 * float(r.norm_2)
+
+
 def fmt_floor(x, floor: float, digits: int = 4) -> str:
-    """`x`, or ``<floor`` (one digit, rounded up) when it lies below what rounding resolves."""
-    if isinstance(x, float) and math.isfinite(x) and 0 < x < floor:
-        return "<" + fmt_bound(float(floor), 1, up=True)
+    """`x` to the digits its rounding error `floor` leaves, or ``<floor`` below it.
+
+    Below the floor: ``<floor`` (one digit, rounded up). Above it, as many significant digits
+    as ``x/floor`` resolves (9.98e-15 with an error of 5e-15 is "1e-14", not "9.983e-15").
+    """
+    if isinstance(x, float) and math.isfinite(x) and floor > 0:
+        if 0 < x < floor:
+            return "<" + fmt_bound(float(floor), 1, up=True)
+        if 0 < x < 10.0**digits * floor:
+            return fmt(x, max(1, min(digits, math.floor(math.log10(x / floor)))))
     return fmt(x, digits)
 
 

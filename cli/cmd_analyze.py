@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import tempfile
 import warnings
@@ -58,13 +59,18 @@ def _cell(report_dict: dict, key: str, digits: int) -> str:
         return v
     n = m["shape"][0]
     if key == "spectral_radius":
-        return fmt_rho(v)
+        kap, nrm = m.get("kappa_eigvec"), m.get("norm_2")
+        err = kap * n * _U * nrm if isinstance(kap, float) and isinstance(nrm, float) else math.inf
+        return fmt_rho(v, err)  # Bauer-Fike: rounding moves eigenvalues by up to kappa(V) n u ||A||
     # figures below their rounding level are noise: printed as "<level", not to 4 digits
     if key in ("henrici", "henrici_relative") and isinstance(m.get("norm_fro"), float):
         floor = 10 * n * _U * m["norm_fro"]  # backward error of the Schur form
         return fmt_floor(v, floor if key == "henrici" else 10 * n * _U, digits)
     if key == "distance_to_instability" and isinstance(m.get("norm_2"), float):
-        return fmt_floor(v, 10 * n * _U * (m["norm_2"] + 1), digits)  # SVDs of zI - A, |z| = 1
+        floor = 10 * n * _U * (m["norm_2"] + 1)  # SVDs of zI - A, |z| = 1
+        if v == 0 and m.get("marginal"):  # rho = 1 to rounding: 0 only because rho came out >= 1
+            return "<" + fmt_bound(floor, 1, up=True)
+        return fmt_floor(v, floor, digits)
     if key == "kreiss" and m.get("kreiss_resolved") is False:
         return "≥" + fmt_bound(v, digits, up=False)
     if key == "transient_peak" and m.get("transient_peak_is_lower_bound"):

@@ -15,6 +15,7 @@ from spectra_cli._common import (
     fmt_rho,
     matrix_option,
     quiet_option,
+    rho_error,
     table,
     trust_option,
     warn,
@@ -219,6 +220,10 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
     if as_json:
         echo_json({"schema_version": SCHEMA_VERSION, "source": ckpt.path, "matrices": docs})
         return
+    for d, m in zip(docs, chosen):
+        # near 1, rho is printed to the digits that tell it from 1: only those rounding resolves
+        near = isinstance(d["spectral_radius"], float) and abs(d["spectral_radius"] - 1) < 5e-4
+        d["_rho_error"] = rho_error(m.matrix) if near else 0.0
     rows = []
     for d in docs:
         k = d["kreiss"]
@@ -226,7 +231,7 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
             [
                 d["id"],
                 str(d["n"]),
-                fmt_rho(d["spectral_radius"]),
+                fmt_rho(d["spectral_radius"], d["_rho_error"]),
                 fmt_bound(k["lower"], 7, up=False),  # bounds rounded outwards: still bounds
                 fmt_bound(k["upper"], 7, up=True) + ("" if k["certified"] else "*"),
                 fmt_bound(d["bracket"][1], up=True),

@@ -9,9 +9,11 @@ from spectra_cli._common import (
     echo_json,
     eps_list,
     fmt,
+    fmt_floor,
     fmt_rho,
     grouped_notes,
     matrix_option,
+    rho_error,
     table,
     trust_option,
     use_agg,
@@ -190,16 +192,40 @@ ROBUST_COLUMNS = [
 ]
 
 
-def _arrow(fc, key: str = "", lower: tuple[bool, bool] = (False, False)) -> str:
-    """``before -> after``; a side that is only a lower bound (a capped transient peak) as ``≥x``.
+def _arrow(fc, key: str = "", lower: tuple[bool, bool] = (False, False), m=None) -> str:
+    """``before -> after`` as ``spectra analyze`` prints each figure.
 
-    A spectral radius gets the digits that tell it from 1 (0.9999998, not 1.00).
+    A side that is only a lower bound (a capped transient peak, K beyond rounding) shows as
+    ``≥x``; a figure below its rounding level as ``<x``; a spectral radius with the digits
+    that tell it from 1 (0.9999998, not 1.00) that rounding resolves.
     """
     if fc is None:
         return "-"
-    show = fmt_rho if key == "spectral_radius" else (lambda v: fmt(v, 3))
-    b, a = (("≥" if lo else "") + show(v) for v, lo in zip((fc.before, fc.after), lower))
+    mats = (m.before, m.after) if m is not None else (None, None)
+
+    def show(v, A):
+        import numpy as np
+
+        if A is None or not isinstance(v, float):
+            return fmt(v, 3)
+        A = np.asarray(A)
+        n = A.shape[0]
+        if key == "spectral_radius":
+            return fmt_rho(v, rho_error(A) if abs(v - 1) < 5e-4 else 0.0)
+        if key in ("henrici", "henrici_relative"):
+            floor = 10 * n * 2.0**-53 * (float(np.linalg.norm(A)) if key == "henrici" else 1.0)
+            return fmt_floor(v, floor, 3)
+        if key == "distance_to_instability":
+            return fmt_floor(v, 10 * n * 2.0**-53 * (float(np.linalg.norm(A, 2)) + 1), 3)
+        return fmt(v, 3)
+
+    b, a = (("≥" if lo else "") + show(v, A) for v, lo, A in zip((fc.before, fc.after), lower, mats))
     return f"{b} -> {a}"
+
+
+def _resolved_lower(m) -> tuple[bool, bool]:
+    """Which sides' K is only a lower bound (sigma_min below what double precision resolves)."""
+    return tuple(any(n.startswith(f"{side}: K beyond") for n in m.notes) for side in ("before", "after"))
 
 
 def _peak_lower(m) -> tuple[bool, bool]:
@@ -220,10 +246,8 @@ def _render(result) -> str:
     rows = []
     for m in result.matrices:
         verdict = {True: "LESS ROBUST", False: "ok", None: "n/a"}[m.less_robust]
-        lower = _peak_lower(m)
-        cells = [
-            _arrow(m.figures.get(k), k, lower if k == "transient_peak" else (False, False)) for k in keys
-        ]
+        lower = {"transient_peak": _peak_lower(m), "kreiss": _resolved_lower(m)}
+        cells = [_arrow(m.figures.get(k), k, lower.get(k, (False, False)), m) for k in keys]
         rows.append([m.id, *cells, verdict])
     lines = [table(rows, header)]
     bad = result.less_robust

@@ -239,8 +239,8 @@ def matrix_figures(
     a = np.asarray(A, dtype=np.float64 if not np.iscomplexobj(A) else np.complex128)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        figs, _ = _figures(a, epsilons)
-    return figs, [str(w.message) for w in caught]
+        figs, notes = _figures(a, epsilons)
+    return figs, [*notes, *(str(w.message) for w in caught)]
 
 
 def _figures(a: np.ndarray, epsilons: Sequence[float]) -> tuple[dict[str, float | None], list[str]]:
@@ -259,7 +259,10 @@ def _figures(a: np.ndarray, epsilons: Sequence[float]) -> tuple[dict[str, float 
         figs[_eps_key(eps)] = extra["pseudospectral_radius"][eps_label(eps)]
     for key in ("distance_to_instability", "kreiss", "transient_peak", "transient_peak_k"):
         figs[key] = extra[key]
-    return figs, []
+    notes = []
+    if extra.get("kreiss_resolved") is False:
+        notes.append("K beyond what double precision resolves: the value is only a lower bound")
+    return figs, notes
 
 
 def _less_robust(figures: dict[str, FigureChange], criterion: str) -> bool | None:

@@ -411,3 +411,53 @@ def test_eps_keys_do_not_collide(tmp_path, capsys):
 
     for key, v in pr.items():
         assert v == float(pseudospectral_radius(np.array([[0.5, 1.0], [0.0, 0.3]]), float(key)))
+
+
+def _digits_ok(printed: str, truth: float) -> bool:
+    """`printed` agrees with `truth` to its last digit (half a unit of it, and a hair of slack)."""
+    s = printed.lstrip("<≥")
+    mant = s.split("e")[0]
+    places = len(mant.split(".")[1]) if "." in mant else 0
+    exp = int(s.split("e")[1]) if "e" in s else 0
+    return abs(float(s) - truth) <= 0.5 * 10.0 ** (exp - places) * (1 + 1e-9)
+
+
+def test_near_one_rho_and_near_floor_figures_show_only_resolved_digits(tmp_path, capsys):
+    # rho 0.9999999966 was printed for 0.99999999188 (kappa(V) 4e7: ten digits, four of them wrong);
+    # a symmetric rho of 1 - 1e-15 printed as 1.0000000000000009 with d_inst "0"; dep_F 9.983e-15
+    # for 9.995e-15 (a rounding error of 5e-15)
+    import mpmath
+
+    rng = np.random.default_rng(0)
+    V = np.eye(6) + 30 * np.triu(rng.standard_normal((6, 6)), 1)
+    lam = np.array([1 - 8e-9, 0.5, 0.4, -0.3, 0.2, 0.1])
+    ill = V @ np.diag(lam) @ np.linalg.inv(V)
+    Q = np.linalg.qr(rng.standard_normal((30, 30)))[0]
+    sym = Q @ np.diag(np.r_[1 - 1e-15, np.linspace(-0.9, 0.9, 29)]) @ Q.T
+    sym = (sym + sym.T) / 2
+    tri = np.diag([0.5, 0.4, 0.3, 0.2]) + 1e-14 * np.eye(4, k=1)  # dep_F = sqrt(3) 1e-14 exactly
+    np.savez(tmp_path / "m.npz", ill=ill, sym=sym, tri=tri)
+    rc, out, err = run(["analyze", str(tmp_path / "m.npz")], capsys)
+    header = next(line.split() for line in out.splitlines() if line.startswith("id"))
+    col = {h: i for i, h in enumerate(header)}
+    rows = {
+        line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("ill", "sym", "tri"))
+    }
+    mpmath.mp.dps = 50
+    true_rho = max(abs(x) for x in mpmath.eig(mpmath.matrix(ill.tolist()))[0])
+    assert _digits_ok(rows["ill"][col["rho"]], float(true_rho)), rows["ill"][col["rho"]]
+    assert "ill: the eigenvalues are ill-conditioned" in err
+    assert rows["sym"][col["rho"]] == "1.000" and rows["sym"][col["d_inst"]].startswith("<")
+    assert _digits_ok(rows["tri"][col["dep_F"]], math.sqrt(3) * 1e-14), rows["tri"][col["dep_F"]]
+
+
+def test_compare_prints_figures_as_analyze_does(tmp_path, capsys):
+    # compare printed dep_F 1.25e-16 for an exactly symmetric matrix (analyze: "<4e-15")
+    rng = np.random.default_rng(1)
+    S = rng.standard_normal((5, 5))
+    S = (S + S.T) / 10
+    np.savez(tmp_path / "b.npz", s=S)
+    np.savez(tmp_path / "a.npz", s=0.5 * S)
+    rc, out, _ = run(["compare", str(tmp_path / "b.npz"), str(tmp_path / "a.npz")], capsys)
+    row = next(line for line in out.splitlines() if line.startswith("s "))
+    assert row.count("<") >= 2  # dep_F before and after
