@@ -82,12 +82,31 @@ def fmt_rho(x, err: float = 0.0) -> str:
     return fmt(x)
 
 
-def rho_error(A) -> float:
+#: unit roundoff of float64
+U = 2.0**-53
+
+
+def eig_error(kappa: float, n: int, norm_2: float) -> float:
     """``kappa(V) n u ||A||_2``: how far rounding can move the eigenvalues (Bauer-Fike); inf if defective."""
+    return kappa * n * U * norm_2
+
+
+def schur_floor(n: int, norm_fro: float) -> float:
+    """Rounding level of dep_F = ||N||_F: the Schur form's backward error ``10 n u ||A||_F``."""
+    return 10 * n * U * norm_fro
+
+
+def dinst_floor(n: int, norm_2: float) -> float:
+    """Rounding level of the distance to instability: the SVDs of ``zI - A``, ``|z| = 1``."""
+    return 10 * n * U * (norm_2 + 1)
+
+
+def rho_error(A) -> float:
+    """:func:`eig_error` of a matrix (computes its eigenvector condition number)."""
     from spectra.normality import analyze_matrix
 
     r = analyze_matrix(A)
-    return float(r.kappa_eigvec) * r.shape[0] * 2.0**-53 * float(r.norm_2)
+    return eig_error(float(r.kappa_eigvec), r.shape[0], float(r.norm_2))
 
 
 def fmt_floor(x, floor: float, digits: int = 4) -> str:

@@ -11,7 +11,9 @@ import warnings
 
 import click
 from spectra_cli._common import (
+    dinst_floor,
     echo_json,
+    eig_error,
     eps_list,
     fmt,
     fmt_bound,
@@ -20,6 +22,7 @@ from spectra_cli._common import (
     matrix_option,
     progress_bar,
     quiet_option,
+    schur_floor,
     table,
     trust_option,
     use_agg,
@@ -47,9 +50,6 @@ ROBUST_COLUMNS = [
 ]
 
 
-_U = 2.0**-53
-
-
 def _cell(report_dict: dict, key: str, digits: int) -> str:
     m = report_dict
     if key == "n":
@@ -60,14 +60,13 @@ def _cell(report_dict: dict, key: str, digits: int) -> str:
     n = m["shape"][0]
     if key == "spectral_radius":
         kap, nrm = m.get("kappa_eigvec"), m.get("norm_2")
-        err = kap * n * _U * nrm if isinstance(kap, float) and isinstance(nrm, float) else math.inf
-        return fmt_rho(v, err)  # Bauer-Fike: rounding moves eigenvalues by up to kappa(V) n u ||A||
+        err = eig_error(kap, n, nrm) if isinstance(kap, float) and isinstance(nrm, float) else math.inf
+        return fmt_rho(v, err)
     # figures below their rounding level are noise: printed as "<level", not to 4 digits
     if key in ("henrici", "henrici_relative") and isinstance(m.get("norm_fro"), float):
-        floor = 10 * n * _U * m["norm_fro"]  # backward error of the Schur form
-        return fmt_floor(v, floor if key == "henrici" else 10 * n * _U, digits)
+        return fmt_floor(v, schur_floor(n, m["norm_fro"] if key == "henrici" else 1.0), digits)
     if key == "distance_to_instability" and isinstance(m.get("norm_2"), float):
-        floor = 10 * n * _U * (m["norm_2"] + 1)  # SVDs of zI - A, |z| = 1
+        floor = dinst_floor(n, m["norm_2"])
         if v == 0 and m.get("marginal"):  # rho = 1 to rounding: 0 only because rho came out >= 1
             return "<" + fmt_bound(floor, 1, up=True)
         return fmt_floor(v, floor, digits)

@@ -6,6 +6,7 @@ import warnings
 
 import click
 from spectra_cli._common import (
+    dinst_floor,
     echo_json,
     eps_list,
     fmt,
@@ -14,6 +15,7 @@ from spectra_cli._common import (
     grouped_notes,
     matrix_option,
     rho_error,
+    schur_floor,
     table,
     trust_option,
     use_agg,
@@ -213,10 +215,9 @@ def _arrow(fc, key: str = "", lower: tuple[bool, bool] = (False, False), m=None)
         if key == "spectral_radius":
             return fmt_rho(v, rho_error(A) if abs(v - 1) < 5e-4 else 0.0)
         if key in ("henrici", "henrici_relative"):
-            floor = 10 * n * 2.0**-53 * (float(np.linalg.norm(A)) if key == "henrici" else 1.0)
-            return fmt_floor(v, floor, 3)
+            return fmt_floor(v, schur_floor(n, float(np.linalg.norm(A)) if key == "henrici" else 1.0), 3)
         if key == "distance_to_instability":
-            return fmt_floor(v, 10 * n * 2.0**-53 * (float(np.linalg.norm(A, 2)) + 1), 3)
+            return fmt_floor(v, dinst_floor(n, float(np.linalg.norm(A, 2))), 3)
         return fmt(v, 3)
 
     b, a = (("≥" if lo else "") + show(v, A) for v, lo, A in zip((fc.before, fc.after), lower, mats))
