@@ -193,19 +193,18 @@ def shared_levels(grids: Sequence, *, max_levels: int = 8) -> np.ndarray:
 
 def _infer_ncols(grids) -> int:
     """Columns = gates per tensor when ids look like ``tensor[gate]``, else ~sqrt(N)."""
-    rows = _tensor_rows(grids)
+    rows = tensor_rows([g.matrix_id or "" for g in grids])
     if rows is not None:
         return max(len(r) for r in rows)
     return max(1, math.ceil(math.sqrt(len(grids))))
 
 
-def _tensor_rows(grids) -> list[list[int]] | None:
+def tensor_rows(ids: Sequence[str]) -> list[list[int]] | None:
     """Panel indices grouped a row per tensor, or None (then rows are filled in order).
 
     Only when every id is ``tensor[gate]``, each tensor's gates are contiguous, and a
     tensor has 2 to 4 gates (an LSTM's 4 and a GRU's 3 in one figure: rows of 4 and 3).
     """
-    ids = [g.matrix_id or "" for g in grids]
     if not ids or not all("[" in i for i in ids):
         return None
     rows: list[list[int]] = []
@@ -268,7 +267,7 @@ def plot_pseudospectra_panel(
     grids = list(grids)
     if not grids:
         raise InvalidArgumentError("grids must hold at least one PseudospectrumGrid")
-    by_tensor = _tensor_rows(grids) if ncols is None else None
+    by_tensor = tensor_rows([g.matrix_id or "" for g in grids]) if ncols is None else None
     if ncols is None:
         ncols = _infer_ncols(grids)
     if not (isinstance(ncols, int) and ncols >= 1):

@@ -119,18 +119,18 @@ def plot_transient(
         y = _visible(tg.norms, tiny, big)
         if np.any(np.isfinite(y)):
             lowest = min(lowest, float(np.nanmin(y)))
-        extra = ""
+        tail = ""
         if tg.peak <= big:
             note, k_mark, marker = f"{tg.peak:.4g} at k={tg.peak_k}", tg.peak_k, "o"
             if tg.peak_k == tg.kmax and tg.kmax > 0 and tg.norms[-1] > tg.norms[-2]:
-                extra = "still growing"  # where the powers were stopped, not a peak
+                tail = "still growing"  # where the powers were stopped, not a peak
         else:
             k_mark, marker = int(np.argmax(tg.norms > big)), "^"
-            extra = f"inf from k={tg.peak_k}" if not math.isfinite(tg.peak) else ""
+            tail = f"inf from k={tg.peak_k}" if not math.isfinite(tg.peak) else ""
             note = f"> {big:.0e} from k={k_mark}"
         zero = np.flatnonzero(tg.norms == 0)
-        parts = [f"peak {note}" + (f", {extra}" if extra else "")] if many else []
-        note += f" ({extra})" if extra else ""
+        parts = [f"peak {note}" + (f", {tail}" if tail else "")] if many else []
+        note += f" ({tail})" if tail else ""
         if zero.size:  # nilpotent: nothing a log axis can draw from there on
             parts.append(f"= 0 from k={int(zero[0])}")
         name = f"{label}: ‖A^k‖" + (f" ({', '.join(parts)})" if parts else "")
@@ -322,11 +322,11 @@ def plot_transient_panels(
 
 def _gates_per_row(labels: Sequence[str]) -> int:
     """Panels per row: the gates of one tensor when labels look like ``tensor[gate]``, else up to 3."""
-    prefixes = [lab.split("[", 1)[0] for lab in labels]
-    if all("[" in lab for lab in labels):
-        counts = {p: prefixes.count(p) for p in prefixes}
-        if len(set(counts.values())) == 1 and 1 < next(iter(counts.values())) <= 4:
-            return next(iter(counts.values()))
+    from spectra.plot.pseudospectra import tensor_rows
+
+    rows = tensor_rows(list(labels))
+    if rows is not None and len({len(r) for r in rows}) == 1:
+        return len(rows[0])
     return min(3, len(labels))
 
 
