@@ -144,7 +144,8 @@ def track(inputs, jobs, scheduler, as_json, csv_path, output, grid, fast, cache_
 
     \b
     Exit codes: 0 all analysed; 10 some files failed (listed on stderr);
-    2 usage error; 9 bad input (no checkpoint found, scheduler unreachable).
+    2 usage error; 3 no such file or folder; 9 bad input (no checkpoint
+    found in a folder or by a pattern, scheduler unreachable).
     """
     if scheduler and jobs is not None:
         raise click.UsageError(

@@ -48,7 +48,7 @@ from typing import Any
 
 from spectra._json import jsonable
 from spectra._validate import as_square_matrix
-from spectra.errors import InvalidArgumentError
+from spectra.errors import InvalidArgumentError, UnsupportedFormatError
 
 __all__ = [
     "CHECKPOINT_EXTENSIONS",
@@ -314,7 +314,8 @@ def discover(inputs: Sequence[str | os.PathLike]) -> list[CheckpointFile]:
         elif os.path.isfile(s):
             add(os.path.dirname(s) or ".", s)
         else:
-            raise InvalidArgumentError(f"{s}: no such file or folder")
+            # as spectra.load says of a missing file (exit code 3 on the command line)
+            raise UnsupportedFormatError(f"{s}: no such file or folder")
     out: list[CheckpointFile] = []
     for run, paths in runs.items():
         metas = {p: _sidecar(p) for p in paths}

@@ -371,7 +371,10 @@ def test_cli_json_csv_and_figure(runs, capsys, tmp_path):
 
 def test_cli_usage_and_input_errors(tmp_path, capsys):
     code, _, err = _cli(["track", tmp_path / "nothing"], capsys)
-    assert code == 9 and "no such file" in err and len(err.strip().splitlines()) == 1
+    # a missing file is exit 3 in every command (analyze, ls...); track said 9
+    assert code == 3 and "no such file" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _cli(["track", str(tmp_path / "*.pt")], capsys)
+    assert code == 9 and "matches no file" in err
     code, _, _ = _cli(["track", tmp_path, "--json", "--csv", "-"], capsys)
     assert code == 2
     code, _, _ = _cli(["track", tmp_path, "-o", tmp_path / "fig.gif"], capsys)
