@@ -261,9 +261,11 @@ def discover(inputs: Sequence[str | os.PathLike]) -> list[CheckpointFile]:
 
     Raises
     ------
+    UnsupportedFormatError
+        An input that does not exist (as :func:`spectra.load` says of a missing file).
     InvalidArgumentError
-        An input that does not exist, a glob that matches nothing, a folder
-        with no checkpoint, or no checkpoint at all.
+        A glob that matches nothing, a folder with no checkpoint, or no
+        checkpoint at all.
     """
     runs: dict[str, list[str]] = {}
     seen: set[str] = set()

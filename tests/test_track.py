@@ -17,7 +17,7 @@ from spectra_cli.main import main
 
 import spectra
 import spectra.track as track_mod
-from spectra.errors import InvalidArgumentError
+from spectra.errors import InvalidArgumentError, UnsupportedFormatError
 from spectra.track import ROW_KEYS, default_cache_dir, discover, track
 
 N = 5
@@ -129,7 +129,7 @@ def test_natural_name_order_without_metadata_and_skips(tmp_path):
 
 
 def test_discover_errors(tmp_path):
-    with pytest.raises(InvalidArgumentError, match="no such file"):
+    with pytest.raises(UnsupportedFormatError, match="no such file"):  # as spectra.load says
         discover([str(tmp_path / "missing")])
     with pytest.raises(InvalidArgumentError, match="matches no file"):
         discover([str(tmp_path / "*.pt")])
