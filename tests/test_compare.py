@@ -352,3 +352,24 @@ def test_cli_compare_marks_lower_bound_peaks_once_and_names_the_side(tmp_path, c
     assert len(lines) == 1 and lines[0].startswith("spectra: warning: w: after: transient_growth"), err
     row = next(ln for ln in out.splitlines() if ln.startswith("w "))
     assert "-> ≥" in row and "-> 0.99999" in row
+
+
+def test_plot_compare_scales_far_apart_get_their_own_limits():
+    # spectral-norm of a matrix of norm 1e6: the after spectrum collapsed to a dot at 0
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spectra.plot.compare import plot_compare
+
+    A = 1e6 * np.array([[0.5, 1.0], [0.0, 0.3]])
+    axes = plot_compare(
+        [("A", A, A / np.linalg.norm(A, 2)), ("B", np.diag([0.5, 0.2]), np.diag([0.4, 0.2]))], npts=16
+    )
+    try:
+        (b0, b1), (a0, a1) = axes[0, 0].get_xlim(), axes[0, 1].get_xlim()
+        assert (b1 - b0) > 1e4 * (a1 - a0) and "own limits" in axes[0, 1].get_title()
+        assert axes[1, 0].get_xlim() == axes[1, 1].get_xlim() and "own" not in axes[1, 1].get_title()
+    finally:
+        plt.close(axes[0, 0].figure)

@@ -89,7 +89,9 @@ def plot_compare(
     Returns
     -------
     (rows, 2) ndarray of matplotlib.axes.Axes
-        Column 0 "before", column 1 "after"; same limits within a row.
+        Column 0 "before", column 1 "after"; same limits within a row, unless
+        the two matrices' scales are 100x apart (then each its own, said in
+        the titles).
     """
     import matplotlib.pyplot as plt
     from matplotlib.cm import ScalarMappable
@@ -120,9 +122,14 @@ def plot_compare(
             if "changed" in st:
                 changed[m.id] = (bool(st["changed"]), st.get("scale"), st.get("method"), st.get("target"))
     for r, (key, before, after) in enumerate(pairs):
-        xmin, xmax, ymin, ymax = common_bounds([before, after], 10.0 ** max(lv))
-        x = np.linspace(xmin, xmax, npts)
-        y = np.linspace(ymin, ymax, npts)
+        box = common_bounds([before, after], 10.0 ** max(lv))
+        boxes = [box, box]
+        own = [common_bounds([A], 10.0 ** max(lv)) for A in (before, after)]
+        sides = [max(b[1] - b[0], b[3] - b[2]) for b in own]
+        if max(sides) > 100 * min(sides):
+            # scales 100x apart (spectral-norm of a matrix of norm 1e6): on shared limits the
+            # smaller one is a dot; each panel gets its own, and its title says so
+            boxes = own
         after_title = "after"
         if key in changed:
             done, scale, method, target = changed[key]
@@ -133,14 +140,17 @@ def plot_compare(
             else:
                 after_title = f"after (×{scale:.4g})" if scale is not None else "after"
         for c, (label, A) in enumerate((("before", before), (after_title, after))):
+            xmin, xmax, ymin, ymax = boxes[c]
+            x = np.linspace(xmin, xmax, npts)
+            y = np.linspace(ymin, ymax, npts)
             grid = pseudospectra(np.asarray(A), x=x, y=y)
             ax = axes[r, c]
-            title = _wrap(f"{key}: {label}", 48)
+            title = _wrap(f"{key}: {label}" + (" (own limits)" if boxes is own else ""), 48)
             plot_pseudospectra(grid, ax=ax, levels=lv, colorbar=False, title=title, norm=norm)
             ax.title.set_fontsize("small")
             ax.set_xlim(xmin, xmax)
             ax.set_ylim(ymin, ymax)
-            if c == 1:
+            if c == 1 and boxes is not own:
                 ax.set_ylabel("")  # same axis as on the left; the label touched the left panel
     # one colour bar for all panels, so every panel keeps the same size
     sm = ScalarMappable(norm=norm, cmap="viridis")
