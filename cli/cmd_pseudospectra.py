@@ -199,7 +199,12 @@ def pseudospectra(
             )
         if fov:
             w = spectra.numerical_range(m.matrix)
-            overlays.append([(np.append(w.real, w.real[0]), np.append(w.imag, w.imag[0]), "W(A)")])
+            label = "W(A)"
+            if np.max(np.abs(w - w[0])) <= 1e-12 * (1 + abs(w[0])):
+                # a point (A = lambda I): the curve would hide under the eigenvalue's dot
+                z = complex(w[0])
+                label = f"W(A) = {{{z.real:.4g}{'' if z.imag == 0 else f'{z.imag:+.4g}i'}}} (A = λI)"
+            overlays.append([(np.append(w.real, w.real[0]), np.append(w.imag, w.imag[0]), label)])
         o = g.options
         click.echo(
             f"{m.id}\tn={g.n}\tgrid={o['nx']}x{o['ny']}\tmethod={o['method']}\t"

@@ -395,3 +395,37 @@ def test_panel_rows_are_tensors_even_with_different_gate_counts():
     assert where["enc.weight_hh_l0[output]"] == (0, 3)
     assert where["dec.weight_hh_l0[reset]"] == (1, 0) and where["dec.weight_hh_l0[new]"] == (1, 2)
     assert sum(a.get_visible() for a in fig.axes) == 7 + 1  # seven panels and the colour bar
+
+
+def test_cli_field_of_values_of_a_multiple_of_identity_is_named(tmp_path, monkeypatch):
+    # W(2I) = {2}: the legend said "W(A)" for a curve hidden under the eigenvalue's dot
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from spectra_cli.main import main
+
+    import spectra.plot.pseudospectra as pp
+
+    seen = []
+    real = pp.plot_pseudospectra
+
+    def spy(grid, **kw):
+        seen.extend(label for _, _, label in (kw.get("overlay") or ()))
+        return real(grid, **kw)
+
+    monkeypatch.setattr(pp, "plot_pseudospectra", spy)
+    np.save(tmp_path / "i.npy", 2.0 * np.eye(3))
+    assert (
+        main(
+            [
+                "pseudospectra",
+                str(tmp_path / "i.npy"),
+                "-o",
+                str(tmp_path / "f.png"),
+                "--field-of-values",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    assert seen == ["W(A) = {2} (A = λI)"]
