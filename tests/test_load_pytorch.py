@@ -886,3 +886,31 @@ def test_chained_parametrizations_are_refused_not_half_applied(tmp_path, chain):
     assert {m.layer_index for m in ckpt} == {1}  # layer 0 refused, layer 1 read
     reasons = [s.reason for s in ckpt.skipped if "chain of parametrizations" in s.reason]
     assert len(reasons) == 1
+
+
+def test_state_dicts_under_integer_keys_are_read(tmp_path):
+    # {10: sd, 20: sd} (snapshots by step): everything was skipped as "tensor keyed by a non-string"
+    torch.manual_seed(6)
+    a, b = torch.nn.GRU(2, 3), torch.nn.GRU(2, 3)
+    opt = torch.optim.Adam(a.parameters())
+    a(torch.randn(4, 1, 2))[0].sum().backward()
+    opt.step()
+    torch.save({10: a.state_dict(), 20: b.state_dict(), "optimizer": opt.state_dict()}, tmp_path / "s.pt")
+    ckpt = load(tmp_path / "s.pt")
+    assert sorted({i.split("/")[0] for i in ckpt.ids}) == ["10", "20"]
+    # written back into the mapping under the integer key, the other untouched
+    spectra.stabilize_checkpoint(
+        tmp_path / "s.pt", tmp_path / "o.pt", method="spectral-norm", matrices=["20/weight_hh_l0"]
+    )
+    out = torch.load(tmp_path / "o.pt")
+    W = b.weight_hh_l0.detach().double()
+    for g in range(3):
+        blk = W[3 * g : 3 * g + 3].numpy()
+        np.testing.assert_allclose(
+            out[20]["weight_hh_l0"][3 * g : 3 * g + 3].double().numpy(),
+            blk / np.linalg.norm(blk, 2),
+            rtol=1e-6,
+        )
+    assert all(torch.equal(out[10][k], v) for k, v in a.state_dict().items())
+    np.testing.assert_array_equal(ckpt.stacked("20/weight_hh_l0"), b.weight_hh_l0.detach().double().numpy())
+    assert not any(s.name.startswith("optimizer") and "recurrent" in s.reason for s in ckpt.skipped)

@@ -191,7 +191,10 @@ def find_tensor_mappings(
             for k, v in node.items():
                 r = sub_reason
                 if r is None and not isinstance(k, str):
-                    r = "optimizer state" if _names_optimizer(path) else "tensor keyed by a non-string"
+                    if _names_optimizer(path):
+                        r = "optimizer state"
+                    elif is_array(v):  # a mapping keyed by integers (snapshots {10: sd, 20: sd}) is searched
+                        r = "tensor keyed by a non-string"
                 visit(v, [*path, k], r, depth + 1)
             return
         if isinstance(node, (list, tuple)):
