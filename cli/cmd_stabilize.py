@@ -122,12 +122,15 @@ def stabilize(checkpoint, output, method, iterations, target, seed, stacked, mat
             force=force,
             trust=trust,
         )
-    notes = [tuple(str(w.message).split(": ", 1)) for w in caught if issubclass(w.category, StabilizeWarning)]
-    for line in grouped_notes([n for n in notes if len(n) == 2], len(changes)):
-        warn(line)
+    pairs = []  # (matrix id, note) of the stabilisation notes; other warnings as they are
     for w in caught:
-        if not issubclass(w.category, StabilizeWarning) or len(str(w.message).split(": ", 1)) != 2:
+        parts = str(w.message).split(": ", 1)
+        if issubclass(w.category, StabilizeWarning) and len(parts) == 2:
+            pairs.append((parts[0], parts[1]))
+        else:
             warn(str(w.message))
+    for line in grouped_notes(pairs, len(changes)):
+        warn(line)
     if as_json:
         echo_json(
             {
@@ -224,19 +227,6 @@ def _arrow(fc, key: str = "", lower: tuple[bool, bool] = (False, False), m=None)
     return f"{b} -> {a}"
 
 
-def _resolved_lower(m) -> tuple[bool, bool]:
-    """Which sides' K is only a lower bound (sigma_min below what double precision resolves)."""
-    return tuple(any(n.startswith(f"{side}: K beyond") for n in m.notes) for side in ("before", "after"))
-
-
-def _peak_lower(m) -> tuple[bool, bool]:
-    """Which sides' transient peak the powers did not prove to be the supremum (their notes say)."""
-    return tuple(
-        any(n.startswith(f"{side}: transient_growth") and "only a lower bound" in n for n in m.notes)
-        for side in ("before", "after")
-    )
-
-
 def _render(result) -> str:
     from spectra.normality import eps_label
 
@@ -247,8 +237,7 @@ def _render(result) -> str:
     rows = []
     for m in result.matrices:
         verdict = {True: "LESS ROBUST", False: "ok", None: "n/a"}[m.less_robust]
-        lower = {"transient_peak": _peak_lower(m), "kreiss": _resolved_lower(m)}
-        cells = [_arrow(m.figures.get(k), k, lower.get(k, (False, False)), m) for k in keys]
+        cells = [_arrow(m.figures.get(k), k, m.lower_bounds.get(k, (False, False)), m) for k in keys]
         rows.append([m.id, *cells, verdict])
     lines = [table(rows, header)]
     bad = result.less_robust

@@ -129,6 +129,10 @@ class MatrixComparison:
         For :func:`compare_stabilized`: method, estimate, scale, changed.
     before, after : (n, n) ndarray
         The two matrices (not in the JSON).
+    lower_bounds : dict of str to (bool, bool)
+        Figure name -> whether its before / after value is only a lower bound
+        (a transient peak the powers did not prove; K beyond what double
+        precision resolves). Not in the JSON (its notes say so).
     """
 
     id: str
@@ -138,6 +142,7 @@ class MatrixComparison:
     stabilize: dict[str, Any] | None = None
     before: np.ndarray | None = None
     after: np.ndarray | None = None
+    lower_bounds: dict[str, tuple[bool, bool]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -206,6 +211,10 @@ def _eps_key(eps: float) -> str:
     return f"pseudospectral_radius[{eps_label(eps)}]"
 
 
+#: figures, notes, and which figures are only lower bounds
+_Measured = tuple[dict[str, "float | None"], list[str], dict[str, bool]]
+
+
 def matrix_figures(
     A, epsilons: Sequence[float] = DEFAULT_EPSILONS
 ) -> tuple[dict[str, float | None], list[str]]:
@@ -234,17 +243,25 @@ def matrix_figures(
         The figures' own warnings (a transient peak that is only a lower bound, ...),
         caught here rather than emitted.
     """
+    figs, notes, _ = _measure(A, epsilons)
+    return figs, notes
+
+
+def _measure(A, epsilons: Sequence[float]) -> _Measured:
+    """:func:`matrix_figures`, and which figures are only lower bounds (figure name -> bool)."""
     import warnings
 
     a = np.asarray(A, dtype=np.float64 if not np.iscomplexobj(A) else np.complex128)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        figs, notes = _figures(a, epsilons)
-    return figs, [*notes, *(str(w.message) for w in caught)]
+        figs, notes, lower = _figures(a, epsilons)
+    return figs, [*notes, *(str(w.message) for w in caught)], lower
 
 
-def _figures(a: np.ndarray, epsilons: Sequence[float]) -> tuple[dict[str, float | None], list[str]]:
-    """The figures of :func:`matrix_figures` (its warnings not caught here)."""
+def _figures(
+    a: np.ndarray, epsilons: Sequence[float]
+) -> tuple[dict[str, float | None], list[str], dict[str, bool]]:
+    """The figures of :func:`_measure` (its warnings not caught here)."""
     from spectra.normality import analyze_matrix, eps_label, robustness_figures
 
     rep = analyze_matrix(a)
@@ -259,10 +276,16 @@ def _figures(a: np.ndarray, epsilons: Sequence[float]) -> tuple[dict[str, float 
         figs[_eps_key(eps)] = extra["pseudospectral_radius"][eps_label(eps)]
     for key in ("distance_to_instability", "kreiss", "transient_peak", "transient_peak_k"):
         figs[key] = extra[key]
-    notes = []
-    if extra.get("kreiss_resolved") is False:
-        notes.append("K beyond what double precision resolves: the value is only a lower bound")
-    return figs, notes
+    lower = {
+        "transient_peak": bool(extra.get("transient_peak_is_lower_bound")),
+        "kreiss": extra.get("kreiss_resolved") is False,
+    }
+    notes = (
+        ["K beyond what double precision resolves: the value is only a lower bound"]
+        if lower["kreiss"]
+        else []
+    )
+    return figs, notes, lower
 
 
 def _less_robust(figures: dict[str, FigureChange], criterion: str) -> bool | None:
@@ -335,11 +358,12 @@ def compare_matrices(
         if not (np.all(np.isfinite(b)) and np.all(np.isfinite(a))):
             out.append(MatrixComparison(key, {}, None, ["holds NaN or Inf: not compared"], None, b, a))
             continue
-        fb, nb = matrix_figures(b, eps)
-        fa, na = matrix_figures(a, eps)
+        fb, nb, lb = _measure(b, eps)
+        fa, na, la = _measure(a, eps)
         figs = {k: FigureChange(fb[k], fa[k]) for k in fb}
         notes = [f"before: {n}" for n in nb] + [f"after: {n}" for n in na]
-        out.append(MatrixComparison(key, figs, _less_robust(figs, criterion), notes, None, b, a))
+        lower = {k: (lb[k], la[k]) for k in lb}
+        out.append(MatrixComparison(key, figs, _less_robust(figs, criterion), notes, None, b, a, lower))
     return Comparison(before_label, after_label, criterion, eps, out)
 
 

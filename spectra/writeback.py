@@ -278,13 +278,13 @@ def _write_torch(ckpt, path, out, groups, force, trust):
             f"{path}: torch.load(weights_only=True) refuses this file ({type(exc).__name__}); "
             "writing it back needs full unpickling: pass trust=True (--trust-pickle) if you trust it"
         ) from exc
-    mapping = _navigate(obj, list(ckpt.metadata.get("state_dict_path", []) or []), path)
-    located = ckpt.metadata.get("source_paths") or {}
     if _holds_module(obj, torch):
         raise UnsupportedFormatError(
             f"{path}: holds a whole pickled model (torch.nn.Module), which is not written back: "
             "save its state_dict() and stabilize that"
         )
+    mapping = _navigate(obj, list(ckpt.metadata.get("state_dict_path", []) or []), path)
+    located = ckpt.metadata.get("source_paths") or {}
     for source, ms in groups.items():
         try:
             if source in located:  # a matrix of one of several tensor mappings

@@ -26,6 +26,7 @@ import os
 import pickle
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -174,10 +175,7 @@ def checkpoint_from_object(
             f"{path}: no recurrent weight matrix found ({n} tensors{', e.g. ' + eg if eg else ''})"
             + (f"; {why}" if why else "")
         )
-    seen: dict[str, int] = {}
-    for mm in matrices:
-        seen[mm.id] = seen.get(mm.id, 0) + 1
-    dups = sorted(i for i, c in seen.items() if c > 1)
+    dups = sorted(i for i, c in Counter(mm.id for mm in matrices).items() if c > 1)
     if dups:  # mapping keys holding "/" can make two mappings' prefixed ids equal
         raise UnsupportedFormatError(
             f"{path}: matrix ids collide ({', '.join(dups[:3])}{'...' if len(dups) > 3 else ''}): the "

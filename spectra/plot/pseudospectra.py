@@ -207,15 +207,15 @@ def tensor_rows(ids: Sequence[str]) -> list[list[int]] | None:
     """
     if not ids or not all("[" in i for i in ids):
         return None
+    heads = [i.split("[", 1)[0] for i in ids]
     rows: list[list[int]] = []
-    for k, i in enumerate(ids):
-        head = i.split("[", 1)[0]
-        if rows and ids[rows[-1][0]].split("[", 1)[0] == head:
+    for k, head in enumerate(heads):
+        if rows and heads[rows[-1][0]] == head:
             rows[-1].append(k)
         else:
             rows.append([k])
-    heads = [ids[r[0]].split("[", 1)[0] for r in rows]
-    if len(set(heads)) != len(heads) or max(len(r) for r in rows) > 4 or max(len(r) for r in rows) < 2:
+    widest = max(len(r) for r in rows)
+    if len(rows) != len(set(heads)) or not 2 <= widest <= 4:  # a tensor split apart, or no gates
         return None
     return rows
 
