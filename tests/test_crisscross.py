@@ -665,3 +665,91 @@ def test_tiny_matrix_large_eps_keeps_every_crossing():
         options={"xatol": 1e-12},
     ).fun
     assert d.certified and d.value <= min(ref, s.min()) + 1e-13
+
+
+# ---------------------------------------------------------------------------
+# the O(n^2) search path (Schur factor + inverse iteration), used above _RAY_DENSE_N
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def estimate_path(monkeypatch):
+    """Run the searches between level sets on the Schur-factor estimates at every n."""
+    monkeypatch.setattr(cc, "_RAY_DENSE_N", 0)
+
+
+@pytest.mark.parametrize("n,seed,cplx,eps_rel", RANDOM_CASES)
+def test_radius_estimate_path_vs_brute_force(estimate_path, n, seed, cplx, eps_rel):
+    A = random_nonnormal(n, seed + 10, complex_=cplx)
+    eps = eps_rel * np.linalg.norm(A, 2)
+    res = pseudospectral_radius(A, eps)
+    grid_max, refined = brute_radius(A, eps)
+    assert res.value >= grid_max - 1e-12
+    assert abs(res.value - refined) <= 1e-6
+    assert smin1(A, res.z) == pytest.approx(eps, rel=1e-9)
+
+
+@pytest.mark.parametrize("n,seed,cplx,rho", [(5, 20, False, 0.9), (10, 21, True, 0.8), (20, 22, False, 0.95)])
+def test_distance_estimate_path_vs_dense_sampling(estimate_path, n, seed, cplx, rho):
+    A = random_nonnormal(n, seed, complex_=cplx, upper=0.5)
+    A = A * (rho / np.abs(np.linalg.eigvals(A)).max())
+    d = distance_to_instability(A)
+    sampled_min, refined = brute_distance(A)
+    assert d.value <= sampled_min + 1e-12
+    assert abs(d.value - refined) <= 1e-10
+    assert smin1(A, d.z) == pytest.approx(d.value, abs=1e-12)
+    assert d.certified
+
+
+@pytest.mark.parametrize("bias", [1.01, 0.99])
+def test_wrong_estimates_are_caught_by_the_dense_check(estimate_path, monkeypatch, bias):
+    # Estimates 1% off sigma_min (above: overestimates as a stalled iteration gives; below:
+    # impossible for ||Bv||, but the dense check must not trust them either): the radial
+    # roots land off the boundary, and the dense SVD check sends Brent to dense values.
+    real_estimate = cc._smin_estimate
+
+    def biased(*args, **kw):
+        s, v, ok = real_estimate(*args, **kw)
+        return bias * s, v, ok
+
+    monkeypatch.setattr(cc, "_smin_estimate", biased)
+    A = random_nonnormal(10, 12, complex_=False)
+    eps = 0.05 * np.linalg.norm(A, 2)
+    res = pseudospectral_radius(A, eps)
+    _, refined = brute_radius(A, eps)
+    assert abs(res.value - refined) <= 1e-6
+    assert smin1(A, res.z) == pytest.approx(eps, rel=1e-9)
+    d = distance_to_instability(A * (0.9 / np.abs(np.linalg.eigvals(A)).max()))
+    _, refined_d = brute_distance(A * (0.9 / np.abs(np.linalg.eigvals(A)).max()))
+    assert abs(d.value - refined_d) <= 1e-10
+
+
+def test_unconverged_estimates_switch_to_svds(estimate_path, monkeypatch):
+    # A Jordan-like T (clustered small singular values) stalls inverse iteration: after the
+    # first stalled estimate the search switches to dense SVDs for good (each stalled
+    # estimate costs its full iteration count) and still gives the 2x2 block's closed form.
+    calls = []
+    real_estimate = cc._smin_estimate
+
+    def stalled(T, z, v0, iters=40, tol=1e-14):
+        calls.append(iters)
+        s, v, _ = real_estimate(T, z, v0, iters=1, tol=tol)
+        return s, v, False
+
+    monkeypatch.setattr(cc, "_smin_estimate", stalled)
+    a, b, eps = 0.5, 1.5, 0.01
+    A = np.array([[a, b], [0.0, a]])
+    assert pseudospectral_radius(A, eps).value == pytest.approx(a + disc_radius(eps, b), abs=1e-12)
+    assert len(calls) == 1
+
+
+def test_normal_large_closed_form():
+    # n above _RAY_DENSE_N (the estimate path without monkeypatching): rho + eps, 1 - rho
+    rng = np.random.default_rng(5)
+    n = cc._RAY_DENSE_N + 24
+    lam = 0.9 * np.sqrt(rng.random(n)) * np.exp(2j * np.pi * rng.random(n))
+    A = normal_matrix(lam, 6)
+    rho = np.abs(lam).max()
+    for eps in (1e-3, 0.1):
+        assert pseudospectral_radius(A, eps).value == pytest.approx(rho + eps, abs=1e-12)
+    assert distance_to_instability(A).value == pytest.approx(1 - rho, abs=1e-12)
