@@ -83,6 +83,8 @@ _RTOL = 4 * float(np.finfo(float).eps)
 #: order; above it on O(n^2) inverse-iteration estimates, each root then checked by one SVD
 #: (a dense SVD: 0.3 ms at n = 64, 67 ms at n = 512; an estimate 3-26 ms at n = 512)
 _RAY_DENSE_N = 96
+#: ... and after this many estimates that did not converge, dense SVDs only
+_MAX_STALLS = 3
 #: Below eps = _RELIABLE_EPS * ||A||_2 the eigenvalue-based level sets are
 #: dominated by rounding (Burke, Lewis & Overton 2003, sec. 5).
 _RELIABLE_EPS = 1e-9
@@ -258,7 +260,7 @@ def _schur_triangle(A: np.ndarray) -> np.ndarray:
 
 
 def _smin_estimate(
-    T: np.ndarray, z: complex, v0: np.ndarray | None, iters: int = 40, tol: float = 1e-14
+    T: np.ndarray, z: complex, v0: np.ndarray | None, iters: int = 80, tol: float = 1e-13
 ) -> tuple[float, np.ndarray, bool]:
     """``||B v|| >= sigma_min(B)``, ``B = zI - T`` (`T` triangular), by inverse iteration on ``B* B``.
 
@@ -294,15 +296,17 @@ class _Search:
     """``sigma_min(zI - A)`` for the searches between level sets: O(n^2) when it can be.
 
     For n above :data:`_RAY_DENSE_N`, inverse iteration on the Schur factor, warm-started
-    from the previous point (the searches move in small steps); where it does not converge
-    (or for small n) a dense SVD. Values never fall below ``sigma_min`` beyond rounding;
-    every value the callers report or certify is recomputed by a dense SVD.
+    from the previous point (the searches move in small steps); where it does not
+    converge (or for small n) a dense SVD, and after :data:`_MAX_STALLS` such points
+    only SVDs. Values never fall below ``sigma_min`` beyond rounding; every value the
+    callers report or certify is recomputed by a dense SVD.
     """
 
     def __init__(self, A: np.ndarray) -> None:
         self.A = A
         self.T = _schur_triangle(A) if A.shape[0] > _RAY_DENSE_N else None
         self.v: np.ndarray | None = None
+        self.failures = 0
         self.slow = False
 
     def eigenvalues(self) -> np.ndarray:
@@ -314,8 +318,10 @@ class _Search:
             if ok or loose:
                 self.v = v
                 return s
-            # one failure means clustered small singular values: SVDs from here on
-            self.v, self.slow = None, True
+            # this point by an SVD; repeated failures mean clustered small singular values
+            # (a Jordan-like T), where every estimate would crawl: SVDs from then on
+            self.v, self.failures = None, self.failures + 1
+            self.slow = self.failures >= _MAX_STALLS
         return _sigma_min(_shifted(self.A, z))
 
 
@@ -347,7 +353,9 @@ def _ray_crossing(
     if search.T is not None:
 
         def g_est(t: float) -> float:
-            return search(t * e) - eps
+            # at the bracket's far end, where the estimates converge slowest, the bound
+            # sigma_min >= |z| - ||A||_2 (> eps there) gives the sign Brent needs
+            return t - norm2 - eps if t >= hi else search(t * e) - eps
 
         if g_est(lo) < 0.0:
             t = float(brentq(g_est, lo, hi, xtol=1e-14 * scale, rtol=_RTOL))
