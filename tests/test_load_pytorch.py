@@ -603,6 +603,25 @@ def test_whole_pickled_model_records_rnn_nonlinearity(tmp_path):
     assert {m.cell for m in load(tmp_path / "sd.pt")} == {"rnn"}  # unknown from a state_dict
 
 
+def test_whole_models_inside_a_dict_record_rnn_nonlinearity(tmp_path):
+    # {"model": model, "ema": ema}: each pickled module's nonlinearity, per mapping (the two
+    # models share module names; one is relu, the other tanh)
+    relu = torch.nn.Sequential()
+    relu.add_module("rnn", torch.nn.RNN(3, 5, nonlinearity="relu"))
+    tanh = torch.nn.Sequential()
+    tanh.add_module("rnn", torch.nn.RNN(3, 5))
+    torch.save({"model": relu, "ema": tanh, "epoch": 3}, tmp_path / "two.pt")
+    ckpt = load(tmp_path / "two.pt", trust=True)
+    assert [(m.id, m.cell) for m in ckpt] == [
+        ("model/rnn.weight_hh_l0", "rnn_relu"),
+        ("ema/rnn.weight_hh_l0", "rnn_tanh"),
+    ]
+    torch.save({"checkpoint": {"net": relu}}, tmp_path / "one.pt")
+    assert [(m.id, m.cell) for m in load(tmp_path / "one.pt", trust=True)] == [
+        ("rnn.weight_hh_l0", "rnn_relu")
+    ]
+
+
 @pytest.mark.parametrize("dtype", [torch.complex64, torch.int64])
 def test_recurrent_name_of_unusable_dtype_is_named_in_the_error(tmp_path, dtype):
     # the error listed the first three tensors (input weights, biases) and not why weight_hh was refused

@@ -89,6 +89,20 @@ _TRUST_HINT = "If you trust its source, pass --trust-pickle (trust=True in Pytho
 # --------------------------------------------------------------------------- building
 
 
+def _hints_at(cell_hints: Mapping[str, str] | None, path: list) -> dict[str, str]:
+    """The cell hints of the mapping at key `path`.
+
+    Keys behind ``"<path>/"`` (a whole model stored inside a dict), or, at the top
+    level, those of a top-level model.
+    """
+    if not cell_hints:
+        return {}
+    pre = "".join(f"{p}/" for p in path)
+    if not pre:
+        return {k: v for k, v in cell_hints.items() if "/" not in k}
+    return {k[len(pre) :]: v for k, v in cell_hints.items() if k.startswith(pre) and "/" not in k[len(pre) :]}
+
+
 def checkpoint_from_object(
     path: str,
     fmt: str,
@@ -121,7 +135,8 @@ def checkpoint_from_object(
     dtypes : mapping of int to str, optional
         ``id(array) -> stored torch dtype name``.
     cell_hints : mapping of str to str, optional
-        Module path -> ``rnn_tanh``/``rnn_relu`` where known.
+        Module path -> ``rnn_tanh``/``rnn_relu`` where known; for a model stored inside
+        dicts the module path follows its key path (``model/rnn``).
     metadata : mapping, optional
         Extra metadata to record.
 
@@ -137,7 +152,7 @@ def checkpoint_from_object(
     mappings, skipped = find_tensor_mappings(obj)
     results = []
     for m in mappings:
-        mats, sk = classify_state_dict(m.tensors, dtypes, cell_hints=cell_hints)
+        mats, sk = classify_state_dict(m.tensors, dtypes, cell_hints=_hints_at(cell_hints, m.path))
         results.append((m, mats, sk))
     holding = [m for m, mats, _ in results if mats]
     primary = holding[0] if holding else None
@@ -310,6 +325,34 @@ def _stand_in_pickle(torch, missing: list[str]):
     return types.SimpleNamespace(Unpickler=Unpickler, load=load, __name__="pickle")
 
 
+def _module_cell_hints(torch, obj: object) -> dict[str, str]:
+    """``{"rnn": "rnn_relu"}`` from the ``nn.RNN`` modules of the whole models in `obj`.
+
+    A model at the top level gives its module paths; one inside dicts or lists (``{"model":
+    model, "ema": ema}``) gives them behind its key path (``model/rnn``), as
+    :func:`checkpoint_from_object` looks them up for the mapping found there.
+    """
+    hints: dict[str, str] = {}
+
+    def walk(node: object, path: list, depth: int) -> None:
+        if depth > 50:
+            return
+        if isinstance(node, torch.nn.Module):
+            pre = "".join(f"{p}/" for p in path)
+            for name, sub in node.named_modules():
+                if isinstance(sub, torch.nn.RNN) and getattr(sub, "nonlinearity", None) in ("tanh", "relu"):
+                    hints[pre + name] = f"rnn_{sub.nonlinearity}"
+        elif isinstance(node, Mapping):
+            for k, v in node.items():
+                walk(v, [*path, k], depth + 1)
+        elif type(node) in (list, tuple):
+            for i, v in enumerate(node):
+                walk(v, [*path, i], depth + 1)
+
+    walk(obj, [], 0)
+    return hints
+
+
 def _torch_load(path: str, *, weights_only: bool) -> tuple[object, dict[int, str], dict[str, str]]:
     """``torch.load`` with errors mapped to the spectra family.
 
@@ -360,11 +403,7 @@ def _torch_load(path: str, *, weights_only: bool) -> tuple[object, dict[int, str
             f"{path}: corrupt/unreadable PyTorch file ({type(exc).__name__}: {first})"
         ) from None
     dtypes: dict[int, str] = {}
-    hints: dict[str, str] = {}
-    if isinstance(obj, torch.nn.Module):
-        for name, sub in obj.named_modules():
-            if isinstance(sub, torch.nn.RNN) and getattr(sub, "nonlinearity", None) in ("tanh", "relu"):
-                hints[name] = f"rnn_{sub.nonlinearity}"
+    hints = _module_cell_hints(torch, obj)
     try:
         out = _from_torch(obj, dtypes)
     except UnsupportedFormatError as exc:
