@@ -736,3 +736,24 @@ def test_custom_cell_gates_are_said_to_be_named_by_count(tmp_path):
     for g, m in enumerate(ckpt):
         np.testing.assert_array_equal(m.matrix, R[:, 3 * g : 3 * g + 3].T.astype(np.float64))
         assert any("custom cell" in n for n in m.notes), m.notes
+
+
+def test_torch_module_wrapper_is_named_in_the_error(tmp_path):
+    # keras.layers.TorchModuleWrapper(nn.LSTM) saves the torch parameters under their torch
+    # names; the error says so (it said only "no recurrent layer" before)
+    import keras
+
+    class Wrapped(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.w = keras.layers.TorchModuleWrapper(torch.nn.LSTM(D, 5, batch_first=True))
+
+        def call(self, x):
+            return self.w(x)[0]
+
+    model = Wrapped()
+    model(np.zeros((1, T, D), dtype="float32"))
+    path = tmp_path / "wrapped.weights.h5"
+    model.save_weights(path)
+    with pytest.raises(NoRecurrentWeightsError, match=r"weight_hh_l0.*TorchModuleWrapper.*torch\.save"):
+        load(path)

@@ -466,6 +466,10 @@ def _cell_of(group: h5py.Group, cfg: dict | None) -> tuple[str | None, bool | No
     return cell, reset_after
 
 
+#: a torch recurrent weight's parameter name (nn.LSTM/GRU/RNN), as TorchModuleWrapper saves it
+_TORCH_PARAM = re.compile(r"weight_hh_l\d+(_reverse)?")
+
+
 def _visit_v3(
     child: h5py.Group, prefix: str, user: str, cfg: dict | None, reasons: dict[str, str], seen: set
 ) -> Iterator[_Kernel]:
@@ -523,6 +527,15 @@ def _visit_v3(
         for n in own:
             ds = own[n]
             if isinstance(ds, h5py.Dataset):
+                if _TORCH_PARAM.fullmatch(n):
+                    # keras.layers.TorchModuleWrapper saves the wrapped torch module's parameters
+                    # under their torch names: an nn.LSTM/GRU/RNN inside a Keras model
+                    reasons[ds.name.lstrip("/")] = (
+                        f"torch recurrent kernel {n!r} of a torch module wrapped in Keras "
+                        f"(TorchModuleWrapper {user!r}): not read from the Keras file; save the "
+                        f"module's state_dict with torch.save and analyse that"
+                    )
+                    continue
                 square = ds.ndim == 2 and ds.shape[0] == ds.shape[1]
                 kind = "square feed-forward kernel" if square else "weights"
                 reasons[ds.name.lstrip("/")] = f"{kind} of {cls} layer {user!r} (not recurrent)"
