@@ -312,9 +312,30 @@ class _Search:
     def eigenvalues(self) -> np.ndarray:
         return np.diag(self.T) if self.T is not None else sla.eigvals(self.A, check_finite=False)
 
-    def __call__(self, z: complex, loose: bool = False) -> float:
+    def slope(self, z: complex) -> float | None:
+        """``dR/dphi`` of the level curve through `z` (``z = R e^{i phi}``), or None.
+
+        From the right singular vector of the last converged estimate (at `z`):
+        ``u = (zI - T) v/sigma`` and ``grad sigma = (Re u*v, -Im u*v)`` (Sun 1988), so
+        ``dR/dphi = -sigma_phi/sigma_r``.
+        """
+        if self.T is None or self.v is None:
+            return None
+        v = self.v
+        Bv = z * v - self.T @ v
+        sigma = float(np.linalg.norm(Bv))
+        if not sigma > 0:
+            return None
+        w = np.vdot(Bv / sigma, v)
+        gx, gy = w.real, -w.imag
+        R, phi = abs(z), math.atan2(z.imag, z.real)
+        s_r = gx * math.cos(phi) + gy * math.sin(phi)
+        s_phi = R * (-gx * math.sin(phi) + gy * math.cos(phi))
+        return -s_phi / s_r if s_r > 0 else None
+
+    def __call__(self, z: complex, loose: bool = False, tol: float = 1e-13) -> float:
         if self.T is not None and not self.slow:
-            s, v, ok = _smin_estimate(self.T, z, self.v, *((8, 1e-6) if loose else ()))
+            s, v, ok = _smin_estimate(self.T, z, self.v, *((8, 1e-6) if loose else (80, tol)))
             if ok or loose:
                 self.v = v
                 return s
@@ -357,8 +378,11 @@ def _ray_crossing(
             # sigma_min >= |z| - ||A||_2 (> eps there) gives the sign Brent needs
             return t - norm2 - eps if t >= hi else search(t * e) - eps
 
-        if g_est(lo) < 0.0:
-            t = float(brentq(g_est, lo, hi, xtol=1e-14 * scale, rtol=_RTOL))
+        g_lo = g_est(lo)
+        if g_lo < 0.0:
+            # the value at lo is passed on: an estimate warm-started from another vector
+            # could come out on the other side of eps
+            t = float(brentq(lambda t: g_lo if t == lo else g_est(t), lo, hi, xtol=1e-14 * scale, rtol=_RTOL))
             gt = g(t)
             if abs(gt) <= tol_verify:
                 return t
@@ -369,6 +393,104 @@ def _ray_crossing(
     if g(lo) >= 0.0:
         return lo
     return float(brentq(g, lo, hi, xtol=1e-15 * scale, rtol=_RTOL))
+
+
+def _boundary_ascent(search: _Search, z0: complex, eps: float, scale: float, norm2: float) -> complex:
+    """From a boundary point `z0` of the eps-pseudospectrum, climb the boundary to a local maximum of |z|.
+
+    Cheap steering for :func:`pseudospectral_radius` (large n only; the circle
+    level sets that follow keep the global guarantee): started at a local
+    maximum, the first circle usually ends the iteration. The boundary is
+    followed in angle: on each ray a point with an O(n^2) estimate below eps is
+    inside (an estimate ``||Bv||`` is never below ``sigma_min``), Brent's method
+    finds the crossing beyond it, and the singular vector gives ``dR/dphi``;
+    steps double while ``R`` grows, and the maximum once bracketed is refined
+    by Brent's method on ``dR/dphi``. The point returned is checked by one dense
+    SVD (``sigma_min <= eps`` to the tolerance of a radial search); `z0` is
+    returned where the check fails or nothing better is found.
+    """
+    if search.T is None or search.slow or (np.isrealobj(search.A) and z0.imag == 0.0):
+        return z0  # (on the real axis of a real A, R(phi) is even: phi = 0 is already critical)
+
+    def crossing(phi: float, t_in: float, tol: float = 1e-9) -> tuple[float, float | None] | None:
+        e = complex(np.exp(1j * phi))
+        g_in = search(t_in * e, loose=True) - eps
+        if g_in >= 0:  # not proved inside
+            return None
+        hi = norm2 + 2.0 * eps
+        try:
+            t = float(
+                brentq(
+                    lambda t: (
+                        g_in if t == t_in else t - norm2 - eps if t >= hi else search(t * e, tol=tol) - eps
+                    ),
+                    t_in,
+                    hi,
+                    xtol=max(1e-15 * scale, tol * eps),
+                    rtol=_RTOL,
+                )
+            )
+        except ValueError:
+            return None
+        search(t * e, tol=tol)  # its vector, for the slope
+        return t, search.slope(t * e)
+
+    R, phi = abs(z0), math.atan2(z0.imag, z0.real)
+    search(z0)
+    sl = search.slope(z0)
+    if sl is None or R == 0 or abs(sl) <= 1e-9 * R:  # already at a maximum (or a flat one)
+        return z0
+    d = 1.0 if sl > 0 else -1.0
+    h = 1e-3
+    bracket = None
+    for _ in range(40):
+        if h < 1e-12:
+            break
+        phi_new = phi + d * h
+        got = None
+        for shrink in (h, 4 * h, 16 * h):
+            got = crossing(phi_new, R * max(1.0 - shrink, 0.5))
+            if got is not None:
+                break
+        if got is None or got[1] is None:
+            h *= 0.25
+            continue
+        R_new, sl_new = got
+        if R_new <= R or (sl_new > 0) != (d > 0):
+            bracket = (phi, phi_new, min(R, R_new))
+            if R_new > R:
+                R, phi = R_new, phi_new
+            break
+        R, phi, h = R_new, phi_new, 2.0 * h
+    if bracket is not None:
+        a, b, r_low = bracket
+        best = [R, phi]
+
+        def slope_at(p: float) -> float:
+            got = crossing(p, r_low * (1.0 - 1e-6))
+            if got is None or got[1] is None:
+                raise ValueError("lost the boundary")
+            if got[0] > best[0]:
+                best[0], best[1] = got[0], p
+            return got[1]
+
+        try:
+            lo, hi_ = sorted((a, b))
+            s_lo, s_hi = slope_at(lo), slope_at(hi_)
+            if (s_lo > 0) != (s_hi > 0):
+                brentq(slope_at, lo, hi_, xtol=1e-12)
+        except ValueError:
+            pass
+        R, phi = best
+    if R <= abs(z0):
+        return z0
+    got = crossing(phi, R * (1.0 - 1e-6), tol=1e-13)  # the crossing at the best angle, to rounding
+    if got is not None and got[0] > R * (1.0 - 1e-9):
+        R = got[0]
+    z = complex(R * np.exp(1j * phi))
+    if _sigma_min(_shifted(search.A, z)) - eps > 1e-8 * eps + 1e-11 * scale:
+        return z0
+    return z
 
 
 def _circle_pencil_eigenvalues(A: np.ndarray, eps: float, mu: complex | None) -> np.ndarray:
@@ -748,9 +870,11 @@ def pseudospectral_radius(
     ``sigma_min(zI - A) >= |z| - ||A||_2``, so Brent's method brackets a crossing;
     for ``n > 96`` it runs on O(n^2) inverse-iteration values on the Schur factor
     and its root is checked by one dense SVD (dense SVDs throughout where the
-    check fails or the iteration stalls). A radial search costs about a third of
-    a 2n x 2n eigenproblem at n = 512 (measured: 3x faster overall). Reliable for
-    ``eps >= 1e-9 ||A||_2``. For a normal matrix the result is ``rho(A) + eps``;
+    check fails or the iteration stalls). Also for n > 96, before each circle the
+    boundary is followed to a local maximum of ``|z|`` (:func:`_boundary_ascent`,
+    O(n^2) estimates, the point checked by one SVD), so the first circle usually
+    ends the iteration: 29 circles instead of 49 for 24 test cases at n = 200, 300.
+    Reliable for ``eps >= 1e-9 ||A||_2``. For a normal matrix the result is ``rho(A) + eps``;
     the Kreiss constant is ``sup_eps (rho_eps - 1)/eps`` (Trefethen & Embree,
     eq. 18.6).
 
@@ -777,7 +901,8 @@ def pseudospectral_radius(
     j = int(np.argmax(top.imag)) if real else 0
     theta0 = float(np.angle(top[j])) if abs(top[j]) > 0 else 0.0
     r = _ray_crossing(search, theta0, eps, float(abs(top[j])), scale, norm2)
-    z = complex(r * np.exp(1j * theta0))
+    z = _boundary_ascent(search, complex(r * np.exp(1j * theta0)), eps, scale, norm2)
+    r = abs(z)
 
     n_trial = 8
     converged = False
@@ -813,7 +938,8 @@ def pseudospectral_radius(
                 r, z = best, z_best
             converged = True
             break
-        r, z = best, z_best
+        z = _boundary_ascent(search, z_best, eps, scale, norm2)
+        r = abs(z)
 
     return PseudospectralResult(
         value=float(r),

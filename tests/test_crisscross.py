@@ -753,3 +753,18 @@ def test_normal_large_closed_form():
     for eps in (1e-3, 0.1):
         assert pseudospectral_radius(A, eps).value == pytest.approx(rho + eps, abs=1e-12)
     assert distance_to_instability(A).value == pytest.approx(1 - rho, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("cplx", [False, True])
+def test_boundary_ascent_starts_the_circles_at_the_maximum(estimate_path, seed, cplx):
+    # The ascent from the top eigenvalue's ray reaches the (here global) maximum of |z| on
+    # the boundary, so the first circle ends the iteration (1 to 4 circles without it);
+    # the value is the brute-force one and its point lies on the boundary.
+    A = random_nonnormal(12, seed, complex_=cplx)
+    eps = 0.05 * np.linalg.norm(A, 2)
+    res = pseudospectral_radius(A, eps)
+    _, refined = brute_radius(A, eps)
+    assert abs(res.value - refined) <= 1e-6
+    assert smin1(A, res.z) == pytest.approx(eps, rel=1e-9)
+    assert res.iterations == 1
