@@ -15,7 +15,9 @@ same matrix:
   what the code did before); ``eig/shipped`` is the ratio, and ``max rel diff``
   the largest relative difference of the two results over the three eps;
 * ``d_inst``   -- distance_to_instability (level sets started at a local minimum);
-* ``w(A)``     -- numerical_radius (25 samples of h and h', Brent's method on h').
+* ``w(A)``     -- numerical_radius (49 samples of the support function, Brent's method
+  around the two best; unchanged this session: a faster version with half the samples
+  and slopes missed maxima next to the real axis and between kinks, found by a review).
 
 Measured 2026-11-22, seventh session (idle 2-core machine, seed 0)::
 

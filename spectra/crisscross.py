@@ -77,8 +77,9 @@ _SHIFT_GAP = 1e-5
 #: A shift whose gap exceeds this fraction of (1 + ||A||) is used without trying
 #: further trial angles (each trial costs one n x n SVD).
 _GOOD_GAP = 1e-3
+_EPS = float(np.finfo(float).eps)
 #: Relative tolerance of Brent's root finder (4 ulps).
-_RTOL = 4 * float(np.finfo(float).eps)
+_RTOL = 4 * _EPS
 #: Radial searches of the pseudospectral radius root-find on dense SVD values up to this
 #: order; above it on O(n^2) inverse-iteration estimates, each root then checked by one SVD
 #: (a dense SVD: 0.3 ms at n = 64, 67 ms at n = 512; an estimate 3-26 ms at n = 512)
@@ -324,12 +325,10 @@ class _Search:
     def eigenvalues(self) -> np.ndarray:
         return np.diag(self.T) if self.T is not None else sla.eigvals(self.A, check_finite=False)
 
-    def slope(self, z: complex) -> float | None:
-        """``dR/dphi`` of the level curve through `z` (``z = R e^{i phi}``), or None.
+    def gradient(self, z: complex) -> tuple[float, float] | None:
+        """``grad sigma_min`` at `z` in ``(Re z, Im z)`` from the last estimate's vector, or None.
 
-        From the right singular vector of the last converged estimate (at `z`):
-        ``u = (zI - T) v/sigma`` and ``grad sigma = (Re u*v, -Im u*v)`` (Sun 1988), so
-        ``dR/dphi = -sigma_phi/sigma_r``.
+        ``u = (zI - T) v/sigma`` and ``grad sigma = (Re u*v, -Im u*v)`` (Sun 1988).
         """
         if self.T is None or self.v is None:
             return None
@@ -339,7 +338,17 @@ class _Search:
         if not sigma > 0:
             return None
         w = np.vdot(Bv / sigma, v)
-        gx, gy = w.real, -w.imag
+        return float(w.real), float(-w.imag)
+
+    def slope(self, z: complex) -> float | None:
+        """``dR/dphi`` of the level curve through `z` (``z = R e^{i phi}``), or None.
+
+        From :meth:`gradient`: ``dR/dphi = -sigma_phi/sigma_r``.
+        """
+        grad = self.gradient(z)
+        if grad is None:
+            return None
+        gx, gy = grad
         R, phi = abs(z), math.atan2(z.imag, z.real)
         s_r = gx * math.cos(phi) + gy * math.sin(phi)
         s_phi = R * (-gx * math.sin(phi) + gy * math.cos(phi))
@@ -356,6 +365,16 @@ class _Search:
             self.v, self.failures = None, self.failures + 1
             self.slow = self.failures >= _MAX_STALLS
         return _sigma_min(_shifted(self.A, z))
+
+
+def _root_tolerance(scale: float) -> float:
+    """How far a dense ``sigma_min`` may sit from eps at an accepted crossing: ``4 u scale``.
+
+    About the rounding of a computed ``sigma_min`` (``u ||A||`` times a small constant); a
+    looser test let stagnated estimates through with ``R`` off by that over the (possibly
+    tiny) radial derivative of ``sigma_min`` (2.5e-8 relative, found by a review).
+    """
+    return 4.0 * _EPS * scale
 
 
 def _ray_crossing(
@@ -375,14 +394,17 @@ def _ray_crossing(
     """
     A = search.A
     e = _unit(phi)
+    dense: dict[float, float] = {}
 
     def g(t: float) -> float:
-        return _sigma_min(_shifted(A, t * e)) - eps
+        if t not in dense:
+            dense[t] = _sigma_min(_shifted(A, t * e)) - eps
+        return dense[t]
 
     lo, hi = float(t_inside), float(norm2 + 2.0 * eps)
     if hi <= lo:
         return lo
-    tol_verify = 1e-8 * eps + 1e-11 * scale
+    tight = _root_tolerance(scale)
     if search.T is not None:
 
         def g_est(t: float) -> float:
@@ -396,12 +418,27 @@ def _ray_crossing(
             # could come out on the other side of eps
             t = float(brentq(lambda t: g_lo if t == lo else g_est(t), lo, hi, xtol=1e-14 * scale, rtol=_RTOL))
             gt = g(t)
-            if abs(gt) <= tol_verify:
+            if abs(gt) <= tight:
                 return t
-            if gt < 0.0:  # still inside: a crossing lies beyond t
-                lo = t
-            else:
-                hi = t
+            # off by more than rounding (stagnated estimates, clustered smallest singular
+            # values): bracket the crossing next to t with dense values, the first step
+            # |g(t)| over the radial derivative (from the estimate's vector) or, without
+            # it, 2 |g(t)| (sigma_min is 1-Lipschitz: no smaller step can cross), doubling
+            grad = search.gradient(t * e)
+            rate = (grad[0] * e.real + grad[1] * e.imag) if grad is not None else 0.0
+            step, inward = 2.0 * abs(gt), gt > 0.0
+            if rate > 0.0:
+                step = max(step, 1.5 * abs(gt) / rate)
+            for _ in range(40):
+                other = t - step if inward else t + step
+                if not (lo < other < hi):
+                    break
+                if (g(other) > 0.0) != inward:
+                    break
+                t, step = other, 2.0 * step
+            lo, hi = (max(lo, t - step), t) if inward else (t, min(hi, t + step))
+            if g(lo) >= 0.0 or g(hi) <= 0.0:  # the bracket did not close: the whole ray
+                lo, hi = float(t_inside), float(norm2 + 2.0 * eps)
     if g(lo) >= 0.0:
         return lo
     return float(brentq(g, lo, hi, xtol=1e-15 * scale, rtol=_RTOL))
@@ -417,9 +454,9 @@ def _boundary_ascent(search: _Search, z0: complex, eps: float, scale: float, nor
     inside (an estimate ``||Bv||`` is never below ``sigma_min``), Brent's method
     finds the crossing beyond it, and the singular vector gives ``dR/dphi``;
     steps double while ``R`` grows, and the maximum once bracketed is refined
-    by Brent's method on ``dR/dphi``. The point returned is checked by one dense
-    SVD (``sigma_min <= eps`` to the tolerance of a radial search); `z0` is
-    returned where the check fails or nothing better is found.
+    by Brent's method on ``dR/dphi``. The point returned is the crossing of a
+    radial search at the best angle (:func:`_ray_crossing`: dense-checked to
+    rounding); `z0` is returned where nothing better is found.
     """
     if search.T is None or search.slow or (np.isrealobj(search.A) and z0.imag == 0.0):
         return z0  # (on the real axis of a real A, R(phi) is even: phi = 0 is already critical)
@@ -496,13 +533,13 @@ def _boundary_ascent(search: _Search, z0: complex, eps: float, scale: float, nor
         R, phi = best
     if R <= abs(z0):
         return z0
-    got = crossing(phi, R * (1.0 - 1e-6), tol=1e-13)  # the crossing at the best angle, to rounding
-    if got is not None and got[0] > R * (1.0 - 1e-9):
-        R = got[0]
-    z = complex(R * np.exp(1j * phi))
-    if _sigma_min(_shifted(search.A, z)) - eps > 1e-8 * eps + 1e-11 * scale:
-        return z0
-    return z
+    # the crossing at the best angle to rounding: a radial search (dense-checked) from
+    # a point just inside
+    t_in = R * (1.0 - 1e-6)
+    if _sigma_min(_shifted(search.A, t_in * complex(np.exp(1j * phi)))) > eps:
+        return z0  # (a radial search must start inside: checked densely, as the circles do)
+    R = _ray_crossing(search, phi, eps, t_in, scale, norm2)
+    return complex(R * np.exp(1j * phi)) if R > abs(z0) else z0
 
 
 def _circle_pencil_eigenvalues(A: np.ndarray, eps: float, mu: complex | None) -> np.ndarray:

@@ -768,3 +768,28 @@ def test_boundary_ascent_starts_the_circles_at_the_maximum(estimate_path, seed, 
     assert abs(res.value - refined) <= 1e-6
     assert smin1(A, res.z) == pytest.approx(eps, rel=1e-9)
     assert res.iterations == 1
+
+
+@pytest.mark.parametrize("cplx", [False, True])
+def test_clustered_smallest_singular_values_large_n(cplx):
+    # Four nearly equal 2x2 Jordan-like blocks hidden by a similarity (n = 150, the estimate
+    # path): sigma_min is nearly 4-fold, inverse iteration stagnates and its root was
+    # accepted 7.5e-8 eps inside the pseudospectrum (found by a review). The closed form is
+    # that of the largest block: a + sqrt(eps (eps + b_max)).
+    rng = np.random.default_rng(0)
+    n, a, jit = 150, 0.5, 3e-7
+    b, eps = (1000.0, 0.1) if cplx else (100.0, 0.01)
+    blocks = [np.array([[a, b * (1 + jit * k / 4)], [0.0, a]]) for k in range(4)]
+    B = np.zeros((n, n))
+    for k, blk in enumerate(blocks):
+        B[2 * k : 2 * k + 2, 2 * k : 2 * k + 2] = blk
+    B[8:, 8:] = np.diag(0.05 * rng.uniform(-1, 1, n - 8))
+    if cplx:
+        Q, _ = np.linalg.qr(rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n)))
+        A = Q @ B @ Q.conj().T
+    else:
+        Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+        A = Q @ B @ Q.T
+    assert n > cc._RAY_DENSE_N
+    res = pseudospectral_radius(A, eps)
+    assert res.value == pytest.approx(a + disc_radius(eps, b * (1 + 3 * jit / 4)), rel=1e-12)
