@@ -253,22 +253,25 @@ def _outermost_crossing(C: np.ndarray, eps: float, t_inside: float, scale: float
     return float(brentq(g, t_inside, hi, xtol=1e-15 * scale, rtol=_RTOL))
 
 
-#: the last Schur factor computed, by the matrix's bytes (analyze asks for rho_eps at three
-#: eps and then d_inst of the same matrix: one Schur form instead of four)
-_LAST_SCHUR: list = [None, None]
+#: the last Schur factor computed, ``(key, T)`` by the matrix's bytes (analyze asks for rho_eps
+#: at three eps and then d_inst of the same matrix: one Schur form instead of four); replaced
+#: and read as one tuple, so threads never pair one matrix's key with another's factor
+_LAST_SCHUR: tuple = (None, None)
 
 
 def _schur_triangle(A: np.ndarray) -> np.ndarray:
     """Upper triangular ``T`` unitarily similar to `A` (real Schur then rsf2csf for real `A`)."""
+    global _LAST_SCHUR
     key = (A.shape, A.dtype.str, A.tobytes())
-    if _LAST_SCHUR[0] == key:
-        return _LAST_SCHUR[1]
+    last_key, last_T = _LAST_SCHUR
+    if last_key == key:
+        return last_T
     if np.iscomplexobj(A):
         T = sla.schur(A, output="complex", check_finite=False)[0]
     else:
         T = sla.rsf2csf(*sla.schur(A, output="real", check_finite=False), check_finite=False)[0]
     T.flags.writeable = False
-    _LAST_SCHUR[:] = [key, T]
+    _LAST_SCHUR = (key, T)
     return T
 
 

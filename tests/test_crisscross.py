@@ -793,3 +793,19 @@ def test_clustered_smallest_singular_values_large_n(cplx):
     assert n > cc._RAY_DENSE_N
     res = pseudospectral_radius(A, eps)
     assert res.value == pytest.approx(a + disc_radius(eps, b * (1 + 3 * jit / 4)), rel=1e-12)
+
+
+def test_schur_cache_follows_the_matrix_contents():
+    # the last Schur factor is reused for the same bytes only: a matrix changed in place
+    # (same object, same id) gets a new one
+    rng = np.random.default_rng(8)
+    n = cc._RAY_DENSE_N + 8
+    lam = 0.8 * np.sqrt(rng.random(n)) * np.exp(2j * np.pi * rng.random(n))
+    A = normal_matrix(lam, 9)
+    rho = np.abs(lam).max()
+    assert pseudospectral_radius(A, 0.01).value == pytest.approx(rho + 0.01, abs=1e-12)
+    T1 = cc._schur_triangle(A)
+    assert cc._schur_triangle(A.copy()) is T1
+    A *= 0.5
+    assert pseudospectral_radius(A, 0.01).value == pytest.approx(0.5 * rho + 0.01, abs=1e-12)
+    assert distance_to_instability(A).value == pytest.approx(1 - 0.5 * rho, abs=1e-12)
