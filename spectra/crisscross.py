@@ -418,10 +418,17 @@ def _ray_crossing(
             return t - norm2 - eps if t >= hi else search(t * e) - eps
 
         g_lo = g_est(lo)
+        t = math.nan
         if g_lo < 0.0:
             # the value at lo is passed on: an estimate warm-started from another vector
             # could come out on the other side of eps
-            t = float(brentq(lambda t: g_lo if t == lo else g_est(t), lo, hi, xtol=1e-14 * scale, rtol=_RTOL))
+            try:
+                t = float(
+                    brentq(lambda t: g_lo if t == lo else g_est(t), lo, hi, xtol=1e-14 * scale, rtol=_RTOL)
+                )
+            except RuntimeError:  # Brent's 100 steps ran out on noisy estimates: dense values below
+                pass
+        if math.isfinite(t):
             gt = g(t)
             if abs(gt) <= tight:
                 return t
@@ -484,7 +491,7 @@ def _boundary_ascent(search: _Search, z0: complex, eps: float, scale: float, nor
                     rtol=_RTOL,
                 )
             )
-        except ValueError:
+        except (ValueError, RuntimeError):  # no sign change, or Brent's 100 steps ran out
             return None
         search(t * e, tol=tol)  # its vector, for the slope
         return t, search.slope(t * e)
@@ -533,7 +540,7 @@ def _boundary_ascent(search: _Search, z0: complex, eps: float, scale: float, nor
             s_lo, s_hi = slope_at(lo), slope_at(hi_)
             if (s_lo > 0) != (s_hi > 0):
                 brentq(slope_at, lo, hi_, xtol=1e-12)
-        except ValueError:
+        except (ValueError, RuntimeError):  # lost the boundary, or Brent ran out of steps
             pass
         R, phi = best
     if R <= abs(z0):

@@ -809,3 +809,22 @@ def test_schur_cache_follows_the_matrix_contents():
     A *= 0.5
     assert pseudospectral_radius(A, 0.01).value == pytest.approx(0.5 * rho + 0.01, abs=1e-12)
     assert distance_to_instability(A).value == pytest.approx(1 - 0.5 * rho, abs=1e-12)
+
+
+def test_brent_running_out_of_steps_on_estimates_is_survived(estimate_path, monkeypatch):
+    # scipy's brentq raises RuntimeError after 100 steps; on the estimates (the ascent and
+    # the first pass of a radial search) that must fall back to dense values, not escape
+    real_brentq = cc.brentq
+
+    def exhausted(f, *args, **kw):
+        if getattr(f, "__name__", "") != "g":  # the dense root finder of a radial search is g
+            raise RuntimeError("Failed to converge after 100 iterations")
+        return real_brentq(f, *args, **kw)
+
+    monkeypatch.setattr(cc, "brentq", exhausted)
+    A = random_nonnormal(10, 12, complex_=True)
+    eps = 0.05 * np.linalg.norm(A, 2)
+    res = pseudospectral_radius(A, eps)
+    _, refined = brute_radius(A, eps)
+    assert abs(res.value - refined) <= 1e-6
+    assert smin1(A, res.z) == pytest.approx(eps, rel=1e-9)
