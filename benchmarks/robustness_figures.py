@@ -37,27 +37,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
+
+# the benchmark matrices and the CPU-time helper of benchmarks/kreiss.py (run from the
+# repository root: this script's directory is on sys.path)
+from kreiss import matrix, timed
 
 from spectra import crisscross as cc
 from spectra.crisscross import distance_to_instability, pseudospectral_radius
 from spectra.numerical_range import numerical_radius
 
 EPSILONS = (1e-3, 1e-2, 1e-1)
-
-
-def matrix(n: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    M = rng.standard_normal((n, n)) / np.sqrt(n) + np.triu(rng.standard_normal((n, n)), 1)
-    return 0.95 * M / np.max(np.abs(np.linalg.eigvals(M)))
-
-
-def timed(fn, *args, **kw):
-    t = time.process_time()
-    out = fn(*args, **kw)
-    return out, time.process_time() - t
 
 
 def eig_radial(search, phi, eps, t_inside, scale, norm2):

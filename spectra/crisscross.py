@@ -380,6 +380,36 @@ def _root_tolerance(scale: float) -> float:
     return 4.0 * _EPS * scale
 
 
+def _estimated_crossing(
+    search: _Search,
+    e: complex | float,
+    lo: float,
+    g_lo: float,
+    eps: float,
+    norm2: float,
+    xtol: float,
+    tol: float,
+) -> float | None:
+    """Brent's method on the estimates ``search(t e) - eps`` from `lo` (value `g_lo` < 0) outwards.
+
+    The value at `lo` is passed on (an estimate warm-started from another vector could
+    come out on the other side of eps), and the bracket's far end ``||A||_2 + 2 eps``,
+    where the estimates converge slowest, takes the bound ``sigma_min >= |z| - ||A||_2``
+    (> eps there). None where Brent's method fails (its 100 steps ran out on noisy values).
+    """
+    hi = norm2 + 2.0 * eps
+
+    def g_est(t: float) -> float:
+        if t == lo:
+            return g_lo
+        return t - norm2 - eps if t >= hi else search(t * e, tol=tol) - eps
+
+    try:
+        return float(brentq(g_est, lo, hi, xtol=xtol, rtol=_RTOL))
+    except (ValueError, RuntimeError):
+        return None
+
+
 def _ray_crossing(
     search: _Search, phi: float, eps: float, t_inside: float, scale: float, norm2: float
 ) -> float:
@@ -411,24 +441,9 @@ def _ray_crossing(
         return lo
     tight = _root_tolerance(scale)
     if search.T is not None:
-
-        def g_est(t: float) -> float:
-            # at the bracket's far end, where the estimates converge slowest, the bound
-            # sigma_min >= |z| - ||A||_2 (> eps there) gives the sign Brent needs
-            return t - norm2 - eps if t >= hi else search(t * e) - eps
-
-        g_lo = g_est(lo)
-        t = math.nan
-        if g_lo < 0.0:
-            # the value at lo is passed on: an estimate warm-started from another vector
-            # could come out on the other side of eps
-            try:
-                t = float(
-                    brentq(lambda t: g_lo if t == lo else g_est(t), lo, hi, xtol=1e-14 * scale, rtol=_RTOL)
-                )
-            except RuntimeError:  # Brent's 100 steps ran out on noisy estimates: dense values below
-                pass
-        if math.isfinite(t):
+        g_lo = search(lo * e) - eps
+        t = _estimated_crossing(search, e, lo, g_lo, eps, norm2, 1e-14 * scale, 1e-13) if g_lo < 0.0 else None
+        if t is not None:
             gt = g(t)
             if abs(gt) <= tight:
                 return t
@@ -478,20 +493,8 @@ def _boundary_ascent(search: _Search, z0: complex, eps: float, scale: float, nor
         g_in = search(t_in * e, loose=True) - eps
         if g_in >= 0:  # not proved inside
             return None
-        hi = norm2 + 2.0 * eps
-        try:
-            t = float(
-                brentq(
-                    lambda t: (
-                        g_in if t == t_in else t - norm2 - eps if t >= hi else search(t * e, tol=tol) - eps
-                    ),
-                    t_in,
-                    hi,
-                    xtol=max(1e-15 * scale, tol * eps),
-                    rtol=_RTOL,
-                )
-            )
-        except (ValueError, RuntimeError):  # no sign change, or Brent's 100 steps ran out
+        t = _estimated_crossing(search, e, t_in, g_in, eps, norm2, max(1e-15 * scale, tol * eps), tol)
+        if t is None:
             return None
         search(t * e, tol=tol)  # its vector, for the slope
         return t, search.slope(t * e)

@@ -32,6 +32,7 @@ import scipy.linalg as sla
 from scipy.optimize import minimize
 
 from spectra._validate import as_square_matrix, rho_one_tolerance
+from spectra.crisscross import _smin_estimate
 from spectra.errors import InvalidArgumentError
 
 __all__ = [
@@ -387,27 +388,13 @@ def _smin_dense(T: np.ndarray, zs: np.ndarray, chunk_bytes: int = 32 << 20) -> n
 def _inverse_iteration(T: np.ndarray, z: complex, iters: int = 60, tol: float = 1e-13, v0=None):
     """Smallest singular triplet of ``B = zI - T`` by inverse iteration on ``B* B``.
 
-    ``B`` is upper triangular, so each step is two triangular solves (O(n^2)).
-    Returns ``(sigma, u, v)`` with ``B v = sigma u``; ``sigma = ||B v||`` is
-    never below the true ``sigma_min`` (up to rounding). `v0` warm-starts.
+    ``B`` is upper triangular, so each step is two triangular solves (O(n^2);
+    :func:`spectra.crisscross._smin_estimate`). Returns ``(sigma, u, v)`` with
+    ``B v = sigma u``; ``sigma = ||B v||`` is never below the true ``sigma_min``
+    (up to rounding). `v0` warm-starts.
     """
-    n = T.shape[0]
-    B = z * np.eye(n) - T
-    v = np.ones(n, dtype=np.complex128) / math.sqrt(n) if v0 is None else v0 / np.linalg.norm(v0)
-    theta_old = 0.0
-    for _ in range(iters):
-        y = sla.solve_triangular(B, v, trans="C", check_finite=False)
-        x = sla.solve_triangular(B, y, check_finite=False)
-        nx = np.linalg.norm(x)
-        if not np.isfinite(nx) or nx == 0:
-            return 0.0, v, v
-        theta = float(np.real(np.vdot(v, x)))
-        v = x / nx
-        if abs(theta - theta_old) <= tol * abs(theta):
-            break
-        theta_old = theta
-    Bv = B @ v
-    sigma = float(np.linalg.norm(Bv))
+    sigma, v, _ = _smin_estimate(T, z, None if v0 is None else v0 / np.linalg.norm(v0), iters, tol)
+    Bv = z * v - T @ v
     u = Bv / sigma if sigma > 0 else v
     return sigma, u, v
 

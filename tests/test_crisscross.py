@@ -315,8 +315,8 @@ def test_abscissa_random_vs_brute_force(n, seed, cplx, eps_rel):
     assert res.z.real == res.value
 
 
-@pytest.mark.parametrize("n,seed,cplx,eps_rel", RANDOM_CASES)
-def test_radius_random_vs_brute_force(n, seed, cplx, eps_rel):
+def check_radius_vs_brute_force(n, seed, cplx, eps_rel):
+    """rho_eps of a random non-normal matrix against the brute-force oracle; the result."""
     A = random_nonnormal(n, seed + 10, complex_=cplx)
     eps = eps_rel * np.linalg.norm(A, 2)
     res = pseudospectral_radius(A, eps)
@@ -324,7 +324,26 @@ def test_radius_random_vs_brute_force(n, seed, cplx, eps_rel):
     assert res.value >= grid_max - 1e-12
     assert abs(res.value - refined) <= 1e-6
     assert smin1(A, res.z) == pytest.approx(eps, rel=1e-9)
+    return res
+
+
+@pytest.mark.parametrize("n,seed,cplx,eps_rel", RANDOM_CASES)
+def test_radius_random_vs_brute_force(n, seed, cplx, eps_rel):
+    res = check_radius_vs_brute_force(n, seed, cplx, eps_rel)
     assert abs(res.z) == pytest.approx(res.value, rel=1e-14)
+
+
+def check_distance_vs_dense_sampling(n, seed, cplx, rho):
+    """d_inst of a random non-normal matrix scaled to rho against dense sampling; the result."""
+    A = random_nonnormal(n, seed, complex_=cplx, upper=0.5)
+    A = A * (rho / np.abs(np.linalg.eigvals(A)).max())
+    d = distance_to_instability(A)
+    sampled_min, refined = brute_distance(A)
+    assert d.value <= sampled_min + 1e-12
+    assert abs(d.value - refined) <= 1e-10
+    assert smin1(A, d.z) == pytest.approx(d.value, abs=1e-12)
+    assert d.certified
+    return d
 
 
 @pytest.mark.parametrize(
@@ -338,14 +357,7 @@ def test_radius_random_vs_brute_force(n, seed, cplx, eps_rel):
     ],
 )
 def test_distance_random_vs_dense_sampling(n, seed, cplx, rho):
-    A = random_nonnormal(n, seed, complex_=cplx, upper=0.5)
-    A = A * (rho / np.abs(np.linalg.eigvals(A)).max())
-    d = distance_to_instability(A)
-    sampled_min, refined = brute_distance(A)
-    assert d.value <= sampled_min + 1e-12
-    assert abs(d.value - refined) <= 1e-10
-    assert smin1(A, d.z) == pytest.approx(d.value, abs=1e-12)
-    assert d.certified
+    d = check_distance_vs_dense_sampling(n, seed, cplx, rho)
     if not cplx:
         assert 0.0 <= d.theta <= np.pi
 
@@ -680,25 +692,12 @@ def estimate_path(monkeypatch):
 
 @pytest.mark.parametrize("n,seed,cplx,eps_rel", RANDOM_CASES)
 def test_radius_estimate_path_vs_brute_force(estimate_path, n, seed, cplx, eps_rel):
-    A = random_nonnormal(n, seed + 10, complex_=cplx)
-    eps = eps_rel * np.linalg.norm(A, 2)
-    res = pseudospectral_radius(A, eps)
-    grid_max, refined = brute_radius(A, eps)
-    assert res.value >= grid_max - 1e-12
-    assert abs(res.value - refined) <= 1e-6
-    assert smin1(A, res.z) == pytest.approx(eps, rel=1e-9)
+    check_radius_vs_brute_force(n, seed, cplx, eps_rel)
 
 
 @pytest.mark.parametrize("n,seed,cplx,rho", [(5, 20, False, 0.9), (10, 21, True, 0.8), (20, 22, False, 0.95)])
 def test_distance_estimate_path_vs_dense_sampling(estimate_path, n, seed, cplx, rho):
-    A = random_nonnormal(n, seed, complex_=cplx, upper=0.5)
-    A = A * (rho / np.abs(np.linalg.eigvals(A)).max())
-    d = distance_to_instability(A)
-    sampled_min, refined = brute_distance(A)
-    assert d.value <= sampled_min + 1e-12
-    assert abs(d.value - refined) <= 1e-10
-    assert smin1(A, d.z) == pytest.approx(d.value, abs=1e-12)
-    assert d.certified
+    check_distance_vs_dense_sampling(n, seed, cplx, rho)
 
 
 @pytest.mark.parametrize("bias", [1.01, 0.99])
