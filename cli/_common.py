@@ -65,6 +65,24 @@ def fmt_bound(x, digits: int = 4, *, up: bool) -> str:
     return fmt(float(r), digits)
 
 
+def fmt_bracketed(x, lower, upper, digits: int = 4, *, extra: int = 4) -> str:
+    """:func:`fmt` of `x` known to lie in ``[lower, upper]``, with digits enough to be right.
+
+    Rounded to `digits`, 19.42532 <= K <= 19.42535 prints 19.43 from either end; but
+    2.499999 <= K <= 2.500001 prints 2.500 or 2.500 and 3.0449999 <= K <= 3.0450001 prints
+    3.045 or 3.045 -- and 1.23449 <= K <= 1.23451 would print 1.234 or 1.235. Digits are added
+    (up to `extra` more) until both ends round alike, and that common figure is shown; a
+    bracket too wide for that prints `x` to `digits`.
+    """
+    ok = all(isinstance(v, float) and math.isfinite(v) and v != 0 for v in (x, lower, upper))
+    if ok and lower <= x <= upper:
+        for d in range(digits, digits + extra + 1):
+            a, b = fmt(lower, d), fmt(upper, d)
+            if a == b:
+                return a
+    return fmt(x, digits)
+
+
 def fmt_rho(x, err: float = 0.0) -> str:
     """The spectral radius with enough digits to tell it from 1 (1.0001 is not "1.000").
 

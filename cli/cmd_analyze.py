@@ -17,6 +17,7 @@ from spectra_cli._common import (
     eps_list,
     fmt,
     fmt_bound,
+    fmt_bracketed,
     fmt_floor,
     fmt_rho,
     matrix_option,
@@ -71,7 +72,15 @@ def _cell(report_dict: dict, key: str, digits: int) -> str:
             return "<" + fmt_bound(floor, 1, up=True)
         return fmt_floor(v, floor, digits)
     if key == "kreiss" and m.get("kreiss_resolved") is False:
-        return "≥" + fmt_bound(v, digits, up=False)
+        # K beyond what double precision resolves: the proved lower bound, not the estimate
+        lo = m.get("kreiss_lower")
+        return "≥" + fmt_bound(lo if isinstance(lo, float) else v, digits, up=False)
+    if key == "kreiss" and isinstance(m.get("kreiss_certified_upper"), float):
+        # a certified bracket: digits enough that both its ends round to the figure shown
+        hi = m["kreiss_certified_upper"]
+        lo = m.get("kreiss_lower")
+        if isinstance(lo, float) and hi <= lo * (1 + 1e-5):
+            return fmt_bracketed(v, lo, hi, digits)
     if key == "transient_peak" and m.get("transient_peak_is_lower_bound"):
         return "≥" + fmt_bound(v, digits, up=False)
     return fmt(v, digits) if digits else fmt(v)

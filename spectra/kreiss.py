@@ -893,10 +893,16 @@ def kreiss_constant(
                 upper = float(np.max(transient.norms[:m_pow]))
         if m_pow == 0:
             upper, m_pow = _powers_upper(_power_form(a)[0])
+        if math.isinf(upper):
+            up_msg = (
+                f"no upper bound (||A^k|| was still above 1 after {m_pow} powers, so sup_k ||A^k|| "
+                "was not reached)"
+            )
+        else:
+            up_msg = f"upper bound max_(j<{m_pow}) ||A^j|| = sup_k ||A^k|| from the powers"
         msg = (
-            f"K from a grid search and BFGS ascent (lower bound attained at z); upper bound "
-            f"max_(j<{m_pow}) ||A^j|| = sup_k ||A^k|| from the powers (the level-set "
-            f"certificate was not run: certify=True runs it, 'auto' only for n <= {_CERTIFY_N})"
+            f"K from a grid search and BFGS ascent (lower bound attained at z); {up_msg} (the "
+            f"level-set certificate was not run: certify=True runs it, 'auto' only for n <= {_CERTIFY_N})"
         )
         return KreissResult(
             value=lower,
@@ -931,7 +937,15 @@ def kreiss_constant(
         if rtol_floor > 0.5:
             svd_err = 10 * n * _EPS * (normT + r_best)  # LAPACK's backward error on sigma_min
             lower_safe = (r_best - 1) / (sig_best + svd_err)
-            upper = max(lower_safe, _powers_upper(_power_form(a)[0])[0])
+            upper, m_pow = _powers_upper(_power_form(a)[0])
+            upper = max(lower_safe, upper)
+            if math.isinf(upper):
+                up_msg = (
+                    f"no upper bound was proved (||A^k|| was still above 1 after {m_pow} powers, "
+                    "so sup_k ||A^k|| was not reached)"
+                )
+            else:
+                up_msg = f"K <= sup_k ||A^k|| = {upper:.6g}"
             return KreissResult(
                 value=max(lower_safe, min(lower, upper)),  # the computed maximum, as printed
                 lower=lower_safe,
@@ -945,7 +959,7 @@ def kreiss_constant(
                     f"sigma_min(zI - A) = {sig_best:.3g} at the maximiser z is below what double "
                     f"precision resolves here ({floor:.1e}, the level-set margin; rounding in the SVD "
                     f"alone is up to {svd_err:.1e}): K >= {lower_safe:.6g} (attained at z, allowing "
-                    f"for that rounding) and K <= sup_k ||A^k|| = {upper:.6g}; the level-set "
+                    f"for that rounding) and {up_msg}; the level-set "
                     "certificate cannot bracket K more closely and was not run"
                 ),
                 evaluations=evals,

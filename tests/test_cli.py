@@ -399,6 +399,10 @@ def test_analyze_and_kreiss_agree_on_rho_and_warn_when_eigenvalues_are_ill_condi
     # a well-conditioned matrix says nothing of the kind
     rc, out, err = run(["analyze", str(_npy(tmp_path, np.diag([0.5, 0.2])))], capsys)
     assert "ill-conditioned" not in err and "singular to working" not in err
+    # nor does an orthogonal one (kappa(V) = 1), whose rho = 1 is only rounding away from 1
+    orth = np.linalg.qr(np.random.default_rng(2).standard_normal((24, 24)))[0]
+    rc, out, err = run(["analyze", str(_npy(tmp_path, orth))], capsys)
+    assert rc == 0 and "ill-conditioned" not in err and "marginal (rho = 1)" in out
 
 
 def test_eps_keys_do_not_collide(tmp_path, capsys):
@@ -461,3 +465,50 @@ def test_compare_prints_figures_as_analyze_does(tmp_path, capsys):
     rc, out, _ = run(["compare", str(tmp_path / "b.npz"), str(tmp_path / "a.npz")], capsys)
     row = next(line for line in out.splitlines() if line.startswith("s "))
     assert row.count("<") >= 2  # dep_F before and after
+
+
+def test_unresolved_kreiss_shows_the_proved_lower_bound_and_no_false_sup(tmp_path, capsys):
+    # 0.99 I + 1000 N (3x3): sigma_min at the maximiser is down at the rounding level. analyze
+    # printed the estimate 1.481e9 as "≥", the proved bound being 4.98e8; kreiss said
+    # "K <= sup_k ||A^k|| = inf" although rho < 1 makes the supremum finite (2000 powers did
+    # not reach it)
+    A = 0.99 * np.eye(3) + 1000 * np.eye(3, k=1)
+    p = _npy(tmp_path, A)
+    rc, out, _ = run(["analyze", str(p), "--json"], capsys)
+    m = json.loads(out)["matrices"][0]
+    assert m["kreiss_resolved"] is False and m["kreiss_lower"] < m["kreiss"]
+    rc, out, _ = run(["analyze", str(p)], capsys)
+    header = next(line.split() for line in out.splitlines() if line.startswith("id"))
+    row = next(line.split() for line in out.splitlines() if line.startswith("A "))
+    k_cell = row[header.index("K")]
+    assert k_cell.startswith("≥") and float(k_cell[1:]) <= m["kreiss_lower"]
+    # the true K: sup_r (r - 1) ||(r - A)^-1|| on the real axis (the resolvent's norm is largest
+    # there), in 50-digit arithmetic
+    import mpmath
+
+    mpmath.mp.dps = 50
+
+    def f(r):
+        B = mpmath.matrix(3, 3)
+        for i in range(3):
+            B[i, i] = r - mpmath.mpf("0.99")
+            if i < 2:
+                B[i, i + 1] = -1000
+        return (r - 1) / min(mpmath.svd_r(B, compute_uv=False))
+
+    true_k = max(f(mpmath.mpf(1) + mpmath.mpf(t) / 10000) for t in range(30, 80))
+    assert float(k_cell[1:]) <= true_k
+    rc, out, _ = run(["kreiss", str(p), "--json"], capsys)
+    msg = json.loads(out)["matrices"][0]["kreiss"]["message"]
+    assert "= inf" not in msg and "no upper bound was proved" in msg
+
+
+def test_certified_k_is_shown_with_digits_both_ends_of_its_bracket_agree_on():
+    from spectra_cli._common import fmt_bracketed
+
+    assert fmt_bracketed(19.42533, 19.42532, 19.42535) == "19.43"
+    # 1.23449 .. 1.23451 rounds to 1.234 or 1.235 at 4 digits: one more digit settles it
+    assert fmt_bracketed(1.2345, 1.23449, 1.23451) == "1.2345"
+    assert fmt_bracketed(2.5, 2.4999999, 2.5000001) == "2.500"
+    # a bracket too wide to settle any digit: the value, as before
+    assert fmt_bracketed(1.5, 1.0, 2.0) == "1.500"
