@@ -29,6 +29,11 @@ matrix_option = click.option(
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar on stderr.")
 
 
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``"1 matrix"``, ``"3 matrices"``: a count with its noun."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 def fmt(x, digits: int = 4) -> str:
     """Format a figure with `digits` significant digits; inf/None spelled out."""
     if x is None:
@@ -193,7 +198,11 @@ def grouped_notes(pairs: list[tuple[str, str]], total: int) -> list[str]:
         ids = [mid for mid, _ in hits]
         lo, hi = min(c for _, c in hits), max(c for _, c in hits)
         span = f"{lo:.3g}" if lo == hi else f"{lo:.3g} to {hi:.3g}"
-        which = f"all {total} matrices" if len(ids) == total else f"{len(ids)} of {total} matrices"
+        which = (
+            f"all {plural(total, 'matrix', 'matrices')}"
+            if len(ids) == total
+            else f"{len(ids)} of {total} matrices"
+        )
         lines.append(
             f"power method not converged after {it} iteration(s) for {which} "
             f"(the estimate changed by {span}, relative, in the last step; > {tol})"

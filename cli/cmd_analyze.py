@@ -6,7 +6,6 @@ import csv
 import io
 import math
 import os
-import tempfile
 import warnings
 
 import click
@@ -21,6 +20,7 @@ from spectra_cli._common import (
     fmt_floor,
     fmt_rho,
     matrix_option,
+    plural,
     progress_bar,
     quiet_option,
     schur_floor,
@@ -357,7 +357,7 @@ def ls(checkpoint, as_json, trust):
 def extract(checkpoint, output, matrices, force, trust):
     """Write every recurrent matrix of CHECKPOINT to an .npz file, keyed by id.
 
-    Matrices are float64 in the column-vector orientation of
+    Matrices are float64 (complex128 when complex) in the column-vector orientation of
     h_t = f(A h_{t-1} + B x_t + b) (one per gate), so np.load(OUTPUT)[id] is A.
 
     \b
@@ -368,20 +368,21 @@ def extract(checkpoint, output, matrices, force, trust):
     import numpy as np
 
     import spectra
-    from spectra.errors import WriteError
+    from spectra._atomic import atomic_write
+    from spectra.writeback import check_output
 
     ckpt = spectra.load(checkpoint, trust=trust)
     chosen = ckpt.select(list(matrices) or None)
-    if os.path.exists(output) and not force:
-        raise WriteError(f"{output}: already exists (use --force to overwrite)")
-    directory = os.path.dirname(os.path.abspath(output))
-    fd, tmp = tempfile.mkstemp(prefix=".spectra-", suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{m.id: np.asarray(m.matrix, dtype=np.float64) for m in chosen})
-        os.replace(tmp, output)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise WriteError(f"{output}: cannot write ({exc.strerror or exc})") from None
-    click.echo(f"wrote {len(chosen)} matrices to {output}", err=True)
+    check_output(checkpoint, output, force=force)
+
+    def write(tmp: str) -> None:
+        # complex matrices stay complex (a cast to float64 dropped their imaginary parts)
+        arrays = {
+            m.id: np.asarray(m.matrix, dtype=np.complex128 if np.iscomplexobj(m.matrix) else np.float64)
+            for m in chosen
+        }
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    atomic_write(output, write, force=force)
+    click.echo(f"wrote {plural(len(chosen), 'matrix', 'matrices')} to {output}", err=True)

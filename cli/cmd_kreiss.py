@@ -57,7 +57,7 @@ Examples:
   spectra transient lstm.pt --panels -o gates.png
 """,
 )
-@click.argument("checkpoint", metavar="CKPT_OR_ARRAY", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", metavar="CKPT_OR_ARRAY", type=click.Path())
 @matrix_option
 @click.option(
     "--kmax",
@@ -141,7 +141,7 @@ Examples:
   spectra kreiss lstm.pt -m 'lstm.weight_hh_l0[forget]' --json
 """,
 )
-@click.argument("checkpoint", metavar="CKPT_OR_ARRAY", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", metavar="CKPT_OR_ARRAY", type=click.Path())
 @matrix_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 @click.option(

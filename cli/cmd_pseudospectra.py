@@ -66,7 +66,7 @@ Examples:
   spectra pseudospectra A.npy --bounds -1.5 1.5 -1.5 1.5 --npts 150 -o A.pdf --save-grid A.npz
 """,
 )
-@click.argument("checkpoint", metavar="CKPT_OR_ARRAY", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", metavar="CKPT_OR_ARRAY", type=click.Path())
 @matrix_option
 @click.option(
     "--levels",

@@ -86,7 +86,7 @@ def _common_stabilize_options(f):
 
 
 @click.command(epilog=STABILIZE_EPILOG)
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", type=click.Path())
 @click.option(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write (same format)."
 )
@@ -254,8 +254,8 @@ def _render(result) -> str:
 
 
 @click.command(epilog=COMPARE_EPILOG)
-@click.argument("before", type=click.Path(dir_okay=False))
-@click.argument("after", type=click.Path(dir_okay=False), required=False)
+@click.argument("before", type=click.Path())
+@click.argument("after", type=click.Path(), required=False)
 @click.option(
     "--stabilize",
     "method",

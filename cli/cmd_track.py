@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 
 import click
 from spectra_cli._common import (
     check_figure_path,
     echo_json,
     fmt,
+    plural,
     progress_bar,
     quiet_option,
     table,
@@ -46,7 +48,7 @@ def _render_table(result) -> str:
             continue
         regimes = ", ".join(dict.fromkeys(r["regime"] for r in rows))
         nfiles = len({r["file"] for r in rows})
-        out.append(f"{run}  (regime {regimes}; {nfiles} checkpoints)")
+        out.append(f"{run}  (regime {regimes}; {plural(nfiles, 'checkpoint')})")
         cells = []
         for r in rows:
             epoch = r["epoch"] if r["epoch"] is not None else f"#{r['step']}"
@@ -147,6 +149,10 @@ def track(inputs, jobs, scheduler, as_json, csv_path, output, grid, fast, cache_
     2 usage error; 3 no such file or folder; 9 bad input (no checkpoint
     found in a folder or by a pattern, scheduler unreachable).
     """
+    if scheduler is not None and not re.fullmatch(r"(\w+://)?[^\s/:]+:\d+/?|inproc://\S+", scheduler.strip()):
+        raise click.BadParameter(
+            f"expected an address such as tcp://HOST:PORT, got {scheduler!r}", param_hint="'--scheduler'"
+        )
     if scheduler and jobs is not None:
         raise click.UsageError(
             "--jobs sets local worker processes; with --scheduler the cluster's workers run"
@@ -198,7 +204,7 @@ def track(inputs, jobs, scheduler, as_json, csv_path, output, grid, fast, cache_
     if not quiet:
         ncached = sum(f.cached for f in result.files)
         click.echo(
-            f"track: {len(result.files)} checkpoints, {ncached} from the cache, "
+            f"track: {plural(len(result.files), 'checkpoint')}, {ncached} from the cache, "
             f"{len(result.failures)} failed",
             err=True,
         )

@@ -6,7 +6,7 @@ import sys
 import time
 
 import click
-from spectra_cli._common import echo_json, fmt, table, warn
+from spectra_cli._common import echo_json, fmt, plural, table, warn
 
 TASKS = ("adding", "digits", "mnist", "sentiment")
 CELLS = ("rnn", "rnn-tanh", "rnn-relu", "lstm", "gru")
@@ -181,7 +181,7 @@ def _power_norm_note(info: dict, cfg) -> str | None:
 
 
 @click.command()
-@click.argument("ckpt", type=click.Path(exists=True, dir_okay=False))
+@click.argument("ckpt", type=click.Path())
 @click.option(
     "--noise",
     callback=_floats,
@@ -258,7 +258,7 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
         rows.append(row)
     click.echo(
         f"{ckpt}: task {task.name}, regime {meta.get('regime')}, split {split} (n={curve.n}), "
-        f"{repeats} draws, seed {seed}"
+        f"{plural(repeats, 'draw')}, seed {seed}"
     )
     click.echo(table(rows, header))
     click.echo(
@@ -268,7 +268,7 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
 
 
 @click.command()
-@click.argument("ckpt", type=click.Path(exists=True, dir_okay=False))
+@click.argument("ckpt", type=click.Path())
 @click.option(
     "--task", type=click.Choice(TASKS), default=None, help="Inputs from this task (default: trained one)."
 )
@@ -338,5 +338,5 @@ def robustness(ckpt, task, sigma, sequences, draws, seed, split, data, threads, 
         ]
         for r in reports
     ]
-    click.echo(f"{ckpt}: task {t.name}, {len(x)} {split} sequences, {draws} draws, seed {seed}")
+    click.echo(f"{ckpt}: task {t.name}, {len(x)} {split} sequences, {plural(draws, 'draw')}, seed {seed}")
     click.echo(table(rows, ["sigma", "Tr(R_T)", "Monte Carlo", "MC stderr", "ratio"]))

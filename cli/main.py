@@ -113,6 +113,12 @@ def _run(argv: list[str] | None) -> int:
         rv = cli.main(args=argv, prog_name="spectra", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.UsageError as exc:
+        # one line, as every other error (click's own block is four: usage, hint, blank, error)
+        where = exc.ctx.command_path if exc.ctx is not None else "spectra"
+        msg = " ".join(exc.format_message().split())
+        click.echo(f"{where}: error: {msg} (see '{where} --help')", err=True)
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code

@@ -221,7 +221,7 @@ def _run_dask(fn, items, scheduler, progress) -> list[TaskOutcome]:
             )
         try:
             client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:  # ValueError: a malformed address
             raise InvalidArgumentError(
                 f"scheduler: cannot connect to {scheduler} ({_one_line(exc)})"
             ) from None

@@ -36,7 +36,6 @@ import json
 import os
 import shutil
 import struct
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping
@@ -44,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spectra._atomic import _unlink, atomic_write
 from spectra.checkpoint import Checkpoint, RecurrentMatrix
 from spectra.errors import (
     CorruptFileError,
@@ -93,10 +93,11 @@ def check_output(path: str | os.PathLike, out: str | os.PathLike, *, force: bool
         if os.path.exists(src) and os.path.samefile(src, dst):
             raise WriteError(f"output {dst!r} is the input file; the input is never modified")
         if not force:
-            raise WriteError(f"output {dst!r} exists; pass force=True (--force) to overwrite it")
+            raise WriteError(f"output {dst!r} exists; pass --force (force=True) to overwrite it")
     parent = os.path.dirname(os.path.abspath(dst))
     if not os.path.isdir(parent):
-        raise WriteError(f"output {dst!r}: directory {parent!r} does not exist")
+        what = "is not a folder" if os.path.exists(parent) else "does not exist"
+        raise WriteError(f"output {dst!r}: {parent!r} {what}")
 
 
 def place_block(stored: np.ndarray, m: RecurrentMatrix, A: np.ndarray) -> None:
@@ -149,41 +150,6 @@ def _cast_back(new: np.ndarray, stored_dtype: np.dtype, where: str) -> np.ndarra
         )
         return new.astype(np.float64) if not np.iscomplexobj(new) else new
     return new.astype(stored_dtype)
-
-
-def _atomic(out: str, write: Callable[[str], None], *, force: bool) -> None:
-    """Run ``write(tmp)`` on a temporary file next to `out`, then move it into place."""
-    out = str(out)
-    if os.path.exists(out) and not force:
-        raise WriteError(f"output {out!r} exists; pass force=True (--force) to overwrite it")
-    directory = os.path.dirname(os.path.abspath(out))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out) + ".", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, _default_mode())  # mkstemp makes 0600 files; give the usual umask mode
-        os.replace(tmp, out)
-    except OSError as exc:
-        _unlink(tmp)
-        if isinstance(exc, WriteError):
-            raise
-        raise WriteError(f"could not write {out!r}: {exc}") from exc
-    except BaseException:
-        _unlink(tmp)
-        raise
-
-
-def _default_mode() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _unlink(p: str) -> None:
-    try:
-        os.unlink(p)
-    except FileNotFoundError:
-        pass
 
 
 def write_matrices(
@@ -302,7 +268,7 @@ def _write_torch(ckpt, path, out, groups, force, trust):
         with open(tmp, "wb") as f:  # not by name: the zip's inner folder would be the temp name
             torch.save(obj, f, _use_new_zipfile_serialization=not legacy)
 
-    _atomic(out, write, force=force)
+    atomic_write(out, write, force=force)
 
 
 def _holds_module(obj, torch, depth: int = 0) -> bool:
@@ -335,7 +301,7 @@ def _write_torchscript(ckpt, path, out, groups, force, trust):
         with torch.no_grad():
             t.copy_(torch.from_numpy(new).to(t.dtype))
 
-    _atomic(out, lambda tmp: torch.jit.save(module, tmp), force=force)
+    atomic_write(out, lambda tmp: torch.jit.save(module, tmp), force=force)
 
 
 # --------------------------------------------------------------------------- safetensors
@@ -385,7 +351,7 @@ def _write_safetensors(ckpt, path, out, groups, force, trust):
             raise SpectraError(f"{path}: re-encoded {source!r} has {len(raw)} bytes, expected {b1 - b0}")
         data[base + b0 : base + b1] = raw
 
-    _atomic(out, lambda tmp: Path(tmp).write_bytes(bytes(data)), force=force)
+    atomic_write(out, lambda tmp: Path(tmp).write_bytes(bytes(data)), force=force)
 
 
 # --------------------------------------------------------------------------- HDF5 / Keras
@@ -414,7 +380,7 @@ def _write_h5(ckpt, path, out, groups, force, trust):
         shutil.copyfile(path, tmp)
         _modify_h5(tmp, groups)
 
-    _atomic(out, write, force=force)
+    atomic_write(out, write, force=force)
 
 
 def _write_keras(ckpt, path, out, groups, force, trust):
@@ -423,25 +389,23 @@ def _write_keras(ckpt, path, out, groups, force, trust):
         names = zin.namelist()
         if member not in names:
             raise CorruptFileError(f"{path}: no {member!r} inside the .keras archive")
-        directory = os.path.dirname(os.path.abspath(out))
-        fd, h5tmp = tempfile.mkstemp(suffix=".weights.h5", dir=directory)
-        os.close(fd)
-        try:
-            with zin.open(member) as src, open(h5tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            _modify_h5(h5tmp, groups)
 
-            def write(tmp: str) -> None:
+        def write(tmp: str) -> None:
+            h5tmp = tmp + ".weights.h5"  # beside tmp: a failure there is the write's failure
+            try:
+                with zin.open(member) as src, open(h5tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                _modify_h5(h5tmp, groups)
                 with zipfile.ZipFile(tmp, "w") as zout:
                     for info in zin.infolist():
                         if info.filename == member:
                             zout.writestr(info, Path(h5tmp).read_bytes())
                         else:
                             zout.writestr(info, zin.read(info.filename))
+            finally:
+                _unlink(h5tmp)
 
-            _atomic(out, write, force=force)
-        finally:
-            _unlink(h5tmp)
+        atomic_write(out, write, force=force)
 
 
 # --------------------------------------------------------------------------- numpy
@@ -456,7 +420,7 @@ def _write_npy(ckpt, path, out, groups, force, trust):
         with open(tmp, "wb") as f:
             np.save(f, arr, allow_pickle=False)
 
-    _atomic(out, write, force=force)
+    atomic_write(out, write, force=force)
 
 
 def _write_npz(ckpt, path, out, groups, force, trust):
@@ -474,7 +438,7 @@ def _write_npz(ckpt, path, out, groups, force, trust):
         with open(tmp, "wb") as f:
             save(f, **arrays)
 
-    _atomic(out, write, force=force)
+    atomic_write(out, write, force=force)
 
 
 _WRITERS: dict[str, Callable] = {

@@ -512,3 +512,67 @@ def test_certified_k_is_shown_with_digits_both_ends_of_its_bracket_agree_on():
     assert fmt_bracketed(2.5, 2.4999999, 2.5000001) == "2.500"
     # a bracket too wide to settle any digit: the value, as before
     assert fmt_bracketed(1.5, 1.0, 2.0) == "1.500"
+
+
+def test_extract_keeps_complex_matrices_and_writes_with_the_umask_mode(tmp_path, capsys):
+    import os
+    import stat
+
+    C = np.random.default_rng(0).standard_normal((5, 5)) + 1j * np.random.default_rng(1).standard_normal(
+        (5, 5)
+    )
+    p = _npy(tmp_path, C)
+    out = tmp_path / "m.npz"
+    rc, _, err = run(["extract", str(p), "-o", str(out)], capsys)
+    assert rc == 0 and "wrote 1 matrix to" in err and "warning" not in err
+    got = np.load(out)["A"]
+    assert got.dtype == np.complex128 and np.array_equal(got, C)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~mask  # not mkstemp's 0600
+    # the input itself is never the output, even with --force
+    rc, _, err = run(["extract", str(p), "-o", str(p), "--force"], capsys)
+    assert rc == 8 and "is the input file" in err and np.array_equal(np.load(p), C)
+
+
+def test_unwritable_outputs_exit_8_with_one_line(tmp_path, capsys, monkeypatch):
+    p = _npy(tmp_path, np.diag([0.5, 0.2]))
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    # a path through a regular file: "is not a folder", not "does not exist"
+    for cmd in (
+        ["extract", str(p), "-o", str(afile / "x.npz")],
+        ["stabilize", str(p), "-o", str(afile / "x.npy")],
+    ):
+        rc, _, err = run(cmd, capsys)
+        assert rc == 8 and "is not a folder" in err and "internal error" not in err, err
+    # the file system refusing the temporary file (as /sys or a read-only folder does) was an
+    # "internal error", exit 1
+    import tempfile
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    for cmd in (
+        ["extract", str(p), "-o", str(tmp_path / "x.npz")],
+        ["stabilize", str(p), "-o", str(tmp_path / "x.npy")],
+    ):
+        rc, _, err = run(cmd, capsys)
+        assert rc == 8 and "Permission denied" in err and "internal error" not in err, err
+
+
+def test_usage_errors_are_one_line_and_paths_that_are_not_files_exit_3(tmp_path, capsys):
+    rc, _, err = run(["kreiss", "--no-such-option", "x.npy"], capsys)
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("spectra kreiss: error: No such option")
+    assert "'spectra kreiss --help'" in err
+    rc, _, err = run(["track", str(tmp_path), "--scheduler", "bogus"], capsys)
+    assert rc == 2 and "--scheduler" in err and err.count("\n") == 1
+    # a directory or a missing file: exit 3 from every command that reads a checkpoint
+    for cmd in ("kreiss", "transient", "pseudospectra", "stabilize", "evaluate", "robustness"):
+        extra = ["-o", str(tmp_path / "o.png")] if cmd in ("transient", "pseudospectra") else []
+        extra = ["-o", str(tmp_path / "o.npy")] if cmd == "stabilize" else extra
+        rc, _, err = run([cmd, str(tmp_path), *extra], capsys)
+        assert rc == 3 and "is a directory" in err, (cmd, rc, err)
+        rc, _, err = run([cmd, str(tmp_path / "missing.pt"), *extra], capsys)
+        assert rc == 3 and "no such file" in err, (cmd, rc, err)

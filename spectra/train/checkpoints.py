@@ -20,12 +20,12 @@ import json
 import os
 import pickle
 import platform
-import tempfile
 from pathlib import Path
 
 import torch
 
-from spectra.errors import UnsupportedFormatError, WriteError
+from spectra._atomic import atomic_write
+from spectra.errors import UnsupportedFormatError
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -47,31 +47,6 @@ def epoch_path(out_dir: str | os.PathLike, epoch: int) -> Path:
     return Path(out_dir) / f"epoch_{epoch:03d}.pt"
 
 
-def _default_mode() -> int:
-    """File mode ``0o666 & ~umask``, the one a plain ``open()`` creates."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, _default_mode())  # what open() would give; mkstemp gives 0o600
-        os.replace(tmp, path)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise WriteError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def atomic_torch_save(obj: object, path: str | os.PathLike) -> None:
     """``torch.save(obj, path)`` through a temporary file and :func:`os.replace`.
 
@@ -89,7 +64,7 @@ def atomic_torch_save(obj: object, path: str | os.PathLike) -> None:
         with open(tmp, "wb") as f:
             torch.save(obj, f)
 
-    _atomic(Path(path), write)
+    atomic_write(Path(path), write, make_parents=True)
 
 
 def atomic_write_json(obj: object, path: str | os.PathLike) -> None:
@@ -106,7 +81,7 @@ def atomic_write_json(obj: object, path: str | os.PathLike) -> None:
             json.dump(obj, f, indent=2, sort_keys=False)
             f.write("\n")
 
-    _atomic(Path(path), write)
+    atomic_write(Path(path), write, make_parents=True)
 
 
 def versions() -> dict:
@@ -134,6 +109,10 @@ def read_metadata(ckpt: str | os.PathLike) -> dict:
     """
     p = Path(ckpt)
     side = p.with_suffix(".json")
+    if p.is_dir():  # as spectra.load says it (exit code 3)
+        raise UnsupportedFormatError(f"{p}: is a directory, not a checkpoint file")
+    if not p.exists():
+        raise UnsupportedFormatError(f"{p}: no such file")
     if not side.exists():
         raise UnsupportedFormatError(
             f"{p}: no metadata sidecar {side.name} beside it; evaluate/robustness need a checkpoint "

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spectra._atomic import default_mode
 from spectra.train.errors import DataUnavailableError
 
 __all__ = [
@@ -119,20 +120,13 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _default_mode() -> int:
-    """File mode ``0o666 & ~umask``, the one a plain ``open()`` creates."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, _default_mode())  # what open() would give; mkstemp gives 0o600
+        os.chmod(tmp, default_mode())  # what open() would give; mkstemp gives 0o600
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
