@@ -29,6 +29,18 @@ matrix_option = click.option(
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar on stderr.")
 
 
+class FiniteFloatRange(click.FloatRange):
+    """A :class:`click.FloatRange` that also refuses nan and inf (a usage error, exit 2)."""
+
+    name = "finite float range"
+
+    def convert(self, value, param, ctx):
+        v = super().convert(value, param, ctx)
+        if not math.isfinite(v):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return v
+
+
 def plural(n: int, one: str, many: str | None = None) -> str:
     """``"1 matrix"``, ``"3 matrices"``: a count with its noun."""
     return f"{n} {one if n == 1 else (many or one + 's')}"

@@ -6,6 +6,7 @@ import warnings
 
 import click
 from spectra_cli._common import (
+    FiniteFloatRange,
     dinst_floor,
     echo_json,
     eps_list,
@@ -70,7 +71,7 @@ def _common_stabilize_options(f):
     )(f)
     f = click.option(
         "--target",
-        type=click.FloatRange(min=0, min_open=True),
+        type=FiniteFloatRange(min=0, min_open=True),
         default=1.0,
         show_default=True,
         help="Radius to normalise to (1 = the unit disk).",

@@ -110,7 +110,14 @@ def _run(argv: list[str] | None) -> int:
     from spectra.errors import EXIT_CODES, SpectraError
 
     try:
-        rv = cli.main(args=argv, prog_name="spectra", standalone_mode=False)
+        try:
+            rv = cli.main(args=argv, prog_name="spectra", standalone_mode=False)
+        except SystemExit as exc:
+            # click answers a closed stdout (`spectra analyze X --json | head -c 100`) with
+            # sys.exit(1) -- the code of a compare finding -- after wrapping the streams
+            if type(sys.stdout).__name__ == "_PacifyFlushWrapper":
+                raise BrokenPipeError from exc
+            raise
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.UsageError as exc:

@@ -107,7 +107,11 @@ class FigureChange:
 
 
 def _num(x):
-    return None if x is None else jsonable(float(x))
+    if x is None:
+        return None
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        return int(x)  # counts stay integers (transient_peak_k)
+    return jsonable(float(x))
 
 
 @dataclass(eq=False)

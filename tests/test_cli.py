@@ -576,3 +576,65 @@ def test_usage_errors_are_one_line_and_paths_that_are_not_files_exit_3(tmp_path,
         assert rc == 3 and "is a directory" in err, (cmd, rc, err)
         rc, _, err = run([cmd, str(tmp_path / "missing.pt"), *extra], capsys)
         assert rc == 3 and "no such file" in err, (cmd, rc, err)
+
+
+def test_a_closed_stdout_ends_quietly_with_exit_0(tmp_path):
+    # click turned EPIPE into exit 1 (the code of a compare finding), silently
+    import subprocess
+    import sys
+
+    p = _npy(tmp_path, np.diag([0.5, 0.2]))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from spectra_cli.main import entry; entry()",
+            "analyze",
+            str(p),
+            "--json",
+            "--fast",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
+    proc.stdout.close()  # the reader is gone before anything is written
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0 and b"Traceback" not in err and b"internal error" not in err
+
+
+def test_evaluate_thresholds_interpolate_from_the_clean_input(capsys):
+    # --noise 0.3 printed "3%: 0.300, 5%: 0.300, 10%: 0.300": the first amplitude passed for the
+    # threshold of every level already reached there
+    ck = str(DATA / "digits_rnn_stable.pt")
+    rc, out, _ = run(["evaluate", ck, "--noise", "0.3", "--repeats", "1", "--json"], capsys)
+    doc = json.loads(out)
+    amps = [r["amplitude"] for r in doc["results"]]
+    assert rc == 0 and amps == [0.0, 0.3]
+    rc, out0, _ = run(["evaluate", ck, "--noise", "0,0.3", "--repeats", "1", "--json"], capsys)
+    assert json.loads(out0)["thresholds"] == doc["thresholds"]
+
+
+def test_options_out_of_range_are_usage_errors(tmp_path, capsys):
+    p = _npy(tmp_path, np.diag([0.5, 0.2]))
+    for cmd in (
+        ["stabilize", str(p), "-o", str(tmp_path / "o.npy"), "--target", "nan"],
+        ["train", "--grad-clip", "-1", "-o", str(tmp_path / "r")],
+        ["train", "--grad-clip", "0", "-o", str(tmp_path / "r")],
+        ["train", "--lr", "inf", "-o", str(tmp_path / "r")],
+    ):
+        rc, _, err = run(cmd, capsys)
+        assert rc == 2 and err.count("\n") == 1, (cmd, rc, err)
+    assert not (tmp_path / "r").exists() and not (tmp_path / "o.npy").exists()
+    from spectra.train.errors import TrainConfigError
+    from spectra.train.loop import TrainConfig, validate_config
+
+    with pytest.raises(TrainConfigError, match="grad-clip"):
+        validate_config(TrainConfig(grad_clip=-1.0))
+
+
+def test_kreiss_names_the_matrix_in_warnings_and_prints_its_footnote_with_the_table(tmp_path, capsys):
+    np.savez(tmp_path / "m.npz", slow=0.99 * np.eye(3) + 1000 * np.eye(3, k=1), fine=np.diag([0.5, 0.2]))
+    rc, out, err = run(["kreiss", str(tmp_path / "m.npz")], capsys)
+    assert rc == 0 and "spectra: warning: slow: transient_growth" in err
+    assert "* upper bound not certified" in out and "* upper bound" not in err

@@ -157,6 +157,10 @@ def test_json_document():
         "kreiss",
         "transient_peak",
     }
+    # a count stays an integer in the JSON (it came out as 2.0)
+    res = compare_matrices([("W", jordan(0.5, 0.3), jordan(0.6, 0.2))], criterion="kreiss")
+    k = res.to_dict()["matrices"][0]["figures"]["transient_peak_k"]
+    assert isinstance(k["before"], int) and isinstance(k["after"], int) and isinstance(k["change"], int)
 
 
 def test_bad_criterion():

@@ -159,7 +159,7 @@ def test_registry_and_combinations():
     assert combo.options() == {"clip": 0.9, "noise_std": 0.1}
     with pytest.raises(TrainConfigError, match="valid regimes"):
         make_regime("bogus")
-    with pytest.raises(TrainConfigError, match="do not apply"):
+    with pytest.raises(TrainConfigError, match="does not apply"):
         make_regime("stable", {"noise_std": 0.1})
     with pytest.raises(TrainConfigError, match="cannot be combined"):
         make_regime("regular+stable")

@@ -141,7 +141,7 @@ def load_trained(ckpt: str | os.PathLike):
 
     if os.fspath(ckpt).lower().endswith((".keras", ".h5", ".hdf5")):
         raise UnsupportedFormatError(
-            f"{ckpt}: a Keras file; the robustness measure reruns the network in PyTorch and needs "
+            f"{ckpt}: a Keras file; evaluate and robustness rerun the network in PyTorch and need "
             "the .pt checkpoint that 'spectra train' writes (with its .json sidecar)"
         )
     meta = read_metadata(ckpt)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -214,10 +215,21 @@ def validate_config(cfg: TrainConfig):
     TrainConfigError
         Epochs, batch size, learning rate or optimizer out of range, or a bad regime or option.
     """
-    if cfg.epochs < 0 or cfg.batch_size < 1 or not cfg.lr > 0:
-        raise TrainConfigError(
-            f"need epochs >= 0, batch_size >= 1, lr > 0; got {cfg.epochs}, {cfg.batch_size}, {cfg.lr}"
-        )
+    checks = (
+        ("epochs", cfg.epochs, cfg.epochs >= 0, ">= 0"),
+        ("batch-size", cfg.batch_size, cfg.batch_size >= 1, ">= 1"),
+        ("lr", cfg.lr, math.isfinite(cfg.lr) and cfg.lr > 0, "a finite number > 0"),
+        # 0 froze training, a negative value turned descent into ascent
+        (
+            "grad-clip",
+            cfg.grad_clip,
+            cfg.grad_clip is None or (math.isfinite(cfg.grad_clip) and cfg.grad_clip > 0),
+            "a finite number > 0 (or None: no clipping)",
+        ),
+    )
+    for name, value, ok, want in checks:
+        if not ok:
+            raise TrainConfigError(f"--{name} ({name.replace('-', '_')}) must be {want}; got {value}")
     if cfg.optimizer not in ("adam", "sgd"):
         raise TrainConfigError(f"optimizer must be 'adam' or 'sgd', got {cfg.optimizer!r}")
     regime = make_regime(cfg.regime, cfg.regime_options)

@@ -113,7 +113,7 @@ class Stable(Regime):
 
     def __post_init__(self) -> None:
         if not self.clip > 0:
-            raise TrainConfigError(f"stable: clip must be positive, got {self.clip}")
+            raise TrainConfigError(f"stable: --clip (clip) must be positive, got {self.clip}")
 
     @torch.no_grad()
     def after_step(self, model: SequenceModel) -> None:
@@ -144,7 +144,8 @@ class PowerNorm(Regime):
     def __post_init__(self) -> None:
         if self.iterations < 1 or not self.target > 0:
             raise TrainConfigError(
-                f"power-norm: iterations must be >= 1 and target > 0, got {self.iterations}, {self.target}"
+                f"power-norm: --iterations (iterations) must be >= 1 and --target (target) > 0, "
+                f"got {self.iterations}, {self.target}"
             )
 
     @torch.no_grad()
@@ -207,7 +208,8 @@ class RobustCov(Regime):
             or self.cov_steps not in ("last", "all")
         ):
             raise TrainConfigError(
-                "robust-cov: need cov_mu >= 0, cov_sigma >= 0, cov_sequences >= 1, cov_steps in {last, all}; "
+                "robust-cov: need --cov-mu >= 0, --cov-sigma >= 0, --cov-sequences >= 1, --cov-steps in "
+                "{last, all} (cov_mu, cov_sigma, cov_sequences, cov_steps); "
                 f"got {self.cov_mu}, {self.cov_sigma}, {self.cov_sequences}, {self.cov_steps!r}"
             )
 
@@ -280,7 +282,10 @@ class RobustBound(Regime):
 
     def __post_init__(self) -> None:
         if self.bound_mu < 0 or self.bound_sigma < 0 or self.bound_gamma < 0:
-            raise TrainConfigError("robust-bound: bound_mu, bound_sigma and bound_gamma must be >= 0")
+            raise TrainConfigError(
+                "robust-bound: --bound-mu, --bound-sigma and --bound-gamma (bound_mu, bound_sigma, "
+                "bound_gamma) must be >= 0"
+            )
 
     def check(self, model: SequenceModel) -> None:
         """Only one-layer basic RNNs have the bound of eq. (16)."""
@@ -313,7 +318,7 @@ class Noise(Regime):
 
     def __post_init__(self) -> None:
         if not self.noise_std >= 0:
-            raise TrainConfigError(f"noise: noise_std must be >= 0, got {self.noise_std}")
+            raise TrainConfigError(f"noise: --noise-std (noise_std) must be >= 0, got {self.noise_std}")
 
     def perturb(self, u: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """``u + noise_std * w``, ``w ~ N(0, I)`` from `generator`."""
@@ -421,7 +426,9 @@ def make_regime(spec: str, options: Mapping[str, object] | None = None) -> Compo
     opts = dict(options or {})
     nonfinite = sorted(k for k, v in opts.items() if isinstance(v, float) and not math.isfinite(v))
     if nonfinite:  # --target inf trained a whole epoch before failing; --noise-std inf "diverged"
-        raise TrainConfigError(f"option(s) {', '.join(nonfinite)} must be finite numbers")
+        raise TrainConfigError(
+            f"option(s) {', '.join('--' + k.replace('_', '-') for k in nonfinite)} must be finite numbers"
+        )
     parts = []
     used: set[str] = set()
     for nm in names:
@@ -432,5 +439,9 @@ def make_regime(spec: str, options: Mapping[str, object] | None = None) -> Compo
         parts.append(cls(**kw))
     unused = sorted(set(opts) - used)
     if unused:
-        raise TrainConfigError(f"option(s) {', '.join(unused)} do not apply to regime {spec!r}")
+        flags = ", ".join("--" + u.replace("_", "-") for u in unused)
+        raise TrainConfigError(
+            f"{'option' if len(unused) == 1 else 'options'} {flags} ({', '.join(unused)}) "
+            f"{'does' if len(unused) == 1 else 'do'} not apply to regime {spec!r}"
+        )
     return CompositeRegime(parts=parts)
