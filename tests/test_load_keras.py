@@ -757,3 +757,132 @@ def test_torch_module_wrapper_is_named_in_the_error(tmp_path):
     model.save_weights(path)
     with pytest.raises(NoRecurrentWeightsError, match=r"weight_hh_l0.*TorchModuleWrapper.*torch\.save"):
         load(path)
+
+
+def test_cells_kept_as_attributes_of_subclassed_layers_are_read_in_every_format(tmp_path):
+    # a custom layer with an attribute named `cell` was read as if it were an RNN layer (the LSTM
+    # beside it missed); a GRUCell under another attribute name was "not recurrent" (exit 5);
+    # legacy .h5 called the backward half of a nested Bidirectional "forward"
+    import keras
+
+    L = keras.layers
+
+    @keras.saving.register_keras_serializable(package="spectra_tests")
+    class DecA(L.Layer):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.enc = L.LSTM(4, name="enc")
+            self.cell = L.LSTMCell(4, name="step")
+
+        def build(self, s):
+            self.enc.build(s)
+            self.cell.build((s[0], 4))
+
+        def call(self, x):
+            h = self.enc(x)
+            return self.cell(h, [h, h])[0]
+
+    @keras.saving.register_keras_serializable(package="spectra_tests")
+    class DecB(L.Layer):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.step = L.GRUCell(4, name="step")
+
+        def build(self, s):
+            self.step.build((s[0], s[-1]))
+
+        def call(self, x):
+            return self.step(x[:, -1], [x[:, -1, :4]])[0]
+
+    @keras.saving.register_keras_serializable(package="spectra_tests")
+    class BlockC(L.Layer):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.bi = L.Bidirectional(L.GRU(3), name="bi")
+
+        def build(self, s):
+            self.bi.build(s)
+
+        def call(self, x):
+            return self.bi(x)
+
+    rng = np.random.default_rng(3)
+    for cls, name in ((DecA, "decA"), (DecB, "decB"), (BlockC, "blkC")):
+        inp = keras.Input((5, 4))
+        layer = cls(name=name)
+        model = keras.Model(inp, layer(inp))
+        # the cells' recurrent kernels, and which ids and directions they must come out as
+        if name == "decA":
+            want = {
+                "decA/enc": (layer.enc.cell.recurrent_kernel, LSTM_GATES, "forward"),
+                "decA/step": (layer.cell.recurrent_kernel, LSTM_GATES, "forward"),
+            }
+        elif name == "decB":
+            want = {"decB/step": (layer.step.recurrent_kernel, GRU_GATES, "forward")}
+        else:
+            want = {
+                "blkC/bi/forward_gru": (layer.bi.forward_layer.cell.recurrent_kernel, GRU_GATES, "forward"),
+                "blkC/bi/backward_gru": (layer.bi.backward_layer.cell.recurrent_kernel, GRU_GATES, "reverse"),
+            }
+        for ext in (".keras", ".weights.h5", ".h5"):
+            p = tmp_path / f"{name}{ext}"
+            (model.save_weights if ext == ".weights.h5" else model.save)(p)
+            ckpt = load(p)
+            assert len(ckpt) == sum(len(g) for _, g, _ in want.values()), (name, ext, ckpt.ids)
+            for prefix, (rk, names, direction) in want.items():
+                U = keras.ops.convert_to_numpy(rk).astype(np.float64)
+                n = U.shape[0]
+                h = rng.standard_normal(n)
+                for k, g in enumerate(names):
+                    m = ckpt[f"{prefix}/recurrent_kernel[{g}]"]
+                    # the gate's recurrent pre-activation, as the cell computes it: h @ U[:, block]
+                    np.testing.assert_allclose(m.matrix @ h, h @ U[:, k * n : (k + 1) * n], rtol=1e-12)
+                    assert m.direction == direction, (name, ext, m.id, m.direction)
+
+
+def test_custom_cell_recurrent_kernel_is_told_by_shape_and_an_ambiguous_one_is_flagged(tmp_path):
+    # a custom cell creating (kernel, bias, recurrent_kernel): the bias was taken for the
+    # recurrent kernel (exit 5, "recurrent kernel of shape (4,)"); one creating its recurrent
+    # kernel first, with the input as wide as the state, got the input kernel with no word said
+    import keras
+
+    L = keras.layers
+
+    @keras.saving.register_keras_serializable(package="spectra_tests")
+    class BiasFirst(L.Layer):
+        def __init__(self, units, **kw):
+            super().__init__(**kw)
+            self.units, self.state_size = units, units
+
+        def build(self, s):
+            self.kernel = self.add_weight(shape=(s[-1], self.units), name="kernel")
+            self.bias = self.add_weight(shape=(self.units,), name="bias")
+            self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), name="recurrent_kernel")
+
+        def call(self, x, states):
+            o = keras.ops.tanh(x @ self.kernel + self.bias + states[0] @ self.recurrent_kernel)
+            return o, [o]
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    @keras.saving.register_keras_serializable(package="spectra_tests")
+    class RecFirst(BiasFirst):
+        def build(self, s):
+            self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), name="recurrent_kernel")
+            self.kernel = self.add_weight(shape=(s[-1], self.units), name="kernel")
+            self.bias = self.add_weight(shape=(self.units,), name="bias")
+
+    for cls, width in ((BiasFirst, 3), (RecFirst, 4)):
+        inp = keras.Input((5, width))
+        cell = cls(4)
+        model = keras.Model(inp, L.RNN(cell, name="r")(inp))
+        U = keras.ops.convert_to_numpy(cell.recurrent_kernel).astype(np.float64)
+        for ext in (".keras", ".weights.h5"):
+            p = tmp_path / f"{cls.__name__}{ext}"
+            (model.save_weights if ext == ".weights.h5" else model.save)(p)
+            (m,) = load(p)
+            if cls is BiasFirst:  # the only (units, units) variable: the right one
+                np.testing.assert_array_equal(m.matrix, U.T)
+            else:  # the file cannot tell the two (4, 4) kernels apart: it must say so
+                assert any("does not name them" in n for n in m.notes), m.notes

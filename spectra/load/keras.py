@@ -97,6 +97,7 @@ class _Kernel:
     cell: str | None = None  # from the config or Keras's own class-derived names
     reset_after: bool | None = None
     bias: str | None = None  # dataset path of the cell's bias, if any
+    notes: tuple[str, ...] = ()  # how the kernel was told from the cell's other variables
 
 
 def _text(value: object) -> str:
@@ -205,6 +206,8 @@ def _kernel_matrices(
                 f"cell not one of Keras's LSTM/GRU/SimpleRNN (a custom cell?): the kernel's {gates} "
                 f"blocks are named as a {guessed}'s gates by their count alone"
             )
+        else:
+            notes.append("cell not one of Keras's LSTM/GRU/SimpleRNN (a custom cell?): read as one matrix")
         cell = guessed
     reset_after = k.reset_after
     if cell == "gru" and reset_after is None and k.bias is not None and k.bias in f:
@@ -245,7 +248,11 @@ def _kernel_matrices(
                 transposed=True,
                 dtype="bfloat16" if bf16 else str(ds.dtype),
                 finite=bool(np.all(np.isfinite(A))),
-                notes=(f"A = recurrent_kernel[:, {a}:{b}].T (Keras row-vector convention h @ W)", *notes),
+                notes=(
+                    f"A = recurrent_kernel[:, {a}:{b}].T (Keras row-vector convention h @ W)",
+                    *k.notes,
+                    *notes,
+                ),
             )
         )
     return out, None
@@ -416,7 +423,8 @@ def _cell_kernels(
                     layer=layer,
                     user=f"{user}/{uname}",
                     cls="StackedRNNCells",
-                    cell=_cell_from_keras_name(_vars_name(sub) or cname),
+                    # the user may have named the cell (s1); its group keeps the class (lstm_cell)
+                    cell=_cell_from_keras_name(_vars_name(sub) or "") or _cell_from_keras_name(cname),
                     reset_after=None,
                     direction=direction,
                     reasons=reasons,
@@ -428,33 +436,87 @@ def _cell_kernels(
     base = cell_vars.name.lstrip("/")
     names = sorted((n for n in cell_vars if n.isdigit()), key=int)
     conv = "Conv" in cls
+    rk_name, how = "1", ()
+    if cell is None and not conv:
+        # not one of Keras's cells (a custom cell in RNN(cell)): its variables are saved by
+        # creation order, with no names, so the recurrent kernel is told by its shape
+        rk_name, how = _custom_recurrent_kernel(cell_vars, names, user)
     for n in names:
         role = {"0": "input kernel", "1": "recurrent kernel", "2": "bias"}.get(n, "variable")
+        if rk_name != "1":
+            role = "variable"  # positions say nothing in a custom cell
         if conv:
             reasons[f"{base}/{n}"] = (
                 f"{role} of {cls} layer {user!r} (a convolution over feature maps, not a recurrent "
                 "matrix; ConvLSTM layers are not analysed)"
             )
-        elif n != "1":
+        elif n != rk_name:
             reasons[f"{base}/{n}"] = (
                 f"{role} of {cls} layer {user!r} (acts on x_t or is a bias; not recurrent)"
             )
-    rk = cell_vars.get("1")
+    rk = cell_vars.get(rk_name)
     if not isinstance(rk, h5py.Dataset) or rk.ndim != 2:
         if isinstance(rk, h5py.Dataset) and not conv:
-            reasons[f"{base}/1"] = f"recurrent kernel of shape {rk.shape} is not (units, gates*units)"
+            reasons[f"{base}/{rk_name}"] = f"recurrent kernel of shape {rk.shape} is not (units, gates*units)"
         return []
+    bias = f"{base}/2" if rk_name == "1" and "2" in names else None
     return [
         _Kernel(
-            source=f"{base}/1",
+            source=f"{base}/{rk_name}",
             id_prefix=id_prefix,
             layer=layer,
             direction=direction,
             cell=cell,
             reset_after=reset_after,
-            bias=f"{base}/2" if "2" in names else None,
+            bias=bias if rk_name == "1" else None,
+            notes=how,
         )
     ]
+
+
+def _kernel_shapes(cell_vars: h5py.Group, names: list[str]) -> dict[str, tuple[int, ...]]:
+    out = {}
+    for n in names:
+        ds = cell_vars.get(n)
+        if isinstance(ds, h5py.Dataset) and ds.shape is not None:
+            out[n] = tuple(ds.shape)
+    return out
+
+
+def _custom_recurrent_kernel(
+    cell_vars: h5py.Group, names: list[str], user: str
+) -> tuple[str, tuple[str, ...]]:
+    """Which variable of a custom cell is the recurrent kernel, and a note on how it was chosen.
+
+    The recurrent kernel is ``(units, gates*units)`` with 1, 3 or 4 gates; the input kernel
+    ``(input_dim, gates*units)`` has the same column count. Keras's own cells create
+    ``kernel, recurrent_kernel, bias`` in that order, and a cell written after Keras's guide
+    does too; a variable of the recurrent shape is taken alone when only one has it, and
+    position 1 (Keras's order) when the input kernel's shape is the same.
+    """
+    shapes = _kernel_shapes(cell_vars, names)
+    cands = [
+        n
+        for n, sh in shapes.items()
+        if len(sh) == 2 and sh[0] > 0 and sh[1] % sh[0] == 0 and sh[1] // sh[0] in _GATES_CELL
+    ]
+    # the input kernel has the recurrent kernel's column count: a candidate without such a
+    # partner is no kernel of a recurrent cell (an input kernel alone, a square extra weight)
+    if len(cands) == 1:
+        n = cands[0]
+        if n == "1":
+            return n, ()
+        return n, (f"custom cell: variable {n} is the only one of recurrent-kernel shape {shapes[n]}",)
+    if not cands:
+        return "1", ()
+    pick = "1" if "1" in cands else cands[-1]
+    others = ", ".join(f"{n} {shapes[n]}" for n in cands if n != pick)
+    return pick, (
+        f"custom cell: variables {pick} {shapes[pick]} and {others} all have a recurrent-kernel "
+        "shape and the file does not name them: "
+        f"taken by Keras's creation order (kernel, recurrent_kernel, bias); a cell that creates "
+        f"its recurrent kernel first is read wrongly (check the cell's build())",
+    )
 
 
 def _cell_of(group: h5py.Group, cfg: dict | None) -> tuple[str | None, bool | None]:
@@ -508,7 +570,7 @@ def _visit_v3(
                     reasons=reasons,
                 )
         return
-    if isinstance(child.get("cell"), h5py.Group):
+    if isinstance(child.get("cell"), h5py.Group) and _is_rnn_layer(child, cfg):
         cell, reset_after = _cell_of(child, cfg)
         yield from _cell_kernels(
             child["cell"],
@@ -523,6 +585,32 @@ def _visit_v3(
         )
         return
     own = child.get("vars")
+    if isinstance(own, h5py.Group) and _looks_like_cell(child):
+        # a bare LSTMCell/GRUCell/SimpleRNNCell kept as an attribute of a subclassed layer or
+        # model (a decoder stepping it by hand): no config says what it is; its variables'
+        # shapes do (legacy .h5 files name them, and read it too)
+        hint = _cell_from_keras_name(_vars_name(child) or "") or _cell_from_keras_name(
+            child.name.rsplit("/", 1)[-1]
+        )
+        found = _cell_kernels(
+            child,
+            id_prefix=here,
+            layer=here,
+            user=user,
+            cls="cell",
+            cell=hint,
+            reset_after=None,
+            direction="forward",
+            reasons=reasons,
+        )
+        for k in found:
+            k.notes = (
+                *k.notes,
+                "a cell kept as an attribute of a subclassed layer or model (no config): recognised "
+                "by its variables' shapes (kernel, recurrent_kernel, bias)",
+            )
+        yield from found
+        return
     if isinstance(own, h5py.Group):
         for n in own:
             ds = own[n]
@@ -540,6 +628,52 @@ def _visit_v3(
                 kind = "square feed-forward kernel" if square else "weights"
                 reasons[ds.name.lstrip("/")] = f"{kind} of {cls} layer {user!r} (not recurrent)"
     yield from _walk_v3(child, f"{here}/", _config_layers(cfg), reasons, seen)
+
+
+#: Keras layer classes that hold a recurrent ``cell`` (their subclasses keep ``units``/``cell`` configs)
+_RNN_CLASSES = frozenset(_CLASS_CELL) | {"RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
+
+
+def _is_rnn_layer(child: h5py.Group, cfg: dict | None) -> bool:
+    """Whether a group with a ``cell`` subgroup is a recurrent layer, not a layer holding a cell attribute.
+
+    A recurrent layer's group holds its ``cell`` and an empty ``vars``; a subclassed layer
+    that keeps a cell in an attribute named ``cell`` (and maybe other layers beside it) is
+    told by its config's class, or without a config by those other subgroups.
+    """
+    if cfg is not None:
+        cls = str(cfg.get("class_name", ""))
+        inner = cfg.get("config") if isinstance(cfg.get("config"), dict) else {}
+        return cls in _RNN_CLASSES or "cell" in inner or "return_sequences" in inner
+    others = [n for n in _subgroups(child) if n not in ("cell", "vars")]
+    return not [n for n in others if isinstance(child[n].get("vars"), h5py.Group)]  # no other layers
+
+
+def _looks_like_cell(group: h5py.Group) -> bool:
+    """Whether a leaf group's variables have the shapes of a Keras RNN cell's, in Keras's order.
+
+    ``kernel (input_dim, g*u)``, ``recurrent_kernel (u, g*u)`` with g = 1, 3 or 4, and
+    optionally a bias ``(g*u,)`` (or ``(2, g*u)``, GRU reset_after); a one-gate cell needs
+    its bias (two square weights alone are no evidence of a recurrence).
+    """
+    if [n for n in _subgroups(group) if n != "vars"]:
+        return False
+    v = group["vars"]
+    names = sorted(v)
+    if names not in (["0", "1"], ["0", "1", "2"]):
+        return False
+    shapes = _kernel_shapes(v, names)
+    if len(shapes) != len(names):
+        return False
+    k, r = shapes["0"], shapes["1"]
+    if len(k) != 2 or len(r) != 2 or r[0] == 0 or k[1] != r[1] or r[1] % r[0] != 0:
+        return False
+    gates = r[1] // r[0]
+    if gates not in _GATES_CELL:
+        return False
+    if "2" not in shapes:
+        return gates > 1
+    return shapes["2"] in ((r[1],), (2, r[1]))
 
 
 def _walk_v3(
@@ -652,7 +786,16 @@ def _legacy_directions(cls: str, inner: dict, heads: list[list[str]]) -> tuple[l
     """
     bw_cfg = inner.get("backward_layer") if isinstance(inner, dict) else None
     bw_name = _layer_name(bw_cfg) if isinstance(bw_cfg, dict) else None
-    subs = [h[1] if len(h) > 1 else "" for h in heads]
+
+    def sub_of(h: list[str]) -> str:
+        # the Bidirectional's half: the component after the layer name, or deeper when the
+        # wrapper sits inside a subclassed layer (blk/bi/backward_gru/gru_cell/...)
+        for c in h[1:]:
+            if c.startswith(("forward_", "backward_")) or (bw_name is not None and c == bw_name):
+                return c
+        return h[1] if len(h) > 1 else ""
+
+    subs = [sub_of(h) for h in heads]
     wrapped = cls == "Bidirectional" or any(s.startswith(("forward_", "backward_")) for s in subs)
     if not wrapped:
         back = isinstance(inner, dict) and bool(inner.get("go_backwards"))
@@ -726,7 +869,9 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
             if stacked:  # StackedRNNCells (Keras names it stacked_rnn_cells[_N]): keep each cell's name
                 hint = head[-1]
                 head = [p for p in head if not _STACKED.fullmatch(p)]
-            elif head and (head[-1].endswith("_cell") or head[-1] == "cell" or head[-1] in cell_names):
+            elif head and (_AUTO_CELL.fullmatch(head[-1]) or head[-1] == "cell" or head[-1] in cell_names):
+                # the cell of a layer (Keras names it lstm_cell[_N]), not a cell the user named and
+                # kept as an attribute of a subclassed layer (blk_cell): that name stays in the id
                 hint = head[-1]
                 head = head[:-1]
             # Keras 3 prefixes variable paths with the model's name ("sequential/lstm_1/...");
