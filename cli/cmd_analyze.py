@@ -81,6 +81,10 @@ def _cell(report_dict: dict, key: str, digits: int) -> str:
         lo = m.get("kreiss_lower")
         if isinstance(lo, float) and hi <= lo * (1 + 1e-5):
             return fmt_bracketed(v, lo, hi, digits)
+        if isinstance(lo, float) and isinstance(v, float) and math.isfinite(v):
+            # found by search and ascent (n > 64, or rho = 1 to rounding) but not certified: the
+            # value is attained, so a lower bound; a higher maximum may have been missed
+            return "≥" + fmt_bound(lo, digits, up=False)
     if key == "transient_peak" and m.get("transient_peak_is_lower_bound"):
         return "≥" + fmt_bound(v, digits, up=False)
     return fmt(v, digits) if digits else fmt(v)
@@ -125,7 +129,8 @@ def _render_table(doc: dict) -> str:
     if any(c.startswith(("<", "≥")) for r in rows for c in r[1:]):
         lines.append(
             "<x: below the rounding level x (not resolved); ≥x: a lower bound (powers stopped "
-            "before the peak was proved, or K beyond what double precision resolves)"
+            "before the peak was proved; K not certified -- spectra kreiss --certify yes proves it -- "
+            "or beyond what double precision resolves)"
         )
     if eps_keys or robust:
         lines.append(

@@ -618,6 +618,34 @@ class _Cells:
     t1: np.ndarray
 
 
+def _eigen_ray_starts(T: np.ndarray, half: bool, count: int = 48, keep: int = 2) -> list[complex]:
+    """Best points ``(1 + c d) lambda/|lambda|`` (``c`` = 1/4, 1, 4) over the eigenvalues nearest the circle.
+
+    ``d = 1 - |lambda|``: a Jordan-like block ``[[lambda, a], [0, lambda]]`` puts the maximum of
+    ``f`` on that ray at ``|z| - 1 ~ d`` with width ``~ d``, missed by cells wider than that.
+    Returns the `keep` best of about ``3 count`` points (by ``f``), farthest apart first.
+    """
+    lam = np.diag(T)
+    if half:
+        lam = lam[lam.imag >= 0]  # real A: conjugate pairs, and f(conj z) = f(z)
+    lam = lam[np.abs(lam) > 0]
+    if lam.size == 0:
+        return []
+    gap = np.maximum(1 - np.abs(lam), 1e-12)
+    order = np.argsort(gap, kind="stable")[:count]
+    zs = np.concatenate([(1 + c * gap[order]) * lam[order] / np.abs(lam[order]) for c in (0.25, 1.0, 4.0)])
+    sig = _smin_values(T, zs)
+    f = (np.abs(zs) - 1) / np.maximum(sig, 1e-300)
+    out: list[complex] = []
+    for i in np.argsort(-f):
+        z = complex(zs[i])
+        if all(abs(z - o) > 0.25 * (abs(z) - 1) for o in out):
+            out.append(z)
+        if len(out) >= keep:
+            break
+    return out
+
+
 def _initial_cells(rho: float, R: float, half: bool, r_start: float = 1.0) -> _Cells:
     """Polar cells covering ``r_start <= |z| <= R`` (upper half plane when `half`).
 
@@ -876,6 +904,12 @@ def kreiss_constant(
             break
         if all(abs(zc[idx] - s) > 0.05 for s in starts):
             starts.append(complex(zc[idx]))
+    # a narrow peak next to the unit circle (an eigenvalue at distance d from it: width ~ d in
+    # radius and angle) can fall between the cell centres, which then all lie on a broader, lower
+    # maximum: also start from the rays through the eigenvalues nearest the circle
+    for z0 in _eigen_ray_starts(T, half):
+        if all(abs(z0 - s) > 0.25 * (abs(z0) - 1) for s in starts):
+            starts.append(z0)
     for z0 in starts:
         f, z = _local_max(T, z0)
         evals += 1

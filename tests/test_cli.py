@@ -638,3 +638,19 @@ def test_kreiss_names_the_matrix_in_warnings_and_prints_its_footnote_with_the_ta
     rc, out, err = run(["kreiss", str(tmp_path / "m.npz")], capsys)
     assert rc == 0 and "spectra: warning: slow: transient_growth" in err
     assert "* upper bound not certified" in out and "* upper bound" not in err
+
+
+def test_an_uncertified_kreiss_constant_is_shown_as_the_lower_bound_it_is(tmp_path, capsys):
+    # n > 64: analyze searches for K without the certificate; the value is attained, so a lower
+    # bound, and a higher maximum may have been missed: "≥", not a bare 4-digit figure
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((70, 70)) / np.sqrt(70) + np.triu(rng.standard_normal((70, 70)), 1) * 0.2
+    A *= 0.9 / np.max(np.abs(np.linalg.eigvals(A)))
+    p = _npy(tmp_path, A)
+    rc, out, _ = run(["analyze", str(p), "--json"], capsys)
+    m = json.loads(out)["matrices"][0]
+    assert m["kreiss_certified_upper"] > m["kreiss_lower"] * (1 + 1e-5)  # not certified
+    rc, out, _ = run(["analyze", str(p)], capsys)
+    header = next(line.split() for line in out.splitlines() if line.startswith("id"))
+    row = next(line.split() for line in out.splitlines() if line.startswith("A "))
+    assert row[header.index("K")].startswith("≥") and "K not certified" in out
