@@ -154,3 +154,18 @@ def test_two_peaks_of_the_support_function_close_in_angle():
     # h' returned cos 0.05)
     A = np.diag([np.exp(-0.05j), 0.99 * np.exp(-0.40j)])
     assert numerical_radius(A) == pytest.approx(1.0, rel=1e-13)
+
+
+@pytest.mark.parametrize("m2", [0.9999, 0.998])
+def test_numerical_radius_finds_a_peak_between_samples_beside_higher_samples(m2):
+    # a normal matrix: w = max |lambda| = 1, attained between two of the 49 sample angles, with
+    # two slightly smaller eigenvalues exactly on sample angles: only the two best samples were
+    # refined and w came out 0.998 (< rho, impossible)
+    step = 2 * np.pi / 48
+    lam = np.array([np.exp(-10.5j * step), m2 * np.exp(-20j * step), (m2 - 1e-4) * np.exp(-30j * step), 0.1])
+    Q = np.linalg.qr(
+        np.random.default_rng(0).standard_normal((4, 4))
+        + 1j * np.random.default_rng(1).standard_normal((4, 4))
+    )[0]
+    for A in (np.diag(lam), Q @ np.diag(lam) @ Q.conj().T):
+        assert abs(numerical_radius(A) - 1.0) < 1e-12
