@@ -803,7 +803,15 @@ def kreiss_constant(
             1.0, f"||A||_2 = {normT:.6g} <= 1, so K(A) = 1 exactly (a contraction: no transient growth)"
         )
     on_circle = rho_one_tolerance(n, normT)
-    if abs(rho - 1) < on_circle:
+    # rho > 1 beyond that window, but an ill-conditioned (defective) largest eigenvalue: rounding
+    # moves it by far more than u ||A|| (a Jordan block of order k by (u ||A||)^(1/k)), so rho >= 1
+    # is decided only if no perturbation of the rounding size puts an eigenvalue on the circle
+    # where the largest one points (the unit point there in its on_circle-pseudospectrum)
+    unresolved_outside = False
+    if rho >= 1 + on_circle:
+        top = np.diag(T)[int(np.argmax(np.abs(np.diag(T))))]
+        unresolved_outside = _smin_at(T, top / abs(top)) <= on_circle
+    if abs(rho - 1) < on_circle or unresolved_outside:
         # rho(A) = 1 to rounding (e.g. A divided by its spectral radius): whether K is
         # finite depends on the unimodular eigenvalues being semisimple, which rounding
         # cannot decide; K(sA) for s -> 1- tends to K(A) when it is finite (and grows
@@ -811,7 +819,7 @@ def kreiss_constant(
         from spectra.normality import is_defective
 
         lam = sla.eigvals(a, check_finite=False)
-        near = lam[np.abs(np.abs(lam) - 1) < on_circle]
+        near = lam[np.abs(np.abs(lam) - 1) < on_circle] if not unresolved_outside else lam[np.abs(lam) >= 1]
         if is_defective(a, near):
             f_lo, z_lo = _ray_lower_bound(T, near, normT)
             return KreissResult(
@@ -824,8 +832,15 @@ def kreiss_constant(
                 spectral_radius=rho,
                 norm=normT,
                 message=(
-                    f"rho(A) = {rho:.17g} is 1 to rounding (within {on_circle:.1e}) and an eigenvalue "
-                    "there is defective (a Jordan block): ||A^k|| grows without bound, or, if rounding "
+                    (
+                        f"rho(A) = {rho:.17g} is 1 to rounding (within {on_circle:.1e})"
+                        if not unresolved_outside
+                        else f"rho(A) = {rho:.6g} as computed, but the unit circle lies within rounding "
+                        f"({on_circle:.1e}) of the pseudospectrum of that defective eigenvalue: rho may be "
+                        "below 1"
+                    )
+                    + " and an eigenvalue there is defective (a Jordan block): ||A^k|| grows without bound, "
+                    "or, if rounding "
                     "put rho just below 1, transiently to astronomical size; K(A) is infinite to "
                     f"rounding (K >= {f_lo:.6g}, attained at z allowing for the SVD's rounding)"
                 ),
@@ -848,7 +863,14 @@ def kreiss_constant(
             spectral_radius=rho,
             norm=normT,
             message=(
-                f"rho(A) = {rho:.17g} is 1 to rounding: K estimated by K(sA) with s = 1 - {1 - s:.1e} "
+                (
+                    f"rho(A) = {rho:.17g} is 1 to rounding"
+                    if not unresolved_outside
+                    else f"rho(A) = {rho:.6g} as computed, but the unit circle lies within rounding "
+                    f"({on_circle:.1e}) of the pseudospectrum of its largest eigenvalue: rho >= 1 is not "
+                    "resolved (rho may be below 1)"
+                )
+                + f": K estimated by K(sA) with s = 1 - {1 - s:.1e} "
                 "(finite when the unimodular eigenvalues are semisimple; K(sA) <= K(A), and the gap "
                 f"may be of order sqrt(1 - s) K: the estimate may be low by about {math.sqrt(1 - s):.0e} "
                 "relative, and no upper bound is proved for A); K(sA) from a grid search and BFGS ascent"
@@ -970,7 +992,7 @@ def kreiss_constant(
         rtol_floor = 4 * floor / sig_best
         if rtol_floor > 0.5:
             svd_err = 10 * n * _EPS * (normT + r_best)  # LAPACK's backward error on sigma_min
-            lower_safe = (r_best - 1) / (sig_best + svd_err)
+            lower_safe = max(1.0, float((r_best - 1) / (sig_best + svd_err)))  # K >= 1 always
             upper, m_pow = _powers_upper(_power_form(a)[0])
             upper = max(lower_safe, upper)
             if math.isinf(upper):

@@ -905,3 +905,32 @@ def test_a_narrow_peak_next_to_the_circle_is_not_missed_by_the_uncertified_searc
     A2 = _spike_matrix(70, 3e-3, 0.15, 2.5031, J3)
     k2 = kreiss_constant(A2)
     assert k2.value >= _ray_max(A2, 2.5031) * (1 - 1e-6)
+
+
+def test_rho_above_one_only_by_rounding_of_a_defective_eigenvalue_is_not_certified_infinite():
+    # A = H J H^T/n is exactly (bit for bit) orthogonally similar to the Jordan block
+    # J = (1 - d) I + N, so rho(A) = 1 - d < 1 and K(A) = K(J) is finite; rounding put the computed
+    # rho at 1.0098 (n = 8) and the result was K = inf with certified=True
+    for n, d in ((4, 2.0**-30), (8, 2.0**-20), (16, 2.0**-12)):
+        H = sla.hadamard(n).astype(float)
+        J = (1 - d) * np.eye(n) + np.diag(np.ones(n - 1), 1)
+        A = H @ J @ H.T / n
+        assert np.array_equal(H.T @ A @ H / n, J)  # exact: no rounding anywhere
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            k = kreiss_constant(A)
+        assert (
+            not k.certified
+            and k.lower >= 1
+            and ("not resolved" in k.message or "may be below 1" in k.message)
+        )
+    # a well-conditioned unstable matrix stays a certified inf
+    k = kreiss_constant(np.diag([1.1, 0.5]))
+    assert math.isinf(k.value) and k.certified
+
+
+def test_lower_bound_is_never_below_one():
+    # sigma_min at the maximiser down at the rounding level: the rounding allowance made lower 0.057
+    for d in (1e-12, 1e-13, 6e-14):
+        k = kreiss_constant(np.array([[1 - d, 1.0], [0.0, 1 - d]]))
+        assert k.lower >= 1.0 and type(k.lower) is float
