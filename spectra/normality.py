@@ -519,6 +519,10 @@ def _eigen_condition_note(r: MatrixReport) -> str | None:
     return None
 
 
+#: loader notes that say a reading rests on an assumption the file cannot settle (spectral_norm's
+#: dim, a custom cell's variable order): repeated as warnings by :func:`analyze`
+_DOUBT_MARKERS = ("assumed", "does not name them")
+
 #: the JSON names each group of :func:`robustness_figures` adds (None for non-finite weights)
 FIGURE_KEYS: dict[str, tuple[str, ...]] = {
     "pseudospectra": ("pseudospectral_radius", "distance_to_instability"),
@@ -604,6 +608,17 @@ def analyze(
     chosen = ckpt.select(list(matrices) if matrices is not None else None)
     reports: list[MatrixReport] = []
     notes: list[str] = []
+    # what the reader had to assume (the file cannot settle it) is said here too, not only by ls
+    doubts: dict[str, list[str]] = {}
+    for m in chosen:
+        for note in m.notes:
+            if any(k in note for k in _DOUBT_MARKERS):
+                doubts.setdefault(note, []).append(m.id)
+    for note, ids in doubts.items():
+        more = f" (and {len(ids) - 1} more)" if len(ids) > 1 else ""
+        msg = f"{ids[0]}{more}: {note}"
+        notes.append(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
     for i, m in enumerate(chosen):
         if not m.finite or not np.all(np.isfinite(m.matrix)):
             msg = f"{m.id}: weights hold NaN or Inf; not analysed"

@@ -399,3 +399,29 @@ def test_mutated_files_raise_only_spectra_errors(tmp_path, good_zip):
         except SpectraError as exc:
             outcomes.add(type(exc).__name__)
     assert "CorruptFileError" in outcomes
+
+
+def test_zip_damage_found_only_when_a_member_is_read_is_corrupt_not_internal(tmp_path):
+    # a damaged local header of the byteorder member (BadZipFile) and a "version needed" of 6.4
+    # (NotImplementedError from zipfile) escaped as internal errors (exit 1)
+    import struct
+    import zipfile
+
+    import torch
+
+    base = tmp_path / "base.pt"
+    torch.save(torch.nn.LSTM(3, 4).state_dict(), base)
+    raw = bytes(base.read_bytes())
+    with zipfile.ZipFile(base) as zf:
+        bo = next(i for i in zf.infolist() if i.filename.endswith("/byteorder"))
+    bad_local = bytearray(raw)
+    bad_local[bo.header_offset : bo.header_offset + 4] = b"\0\0\0\0"
+    cd = raw.rfind(b"PK\x05\x06")
+    cd_off = struct.unpack("<I", raw[cd + 16 : cd + 20])[0]
+    bad_version = bytearray(raw)
+    bad_version[cd_off + 6] = 64
+    for name, data in (("local.pt", bad_local), ("version.pt", bad_version)):
+        p = tmp_path / name
+        p.write_bytes(bytes(data))
+        with pytest.raises(CorruptFileError, match="corrupt zip"):
+            load(p)

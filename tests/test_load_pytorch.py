@@ -933,3 +933,27 @@ def test_state_dicts_under_integer_keys_are_read(tmp_path):
     assert all(torch.equal(out[10][k], v) for k, v in a.state_dict().items())
     np.testing.assert_array_equal(ckpt.stacked("20/weight_hh_l0"), b.weight_hh_l0.detach().double().numpy())
     assert not any(s.name.startswith("optimizer") and "recurrent" in s.reason for s in ckpt.skipped)
+
+
+def test_analyze_repeats_what_the_reader_had_to_assume(tmp_path):
+    # spectral_norm(dim=1) on a square weight saved before any forward pass: the file cannot tell
+    # dim=0 from dim=1 (a 45% different matrix); ls said so in its notes, analyze said nothing
+    import warnings
+
+    import spectra
+
+    torch.manual_seed(0)
+    m = torch.nn.RNN(5, 5)
+    torch.nn.utils.spectral_norm(m, "weight_hh_l0", dim=1)
+    p = tmp_path / "sn.pt"
+    torch.save(m.state_dict(), p)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rep = spectra.analyze(p, figures=("basic",))
+    assert any("dim=0 assumed" in w for w in rep.warnings)
+    assert any("dim=0 assumed" in str(c.message) for c in caught)
+    # a file that settles it says nothing of the kind
+    plain = tmp_path / "plain.pt"
+    torch.save(torch.nn.LSTM(3, 4).state_dict(), plain)
+    rep = spectra.analyze(plain, figures=("basic",))
+    assert not any("assumed" in w for w in rep.warnings)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 from spectra.checkpoint import Checkpoint
@@ -112,6 +113,25 @@ def _zip_kind(path: str) -> str:
     )
 
 
+def _read_zip(p: str, trust: bool) -> Checkpoint:
+    sub = _zip_kind(p)
+    if sub == "pytorch-zip":
+        from spectra.load.pytorch import read_pytorch_zip
+
+        return read_pytorch_zip(p, trust=trust)
+    if sub == "torchscript":
+        from spectra.load.pytorch import read_torchscript
+
+        return read_torchscript(p, trust=trust)
+    if sub == "keras-v3":
+        from spectra.load.keras import read_keras_v3
+
+        return read_keras_v3(p)
+    from spectra.load.arrays import read_npz
+
+    return read_npz(p)
+
+
 def load(path: str | os.PathLike, *, trust: bool = False) -> Checkpoint:
     """Read every recurrent weight matrix of a checkpoint.
 
@@ -163,22 +183,12 @@ def load(path: str | os.PathLike, *, trust: bool = False) -> Checkpoint:
         raise UnsupportedFormatError(f"{p}: a dataset path ({dataset}) is only valid for HDF5 files")
 
     if kind == "zip":
-        sub = _zip_kind(p)
-        if sub == "pytorch-zip":
-            from spectra.load.pytorch import read_pytorch_zip
-
-            return read_pytorch_zip(p, trust=trust)
-        if sub == "torchscript":
-            from spectra.load.pytorch import read_torchscript
-
-            return read_torchscript(p, trust=trust)
-        if sub == "keras-v3":
-            from spectra.load.keras import read_keras_v3
-
-            return read_keras_v3(p)
-        from spectra.load.arrays import read_npz
-
-        return read_npz(p)
+        try:
+            return _read_zip(p, trust)
+        except (zipfile.BadZipFile, NotImplementedError, zlib.error, EOFError) as exc:
+            # a damaged member header or compression, or a "version needed" no reader has:
+            # found only when that member is read, past the archive-level checks
+            raise CorruptFileError(f"{p}: corrupt zip archive ({type(exc).__name__}: {exc})") from None
     if kind == "hdf5":
         from spectra.load.hdf5 import read_hdf5
 
