@@ -764,6 +764,7 @@ def test_several_mappings_with_recurrent_weights_are_all_reported_and_written_ba
         + [f"ema/weight_hh_l0[{g}]" for g in GRU_GATES]
         + [f"decoder/weight_hh_l0[{g}]" for g in GRU_GATES]
     )
+    assert {m.layer for m in ckpt} == {"encoder", "ema", "decoder"}  # not "encoder/"
     np.testing.assert_array_equal(
         ckpt.stacked("encoder/weight_hh_l0"), enc.weight_hh_l0.detach().double().numpy()
     )

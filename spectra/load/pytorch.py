@@ -169,7 +169,12 @@ def checkpoint_from_object(
             for mm in mats:
                 if pre:
                     source_paths[pre + mm.source] = [*m.path, mm.source]
-                    mm = replace(mm, id=pre + mm.id, layer=pre + mm.layer, source=pre + mm.source)
+                    mm = replace(
+                        mm,
+                        id=pre + mm.id,
+                        layer=(pre + mm.layer) if mm.layer else pre.rstrip("/"),
+                        source=pre + mm.source,
+                    )
                 matrices.append(mm)
         out_skipped.extend(Skipped(pre + s.name, s.shape, s.reason) for s in sk)
     out_skipped.extend(skipped)
