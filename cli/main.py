@@ -47,7 +47,7 @@ Exit codes:
   4  unsafe file: reading it would execute pickled code (opt in: --trust-pickle)
   5  the file holds no recurrent weight matrix
   6  --matrix names an id the file does not hold
-  7  a matrix is not square or holds NaN/Inf where numbers are needed
+  7  a matrix is not square, holds NaN/Inf, or has entries beyond 1e120 in magnitude
   8  the output file could not be written (exists: use --force)
   9  any other rnn-spectra error
   10 track: some checkpoints could not be analysed (listed on stderr; the others were written)

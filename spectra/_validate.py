@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from spectra.errors import NonFiniteError, NonSquareError
+from spectra.errors import InvalidArgumentError, NonFiniteError, NonSquareError
 
-__all__ = ["as_square_matrix", "rho_one_tolerance"]
+__all__ = ["as_square_matrix", "magnitude_problem", "rho_one_tolerance"]
 
 
-def as_square_matrix(A, name: str = "A", *, allow_nonfinite: bool = False) -> np.ndarray:
+def as_square_matrix(
+    A, name: str = "A", *, allow_nonfinite: bool = False, any_magnitude: bool = False
+) -> np.ndarray:
     """Return `A` as a float64 or complex128 ``(n, n)`` array.
 
     Parameters
@@ -21,21 +23,51 @@ def as_square_matrix(A, name: str = "A", *, allow_nonfinite: bool = False) -> np
         Name used in error messages.
     allow_nonfinite : bool
         If false (default), NaN or Inf raise :class:`NonFiniteError`.
+    any_magnitude : bool
+        Skip the range check (for callers that rescale by a power of two themselves).
 
     Raises
     ------
     NonSquareError
         If `A` is not two-dimensional and square, or is empty.
     NonFiniteError
-        If `A` holds NaN or Inf and `allow_nonfinite` is false.
+        If `A` holds NaN or Inf, or its largest entry is beyond ``1e120`` or (nonzero) below
+        ``1e-120`` in magnitude, and `allow_nonfinite` is false.
+    InvalidArgumentError
+        If `A` does not hold numbers.
     """
     a = np.asarray(A)
     if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] == 0:
         raise NonSquareError(f"{name} must be a non-empty square (n, n) matrix, got shape {a.shape}")
-    a = a.astype(np.complex128 if np.iscomplexobj(a) else np.float64, copy=False)
+    try:
+        a = a.astype(np.complex128 if np.iscomplexobj(a) else np.float64, copy=False)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{name} must hold numbers, got dtype {a.dtype}") from None
     if not allow_nonfinite and not np.all(np.isfinite(a)):
         raise NonFiniteError(f"{name} holds NaN or Inf entries; nothing can be computed from it")
+    why = magnitude_problem(a)
+    if why is not None and not allow_nonfinite and not any_magnitude:
+        raise NonFiniteError(f"{name}: {why}")
     return a
+
+
+#: entries beyond these magnitudes overflow or underflow the norms, SVDs and eigenvalue problems
+#: (squares of entries, LAPACK's balancing) and give wrong figures, not errors
+MAX_MAGNITUDE = 1e120
+MIN_MAGNITUDE = 1e-120
+
+
+def magnitude_problem(a: np.ndarray) -> str | None:
+    """Why a finite matrix is out of the range computed here (or None): its largest entry."""
+    finite = np.abs(a[np.isfinite(a)])
+    big = float(np.max(finite)) if finite.size else 0.0
+    if big > MAX_MAGNITUDE or 0 < big < MIN_MAGNITUDE:
+        return (
+            f"largest entry {big:.3g} in magnitude is outside [{MIN_MAGNITUDE:g}, {MAX_MAGNITUDE:g}], where "
+            "double-precision norms, SVDs and eigenvalues over- or underflow; rescale the matrix "
+            "(every figure but the Kreiss and pseudospectral ones scales with it)"
+        )
+    return None
 
 
 def rho_one_tolerance(n: int, norm2: float) -> float:

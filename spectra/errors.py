@@ -11,7 +11,7 @@ keeps working for callers that do not know this package::
     ├── NoRecurrentWeightsError (SpectraError, LookupError) readable, but no recurrent matrix
     ├── MatrixNotFoundError (SpectraError, KeyError)        ``--matrix ID`` names no matrix
     ├── NonSquareError (SpectraError, ValueError)           an array that is not (n, n)
-    ├── NonFiniteError (SpectraError, ValueError)           NaN/Inf where a number is needed
+    ├── NonFiniteError (SpectraError, ValueError)           NaN/Inf, or entries beyond 1e120
     ├── InvalidArgumentError (SpectraError, ValueError)     a library argument out of range
     └── WriteError (SpectraError, OSError)                  refusing to overwrite, failed write
 

@@ -32,7 +32,7 @@ import numpy as np
 import scipy.linalg
 
 from spectra._json import jsonable
-from spectra._validate import as_square_matrix, rho_one_tolerance
+from spectra._validate import as_square_matrix, magnitude_problem, rho_one_tolerance
 from spectra.checkpoint import Checkpoint, RecurrentMatrix
 from spectra.errors import InvalidArgumentError
 
@@ -620,8 +620,9 @@ def analyze(
         notes.append(msg)
         warnings.warn(msg, RuntimeWarning, stacklevel=2)
     for i, m in enumerate(chosen):
-        if not m.finite or not np.all(np.isfinite(m.matrix)):
-            msg = f"{m.id}: weights hold NaN or Inf; not analysed"
+        out_of_range = magnitude_problem(m.matrix) if m.finite else None
+        if not m.finite or not np.all(np.isfinite(m.matrix)) or out_of_range:
+            msg = f"{m.id}: {out_of_range or 'weights hold NaN or Inf'}; not analysed"
             notes.append(msg)
             warnings.warn(msg, RuntimeWarning, stacklevel=2)
             r = MatrixReport(id=m.id, shape=(m.n, m.n), finite=False)

@@ -84,7 +84,7 @@ def numerical_range(A, npts: int = 200) -> np.ndarray:
     """
     if int(npts) < 3:
         raise InvalidArgumentError(f"npts must be at least 3, got {npts!r}")
-    a0 = as_square_matrix(A)
+    a0 = as_square_matrix(A, any_magnitude=True)  # rescaled below
     a = a0.astype(np.complex128)
     N = int(npts)
     # real A: W(A) is symmetric about the real axis, the point at -theta the conjugate of that
@@ -160,7 +160,7 @@ def _prepared(A) -> tuple[np.ndarray, bool, float, float]:
     of two: ``w(A) = scale w(a)``) keeps ``||a||_F`` from underflowing or overflowing for
     entries near the ends of the float range.
     """
-    a0 = as_square_matrix(A)
+    a0 = as_square_matrix(A, any_magnitude=True)  # rescaled below
     a = a0.astype(np.complex128)
     big = float(np.max(np.abs(a))) if a.size else 0.0
     scale = 1.0

@@ -160,3 +160,27 @@ def test_kappa_is_one_for_normal_matrices_with_repeated_eigenvalues(mult):
     A = V @ np.diag([0.5, 0.5, 0.2, -0.3]) @ np.linalg.inv(V)
     k = analyze_matrix(A).kappa_eigvec
     assert 1 < k < 10
+
+
+def test_matrices_beyond_the_float_range_computed_here_are_refused_not_miscomputed():
+    # [[.5, 1e200], [0, .5]]: dep_F came out inf with dep_F/|A|_F nan and kappa(V) = 1 (it is
+    # defective), and kreiss_constant said "holds NaN or Inf"; 1e150 B gave rho_eps below rho
+    import warnings
+
+    import spectra
+    from spectra.errors import InvalidArgumentError, NonFiniteError
+
+    for A in (np.array([[0.5, 1e200], [0.0, 0.5]]), np.array([[0.0, 1e-170], [0.0, 0.0]])):
+        for f in (
+            spectra.analyze_matrix,
+            spectra.kreiss_constant,
+            lambda a: spectra.pseudospectral_radius(a, 0.01),
+        ):
+            with pytest.raises(NonFiniteError, match="rescale"):
+                f(A)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rep = spectra.analyze(A)
+        assert rep.matrices[0].finite is False and "rescale" in rep.warnings[0]
+    with pytest.raises(InvalidArgumentError, match="numbers"):
+        spectra.analyze_matrix([["a"]])
