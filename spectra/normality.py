@@ -498,14 +498,15 @@ def _eigen_condition_note(r: MatrixReport) -> str | None:
     if not math.isfinite(kap):
         return (
             "the eigenvector matrix is singular to working precision (kappa(V) = inf: defective, or "
-            "nearly): rho and the eigenvalues may be off by far more than rounding (a Jordan block of "
-            "order k moves its eigenvalue by about (u ||A||)^(1/k))"
+            "nearly): rho, the eigenvalues and dep_F (computed from them) may be off by far more than "
+            "rounding (a Jordan block of order k moves its eigenvalue by about (u ||A||)^(1/k))"
         )
     bound = kap * n * float(np.finfo(float).eps) / 2 * nrm
     if bound > 5e-5 * max(rho, bound * 1e-3):  # rounding reaches the 4th digit
         return (
             f"the eigenvalues are ill-conditioned (kappa(V) = {kap:.2g}): rho and the eigenvalues are "
-            f"uncertain by up to about kappa(V) n u ||A|| = {bound:.1g}"
+            f"uncertain by up to about kappa(V) n u ||A|| = {bound:.1g}, and dep_F (computed from them) "
+            "accordingly"
         )
     # rho printed to more digits near 1, but rounding reaches across the gap to 1. With
     # well-conditioned eigenvalues (an orthogonal matrix: kappa(V) = 1) that gap is rounding
