@@ -315,9 +315,9 @@ def transient_growth(A, kmax: int | None = None) -> TransientGrowth:
     T, rho = _power_form(A)
     n = T.shape[0]
     if kmax is not None:
+        if isinstance(kmax, bool) or not isinstance(kmax, int | np.integer) or kmax < 0:
+            raise InvalidArgumentError(f"kmax must be a non-negative integer, got {kmax!r}")
         kmax = int(kmax)
-        if kmax < 0:
-            raise InvalidArgumentError(f"kmax must be a non-negative integer, got {kmax}")
     limit = kmax if kmax is not None else (KMAX_UNSTABLE if rho >= 1 else KMAX_CAP)
     for lanczos in (True, False):
         powers = _PowerNorms(T, lanczos=lanczos)
@@ -942,7 +942,15 @@ def kreiss_constant(
     certified = False
     if not certify:
         upper, m_pow = math.inf, 0
-        if transient is not None and transient.n == n:
+        if transient is not None and (
+            transient.n != n or (len(transient.norms) > 1 and abs(transient.norms[1] - normT) > 1e-8 * normT)
+        ):
+            got = transient.norms[1] if len(transient.norms) > 1 else math.nan
+            raise InvalidArgumentError(
+                f"transient: not transient_growth of this matrix (n = {transient.n}, ||A|| = {got:.6g}; "
+                f"this one: n = {n}, ||A|| = {normT:.6g})"
+            )
+        if transient is not None:
             below = np.flatnonzero(transient.norms[1:] <= 1)
             if below.size:
                 m_pow = int(below[0]) + 1

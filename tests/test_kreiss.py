@@ -934,3 +934,16 @@ def test_lower_bound_is_never_below_one():
     for d in (1e-12, 1e-13, 6e-14):
         k = kreiss_constant(np.array([[1 - d, 1.0], [0.0, 1 - d]]))
         assert k.lower >= 1.0 and type(k.lower) is float
+
+
+def test_transient_of_another_matrix_and_non_integer_kmax_are_refused():
+    from spectra.errors import InvalidArgumentError
+
+    A = np.array([[0.5, 1.0], [0.0, 0.5]])
+    B = np.array([[0.5, 3.0], [0.0, 0.5]])
+    with pytest.raises(InvalidArgumentError, match="not transient_growth of this matrix"):
+        kreiss_constant(A, certify=False, transient=transient_growth(B))
+    for bad in (2.7, True, "3", -1):
+        with pytest.raises(InvalidArgumentError, match="kmax"):
+            transient_growth(A, bad)
+    assert transient_growth(A, np.int64(3)).kmax == 3
