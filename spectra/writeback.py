@@ -201,6 +201,7 @@ def write_matrices(
         if a.shape != (m.n, m.n):
             raise SpectraError(f"{key}: new matrix has shape {a.shape}, expected {(m.n, m.n)}")
         groups.setdefault(m.source, []).append((m, a))
+    _check_extension(ckpt.format, str(out))
     writer = _WRITERS.get(ckpt.format)
     if writer is None:
         raise UnsupportedFormatError(
@@ -439,6 +440,34 @@ def _write_npz(ckpt, path, out, groups, force, trust):
             save(f, **arrays)
 
     atomic_write(out, write, force=force)
+
+
+#: file-name endings and the formats written under them (the output format follows the input)
+_EXTENSIONS: dict[tuple[str, ...], tuple[str, ...]] = {
+    (".pt", ".pth", ".ckpt", ".bin", ".tar"): ("pytorch-zip", "pytorch-legacy", "torchscript"),
+    (".keras",): ("keras-v3",),
+    (".h5", ".hdf5", ".weights.h5"): ("keras-weights-h5", "keras-h5", "hdf5"),
+    (".npy",): ("npy",),
+    (".npz",): ("npz",),
+    (".safetensors",): ("safetensors",),
+}
+
+
+def _check_extension(fmt: str, out: str) -> None:
+    """Refuse an output name whose ending belongs to another format than the one written.
+
+    ``stabilize model.keras -o fixed.pt`` wrote a Keras archive named ``.pt``: torch.load
+    then fails on it. Unknown endings (or none) are left to the user.
+    """
+    low = out.lower()
+    for ends, fmts in _EXTENSIONS.items():
+        if low.endswith(ends) and fmt not in fmts:
+            want = next((e for e, f in _EXTENSIONS.items() if fmt in f), ())
+            hint = f"; name it {' or '.join(want[:2])}" if want else ""
+            raise WriteError(
+                f"output {out!r}: its ending is for another format, but the copy is written in the "
+                f"input's format ({fmt}){hint}"
+            )
 
 
 _WRITERS: dict[str, Callable] = {

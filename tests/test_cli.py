@@ -654,3 +654,12 @@ def test_an_uncertified_kreiss_constant_is_shown_as_the_lower_bound_it_is(tmp_pa
     header = next(line.split() for line in out.splitlines() if line.startswith("id"))
     row = next(line.split() for line in out.splitlines() if line.startswith("A "))
     assert row[header.index("K")].startswith("≥") and "K not certified" in out
+
+
+def test_stabilize_refuses_an_output_name_of_another_format(tmp_path, capsys):
+    # a .keras input written to -o x.pt was a Keras archive named .pt (torch.load fails on it)
+    src = str(DATA / "digits_lstm_regular.keras")
+    rc, _, err = run(["stabilize", src, "-o", str(tmp_path / "x.pt"), "--method", "exact"], capsys)
+    assert rc == 8 and "name it .keras" in err and not (tmp_path / "x.pt").exists()
+    rc, _, err = run(["stabilize", src, "-o", str(tmp_path / "x.keras"), "--method", "exact"], capsys)
+    assert rc == 0 and (tmp_path / "x.keras").exists()
