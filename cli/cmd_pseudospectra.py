@@ -205,16 +205,25 @@ def pseudospectra(
                 z = complex(w[0])
                 label = f"W(A) = {{{z.real:.4g}{'' if z.imag == 0 else f'{z.imag:+.4g}i'}}} (A = λI)"
             overlays.append([(np.append(w.real, w.real[0]), np.append(w.imag, w.imag[0]), label)])
-        o = g.options
-        click.echo(
-            f"{m.id}\tn={g.n}\tgrid={o['nx']}x{o['ny']}\tmethod={o['method']}\t"
-            f"levels={','.join(f'{v:.3g}' for v in g.levels)}\tmin_sigma={fmt(float(g.sigma_min.min()))}\t"
-            f"seconds={o['seconds']:.2f}"
-        )
     if not grids:
         from spectra.errors import NonFiniteError
 
         raise NonFiniteError(f"{checkpoint}: every selected matrix holds NaN or Inf; nothing to draw")
+
+    # the levels drawn: a panel shares one set (given, or chosen from all the grids)
+    drawn = None
+    if len(grids) > 1:
+        from spectra.plot.pseudospectra import shared_levels
+
+        drawn = shared_levels(grids) if levels is None else np.unique(np.asarray(levels, dtype=np.float64))
+    for g in grids:
+        o = g.options
+        lv = g.levels if drawn is None else drawn
+        click.echo(
+            f"{g.matrix_id}\tn={g.n}\tgrid={o['nx']}x{o['ny']}\tmethod={o['method']}\t"
+            f"levels={','.join(f'{v:.3g}' for v in lv)}\tmin_sigma={fmt(float(g.sigma_min.min()))}\t"
+            f"seconds={o['seconds']:.2f}"
+        )
 
     use_agg()
     import matplotlib.pyplot as plt

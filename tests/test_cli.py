@@ -663,3 +663,30 @@ def test_stabilize_refuses_an_output_name_of_another_format(tmp_path, capsys):
     assert rc == 8 and "name it .keras" in err and not (tmp_path / "x.pt").exists()
     rc, _, err = run(["stabilize", src, "-o", str(tmp_path / "x.keras"), "--method", "exact"], capsys)
     assert rc == 0 and (tmp_path / "x.keras").exists()
+
+
+def test_pseudospectra_prints_the_levels_it_draws_in_a_panel(tmp_path, capsys):
+    # each matrix's own default levels were printed, the panel drew shared ones
+    from spectra.plot.pseudospectra import shared_levels
+
+    src = str(DATA / "digits_lstm_regular.pt")
+    rc, out, _ = run(
+        [
+            "pseudospectra",
+            src,
+            "-o",
+            str(tmp_path / "p.png"),
+            "--npts",
+            "20",
+            "--save-grid",
+            str(tmp_path / "g.npz"),
+        ],
+        capsys,
+    )
+    assert rc == 0
+    import spectra
+
+    grids = [spectra.load_grid(str(tmp_path / f"g.{k}.npz")) for k in range(4)]
+    want = ",".join(f"{v:.3g}" for v in shared_levels(grids))
+    printed = {line.split("\t")[4] for line in out.splitlines() if "\tlevels=" in line}
+    assert printed == {f"levels={want}"}
