@@ -248,6 +248,18 @@ def check_figure_path(ctx, param, value):
     """Click callback: a figure path must end in .png, .svg or .pdf."""
     if value is not None and os.path.splitext(value)[1].lower() not in FIGURE_EXTS:
         raise click.BadParameter(f"{value!r}: the figure format comes from the extension: .png, .svg or .pdf")
+    if value is not None:
+        # said before the grids are computed (minutes for a large matrix), not after
+        from spectra.errors import WriteError
+
+        parent = os.path.dirname(os.path.abspath(value))
+        if os.path.isdir(value):
+            raise WriteError(f"output {value!r} is a directory; give a file name")
+        if not os.path.isdir(parent):
+            what = "is not a folder" if os.path.exists(parent) else "does not exist"
+            raise WriteError(f"output {value!r}: {parent!r} {what}")
+        if not os.access(parent, os.W_OK):
+            raise WriteError(f"output {value!r}: folder {parent!r} is not writable")
     return value
 
 

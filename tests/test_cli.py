@@ -690,3 +690,15 @@ def test_pseudospectra_prints_the_levels_it_draws_in_a_panel(tmp_path, capsys):
     want = ",".join(f"{v:.3g}" for v in shared_levels(grids))
     printed = {line.split("\t")[4] for line in out.splitlines() if "\tlevels=" in line}
     assert printed == {f"levels={want}"}
+
+
+def test_an_unwritable_figure_path_is_refused_before_any_computation(tmp_path, capsys, monkeypatch):
+    import spectra
+
+    def boom(*a, **k):  # the grid must not even start
+        raise AssertionError("computed before the output was checked")
+
+    monkeypatch.setattr(spectra, "pseudospectra", boom)
+    src = str(DATA / "digits_lstm_regular.pt")
+    rc, out, err = run(["pseudospectra", src, "-o", str(tmp_path / "missing" / "p.png")], capsys)
+    assert rc == 8 and "does not exist" in err and out == ""
