@@ -222,3 +222,14 @@ def test_cli_train_says_when_power_norm_left_a_matrix_above_the_target(tmp_path,
     above = [b for b in info.values() if b["spectral_radius_after"] > 1]
     assert above, "this seed should leave a matrix above the target"
     assert f"{len(above)} still have rho > 1" in err
+
+
+def test_resume_without_a_run_says_it_starts_a_new_one(tmp_path):
+    import warnings
+
+    from spectra.train.loop import TrainConfig, train
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(TrainConfig(epochs=0), tmp_path / "none", resume=True)
+    assert any("no run to resume" in str(c.message) for c in caught)

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -320,6 +321,10 @@ def train(
 
     history: list[dict] = []
     start = 0
+    if resume and not resume_file.exists():
+        warnings.warn(
+            f"{out}: no run to resume (no resume.pt): starting a new one", RuntimeWarning, stacklevel=2
+        )
     if resume and resume_file.exists():
         # resume.pt is the commit point of an epoch: written after the epoch's checkpoint and
         # sidecar, it holds the optimiser state, the configuration and the history
