@@ -958,3 +958,14 @@ def test_analyze_repeats_what_the_reader_had_to_assume(tmp_path):
     torch.save(torch.nn.LSTM(3, 4).state_dict(), plain)
     rep = spectra.analyze(plain, figures=("basic",))
     assert not any("assumed" in w for w in rep.warnings)
+
+
+def test_gradients_saved_beside_the_model_are_not_reported_as_weights(tmp_path):
+    torch.manual_seed(0)
+    m = torch.nn.GRU(3, 4)
+    m(torch.randn(5, 1, 3))[0].sum().backward()
+    grads = {k: p.grad.clone() for k, p in m.named_parameters()}
+    torch.save({"model": m.state_dict(), "grads": grads}, tmp_path / "g.pt")
+    ckpt = load(tmp_path / "g.pt")
+    assert len(ckpt) == 3 and not any("grads" in i for i in ckpt.ids)
+    assert any(s.name.startswith("grads") and "gradients" in s.reason for s in ckpt.skipped)

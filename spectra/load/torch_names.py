@@ -180,6 +180,14 @@ def find_tensor_mappings(
             sub_reason = reason
             if sub_reason is None and (_is_optimizer(node) or _names_optimizer(path)):
                 sub_reason = "optimizer state"
+            if (
+                sub_reason is None
+                and path
+                and isinstance(path[-1], str)
+                and _GRAD_KEY.fullmatch(path[-1].lower())
+            ):
+                # {"model": sd, "grads": {name: p.grad}}: named like the weights, but gradients
+                sub_reason = "gradients (by the key's name), not weights"
             if sub_reason is None and node and all(isinstance(k, str) for k in node):
                 arrays = {k: v for k, v in node.items() if is_array(v)}
                 if arrays:
@@ -209,6 +217,8 @@ def find_tensor_mappings(
 #: a key naming optimizer state: "optimizer", "optim", "optimizer_state_dict", "g_optimizer"...,
 #: not "optimal_model" or "optimized" (models kept under such keys were skipped)
 _OPTIM_KEY = re.compile(r"(?:.*[_.\-])?optim(?:izer)?s?(?:[_.\-].*)?")
+#: a mapping of gradients saved beside the model (grads, gradients, grad_norms, last_grads...)
+_GRAD_KEY = re.compile(r"(?:.*[_.\-])?grad(?:ient)?s?(?:[_.\-].*)?")
 
 
 def _names_optimizer(path: list) -> bool:
