@@ -121,6 +121,13 @@ def train(**kw) -> None:
     epoch_NNN.json beside it holds the task, cell, regime and every option,
     seed, data source and sha256, and train/validation/test metrics. The model
     is selected on the validation split. A summary table goes to stdout.
+
+    \b
+    Examples:
+      spectra train --task digits --cell lstm --regime stable --epochs 5 -o runs/lstm_stable
+      spectra train --cell gru --regime robust-cov --cov-mu 0.05 -o runs/gru_cov
+      spectra train ... -o runs/lstm_stable --resume      # continue after an interruption
+      spectra analyze runs/lstm_stable/epoch_005.pt       # then examine a checkpoint
     """
     from spectra.train.loop import TrainConfig
     from spectra.train.loop import train as run_train
@@ -228,6 +235,11 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
     the normalised inputs (embeddings for sentiment). Also prints the first
     paper's Table I metric: the amplitude at which misclassification reaches
     3%, 5% and 10% (linear interpolation; '-' when not reached).
+
+    \b
+    Examples:
+      spectra evaluate runs/lstm_stable/epoch_005.pt
+      spectra evaluate data/digits_rnn_stable.pt --noise 0,0.5,1 --repeats 3 --json
     """
     from spectra.train.checkpoints import load_trained, task_for
     from spectra.train.evaluate import evaluate_noise, noise_thresholds
@@ -326,6 +338,11 @@ def robustness(ckpt, task, sigma, sequences, draws, seed, split, data, threads, 
     Tr(R_T) comes from propagating P_t = J_x P J_x^T + J_u Sigma J_u^T along
     the clean trajectory (first paper, Theorem 3); Monte Carlo adds noise of
     std SIGMA to every step of the first SEQUENCES inputs of the split.
+
+    \b
+    Examples:
+      spectra robustness data/digits_rnn_stable.pt
+      spectra robustness runs/gru_cov/epoch_010.pt --sigma 0.05,0.1 --draws 200 --json
     """
     from spectra.train.checkpoints import load_trained, task_for
     from spectra.train.evaluate import robustness as measure
