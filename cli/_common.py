@@ -100,6 +100,29 @@ def fmt_bracketed(x, lower, upper, digits: int = 4, *, extra: int = 4) -> str:
     return fmt(x, digits)
 
 
+def fmt_kreiss(m: dict, digits: int = 4) -> str:
+    """The Kreiss constant of a JSON row (``kreiss``, ``kreiss_lower``, ...) as tables print it.
+
+    A certified K with the digits both ends of its bracket share; an uncertified one (found by
+    search, n > 64 or rho = 1 to rounding) or one beyond what double precision resolves as
+    ``≥`` its proved lower bound; inf as ``inf``.
+    """
+    v = m.get("kreiss")
+    if not isinstance(v, float) or not math.isfinite(v):
+        return fmt(v, digits)
+    lo, hi = m.get("kreiss_lower"), m.get("kreiss_certified_upper")
+    lo = lo if isinstance(lo, float) else None
+    if m.get("kreiss_resolved") is False:
+        # K beyond what double precision resolves: the proved lower bound, not the estimate
+        return "≥" + fmt_bound(lo if lo is not None else v, digits, up=False)
+    if lo is not None and isinstance(hi, float) and hi <= lo * (1 + 1e-5):
+        return fmt_bracketed(v, lo, hi, digits)  # certified
+    if lo is not None:
+        # attained, so a lower bound; a higher maximum may have been missed
+        return "≥" + fmt_bound(lo, digits, up=False)
+    return fmt(v, digits)
+
+
 def fmt_rho(x, err: float = 0.0) -> str:
     """The spectral radius with enough digits to tell it from 1 (1.0001 is not "1.000").
 

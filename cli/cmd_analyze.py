@@ -16,8 +16,8 @@ from spectra_cli._common import (
     eps_list,
     fmt,
     fmt_bound,
-    fmt_bracketed,
     fmt_floor,
+    fmt_kreiss,
     fmt_rho,
     matrix_option,
     plural,
@@ -71,20 +71,8 @@ def _cell(report_dict: dict, key: str, digits: int) -> str:
         if v == 0 and m.get("marginal"):  # rho = 1 to rounding: 0 only because rho came out >= 1
             return "<" + fmt_bound(floor, 1, up=True)
         return fmt_floor(v, floor, digits)
-    if key == "kreiss" and m.get("kreiss_resolved") is False:
-        # K beyond what double precision resolves: the proved lower bound, not the estimate
-        lo = m.get("kreiss_lower")
-        return "≥" + fmt_bound(lo if isinstance(lo, float) else v, digits, up=False)
-    if key == "kreiss" and isinstance(m.get("kreiss_certified_upper"), float):
-        # a certified bracket: digits enough that both its ends round to the figure shown
-        hi = m["kreiss_certified_upper"]
-        lo = m.get("kreiss_lower")
-        if isinstance(lo, float) and hi <= lo * (1 + 1e-5):
-            return fmt_bracketed(v, lo, hi, digits)
-        if isinstance(lo, float) and isinstance(v, float) and math.isfinite(v):
-            # found by search and ascent (n > 64, or rho = 1 to rounding) but not certified: the
-            # value is attained, so a lower bound; a higher maximum may have been missed
-            return "≥" + fmt_bound(lo, digits, up=False)
+    if key == "kreiss":
+        return fmt_kreiss(m, digits)
     if key == "transient_peak" and m.get("transient_peak_is_lower_bound"):
         return "≥" + fmt_bound(v, digits, up=False)
     return fmt(v, digits) if digits else fmt(v)

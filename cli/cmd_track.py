@@ -10,6 +10,7 @@ from spectra_cli._common import (
     check_figure_path,
     echo_json,
     fmt,
+    fmt_kreiss,
     plural,
     progress_bar,
     quiet_option,
@@ -53,12 +54,20 @@ def _render_table(result) -> str:
         for r in rows:
             epoch = r["epoch"] if r["epoch"] is not None else f"#{r['step']}"
             name = os.path.basename(r["file"])
-            cells.append([str(epoch), name, r["matrix"], *(fmt(r.get(k)) for _, k in cols[3:])])
+            cells.append(
+                [
+                    str(epoch),
+                    name,
+                    r["matrix"],
+                    *(fmt_kreiss(r) if k == "kreiss" else fmt(r.get(k)) for _, k in cols[3:]),
+                ]
+            )
         out.append(table(cells, [h for h, _ in cols], right=[True, False, False] + [True] * (len(cols) - 3)))
         out.append("")
     out.append(
         "rho: spectral radius; dep_F/|A|_F: relative departure from normality; d_inst: distance to "
-        "instability; K: Kreiss constant; peak: max_k |A^k|_2; epoch #N: N-th file of the run by name"
+        "instability; K: Kreiss constant (≥x: a lower bound, not certified); peak: max_k |A^k|_2; "
+        "epoch #N: N-th file of the run by name"
     )
     return "\n".join(out)
 

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from spectra._json import jsonable
-from spectra._validate import as_square_matrix
+from spectra._validate import as_square_matrix, magnitude_problem
 from spectra.errors import InvalidArgumentError, UnsupportedFormatError
 
 __all__ = [
@@ -414,7 +414,8 @@ def analyze_checkpoint(
             "direction": m.direction,
             "gate": m.gate,
             "n": int(a.shape[0]),
-            "finite": bool(m.finite and np.all(np.isfinite(a))),
+            # out of double precision's range here counts as not finite: listed, not analysed
+            "finite": bool(m.finite and np.all(np.isfinite(a)) and magnitude_problem(a) is None),
         }
         if d["finite"]:
             r = analyze_matrix(a, id=m.id)

@@ -702,3 +702,30 @@ def test_an_unwritable_figure_path_is_refused_before_any_computation(tmp_path, c
     src = str(DATA / "digits_lstm_regular.pt")
     rc, out, err = run(["pseudospectra", src, "-o", str(tmp_path / "missing" / "p.png")], capsys)
     assert rc == 8 and "does not exist" in err and out == ""
+
+
+def test_fmt_kreiss_says_what_is_proved():
+    from spectra_cli._common import fmt_kreiss
+
+    # certified: the digits both ends agree on
+    assert (
+        fmt_kreiss({"kreiss": 19.42533, "kreiss_lower": 19.42532, "kreiss_certified_upper": 19.42535})
+        == "19.43"
+    )
+    # found by search, upper only from the powers (n > 64): a lower bound, rounded down
+    row = {"kreiss": 12.5199, "kreiss_lower": 12.5199, "kreiss_certified_upper": 20.97}
+    assert fmt_kreiss(row) == "≥12.51"
+    # rho = 1 to rounding: upper "inf" (JSON), still only a lower bound
+    assert (
+        fmt_kreiss({"kreiss": 250.0009, "kreiss_lower": 250.0009, "kreiss_certified_upper": "inf"})
+        == "≥250.0"
+    )
+    # beyond double precision: the proved lower bound, not the estimate
+    row = {
+        "kreiss": 1.48e9,
+        "kreiss_lower": 4.98e8,
+        "kreiss_certified_upper": "inf",
+        "kreiss_resolved": False,
+    }
+    assert fmt_kreiss(row) == "≥4.980e+08"
+    assert fmt_kreiss({"kreiss": "inf"}) == "inf"
