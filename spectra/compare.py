@@ -280,13 +280,21 @@ def _figures(
         figs[_eps_key(eps)] = extra["pseudospectral_radius"][eps_label(eps)]
     for key in ("distance_to_instability", "kreiss", "transient_peak", "transient_peak_k"):
         figs[key] = extra[key]
+    k, k_lo, k_hi = extra.get("kreiss"), extra.get("kreiss_lower"), extra.get("kreiss_certified_upper")
+    # found by search but not certified (n > 64, rho = 1 to rounding): attained, so a lower bound
+    uncertified = (
+        isinstance(k, float)
+        and math.isfinite(k)
+        and isinstance(k_lo, float)
+        and not (k_hi <= k_lo * (1 + 1e-5))
+    )
     lower = {
         "transient_peak": bool(extra.get("transient_peak_is_lower_bound")),
-        "kreiss": extra.get("kreiss_resolved") is False,
+        "kreiss": extra.get("kreiss_resolved") is False or uncertified,
     }
     notes = (
         ["K beyond what double precision resolves: the value is only a lower bound"]
-        if lower["kreiss"]
+        if extra.get("kreiss_resolved") is False
         else []
     )
     return figs, notes, lower

@@ -377,3 +377,15 @@ def test_plot_compare_scales_far_apart_get_their_own_limits():
         assert axes[1, 0].get_xlim() == axes[1, 1].get_xlim() and "own" not in axes[1, 1].get_title()
     finally:
         plt.close(axes[0, 0].figure)
+
+
+def test_an_uncertified_kreiss_constant_is_marked_as_a_lower_bound():
+    # n > 64: K comes from a search without the certificate; compare showed it bare
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((70, 70)) / np.sqrt(70) + 0.2 * np.triu(rng.standard_normal((70, 70)), 1)
+    A *= 0.9 / np.max(np.abs(np.linalg.eigvals(A)))
+    res = compare_matrices([("W", A, 0.5 * A)], criterion="kreiss")
+    assert res.matrices[0].lower_bounds["kreiss"][0] is True
+    small = jordan(0.5, 0.3)  # n <= 64: certified
+    res = compare_matrices([("W", small, small)], criterion="kreiss")
+    assert res.matrices[0].lower_bounds["kreiss"] == (False, False)
