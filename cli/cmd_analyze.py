@@ -117,7 +117,8 @@ def _render_table(doc: dict) -> str:
     if any(c.startswith(("<", "≥")) for r in rows for c in r[1:]):
         lines.append(
             "<x: below the rounding level x (not resolved); ≥x: a lower bound (powers stopped "
-            "before the peak was proved; K not certified -- spectra kreiss --certify yes proves it -- "
+            "before the peak was proved; K not certified -- n > 64: spectra kreiss --certify yes proves it; "
+            "rho = 1 to rounding: no upper bound is provable -- "
             "or beyond what double precision resolves)"
         )
     if eps_keys or robust:

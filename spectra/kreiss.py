@@ -505,6 +505,48 @@ def _f_at(T: np.ndarray, z: complex) -> float:
     return (abs(z) - 1) / s if s > 0 else math.inf
 
 
+def _outside_resolved(a: np.ndarray, T: np.ndarray, tol: float) -> bool:
+    """Whether the matrix as given has ``rho >= 1`` for sure, its computed ``rho`` being ``> 1 + tol``.
+
+    Any of: `a` is triangular (its eigenvalues are its diagonal, exactly); ``|trace(a)|/n > 1``
+    beyond the sum's rounding (the mean of the eigenvalues: one has modulus at least that);
+    the largest computed eigenvalue ``lambda`` is well enough conditioned that
+    ``kappa(lambda) tol < (|lambda| - 1)/2`` (first-order perturbation: Wilkinson's condition
+    number ``||x|| ||y||/|y* x|`` from the Schur factor's eigenvectors). Otherwise (a defective
+    or nearly defective largest eigenvalue, as of a rotated Jordan block) rounding could have
+    put it outside.
+    """
+    n = a.shape[0]
+    if np.array_equal(np.triu(a), a) or np.array_equal(np.tril(a), a):
+        return True
+    d = np.diag(a)
+    if abs(complex(np.sum(d))) / n - 1 > 4 * n * _EPS * float(np.sum(np.abs(d))) / n:
+        return True
+    t = np.diag(T)
+    k = int(np.argmax(np.abs(t)))
+    lam = t[k]
+    with np.errstate(all="ignore"):
+        try:
+            x = np.zeros(n, dtype=np.complex128)
+            x[k] = 1
+            if k > 0:
+                x[:k] = sla.solve_triangular(T[:k, :k] - lam * np.eye(k), -T[:k, k], check_finite=False)
+            y = np.zeros(n, dtype=np.complex128)
+            y[k] = 1
+            if k < n - 1:
+                m = n - k - 1
+                y[k + 1 :] = sla.solve_triangular(
+                    (T[k + 1 :, k + 1 :] - lam * np.eye(m)).conj().T,
+                    -np.conj(T[k, k + 1 :]),
+                    lower=True,
+                    check_finite=False,
+                )
+            kappa = float(np.linalg.norm(x) * np.linalg.norm(y) / abs(np.vdot(y, x)))
+        except (np.linalg.LinAlgError, ValueError, ZeroDivisionError):
+            return False
+    return bool(np.isfinite(kappa) and kappa * tol < 0.5 * (abs(lam) - 1))
+
+
 def _ray_lower_bound(T: np.ndarray, lam: np.ndarray, norm: float) -> tuple[float, complex | None]:
     """A lower bound on K from rays out through eigenvalues `lam` (next to the unit circle).
 
@@ -803,15 +845,30 @@ def kreiss_constant(
             1.0, f"||A||_2 = {normT:.6g} <= 1, so K(A) = 1 exactly (a contraction: no transient growth)"
         )
     on_circle = rho_one_tolerance(n, normT)
-    # rho > 1 beyond that window, but an ill-conditioned (defective) largest eigenvalue: rounding
-    # moves it by far more than u ||A|| (a Jordan block of order k by (u ||A||)^(1/k)), so rho >= 1
-    # is decided only if no perturbation of the rounding size puts an eigenvalue on the circle
-    # where the largest one points (the unit point there in its on_circle-pseudospectrum)
-    unresolved_outside = False
-    if rho >= 1 + on_circle:
-        top = np.diag(T)[int(np.argmax(np.abs(np.diag(T))))]
-        unresolved_outside = _smin_at(T, top / abs(top)) <= on_circle
-    if abs(rho - 1) < on_circle or unresolved_outside:
+    # rho > 1 beyond that window, but rounding can move an ill-conditioned (defective) eigenvalue
+    # by far more than u ||A|| (a Jordan block of order k by (u ||A||)^(1/k)): see
+    # _outside_resolved for what proves rho(A) > 1 of the matrix as given
+    unresolved_outside = rho >= 1 + on_circle and not _outside_resolved(a, T, on_circle)
+    if unresolved_outside:
+        near = np.diag(T)[np.argsort(-np.abs(np.diag(T)), kind="stable")]
+        f_lo, z_lo = _ray_lower_bound(T, near[np.abs(near) >= 1], normT)
+        return KreissResult(
+            value=math.inf,
+            lower=f_lo,
+            upper=math.inf,
+            z=z_lo,
+            certified=False,
+            n=n,
+            spectral_radius=rho,
+            norm=normT,
+            message=(
+                f"rho(A) = {rho:.6g} as computed, but its largest eigenvalue is so ill-conditioned "
+                "(defective, or nearly) that rounding alone could have moved it across the unit circle: "
+                "whether rho >= 1 is not resolved. K is infinite, or astronomically large "
+                f"(K >= {f_lo:.6g}, attained at z allowing for the SVD's rounding)"
+            ),
+        )
+    if abs(rho - 1) < on_circle:
         # rho(A) = 1 to rounding (e.g. A divided by its spectral radius): whether K is
         # finite depends on the unimodular eigenvalues being semisimple, which rounding
         # cannot decide; K(sA) for s -> 1- tends to K(A) when it is finite (and grows
@@ -819,7 +876,7 @@ def kreiss_constant(
         from spectra.normality import is_defective
 
         lam = sla.eigvals(a, check_finite=False)
-        near = lam[np.abs(np.abs(lam) - 1) < on_circle] if not unresolved_outside else lam[np.abs(lam) >= 1]
+        near = lam[np.abs(np.abs(lam) - 1) < on_circle]
         if is_defective(a, near):
             f_lo, z_lo = _ray_lower_bound(T, near, normT)
             return KreissResult(
@@ -832,14 +889,8 @@ def kreiss_constant(
                 spectral_radius=rho,
                 norm=normT,
                 message=(
-                    (
-                        f"rho(A) = {rho:.17g} is 1 to rounding (within {on_circle:.1e})"
-                        if not unresolved_outside
-                        else f"rho(A) = {rho:.6g} as computed, but the unit circle lies within rounding "
-                        f"({on_circle:.1e}) of the pseudospectrum of that defective eigenvalue: rho may be "
-                        "below 1"
-                    )
-                    + " and an eigenvalue there is defective (a Jordan block): ||A^k|| grows without bound, "
+                    f"rho(A) = {rho:.17g} is 1 to rounding (within {on_circle:.1e})"
+                    " and an eigenvalue there is defective (a Jordan block): ||A^k|| grows without bound, "
                     "or, if rounding "
                     "put rho just below 1, transiently to astronomical size; K(A) is infinite to "
                     f"rounding (K >= {f_lo:.6g}, attained at z allowing for the SVD's rounding)"
@@ -863,14 +914,7 @@ def kreiss_constant(
             spectral_radius=rho,
             norm=normT,
             message=(
-                (
-                    f"rho(A) = {rho:.17g} is 1 to rounding"
-                    if not unresolved_outside
-                    else f"rho(A) = {rho:.6g} as computed, but the unit circle lies within rounding "
-                    f"({on_circle:.1e}) of the pseudospectrum of its largest eigenvalue: rho >= 1 is not "
-                    "resolved (rho may be below 1)"
-                )
-                + f": K estimated by K(sA) with s = 1 - {1 - s:.1e} "
+                f"rho(A) = {rho:.17g} is 1 to rounding: K estimated by K(sA) with s = 1 - {1 - s:.1e} "
                 "(finite when the unimodular eigenvalues are semisimple; K(sA) <= K(A), and the gap "
                 f"may be of order sqrt(1 - s) K: the estimate may be low by about {math.sqrt(1 - s):.0e} "
                 "relative, and no upper bound is proved for A); K(sA) from a grid search and BFGS ascent"

@@ -924,9 +924,22 @@ def test_rho_above_one_only_by_rounding_of_a_defective_eigenvalue_is_not_certifi
             and k.lower >= 1
             and ("not resolved" in k.message or "may be below 1" in k.message)
         )
-    # a well-conditioned unstable matrix stays a certified inf
-    k = kreiss_constant(np.diag([1.1, 0.5]))
-    assert math.isinf(k.value) and k.certified
+    # matrices whose rho > 1 is proved stay a certified inf: triangular (exact eigenvalues), a
+    # trace beyond n, or a well-conditioned largest eigenvalue -- also beside a far more
+    # non-normal block (a first version of the check called these unresolved, and gave K(sA))
+    rng = np.random.default_rng(0)
+    S = 1.5 * np.diag(np.ones(69), 1)
+    for A in (
+        np.diag([1.1, 0.5]),
+        sla.block_diag(S, [[1.02]]),
+        sla.block_diag([[1.04, 1e8], [0, 0.95]], [[1.05]]),
+        1.01 * np.eye(64) + np.eye(64, k=1),
+        rng.standard_normal((128, 128)) / np.sqrt(128) * 1.7,
+    ):
+        Q = np.linalg.qr(rng.standard_normal(A.shape))[0]
+        for M in (A, Q @ A @ Q.T):
+            k = kreiss_constant(M)
+            assert math.isinf(k.value) and k.certified, k.message
 
 
 def test_lower_bound_is_never_below_one():
