@@ -885,5 +885,98 @@ def test_custom_cell_recurrent_kernel_is_told_by_shape_and_an_ambiguous_one_is_f
             (m,) = load(p)
             if cls is BiasFirst:  # the only (units, units) variable: the right one
                 np.testing.assert_array_equal(m.matrix, U.T)
-            else:  # the file cannot tell the two (4, 4) kernels apart: it must say so
+            elif ext == ".keras":  # a custom class, and two (4, 4) kernels: it must warn
                 assert any("does not name them" in n for n in m.notes), m.notes
+            else:  # no config: most likely Keras's own cell, read in its order; said in a note
+                assert any("same shape" in n and "Keras's own order" in n for n in m.notes), m.notes
+
+
+def test_feed_forward_layers_are_not_read_as_cells_and_cell_ids_agree_across_formats(tmp_path):
+    # review of the shape-based reading: a gated feed-forward layer (W, G square and a bias) came
+    # out as a SimpleRNN, a Dense kept in an attribute named `cell` as a GRU; a Keras-named cell
+    # attribute got a process-counter name (gru_cell_1) in .keras/.weights.h5 but not in .h5; a
+    # custom cell class named like an LSTM cell with (kernel, bias, recurrent_kernel) was exit 5
+    import keras
+
+    L = keras.layers
+
+    @keras.saving.register_keras_serializable(package="spectra_tests")
+    class GatedDense(L.Layer):
+        def build(self, s):
+            d = s[-1]
+            self.w = self.add_weight(shape=(d, d), name="w")
+            self.g = self.add_weight(shape=(d, d), name="g")
+            self.b = self.add_weight(shape=(d,), name="b")
+
+        def call(self, x):
+            return (x @ self.w + self.b) * keras.ops.sigmoid(x @ self.g)
+
+    @keras.saving.register_keras_serializable(package="spectra_tests")
+    class Proj(L.Layer):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.cell = L.Dense(24)
+
+        def build(self, s):
+            self.cell.build(s)
+
+        def call(self, x):
+            return self.cell(x)
+
+    @keras.saving.register_keras_serializable(package="spectra_tests")
+    class Dec(L.Layer):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.step = L.GRUCell(4)  # Keras names it gru_cell[_N]
+
+        def build(self, s):
+            self.step.build((s[0], s[-1]))
+
+        def call(self, x):
+            return self.step(x[:, -1], [x[:, -1, :4]])[0]
+
+    @keras.saving.register_keras_serializable(package="spectra_tests")
+    class MyLSTMCell(L.Layer):
+        def __init__(self, units, **kw):
+            super().__init__(**kw)
+            self.units, self.state_size = units, [units, units]
+
+        def build(self, s):
+            u = self.units
+            self.kernel = self.add_weight(shape=(s[-1], 4 * u), name="kernel")
+            self.bias = self.add_weight(shape=(4 * u,), name="bias")
+            self.recurrent_kernel = self.add_weight(shape=(u, 4 * u), name="recurrent_kernel")
+
+        def call(self, x, states):
+            h, c = states
+            i, f, g, o = keras.ops.split(x @ self.kernel + h @ self.recurrent_kernel + self.bias, 4, axis=-1)
+            c = keras.ops.sigmoid(f) * c + keras.ops.sigmoid(i) * keras.ops.tanh(g)
+            h = keras.ops.sigmoid(o) * keras.ops.tanh(c)
+            return h, [h, c]
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    inp = keras.Input((5, 8))
+    m1 = keras.Model(
+        inp, Proj(name="proj")(GatedDense(name="gated")(L.SimpleRNN(8, return_sequences=True, name="s")(inp)))
+    )
+    inp = keras.Input((5, 4))
+    dec = Dec(name="dec")
+    m2 = keras.Model(inp, dec(inp))
+    inp = keras.Input((5, 3))
+    mycell = MyLSTMCell(4)
+    m3 = keras.Model(inp, L.RNN(mycell, name="r")(inp))
+    U_dec = keras.ops.convert_to_numpy(dec.step.recurrent_kernel).astype(np.float64)
+    U_my = keras.ops.convert_to_numpy(mycell.recurrent_kernel).astype(np.float64)
+    for ext in (".keras", ".weights.h5", ".h5"):
+        for tag, m in (("m1", m1), ("m2", m2), ("m3", m3)):
+            p = tmp_path / f"{tag}{ext}"
+            (m.save_weights if ext == ".weights.h5" else m.save)(p)
+        assert load(tmp_path / f"m1{ext}").ids == ["s/recurrent_kernel"], ext
+        ck = load(tmp_path / f"m2{ext}")
+        assert [x.id for x in ck] == [f"dec/recurrent_kernel[{g}]" for g in GRU_GATES], ext
+        np.testing.assert_array_equal(ck["dec/recurrent_kernel[update]"].matrix, U_dec[:, :4].T)
+        if ext != ".h5":
+            ck = load(tmp_path / f"m3{ext}")
+            np.testing.assert_array_equal(ck["r/recurrent_kernel[input]"].matrix, U_my[:, :4].T)

@@ -404,8 +404,12 @@ def _cell_kernels(
     reset_after: bool | None,
     direction: str,
     reasons: dict[str, str],
+    has_config: bool = False,
 ) -> list[_Kernel]:
-    """Kernels of a Keras 3 cell group: ``<cell>/vars/1``, or one per cell of ``StackedRNNCells``."""
+    """Kernels of a Keras 3 cell group: ``<cell>/vars/1``, or one per cell of ``StackedRNNCells``.
+
+    `has_config`: a config described the layer (so a cell of unknown class is a custom one).
+    """
     cells = cell_group.get("cells")
     if isinstance(cells, h5py.Group):  # RNN([cell, cell, ...]): <layer>/cell/cells/<cell name>/vars
         out: list[_Kernel] = []
@@ -428,6 +432,7 @@ def _cell_kernels(
                     reset_after=None,
                     direction=direction,
                     reasons=reasons,
+                    has_config=has_config,
                 )
         return out
     cell_vars = cell_group.get("vars")
@@ -437,10 +442,12 @@ def _cell_kernels(
     names = sorted((n for n in cell_vars if n.isdigit()), key=int)
     conv = "Conv" in cls
     rk_name, how = "1", ()
-    if cell is None and not conv:
-        # not one of Keras's cells (a custom cell in RNN(cell)): its variables are saved by
-        # creation order, with no names, so the recurrent kernel is told by its shape
-        rk_name, how = _custom_recurrent_kernel(cell_vars, names, user)
+    shapes = _kernel_shapes(cell_vars, names)
+    if not conv and (cell is None or not _kernel_shaped(shapes.get("1", ()))):
+        # not one of Keras's cells (a custom cell in RNN(cell), or one whose class name merely
+        # sounds like one): its variables are saved by creation order, with no names, so the
+        # recurrent kernel is told by its shape
+        rk_name, how = _custom_recurrent_kernel(shapes, has_config)
     for n in names:
         role = {"0": "input kernel", "1": "recurrent kernel", "2": "bias"}.get(n, "variable")
         if rk_name != "1":
@@ -483,34 +490,44 @@ def _kernel_shapes(cell_vars: h5py.Group, names: list[str]) -> dict[str, tuple[i
     return out
 
 
+def _kernel_shaped(sh: tuple[int, ...]) -> bool:
+    """``(units, gates*units)`` with 1, 3 or 4 gates."""
+    return len(sh) == 2 and sh[0] > 0 and sh[1] % sh[0] == 0 and sh[1] // sh[0] in _GATES_CELL
+
+
 def _custom_recurrent_kernel(
-    cell_vars: h5py.Group, names: list[str], user: str
+    shapes: dict[str, tuple[int, ...]], has_config: bool
 ) -> tuple[str, tuple[str, ...]]:
     """Which variable of a custom cell is the recurrent kernel, and a note on how it was chosen.
 
-    The recurrent kernel is ``(units, gates*units)`` with 1, 3 or 4 gates; the input kernel
-    ``(input_dim, gates*units)`` has the same column count. Keras's own cells create
-    ``kernel, recurrent_kernel, bias`` in that order, and a cell written after Keras's guide
-    does too; a variable of the recurrent shape is taken alone when only one has it, and
-    position 1 (Keras's order) when the input kernel's shape is the same.
+    The recurrent kernel is ``(units, gates*units)`` with 1, 3 or 4 gates, and the input kernel
+    ``(input_dim, gates*units)`` has its column count: a candidate with no such partner is no
+    kernel of a recurrent cell (a Dense's kernel, a square extra weight). Keras's own cells create
+    ``kernel, recurrent_kernel, bias`` in that order, and a cell written after Keras's guide does
+    too; a variable of the recurrent shape is taken alone when only one has it, and position 1
+    (Keras's order) when the input kernel's shape is the same.
     """
-    shapes = _kernel_shapes(cell_vars, names)
+    two_d = {n: sh for n, sh in shapes.items() if len(sh) == 2}
     cands = [
         n
-        for n, sh in shapes.items()
-        if len(sh) == 2 and sh[0] > 0 and sh[1] % sh[0] == 0 and sh[1] // sh[0] in _GATES_CELL
+        for n, sh in two_d.items()
+        if _kernel_shaped(sh) and sum(s2[1] == sh[1] for s2 in two_d.values()) >= 2
     ]
-    # the input kernel has the recurrent kernel's column count: a candidate without such a
-    # partner is no kernel of a recurrent cell (an input kernel alone, a square extra weight)
+    if not cands:
+        return "1", ()
     if len(cands) == 1:
         n = cands[0]
         if n == "1":
             return n, ()
         return n, (f"custom cell: variable {n} is the only one of recurrent-kernel shape {shapes[n]}",)
-    if not cands:
-        return "1", ()
     pick = "1" if "1" in cands else cands[-1]
     others = ", ".join(f"{n} {shapes[n]}" for n in cands if n != pick)
+    if not has_config:
+        # no config names the cell's class: most likely one of Keras's own, read in its order
+        return pick, (
+            f"variables {pick} {shapes[pick]} and {others} have the same shape; no config names the "
+            "cell's class: read in Keras's own order (kernel, recurrent_kernel, bias)",
+        )
     return pick, (
         f"custom cell: variables {pick} {shapes[pick]} and {others} all have a recurrent-kernel "
         "shape and the file does not name them: "
@@ -568,6 +585,7 @@ def _visit_v3(
                     reset_after=reset_after,
                     direction=direction,
                     reasons=reasons,
+                    has_config=isinstance(sub_cfg, dict),
                 )
         return
     if isinstance(child.get("cell"), h5py.Group) and _is_rnn_layer(child, cfg):
@@ -582,16 +600,21 @@ def _visit_v3(
             reset_after=reset_after,
             direction="reverse" if inner.get("go_backwards") else "forward",
             reasons=reasons,
+            has_config=cfg is not None,
         )
         return
     own = child.get("vars")
-    if isinstance(own, h5py.Group) and _looks_like_cell(child):
+    if isinstance(own, h5py.Group) and cfg is None and _looks_like_cell(child, user):
         # a bare LSTMCell/GRUCell/SimpleRNNCell kept as an attribute of a subclassed layer or
         # model (a decoder stepping it by hand): no config says what it is; its variables'
         # shapes do (legacy .h5 files name them, and read it too)
         hint = _cell_from_keras_name(_vars_name(child) or "") or _cell_from_keras_name(
             child.name.rsplit("/", 1)[-1]
         )
+        if _AUTO_CELL.fullmatch(user) and prefix:
+            # Keras named it (lstm_cell_3: a process-wide counter) -- legacy files leave such
+            # names out of the weight's path, and so do the ids here: the owner's id
+            here = prefix.rstrip("/")
         found = _cell_kernels(
             child,
             id_prefix=here,
@@ -607,7 +630,8 @@ def _visit_v3(
             k.notes = (
                 *k.notes,
                 "a cell kept as an attribute of a subclassed layer or model (no config): recognised "
-                "by its variables' shapes (kernel, recurrent_kernel, bias)",
+                "by its variables' shapes (kernel, recurrent_kernel, bias)"
+                + ("" if k.cell else "; a one-gate one is assumed to be a SimpleRNNCell"),
             )
         yield from found
         return
@@ -649,31 +673,31 @@ def _is_rnn_layer(child: h5py.Group, cfg: dict | None) -> bool:
     return not [n for n in others if isinstance(child[n].get("vars"), h5py.Group)]  # no other layers
 
 
-def _looks_like_cell(group: h5py.Group) -> bool:
-    """Whether a leaf group's variables have the shapes of a Keras RNN cell's, in Keras's order.
+def _looks_like_cell(group: h5py.Group, name: str) -> bool:
+    """Whether a leaf group's variables are a Keras RNN cell's, in Keras's order.
 
-    ``kernel (input_dim, g*u)``, ``recurrent_kernel (u, g*u)`` with g = 1, 3 or 4, and
-    optionally a bias ``(g*u,)`` (or ``(2, g*u)``, GRU reset_after); a one-gate cell needs
-    its bias (two square weights alone are no evidence of a recurrence).
+    ``kernel (input_dim, g*u)``, ``recurrent_kernel (u, g*u)`` with g = 1, 3 or 4, and a bias
+    ``(g*u,)`` (or ``(2, g*u)``, GRU reset_after). A one-gate layer whose input is as wide as
+    its state (two square weights and a bias) could as well be feed-forward: only a name
+    saying ``simple_rnn`` (Keras's own, or the group's) makes it a cell.
     """
     if [n for n in _subgroups(group) if n != "vars"]:
         return False
     v = group["vars"]
     names = sorted(v)
-    if names not in (["0", "1"], ["0", "1", "2"]):
+    if names != ["0", "1", "2"]:
         return False
     shapes = _kernel_shapes(v, names)
-    if len(shapes) != len(names):
+    if len(shapes) != 3:
         return False
     k, r = shapes["0"], shapes["1"]
-    if len(k) != 2 or len(r) != 2 or r[0] == 0 or k[1] != r[1] or r[1] % r[0] != 0:
+    if len(k) != 2 or not _kernel_shaped(r) or k[1] != r[1] or shapes["2"] not in ((r[1],), (2, r[1])):
         return False
-    gates = r[1] // r[0]
-    if gates not in _GATES_CELL:
-        return False
-    if "2" not in shapes:
-        return gates > 1
-    return shapes["2"] in ((r[1],), (2, r[1]))
+    if r[1] // r[0] == 1 and k[0] == k[1]:
+        # square kernel, square recurrent kernel, bias: as well a gated feed-forward layer
+        hints = (name, _vars_name(group) or "", group.name.rsplit("/", 1)[-1])
+        return any(_cell_from_keras_name(h) == "simple_rnn" for h in hints)
+    return True
 
 
 def _walk_v3(
