@@ -94,7 +94,9 @@ def _render_table(doc: dict) -> str:
     for m in mats:
         if not m["finite"]:
             rows.append(
-                [m["id"], str(m["shape"][0])] + ["-"] * (len(header) - 3) + ["NaN/Inf weights: not analysed"]
+                [m["id"], str(m["shape"][0])]
+                + ["-"] * (len(header) - 3)
+                + ["not analysed (NaN/Inf, or beyond 1e120)"]
             )
             continue
         row = [m["id"]] + [_cell(m, key, d) for _, key, d in cols]

@@ -28,14 +28,17 @@ SCHEMA_VERSION = 1
 
 
 def _chosen(checkpoint: str, matrices, trust: bool):
-    """Load, select, and drop (with a warning) matrices holding NaN/Inf."""
+    """Load, select, and drop (with a warning) matrices holding NaN/Inf or out of the float range."""
     import spectra
 
     ckpt = spectra.load(checkpoint, trust=trust)
     out = []
+    from spectra._validate import unusable
+
     for m in ckpt.select(list(matrices) or None):
-        if not m.finite:
-            warn(f"{m.id}: holds NaN or Inf; skipped (nothing can be computed from it)")
+        why = unusable(m.matrix, m.finite)
+        if why:
+            warn(f"{m.id}: {why}; skipped (nothing can be computed from it)")
             continue
         out.append(m)
     return ckpt, out

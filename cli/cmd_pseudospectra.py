@@ -173,9 +173,12 @@ def pseudospectra(
 
         raise NoRecurrentWeightsError(f"{checkpoint}: no recurrent matrix to draw")
     grids, overlays = [], []
+    from spectra._validate import unusable
+
     for k, m in enumerate(chosen):
-        if not m.finite:
-            warn(f"{m.id}: holds NaN or Inf; skipped")
+        why = unusable(m.matrix, m.finite)
+        if why:
+            warn(f"{m.id}: {why}; skipped")
             continue
         label = f"{m.id} ({k + 1}/{len(chosen)})"
         g = spectra.pseudospectra(

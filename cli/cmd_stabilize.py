@@ -350,6 +350,9 @@ def compare(
     # each note once, with the matrices it concerns (a note alone does not say which gate)
     for line in grouped_notes([(m.id, n) for m in result.matrices for n in m.notes], len(result.matrices)):
         warn(line)
+    from spectra_cli import main as _main
+
+    _main.EXIT_ON_BROKEN_PIPE = result.exit_code  # the finding stands if the reader goes away
     if as_json:
         echo_json(result.to_dict())
     else:

@@ -158,7 +158,9 @@ def track(inputs, jobs, scheduler, as_json, csv_path, output, grid, fast, cache_
     2 usage error; 3 no such file or folder; 9 bad input (no checkpoint
     found in a folder or by a pattern, scheduler unreachable).
     """
-    if scheduler is not None and not re.fullmatch(r"(\w+://)?[^\s/:]+:\d+/?|inproc://\S+", scheduler.strip()):
+    if scheduler is not None and not re.fullmatch(
+        r"(\w+://)?(\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+):\d+/?|inproc://\S+", scheduler.strip()
+    ):
         raise click.BadParameter(
             f"expected an address such as tcp://HOST:PORT, got {scheduler!r}", param_hint="'--scheduler'"
         )

@@ -106,8 +106,16 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = shown
 
 
+#: the exit code when stdout is closed by its reader (`| head`): 0, or a finding a command has
+#: already made (compare sets it before printing: "some matrix got less robust" is exit 1)
+EXIT_ON_BROKEN_PIPE = 0
+
+
 def _run(argv: list[str] | None) -> int:
     from spectra.errors import EXIT_CODES, SpectraError
+
+    global EXIT_ON_BROKEN_PIPE
+    EXIT_ON_BROKEN_PIPE = 0
 
     try:
         try:
@@ -137,7 +145,7 @@ def _run(argv: list[str] | None) -> int:
         click.echo(f"spectra: error: {exc}", err=True)
         return code
     except BrokenPipeError:
-        return 0
+        return EXIT_ON_BROKEN_PIPE
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return 130

@@ -6,7 +6,7 @@ import numpy as np
 
 from spectra.errors import InvalidArgumentError, NonFiniteError, NonSquareError
 
-__all__ = ["as_square_matrix", "magnitude_problem", "rho_one_tolerance"]
+__all__ = ["as_square_matrix", "magnitude_problem", "rho_one_tolerance", "unusable"]
 
 
 def as_square_matrix(
@@ -77,3 +77,11 @@ def rho_one_tolerance(n: int, norm2: float) -> float:
     about ``u ||A||``, with a safety factor growing with the order ``n``.
     """
     return 64 * n * float(np.finfo(float).eps) * max(1.0, norm2)
+
+
+def unusable(a, finite: bool = True) -> str | None:
+    """Why a stored matrix cannot be computed with (NaN/Inf, or beyond the float range here), or None."""
+    arr = np.asarray(a)
+    if not finite or not np.all(np.isfinite(arr)):
+        return "holds NaN or Inf"
+    return magnitude_problem(arr)

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from spectra._json import jsonable
+from spectra._validate import unusable
 from spectra.checkpoint import Checkpoint
 from spectra.errors import InvalidArgumentError, SpectraError
 
@@ -367,8 +368,9 @@ def compare_matrices(
         a = np.asarray(a)
         if b.shape != a.shape:
             raise StructureMismatchError(f"{key}: shape {b.shape} before but {a.shape} after")
-        if not (np.all(np.isfinite(b)) and np.all(np.isfinite(a))):
-            out.append(MatrixComparison(key, {}, None, ["holds NaN or Inf: not compared"], None, b, a))
+        why = unusable(b) or unusable(a)
+        if why:
+            out.append(MatrixComparison(key, {}, None, [f"{why}: not compared"], None, b, a))
             continue
         fb, nb, lb = _measure(b, eps)
         fa, na, la = _measure(a, eps)

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from spectra._validate import as_square_matrix
+from spectra._validate import as_square_matrix, unusable
 from spectra.errors import InvalidArgumentError, SpectraError
 
 if TYPE_CHECKING:
@@ -511,8 +511,8 @@ def stabilize_matrices(
     return [by_id[m.id] for m in selected]
 
 
-def _nonfinite_change(m: RecurrentMatrix, method: str) -> StabilizeChange:
-    a = np.asarray(m.matrix, dtype=np.float64)
+def _nonfinite_change(m: RecurrentMatrix, method: str, why: str = "holds NaN or Inf") -> StabilizeChange:
+    a = np.array(m.matrix)
     return StabilizeChange(
         id=m.id,
         source=m.source,
@@ -522,7 +522,7 @@ def _nonfinite_change(m: RecurrentMatrix, method: str) -> StabilizeChange:
         changed=False,
         spectral_radius_before=float("nan"),
         spectral_radius_after=float("nan"),
-        warnings=("holds NaN or Inf: left unchanged",),
+        warnings=(f"{why}: left unchanged",),
         before=a,
         after=a.copy(),
     )
@@ -530,8 +530,9 @@ def _nonfinite_change(m: RecurrentMatrix, method: str) -> StabilizeChange:
 
 def _one(m, method, iterations, target, seed, warn) -> StabilizeChange:
     a = np.asarray(m.matrix)
-    if not m.finite or not np.all(np.isfinite(a)):
-        ch = _nonfinite_change(m, method)
+    why = unusable(a, m.finite)
+    if why:
+        ch = _nonfinite_change(m, method, why)
         if warn:
             for note in ch.warnings:
                 warnings.warn(f"{m.id}: {note}", StabilizeWarning, stacklevel=3)
@@ -558,8 +559,10 @@ def _one(m, method, iterations, target, seed, warn) -> StabilizeChange:
 
 def _stacked(group, method, iterations, target, seed, warn) -> list[StabilizeChange]:
     mats = [np.asarray(m.matrix) for m in group]
-    if any(not m.finite or not np.all(np.isfinite(a)) for m, a in zip(group, mats)):
-        return [_nonfinite_change(m, method) for m in group]
+    whys = [unusable(a, m.finite) for m, a in zip(group, mats)]
+    if any(whys):
+        why = next(w for w in whys if w)
+        return [_nonfinite_change(m, method, why) for m in group]
     mats = [as_square_matrix(a, m.id) for m, a in zip(group, mats)]
     rhos = [_spectral_radius(a) for a in mats]
     notes: list[list[str]] = [[] for _ in group]

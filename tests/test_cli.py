@@ -729,3 +729,43 @@ def test_fmt_kreiss_says_what_is_proved():
     }
     assert fmt_kreiss(row) == "≥4.980e+08"
     assert fmt_kreiss({"kreiss": "inf"}) == "inf"
+
+
+def test_a_matrix_beyond_the_float_range_is_skipped_like_a_nan_one(tmp_path, capsys):
+    # one out-of-range gate made kreiss/transient/pseudospectra/compare exit 7 for the whole file,
+    # naming it "A"; analyze's verdict said "NaN/Inf weights" for finite weights
+    np.savez(tmp_path / "m.npz", ok=np.diag([0.5, 0.2]), huge=1e130 * np.eye(2, k=1) + 1e130 * np.eye(2))
+    p = str(tmp_path / "m.npz")
+    for cmd in (
+        ["kreiss", p],
+        ["transient", p, "-o", str(tmp_path / "t.png")],
+        ["pseudospectra", p, "-o", str(tmp_path / "p.png"), "--npts", "10"],
+        ["compare", p, "--stabilize", "exact"],
+    ):
+        rc, _, err = run(cmd, capsys)
+        assert rc == 0 and "huge: largest entry" in err, (cmd, rc, err)
+    rc, out, _ = run(["analyze", p], capsys)
+    assert "not analysed (NaN/Inf, or beyond 1e120)" in out
+
+
+def test_compare_keeps_its_finding_exit_code_when_stdout_is_closed(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    args = ["compare", str(DATA / "digits_rnn_stable.pt"), str(DATA / "digits_rnn_regular.pt")]
+    cmd = [sys.executable, "-c", "from spectra_cli.main import entry; entry()", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    full = subprocess.run(cmd, capture_output=True, env=env, timeout=300)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    proc.stdout.close()
+    assert proc.wait(timeout=300) == full.returncode == 1
+
+
+def test_scheduler_addresses(tmp_path, capsys):
+    for good in ("tcp://[::1]:8786", "tcp://10.0.0.5:8786", "localhost:8786"):
+        rc, _, err = run(["track", str(tmp_path), "--scheduler", good], capsys)
+        assert rc != 2, (good, err)  # past the address check (then: no checkpoint in the folder)
+    for bad in ("bogus", "tcp://host", "tcp://[::1]"):
+        rc, _, err = run(["track", str(tmp_path), "--scheduler", bad], capsys)
+        assert rc == 2 and "--scheduler" in err, (bad, err)
