@@ -780,7 +780,12 @@ def kreiss_constant(
        bound on ``K(A)`` (substitute ``z = w/s``) that may be low by about
        ``sqrt(1 - s) K`` (the supremum is approached at the unimodular
        eigenvalue), and ``upper = inf``: nothing above K is proved. Both
-       ``certified=False``.
+       ``certified=False``. ``rho > 1`` beyond that window counts only when
+       something proves it of the matrix as given (triangular, ``|trace|/n > 1``,
+       or a largest eigenvalue conditioned well enough for rounding not to
+       reach the circle); else (a rotated Jordan block) ``value = inf``,
+       ``certified=False``, with a ray lower bound, and the message says that
+       ``rho >= 1`` is not resolved.
     2. Search: ``f`` at the centres of a polar grid over
        ``1 <= |z| <= R`` (radial step ``h = 1 - rho`` clipped to
        ``[2e-3, 0.1]`` for eight rings next to the circle, then rings growing
