@@ -980,3 +980,39 @@ def test_feed_forward_layers_are_not_read_as_cells_and_cell_ids_agree_across_for
         if ext != ".h5":
             ck = load(tmp_path / f"m3{ext}")
             np.testing.assert_array_equal(ck["r/recurrent_kernel[input]"].matrix, U_my[:, :4].T)
+
+
+def test_legacy_h5_user_backward_layer_of_a_bidirectional_nested_beside_another_rnn(tmp_path):
+    import keras
+
+    L = keras.layers
+
+    @keras.saving.register_keras_serializable(package="spectra_tests")
+    class Blk(L.Layer):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.bi = L.Bidirectional(
+                L.GRU(3, return_sequences=True, name="fw"),
+                backward_layer=L.GRU(3, return_sequences=True, go_backwards=True, name="bw"),
+                name="bi",
+            )
+            self.post = L.LSTM(2, name="post")
+
+        def build(self, s):
+            self.bi.build(s)
+            self.post.build((s[0], s[1], 6))
+
+        def call(self, x):
+            return self.post(self.bi(x))
+
+    inp = keras.Input((5, 3))
+    m = keras.Model(inp, Blk(name="blk")(inp))
+    for ext in (".keras", ".weights.h5", ".h5"):
+        p = tmp_path / f"m{ext}"
+        (m.save_weights if ext == ".weights.h5" else m.save)(p)
+        got = {x.id.split("[")[0]: x.direction for x in load(p)}
+        assert got == {
+            "blk/bi/forward_fw/recurrent_kernel": "forward",
+            "blk/bi/bw/recurrent_kernel": "reverse",
+            "blk/post/recurrent_kernel": "forward",
+        }, (ext, got)

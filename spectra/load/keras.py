@@ -825,12 +825,18 @@ def _legacy_directions(cls: str, inner: dict, heads: list[list[str]]) -> tuple[l
         back = isinstance(inner, dict) and bool(inner.get("go_backwards"))
         return ["reverse" if back else "forward"] * len(heads), False
     order = list(dict.fromkeys(subs))
+    # where a forward_<x> half sits (its parent path): a sibling there that is not forward_ is
+    # the user's backward_layer, even when no config names it (a Bidirectional inside a
+    # subclassed layer that also holds other layers: blk/bi/forward_fw, blk/bi/bw, blk/post)
+    fw_parents = {tuple(h[:i]) for h in heads for i, c in enumerate(h) if i > 0 and c.startswith("forward_")}
     out = []
-    for s in subs:
+    for h, s in zip(heads, subs):
         if s.startswith("backward") or (bw_name is not None and s == bw_name):
             out.append("reverse")
         elif s.startswith("forward"):
             out.append("forward")
+        elif any(tuple(h[:i]) in fw_parents for i in range(1, len(h))):
+            out.append("reverse")
         else:
             out.append("reverse" if len(order) == 2 and s == order[1] else "forward")
     return out, True
