@@ -505,26 +505,10 @@ def _f_at(T: np.ndarray, z: complex) -> float:
     return (abs(z) - 1) / s if s > 0 else math.inf
 
 
-def _outside_resolved(a: np.ndarray, T: np.ndarray, tol: float) -> bool:
-    """Whether the matrix as given has ``rho >= 1`` for sure, its computed ``rho`` being ``> 1 + tol``.
-
-    Any of: `a` is triangular (its eigenvalues are its diagonal, exactly); ``|trace(a)|/n > 1``
-    beyond the sum's rounding (the mean of the eigenvalues: one has modulus at least that);
-    the largest computed eigenvalue ``lambda`` is well enough conditioned that
-    ``kappa(lambda) tol < (|lambda| - 1)/2`` (first-order perturbation: Wilkinson's condition
-    number ``||x|| ||y||/|y* x|`` from the Schur factor's eigenvectors). Otherwise (a defective
-    or nearly defective largest eigenvalue, as of a rotated Jordan block) rounding could have
-    put it outside.
-    """
-    n = a.shape[0]
-    if np.array_equal(np.triu(a), a) or np.array_equal(np.tril(a), a):
-        return True
-    d = np.diag(a)
-    if abs(complex(np.sum(d))) / n - 1 > 4 * n * _EPS * float(np.sum(np.abs(d))) / n:
-        return True
-    t = np.diag(T)
-    k = int(np.argmax(np.abs(t)))
-    lam = t[k]
+def _eig_condition(T: np.ndarray, k: int) -> float:
+    """Wilkinson's condition number ``||x|| ||y||/|y* x|`` of the eigenvalue ``T[k, k]`` (inf if repeated)."""
+    n = T.shape[0]
+    lam = T[k, k]
     with np.errstate(all="ignore"):
         try:
             x = np.zeros(n, dtype=np.complex128)
@@ -543,8 +527,52 @@ def _outside_resolved(a: np.ndarray, T: np.ndarray, tol: float) -> bool:
                 )
             kappa = float(np.linalg.norm(x) * np.linalg.norm(y) / abs(np.vdot(y, x)))
         except (np.linalg.LinAlgError, ValueError, ZeroDivisionError):
-            return False
-    return bool(np.isfinite(kappa) and kappa * tol < 0.5 * (abs(lam) - 1))
+            return math.inf
+    return kappa if math.isfinite(kappa) else math.inf
+
+
+def _disk_clear(T: np.ndarray, lam: complex, r: float, tol: float, m: int = 32) -> bool:
+    """Whether ``sigma_min(zI - T) > tol`` on the whole circle ``|z - lam| = r`` (m SVDs, Lipschitz).
+
+    ``sigma_min`` is 1-Lipschitz in ``z``, so the smallest sample minus half the spacing
+    ``2 pi r/m`` bounds it on the circle. Then no perturbation of norm ``tol`` moves an
+    eigenvalue across the circle, and the disc holds as many eigenvalues of the matrix as
+    of the computed (perturbed) one.
+    """
+    zs = lam + r * np.exp(2j * np.pi * np.arange(m) / m)
+    low = min(_smin_at(T, complex(z)) for z in zs)
+    return low - math.pi * r / m > tol
+
+
+def _outside_resolved(a: np.ndarray, T: np.ndarray, tol: float) -> bool:
+    """Whether the matrix as given has ``rho > 1`` for sure, its computed ``rho`` being ``> 1 + tol``.
+
+    The computed eigenvalues are exact for ``A + E``, ``||E|| <= tol``. Any of these proves an
+    eigenvalue of ``A`` itself outside the unit circle: `a` is triangular (its eigenvalues are
+    its diagonal, exactly); ``|trace(a)|/n > 1`` beyond the sum's rounding (the mean of the
+    eigenvalues: one has modulus at least that); one of the computed
+    eigenvalues ``lambda`` outside is well enough conditioned that
+    ``kappa(lambda) tol < (|lambda| - 1)/2`` (first-order perturbation, Wilkinson's condition
+    number from the Schur factor); or, for the largest, ``sigma_min > tol`` on the circle of
+    radius ``(|lambda| - 1)/2`` about it (:func:`_disk_clear`: a repeated or low-order
+    defective eigenvalue far from the unit circle). Otherwise (a rotated Jordan block next to
+    the circle) rounding could have put it outside.
+    """
+    n = a.shape[0]
+    if np.array_equal(np.triu(a), a) or np.array_equal(np.tril(a), a):
+        return True
+    d = np.diag(a)
+    if abs(complex(np.sum(d))) / n - 1 > 4 * n * _EPS * float(np.sum(np.abs(d))) / n:
+        return True
+    t = np.diag(T)
+    outside = [int(k) for k in np.argsort(-np.abs(t), kind="stable") if abs(t[k]) > 1 + tol]
+    for k in outside:
+        if _eig_condition(T, k) * tol < 0.5 * (abs(t[k]) - 1):
+            return True
+    if outside:
+        lam = complex(t[outside[0]])
+        return _disk_clear(T, lam, 0.5 * (abs(lam) - 1), tol)
+    return False
 
 
 def _ray_lower_bound(T: np.ndarray, lam: np.ndarray, norm: float) -> tuple[float, complex | None]:

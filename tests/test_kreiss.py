@@ -935,6 +935,12 @@ def test_rho_above_one_only_by_rounding_of_a_defective_eigenvalue_is_not_certifi
         sla.block_diag([[1.04, 1e8], [0, 0.95]], [[1.05]]),
         1.01 * np.eye(64) + np.eye(64, k=1),
         rng.standard_normal((128, 128)) / np.sqrt(128) * 1.7,
+        # a repeated top eigenvalue (1.5, four times: kappa of one copy is undefined), a defective
+        # one far from the circle, a well-conditioned 1.1 below spurious larger ones of a
+        # non-normal block (a second version missed these)
+        1.5 * np.kron(np.eye(4), [[0.0, 1.0], [1.0, 0.0]]),
+        sla.block_diag([[1.5, 1.0], [0.0, 1.5]], np.zeros((6, 6))),
+        sla.block_diag(np.triu(rng.standard_normal((30, 30)), 1) * 3 + 0.95 * np.eye(30), [[1.1]]),
     ):
         Q = np.linalg.qr(rng.standard_normal(A.shape))[0]
         for M in (A, Q @ A @ Q.T):
