@@ -96,7 +96,7 @@ def _render_table(doc: dict) -> str:
             rows.append(
                 [m["id"], str(m["shape"][0])]
                 + ["-"] * (len(header) - 3)
-                + ["not analysed (NaN/Inf, or beyond 1e120)"]
+                + ["not analysed (NaN/Inf, or out of the float range)"]
             )
             continue
         row = [m["id"]] + [_cell(m, key, d) for _, key, d in cols]

@@ -1016,3 +1016,46 @@ def test_legacy_h5_user_backward_layer_of_a_bidirectional_nested_beside_another_
             "blk/bi/bw/recurrent_kernel": "reverse",
             "blk/post/recurrent_kernel": "forward",
         }, (ext, got)
+
+
+def test_a_cell_called_in_a_functional_graph_and_two_keras_named_cell_attributes(tmp_path):
+    # a second review: LSTMCell(...)(x, states) in a functional model was lost in .keras (its
+    # config names LSTMCell, which the shape test no longer looked at); two Keras-named cells of
+    # one layer both took the layer's id, and the second fell back to a file path
+    import keras
+
+    L = keras.layers
+    inp = keras.Input((4,))
+    h0 = keras.Input((4,))
+    c0 = keras.Input((4,))
+    step = L.LSTMCell(4, name="step")
+    m1 = keras.Model([inp, h0, c0], step(inp, [h0, c0])[0])
+
+    @keras.saving.register_keras_serializable(package="spectra_tests")
+    class Hold(L.Layer):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.a = L.LSTMCell(3)
+            self.b = L.GRUCell(3)
+
+        def build(self, s):
+            self.a.build(s)
+            self.b.build(s)
+
+        def call(self, x):
+            h = self.a(x, [x[:, :3], x[:, :3]])[0]
+            return self.b(h, [h])[0]
+
+    hold = Hold(name="hold")
+    m2 = keras.Model((inp := keras.Input((3,))), hold(inp))
+    U = keras.ops.convert_to_numpy(step.recurrent_kernel).astype(np.float64)
+    ids = {}
+    for ext in (".keras", ".weights.h5", ".h5"):
+        for tag, m in (("m1", m1), ("m2", m2)):
+            p = tmp_path / f"{tag}{ext}"
+            (m.save_weights if ext == ".weights.h5" else m.save)(p)
+        ck = load(tmp_path / f"m1{ext}")
+        np.testing.assert_array_equal(ck["step/recurrent_kernel[forget]"].matrix, U[:, 4:8].T)
+        ids[ext] = load(tmp_path / f"m2{ext}").ids
+    assert ids[".keras"] == ids[".weights.h5"] == ids[".h5"] and len(set(ids[".h5"])) == 7
+    assert all(i.startswith(("hold/lstm_cell", "hold/gru_cell")) for i in ids[".h5"])

@@ -158,6 +158,17 @@ def _cell_from_config(cfg: dict | None) -> tuple[str | None, bool | None]:
     return cell, (bool(reset_after) if reset_after is not None else None)
 
 
+def _custom_cell_class(cfg: dict | None) -> bool:
+    """Whether a layer config names a recurrent cell class that is not one of Keras's own."""
+    if not isinstance(cfg, dict):
+        return False
+    inner = cfg.get("config") if isinstance(cfg.get("config"), dict) else {}
+    if cfg.get("class_name") == "RNN" and isinstance(inner.get("cell"), dict):
+        c = inner["cell"]
+        return str(c.get("class_name")) not in _CLASS_CELL and c.get("class_name") != "StackedRNNCells"
+    return False
+
+
 def _gru_note(reset_after: bool | None) -> str:
     if reset_after is True:
         return (
@@ -428,7 +439,7 @@ def _cell_kernels(
                     user=f"{user}/{uname}",
                     cls="StackedRNNCells",
                     # the user may have named the cell (s1); its group keeps the class (lstm_cell)
-                    cell=_cell_from_keras_name(_vars_name(sub) or "") or _cell_from_keras_name(cname),
+                    cell=_cell_from_keras_name(cname),  # the group: named after the cell's class
                     reset_after=None,
                     direction=direction,
                     reasons=reasons,
@@ -537,11 +548,20 @@ def _custom_recurrent_kernel(
 
 
 def _cell_of(group: h5py.Group, cfg: dict | None) -> tuple[str | None, bool | None]:
-    """Cell kind from the config, else from Keras's own class-derived cell or group name."""
+    """Cell kind from the config, else from Keras's own class-derived cell or group name.
+
+    A config naming a class that is not Keras's (a custom cell, maybe named MyLSTMCell) gives
+    None: names are no evidence of the variables' order there.
+    """
     cell, reset_after = _cell_from_config(cfg)
+    if cell is None and _custom_cell_class(cfg):
+        return None, None
     if cell is None:
+        # Keras's own names only (lstm_cell_3; the class-derived group name): a user's name
+        # that merely contains "lstm" may be a custom cell's, with its own variable order
         hint = _vars_name(group["cell"]) if isinstance(group.get("cell"), h5py.Group) else None
-        cell = _cell_from_keras_name(hint or "") or _cell_from_keras_name(group.name.rsplit("/", 1)[-1])
+        auto = hint if hint is not None and _AUTO_CELL.fullmatch(hint) else ""
+        cell = _cell_from_keras_name(auto) or _cell_from_keras_name(group.name.rsplit("/", 1)[-1])
     return cell, reset_after
 
 
@@ -604,16 +624,29 @@ def _visit_v3(
         )
         return
     own = child.get("vars")
-    if isinstance(own, h5py.Group) and cfg is None and _looks_like_cell(child, user):
-        # a bare LSTMCell/GRUCell/SimpleRNNCell kept as an attribute of a subclassed layer or
-        # model (a decoder stepping it by hand): no config says what it is; its variables'
-        # shapes do (legacy .h5 files name them, and read it too)
-        hint = _cell_from_keras_name(_vars_name(child) or "") or _cell_from_keras_name(
-            child.name.rsplit("/", 1)[-1]
-        )
-        if _AUTO_CELL.fullmatch(user) and prefix:
+    builtin_cell = cfg is not None and str(cfg.get("class_name")) in ("LSTMCell", "GRUCell", "SimpleRNNCell")
+    if isinstance(own, h5py.Group) and (builtin_cell or (cfg is None and _looks_like_cell(child, user))):
+        # a bare LSTMCell/GRUCell/SimpleRNNCell: called as a layer of a functional model (its
+        # config says so), or kept as an attribute of a subclassed layer or model (a decoder
+        # stepping it by hand), where no config says what it is and its variables' shapes do
+        # (legacy .h5 files name them, and read it too)
+        if builtin_cell:
+            hint, reset_after = _cell_from_config(cfg)
+        else:
+            hint = _cell_from_keras_name(_vars_name(child) or "") or _cell_from_keras_name(
+                child.name.rsplit("/", 1)[-1]
+            )
+            reset_after = None
+        parent = child.parent
+        siblings = [
+            g
+            for g in _subgroups(parent)
+            if g != child.name.rsplit("/", 1)[-1] and _AUTO_CELL.fullmatch(_vars_name(parent[g]) or "")
+        ]
+        if not builtin_cell and _AUTO_CELL.fullmatch(user) and prefix and not siblings:
             # Keras named it (lstm_cell_3: a process-wide counter) -- legacy files leave such
-            # names out of the weight's path, and so do the ids here: the owner's id
+            # names out of the weight's path, and so do the ids here: the owner's id (unless
+            # the owner holds several such cells, whose ids would then be one)
             here = prefix.rstrip("/")
         found = _cell_kernels(
             child,
@@ -622,17 +655,19 @@ def _visit_v3(
             user=user,
             cls="cell",
             cell=hint,
-            reset_after=None,
+            reset_after=reset_after,
             direction="forward",
             reasons=reasons,
+            has_config=cfg is not None,
         )
-        for k in found:
-            k.notes = (
-                *k.notes,
-                "a cell kept as an attribute of a subclassed layer or model (no config): recognised "
-                "by its variables' shapes (kernel, recurrent_kernel, bias)"
-                + ("" if k.cell else "; a one-gate one is assumed to be a SimpleRNNCell"),
-            )
+        if not builtin_cell:
+            for k in found:
+                k.notes = (
+                    *k.notes,
+                    "a cell kept as an attribute of a subclassed layer or model: recognised by its "
+                    "variables' shapes (kernel, recurrent_kernel, bias), assumed a Keras cell (no "
+                    "config names its class)",
+                )
         yield from found
         return
     if isinstance(own, h5py.Group):
@@ -919,6 +954,12 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
                 head = [*head[:-1], kind if k[0] == 0 else f"{kind}_{k[0]}"]
                 k[0] += 1
             found.append((source, head, hint, bias, stacked))
+        # cell names left out of two kernels' paths would give them one id (a layer holding two
+        # Keras-named cells): those keep their cell names
+        heads = [tuple(row[1]) for row in found]
+        for i, (source, head, hint, bias, stacked) in enumerate(found):
+            if not stacked and hint is not None and heads.count(tuple(head)) > 1:
+                found[i] = (source, [*head, hint], hint, bias, stacked)
         # a layer of a nested model has its own config (go_backwards, Bidirectional) in the
         # nested model's: group the kernels by the deepest config their names lead to
         groups: dict[tuple[int, int], list[int]] = {}
