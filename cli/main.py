@@ -129,6 +129,9 @@ def _run(argv: list[str] | None) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `spectra` alone: the help, as click shows it
+            exc.show()
+            return exc.exit_code
         # one line, as every other error (click's own block is four: usage, hint, blank, error)
         where = exc.ctx.command_path if exc.ctx is not None else "spectra"
         msg = " ".join(exc.format_message().split())

@@ -769,3 +769,10 @@ def test_scheduler_addresses(tmp_path, capsys):
     for bad in ("bogus", "tcp://host", "tcp://[::1]"):
         rc, _, err = run(["track", str(tmp_path), "--scheduler", bad], capsys)
         assert rc == 2 and "--scheduler" in err, (bad, err)
+
+
+def test_spectra_alone_shows_the_help_not_a_one_line_error(capsys):
+    # the one-line usage errors folded click's no-arguments help into one "error" line
+    rc, out, err = run([], capsys)
+    text = out + err
+    assert "Commands:" in text and "spectra: error" not in text and text.count("\n") > 10
