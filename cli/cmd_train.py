@@ -202,6 +202,25 @@ def _power_norm_note(info: dict, cfg) -> str | None:
     )
 
 
+def _rerun_options(f):
+    """Options shared by evaluate and robustness (both rerun a trained network on noisy inputs)."""
+    f = click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")(f)
+    f = click.option(
+        "--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch threads."
+    )(f)
+    f = click.option(
+        "--data", type=click.Path(exists=True), default=None, help="Override the data path in the metadata."
+    )(f)
+    f = click.option(
+        "--split",
+        type=click.Choice(["test", "val", "train"]),
+        default="test",
+        show_default=True,
+        help="Which split of the task's data to use.",
+    )(f)
+    return click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise draws.")(f)
+
+
 @click.command()
 @click.argument("ckpt", type=click.Path())
 @click.option(
@@ -215,19 +234,7 @@ def _power_norm_note(info: dict, cfg) -> str | None:
 @click.option(
     "--repeats", type=click.IntRange(min=1), default=5, show_default=True, help="Draws per amplitude."
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise draws.")
-@click.option(
-    "--split",
-    type=click.Choice(["test", "val", "train"]),
-    default="test",
-    show_default=True,
-    help="Which split of the task's data to use.",
-)
-@click.option(
-    "--data", type=click.Path(exists=True), default=None, help="Override the data path in the metadata."
-)
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch threads.")
-@click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
+@_rerun_options
 def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
     """Accuracy (or MSE) of CKPT under Gaussian input noise of each amplitude.
 
@@ -319,19 +326,7 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
 @click.option(
     "--draws", type=click.IntRange(min=2), default=500, show_default=True, help="Monte-Carlo draws."
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise draws.")
-@click.option(
-    "--split",
-    type=click.Choice(["test", "val", "train"]),
-    default="test",
-    show_default=True,
-    help="Which split of the task's data to use.",
-)
-@click.option(
-    "--data", type=click.Path(exists=True), default=None, help="Override the data path in the metadata."
-)
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch threads.")
-@click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
+@_rerun_options
 def robustness(ckpt, task, sigma, sequences, draws, seed, split, data, threads, as_json) -> None:
     """Robustness measure E||y~_T - y_T||^2 of CKPT: linearised Tr(R_T) next to Monte Carlo.
 

@@ -872,6 +872,21 @@ def kreiss_constant(
             message=message,
         )
 
+    def infinite_to_rounding(lam: np.ndarray, why: str) -> KreissResult:
+        """K = inf, not certified, with a lower bound from rays through the eigenvalues `lam`."""
+        f_lo, z_lo = _ray_lower_bound(T, lam, normT)
+        return KreissResult(
+            value=math.inf,
+            lower=f_lo,
+            upper=math.inf,
+            z=z_lo,
+            certified=False,
+            n=n,
+            spectral_radius=rho,
+            norm=normT,
+            message=f"{why} (K >= {f_lo:.6g}, attained at z allowing for the SVD's rounding)",
+        )
+
     if normT <= 1 + 8 * n * np.finfo(float).eps:
         # ||A^k|| <= ||A||^k <= 1 and K >= 1 always, so K = 1, even with rho(A) = 1
         # (orthogonal matrices, or singular values clipped at 1); the slack absorbs rounding.
@@ -885,22 +900,11 @@ def kreiss_constant(
     unresolved_outside = rho >= 1 + on_circle and not _outside_resolved(a, T, on_circle)
     if unresolved_outside:
         near = np.diag(T)[np.argsort(-np.abs(np.diag(T)), kind="stable")]
-        f_lo, z_lo = _ray_lower_bound(T, near[np.abs(near) >= 1], normT)
-        return KreissResult(
-            value=math.inf,
-            lower=f_lo,
-            upper=math.inf,
-            z=z_lo,
-            certified=False,
-            n=n,
-            spectral_radius=rho,
-            norm=normT,
-            message=(
-                f"rho(A) = {rho:.6g} as computed, but its largest eigenvalue is so ill-conditioned "
-                "(defective, or nearly) that rounding alone could have moved it across the unit circle: "
-                "whether rho >= 1 is not resolved. K is infinite, or astronomically large "
-                f"(K >= {f_lo:.6g}, attained at z allowing for the SVD's rounding)"
-            ),
+        return infinite_to_rounding(
+            near[np.abs(near) >= 1],
+            f"rho(A) = {rho:.6g} as computed, but its largest eigenvalue is so ill-conditioned "
+            "(defective, or nearly) that rounding alone could have moved it across the unit circle: "
+            "whether rho >= 1 is not resolved. K is infinite, or astronomically large",
         )
     if abs(rho - 1) < on_circle:
         # rho(A) = 1 to rounding (e.g. A divided by its spectral radius): whether K is
@@ -912,23 +916,11 @@ def kreiss_constant(
         lam = sla.eigvals(a, check_finite=False)
         near = lam[np.abs(np.abs(lam) - 1) < on_circle]
         if is_defective(a, near):
-            f_lo, z_lo = _ray_lower_bound(T, near, normT)
-            return KreissResult(
-                value=math.inf,
-                lower=f_lo,
-                upper=math.inf,
-                z=z_lo,
-                certified=False,
-                n=n,
-                spectral_radius=rho,
-                norm=normT,
-                message=(
-                    f"rho(A) = {rho:.17g} is 1 to rounding (within {on_circle:.1e})"
-                    " and an eigenvalue there is defective (a Jordan block): ||A^k|| grows without bound, "
-                    "or, if rounding "
-                    "put rho just below 1, transiently to astronomical size; K(A) is infinite to "
-                    f"rounding (K >= {f_lo:.6g}, attained at z allowing for the SVD's rounding)"
-                ),
+            return infinite_to_rounding(
+                near,
+                f"rho(A) = {rho:.17g} is 1 to rounding (within {on_circle:.1e}) and an eigenvalue there "
+                "is defective (a Jordan block): ||A^k|| grows without bound, or, if rounding put rho "
+                "just below 1, transiently to astronomical size; K(A) is infinite to rounding",
             )
         s = (1 - 4 * on_circle) / rho  # clear of the window, so no recursion
         # no certificate: nothing it proves about sA bounds K(A) from above
