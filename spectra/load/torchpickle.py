@@ -187,7 +187,9 @@ class _Rebuilder:
         self.dtypes: dict[int, str] = {}
         self._flats: dict[tuple[int, str | None], tuple[np.ndarray, str, _Storage]] = {}
 
-    def _view(self, storage: object, offset: object, size: object, stride: object, dtype: str | None):
+    def _view(
+        self, storage: object, offset: object, size: object, stride: object, dtype: str | None, meta=()
+    ):
         if not isinstance(storage, _Storage):
             raise CorruptFileError(f"{self.path}: a tensor's storage is not an archive storage")
         try:
@@ -199,6 +201,7 @@ class _Rebuilder:
         if len(shape) != len(strides) or offset < 0 or any(s < 0 for s in shape + strides):
             raise CorruptFileError(f"{self.path}: malformed tensor size/stride in data.pkl")
         flat, tdtype = self._flat(storage, dtype)
+        flat = self._with_bits(flat, meta)
         count = math.prod(shape)
         if count == 0:
             arr = np.empty(shape, dtype=flat.dtype)
@@ -241,11 +244,30 @@ class _Rebuilder:
         flat, tdtype, _ = self._flats[key]
         return flat, tdtype
 
+    def _with_bits(self, flat: np.ndarray, meta: tuple) -> np.ndarray:
+        """The storage as the tensor reads it: torch's lazy negation and conjugation bits applied.
+
+        ``torch.save`` writes the storage unchanged and records the bits in the tensor's metadata
+        (``{"neg": True}`` for ``z.conj().imag``, ``{"conj": True}`` for ``z.conj()``);
+        ``torch.load`` sets them again, so the values read are the negated/conjugated storage.
+        The copy is of the storage, whose size the archive bounds.
+        """
+        bits = meta[0] if meta else None
+        if not bits:
+            return flat
+        if not isinstance(bits, dict) or not set(bits) <= {"neg", "conj"}:
+            raise NeedsTorch(f"tensor metadata {bits!r}")
+        if bits.get("conj") and np.iscomplexobj(flat):
+            flat = np.conj(flat)
+        if bits.get("neg"):
+            flat = np.negative(flat)
+        return flat
+
     def rebuild_tensor(self, storage, storage_offset, size, stride):
         return self._view(storage, storage_offset, size, stride, None)
 
     def rebuild_tensor_v2(self, storage, storage_offset, size, stride, requires_grad, backward_hooks, *meta):
-        return self._view(storage, storage_offset, size, stride, None)
+        return self._view(storage, storage_offset, size, stride, None, meta)
 
     def rebuild_tensor_v3(
         self, storage, storage_offset, size, stride, requires_grad, backward_hooks, dtype, *meta
@@ -253,7 +275,7 @@ class _Rebuilder:
         name = dtype.name if isinstance(dtype, TorchDtype) else None
         if name is None:
             raise CorruptFileError(f"{self.path}: _rebuild_tensor_v3 without a dtype")
-        return self._view(storage, storage_offset, size, stride, name)
+        return self._view(storage, storage_offset, size, stride, name, meta)
 
     @staticmethod
     def rebuild_parameter(data, requires_grad, backward_hooks, *state):
