@@ -404,21 +404,27 @@ def pseudospectra(
     lev = None if levels is None else _check_levels(levels)
     use_dense = method == "svd" or (method == "auto" and n < dense_below)
 
+    xs, ys, used_bounds = _grid(A, real, x, y, bounds, npts, lev)
+    # the engines work with vectors of size sigma^-2 (Lanczos on (T_z^* T_z)^{-1}), whose squared
+    # norms leave the float64 range for ||A|| beyond ~1e77 or below ~1e-77: scale A and the grid
+    # by a power of two (exact), and sigma_min back
+    scale = _power_of_two_scale(A, xs, ys)
+    As = A * scale if scale != 1.0 else A
+
     t_schur = 0.0
     T = solver = None
     if use_dense:
-        eigenvalues = scipy.linalg.eigvals(A)
+        eigenvalues = scipy.linalg.eigvals(As)
     elif device is not None:
         ts = time.perf_counter()
-        T, _ = scipy.linalg.schur(A, output="complex")
+        T, _ = scipy.linalg.schur(As, output="complex")
         eigenvalues = np.diag(T).copy()
         t_schur = time.perf_counter() - ts
     else:
         ts = time.perf_counter()
-        solver, eigenvalues = shifted_solver(A, leaf=_LEAF)
+        solver, eigenvalues = shifted_solver(As, leaf=_LEAF)
         t_schur = time.perf_counter() - ts
 
-    xs, ys, used_bounds = _grid(A, real, x, y, bounds, npts, lev)
     Z = xs[None, :] + 1j * ys[:, None]
     # rows to compute and rows mirrored from them (real A only)
     rows = np.arange(ys.size)
@@ -429,7 +435,7 @@ def pseudospectra(
             if v < 0 and float(-v) in where:
                 source[j] = where[float(-v)]
     compute_rows = np.flatnonzero(source == rows)
-    zc = Z[compute_rows].ravel()
+    zc = Z[compute_rows].ravel() * scale
     total = zc.size
     done = [0]
 
@@ -440,7 +446,7 @@ def pseudospectra(
 
     stats: dict[str, Any] = {}
     if use_dense:
-        sig = _dense_sigma_min(A, zc, on_done=report)
+        sig = _dense_sigma_min(As, zc, on_done=report)
         stats.update(method="svd")
     elif device is not None:
         from spectra._torch_engine import torch_sigma_min
@@ -461,6 +467,8 @@ def pseudospectra(
             stats=stats,
             workers=int(workers),
         )
+    if scale != 1.0:
+        sig, eigenvalues = sig / scale, eigenvalues / scale
     S = np.empty(Z.shape)
     S[compute_rows] = sig.reshape(compute_rows.size, xs.size)
     S[rows] = S[source]
@@ -494,6 +502,23 @@ def pseudospectra(
         title=title,
         n=n,
     )
+
+
+#: matrices and grids whose largest entry lies within this many binary orders of 1 are used as
+#: given; others are scaled by a power of two first (see :func:`_power_of_two_scale`)
+_SCALE_FREE_BITS = 32
+
+
+def _power_of_two_scale(A: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> float:
+    """``2**-e`` bringing the largest of ``|A_ij|``, ``|x|``, ``|y|`` into ``[1/2, 1)``; 1 when it is near 1.
+
+    ``sigma_min(s z I - s A) = s sigma_min(zI - A)`` exactly for ``s`` a power of two (barring
+    underflow of entries far below the largest, which are below the rounding of any method).
+    """
+    m = max(float(np.max(np.abs(A))), float(np.max(np.abs(xs))), float(np.max(np.abs(ys))))
+    if not m > 0.0 or 2.0**-_SCALE_FREE_BITS <= m <= 2.0**_SCALE_FREE_BITS:
+        return 1.0
+    return math.ldexp(1.0, -math.frexp(m)[1])
 
 
 def _dense_sigma_min(M: np.ndarray, z: np.ndarray, *, on_done=None) -> np.ndarray:

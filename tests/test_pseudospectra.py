@@ -126,6 +126,32 @@ def test_matches_dense_svd_on_nonnormal_random(n, complex_, method):
     assert (g.options["mirrored_rows"] > 0) == (not complex_)
 
 
+@pytest.mark.parametrize("scale", [1e100, 1e-100, 2.0**300])
+@pytest.mark.parametrize("device", [None, "cpu"])
+def test_matrices_of_extreme_scale_match_dense_svd(scale, device):
+    # the Lanczos vectors are of size sigma^-2: their squared norms left the float64 range
+    # for ||A|| beyond ~1e77 (values off by a factor 20 at 1e100)
+    if device is not None:
+        pytest.importorskip("torch")
+    A = nonnormal(60, seed=2) * scale
+    x = np.linspace(-2.2, 2.3, 9) * scale
+    y = np.linspace(-2.0, 2.0, 7) * scale
+    g = pseudospectra(A, x=x, y=y, device=device)
+    assert g.options["method"].startswith("lanczos")
+    assert_close_to(g.sigma_min, dense_reference(A, x, y), A, x, y)
+    ref_eigs = scipy.linalg.eigvals(A)
+    gap = np.abs(g.eigenvalues[:, None] - ref_eigs[None, :]).min(axis=1)
+    assert g.eigenvalues.size == 60 and np.all(gap <= 1e-10 * np.abs(ref_eigs).max())
+
+
+def test_grid_far_from_a_matrix_of_norm_one_matches_dense_svd():
+    A = nonnormal(60, seed=3)
+    x, y = np.linspace(1e90, 3e90, 5), np.linspace(-1e90, 1e90, 5)
+    g = pseudospectra(A, x=x, y=y)
+    ref = dense_reference(A, x, y)
+    np.testing.assert_allclose(g.sigma_min, ref, rtol=1e-8)
+
+
 def test_explicit_axes_are_used_as_given_and_nonsymmetric_grid_is_not_mirrored():
     A = nonnormal(70, seed=5)
     x = np.array([-1.3, -0.2, 0.05, 0.9, 1.7])
