@@ -545,6 +545,23 @@ def _disk_clear(T: np.ndarray, lam: complex, r: float, tol: float, m: int = 32) 
     return all(_smin_at(T, complex(z)) > need for z in zs)
 
 
+def _triangular_outside(a: np.ndarray) -> complex | None:
+    """A diagonal entry of modulus > 1 when `a` is triangular (then ``rho(a) > 1`` exactly), else None.
+
+    The modulus is compared beyond its own rounding (``hypot`` is correct to an ulp).
+    """
+    if not (np.array_equal(np.triu(a), a) or np.array_equal(np.tril(a), a)):
+        return None
+    d = np.diag(a)
+    k = int(np.argmax(np.abs(d)))
+    return complex(d[k]) if float(np.abs(d[k])) > 1 + 2 * _EPS else None
+
+
+def _fmt_entry(v: complex) -> str:
+    """A matrix entry with all its digits (real entries without an imaginary part)."""
+    return f"{v.real:.17g}" if v.imag == 0 else f"{v:.17g}"
+
+
 def _outside_resolved(a: np.ndarray, T: np.ndarray, tol: float) -> bool:
     """Whether the matrix as given has ``rho > 1`` for sure, its computed ``rho`` being ``> 1 + tol``.
 
@@ -887,13 +904,22 @@ def kreiss_constant(
             message=f"{why} (K >= {f_lo:.6g}, attained at z allowing for the SVD's rounding)",
         )
 
+    on_circle = rho_one_tolerance(n, normT)
+    # within rounding of the unit circle, the eigenvalues of a triangular matrix are still exact
+    # (its diagonal): rho(A) > 1 there is a fact, not rounding
+    diag_out = _triangular_outside(a) if rho < 1 + on_circle else None
+    if diag_out is not None:
+        return exact(
+            math.inf,
+            f"spectral radius rho(A) = 1 + {abs(diag_out) - 1:.3g} >= 1, exactly: A is triangular, with "
+            f"the diagonal entry {_fmt_entry(diag_out)} (its eigenvalues are its diagonal, so no rounding "
+            "is involved); the powers of A grow without bound and K(A) is infinite",
+        )
     if normT <= 1 + 8 * n * np.finfo(float).eps:
         # ||A^k|| <= ||A||^k <= 1 and K >= 1 always, so K = 1, even with rho(A) = 1
         # (orthogonal matrices, or singular values clipped at 1); the slack absorbs rounding.
-        return exact(
-            1.0, f"||A||_2 = {normT:.6g} <= 1, so K(A) = 1 exactly (a contraction: no transient growth)"
-        )
-    on_circle = rho_one_tolerance(n, normT)
+        shown = f"{normT:.6g} <= 1" if normT <= 1 else f"{normT:.17g}, 1 to rounding"
+        return exact(1.0, f"||A||_2 = {shown}, so K(A) = 1 exactly (a contraction: no transient growth)")
     # rho > 1 beyond that window, but rounding can move an ill-conditioned (defective) eigenvalue
     # by far more than u ||A|| (a Jordan block of order k by (u ||A||)^(1/k)): see
     # _outside_resolved for what proves rho(A) > 1 of the matrix as given

@@ -16,6 +16,8 @@ from scipy.optimize import minimize, minimize_scalar
 from spectra.errors import NonFiniteError, NonSquareError
 from spectra.kreiss import kreiss_constant, transient_growth, transient_lower_bound
 
+EPS = float(np.finfo(float).eps)
+
 
 def jordan2(lam: complex, b: complex) -> np.ndarray:
     return np.array([[lam, b], [0, lam]])
@@ -329,6 +331,26 @@ def test_kreiss_unstable_is_inf_with_words():
         assert "spectral radius" in K.message and ">= 1" in K.message
         assert K.bracket == (math.inf, math.inf)
         assert math.isnan(K.where_in_bracket(3.0))
+
+
+@pytest.mark.parametrize(
+    "A",
+    [
+        np.diag([1 + 1e-15 * 64] + [0.5] * 63),  # ||A|| within the contraction shortcut's slack
+        np.diag([1 + 4 * EPS, 0.5]),
+        np.array([[1 + 4 * EPS, 1.0], [0.0, 0.5]]),  # within the rounding window around rho = 1
+        np.array([[0.5, 0.0], [1.0, (1 + 8 * EPS) * np.exp(0.7j)]]),  # lower triangular, complex
+    ],
+)
+def test_triangular_matrix_just_outside_the_circle_is_infinite_not_a_contraction(A):
+    # the eigenvalues of a triangular matrix are its diagonal, exactly: rho(A) > 1 is a fact
+    # (the powers of the first grow like (1 + 6.4e-14)^k); the eighth session's code said
+    # "K = 1 exactly, certified" for it
+    K = kreiss_constant(A)
+    assert math.isinf(K.value) and math.isinf(K.lower) and K.certified
+    assert "triangular" in K.message and "spectral radius" in K.message
+    rho = np.max(np.abs(np.diag(A)))
+    assert rho > 1  # the oracle: the diagonal itself
 
 
 def test_orthogonal_matrices_have_kreiss_constant_one():
