@@ -1146,15 +1146,25 @@ def kreiss_constant(
             sig_inner=float(np.min(sig[inner])),
         )
 
-    rtol_cert = rtol
+    # tolerances to try, tightest first: rtol itself (see above), then, where rtol_floor is far
+    # above it, tenfold steps up to rtol_floor, so that a tighter rtol never ends with a looser
+    # bracket than a looser rtol would have proved (one step below rtol_floor for n > 16, where
+    # a failed try costs the whole budget)
+    tries = [rtol] if rtol_floor <= 1000 * rtol or n <= 16 else []
+    if rtol_floor > 10 * rtol:
+        ladder = []
+        t = 10 * rtol if tries else max(10 * rtol, rtol_floor / 1000)
+        while t < rtol_floor:
+            ladder.append(t)
+            t *= 10
+        tries += (ladder if n <= 16 else ladder[-1:]) + [rtol_floor]
     cert = None
-    if rtol_floor <= 1000 * rtol or n <= 16:
-        cert = run(rtol, max_evals)
-    if rtol_floor > 10 * rtol and (cert is None or not cert.certified):
+    for rtol_cert in tries:
         if cert is not None:
-            evals += cert.stats.svds + cert.stats.cells  # the first try's work counts too
-        rtol_cert = rtol_floor
+            evals += cert.stats.svds + cert.stats.cells  # the failed try's work counts too
         cert = run(rtol_cert, max_evals)
+        if cert.certified:
+            break
     st = cert.stats
     lower, zbest, upper, proved = cert.lower, cert.z, cert.upper, cert.certified
     if not proved:
@@ -1173,8 +1183,9 @@ def kreiss_constant(
         msg = (
             f"K bracket proved: {lower:.10g} <= K <= {upper:.10g}, to {rtol_cert:.1e} rather than "
             f"rtol = {rtol:g}: sigma_min(zI - A) = {(r_best - 1) / lower:.3g} at the maximiser is only "
-            f"{4 / rtol_cert:.3g} times the level sets' rounding margin TAU (||A|| + |z|) = "
-            f"{TAU * (normT + r_best):.1e}, which bounds how closely they can bracket K ({how})"
+            f"{4 / rtol_floor:.3g} times the level sets' rounding margin TAU (||A|| + |z|) = "
+            f"{TAU * (normT + r_best):.1e}, which limits how closely they can bracket K; the proof "
+            f"failed within the budget at every tighter tolerance tried ({how})"
         )
     else:
         msg = (

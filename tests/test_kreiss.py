@@ -566,6 +566,22 @@ def test_kreiss_bracket_relaxed_to_what_rounding_allows():
     assert K.lower >= oracle * (1 - 1e-6)
 
 
+def test_a_tighter_rtol_never_proves_a_looser_bracket():
+    # J3(0.5) with superdiagonal 50: rtol = 1e-6 is proved, 1e-9 is beyond what the level sets
+    # resolve here; the eighth session's code then fell back straight to the a-priori floor and
+    # proved only 1.1e-4 for rtol = 1e-9 and 1e-12 (against 9e-7 at the default)
+    A = 0.5 * np.eye(3) + 50 * np.eye(3, k=1)
+    gaps = []
+    oracle = dense_max_f(A, R=1 + 2 * np.linalg.norm(A, 2))
+    for rtol in (1e-6, 1e-9, 1e-12):
+        K = kreiss_constant(A, certify=True, rtol=rtol)
+        assert K.lower <= oracle * (1 + 1e-9) and oracle <= K.upper * (1 + 1e-9)
+        gaps.append(K.upper / K.lower - 1)
+        if not K.certified:
+            assert "rather than rtol" in K.message and "every tighter tolerance tried" in K.message
+    assert gaps[0] <= 1e-6 and gaps[1] <= gaps[0] and gaps[2] <= gaps[0]
+
+
 def test_kreiss_sigma_below_rounding_says_so_and_bounds_honestly():
     # a scaled shift (delay line) of order 60: sigma_min(zI - A) ~ (|z|/1.5)^60 at the peak,
     # below what double precision resolves; K is only bracketed, by an attained lower bound
