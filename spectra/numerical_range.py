@@ -85,7 +85,7 @@ def numerical_range(A, npts: int = 200) -> np.ndarray:
     if int(npts) < 3:
         raise InvalidArgumentError(f"npts must be at least 3, got {npts!r}")
     a0 = as_square_matrix(A, any_magnitude=True)  # rescaled below
-    a = a0.astype(np.complex128)
+    a, e = _unit_scaled(a0.astype(np.complex128))
     N = int(npts)
     # real A: W(A) is symmetric about the real axis, the point at -theta the conjugate of that
     # at theta (theta_{N-j} = -theta_j): half the eigenproblems
@@ -93,7 +93,7 @@ def numerical_range(A, npts: int = 200) -> np.ndarray:
     theta = 2 * np.pi * np.arange(half) / N
     _, vecs = np.linalg.eigh(_hermitian_parts(a, theta))
     x = vecs[:, :, -1]
-    p = np.einsum("ki,ij,kj->k", x.conj(), a, x)
+    p = _ldexp(np.einsum("ki,ij,kj->k", x.conj(), a, x), e)
     if half == N:
         return p
     out = np.empty(N, dtype=np.complex128)
@@ -154,20 +154,43 @@ def _sampled_max(a: np.ndarray, real: bool, m: int = 48) -> tuple[np.ndarray, np
 
 
 def _prepared(A) -> tuple[np.ndarray, bool, float, float]:
-    """`A` as complex128 scaled by a power of two, whether it was real, ``||.||_F``, the scale.
+    """`A` as complex128 scaled by a power of two, whether it was real, ``||.||_F``, the exponent.
 
     Real `A` has conjugate symmetry (angles in ``[0, pi]``). The scale (exact, a power
-    of two: ``w(A) = scale w(a)``) keeps ``||a||_F`` from underflowing or overflowing for
+    of two: ``w(A) = 2**e w(a)``) keeps ``||a||_F`` from underflowing or overflowing for
     entries near the ends of the float range.
     """
     a0 = as_square_matrix(A, any_magnitude=True)  # rescaled below
-    a = a0.astype(np.complex128)
+    a, e = _unit_scaled(a0.astype(np.complex128))
+    return a, not np.iscomplexobj(a0), float(np.linalg.norm(a)), e
+
+
+def _up(x: float, e: int) -> float:
+    """``x 2**e`` (inf where it overflows: ``w(A)`` can exceed the largest float by up to ``n``)."""
+    with np.errstate(over="ignore"):
+        return float(np.ldexp(x, e))
+
+
+def _ldexp(a: np.ndarray, e: int) -> np.ndarray:
+    """``a * 2**e`` for complex `a`, exact (``2**e`` itself may lie outside the float range)."""
+    out = np.empty_like(a)
+    out.real = np.ldexp(a.real, e)
+    out.imag = np.ldexp(a.imag, e)
+    return out
+
+
+def _unit_scaled(a: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(a 2**-e, e)`` with the largest entry of the result near 1; ``e = 0`` for moderate `a`.
+
+    Keeps ``||a||_F`` (and the Hermitian parts' eigenproblems) away from underflow and overflow
+    for entries near the ends of the float range, subnormal ones included (``a / 2**1029`` is
+    not a number: the divisor overflows).
+    """
     big = float(np.max(np.abs(a))) if a.size else 0.0
-    scale = 1.0
-    if big > 0 and not (1e-150 < big < 1e150):
-        scale = math.ldexp(1.0, math.frexp(big)[1])
-        a = a / scale
-    return a, not np.iscomplexobj(a0), float(np.linalg.norm(a)), scale
+    if big == 0 or 1e-150 < big < 1e150:
+        return a, 0
+    e = math.frexp(big)[1]
+    return _ldexp(a, -e), e
 
 
 def _margin(a: np.ndarray, normF: float) -> float:
@@ -210,7 +233,7 @@ def numerical_radius_bounds(A, rtol: float = 1e-12) -> tuple[float, float]:
     """
     if not (rtol > 0):
         raise InvalidArgumentError(f"rtol must be positive, got {rtol!r}")
-    a, real, normF, scale = _prepared(A)
+    a, real, normF, e = _prepared(A)
     if normF == 0:
         return 0.0, 0.0
     margin = _margin(a, normF)
@@ -240,7 +263,7 @@ def numerical_radius_bounds(A, rtol: float = 1e-12) -> tuple[float, float]:
         )
     bound = np.maximum(hl, hr) / np.cos(0.5 * (right - left))
     hi = max(hi_done, float(np.max(bound)) if bound.size else -math.inf, lo)
-    return float(max(lo, 0.0) * scale), float((hi + margin) * scale)
+    return _up(max(lo, 0.0), e), _up(hi + margin, e)
 
 
 def _coarse_bounds(A, m: int = 8) -> tuple[float, float]:
@@ -253,7 +276,7 @@ def _coarse_bounds(A, m: int = 8) -> tuple[float, float]:
     ``m = 8``) above ``w(A)``. For bounds that need not be tight (the far field
     of the Kreiss certificate), at about a fifth of the cost of a 1e-3 bracket.
     """
-    a, real, normF, scale = _prepared(A)
+    a, real, normF, e = _prepared(A)
     if normF == 0:
         return 0.0, 0.0
     k = m if real else 2 * m
@@ -261,7 +284,7 @@ def _coarse_bounds(A, m: int = 8) -> tuple[float, float]:
     h = _support(a, th)
     bound = np.maximum(h[:-1], h[1:]) / np.cos(0.5 * (th[1] - th[0]))
     lo = float(np.max(h))
-    return float(max(lo, 0.0) * scale), float((max(float(np.max(bound)), lo) + _margin(a, normF)) * scale)
+    return _up(max(lo, 0.0), e), _up(max(float(np.max(bound)), lo) + _margin(a, normF), e)
 
 
 def numerical_radius(A) -> float:
@@ -299,7 +322,7 @@ def numerical_radius(A) -> float:
     >>> round(numerical_radius([[0.5, 1.0], [0.0, 0.5]]), 12)
     1.0
     """
-    a, real, _, scale = _prepared(A)
+    a, real, _, e = _prepared(A)
     if not np.any(a):
         return 0.0
-    return max(_sampled_max(a, real=real)[2], 0.0) * scale
+    return _up(max(_sampled_max(a, real=real)[2], 0.0), e)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -118,13 +121,34 @@ def test_errors():
     assert numerical_radius(np.zeros((3, 3))) == 0.0
 
 
-@pytest.mark.parametrize("scale", [1e-300, 1e-170, 1e170, 1e300])
+@pytest.mark.parametrize("scale", [1e-300, 1e-170, 1e170, 1e300, 1.5e308])
 def test_numerical_radius_at_the_ends_of_the_float_range(scale):
-    # ||A||_F underflowed to 0 (entries ~1e-300) and hit the zero shortcut: (0, 0) for w = 1e-300
+    # ||A||_F underflowed to 0 (entries ~1e-300) and hit the zero shortcut: (0, 0) for w = 1e-300;
+    # entries near the largest float raised OverflowError (the scale 2**1024)
     J = np.array([[0.5, 1.0], [0.0, 0.5]])  # w = 0.5 + 1/2 = 1
     lo, hi = numerical_radius_bounds(J * scale)
     assert lo == pytest.approx(scale, rel=1e-12) and lo <= hi <= scale * (1 + 1e-9)
     assert numerical_radius(J * scale) == pytest.approx(scale, rel=1e-12)
+    # W(J) is the disc |z - 0.5| <= 0.5: the boundary points, scaled
+    p = numerical_range(J * scale, npts=16)
+    np.testing.assert_allclose(np.abs(p / scale - 0.5), 0.5, rtol=1e-12)
+
+
+def test_numerical_radius_of_subnormal_entries():
+    # subnormal entries raised LinAlgError: the divisor 2**1029 of the rescaling overflowed. In a
+    # fresh process: the test session flushes denormals to zero (torch.set_flush_denormal)
+    code = (
+        "import numpy as np; from spectra.numerical_range import *; "
+        "J = 1e-310 * np.array([[0.5, 1.0], [0.0, 0.5]]); "
+        "print(numerical_radius(J) / 1e-310, *(v / 1e-310 for v in numerical_radius_bounds(J)), "
+        "np.max(np.abs(np.abs(numerical_range(J, npts=16) * 1e300 / 1e-10 - 0.5) - 0.5)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    w, lo, hi, off = (float(v) for v in out.stdout.split())
+    # 1e-310 carries about 11 significant bits of J's entries: w = 1e-310 to about 1e-4
+    assert w == pytest.approx(1.0, rel=1e-4) and lo <= w * (1 + 1e-12) and lo <= hi
+    assert hi == pytest.approx(1.0, rel=1e-4) and off < 1e-4
 
 
 @pytest.mark.parametrize("npts", [7, 8, 50])
