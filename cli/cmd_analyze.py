@@ -42,6 +42,9 @@ COLUMNS = [
     ("dep_F/|A|_F", "henrici_relative", 3),
     ("kappa(V)", "kappa_eigvec", 3),
 ]
+#: accuracy of a criss-cross rho_eps near 1 (its iteration stops at 1e-13 relative; margin for
+#: the dense SVDs that confirm it)
+RHO_EPS_ERROR = 1e-12
 ROBUST_COLUMNS = [
     ("d_inst", "distance_to_instability", 4),
     ("K", "kreiss", 4),
@@ -73,8 +76,17 @@ def _cell(report_dict: dict, key: str, digits: int) -> str:
         return fmt_floor(v, floor, digits)
     if key == "kreiss":
         return fmt_kreiss(m, digits)
-    if key == "transient_peak" and m.get("transient_peak_is_lower_bound"):
-        return "≥" + fmt_bound(v, digits, up=False)
+    if key in ("transient_peak", "transient_peak_k") and m.get("transient_peak_is_lower_bound"):
+        # the powers stopped short of the peak: sup_k ||A^k|| >= K >= kreiss_lower may say more
+        k_lo = m.get("kreiss_lower")
+        from_k = (
+            isinstance(k_lo, float)
+            and isinstance(m.get("transient_peak"), float)
+            and k_lo > m["transient_peak"]
+        )
+        if key == "transient_peak_k":
+            return "-" if from_k else str(v)
+        return "≥" + fmt_bound(k_lo if from_k else v, digits, up=False)
     return fmt(v, digits) if digits else fmt(v)
 
 
@@ -101,7 +113,10 @@ def _render_table(doc: dict) -> str:
             continue
         row = [m["id"]] + [_cell(m, key, d) for _, key, d in cols]
         pr = m.get("pseudospectral_radius") or {}
-        row += [fmt(pr.get(k)) if not isinstance(pr.get(k), str) else pr[k] for k in eps_keys]
+        # near 1, with the digits that tell rho_eps from 1 (0.99997 is not "1.000" beside a stable rho)
+        row += [
+            fmt_rho(pr.get(k), RHO_EPS_ERROR) if not isinstance(pr.get(k), str) else pr[k] for k in eps_keys
+        ]
         row += [_cell(m, key, d) for _, key, d in robust]
         if m.get("marginal"):
             row.append("marginal (rho = 1)")

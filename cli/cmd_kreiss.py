@@ -27,6 +27,21 @@ from spectra._json import jsonable
 SCHEMA_VERSION = 1
 
 
+def _peak_cells(d: dict) -> list[str]:
+    """The table's ``peak`` and ``k*`` cells.
+
+    A peak the powers stopped short of proving is a lower bound on ``sup_k ||A^k||``, and so is
+    the Kreiss constant's lower bound (``sup_k ||A^k|| >= K``): the larger is shown, with ``k*``
+    as "-" when it comes from K.
+    """
+    t, k_lo = d["transient"], d["kreiss"]["lower"]
+    if not t.get("peak_is_lower_bound"):
+        return [fmt(t["peak"]), "-" if t["peak_k"] is None else str(t["peak_k"])]
+    if isinstance(k_lo, float) and isinstance(t["peak"], float) and k_lo > t["peak"]:
+        return ["≥" + fmt_bound(k_lo, up=False), "-"]
+    return ["≥" + fmt_bound(t["peak"], up=False), str(t["peak_k"])]
+
+
 def _chosen(checkpoint: str, matrices, trust: bool):
     """Load, select, and drop (with a warning) matrices holding NaN/Inf or out of the float range."""
     import spectra
@@ -220,7 +235,10 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
                     "peak_k": None if unbounded else tg.peak_k,
                     "peak_is_lower_bound": False if unbounded else not tg.sup_proved,
                     "kmax": tg.kmax,
-                    "position_in_bracket": _num(kr.where_in_bracket(tg.peak)),
+                    # only a proved peak has a place in the bracket (a capped one is a lower bound)
+                    "position_in_bracket": (
+                        _num(kr.where_in_bracket(tg.peak)) if tg.sup_proved and not unbounded else None
+                    ),
                 },
                 "numerical_radius": _num(w),
             }
@@ -243,10 +261,7 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
                 fmt_bound(k["lower"], 7, up=False),  # bounds rounded outwards: still bounds
                 fmt_bound(k["upper"], 7, up=True) + ("" if k["certified"] or k["lower"] == "inf" else "*"),
                 fmt_bound(d["bracket"][1], up=True),
-                ("≥" + fmt_bound(d["transient"]["peak"], up=False))
-                if d["transient"].get("peak_is_lower_bound")
-                else fmt(d["transient"]["peak"]),
-                "-" if d["transient"]["peak_k"] is None else str(d["transient"]["peak_k"]),
+                *_peak_cells(d),
                 fmt(d["numerical_radius"]),
             ]
         )

@@ -292,6 +292,12 @@ def _render(result) -> str:
     "--npts", type=click.IntRange(min=8), default=80, show_default=True, help="Grid points per side (-o)."
 )
 @trust_option
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Nothing on stderr but warnings and errors (compare shows no progress bar; as in analyze).",
+)
 @click.pass_context
 def compare(
     ctx,
@@ -309,6 +315,7 @@ def compare(
     figure,
     npts,
     trust,
+    quiet,
 ):
     """Compare the robustness of each recurrent matrix before and after.
 
@@ -369,5 +376,6 @@ def compare(
             save_figure(fig, figure, dpi=120)  # TrueType fonts in PDF, as every figure
         finally:
             plt.close(fig)
-        click.echo(f"wrote {figure}", err=True)
+        if not quiet:
+            click.echo(f"wrote {figure}", err=True)
     ctx.exit(result.exit_code)

@@ -776,3 +776,26 @@ def test_spectra_alone_shows_the_help_not_a_one_line_error(capsys):
     rc, out, err = run([], capsys)
     text = out + err
     assert "Commands:" in text and "spectra: error" not in text and text.count("\n") > 10
+
+
+def test_rho_eps_near_one_gets_the_digits_that_tell_it_from_one(tmp_path, capsys):
+    # a normal matrix: rho_eps = rho + eps exactly (the oracle); 0.99997 was printed "1.000"
+    # beside a "stable" verdict and rho = 0.99996
+    p = tmp_path / "near.npy"
+    np.save(p, np.diag([0.99996, 0.5]))
+    code, out, _ = run(["analyze", str(p), "--eps", "1e-5", "-q"], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    header = next(line for line in lines if line.startswith("id")).split()
+    row = next(line for line in lines if line.startswith("near")).split()
+    cell = row[header.index("rho_eps(1e-05)")]
+    assert cell == f"{0.99996 + 1e-5:.5g}" == "0.99997"
+
+
+def test_compare_accepts_quiet_like_analyze(tmp_path, capsys):
+    p = tmp_path / "a.npy"
+    np.save(p, np.array([[1.2, 1.0], [0.0, 0.5]]))
+    fig = tmp_path / "c.png"
+    code, out, err = run(["compare", str(p), "--stabilize", "exact", "-q", "-o", str(fig)], capsys)
+    assert code in (0, 1) and fig.exists()
+    assert "wrote" not in err and "usage" not in err.lower()

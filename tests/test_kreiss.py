@@ -787,6 +787,30 @@ def test_cli_kreiss_table_and_select(npz_file):
     assert "7.533333" in lines[2]
 
 
+def test_cli_capped_peak_has_no_place_in_the_bracket_and_shows_the_better_lower_bound(tmp_path):
+    # ||A^k|| still grows at the 2000-power cap (the peak is near k = 1e6): the capped "peak"
+    # 1996 gave position_in_bracket -2.85 ("contradicts the theorem") and "peak >=1996" beside
+    # a proved K >= 2.49e5 (sup_k ||A^k|| >= K)
+    lam = 1 - 1e-6
+    p = tmp_path / "near.npy"
+    np.save(p, jordan2(lam, 1.0))
+    doc = json.loads(run_cli(["kreiss", str(p), "--json", "-q"]).stdout)
+    m = doc["matrices"][0]
+    assert m["transient"]["peak_is_lower_bound"] is True and m["transient"]["position_in_bracket"] is None
+    k_lo = m["kreiss"]["lower"]
+    # the oracle: ||A^k|| >= |(A^k)_12| = k lam^(k-1), largest near k = 1/(1 - lam)
+    k = np.arange(1, 4_000_000, dtype=float)
+    sup_lower = float(np.max(k * lam ** (k - 1)))
+    assert m["transient"]["peak"] < k_lo <= kreiss_jordan2(lam, 1.0) * (1 + 1e-9) <= sup_lower
+    row = run_cli(["kreiss", str(p), "-q"]).stdout.strip().splitlines()[2].split()
+    assert row[6].startswith("≥") and float(row[6][1:]) <= k_lo and float(row[6][1:]) > 0.999 * k_lo
+    assert row[7] == "-"
+    res = run_cli(["analyze", str(p), "-q"])
+    cells = next(line for line in res.stdout.splitlines() if line.startswith("near")).split()
+    peak_cell = cells[-4]
+    assert peak_cell.startswith("≥") and 0.999 * k_lo < float(peak_cell[1:]) <= k_lo and cells[-3] == "-"
+
+
 def test_cli_kreiss_unknown_matrix(npz_file):
     from spectra_cli.main import main
 
