@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import subprocess
 import sys
 
@@ -372,6 +373,20 @@ def test_safetensors(tmp_path, x_seq, dtype):
     np.testing.assert_allclose(got, torch_forward64(module, x_seq), rtol=0, atol=1e-10)
 
 
+def test_safetensors_of_an_unreadable_dtype_are_counted_and_named_in_the_error(tmp_path):
+    # the reader listed such tensors as skipped only after the no-weights error was raised:
+    # the message said "0 tensors" for a file holding four
+    from safetensors.torch import save_file
+
+    sd = {k: v.to(torch.complex64).contiguous() for k, v in make(torch.nn.GRU).state_dict().items()}
+    save_file(sd, str(tmp_path / "c.safetensors"))
+    with pytest.raises(
+        spectra.NoRecurrentWeightsError,
+        match=r"\(4 tensors, .*\); weight_hh_l0 \(12, 4\): unsupported safetensors dtype C64",
+    ):
+        load(tmp_path / "c.safetensors")
+
+
 def test_lstm_proj_size(tmp_path):
     torch.manual_seed(5)
     module = torch.nn.LSTM(3, 5, num_layers=2, proj_size=2, bidirectional=True)
@@ -636,6 +651,38 @@ def test_recurrent_name_of_unusable_dtype_is_named_in_the_error(tmp_path, dtype)
     torch.save(sd, tmp_path / "w.pt")
     why = rf"weight_hh_l0 \(5, 5\): .*dtype {str(dtype)[6:]}"
     with pytest.raises(spectra.NoRecurrentWeightsError, match=why):
+        load(tmp_path / "w.pt")
+
+
+def _shape_refused_state_dicts():
+    torch.manual_seed(0)
+    gru, lstm, proj = torch.nn.GRU(3, 4), torch.nn.LSTM(3, 4), torch.nn.LSTM(3, 5, proj_size=3)
+    return {
+        # 10 rows of hidden 4: no gate count fits
+        "not (gates*hidden, hidden)": {
+            "rnn.weight_hh_l0": gru.weight_hh_l0[:10].detach(),
+            "rnn.weight_ih_l0": gru.weight_ih_l0[:10].detach(),
+        },
+        # a GRU's weight_hh (3 gates) beside an LSTM's weight_ih (4 gates)
+        "contradicts weight_hh": {
+            "rnn.weight_hh_l0": gru.weight_hh_l0.detach(),
+            "rnn.weight_ih_l0": lstm.weight_ih_l0.detach(),
+        },
+        # a projected LSTM's weight_hh (20, 3) beside a weight_hr of the wrong shape
+        "LSTM projection shapes do not fit": {
+            "rnn.weight_hh_l0": proj.weight_hh_l0.detach(),
+            "rnn.weight_hr_l0": proj.weight_hr_l0.detach().T.contiguous(),
+        },
+    }
+
+
+@pytest.mark.parametrize("why", list(_shape_refused_state_dicts()))
+def test_shape_refused_recurrent_weight_is_explained_in_the_error(tmp_path, why):
+    # the message listed the tensors' shapes but not why weight_hh was refused: it read as if
+    # the name had not been recognised
+    torch.save(_shape_refused_state_dicts()[why], tmp_path / "w.pt")
+    pattern = r"; rnn\.weight_hh_l0 \(\d+, \d+\): .*" + re.escape(why)
+    with pytest.raises(spectra.NoRecurrentWeightsError, match=pattern):
         load(tmp_path / "w.pt")
 
 

@@ -27,7 +27,7 @@ import pickle
 import sys
 import warnings
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -111,6 +111,7 @@ def checkpoint_from_object(
     *,
     cell_hints: Mapping[str, str] | None = None,
     metadata: Mapping[str, object] | None = None,
+    unreadable: Sequence[Skipped] = (),
 ) -> Checkpoint:
     """Build a :class:`Checkpoint` from an unpickled torch checkpoint object.
 
@@ -139,6 +140,9 @@ def checkpoint_from_object(
         dicts the module path follows its key path (``model/rnn``).
     metadata : mapping, optional
         Extra metadata to record.
+    unreadable : sequence of Skipped, optional
+        Tensors the reader could not decode (an unsupported dtype): listed as
+        skipped, counted and named in the error when no matrix is found.
 
     Returns
     -------
@@ -147,13 +151,17 @@ def checkpoint_from_object(
     Raises
     ------
     NoRecurrentWeightsError
-        No tensor named like a torch recurrent weight.
+        No readable recurrent weight; the message quotes why tensors named like
+        one were refused (shape, dtype, parametrization) and names undecodable tensors.
     """
     mappings, skipped = find_tensor_mappings(obj)
     results = []
+    refused: list[Skipped] = []
     for m in mappings:
-        mats, sk = classify_state_dict(m.tensors, dtypes, cell_hints=_hints_at(cell_hints, m.path))
+        mats, sk, ref = classify_state_dict(m.tensors, dtypes, cell_hints=_hints_at(cell_hints, m.path))
         results.append((m, mats, sk))
+        where = "".join(f"{p}/" for p in m.path)
+        refused.extend(Skipped(where + r.name, r.shape, r.reason) for r in ref)
     holding = [m for m, mats, _ in results if mats]
     primary = holding[0] if holding else None
     several = len(holding) > 1
@@ -178,13 +186,17 @@ def checkpoint_from_object(
                 matrices.append(mm)
         out_skipped.extend(Skipped(pre + s.name, s.shape, s.reason) for s in sk)
     out_skipped.extend(skipped)
+    out_skipped.extend(unreadable)
     if primary is None:
-        n = sum(len(m.tensors) for m in mappings) + len(skipped)
+        n = sum(len(m.tensors) for m in mappings) + len(skipped) + len(unreadable)
         examples = [(s.name, s.shape) for s in out_skipped[:3]]
         eg = ", ".join(f"{k}: {s}" for k, s in examples)
-        # a tensor named like a recurrent weight but refused (its dtype, its shape) says why
-        near = [s for s in out_skipped if s.reason.startswith("named like a recurrent weight")]
+        # a tensor named like a recurrent weight but refused (its shape, dtype, parametrization),
+        # or one the reader could not decode, says why
+        near = [*refused, *sorted(unreadable, key=lambda s: "weight_hh" not in s.name)]
         why = "; ".join(f"{s.name} {s.shape}: {s.reason}" for s in near[:3])
+        if len(near) > 3:
+            why += f" (and {len(near) - 3} more)"
         packed = _packed_key(obj)
         if packed:
             why = (why + "; " if why else "") + (
@@ -701,6 +713,4 @@ def read_safetensors(path: str | os.PathLike) -> Checkpoint:
     extra: dict[str, object] = {"reader": "torch-free"}
     if isinstance(meta, dict):
         extra["safetensors_metadata"] = meta
-    ckpt = checkpoint_from_object(p, "safetensors", tensors, dtypes, metadata=extra)
-    ckpt.skipped.extend(unreadable)
-    return ckpt
+    return checkpoint_from_object(p, "safetensors", tensors, dtypes, metadata=extra, unreadable=unreadable)

@@ -292,7 +292,7 @@ def classify_state_dict(
     dtypes: Mapping[int, str] | None = None,
     *,
     cell_hints: Mapping[str, str] | None = None,
-) -> tuple[list[RecurrentMatrix], list[Skipped]]:
+) -> tuple[list[RecurrentMatrix], list[Skipped], list[Skipped]]:
     """Split one state_dict into recurrent matrices (one per gate) and the rest.
 
     For gate ``g`` of a layer with hidden size ``H`` the matrix is the row
@@ -321,6 +321,10 @@ def classify_state_dict(
         In key order, gates in PyTorch order.
     skipped : list of Skipped
         Every other array with the reason.
+    refused : list of Skipped
+        The entries of `skipped` that are recurrent weights by their name but
+        could not be read (their shape, dtype, a parametrization...), so that
+        an error can say why no matrix was found.
     """
     dtypes = dtypes or {}
     hints = cell_hints or {}
@@ -350,6 +354,7 @@ def classify_state_dict(
             chained.setdefault((hit["prefix"], suffix), key)
     matrices: list[RecurrentMatrix] = []
     skipped: list[Skipped] = []
+    refused: list[Skipped] = []
     for key, arr in tensors.items():
         shape = tuple(arr.shape)
         if key not in parsed:
@@ -361,7 +366,7 @@ def classify_state_dict(
         if role == "weight_hh" and gk in dropped:
             skipped.append(Skipped(key, shape, _reason(role, "weight_hh_raw")))
         elif role == primary and gk in chained:
-            skipped.append(
+            refused.append(
                 Skipped(
                     key,
                     shape,
@@ -369,14 +374,16 @@ def classify_state_dict(
                     f"(e.g. {chained[gk]}): only a single spectral_norm or weight_norm is read",
                 )
             )
+            skipped.append(refused[-1])
         elif role == primary:
             found, why = _gate_matrices(tensors, dtypes, hints, group, role, how)
             matrices.extend(found)
             if why:
-                skipped.append(Skipped(key, shape, why))
+                refused.append(Skipped(key, shape, why))
+                skipped.append(refused[-1])
         else:
             skipped.append(Skipped(key, shape, _reason(role, primary)))
-    return matrices, skipped
+    return matrices, skipped, refused
 
 
 def _unit_cos(x: np.ndarray, y: np.ndarray) -> float:
