@@ -373,6 +373,33 @@ def test_safetensors(tmp_path, x_seq, dtype):
     np.testing.assert_allclose(got, torch_forward64(module, x_seq), rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("fmt,dtype", [("F8_E4M3", torch.float8_e4m3fn), ("F8_E5M2", torch.float8_e5m2)])
+def test_float8_table_equals_torch_for_every_byte(fmt, dtype):
+    from spectra.load.pytorch import float8_table
+
+    ref = torch.arange(256, dtype=torch.uint8).view(dtype).to(torch.float32).numpy()
+    got = float8_table(fmt)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, ref)  # NaN where torch has NaN, Inf where it has Inf
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(ref))  # -0.0 included
+
+
+@pytest.mark.parametrize("dtype", [torch.float8_e4m3fn, torch.float8_e5m2])
+def test_float8_safetensors_read_like_the_pt_file(tmp_path, dtype):
+    # float8 tensors in .safetensors were dropped ("0 tensors") while the same .pt was read
+    from safetensors.torch import save_file
+
+    sd = {k: v.to(dtype) for k, v in make(torch.nn.GRU, num_layers=2).state_dict().items()}
+    save_file(sd, str(tmp_path / "w.safetensors"))
+    ckpt = load(tmp_path / "w.safetensors")
+    assert ckpt.format == "safetensors" and len(ckpt) == 2 * 3
+    assert {m.dtype for m in ckpt} == {str(dtype).removeprefix("torch.")}
+    for k in (0, 1):
+        np.testing.assert_array_equal(
+            ckpt.stacked(f"weight_hh_l{k}"), sd[f"weight_hh_l{k}"].to(torch.float64).numpy()
+        )
+
+
 def test_safetensors_of_an_unreadable_dtype_are_counted_and_named_in_the_error(tmp_path):
     # the reader listed such tensors as skipped only after the no-weights error was raised:
     # the message said "0 tensors" for a file holding four

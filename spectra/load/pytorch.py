@@ -50,12 +50,15 @@ __all__ = [
 LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 
-#: safetensors dtype -> numpy dtype (little-endian); BF16 is read as uint16 and widened.
+#: safetensors dtype -> numpy dtype (little-endian); BF16 is read as uint16 and widened,
+#: the float8 formats are read as bytes and decoded through :func:`float8_table`.
 SAFETENSORS_DTYPES: dict[str, str] = {
     "F64": "<f8",
     "F32": "<f4",
     "F16": "<f2",
     "BF16": "<u2",
+    "F8_E4M3": "u1",
+    "F8_E5M2": "u1",
     "I64": "<i8",
     "I32": "<i4",
     "I16": "<i2",
@@ -71,6 +74,8 @@ _SAFETENSORS_NAMES = {
     "F32": "float32",
     "F16": "float16",
     "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
     "I64": "int64",
     "I32": "int32",
     "I16": "int16",
@@ -82,6 +87,44 @@ _SAFETENSORS_NAMES = {
     "BOOL": "bool",
 }
 MAX_SAFETENSORS_HEADER = 100_000_000
+
+
+def float8_table(fmt: str) -> np.ndarray:
+    """The float32 value of each of the 256 bytes of a float8 format, exactly.
+
+    A byte is ``s eeee mmm`` (``F8_E4M3``, torch ``float8_e4m3fn``: exponent bias 7,
+    no infinities, ``S.1111.111`` is NaN) or ``s eeeee mm`` (``F8_E5M2``, torch
+    ``float8_e5m2``: bias 15, IEEE-like, exponent 31 is Inf or NaN); its value is
+    ``(-1)^s 2^(e - bias) (1 + m/2^M)``, or ``(-1)^s 2^(1 - bias) m/2^M`` for ``e = 0``
+    (Micikevicius et al. 2022, "FP8 formats for deep learning", Table 1). Every
+    value is a float32 exactly.
+
+    Parameters
+    ----------
+    fmt : {"F8_E4M3", "F8_E5M2"}
+        The safetensors dtype.
+
+    Returns
+    -------
+    (256,) ndarray of float32
+        ``table[b]`` is the value of byte ``b``.
+    """
+    E, M = {"F8_E4M3": (4, 3), "F8_E5M2": (5, 2)}[fmt]
+    bias = (1 << (E - 1)) - 1
+    out = np.empty(256, dtype=np.float32)
+    for b in range(256):
+        e, m = (b >> M) & ((1 << E) - 1), b & ((1 << M) - 1)
+        if (fmt == "F8_E4M3" and e == 15 and m == 7) or (fmt == "F8_E5M2" and e == 31 and m):
+            v = math.nan
+        elif fmt == "F8_E5M2" and e == 31:
+            v = math.inf
+        elif e == 0:
+            v = math.ldexp(m, 1 - bias - M)
+        else:
+            v = math.ldexp((1 << M) + m, e - bias - M)
+        out[b] = -v if b & 0x80 else v
+    return out
+
 
 _TRUST_HINT = "If you trust its source, pass --trust-pickle (trust=True in Python)"
 
@@ -624,8 +667,8 @@ def read_safetensors(path: str | os.PathLike) -> Checkpoint:
     header length ``N``, a JSON header of ``N`` bytes mapping each name to
     ``{"dtype", "shape", "data_offsets": [begin, end]}`` (offsets relative to
     the byte after the header), then the raw little-endian data. Every offset
-    and size is checked against the file before anything is read; BF16 is
-    widened exactly to float32.
+    and size is checked against the file before anything is read; BF16 and
+    the float8 formats (``F8_E4M3``, ``F8_E5M2``) are widened exactly to float32.
 
     Parameters
     ----------
@@ -706,6 +749,8 @@ def read_safetensors(path: str | os.PathLike) -> Checkpoint:
             arr = np.frombuffer(buf, dtype=code).reshape(shape)
             if dt == "BF16":
                 arr = (arr.astype(np.uint32) << 16).view(np.float32)
+            elif dt.startswith("F8_"):
+                arr = float8_table(dt)[arr]
             else:
                 arr = arr.astype(arr.dtype.newbyteorder("="), copy=True)
             tensors[name] = arr
