@@ -1049,3 +1049,50 @@ def test_gradients_saved_beside_the_model_are_not_reported_as_weights(tmp_path):
     ckpt = load(tmp_path / "g.pt")
     assert len(ckpt) == 3 and not any("grads" in i for i in ckpt.ids)
     assert any(s.name.startswith("grads") and "gradients" in s.reason for s in ckpt.skipped)
+
+
+@pytest.mark.parametrize(
+    "opt_cls,kw",
+    [
+        (torch.optim.Adam, {"amsgrad": True}),
+        (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}),
+        (torch.optim.RMSprop, {"centered": True, "momentum": 0.5}),
+        (torch.optim.Adagrad, {}),
+        (torch.optim.Adadelta, {}),
+        (torch.optim.Adamax, {}),
+    ],
+    ids=lambda v: getattr(v, "__name__", ""),
+)
+def test_name_keyed_optimizer_moments_are_not_reported_as_weights(tmp_path, opt_cls, kw):
+    # {"state_dict": sd, "exp_avg": {name: m}, ...} (a custom trainer's layout) reported the
+    # moments as recurrent matrices; each per-parameter state name of the optimizer is a key here
+    torch.manual_seed(0)
+    m = torch.nn.LSTM(3, 4)
+    opt = opt_cls(m.parameters(), **kw)
+    for _ in range(2):
+        opt.zero_grad()
+        m(torch.randn(5, 1, 3))[0].square().sum().backward()
+        opt.step()
+    names = dict(m.named_parameters())
+    stats = {s for st in opt.state.values() for s, v in st.items() if torch.is_tensor(v) and v.ndim}
+    assert stats  # the optimizer keeps per-parameter tensors
+    ck = {"state_dict": m.state_dict()}
+    ck.update({s: {n: opt.state[p][s] for n, p in names.items()} for s in sorted(stats)})
+    torch.save(ck, tmp_path / "m.pt")
+    ckpt = load(tmp_path / "m.pt")
+    assert ckpt.ids == [f"weight_hh_l0[{g}]" for g in LSTM_GATES]
+    np.testing.assert_array_equal(ckpt.stacked("weight_hh_l0"), param(m, "weight_hh_l0"))
+    reasons = {s.name: s.reason for s in ckpt.skipped}
+    for s in stats:
+        assert "optimizer moments" in reasons[f"{s}/weight_hh_l0"]
+
+
+def test_models_under_keys_near_moment_names_are_read(tmp_path):
+    torch.manual_seed(0)
+    keys = ("model", "momentum_model", "ema", "exp_avg_model", "model_ema")
+    nets = {k: torch.nn.GRU(2, 3) for k in keys}
+    torch.save({k: n.state_dict() for k, n in nets.items()}, tmp_path / "m.pt")
+    ckpt = load(tmp_path / "m.pt")
+    assert len(ckpt) == 3 * len(keys)
+    for k, n in nets.items():
+        np.testing.assert_array_equal(ckpt.stacked(f"{k}/weight_hh_l0"), param(n, "weight_hh_l0"))

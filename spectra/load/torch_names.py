@@ -163,7 +163,9 @@ def find_tensor_mappings(
     skipped : list of Skipped
         Arrays that belong to no such mapping: optimizer state (any subtree
         of a dict with ``state`` and ``param_groups``, or under a key naming an
-        optimizer), tensors keyed by integers or inside lists.
+        optimizer), gradients or optimizer moments keyed by parameter name
+        under a key naming them (``grads``, ``exp_avg``, ``momentum_buffer``...),
+        tensors keyed by integers or inside lists.
     """
     mappings: list[TensorMapping] = []
     skipped: list[Skipped] = []
@@ -180,6 +182,14 @@ def find_tensor_mappings(
             sub_reason = reason
             if sub_reason is None and (_is_optimizer(node) or _names_optimizer(path)):
                 sub_reason = "optimizer state"
+            if (
+                sub_reason is None
+                and path
+                and isinstance(path[-1], str)
+                and _MOMENT_KEY.fullmatch(path[-1].lower())
+            ):
+                # {"state_dict": sd, "exp_avg": {name: m}}: named like the weights, but optimizer state
+                sub_reason = "optimizer moments (by the key's name), not weights"
             if (
                 sub_reason is None
                 and path
@@ -219,6 +229,15 @@ def find_tensor_mappings(
 _OPTIM_KEY = re.compile(r"(?:.*[_.\-])?optim(?:izer)?s?(?:[_.\-].*)?")
 #: a mapping of gradients saved beside the model (grads, gradients, grad_norms, last_grads...)
 _GRAD_KEY = re.compile(r"(?:.*[_.\-])?grad(?:ient)?s?(?:[_.\-].*)?")
+#: a mapping of optimizer moments keyed by parameter name ({"exp_avg": {name: m}}): torch.optim's
+#: per-parameter state names (Adam/AdamW/NAdam/RAdam exp_avg, exp_avg_sq, max_exp_avg_sq; Adamax
+#: exp_inf; SGD momentum_buffer; RMSprop square_avg, grad_avg; Adadelta acc_delta; Adagrad sum;
+#: Adafactor row_var, col_var, variance), after any prefix ("adam_exp_avg"), and a few generic
+#: whole keys (moments, momentum); a model kept as "momentum_model", "exp_avg_model" or "ema" is read
+_MOMENT_KEY = re.compile(
+    r"(?:.*[_.\-])?(?:max_)?(?:exp_avg(?:_sq)?|exp_inf|square_avg|acc_delta|momentum_buffer"
+    r"|grad_avg|row_var|col_var)s?|(?:first_|second_)?moments?|momentums?|momenta|sum|variance"
+)
 
 
 def _names_optimizer(path: list) -> bool:
