@@ -355,6 +355,40 @@ def test_torchscript(tmp_path, x_seq):
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)
 
 
+class CellPair(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.relu = torch.nn.RNNCell(3, 4, nonlinearity="relu")
+        self.tanh = torch.nn.RNNCell(3, 4)
+
+    def forward(self, x, h):
+        return self.relu(x, h) + self.tanh(x, h)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("how", ["torchscript", "whole pickled model"])
+def test_rnn_cell_nonlinearity_is_recorded_like_nn_rnn(tmp_path, how):
+    # nn.RNN got rnn_relu/rnn_tanh where the file records it, nn.RNNCell stayed "rnn"
+    torch.manual_seed(5)
+    net = CellPair()
+    path = tmp_path / "cells.pt"
+    if how == "torchscript":
+        torch.jit.script(net).save(str(path))
+    else:
+        torch.save(net, path)
+    ckpt = load(path, trust=how != "torchscript")
+    assert [(m.id, m.cell) for m in ckpt] == [("relu.weight_hh", "rnn_relu"), ("tanh.weight_hh", "rnn_tanh")]
+    # the label is the cell's own: stepping with it reproduces torch's cell
+    x, h = np.random.default_rng(0).standard_normal((2, 3)), np.random.default_rng(1).standard_normal(4)
+    acts = {"rnn_relu": lambda v: np.maximum(v, 0), "rnn_tanh": np.tanh}
+    for m in ckpt:
+        cell = getattr(net, m.layer).double()
+        ref = cell(torch.from_numpy(x[:1]), torch.from_numpy(h[None]))[0].detach().numpy()
+        W_ih, b_ih, b_hh = (param(cell, n) for n in ("weight_ih", "bias_ih", "bias_hh"))
+        got, _ = np_cell_step("rnn", {None: m.matrix}, x[0], h, None, W_ih, b_ih, b_hh, act=acts[m.cell])
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
 def test_safetensors(tmp_path, x_seq, dtype):
     from safetensors.torch import save_file

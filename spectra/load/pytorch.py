@@ -386,7 +386,7 @@ def _stand_in_pickle(torch, missing: list[str]):
 
 
 def _module_cell_hints(torch, obj: object) -> dict[str, str]:
-    """``{"rnn": "rnn_relu"}`` from the ``nn.RNN`` modules of the whole models in `obj`.
+    """``{"rnn": "rnn_relu"}`` from the ``nn.RNN``/``nn.RNNCell`` modules of the whole models in `obj`.
 
     A model at the top level gives its module paths; one inside dicts or lists (``{"model":
     model, "ema": ema}``) gives them behind its key path (``model/rnn``), as
@@ -400,7 +400,9 @@ def _module_cell_hints(torch, obj: object) -> dict[str, str]:
         if isinstance(node, torch.nn.Module):
             pre = "".join(f"{p}/" for p in path)
             for name, sub in node.named_modules():
-                if isinstance(sub, torch.nn.RNN) and getattr(sub, "nonlinearity", None) in ("tanh", "relu"):
+                if isinstance(sub, (torch.nn.RNN, torch.nn.RNNCell)) and getattr(
+                    sub, "nonlinearity", None
+                ) in ("tanh", "relu"):
                     hints[pre + name] = f"rnn_{sub.nonlinearity}"
         elif isinstance(node, Mapping):
             for k, v in node.items():
@@ -609,8 +611,8 @@ def read_torchscript(path: str | os.PathLike, *, trust: bool) -> Checkpoint:
     pickle of arbitrary objects and no ``forward``; `trust` is accepted for a
     uniform signature and does not change anything. The named parameters come
     from ``state_dict()``; ``nn.RNN`` submodules record their nonlinearity
-    (``mode`` ``RNN_TANH``/``RNN_RELU``), reported as cell ``rnn_tanh`` /
-    ``rnn_relu``.
+    (``mode`` ``RNN_TANH``/``RNN_RELU``), ``nn.RNNCell`` theirs as
+    ``nonlinearity``, reported as cell ``rnn_tanh`` / ``rnn_relu``.
 
     Parameters
     ----------
@@ -653,6 +655,13 @@ def read_torchscript(path: str | os.PathLike, *, trust: bool) -> Checkpoint:
             mode = None
         if mode in ("RNN_TANH", "RNN_RELU"):
             hints[name] = mode.lower()
+        elif getattr(sub, "original_name", None) == "RNNCell":  # records nonlinearity, not mode
+            try:
+                act = getattr(sub, "nonlinearity", None)
+            except Exception:
+                act = None
+            if act in ("tanh", "relu"):
+                hints[name] = f"rnn_{act}"
     dtypes: dict[int, str] = {}
     obj = _from_torch(dict(module.state_dict()), dtypes)
     return checkpoint_from_object(
