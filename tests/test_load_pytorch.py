@@ -1130,3 +1130,22 @@ def test_models_under_keys_near_moment_names_are_read(tmp_path):
     assert len(ckpt) == 3 * len(keys)
     for k, n in nets.items():
         np.testing.assert_array_equal(ckpt.stacked(f"{k}/weight_hh_l0"), param(n, "weight_hh_l0"))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("scheme", ["per_tensor", "per_channel"])
+def test_quantized_weights_report_their_stored_dtype_and_are_dequantized_like_torch(tmp_path, scheme):
+    # the dtype said float32 (the dequantized values') though the docstring promises the stored one
+    sd = dict(make(torch.nn.GRU).state_dict())
+    w = sd["weight_hh_l0"]
+    if scheme == "per_tensor":
+        q = torch.quantize_per_tensor(w, 0.01, 3, torch.qint8)
+    else:
+        scales = w.abs().amax(dim=1) / 127
+        q = torch.quantize_per_channel(w, scales, torch.zeros(12, dtype=torch.long), 0, torch.qint8)
+    sd["weight_hh_l0"] = q
+    torch.save(sd, tmp_path / "q.pt")
+    ckpt = load(tmp_path / "q.pt")
+    assert {m.dtype for m in ckpt} == {"qint8"}
+    assert all(any("dequantized" in n for n in m.notes) for m in ckpt)
+    np.testing.assert_array_equal(ckpt.stacked("weight_hh_l0"), q.dequantize().double().numpy())

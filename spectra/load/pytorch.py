@@ -311,11 +311,11 @@ def _from_torch(obj: object, dtypes: dict[int, str], depth: int = 0) -> object:
                     "built under torch.device('meta') and saved before its weights were loaded)"
                 )
             t = obj.detach().cpu()
-            if t.is_quantized:
+            name = str(t.dtype).removeprefix("torch.")  # the stored dtype (qint8, float8_e4m3fn...)
+            if t.is_quantized:  # reported as stored, read as torch dequantizes it (scale, zero point)
                 t = t.dequantize()
             if t.layout != torch.strided:
                 t = t.to_dense()
-            name = str(t.dtype).removeprefix("torch.")
             if t.dtype == torch.bfloat16:
                 t = t.float()
             try:

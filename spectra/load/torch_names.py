@@ -73,6 +73,8 @@ _PARTS = {
 }
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 _CELLS = {1: "rnn", 3: "gru", 4: "lstm"}
+#: torch's quantized dtypes: such tensors reach here dequantized, their dtype name kept
+_QUANTIZED = frozenset({"qint8", "quint8", "qint32", "quint4x2", "quint2x4"})
 #: A weight_hh with more elements is skipped (4 gates of hidden 4096; 512 MiB in float64).
 MAX_ELEMENTS = 1 << 26
 
@@ -556,6 +558,8 @@ def _gate_matrices(
             f"({C} x {C}; hidden {H} projected to {C})"
         )
     dtype = _dtype_name(W_stored, dtypes)
+    if dtype in _QUANTIZED:
+        notes.append(f"stored quantized ({dtype}): dequantized by torch (scale and zero point applied)")
     out: list[RecurrentMatrix] = []
     for g in range(gates):
         a, b = g * H, (g + 1) * H
