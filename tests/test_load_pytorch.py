@@ -611,19 +611,128 @@ def test_torch_compile_prefix(tmp_path, x_seq):
     np.testing.assert_allclose(got, torch_forward64(module, x_seq), rtol=0, atol=1e-10)
 
 
+class _Doubled(torch.nn.Module):
+    def forward(self, X):
+        return 2 * X
+
+
 def test_other_parametrizations_are_not_misreported(tmp_path):
+    # a custom parametrization stores only "original": its effective weight is not in the file
     torch.manual_seed(7)
     module = torch.nn.GRU(3, 4, num_layers=2)
-    torch.nn.utils.parametrizations.orthogonal(module, "weight_hh_l1")
-    torch.save(module.state_dict(), tmp_path / "orth.pt")
-    ckpt = load(tmp_path / "orth.pt")
+    torch.nn.utils.parametrize.register_parametrization(module, "weight_hh_l1", _Doubled())
+    torch.save(module.state_dict(), tmp_path / "custom.pt")
+    ckpt = load(tmp_path / "custom.pt")
     assert ckpt.ids == [f"weight_hh_l0[{g}]" for g in GRU_GATES]
     reasons = {s.name: s.reason for s in ckpt.skipped}
     assert (
         "parametrized by something other than spectral_norm"
         in reasons["parametrizations.weight_hh_l1.original"]
     )
-    assert reasons["parametrizations.weight_hh_l1.0.base"].startswith("not a recurrent weight")
+
+
+# ------------------------------------------- torch.nn.utils.parametrizations.orthogonal
+
+ORTH_CELLS = [(torch.nn.RNN, "rnn"), (torch.nn.GRU, "gru"), (torch.nn.LSTM, "lstm")]
+
+
+def _orthogonal_module(cls, orth_map, trivialization, *, seed=0, steps=0):
+    """A torch module with orthogonal weight_hh_l0, trained `steps` SGD steps (original moves)."""
+    torch.manual_seed(seed)
+    m = cls(3, 4)
+    torch.nn.utils.parametrizations.orthogonal(m, "weight_hh_l0", orth_map, use_trivialization=trivialization)
+    opt = torch.optim.SGD(m.parameters(), lr=0.5)
+    for _ in range(steps):
+        opt.zero_grad()
+        m(torch.randn(6, 2, 3))[0].square().sum().backward()
+        opt.step()
+    return m
+
+
+@pytest.mark.parametrize("trivialization", [True, False])
+@pytest.mark.parametrize("orth_map", ["matrix_exp", "cayley", "householder"])
+@pytest.mark.parametrize("cls,cell", ORTH_CELLS, ids=[c for _, c in ORTH_CELLS])
+def test_orthogonal_weight_equals_torchs_parametrized_weight(cls, cell, orth_map, trivialization):
+    # the numpy map against the module's own weight_hh_l0 (float64), after training moved original
+    from spectra.load.torch_orthogonal import orthogonal_weight
+
+    m = _orthogonal_module(cls, orth_map, trivialization, steps=3).double()
+    sd = m.state_dict()
+    X = sd["parametrizations.weight_hh_l0.original"].numpy()
+    assert np.abs(np.tril(X, -1)).max() > 1e-3  # training moved it: the maps differ here
+    base = sd.get("parametrizations.weight_hh_l0.0.base")
+    assert (base is not None) == trivialization
+    got = orthogonal_weight(X, None if base is None else base.numpy(), orth_map)
+    ref = param(m, "weight_hh_l0")
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-13)
+    if np.allclose(ref.T @ ref, np.eye(4), atol=1e-12):  # orthonormal columns where torch's are
+        np.testing.assert_allclose(got.T @ got, np.eye(4), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("orth_map", ["matrix_exp", "cayley", "householder"])
+@pytest.mark.parametrize("shape", [(5, 5), (9, 3), (3, 9)])
+def test_orthogonal_weight_tall_wide_and_complex_like_torch(shape, orth_map):
+    from spectra.load.torch_orthogonal import orthogonal_weight
+
+    for dtype in (torch.float64, torch.complex128):
+        if dtype.is_complex and orth_map == "householder":
+            continue  # torch refuses it too
+        torch.manual_seed(1)
+        lin = torch.nn.Linear(shape[1], shape[0], bias=False, dtype=dtype)
+        torch.nn.utils.parametrizations.orthogonal(lin, "weight", orth_map)
+        with torch.no_grad():  # a trained original: strictly lower part moved (its diagonal never is)
+            X = lin.parametrizations.weight.original
+            X += torch.tril(0.4 * torch.randn(shape, dtype=dtype), -1)
+        sd = lin.state_dict()
+        got = orthogonal_weight(
+            sd["parametrizations.weight.original"].numpy(),
+            sd["parametrizations.weight.0.base"].numpy(),
+            orth_map,
+        )
+        np.testing.assert_allclose(got, lin.weight.detach().numpy(), rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("orth_map", [None, "matrix_exp", "cayley", "householder"])
+@pytest.mark.parametrize("cls,cell", ORTH_CELLS, ids=[c for _, c in ORTH_CELLS])
+def test_orthogonal_state_dict_as_registered_is_read(tmp_path, x_seq, cls, cell, orth_map):
+    # original is still -I (as registered): every map gives base[:, :k], the weight is determined
+    m = _orthogonal_module(cls, orth_map, True)
+    torch.save(m.state_dict(), tmp_path / "o.pt")
+    ckpt = load(tmp_path / "o.pt")
+    assert len(ckpt) == {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    assert all(mm.notes[0].startswith("orthogonal") for mm in ckpt)
+    W = ckpt.stacked("parametrizations.weight_hh_l0.original")
+    np.testing.assert_allclose(W, param(m, "weight_hh_l0"), rtol=0, atol=1e-7)  # torch's float32 map
+    np.testing.assert_allclose(W.T @ W, np.eye(4), rtol=0, atol=1e-6)
+    got = np_stacked_forward(ckpt, m, x_seq, cell=cell)
+    np.testing.assert_allclose(got, torch_forward64(m, x_seq), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("cls,cell", ORTH_CELLS, ids=[c for _, c in ORTH_CELLS])
+def test_trained_orthogonal_state_dict_is_refused_and_the_suggested_fix_works(tmp_path, x_seq, cls, cell):
+    # after training the map (not stored) decides the weight: refused with how to save it; the
+    # suggested re-assignment moves the weight into the base, and then it is read
+    m = _orthogonal_module(cls, "cayley", True, steps=3)
+    torch.save(m.state_dict(), tmp_path / "trained.pt")
+    with pytest.raises(
+        spectra.NoRecurrentWeightsError, match=r"map \(matrix_exp, cayley or householder\)"
+    ) as e:
+        load(tmp_path / "trained.pt")
+    assert "module.weight_hh_l0 = module.weight_hh_l0" in str(e.value)
+    with torch.no_grad():
+        m.weight_hh_l0 = m.weight_hh_l0
+    torch.save(m.state_dict(), tmp_path / "rebased.pt")
+    ckpt = load(tmp_path / "rebased.pt")
+    got = np_stacked_forward(ckpt, m, x_seq, cell=cell)
+    np.testing.assert_allclose(got, torch_forward64(m, x_seq), rtol=0, atol=1e-10)
+
+
+def test_orthogonal_without_trivialization_is_refused(tmp_path):
+    # only "original" is stored: the map and even the kind of parametrization are unknown
+    m = _orthogonal_module(torch.nn.GRU, "householder", False)
+    torch.save(m.state_dict(), tmp_path / "o.pt")
+    with pytest.raises(spectra.NoRecurrentWeightsError, match="use_trivialization=False"):
+        load(tmp_path / "o.pt")
 
 
 def test_meta_device_tensors_are_a_clear_error(tmp_path):
