@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import subprocess
 import sys
 
@@ -354,6 +355,40 @@ def test_torchscript(tmp_path, x_seq):
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)
 
 
+class CellPair(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.relu = torch.nn.RNNCell(3, 4, nonlinearity="relu")
+        self.tanh = torch.nn.RNNCell(3, 4)
+
+    def forward(self, x, h):
+        return self.relu(x, h) + self.tanh(x, h)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("how", ["torchscript", "whole pickled model"])
+def test_rnn_cell_nonlinearity_is_recorded_like_nn_rnn(tmp_path, how):
+    # nn.RNN got rnn_relu/rnn_tanh where the file records it, nn.RNNCell stayed "rnn"
+    torch.manual_seed(5)
+    net = CellPair()
+    path = tmp_path / "cells.pt"
+    if how == "torchscript":
+        torch.jit.script(net).save(str(path))
+    else:
+        torch.save(net, path)
+    ckpt = load(path, trust=how != "torchscript")
+    assert [(m.id, m.cell) for m in ckpt] == [("relu.weight_hh", "rnn_relu"), ("tanh.weight_hh", "rnn_tanh")]
+    # the label is the cell's own: stepping with it reproduces torch's cell
+    x, h = np.random.default_rng(0).standard_normal((2, 3)), np.random.default_rng(1).standard_normal(4)
+    acts = {"rnn_relu": lambda v: np.maximum(v, 0), "rnn_tanh": np.tanh}
+    for m in ckpt:
+        cell = getattr(net, m.layer).double()
+        ref = cell(torch.from_numpy(x[:1]), torch.from_numpy(h[None]))[0].detach().numpy()
+        W_ih, b_ih, b_hh = (param(cell, n) for n in ("weight_ih", "bias_ih", "bias_hh"))
+        got, _ = np_cell_step("rnn", {None: m.matrix}, x[0], h, None, W_ih, b_ih, b_hh, act=acts[m.cell])
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
 def test_safetensors(tmp_path, x_seq, dtype):
     from safetensors.torch import save_file
@@ -370,6 +405,47 @@ def test_safetensors(tmp_path, x_seq, dtype):
     assert {m.dtype for m in ckpt} == {str(dtype).removeprefix("torch.")}
     got = np_stacked_forward(ckpt, module, x_seq, cell="gru")
     np.testing.assert_allclose(got, torch_forward64(module, x_seq), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("fmt,dtype", [("F8_E4M3", torch.float8_e4m3fn), ("F8_E5M2", torch.float8_e5m2)])
+def test_float8_table_equals_torch_for_every_byte(fmt, dtype):
+    from spectra.load.pytorch import float8_table
+
+    ref = torch.arange(256, dtype=torch.uint8).view(dtype).to(torch.float32).numpy()
+    got = float8_table(fmt)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, ref)  # NaN where torch has NaN, Inf where it has Inf
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(ref))  # -0.0 included
+
+
+@pytest.mark.parametrize("dtype", [torch.float8_e4m3fn, torch.float8_e5m2])
+def test_float8_safetensors_read_like_the_pt_file(tmp_path, dtype):
+    # float8 tensors in .safetensors were dropped ("0 tensors") while the same .pt was read
+    from safetensors.torch import save_file
+
+    sd = {k: v.to(dtype) for k, v in make(torch.nn.GRU, num_layers=2).state_dict().items()}
+    save_file(sd, str(tmp_path / "w.safetensors"))
+    ckpt = load(tmp_path / "w.safetensors")
+    assert ckpt.format == "safetensors" and len(ckpt) == 2 * 3
+    assert {m.dtype for m in ckpt} == {str(dtype).removeprefix("torch.")}
+    for k in (0, 1):
+        np.testing.assert_array_equal(
+            ckpt.stacked(f"weight_hh_l{k}"), sd[f"weight_hh_l{k}"].to(torch.float64).numpy()
+        )
+
+
+def test_safetensors_of_an_unreadable_dtype_are_counted_and_named_in_the_error(tmp_path):
+    # the reader listed such tensors as skipped only after the no-weights error was raised:
+    # the message said "0 tensors" for a file holding four
+    from safetensors.torch import save_file
+
+    sd = {k: v.to(torch.complex64).contiguous() for k, v in make(torch.nn.GRU).state_dict().items()}
+    save_file(sd, str(tmp_path / "c.safetensors"))
+    with pytest.raises(
+        spectra.NoRecurrentWeightsError,
+        match=r"\(4 tensors, .*\); weight_hh_l0 \(12, 4\): unsupported safetensors dtype C64",
+    ):
+        load(tmp_path / "c.safetensors")
 
 
 def test_lstm_proj_size(tmp_path):
@@ -535,19 +611,128 @@ def test_torch_compile_prefix(tmp_path, x_seq):
     np.testing.assert_allclose(got, torch_forward64(module, x_seq), rtol=0, atol=1e-10)
 
 
+class _Doubled(torch.nn.Module):
+    def forward(self, X):
+        return 2 * X
+
+
 def test_other_parametrizations_are_not_misreported(tmp_path):
+    # a custom parametrization stores only "original": its effective weight is not in the file
     torch.manual_seed(7)
     module = torch.nn.GRU(3, 4, num_layers=2)
-    torch.nn.utils.parametrizations.orthogonal(module, "weight_hh_l1")
-    torch.save(module.state_dict(), tmp_path / "orth.pt")
-    ckpt = load(tmp_path / "orth.pt")
+    torch.nn.utils.parametrize.register_parametrization(module, "weight_hh_l1", _Doubled())
+    torch.save(module.state_dict(), tmp_path / "custom.pt")
+    ckpt = load(tmp_path / "custom.pt")
     assert ckpt.ids == [f"weight_hh_l0[{g}]" for g in GRU_GATES]
     reasons = {s.name: s.reason for s in ckpt.skipped}
     assert (
         "parametrized by something other than spectral_norm"
         in reasons["parametrizations.weight_hh_l1.original"]
     )
-    assert reasons["parametrizations.weight_hh_l1.0.base"].startswith("not a recurrent weight")
+
+
+# ------------------------------------------- torch.nn.utils.parametrizations.orthogonal
+
+ORTH_CELLS = [(torch.nn.RNN, "rnn"), (torch.nn.GRU, "gru"), (torch.nn.LSTM, "lstm")]
+
+
+def _orthogonal_module(cls, orth_map, trivialization, *, seed=0, steps=0):
+    """A torch module with orthogonal weight_hh_l0, trained `steps` SGD steps (original moves)."""
+    torch.manual_seed(seed)
+    m = cls(3, 4)
+    torch.nn.utils.parametrizations.orthogonal(m, "weight_hh_l0", orth_map, use_trivialization=trivialization)
+    opt = torch.optim.SGD(m.parameters(), lr=0.5)
+    for _ in range(steps):
+        opt.zero_grad()
+        m(torch.randn(6, 2, 3))[0].square().sum().backward()
+        opt.step()
+    return m
+
+
+@pytest.mark.parametrize("trivialization", [True, False])
+@pytest.mark.parametrize("orth_map", ["matrix_exp", "cayley", "householder"])
+@pytest.mark.parametrize("cls,cell", ORTH_CELLS, ids=[c for _, c in ORTH_CELLS])
+def test_orthogonal_weight_equals_torchs_parametrized_weight(cls, cell, orth_map, trivialization):
+    # the numpy map against the module's own weight_hh_l0 (float64), after training moved original
+    from spectra.load.torch_orthogonal import orthogonal_weight
+
+    m = _orthogonal_module(cls, orth_map, trivialization, steps=3).double()
+    sd = m.state_dict()
+    X = sd["parametrizations.weight_hh_l0.original"].numpy()
+    assert np.abs(np.tril(X, -1)).max() > 1e-3  # training moved it: the maps differ here
+    base = sd.get("parametrizations.weight_hh_l0.0.base")
+    assert (base is not None) == trivialization
+    got = orthogonal_weight(X, None if base is None else base.numpy(), orth_map)
+    ref = param(m, "weight_hh_l0")
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-13)
+    if np.allclose(ref.T @ ref, np.eye(4), atol=1e-12):  # orthonormal columns where torch's are
+        np.testing.assert_allclose(got.T @ got, np.eye(4), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("orth_map", ["matrix_exp", "cayley", "householder"])
+@pytest.mark.parametrize("shape", [(5, 5), (9, 3), (3, 9)])
+def test_orthogonal_weight_tall_wide_and_complex_like_torch(shape, orth_map):
+    from spectra.load.torch_orthogonal import orthogonal_weight
+
+    for dtype in (torch.float64, torch.complex128):
+        if dtype.is_complex and orth_map == "householder":
+            continue  # torch refuses it too
+        torch.manual_seed(1)
+        lin = torch.nn.Linear(shape[1], shape[0], bias=False, dtype=dtype)
+        torch.nn.utils.parametrizations.orthogonal(lin, "weight", orth_map)
+        with torch.no_grad():  # a trained original: strictly lower part moved (its diagonal never is)
+            X = lin.parametrizations.weight.original
+            X += torch.tril(0.4 * torch.randn(shape, dtype=dtype), -1)
+        sd = lin.state_dict()
+        got = orthogonal_weight(
+            sd["parametrizations.weight.original"].numpy(),
+            sd["parametrizations.weight.0.base"].numpy(),
+            orth_map,
+        )
+        np.testing.assert_allclose(got, lin.weight.detach().numpy(), rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("orth_map", [None, "matrix_exp", "cayley", "householder"])
+@pytest.mark.parametrize("cls,cell", ORTH_CELLS, ids=[c for _, c in ORTH_CELLS])
+def test_orthogonal_state_dict_as_registered_is_read(tmp_path, x_seq, cls, cell, orth_map):
+    # original is still -I (as registered): every map gives base[:, :k], the weight is determined
+    m = _orthogonal_module(cls, orth_map, True)
+    torch.save(m.state_dict(), tmp_path / "o.pt")
+    ckpt = load(tmp_path / "o.pt")
+    assert len(ckpt) == {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    assert all(mm.notes[0].startswith("orthogonal") for mm in ckpt)
+    W = ckpt.stacked("parametrizations.weight_hh_l0.original")
+    np.testing.assert_allclose(W, param(m, "weight_hh_l0"), rtol=0, atol=1e-7)  # torch's float32 map
+    np.testing.assert_allclose(W.T @ W, np.eye(4), rtol=0, atol=1e-6)
+    got = np_stacked_forward(ckpt, m, x_seq, cell=cell)
+    np.testing.assert_allclose(got, torch_forward64(m, x_seq), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("cls,cell", ORTH_CELLS, ids=[c for _, c in ORTH_CELLS])
+def test_trained_orthogonal_state_dict_is_refused_and_the_suggested_fix_works(tmp_path, x_seq, cls, cell):
+    # after training the map (not stored) decides the weight: refused with how to save it; the
+    # suggested re-assignment moves the weight into the base, and then it is read
+    m = _orthogonal_module(cls, "cayley", True, steps=3)
+    torch.save(m.state_dict(), tmp_path / "trained.pt")
+    with pytest.raises(
+        spectra.NoRecurrentWeightsError, match=r"map \(matrix_exp, cayley or householder\)"
+    ) as e:
+        load(tmp_path / "trained.pt")
+    assert "module.weight_hh_l0 = module.weight_hh_l0" in str(e.value)
+    with torch.no_grad():
+        m.weight_hh_l0 = m.weight_hh_l0
+    torch.save(m.state_dict(), tmp_path / "rebased.pt")
+    ckpt = load(tmp_path / "rebased.pt")
+    got = np_stacked_forward(ckpt, m, x_seq, cell=cell)
+    np.testing.assert_allclose(got, torch_forward64(m, x_seq), rtol=0, atol=1e-10)
+
+
+def test_orthogonal_without_trivialization_is_refused(tmp_path):
+    # only "original" is stored: the map and even the kind of parametrization are unknown
+    m = _orthogonal_module(torch.nn.GRU, "householder", False)
+    torch.save(m.state_dict(), tmp_path / "o.pt")
+    with pytest.raises(spectra.NoRecurrentWeightsError, match="use_trivialization=False"):
+        load(tmp_path / "o.pt")
 
 
 def test_meta_device_tensors_are_a_clear_error(tmp_path):
@@ -636,6 +821,38 @@ def test_recurrent_name_of_unusable_dtype_is_named_in_the_error(tmp_path, dtype)
     torch.save(sd, tmp_path / "w.pt")
     why = rf"weight_hh_l0 \(5, 5\): .*dtype {str(dtype)[6:]}"
     with pytest.raises(spectra.NoRecurrentWeightsError, match=why):
+        load(tmp_path / "w.pt")
+
+
+def _shape_refused_state_dicts():
+    torch.manual_seed(0)
+    gru, lstm, proj = torch.nn.GRU(3, 4), torch.nn.LSTM(3, 4), torch.nn.LSTM(3, 5, proj_size=3)
+    return {
+        # 10 rows of hidden 4: no gate count fits
+        "not (gates*hidden, hidden)": {
+            "rnn.weight_hh_l0": gru.weight_hh_l0[:10].detach(),
+            "rnn.weight_ih_l0": gru.weight_ih_l0[:10].detach(),
+        },
+        # a GRU's weight_hh (3 gates) beside an LSTM's weight_ih (4 gates)
+        "contradicts weight_hh": {
+            "rnn.weight_hh_l0": gru.weight_hh_l0.detach(),
+            "rnn.weight_ih_l0": lstm.weight_ih_l0.detach(),
+        },
+        # a projected LSTM's weight_hh (20, 3) beside a weight_hr of the wrong shape
+        "LSTM projection shapes do not fit": {
+            "rnn.weight_hh_l0": proj.weight_hh_l0.detach(),
+            "rnn.weight_hr_l0": proj.weight_hr_l0.detach().T.contiguous(),
+        },
+    }
+
+
+@pytest.mark.parametrize("why", list(_shape_refused_state_dicts()))
+def test_shape_refused_recurrent_weight_is_explained_in_the_error(tmp_path, why):
+    # the message listed the tensors' shapes but not why weight_hh was refused: it read as if
+    # the name had not been recognised
+    torch.save(_shape_refused_state_dicts()[why], tmp_path / "w.pt")
+    pattern = r"; rnn\.weight_hh_l0 \(\d+, \d+\): .*" + re.escape(why)
+    with pytest.raises(spectra.NoRecurrentWeightsError, match=pattern):
         load(tmp_path / "w.pt")
 
 
@@ -975,3 +1192,69 @@ def test_gradients_saved_beside_the_model_are_not_reported_as_weights(tmp_path):
     ckpt = load(tmp_path / "g.pt")
     assert len(ckpt) == 3 and not any("grads" in i for i in ckpt.ids)
     assert any(s.name.startswith("grads") and "gradients" in s.reason for s in ckpt.skipped)
+
+
+@pytest.mark.parametrize(
+    "opt_cls,kw",
+    [
+        (torch.optim.Adam, {"amsgrad": True}),
+        (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}),
+        (torch.optim.RMSprop, {"centered": True, "momentum": 0.5}),
+        (torch.optim.Adagrad, {}),
+        (torch.optim.Adadelta, {}),
+        (torch.optim.Adamax, {}),
+    ],
+    ids=lambda v: getattr(v, "__name__", ""),
+)
+def test_name_keyed_optimizer_moments_are_not_reported_as_weights(tmp_path, opt_cls, kw):
+    # {"state_dict": sd, "exp_avg": {name: m}, ...} (a custom trainer's layout) reported the
+    # moments as recurrent matrices; each per-parameter state name of the optimizer is a key here
+    torch.manual_seed(0)
+    m = torch.nn.LSTM(3, 4)
+    opt = opt_cls(m.parameters(), **kw)
+    for _ in range(2):
+        opt.zero_grad()
+        m(torch.randn(5, 1, 3))[0].square().sum().backward()
+        opt.step()
+    names = dict(m.named_parameters())
+    stats = {s for st in opt.state.values() for s, v in st.items() if torch.is_tensor(v) and v.ndim}
+    assert stats  # the optimizer keeps per-parameter tensors
+    ck = {"state_dict": m.state_dict()}
+    ck.update({s: {n: opt.state[p][s] for n, p in names.items()} for s in sorted(stats)})
+    torch.save(ck, tmp_path / "m.pt")
+    ckpt = load(tmp_path / "m.pt")
+    assert ckpt.ids == [f"weight_hh_l0[{g}]" for g in LSTM_GATES]
+    np.testing.assert_array_equal(ckpt.stacked("weight_hh_l0"), param(m, "weight_hh_l0"))
+    reasons = {s.name: s.reason for s in ckpt.skipped}
+    for s in stats:
+        assert "optimizer moments" in reasons[f"{s}/weight_hh_l0"]
+
+
+def test_models_under_keys_near_moment_names_are_read(tmp_path):
+    torch.manual_seed(0)
+    keys = ("model", "momentum_model", "ema", "exp_avg_model", "model_ema")
+    nets = {k: torch.nn.GRU(2, 3) for k in keys}
+    torch.save({k: n.state_dict() for k, n in nets.items()}, tmp_path / "m.pt")
+    ckpt = load(tmp_path / "m.pt")
+    assert len(ckpt) == 3 * len(keys)
+    for k, n in nets.items():
+        np.testing.assert_array_equal(ckpt.stacked(f"{k}/weight_hh_l0"), param(n, "weight_hh_l0"))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("scheme", ["per_tensor", "per_channel"])
+def test_quantized_weights_report_their_stored_dtype_and_are_dequantized_like_torch(tmp_path, scheme):
+    # the dtype said float32 (the dequantized values') though the docstring promises the stored one
+    sd = dict(make(torch.nn.GRU).state_dict())
+    w = sd["weight_hh_l0"]
+    if scheme == "per_tensor":
+        q = torch.quantize_per_tensor(w, 0.01, 3, torch.qint8)
+    else:
+        scales = w.abs().amax(dim=1) / 127
+        q = torch.quantize_per_channel(w, scales, torch.zeros(12, dtype=torch.long), 0, torch.qint8)
+    sd["weight_hh_l0"] = q
+    torch.save(sd, tmp_path / "q.pt")
+    ckpt = load(tmp_path / "q.pt")
+    assert {m.dtype for m in ckpt} == {"qint8"}
+    assert all(any("dequantized" in n for n in m.notes) for m in ckpt)
+    np.testing.assert_array_equal(ckpt.stacked("weight_hh_l0"), q.dequantize().double().numpy())

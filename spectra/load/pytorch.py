@@ -27,7 +27,7 @@ import pickle
 import sys
 import warnings
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -50,12 +50,15 @@ __all__ = [
 LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 
-#: safetensors dtype -> numpy dtype (little-endian); BF16 is read as uint16 and widened.
+#: safetensors dtype -> numpy dtype (little-endian); BF16 is read as uint16 and widened,
+#: the float8 formats are read as bytes and decoded through :func:`float8_table`.
 SAFETENSORS_DTYPES: dict[str, str] = {
     "F64": "<f8",
     "F32": "<f4",
     "F16": "<f2",
     "BF16": "<u2",
+    "F8_E4M3": "u1",
+    "F8_E5M2": "u1",
     "I64": "<i8",
     "I32": "<i4",
     "I16": "<i2",
@@ -71,6 +74,8 @@ _SAFETENSORS_NAMES = {
     "F32": "float32",
     "F16": "float16",
     "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
     "I64": "int64",
     "I32": "int32",
     "I16": "int16",
@@ -82,6 +87,44 @@ _SAFETENSORS_NAMES = {
     "BOOL": "bool",
 }
 MAX_SAFETENSORS_HEADER = 100_000_000
+
+
+def float8_table(fmt: str) -> np.ndarray:
+    """The float32 value of each of the 256 bytes of a float8 format, exactly.
+
+    A byte is ``s eeee mmm`` (``F8_E4M3``, torch ``float8_e4m3fn``: exponent bias 7,
+    no infinities, ``S.1111.111`` is NaN) or ``s eeeee mm`` (``F8_E5M2``, torch
+    ``float8_e5m2``: bias 15, IEEE-like, exponent 31 is Inf or NaN); its value is
+    ``(-1)^s 2^(e - bias) (1 + m/2^M)``, or ``(-1)^s 2^(1 - bias) m/2^M`` for ``e = 0``
+    (Micikevicius et al. 2022, "FP8 formats for deep learning", Table 1). Every
+    value is a float32 exactly.
+
+    Parameters
+    ----------
+    fmt : {"F8_E4M3", "F8_E5M2"}
+        The safetensors dtype.
+
+    Returns
+    -------
+    (256,) ndarray of float32
+        ``table[b]`` is the value of byte ``b``.
+    """
+    E, M = {"F8_E4M3": (4, 3), "F8_E5M2": (5, 2)}[fmt]
+    bias = (1 << (E - 1)) - 1
+    out = np.empty(256, dtype=np.float32)
+    for b in range(256):
+        e, m = (b >> M) & ((1 << E) - 1), b & ((1 << M) - 1)
+        if (fmt == "F8_E4M3" and e == 15 and m == 7) or (fmt == "F8_E5M2" and e == 31 and m):
+            v = math.nan
+        elif fmt == "F8_E5M2" and e == 31:
+            v = math.inf
+        elif e == 0:
+            v = math.ldexp(m, 1 - bias - M)
+        else:
+            v = math.ldexp((1 << M) + m, e - bias - M)
+        out[b] = -v if b & 0x80 else v
+    return out
+
 
 _TRUST_HINT = "If you trust its source, pass --trust-pickle (trust=True in Python)"
 
@@ -111,6 +154,7 @@ def checkpoint_from_object(
     *,
     cell_hints: Mapping[str, str] | None = None,
     metadata: Mapping[str, object] | None = None,
+    unreadable: Sequence[Skipped] = (),
 ) -> Checkpoint:
     """Build a :class:`Checkpoint` from an unpickled torch checkpoint object.
 
@@ -139,6 +183,9 @@ def checkpoint_from_object(
         dicts the module path follows its key path (``model/rnn``).
     metadata : mapping, optional
         Extra metadata to record.
+    unreadable : sequence of Skipped, optional
+        Tensors the reader could not decode (an unsupported dtype): listed as
+        skipped, counted and named in the error when no matrix is found.
 
     Returns
     -------
@@ -147,13 +194,17 @@ def checkpoint_from_object(
     Raises
     ------
     NoRecurrentWeightsError
-        No tensor named like a torch recurrent weight.
+        No readable recurrent weight; the message quotes why tensors named like
+        one were refused (shape, dtype, parametrization) and names undecodable tensors.
     """
     mappings, skipped = find_tensor_mappings(obj)
     results = []
+    refused: list[Skipped] = []
     for m in mappings:
-        mats, sk = classify_state_dict(m.tensors, dtypes, cell_hints=_hints_at(cell_hints, m.path))
+        mats, sk, ref = classify_state_dict(m.tensors, dtypes, cell_hints=_hints_at(cell_hints, m.path))
         results.append((m, mats, sk))
+        where = "".join(f"{p}/" for p in m.path)
+        refused.extend(Skipped(where + r.name, r.shape, r.reason) for r in ref)
     holding = [m for m, mats, _ in results if mats]
     primary = holding[0] if holding else None
     several = len(holding) > 1
@@ -178,13 +229,17 @@ def checkpoint_from_object(
                 matrices.append(mm)
         out_skipped.extend(Skipped(pre + s.name, s.shape, s.reason) for s in sk)
     out_skipped.extend(skipped)
+    out_skipped.extend(unreadable)
     if primary is None:
-        n = sum(len(m.tensors) for m in mappings) + len(skipped)
+        n = sum(len(m.tensors) for m in mappings) + len(skipped) + len(unreadable)
         examples = [(s.name, s.shape) for s in out_skipped[:3]]
         eg = ", ".join(f"{k}: {s}" for k, s in examples)
-        # a tensor named like a recurrent weight but refused (its dtype, its shape) says why
-        near = [s for s in out_skipped if s.reason.startswith("named like a recurrent weight")]
+        # a tensor named like a recurrent weight but refused (its shape, dtype, parametrization),
+        # or one the reader could not decode, says why
+        near = [*refused, *sorted(unreadable, key=lambda s: "weight_hh" not in s.name)]
         why = "; ".join(f"{s.name} {s.shape}: {s.reason}" for s in near[:3])
+        if len(near) > 3:
+            why += f" (and {len(near) - 3} more)"
         packed = _packed_key(obj)
         if packed:
             why = (why + "; " if why else "") + (
@@ -256,11 +311,11 @@ def _from_torch(obj: object, dtypes: dict[int, str], depth: int = 0) -> object:
                     "built under torch.device('meta') and saved before its weights were loaded)"
                 )
             t = obj.detach().cpu()
-            if t.is_quantized:
+            name = str(t.dtype).removeprefix("torch.")  # the stored dtype (qint8, float8_e4m3fn...)
+            if t.is_quantized:  # reported as stored, read as torch dequantizes it (scale, zero point)
                 t = t.dequantize()
             if t.layout != torch.strided:
                 t = t.to_dense()
-            name = str(t.dtype).removeprefix("torch.")
             if t.dtype == torch.bfloat16:
                 t = t.float()
             try:
@@ -331,7 +386,7 @@ def _stand_in_pickle(torch, missing: list[str]):
 
 
 def _module_cell_hints(torch, obj: object) -> dict[str, str]:
-    """``{"rnn": "rnn_relu"}`` from the ``nn.RNN`` modules of the whole models in `obj`.
+    """``{"rnn": "rnn_relu"}`` from the ``nn.RNN``/``nn.RNNCell`` modules of the whole models in `obj`.
 
     A model at the top level gives its module paths; one inside dicts or lists (``{"model":
     model, "ema": ema}``) gives them behind its key path (``model/rnn``), as
@@ -345,7 +400,9 @@ def _module_cell_hints(torch, obj: object) -> dict[str, str]:
         if isinstance(node, torch.nn.Module):
             pre = "".join(f"{p}/" for p in path)
             for name, sub in node.named_modules():
-                if isinstance(sub, torch.nn.RNN) and getattr(sub, "nonlinearity", None) in ("tanh", "relu"):
+                if isinstance(sub, (torch.nn.RNN, torch.nn.RNNCell)) and getattr(
+                    sub, "nonlinearity", None
+                ) in ("tanh", "relu"):
                     hints[pre + name] = f"rnn_{sub.nonlinearity}"
         elif isinstance(node, Mapping):
             for k, v in node.items():
@@ -554,8 +611,8 @@ def read_torchscript(path: str | os.PathLike, *, trust: bool) -> Checkpoint:
     pickle of arbitrary objects and no ``forward``; `trust` is accepted for a
     uniform signature and does not change anything. The named parameters come
     from ``state_dict()``; ``nn.RNN`` submodules record their nonlinearity
-    (``mode`` ``RNN_TANH``/``RNN_RELU``), reported as cell ``rnn_tanh`` /
-    ``rnn_relu``.
+    (``mode`` ``RNN_TANH``/``RNN_RELU``), ``nn.RNNCell`` theirs as
+    ``nonlinearity``, reported as cell ``rnn_tanh`` / ``rnn_relu``.
 
     Parameters
     ----------
@@ -598,6 +655,13 @@ def read_torchscript(path: str | os.PathLike, *, trust: bool) -> Checkpoint:
             mode = None
         if mode in ("RNN_TANH", "RNN_RELU"):
             hints[name] = mode.lower()
+        elif getattr(sub, "original_name", None) == "RNNCell":  # records nonlinearity, not mode
+            try:
+                act = getattr(sub, "nonlinearity", None)
+            except Exception:
+                act = None
+            if act in ("tanh", "relu"):
+                hints[name] = f"rnn_{act}"
     dtypes: dict[int, str] = {}
     obj = _from_torch(dict(module.state_dict()), dtypes)
     return checkpoint_from_object(
@@ -612,8 +676,8 @@ def read_safetensors(path: str | os.PathLike) -> Checkpoint:
     header length ``N``, a JSON header of ``N`` bytes mapping each name to
     ``{"dtype", "shape", "data_offsets": [begin, end]}`` (offsets relative to
     the byte after the header), then the raw little-endian data. Every offset
-    and size is checked against the file before anything is read; BF16 is
-    widened exactly to float32.
+    and size is checked against the file before anything is read; BF16 and
+    the float8 formats (``F8_E4M3``, ``F8_E5M2``) are widened exactly to float32.
 
     Parameters
     ----------
@@ -694,6 +758,8 @@ def read_safetensors(path: str | os.PathLike) -> Checkpoint:
             arr = np.frombuffer(buf, dtype=code).reshape(shape)
             if dt == "BF16":
                 arr = (arr.astype(np.uint32) << 16).view(np.float32)
+            elif dt.startswith("F8_"):
+                arr = float8_table(dt)[arr]
             else:
                 arr = arr.astype(arr.dtype.newbyteorder("="), copy=True)
             tensors[name] = arr
@@ -701,6 +767,4 @@ def read_safetensors(path: str | os.PathLike) -> Checkpoint:
     extra: dict[str, object] = {"reader": "torch-free"}
     if isinstance(meta, dict):
         extra["safetensors_metadata"] = meta
-    ckpt = checkpoint_from_object(p, "safetensors", tensors, dtypes, metadata=extra)
-    ckpt.skipped.extend(unreadable)
-    return ckpt
+    return checkpoint_from_object(p, "safetensors", tensors, dtypes, metadata=extra, unreadable=unreadable)

@@ -14,6 +14,11 @@ state-dict key                                  module
 ``<path>.weight_hh_l{k}_g`` + ``_v``             ``torch.nn.utils.weight_norm``
 ``<path>.parametrizations.weight_hh_l{k}.original0`` + ``original1``
                                                 ``torch.nn.utils.parametrizations.weight_norm``
+``<path>.parametrizations.weight_hh_l{k}.original`` + ``.0.base``
+                                                ``torch.nn.utils.parametrizations.orthogonal``
+                                                (read only while ``original`` is ``-I``:
+                                                the map is not stored; see
+                                                :mod:`spectra.load.torch_orthogonal`)
 ``<path>.weight_hh_l{k}_raw``                   AWD-LSTM / fastai ``WeightDrop`` (the weight
                                                 used in evaluation; dropout acts in training)
 ==============================================  ===========================================
@@ -46,6 +51,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spectra.checkpoint import GATE_NAMES, RecurrentMatrix, Skipped
+from spectra.load.torch_orthogonal import default_orthogonal_map, orthogonal_weight, trivial_original
 
 __all__ = [
     "TensorMapping",
@@ -59,7 +65,7 @@ _SUFFIX = r"(?:_l(?P<k>\d+)(?P<rev>_reverse)?)?"
 _PLAIN = re.compile(rf"^(?P<prefix>(?:.+\.)?)(?P<kind>{_KINDS}){_SUFFIX}(?P<sn>_orig|_u|_v|_g|_raw)?$")
 _PARAM = re.compile(
     rf"^(?P<prefix>(?:.+\.)?)parametrizations\.(?P<kind>{_KINDS}){_SUFFIX}\."
-    r"(?P<part>original|original0|original1|0\._u|0\._v)$"
+    r"(?P<part>original|original0|original1|0\._u|0\._v|0\.base)$"
 )
 #: any parametrization entry of a recurrent weight (a chain stores "1._u", "0.base"... besides ours)
 _PARAM_ANY = re.compile(rf"^(?P<prefix>(?:.+\.)?)parametrizations\.weight_hh{_SUFFIX}\.(?P<rest>.+)$")
@@ -70,9 +76,12 @@ _PARTS = {
     "0._v": "_param_v",
     "original0": "_param0",
     "original1": "_param1",
+    "0.base": "_param_base",
 }
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 _CELLS = {1: "rnn", 3: "gru", 4: "lstm"}
+#: torch's quantized dtypes: such tensors reach here dequantized, their dtype name kept
+_QUANTIZED = frozenset({"qint8", "quint8", "qint32", "quint4x2", "quint2x4"})
 #: A weight_hh with more elements is skipped (4 gates of hidden 4096; 512 MiB in float64).
 MAX_ELEMENTS = 1 << 26
 
@@ -163,7 +172,9 @@ def find_tensor_mappings(
     skipped : list of Skipped
         Arrays that belong to no such mapping: optimizer state (any subtree
         of a dict with ``state`` and ``param_groups``, or under a key naming an
-        optimizer), tensors keyed by integers or inside lists.
+        optimizer), gradients or optimizer moments keyed by parameter name
+        under a key naming them (``grads``, ``exp_avg``, ``momentum_buffer``...),
+        tensors keyed by integers or inside lists.
     """
     mappings: list[TensorMapping] = []
     skipped: list[Skipped] = []
@@ -180,6 +191,14 @@ def find_tensor_mappings(
             sub_reason = reason
             if sub_reason is None and (_is_optimizer(node) or _names_optimizer(path)):
                 sub_reason = "optimizer state"
+            if (
+                sub_reason is None
+                and path
+                and isinstance(path[-1], str)
+                and _MOMENT_KEY.fullmatch(path[-1].lower())
+            ):
+                # {"state_dict": sd, "exp_avg": {name: m}}: named like the weights, but optimizer state
+                sub_reason = "optimizer moments (by the key's name), not weights"
             if (
                 sub_reason is None
                 and path
@@ -219,6 +238,15 @@ def find_tensor_mappings(
 _OPTIM_KEY = re.compile(r"(?:.*[_.\-])?optim(?:izer)?s?(?:[_.\-].*)?")
 #: a mapping of gradients saved beside the model (grads, gradients, grad_norms, last_grads...)
 _GRAD_KEY = re.compile(r"(?:.*[_.\-])?grad(?:ient)?s?(?:[_.\-].*)?")
+#: a mapping of optimizer moments keyed by parameter name ({"exp_avg": {name: m}}): torch.optim's
+#: per-parameter state names (Adam/AdamW/NAdam/RAdam exp_avg, exp_avg_sq, max_exp_avg_sq; Adamax
+#: exp_inf; SGD momentum_buffer; RMSprop square_avg, grad_avg; Adadelta acc_delta; Adagrad sum;
+#: Adafactor row_var, col_var, variance), after any prefix ("adam_exp_avg"), and a few generic
+#: whole keys (moments, momentum); a model kept as "momentum_model", "exp_avg_model" or "ema" is read
+_MOMENT_KEY = re.compile(
+    r"(?:.*[_.\-])?(?:max_)?(?:exp_avg(?:_sq)?|exp_inf|square_avg|acc_delta|momentum_buffer"
+    r"|grad_avg|row_var|col_var)s?|(?:first_|second_)?moments?|momentums?|momenta|sum|variance"
+)
 
 
 def _names_optimizer(path: list) -> bool:
@@ -257,6 +285,8 @@ def _reason(role: str, primary: str | None = None) -> str:
         return "spectral_norm power-iteration vector"
     if role.endswith(("_g", "_param0")):
         return "weight_norm magnitude g (folded into the recurrent matrices)"
+    if role.endswith("_param_base"):
+        return "orthogonal parametrization's base"
     if role == "weight_hh" and primary == "weight_hh_raw":
         return "WeightDrop's dropped-out copy (the _raw weight is reported)"
     return "recurrent weight"
@@ -268,6 +298,8 @@ def _primary(keys: Mapping[str, str]) -> tuple[str | None, str]:
         return "weight_hh_param1", "weight_norm"
     if "weight_hh_g" in keys and "weight_hh_v" in keys and "weight_hh_orig" not in keys:
         return "weight_hh_v", "weight_norm"
+    if "weight_hh_param" in keys and not ("weight_hh_param_u" in keys and "weight_hh_param_v" in keys):
+        return "weight_hh_param", "other"  # orthogonal (a stored base or a hint), else unknown
     for role, how in (
         ("weight_hh_orig", "spectral_norm"),
         ("weight_hh_param", "spectral_norm"),
@@ -292,7 +324,7 @@ def classify_state_dict(
     dtypes: Mapping[int, str] | None = None,
     *,
     cell_hints: Mapping[str, str] | None = None,
-) -> tuple[list[RecurrentMatrix], list[Skipped]]:
+) -> tuple[list[RecurrentMatrix], list[Skipped], list[Skipped]]:
     """Split one state_dict into recurrent matrices (one per gate) and the rest.
 
     For gate ``g`` of a layer with hidden size ``H`` the matrix is the row
@@ -321,6 +353,10 @@ def classify_state_dict(
         In key order, gates in PyTorch order.
     skipped : list of Skipped
         Every other array with the reason.
+    refused : list of Skipped
+        The entries of `skipped` that are recurrent weights by their name but
+        could not be read (their shape, dtype, a parametrization...), so that
+        an error can say why no matrix was found.
     """
     dtypes = dtypes or {}
     hints = cell_hints or {}
@@ -350,6 +386,7 @@ def classify_state_dict(
             chained.setdefault((hit["prefix"], suffix), key)
     matrices: list[RecurrentMatrix] = []
     skipped: list[Skipped] = []
+    refused: list[Skipped] = []
     for key, arr in tensors.items():
         shape = tuple(arr.shape)
         if key not in parsed:
@@ -361,7 +398,7 @@ def classify_state_dict(
         if role == "weight_hh" and gk in dropped:
             skipped.append(Skipped(key, shape, _reason(role, "weight_hh_raw")))
         elif role == primary and gk in chained:
-            skipped.append(
+            refused.append(
                 Skipped(
                     key,
                     shape,
@@ -369,14 +406,16 @@ def classify_state_dict(
                     f"(e.g. {chained[gk]}): only a single spectral_norm or weight_norm is read",
                 )
             )
+            skipped.append(refused[-1])
         elif role == primary:
             found, why = _gate_matrices(tensors, dtypes, hints, group, role, how)
             matrices.extend(found)
             if why:
-                skipped.append(Skipped(key, shape, why))
+                refused.append(Skipped(key, shape, why))
+                skipped.append(refused[-1])
         else:
             skipped.append(Skipped(key, shape, _reason(role, primary)))
-    return matrices, skipped
+    return matrices, skipped, refused
 
 
 def _unit_cos(x: np.ndarray, y: np.ndarray) -> float:
@@ -432,6 +471,52 @@ def _weight_norm(v: np.ndarray, g: np.ndarray) -> tuple[np.ndarray | None, str]:
     return None, f"weight_norm magnitude g of shape {tuple(g.shape)} does not fit weight {(R, C)}"
 
 
+def _orthogonal(
+    tensors: Mapping[str, np.ndarray], group: _Group, X: np.ndarray
+) -> tuple[np.ndarray | None, str]:
+    """The effective weight of a ``parametrizations.<w>.original`` stored without u/v or g.
+
+    torch's ``orthogonal`` stores ``original`` and (``use_trivialization=True``) ``0.base``,
+    never its map (matrix_exp, cayley, householder), and torch refuses to pickle a
+    parametrized module, so no file records the map. The weight is read only where the
+    map does not matter: a stored base and an ``original`` still at ``-I`` (as registered,
+    or after ``module.w = module.w``, which moves the weight into the base), where every map
+    gives ``base[:, :k]`` (:mod:`spectra.load.torch_orthogonal`). Otherwise ``(None, reason)``.
+    """
+    name = f"weight_hh{group.suffix}"
+    src = group.keys["weight_hh_param"]
+    base_key = group.keys.get("weight_hh_param_base")
+    mod = group.prefix[:-1] if group.prefix else "module"
+    save = (
+        f"save the weight itself (torch.save({{'{group.prefix}{name}': {mod}.{name}.detach()}})), "
+        f"or first move it into the base (with torch.no_grad(): {mod}.{name} = {mod}.{name})"
+    )
+    if base_key is None:
+        return None, (
+            "named like a recurrent weight but parametrized by something other than spectral_norm "
+            "or weight_norm, with nothing else stored (no u/v vectors, no g, no orthogonal base): "
+            "a state_dict does not record which parametrization (orthogonal with "
+            f"use_trivialization=False? a custom one?): save the weight itself "
+            f"(torch.save({{'{group.prefix}{name}': {mod}.{name}.detach()}}))"
+        )
+    if not trivial_original(X):
+        return None, (
+            "named like a recurrent weight, under torch's orthogonal parametrization (base "
+            f"{base_key} stored), whose map (matrix_exp, cayley or householder) a state_dict does "
+            "not record; this trained original gives a different weight under each (torch's "
+            f"default here: {default_orthogonal_map(X.shape)}), so none is assumed: {save}"
+        )
+    base = np.asarray(tensors[base_key], dtype=np.float64)
+    try:
+        W = orthogonal_weight(X, base, default_orthogonal_map(X.shape))
+    except ValueError as exc:
+        return None, f"named like a recurrent weight, under torch's orthogonal parametrization: {exc}"
+    return W, (
+        f"orthogonal: A = base[:, :k] of torch's orthogonal parametrization ({base_key}; {src} is "
+        "still -I, so every map gives this); not writable (the stored original is not the weight)"
+    )
+
+
 def _dtype_name(arr: np.ndarray, dtypes: Mapping[int, str]) -> str:
     return dtypes.get(id(arr), str(arr.dtype))
 
@@ -459,11 +544,6 @@ def _gate_matrices(
         tail = "_param" if role == "weight_hh_param" else ""
         u_key, v_key = group.keys.get(f"weight_hh{tail}_u"), group.keys.get(f"weight_hh{tail}_v")
         if u_key is None or v_key is None:
-            if role == "weight_hh_param":
-                return [], (
-                    "named like a recurrent weight but parametrized by something other than "
-                    "spectral_norm or weight_norm (no u/v vectors, no g): the effective weight is not stored"
-                )
             return [], "spectral_norm weight without its u/v vectors (effective weight unknown)"
         u = np.asarray(tensors[u_key], dtype=np.float64).ravel()
         v = np.asarray(tensors[v_key], dtype=np.float64).ravel()
@@ -487,6 +567,11 @@ def _gate_matrices(
             f"weight_norm: A = g v/||v|| ({how_norm}; g = {g_key}, v = {src}); "
             "not writable (scale g, or remove the wrapper)"
         )
+    elif how == "other":
+        W, why = _orthogonal(tensors, group, W)
+        if W is None:
+            return [], why
+        notes.append(why)
     elif role == "weight_hh_raw":
         notes.append(f"WeightDrop: {src} is the weight used in evaluation (dropout acts only in training)")
 
@@ -530,6 +615,8 @@ def _gate_matrices(
             f"({C} x {C}; hidden {H} projected to {C})"
         )
     dtype = _dtype_name(W_stored, dtypes)
+    if dtype in _QUANTIZED:
+        notes.append(f"stored quantized ({dtype}): dequantized by torch (scale and zero point applied)")
     out: list[RecurrentMatrix] = []
     for g in range(gates):
         a, b = g * H, (g + 1) * H
