@@ -431,6 +431,19 @@ def _check_writable(m: RecurrentMatrix, path: str) -> None:
             "direction v does not change the effective weight. Select other matrices with --matrix, "
             "or remove the wrapper first."
         )
+    if any(note.startswith("orthogonal") for note in m.notes):
+        raise SpectraError(
+            f"{path}: {m.id} is stored under torch's orthogonal parametrization (the tensors original "
+            "and base, not the weight): writing a rescaled matrix there would not give the weight "
+            "intended. Select other matrices with --matrix, or save the model without the "
+            "parametrization first."
+        )
+    if any(note.startswith("stored quantized") for note in m.notes):
+        raise SpectraError(
+            f"{path}: {m.id} is stored quantized ({m.dtype}): a rescaled weight would need a new scale "
+            "and zero point, which this tool does not choose for you. Select other matrices with "
+            "--matrix, or dequantize the model first."
+        )
     if any("projection" in note.lower() for note in m.notes):
         raise SpectraError(
             f"{path}: {m.id} belongs to an LSTM with a projection (proj_size > 0): the effective "

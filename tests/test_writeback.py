@@ -257,6 +257,29 @@ def test_refuses_spectral_norm_and_projection(tmp_path):
     assert not (tmp_path / "out.pt").exists() and not (tmp_path / "out2.pt").exists()
 
 
+def test_refuses_orthogonal_and_quantized_weights(tmp_path):
+    # both are now read (the orthogonal one as registered); writing a rescaled matrix into
+    # `original` gave a wrong file, and into a qint8 tensor an internal error
+    import warnings
+
+    torch.manual_seed(0)
+    rnn = torch.nn.utils.parametrizations.orthogonal(torch.nn.RNN(N_IN, N), "weight_hh_l0")
+    src = tmp_path / "orth.pt"
+    torch.save(rnn.state_dict(), src)
+    with pytest.raises(SpectraError, match="orthogonal parametrization"):
+        stabilize_checkpoint(src, tmp_path / "out.pt", method="exact", target=0.5)
+    gru = torch.nn.GRU(N_IN, N)
+    sd = dict(gru.state_dict())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch deprecates quantize_per_tensor
+        sd["weight_hh_l0"] = torch.quantize_per_tensor(sd["weight_hh_l0"], 0.01, 0, torch.qint8)
+    src2 = tmp_path / "q.pt"
+    torch.save(sd, src2)
+    with pytest.raises(SpectraError, match="stored quantized"):
+        stabilize_checkpoint(src2, tmp_path / "out2.pt", method="exact", target=0.1)
+    assert not (tmp_path / "out.pt").exists() and not (tmp_path / "out2.pt").exists()
+
+
 def test_stacked_uses_one_factor_per_tensor(tmp_path, net):
     src, out = tmp_path / "net.pt", tmp_path / "stacked.pt"
     torch.save(net.state_dict(), src)
