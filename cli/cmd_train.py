@@ -11,6 +11,9 @@ from spectra_cli._common import FiniteFloatRange, echo_json, fmt, plural, table,
 TASKS = ("adding", "digits", "mnist", "sentiment")
 CELLS = ("rnn", "rnn-tanh", "rnn-relu", "lstm", "gru")
 JSON_SCHEMA_VERSION = 1
+#: Seeds every command takes: what both numpy's SeedSequence (>= 0) and torch.manual_seed
+#: (a signed 64-bit integer) accept; -1 or a 20-digit seed was an internal error.
+SEED = click.IntRange(0, 2**63 - 1)
 
 
 def _floats(ctx, param, value):
@@ -79,7 +82,7 @@ def _epoch_bar(epochs: int, quiet: bool):
     help="Clip the gradient norm to this value (> 0; default: no clipping).",
 )
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of weights, batch order and noise."
+    "--seed", type=SEED, default=0, show_default=True, help="Seed of weights, batch order and noise."
 )
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch threads.")
 @click.option(
@@ -218,7 +221,7 @@ def _rerun_options(f):
         show_default=True,
         help="Which split of the task's data to use.",
     )(f)
-    return click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise draws.")(f)
+    return click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the noise draws.")(f)
 
 
 @click.command()

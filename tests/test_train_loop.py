@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -233,3 +234,103 @@ def test_resume_without_a_run_says_it_starts_a_new_one(tmp_path):
         warnings.simplefilter("always")
         train(TrainConfig(epochs=0), tmp_path / "none", resume=True)
     assert any("no run to resume" in str(c.message) for c in caught)
+
+
+def test_resume_compares_effective_regime_options(tmp_path, digits):
+    # --clip 1 spelled out is the default: resuming with or without it is the same run
+    from spectra.train.regimes import Stable
+
+    default = Stable().clip
+    train(_cfg(epochs=1, regime="stable"), tmp_path / "a", task=digits)
+    res = train(
+        _cfg(regime="stable", regime_options={"clip": default}), tmp_path / "a", resume=True, task=digits
+    )
+    assert [h["epoch"] for h in res.history] == [1, 2]
+    train(_cfg(epochs=1, regime="stable", regime_options={"clip": default}), tmp_path / "b", task=digits)
+    res = train(_cfg(regime="stable"), tmp_path / "b", resume=True, task=digits)
+    assert [h["epoch"] for h in res.history] == [1, 2]
+    # a real difference names the option and both values
+    with pytest.raises(TrainConfigError) as err:
+        train(
+            _cfg(epochs=3, hidden=13, regime="stable", regime_options={"clip": default / 2}),
+            tmp_path / "a",
+            resume=True,
+            task=digits,
+        )
+    msg = str(err.value)
+    assert f"clip (run: {default}, now: {default / 2})" in msg and "hidden (run: 12, now: 13)" in msg
+
+
+@pytest.mark.parametrize("seed", ["-1", "99999999999999999999", str(2**63)])
+@pytest.mark.parametrize("command", ["train", "evaluate", "robustness"])
+def test_seed_out_of_range_is_a_usage_error(tmp_path, capsys, command, seed):
+    # -1 gave "internal error" in train and evaluate (numpy's SeedSequence) and was accepted by
+    # robustness; a 20-digit seed overflowed torch.manual_seed
+    ckpt = str(Path(spectra.__file__).parents[1] / "data" / "digits_rnn_stable.pt")
+    target = {
+        "train": ["--hidden", "4", "--epochs", "1", "-o", str(tmp_path / "r"), "-q"],
+        "evaluate": [ckpt, "--noise", "0.1", "--repeats", "1"],
+        "robustness": [ckpt, "--sequences", "1", "--draws", "2"],
+    }[command]
+    assert main([command, *target, "--seed", seed]) == 2
+    err = capsys.readouterr().err
+    assert "--seed" in err and "internal error" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_largest_seed_trains_and_library_checks_the_range(tmp_path, digits, capsys):
+    from spectra.train.loop import SEED_MAX
+
+    argv = [
+        "train",
+        "--hidden",
+        "4",
+        "--epochs",
+        "1",
+        "--seed",
+        str(SEED_MAX),
+        "-o",
+        str(tmp_path / "r"),
+        "-q",
+    ]
+    assert main(argv) == 0
+    for bad in (-1, SEED_MAX + 1):
+        with pytest.raises(TrainConfigError, match="seed"):
+            train(_cfg(seed=bad), tmp_path / "lib", task=digits)
+    assert not (tmp_path / "lib").exists()
+
+
+def test_resume_with_its_epoch_checkpoint_missing_is_one_line(tmp_path, digits, capsys):
+    out = tmp_path / "r"
+    train(_cfg(epochs=1), out, task=digits)
+    (out / "epoch_001.pt").unlink()
+    with pytest.raises(TrainConfigError, match="epoch_001.pt: the checkpoint of epoch 1 .* missing"):
+        train(_cfg(epochs=2), out, resume=True, task=digits)
+    argv = ["train", "--hidden", "12", "--epochs", "2", "--lr", "0.01", "-o", str(out), "--resume", "-q"]
+    assert main(argv) == 9
+    err = capsys.readouterr().err.strip()
+    assert "missing" in err and "internal error" not in err and len(err.splitlines()) == 1
+
+
+def test_divergence_in_the_first_epoch_says_nothing_was_kept(tmp_path, digits):
+    from spectra.errors import NonFiniteError
+
+    out = tmp_path / "nan"
+    with pytest.raises(NonFiniteError) as err:
+        train(_cfg(cell="rnn-relu", optimizer="sgd", lr=1e12, epochs=2), out, task=digits)
+    assert "no epoch finished" in str(err.value) and "up to epoch 0" not in str(err.value)
+    assert not out.exists()  # the folder made for the run is not left behind empty
+
+
+def test_unwritable_run_folder_fails_before_any_data_or_epoch(tmp_path, capsys, monkeypatch):
+    import spectra.train.loop as loop
+
+    def no_data(*a, **k):
+        raise AssertionError("data loaded before the run folder was checked")
+
+    monkeypatch.setattr(loop, "load_task", no_data)
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(WriteError, match="cannot write the run folder"):
+        train(_cfg(epochs=1), tmp_path / "file" / "run")
+    assert main(["train", "--epochs", "1", "-o", str(tmp_path / "file" / "run"), "-q"]) == 8
+    assert "cannot write" in capsys.readouterr().err
