@@ -166,7 +166,7 @@ def test_cli_train_evaluate_robustness(tmp_path, capsys):
     assert "valid regimes" in capsys.readouterr().err
     assert main(["train", "--epochs", "1", "-o", str(out), "-q"]) == 8  # WriteError: run exists
     assert main(["evaluate", str(out / "epoch_002.json")]) == 3  # not a state dict: one line, exit 3
-    assert "not a state dict" in capsys.readouterr().err
+    assert "not a PyTorch checkpoint" in capsys.readouterr().err
     (tmp_path / "lone.pt").write_bytes((out / "epoch_001.pt").read_bytes())
     assert main(["evaluate", str(tmp_path / "lone.pt")]) == 3  # no sidecar
     assert "sidecar" in capsys.readouterr().err
@@ -334,3 +334,44 @@ def test_unwritable_run_folder_fails_before_any_data_or_epoch(tmp_path, capsys, 
         train(_cfg(epochs=1), tmp_path / "file" / "run")
     assert main(["train", "--epochs", "1", "-o", str(tmp_path / "file" / "run"), "-q"]) == 8
     assert "cannot write" in capsys.readouterr().err
+
+
+def _shipped(tmp_path, name="digits_rnn_regular"):
+    """A copy of a shipped checkpoint and its sidecar in `tmp_path`: (pt, json)."""
+    src = Path(spectra.__file__).parents[1] / "data"
+    pt, side = tmp_path / f"{name}.pt", tmp_path / f"{name}.json"
+    pt.write_bytes((src / f"{name}.pt").read_bytes())
+    side.write_text((src / f"{name}.json").read_text())
+    return pt, side
+
+
+@pytest.mark.parametrize("command", ["evaluate", "robustness"])
+def test_sidecar_missing_a_key_names_it(tmp_path, capsys, command):
+    # a sidecar of an older schema or edited by hand: was "internal error: KeyError: 'cell'"
+    pt, side = _shipped(tmp_path)
+    meta = json.loads(side.read_text())
+    del meta["model"]["cell"]
+    side.write_text(json.dumps(meta))
+    assert main([command, str(pt)]) == 3
+    err = capsys.readouterr().err.strip()
+    assert "model.cell" in err and "internal error" not in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["evaluate", "robustness"])
+@pytest.mark.parametrize("which", ["the json", "garbage", "a pickle"])
+def test_a_file_that_is_not_the_runs_checkpoint(tmp_path, capsys, command, which):
+    # torch's message advised weights_only=False (unsafe); the .json was called its own sidecar
+    pt, side = _shipped(tmp_path)
+    if which == "garbage":
+        pt.write_bytes(b"garbage\n")
+    elif which == "a pickle":
+        import argparse
+
+        torch.save(argparse.Namespace(a=1), pt)  # a pickle torch's safe loader refuses
+    target = side if which == "the json" else pt
+    assert main([command, str(target)]) == 3
+    err = capsys.readouterr().err.strip()
+    assert "not a PyTorch checkpoint" in err and len(err.splitlines()) == 1
+    assert "weights_only=False" not in err and "set to `False`" not in err
+    if which == "the json":
+        assert "sidecar" not in err
