@@ -205,6 +205,11 @@ def _power_norm_note(info: dict, cfg) -> str | None:
     )
 
 
+def _ratio(report) -> float | None:
+    """Tr(R_T) / Monte Carlo, or None when the Monte-Carlo mean is 0 (sigma 0: 0/0 printed nan)."""
+    return report.mean_estimate / report.mean_monte_carlo if report.mean_monte_carlo > 0 else None
+
+
 def _rerun_options(f):
     """Options shared by evaluate and robustness (both rerun a trained network on noisy inputs)."""
     f = click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")(f)
@@ -231,8 +236,9 @@ def _rerun_options(f):
     callback=_floats,
     default="0,0.1,0.2,0.3,0.5,0.75,1,1.5,2",
     show_default=True,
-    help="Noise amplitudes: standard deviations in normalised input units (0, the clean input, is "
-    "always evaluated: the thresholds interpolate from it).",
+    help="Noise amplitudes: standard deviations in input units (standardised inputs for digits and "
+    "mnist, raw inputs for adding, embeddings for sentiment; 0, the clean input, is always "
+    "evaluated: the thresholds interpolate from it).",
 )
 @click.option(
     "--repeats", type=click.IntRange(min=1), default=5, show_default=True, help="Draws per amplitude."
@@ -242,9 +248,12 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
     """Accuracy (or MSE) of CKPT under Gaussian input noise of each amplitude.
 
     The amplitude is the standard deviation of noise added at every step to
-    the normalised inputs (embeddings for sentiment). Also prints the first
-    paper's Table I metric: the amplitude at which misclassification reaches
-    3%, 5% and 10% (linear interpolation; '-' when not reached).
+    the inputs: standardised ones (mean 0, std 1) for digits and mnist, the
+    raw values (U(0,1) and 0/1 markers, not standardised) for adding, the
+    embeddings for sentiment. Also prints the first paper's Table I metric:
+    the amplitude at which misclassification (adding: the miss rate,
+    |error| >= 0.04) reaches 3%, 5% and 10% (linear interpolation; '-' when
+    not reached).
 
     \b
     Examples:
@@ -252,7 +261,7 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
       spectra evaluate data/digits_rnn_stable.pt --noise 0,0.5,1 --repeats 3 --json
     """
     from spectra.train.checkpoints import load_trained, task_for
-    from spectra.train.evaluate import evaluate_noise, noise_thresholds
+    from spectra.train.evaluate import amplitude_units, error_label, evaluate_noise, noise_thresholds
     from spectra.train.loop import configure_torch
 
     configure_torch(threads)
@@ -264,6 +273,8 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
     task = task_for(meta, data=data)
     curve = evaluate_noise(model, task, noise, split=split, repeats=repeats, seed=seed)
     thr = noise_thresholds(curve.amplitudes, curve.misclassification)
+    short, definition = error_label(task)
+    error_key = "misclassification" if task.kind != "regression" else "miss_rate"
     if as_json:
         echo_json(
             {
@@ -275,13 +286,14 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
                 "n": curve.n,
                 "repeats": repeats,
                 "seed": seed,
-                "amplitude": "std of Gaussian noise added to the normalised inputs at every step",
+                "amplitude": amplitude_units(task),
+                "error": definition,
                 "results": [
                     {
                         "amplitude": float(a),
                         "accuracy": float(acc),
                         "accuracy_std": float(sd),
-                        "misclassification": float(e),
+                        error_key: float(e),
                         **({"mse": float(curve.mse[i])} if curve.mse is not None else {}),
                     }
                     for i, (a, acc, sd, e) in enumerate(
@@ -292,7 +304,7 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
             }
         )
         return
-    header = ["amplitude", "accuracy", "std", "misclass"] + (["mse"] if curve.mse is not None else [])
+    header = ["amplitude", "accuracy", "std", short] + (["mse"] if curve.mse is not None else [])
     rows = []
     for i, a in enumerate(curve.amplitudes):
         row = [
@@ -310,7 +322,7 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
     )
     click.echo(table(rows, header))
     click.echo(
-        "noise amplitude at misclassification "
+        f"noise amplitude at {definition.split(':')[0]} "
         + ", ".join(f"{int(round(k * 100))}%: {'-' if v is None else f'{v:.3f}'}" for k, v in thr.items())
     )
 
@@ -367,6 +379,7 @@ def robustness(ckpt, task, sigma, sequences, draws, seed, split, data, threads, 
                         "trace_R": r.mean_estimate,
                         "monte_carlo": r.mean_monte_carlo,
                         "monte_carlo_stderr": r.mean_monte_carlo_stderr,
+                        "ratio": _ratio(r),
                         "per_sequence_trace_R": [float(v) for v in r.estimate],
                         "per_sequence_monte_carlo": [float(v) for v in r.monte_carlo],
                     }
@@ -381,7 +394,7 @@ def robustness(ckpt, task, sigma, sequences, draws, seed, split, data, threads, 
             fmt(r.mean_estimate),
             fmt(r.mean_monte_carlo),
             fmt(r.mean_monte_carlo_stderr),
-            fmt(r.mean_estimate / r.mean_monte_carlo if r.mean_monte_carlo > 0 else float("nan")),
+            "-" if _ratio(r) is None else fmt(_ratio(r)),
         ]
         for r in reports
     ]
