@@ -117,9 +117,10 @@ def test_power_norm_run_and_adding_regression(tmp_path):
     )
     meta = json.loads((tmp_path / "add" / "epoch_001.json").read_text())
     assert meta["data"]["kind"] == "regression" and "0.04" in meta["data"]["accuracy_definition"]
-    info = meta["regime_info"]["power-norm"]
-    assert sorted(info) == [f"rnn.weight_hh_l0[{g}]" for g in range(3)]  # one record per GRU gate block
-    assert len(spectra.load(tmp_path / "add" / "epoch_001.pt")) == 3
+    info = meta["regime_info"]["power-norm"]["matrices"]
+    # one record per GRU gate block, keyed by the ids spectra ls/analyze/track print (were [0], [1], [2])
+    assert list(info) == [m.id for m in spectra.load(tmp_path / "add" / "epoch_001.pt").matrices]
+    assert len(info) == 3
     assert all(r["scale"] <= 1 and r["estimate"] * r["scale"] <= 1 + 1e-9 for r in info.values())
     with torch.no_grad():
         out = res.model(torch.from_numpy(res.task.test.x))
@@ -219,7 +220,7 @@ def test_cli_train_says_when_power_norm_left_a_matrix_above_the_target(tmp_path,
     argv = ["train", "--task", "digits", "--cell", "rnn", "--hidden", "8", "--regime", "power-norm"]
     assert main([*argv, "--epochs", "1", "--lr", "0.05", "--seed", "0", "-o", str(out), "-q"]) == 0
     err = capsys.readouterr().err
-    info = json.loads((out / "epoch_001.json").read_text())["regime_info"]["power-norm"]
+    info = json.loads((out / "epoch_001.json").read_text())["regime_info"]["power-norm"]["matrices"]
     above = [b for b in info.values() if b["spectral_radius_after"] > 1]
     assert above, "this seed should leave a matrix above the target"
     assert f"{len(above)} still have rho > 1" in err
@@ -375,3 +376,41 @@ def test_a_file_that_is_not_the_runs_checkpoint(tmp_path, capsys, command, which
     assert "weights_only=False" not in err and "set to `False`" not in err
     if which == "the json":
         assert "sidecar" not in err
+
+
+def test_cli_train_says_when_power_norm_rescaled_nothing(tmp_path, capsys):
+    out = tmp_path / "pn"
+    argv = ["train", "--task", "digits", "--cell", "gru", "--hidden", "24", "--regime", "power-norm"]
+    assert main([*argv, "--epochs", "3", "--lr", "0.01", "--seed", "0", "-o", str(out), "-q"]) == 0
+    err = capsys.readouterr().err
+    sides = [
+        json.loads((out / f"epoch_{e:03d}.json").read_text())["regime_info"]["power-norm"] for e in (1, 2, 3)
+    ]
+    counted = [sum(b["scale"] != 1 for b in s["matrices"].values()) for s in sides]
+    assert [s["rescaled"] for s in sides] == counted  # the per-epoch count in the sidecar
+    assert sum(counted) == 0, "this seed should leave every gate matrix untouched"
+    assert "power-norm rescaled no gate matrix in 3 epoch(s)" in err and "--power-scale always" in err
+
+
+def test_cli_train_power_scale_always(tmp_path, capsys):
+    out = tmp_path / "pn"
+    argv = ["train", "--task", "digits", "--cell", "lstm", "--hidden", "8", "--regime", "power-norm"]
+    argv += ["--power-scale", "always", "--epochs", "1", "--seed", "0", "-o", str(out), "-q"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    pn = json.loads((out / "epoch_001.json").read_text())["regime_info"]["power-norm"]
+    assert pn["power_scale"] == "always" and pn["rescaled"] == pn["blocks"] == 4
+    assert all(b["scale"] == pytest.approx(1 / b["estimate"]) for b in pn["matrices"].values())
+    assert "rescaled no" not in err and "only" not in err
+    assert main(["train", "--help"]) == 0
+    assert "--power-scale" in capsys.readouterr().out
+
+
+def test_power_norm_note_reads_old_sidecars():
+    # sidecars written before the ids and the 'matrices' level: {"rnn.weight_hh_l0[0]": {...}, ...}
+    from spectra_cli.cmd_train import _power_norm_note
+
+    old = {"scale": 1.0, "spectral_radius_after": 1.5, "estimate": 0.3}
+    history = [{"regime_info": {"power-norm": {f"rnn.weight_hh_l0[{g}]": dict(old) for g in range(3)}}}]
+    note = _power_norm_note(history, TrainConfig(regime="power-norm"))
+    assert "rescaled no gate matrix in 1 epoch(s) (3 matrices)" in note and "3 still have rho > 1" in note
