@@ -129,7 +129,10 @@ def track(inputs, jobs, scheduler, as_json, csv_path, output, grid, fast, cache_
     sub-folder. A glob (quote it) picks files; they are grouped by folder.
     Files are ordered by the epoch in their JSON sidecar, else by name
     (epoch_2 before epoch_10); the regime comes from the sidecar, else the
-    folder's name. resume.pt and hidden files are skipped.
+    folder's name. resume.pt and hidden files are skipped. A folder whose
+    sidecars disagree on cell, regime, hidden size or seed (or where only some
+    files have one) is split into one run per model, labelled
+    'FOLDER [cell=lstm, regime=stable]', with a warning.
 
     Per matrix (layer and gate): spectral radius rho, dep_F/|A|_F, distance
     to instability, Kreiss constant K and transient peak max_k |A^k|_2

@@ -52,6 +52,7 @@ from spectra.errors import InvalidArgumentError, UnsupportedFormatError
 
 __all__ = [
     "CHECKPOINT_EXTENSIONS",
+    "IDENTITY_KEYS",
     "ROW_KEYS",
     "SCHEMA_VERSION",
     "CheckpointFile",
@@ -240,8 +241,71 @@ def _checkpoints_in(folder: str) -> list[str]:
     ]
 
 
+#: Sidecar facts that identify one model's trajectory: a folder whose checkpoints disagree on
+#: any of them holds several models, tracked as one run each.
+IDENTITY_KEYS: tuple[str, ...] = ("cell", "regime", "hidden", "seed")
+
+
+def _identity(meta: dict) -> tuple | None:
+    """``(cell, regime, hidden, seed)`` of a sidecar (None where it says nothing); None without one."""
+    if not meta:
+        return None
+    model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
+    values = {
+        "cell": meta.get("cell", model.get("cell")),
+        "regime": meta.get("regime"),
+        "hidden": model.get("hidden", meta.get("hidden")),
+        "seed": meta.get("seed"),
+    }
+    return tuple(v if isinstance(v, (str, int, float)) else None for v in (values[k] for k in IDENTITY_KEYS))
+
+
+def _split_by_model(
+    run: str, paths: list[str], metas: dict[str, dict]
+) -> tuple[dict[str, list[str]], str | None]:
+    """Split one folder's files into one run per model identity; return ``({label: paths}, warning)``.
+
+    Files whose sidecars agree on :data:`IDENTITY_KEYS` (or that all lack one) stay one run,
+    labelled `run`. Otherwise each group is labelled ``run [cell=lstm, regime=stable]`` with the
+    keys that differ (``run [no sidecar]`` for files without one), and a warning names them.
+    """
+    ids = {p: _identity(metas[p]) for p in paths}
+    distinct = list(dict.fromkeys(ids.values()))
+    if len(distinct) <= 1:
+        return {run: paths}, None
+    known = [i for i in distinct if i is not None]
+    differ = [j for j in range(len(IDENTITY_KEYS)) if len({i[j] for i in known}) > 1]
+    if not differ and known:  # only "no sidecar" against one identity: name the regime at least
+        differ = [IDENTITY_KEYS.index("regime")]
+
+    def label(i: tuple | None) -> str:
+        if i is None:
+            return f"{run} [no sidecar]"
+        return f"{run} [{', '.join(f'{IDENTITY_KEYS[j]}={i[j]}' for j in differ)}]"
+
+    groups: dict[str, list[str]] = {}
+    for p in paths:
+        groups.setdefault(label(ids[p]), []).append(p)
+    what = [
+        f"{IDENTITY_KEYS[j]} {'/'.join(str(v) for v in dict.fromkeys(i[j] for i in known))}" for j in differ
+    ]
+    nside = sum(1 for p in paths if ids[p] is None)
+    if nside:
+        what.append(f"{nside} file(s) without a sidecar")
+    warning = (
+        f"{run}: its checkpoints are of different models ({'; '.join(what)}): tracked as "
+        f"{len(groups)} separate runs, not one training trajectory"
+    )
+    return groups, warning
+
+
 def discover(inputs: Sequence[str | os.PathLike]) -> list[CheckpointFile]:
     """Find the checkpoints of one or several runs and order each run.
+
+    A folder whose checkpoints' sidecars disagree on the model (:data:`IDENTITY_KEYS`:
+    cell, regime, hidden size, seed), or where some files have a sidecar and others not,
+    is split into one run per model, labelled ``FOLDER [cell=lstm, regime=stable]``, with a
+    :class:`UserWarning` (:func:`track` lists it in ``TrackResult.warnings`` instead).
 
     Parameters
     ----------
@@ -267,6 +331,16 @@ def discover(inputs: Sequence[str | os.PathLike]) -> list[CheckpointFile]:
         A glob that matches nothing, a folder with no checkpoint, or no
         checkpoint at all.
     """
+    import warnings
+
+    found, notes = _discover(inputs)
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    return found
+
+
+def _discover(inputs: Sequence[str | os.PathLike]) -> tuple[list[CheckpointFile], list[str]]:
+    """:func:`discover`, returning its warnings instead of emitting them."""
     runs: dict[str, list[str]] = {}
     seen: set[str] = set()
 
@@ -319,29 +393,34 @@ def discover(inputs: Sequence[str | os.PathLike]) -> list[CheckpointFile]:
             # as spectra.load says of a missing file (exit code 3 on the command line)
             raise UnsupportedFormatError(f"{s}: no such file or folder")
     out: list[CheckpointFile] = []
-    for run, paths in runs.items():
-        metas = {p: _sidecar(p) for p in paths}
-        epochs = {p: _epoch(metas[p]) for p in paths}
-        default_regime = os.path.basename(os.path.abspath(run)) or run
-        order = sorted(
-            paths, key=lambda p: (epochs[p] is None, epochs[p] or 0, _natural_key(os.path.basename(p)))
-        )
-        for step, p in enumerate(order, start=1):
-            regime = metas[p].get("regime")
-            out.append(
-                CheckpointFile(
-                    path=p,
-                    run=run,
-                    regime=regime if isinstance(regime, str) and regime else default_regime,
-                    epoch=epochs[p],
-                    step=step,
-                )
+    notes: list[str] = []
+    for folder, all_paths in runs.items():
+        metas = {p: _sidecar(p) for p in all_paths}
+        epochs = {p: _epoch(metas[p]) for p in all_paths}
+        default_regime = os.path.basename(os.path.abspath(folder)) or folder
+        groups, note = _split_by_model(folder, all_paths, metas)
+        if note:
+            notes.append(note)
+        for run, paths in groups.items():
+            order = sorted(
+                paths, key=lambda p: (epochs[p] is None, epochs[p] or 0, _natural_key(os.path.basename(p)))
             )
+            for step, p in enumerate(order, start=1):
+                regime = metas[p].get("regime")
+                out.append(
+                    CheckpointFile(
+                        path=p,
+                        run=run,
+                        regime=regime if isinstance(regime, str) and regime else default_regime,
+                        epoch=epochs[p],
+                        step=step,
+                    )
+                )
     if not out:
         raise InvalidArgumentError(
             f"no checkpoint found in {', '.join(map(os.fspath, inputs)) or '(nothing)'}"
         )
-    return out
+    return out, notes
 
 
 # -- analysis of one file (runs in the workers) ---------------------------------
@@ -650,7 +729,7 @@ def track(
     from spectra.parallel import run_tasks
 
     opts = TrackOptions(fast=bool(fast), grid_npts=grid_npts, trust=bool(trust))
-    found = discover(inputs)
+    found, notes = _discover(inputs)
     store = _Cache(cache_dir if cache_dir is not None else default_cache_dir()) if cache else None
     files = [TrackedFile(**asdict(f)) for f in found]
     values: dict[int, dict] = {}
@@ -680,17 +759,19 @@ def track(
         scheduler=scheduler,
         progress=None if progress is None else (lambda done, _n: progress(first + done, total)),
     )
-    warnings: list[str] = []
+    warnings: list[str] = list(notes)
+    cache_failed = False
     for i, o in zip(pending, outcomes):
         f = files[i]
         if not o.ok:
             f.error_type, f.error = o.error_type, o.error
             continue
         values[i] = o.value
-        if store is not None and o.value["sha256"] == f.sha256 and not warnings:
+        if store is not None and o.value["sha256"] == f.sha256 and not cache_failed:
             try:
                 store.put(cache_key(f.sha256, opts), o.value)
             except OSError as exc:
+                cache_failed = True
                 warnings.append(f"cache {store.dir}: not written ({exc.strerror or exc})")
     rows: list[dict[str, Any]] = []
     for i, f in enumerate(files):

@@ -572,3 +572,57 @@ def test_plot_track_every_panel_spans_the_same_epochs():
     lo, hi = lims.pop()
     assert lo < 1 and hi > 10
     plt.close(fig)
+
+
+def _mixed_folder(tmp_path):
+    """One folder with two models (hidden 5 vs 7 sidecars, seeds 0 and 1), 2 epochs each, and a lone file."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name, seed in (("a", 0), ("b", 1)):
+        for epoch in (1, 2):
+            path = folder / f"{name}_{epoch}.pt"
+            _save(path, _weights(seed, epoch), epoch=epoch, regime="regular")
+            meta = json.loads(path.with_suffix(".json").read_text())
+            meta.update(cell="lstm", seed=seed, model={"cell": "lstm", "hidden": 5 + 2 * seed})
+            path.with_suffix(".json").write_text(json.dumps(meta))
+    _save(folder / "lone.pt", _weights(3, 1))  # no sidecar
+    return folder
+
+
+def test_a_folder_of_different_models_is_split_with_a_warning(tmp_path, capsys):
+    # spectra track data/ joined rnn, lstm and gru checkpoints of different regimes as one run
+    import matplotlib.pyplot as plt
+
+    folder = _mixed_folder(tmp_path)
+    with pytest.warns(UserWarning, match="different models") as caught:
+        found = discover([folder])
+    msg = str(caught[0].message)
+    assert "hidden 5/7" in msg and "seed 0/1" in msg and "1 file(s) without a sidecar" in msg
+    groups = {}
+    for f in found:
+        groups.setdefault(f.run, []).append((os.path.basename(f.path), f.step))
+    assert groups == {
+        f"{folder} [hidden=5, seed=0]": [("a_1.pt", 1), ("a_2.pt", 2)],
+        f"{folder} [hidden=7, seed=1]": [("b_1.pt", 1), ("b_2.pt", 2)],
+        f"{folder} [no sidecar]": [("lone.pt", 1)],
+    }
+    res = track([folder], jobs=1, cache=False, fast=True)
+    assert any("different models" in w for w in res.warnings)
+    assert {r["run"] for r in res.rows} == set(groups)
+    fig = res.plot()
+    try:
+        for ln in _data_lines(fig.axes[0]):  # no line joins checkpoints of different models
+            assert len(ln.get_xdata()) <= 2
+    finally:
+        plt.close(fig)
+    code, out, err = _cli(["track", folder, "--fast", "--no-cache", "-j", "1", "--csv", "-"], capsys)
+    assert code == 0 and "different models" in err
+    runs = {row["run"] for row in csv.DictReader(io.StringIO(out))}
+    assert runs == set(groups)
+
+
+def test_a_consistent_folder_is_one_run_without_warning(runs, recwarn):
+    _, dirs, _ = runs
+    found = discover(dirs)
+    assert [f.run for f in found] == [os.path.normpath(d) for d in dirs for _ in range(3)]
+    assert not [w for w in recwarn if "different models" in str(w.message)]

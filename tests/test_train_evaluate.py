@@ -67,3 +67,72 @@ def test_robustness_estimate_next_to_monte_carlo_on_tokens():
     assert rep.estimate.shape == (3,) and np.all(rep.estimate > 0)
     assert np.all(np.abs(rep.estimate - rep.monte_carlo) < 4 * rep.monte_carlo_stderr)
     assert rep.mean_estimate == pytest.approx(rep.estimate.mean())
+
+
+def test_amplitude_units_say_which_inputs_are_standardised():
+    # the docstrings and evaluate --json said "normalised inputs" for every task; adding is raw
+    from spectra.train.evaluate import amplitude_units
+
+    adding = load_task("adding", seq_len=10, n_samples=400)
+    digits = load_task("digits")
+    value, marker = adding.train.x[..., 0], adding.train.x[..., 1]
+    assert value.min() >= 0 and value.max() <= 1 and set(np.unique(marker)) <= {0.0, 1.0}
+    assert abs(value.std() - 1) > 0.5  # raw U(0, 1) values: far from unit std
+    assert abs(digits.train.x.mean()) < 1e-5 and abs(digits.train.x.std() - 1) < 1e-5
+    assert "not standardised" in amplitude_units(adding) and "raw" in amplitude_units(adding)
+    assert "standardised inputs (mean 0, std 1)" in amplitude_units(digits)
+
+
+def _run(tmp_path, task, *extra):
+    from spectra_cli.main import main
+
+    out = tmp_path / task
+    argv = ["train", "--task", task, "--cell", "gru", "--hidden", "6", "--epochs", "1", "--seed", "0"]
+    assert main([*argv, *extra, "-o", str(out), "-q"]) == 0
+    return main, out / "epoch_001.pt"
+
+
+def test_evaluate_labels_the_regression_error_as_a_miss_rate(tmp_path, capsys):
+    import json
+
+    from spectra.train.tasks import ADDING_TOLERANCE
+
+    main, ckpt = _run(tmp_path, "adding", "--seq-len", "10", "--n-samples", "300")
+    capsys.readouterr()
+    assert main(["evaluate", str(ckpt), "--noise", "0,0.1", "--repeats", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "misclass" not in text and f"miss |err|>={ADDING_TOLERANCE:g}" in text
+    assert main(["evaluate", str(ckpt), "--noise", "0,0.1", "--repeats", "2", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert all("misclassification" not in r and r["miss_rate"] == 1 - r["accuracy"] for r in doc["results"])
+    assert str(ADDING_TOLERANCE) in doc["error"] and "not standardised" in doc["amplitude"]
+    assert "normalised" not in doc["amplitude"]
+
+
+def test_evaluate_classification_keeps_misclassification(tmp_path, capsys):
+    import json
+
+    main, ckpt = _run(tmp_path, "digits")
+    capsys.readouterr()
+    assert main(["evaluate", str(ckpt), "--noise", "0,0.1", "--repeats", "1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert all(r["misclassification"] == 1 - r["accuracy"] for r in doc["results"])
+    assert "standardised inputs" in doc["amplitude"] and "misclassification" in doc["error"]
+
+
+def test_robustness_sigma_zero_has_no_ratio(tmp_path, capsys):
+    # 0/0 printed "nan"
+    import json
+
+    main, ckpt = _run(tmp_path, "digits")
+    capsys.readouterr()
+    args = ["robustness", str(ckpt), "--sigma", "0,0.1", "--sequences", "2", "--draws", "20"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "nan" not in text
+    zero_row = next(line for line in text.splitlines() if line.split()[:1] == ["0"])
+    assert zero_row.split()[-1] == "-"
+    assert main([*args, "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)["results"]
+    assert res[0]["ratio"] is None
+    assert res[1]["ratio"] == pytest.approx(res[1]["trace_R"] / res[1]["monte_carlo"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -116,9 +117,10 @@ def test_power_norm_run_and_adding_regression(tmp_path):
     )
     meta = json.loads((tmp_path / "add" / "epoch_001.json").read_text())
     assert meta["data"]["kind"] == "regression" and "0.04" in meta["data"]["accuracy_definition"]
-    info = meta["regime_info"]["power-norm"]
-    assert sorted(info) == [f"rnn.weight_hh_l0[{g}]" for g in range(3)]  # one record per GRU gate block
-    assert len(spectra.load(tmp_path / "add" / "epoch_001.pt")) == 3
+    info = meta["regime_info"]["power-norm"]["matrices"]
+    # one record per GRU gate block, keyed by the ids spectra ls/analyze/track print (were [0], [1], [2])
+    assert list(info) == [m.id for m in spectra.load(tmp_path / "add" / "epoch_001.pt").matrices]
+    assert len(info) == 3
     assert all(r["scale"] <= 1 and r["estimate"] * r["scale"] <= 1 + 1e-9 for r in info.values())
     with torch.no_grad():
         out = res.model(torch.from_numpy(res.task.test.x))
@@ -165,7 +167,7 @@ def test_cli_train_evaluate_robustness(tmp_path, capsys):
     assert "valid regimes" in capsys.readouterr().err
     assert main(["train", "--epochs", "1", "-o", str(out), "-q"]) == 8  # WriteError: run exists
     assert main(["evaluate", str(out / "epoch_002.json")]) == 3  # not a state dict: one line, exit 3
-    assert "not a state dict" in capsys.readouterr().err
+    assert "not a PyTorch checkpoint" in capsys.readouterr().err
     (tmp_path / "lone.pt").write_bytes((out / "epoch_001.pt").read_bytes())
     assert main(["evaluate", str(tmp_path / "lone.pt")]) == 3  # no sidecar
     assert "sidecar" in capsys.readouterr().err
@@ -218,7 +220,7 @@ def test_cli_train_says_when_power_norm_left_a_matrix_above_the_target(tmp_path,
     argv = ["train", "--task", "digits", "--cell", "rnn", "--hidden", "8", "--regime", "power-norm"]
     assert main([*argv, "--epochs", "1", "--lr", "0.05", "--seed", "0", "-o", str(out), "-q"]) == 0
     err = capsys.readouterr().err
-    info = json.loads((out / "epoch_001.json").read_text())["regime_info"]["power-norm"]
+    info = json.loads((out / "epoch_001.json").read_text())["regime_info"]["power-norm"]["matrices"]
     above = [b for b in info.values() if b["spectral_radius_after"] > 1]
     assert above, "this seed should leave a matrix above the target"
     assert f"{len(above)} still have rho > 1" in err
@@ -233,3 +235,182 @@ def test_resume_without_a_run_says_it_starts_a_new_one(tmp_path):
         warnings.simplefilter("always")
         train(TrainConfig(epochs=0), tmp_path / "none", resume=True)
     assert any("no run to resume" in str(c.message) for c in caught)
+
+
+def test_resume_compares_effective_regime_options(tmp_path, digits):
+    # --clip 1 spelled out is the default: resuming with or without it is the same run
+    from spectra.train.regimes import Stable
+
+    default = Stable().clip
+    train(_cfg(epochs=1, regime="stable"), tmp_path / "a", task=digits)
+    res = train(
+        _cfg(regime="stable", regime_options={"clip": default}), tmp_path / "a", resume=True, task=digits
+    )
+    assert [h["epoch"] for h in res.history] == [1, 2]
+    train(_cfg(epochs=1, regime="stable", regime_options={"clip": default}), tmp_path / "b", task=digits)
+    res = train(_cfg(regime="stable"), tmp_path / "b", resume=True, task=digits)
+    assert [h["epoch"] for h in res.history] == [1, 2]
+    # a real difference names the option and both values
+    with pytest.raises(TrainConfigError) as err:
+        train(
+            _cfg(epochs=3, hidden=13, regime="stable", regime_options={"clip": default / 2}),
+            tmp_path / "a",
+            resume=True,
+            task=digits,
+        )
+    msg = str(err.value)
+    assert f"clip (run: {default}, now: {default / 2})" in msg and "hidden (run: 12, now: 13)" in msg
+
+
+@pytest.mark.parametrize("seed", ["-1", "99999999999999999999", str(2**63)])
+@pytest.mark.parametrize("command", ["train", "evaluate", "robustness"])
+def test_seed_out_of_range_is_a_usage_error(tmp_path, capsys, command, seed):
+    # -1 gave "internal error" in train and evaluate (numpy's SeedSequence) and was accepted by
+    # robustness; a 20-digit seed overflowed torch.manual_seed
+    ckpt = str(Path(spectra.__file__).parents[1] / "data" / "digits_rnn_stable.pt")
+    target = {
+        "train": ["--hidden", "4", "--epochs", "1", "-o", str(tmp_path / "r"), "-q"],
+        "evaluate": [ckpt, "--noise", "0.1", "--repeats", "1"],
+        "robustness": [ckpt, "--sequences", "1", "--draws", "2"],
+    }[command]
+    assert main([command, *target, "--seed", seed]) == 2
+    err = capsys.readouterr().err
+    assert "--seed" in err and "internal error" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_largest_seed_trains_and_library_checks_the_range(tmp_path, digits, capsys):
+    from spectra.train.loop import SEED_MAX
+
+    argv = [
+        "train",
+        "--hidden",
+        "4",
+        "--epochs",
+        "1",
+        "--seed",
+        str(SEED_MAX),
+        "-o",
+        str(tmp_path / "r"),
+        "-q",
+    ]
+    assert main(argv) == 0
+    for bad in (-1, SEED_MAX + 1):
+        with pytest.raises(TrainConfigError, match="seed"):
+            train(_cfg(seed=bad), tmp_path / "lib", task=digits)
+    assert not (tmp_path / "lib").exists()
+
+
+def test_resume_with_its_epoch_checkpoint_missing_is_one_line(tmp_path, digits, capsys):
+    out = tmp_path / "r"
+    train(_cfg(epochs=1), out, task=digits)
+    (out / "epoch_001.pt").unlink()
+    with pytest.raises(TrainConfigError, match="epoch_001.pt: the checkpoint of epoch 1 .* missing"):
+        train(_cfg(epochs=2), out, resume=True, task=digits)
+    argv = ["train", "--hidden", "12", "--epochs", "2", "--lr", "0.01", "-o", str(out), "--resume", "-q"]
+    assert main(argv) == 9
+    err = capsys.readouterr().err.strip()
+    assert "missing" in err and "internal error" not in err and len(err.splitlines()) == 1
+
+
+def test_divergence_in_the_first_epoch_says_nothing_was_kept(tmp_path, digits):
+    from spectra.errors import NonFiniteError
+
+    out = tmp_path / "nan"
+    with pytest.raises(NonFiniteError) as err:
+        train(_cfg(cell="rnn-relu", optimizer="sgd", lr=1e12, epochs=2), out, task=digits)
+    assert "no epoch finished" in str(err.value) and "up to epoch 0" not in str(err.value)
+    assert not out.exists()  # the folder made for the run is not left behind empty
+
+
+def test_unwritable_run_folder_fails_before_any_data_or_epoch(tmp_path, capsys, monkeypatch):
+    import spectra.train.loop as loop
+
+    def no_data(*a, **k):
+        raise AssertionError("data loaded before the run folder was checked")
+
+    monkeypatch.setattr(loop, "load_task", no_data)
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(WriteError, match="cannot write the run folder"):
+        train(_cfg(epochs=1), tmp_path / "file" / "run")
+    assert main(["train", "--epochs", "1", "-o", str(tmp_path / "file" / "run"), "-q"]) == 8
+    assert "cannot write" in capsys.readouterr().err
+
+
+def _shipped(tmp_path, name="digits_rnn_regular"):
+    """A copy of a shipped checkpoint and its sidecar in `tmp_path`: (pt, json)."""
+    src = Path(spectra.__file__).parents[1] / "data"
+    pt, side = tmp_path / f"{name}.pt", tmp_path / f"{name}.json"
+    pt.write_bytes((src / f"{name}.pt").read_bytes())
+    side.write_text((src / f"{name}.json").read_text())
+    return pt, side
+
+
+@pytest.mark.parametrize("command", ["evaluate", "robustness"])
+def test_sidecar_missing_a_key_names_it(tmp_path, capsys, command):
+    # a sidecar of an older schema or edited by hand: was "internal error: KeyError: 'cell'"
+    pt, side = _shipped(tmp_path)
+    meta = json.loads(side.read_text())
+    del meta["model"]["cell"]
+    side.write_text(json.dumps(meta))
+    assert main([command, str(pt)]) == 3
+    err = capsys.readouterr().err.strip()
+    assert "model.cell" in err and "internal error" not in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["evaluate", "robustness"])
+@pytest.mark.parametrize("which", ["the json", "garbage", "a pickle"])
+def test_a_file_that_is_not_the_runs_checkpoint(tmp_path, capsys, command, which):
+    # torch's message advised weights_only=False (unsafe); the .json was called its own sidecar
+    pt, side = _shipped(tmp_path)
+    if which == "garbage":
+        pt.write_bytes(b"garbage\n")
+    elif which == "a pickle":
+        import argparse
+
+        torch.save(argparse.Namespace(a=1), pt)  # a pickle torch's safe loader refuses
+    target = side if which == "the json" else pt
+    assert main([command, str(target)]) == 3
+    err = capsys.readouterr().err.strip()
+    assert "not a PyTorch checkpoint" in err and len(err.splitlines()) == 1
+    assert "weights_only=False" not in err and "set to `False`" not in err
+    if which == "the json":
+        assert "sidecar" not in err
+
+
+def test_cli_train_says_when_power_norm_rescaled_nothing(tmp_path, capsys):
+    out = tmp_path / "pn"
+    argv = ["train", "--task", "digits", "--cell", "gru", "--hidden", "24", "--regime", "power-norm"]
+    assert main([*argv, "--epochs", "3", "--lr", "0.01", "--seed", "0", "-o", str(out), "-q"]) == 0
+    err = capsys.readouterr().err
+    sides = [
+        json.loads((out / f"epoch_{e:03d}.json").read_text())["regime_info"]["power-norm"] for e in (1, 2, 3)
+    ]
+    counted = [sum(b["scale"] != 1 for b in s["matrices"].values()) for s in sides]
+    assert [s["rescaled"] for s in sides] == counted  # the per-epoch count in the sidecar
+    assert sum(counted) == 0, "this seed should leave every gate matrix untouched"
+    assert "power-norm rescaled no gate matrix in 3 epoch(s)" in err and "--power-scale always" in err
+
+
+def test_cli_train_power_scale_always(tmp_path, capsys):
+    out = tmp_path / "pn"
+    argv = ["train", "--task", "digits", "--cell", "lstm", "--hidden", "8", "--regime", "power-norm"]
+    argv += ["--power-scale", "always", "--epochs", "1", "--seed", "0", "-o", str(out), "-q"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    pn = json.loads((out / "epoch_001.json").read_text())["regime_info"]["power-norm"]
+    assert pn["power_scale"] == "always" and pn["rescaled"] == pn["blocks"] == 4
+    assert all(b["scale"] == pytest.approx(1 / b["estimate"]) for b in pn["matrices"].values())
+    assert "rescaled no" not in err and "only" not in err
+    assert main(["train", "--help"]) == 0
+    assert "--power-scale" in capsys.readouterr().out
+
+
+def test_power_norm_note_reads_old_sidecars():
+    # sidecars written before the ids and the 'matrices' level: {"rnn.weight_hh_l0[0]": {...}, ...}
+    from spectra_cli.cmd_train import _power_norm_note
+
+    old = {"scale": 1.0, "spectral_radius_after": 1.5, "estimate": 0.3}
+    history = [{"regime_info": {"power-norm": {f"rnn.weight_hh_l0[{g}]": dict(old) for g in range(3)}}}]
+    note = _power_norm_note(history, TrainConfig(regime="power-norm"))
+    assert "rescaled no gate matrix in 1 epoch(s) (3 matrices)" in note and "3 still have rho > 1" in note

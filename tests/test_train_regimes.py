@@ -14,12 +14,24 @@ torch.set_num_threads(1)
 
 
 def _blocks(model):
+    """``(id, block)`` per gate block, the ids being those spectra.load gives the saved state dict."""
+    import os
+    import tempfile
+
+    import spectra
+
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "m.pt")
+        torch.save(model.state_dict(), path)
+        ids = [m.id for m in spectra.load(path).matrices]
     n = model.hidden
+    blocks = []
     for name, p in model.rnn.named_parameters():
         if name.startswith("weight_hh"):
             W = p.detach().double().numpy().copy()
-            for g in range(W.shape[0] // n):
-                yield f"rnn.{name}[{g}]", W[g * n : (g + 1) * n]
+            blocks += [W[g * n : (g + 1) * n] for g in range(W.shape[0] // n)]
+    assert len(ids) == len(blocks)
+    return list(zip(ids, blocks))
 
 
 @pytest.mark.parametrize("cell,clip", [("rnn-relu", 1.0), ("lstm", 0.7), ("gru", 1.0)])
@@ -75,8 +87,11 @@ def test_power_norm_leaves_estimate_at_most_one(cell):
     before = dict(_blocks(model))
     regime = make_regime("power-norm")
     for epoch in range(2):
-        info = regime.after_epoch(model, epoch, seed=0)["power-norm"]
+        facts = regime.after_epoch(model, epoch, seed=0)["power-norm"]
+        info = facts["matrices"]
         after = dict(_blocks(model))
+        assert facts["rescaled"] == sum(not np.array_equal(after[k], before[k]) for k in after)
+        assert facts["blocks"] == len(after) and facts["power_scale"] == "above-target"
         assert set(info) == set(after)
         for k, A in after.items():
             rec = info[k]
@@ -167,3 +182,25 @@ def test_registry_and_combinations():
         make_regime("stable+stable")
     with pytest.raises(TrainConfigError):
         make_regime("stable", {"clip": -1})
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_power_norm_always_divides_by_the_estimate(cell):
+    # the second paper's Algorithm 1 without the "only when above the target" condition
+    model = build_model(cell, 3, 2, 10, 1, seed=2).double()
+    before = dict(_blocks(model))
+    target = 0.9
+    facts = make_regime("power-norm", {"power_scale": "always", "target": target}).after_epoch(
+        model, 0, seed=0
+    )
+    facts = facts["power-norm"]
+    after = dict(_blocks(model))
+    assert facts["power_scale"] == "always" and facts["rescaled"] == facts["blocks"] == len(after)
+    for k, A in after.items():
+        rec = facts["matrices"][k]
+        est = _rayleigh_one_step(before[k], rec["seed"])
+        np.testing.assert_allclose(A, before[k] * target / est, rtol=1e-10, atol=1e-14)
+        assert rec["rescaled"] and rec["scale"] == pytest.approx(target / est, rel=1e-10)
+        assert rec["spectral_radius_after"] == pytest.approx(np.abs(np.linalg.eigvals(A)).max(), rel=1e-9)
+    with pytest.raises(TrainConfigError, match="power-scale"):
+        make_regime("power-norm", {"power_scale": "sometimes"})

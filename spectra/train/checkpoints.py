@@ -113,6 +113,11 @@ def read_metadata(ckpt: str | os.PathLike) -> dict:
         raise UnsupportedFormatError(f"{p}: is a directory, not a checkpoint file")
     if not p.exists():
         raise UnsupportedFormatError(f"{p}: no such file")
+    if side == p:  # the sidecar itself was named: it is not "its own sidecar"
+        raise UnsupportedFormatError(
+            f"{p}: a JSON file, not a PyTorch checkpoint; pass the .pt checkpoint that 'spectra train' "
+            "wrote beside it (this .json is its metadata)"
+        )
     if not side.exists():
         raise UnsupportedFormatError(
             f"{p}: no metadata sidecar {side.name} beside it; evaluate/robustness need a checkpoint "
@@ -124,7 +129,37 @@ def read_metadata(ckpt: str | os.PathLike) -> dict:
         raise UnsupportedFormatError(f"{side}: unreadable metadata ({exc})") from None
     if not isinstance(meta, dict) or "config" not in meta or "model" not in meta:
         raise UnsupportedFormatError(f"{side}: not a spectra.train metadata file (no 'config'/'model')")
+    missing = [
+        f"{part}.{key}"
+        for part, keys in _REQUIRED.items()
+        for key in keys
+        if not isinstance(meta[part], dict) or key not in meta[part]
+    ]
+    if missing:  # an older schema or an edited file: this was an internal KeyError
+        raise UnsupportedFormatError(
+            f"{side}: metadata without {', '.join(missing)} (needed to rebuild the model); "
+            "not a sidecar written by this version of 'spectra train'"
+        )
     return meta
+
+
+#: Keys of a sidecar that :func:`load_trained` and :func:`task_for` need, by section.
+_REQUIRED = {
+    "config": ("task",),
+    "model": ("cell", "n_inputs", "n_outputs", "hidden", "layers", "tokens", "embed_dim"),
+}
+
+
+def _torch_reason(exc: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in one line without torch's advice.
+
+    Torch's message for a pickle with objects beyond tensors suggests ``weights_only=False``,
+    which would run arbitrary code from the file: not repeated here.
+    """
+    text = str(exc).strip()
+    if "weights_only" in text or "Weights only" in text:
+        return "torch's safe loader (weights_only=True) cannot read it"
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 def load_trained(ckpt: str | os.PathLike):
@@ -157,12 +192,17 @@ def load_trained(ckpt: str | os.PathLike):
     )
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
     except (RuntimeError, OSError, KeyError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnsupportedFormatError(
-            f"{ckpt}: not a state dict matching its metadata sidecar (a plain torch.save state dict "
-            f"written by 'spectra train' is expected; {first[:200]})"
+            f"{ckpt}: not a PyTorch checkpoint of the run its sidecar describes ({_torch_reason(exc)}); "
+            "a plain torch.save state dict written by 'spectra train' is expected"
+        ) from None
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise UnsupportedFormatError(
+            f"{ckpt}: not a state dict of the model its sidecar {Path(ckpt).with_suffix('.json').name} "
+            f"describes ({_torch_reason(exc)})"
         ) from None
     model.eval()
     return model, meta

@@ -18,8 +18,9 @@ batched matmul per step. Other cells (LSTM, GRU, stacked RNNs) use the exact
 Jacobians of :meth:`SequenceModel.step` by ``torch.func.jacrev`` + ``vmap``.
 Everything is differentiable, so ``Tr(R_T)`` serves as the regulariser of
 eq. (28) (:class:`spectra.train.regimes.RobustCov`). ``Sigma = sigma^2 I``
-in the units of the recurrent layer's input (normalised inputs, or
-embeddings for token tasks); the initial state is exact (``P_0 = 0``).
+in the units of the recurrent layer's input (standardised inputs for digits
+and MNIST, raw ones for the adding problem, embeddings for token tasks); the
+initial state is exact (``P_0 = 0``).
 
 Only ``Tr(R_T)`` is needed by the regulariser with ``cov_steps="last"``;
 :func:`output_trace` gets it without forming any ``P_t``, by unrolling the

@@ -3,11 +3,14 @@
 * :func:`evaluate_noise` — accuracy (classification) or MSE and accuracy at
   tolerance (adding) when Gaussian noise ``w_t ~ N(0, a^2 I)`` is added to the
   recurrent layer's input at every step; ``a`` is a **standard deviation** in
-  the normalised input units (the first paper's code adds noise of that std to
-  normalised inputs; for token tasks the noise is added to the embeddings).
-  Averaged over ``repeats`` draws from a seeded generator.
+  the units of that input (:func:`amplitude_units`): standardised inputs for
+  digits and MNIST (the first paper's code adds noise of that std to
+  normalised inputs), the raw U(0, 1) values and 0/1 markers for the adding
+  problem, the embeddings for token tasks. Averaged over ``repeats`` draws
+  from a seeded generator.
 * :func:`noise_thresholds` — the first paper's Table I metric: the amplitude at
-  which the misclassification reaches 3 %, 5 % and 10 %, by linear
+  which the misclassification (adding: the miss rate, ``|error| >= 0.04``)
+  reaches 3 %, 5 % and 10 %, by linear
   interpolation between the evaluated amplitudes.
 * :func:`robustness` — the first paper's robustness measure
   ``rho_T = E||y~_T - y_T||^2``: the linearised estimate ``Tr(R_T)``
@@ -26,10 +29,40 @@ from spectra.train.errors import TrainConfigError
 from spectra.train.models import SequenceModel
 from spectra.train.tasks import ADDING_TOLERANCE, Split, Task
 
-__all__ = ["NoiseCurve", "RobustnessReport", "evaluate_noise", "noise_thresholds", "robustness"]
+__all__ = [
+    "NoiseCurve",
+    "RobustnessReport",
+    "amplitude_units",
+    "error_label",
+    "evaluate_noise",
+    "noise_thresholds",
+    "robustness",
+]
 
 #: Misclassification levels of the first paper's Table I.
 TABLE_I_LEVELS = (0.03, 0.05, 0.10)
+
+
+def amplitude_units(task: Task) -> str:
+    """What a noise amplitude (a standard deviation) is measured against for `task`, in words."""
+    if task.tokens:
+        return "std of Gaussian noise added to the token embeddings at every step"
+    if task.name == "adding":
+        return (
+            "std of Gaussian noise added at every step to the raw inputs (not standardised: "
+            "value in U(0, 1), std about 0.29, and a 0/1 marker, which gets the noise too)"
+        )
+    return "std of Gaussian noise added to the standardised inputs (mean 0, std 1) at every step"
+
+
+def error_label(task: Task) -> tuple[str, str]:
+    """``(short, definition)`` of the error rate ``1 - accuracy`` of `task` (a table header, a sentence)."""
+    if task.kind == "regression":
+        return (
+            f"miss |err|>={ADDING_TOLERANCE:g}",
+            f"miss rate: fraction with |prediction - target| >= {ADDING_TOLERANCE:g}",
+        )
+    return "misclass", "misclassification: fraction of wrongly classified sequences"
 
 
 @dataclass(frozen=True)
@@ -39,12 +72,12 @@ class NoiseCurve:
     Attributes
     ----------
     amplitudes : (K,) ndarray
-        Noise standard deviations, in normalised input units.
+        Noise standard deviations, in the units of the model's input (:func:`amplitude_units`).
     accuracy, accuracy_std : (K,) ndarray
         Mean accuracy over the draws and its standard deviation across draws
         (regression: fraction with ``|error| < 0.04``).
     misclassification : (K,) ndarray
-        ``1 - accuracy``.
+        ``1 - accuracy`` (regression: the miss rate, fraction with ``|error| >= 0.04``).
     mse : (K,) ndarray or None
         Mean squared error (regression tasks only).
     repeats : int
@@ -267,7 +300,8 @@ def robustness(
     x : (S, T, d) or (S, T) array
         Inputs (token ids for token tasks).
     sigma : float
-        Noise standard deviation at every step, in normalised input units.
+        Noise standard deviation at every step, in the units of the model's input
+        (:func:`amplitude_units`).
     draws : int
         Monte-Carlo draws per sequence.
     seed : int

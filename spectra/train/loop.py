@@ -13,6 +13,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import pickle
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -37,7 +40,18 @@ from spectra.train.models import SequenceModel, build_model
 from spectra.train.regimes import make_regime
 from spectra.train.tasks import ADDING_TOLERANCE, Split, Task, load_task
 
-__all__ = ["EpochProgress", "TrainConfig", "TrainResult", "configure_torch", "metrics", "train"]
+__all__ = [
+    "SEED_MAX",
+    "EpochProgress",
+    "TrainConfig",
+    "TrainResult",
+    "configure_torch",
+    "metrics",
+    "train",
+]
+
+#: Largest seed: numpy's SeedSequence takes no negative seed, torch.manual_seed a signed 64-bit one.
+SEED_MAX = 2**63 - 1
 
 #: ``progress(epoch, batches_done, batches_total, running_stats)``; epoch is 1-based.
 EpochProgress = Callable[[int, int, int, dict], None]
@@ -185,6 +199,20 @@ def metrics(model: SequenceModel, task: Task, split: Split, *, batch_size: int =
     return res
 
 
+#: What torch.load / load_state_dict raise for a missing, truncated or foreign file.
+_UNREADABLE = (KeyError, TypeError, RuntimeError, OSError, ValueError, EOFError, pickle.UnpicklingError)
+
+
+#: What torch.load / load_state_dict raise for a missing, truncated or foreign file.
+_UNREADABLE = (KeyError, TypeError, RuntimeError, OSError, ValueError, EOFError, pickle.UnpicklingError)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of `exc`'s message, at most 200 characters (torch's messages run for pages)."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     s = int(np.random.SeedSequence([int(seed), int(epoch), 1]).generate_state(1, dtype=np.uint64)[0] >> 1)
     return torch.Generator().manual_seed(s)
@@ -205,7 +233,61 @@ def _best_index(task: Task, history: list[dict]) -> int:
 
 
 def _comparable(cfg: dict) -> dict:
-    return {k: v for k, v in cfg.items() if k not in ("epochs", "threads")}
+    return {k: v for k, v in cfg.items() if k not in ("epochs", "threads", "regime", "regime_options")}
+
+
+def _config_differences(saved: dict, cfg: TrainConfig, regime) -> list[str]:
+    """``name (run: X, now: Y)`` for every setting that differs, regime options with defaults filled in.
+
+    `saved` is the configuration stored in ``resume.pt``; ``epochs`` and ``threads`` may change.
+    """
+    then = make_regime(saved.get("regime", ""), saved.get("regime_options") or {})
+    before = {**_comparable(saved), "regime": then.spec, **then.options()}
+    now = {**_comparable(cfg.to_dict()), "regime": regime.spec, **regime.options()}
+    missing = object()
+    return [
+        f"{k} (run: {before.get(k, '(unset)')}, now: {now.get(k, '(unset)')})"
+        for k in dict.fromkeys([*now, *before])
+        if before.get(k, missing) != now.get(k, missing)
+    ]
+
+
+def _prepare_out_dir(out: Path) -> Path | None:
+    """Create `out` and check that a file can be written in it; return the topmost folder created.
+
+    Raises
+    ------
+    WriteError
+        The folder cannot be created or written (said before any data is loaded or epoch trained).
+    """
+    top = None
+    p = out.absolute()
+    while not p.exists() and p != p.parent:
+        top, p = p, p.parent
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", suffix=".tmp", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        _remove_empty(out, top)
+        raise WriteError(f"{out}: cannot write the run folder ({exc.strerror or exc})") from None
+    return top
+
+
+def _remove_empty(out: Path, top: Path | None) -> None:
+    """Remove the folders from `out` up to `top` that this run created and left empty."""
+    if top is None:
+        return
+    p = out.absolute()
+    while True:
+        try:
+            p.rmdir()
+        except OSError:
+            return
+        if p == top:
+            return
+        p = p.parent
 
 
 def validate_config(cfg: TrainConfig):
@@ -228,6 +310,8 @@ def validate_config(cfg: TrainConfig):
             "a finite number > 0 (or None: no clipping)",
         ),
     )
+    seed_ok = isinstance(cfg.seed, (int, np.integer)) and not isinstance(cfg.seed, bool)
+    checks += (("seed", cfg.seed, seed_ok and 0 <= cfg.seed <= SEED_MAX, f"an integer in 0..{SEED_MAX}"),)
     for name, value, ok, want in checks:
         if not ok:
             raise TrainConfigError(f"--{name} ({name.replace('-', '_')}) must be {want}; got {value}")
@@ -293,12 +377,22 @@ def train(
     regime = validate_config(cfg)
     configure_torch(cfg.threads)
     out = Path(out_dir)
-    run_file = out / "run.json"
-    resume_file = out / "resume.pt"
-    if (run_file.exists() or resume_file.exists()) and not resume:
+    if ((out / "run.json").exists() or (out / "resume.pt").exists()) and not resume:
         raise WriteError(
             f"{out}: already holds a training run (run.json/resume.pt); pass --resume or choose another -o"
         )
+    created = _prepare_out_dir(out)
+    try:
+        return _run(cfg, regime, out, resume=resume, progress=progress, task=task)
+    except BaseException:
+        _remove_empty(out, created)  # a run that wrote nothing leaves no empty folder behind
+        raise
+
+
+def _run(cfg: TrainConfig, regime, out: Path, *, resume: bool, progress, task: Task | None) -> TrainResult:
+    """The body of :func:`train` once the configuration and the run folder are checked."""
+    run_file = out / "run.json"
+    resume_file = out / "resume.pt"
     if task is None:
         task = load_task(
             cfg.task, data=cfg.data, seq_len=cfg.seq_len, n_samples=cfg.n_samples, vocab_size=cfg.vocab_size
@@ -323,7 +417,7 @@ def train(
     start = 0
     if resume and not resume_file.exists():
         warnings.warn(
-            f"{out}: no run to resume (no resume.pt): starting a new one", RuntimeWarning, stacklevel=2
+            f"{out}: no run to resume (no resume.pt): starting a new one", RuntimeWarning, stacklevel=3
         )
     if resume and resume_file.exists():
         # resume.pt is the commit point of an epoch: written after the epoch's checkpoint and
@@ -331,20 +425,29 @@ def train(
         try:
             state = torch.load(resume_file, map_location="cpu", weights_only=True)
             saved = json.loads(state["config_json"])
-        except (KeyError, TypeError, RuntimeError, OSError, ValueError) as exc:
+            diff = _config_differences(saved, cfg, regime)
+            history = json.loads(state["history_json"])
+            start = int(state["epoch"])
+            optimizer_state = state["optimizer"]
+        except (KeyError, TypeError, RuntimeError, OSError, ValueError, AttributeError) as exc:
             raise TrainConfigError(
                 f"{resume_file}: not a resume file this version can continue from "
-                f"({type(exc).__name__}: {exc}); start a new run folder or drop --resume"
+                f"({type(exc).__name__}: {_first_line(exc)}); start a new run folder or drop --resume"
             ) from None
-        if _comparable(saved) != _comparable(cfg.to_dict()):
-            diff = sorted(k for k, v in _comparable(cfg.to_dict()).items() if saved.get(k) != v)
+        if diff:
             raise TrainConfigError(
-                f"{out}: --resume with a different configuration (differs in: {', '.join(diff)})"
+                f"{out}: --resume with a different configuration (differs in: {'; '.join(diff)})"
             )
-        history = json.loads(state["history_json"])
-        start = int(state["epoch"])
-        model.load_state_dict(torch.load(epoch_path(out, start), map_location="cpu", weights_only=True))
-        opt.load_state_dict(state["optimizer"])
+        last = epoch_path(out, start)
+        try:
+            model.load_state_dict(torch.load(last, map_location="cpu", weights_only=True))
+            opt.load_state_dict(optimizer_state)
+        except _UNREADABLE as exc:
+            raise TrainConfigError(
+                f"{last}: the checkpoint of epoch {start} that {resume_file.name} continues from is "
+                f"missing or unreadable ({type(exc).__name__}: {_first_line(exc)}); "
+                "start a new run folder or drop --resume"
+            ) from None
 
     x_all, y_all = _tensors(task.train)
     n_train = len(x_all)
@@ -405,7 +508,11 @@ def train(
                 raise NonFiniteError(
                     f"training diverged at epoch {epoch + 1}, batch {b + 1}: loss {float(loss.detach()):.4g} "
                     f"and penalty {pen_value:.4g}; lower --lr, pass --grad-clip, or lower the regime's mu "
-                    f"(checkpoints up to epoch {epoch} are kept in {out})"
+                    + (
+                        f"(checkpoints up to epoch {epoch} are kept in {out})"
+                        if epoch > 0
+                        else "(no epoch finished: no checkpoint was written)"
+                    )
                 )
             opt.zero_grad(set_to_none=True)
             total.backward()

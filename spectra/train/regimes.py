@@ -16,7 +16,8 @@ name             what it does                                                   
                  of ``weight_hh_l{k}``) to at most ``clip`` after every step           4 and its ref. [6]
 ``power-norm``   at the end of every epoch, one power iteration estimates the          second paper,
                  dominant eigenvalue of each gate block and divides it by ``|lambda|`` Algorithm 1
-                 when ``|lambda| > target`` (only scaling down)
+                 when ``|lambda| > target`` (only scaling down; ``power_scale=
+                 "always"``: every epoch, as the paper's Algorithm 1)
 ``robust-cov``   loss + ``cov_mu * Tr(C P_T C^T)`` with ``P_T`` propagated by eqs.     first paper, eq. 28
                  (22)-(25) (:mod:`spectra.train.covariance`)
 ``robust-bound`` loss + ``bound_mu / N_e * Omega_T`` (Lipschitz upper bound)            first paper, eq. 29
@@ -42,6 +43,7 @@ from spectra.train.errors import TrainConfigError
 from spectra.train.models import SequenceModel, recurrent_blocks
 
 __all__ = [
+    "POWER_SCALES",
     "REGIMES",
     "CompositeRegime",
     "Noise",
@@ -93,10 +95,20 @@ class Regular(Regime):
 
 
 def _gate_blocks(model: SequenceModel):
+    """``(id, W, rows)`` per gate block, with the ids :func:`spectra.load` gives the saved checkpoint.
+
+    ``rnn.weight_hh_l0`` for a basic RNN, ``rnn.weight_hh_l0[forget]`` for a gate (common gate
+    names in PyTorch order, :data:`spectra.checkpoint.GATE_NAMES`), so the facts recorded in a
+    sidecar join with ``spectra ls/analyze/track`` output.
+    """
+    from spectra.checkpoint import GATE_NAMES
+
     n = model.hidden
+    names = {3: GATE_NAMES["torch-gru"], 4: GATE_NAMES["torch-lstm"]}
     for name, gates, W in recurrent_blocks(model):
         for g in range(gates):
-            yield f"rnn.{name}", g, W, slice(g * n, (g + 1) * n)
+            mid = f"rnn.{name}" if gates == 1 else f"rnn.{name}[{names[gates][g][0]}]"
+            yield mid, W, slice(g * n, (g + 1) * n)
 
 
 @dataclass
@@ -118,11 +130,15 @@ class Stable(Regime):
     @torch.no_grad()
     def after_step(self, model: SequenceModel) -> None:
         """Clip the singular values of each ``(n, n)`` gate block of every ``weight_hh_l{k}``."""
-        for _, _, W, rows in _gate_blocks(model):
+        for _, W, rows in _gate_blocks(model):
             A = W[rows].double()
             U, s, Vh = torch.linalg.svd(A)
             if s[0] > self.clip:
                 W[rows] = ((U * s.clamp(max=self.clip)) @ Vh).to(W.dtype)
+
+
+#: ``power_scale`` values of :class:`PowerNorm`.
+POWER_SCALES = ("above-target", "always")
 
 
 @dataclass
@@ -130,16 +146,25 @@ class PowerNorm(Regime):
     """Power-method spectral normalisation at the end of every epoch (second paper, Algorithm 1).
 
     Per gate block ``A`` of every ``weight_hh_l{k}``: estimate the dominant
-    eigenvalue by ``iterations`` power steps and its Rayleigh quotient, then
-    ``A <- A * target/|lambda|`` when ``|lambda| > target`` (only scaling down).
-    Uses :func:`spectra.stabilize.stabilize` (``method="power"``); the paper
-    fixes ``iterations = 1``. Afterwards the estimate of every block is at most
-    ``target`` (the estimate is homogeneous: ``lambda(cA) = c lambda(A)``).
+    eigenvalue by ``iterations`` power steps and its Rayleigh quotient
+    (:func:`spectra.stabilize.stabilize`, ``method="power"``; the paper fixes
+    ``iterations = 1``), then ``A <- A * target/|lambda|``:
+
+    * ``power_scale="above-target"`` (default): only when ``|lambda| > target``
+      (only scaling down). Afterwards the estimate of every block is at most
+      ``target`` (the estimate is homogeneous: ``lambda(cA) = c lambda(A)``).
+      On non-normal gate blocks a one-step estimate often lies far below the
+      spectral radius, so this can leave most blocks untouched.
+    * ``power_scale="always"``: every epoch, whatever the estimate, as the
+      paper's Algorithm 1 and DESIGN.md write it (``W <- W/|lambda|``). The
+      default differs because a one-step estimate far below ``|lambda|`` (0.02
+      on a fresh LSTM gate) then scales the block *up* (50x).
     """
 
     name: ClassVar[str] = "power-norm"
     iterations: int = 1
     target: float = 1.0
+    power_scale: Literal["above-target", "always"] = "above-target"
 
     def __post_init__(self) -> None:
         if self.iterations < 1 or not self.target > 0:
@@ -147,33 +172,59 @@ class PowerNorm(Regime):
                 f"power-norm: --iterations (iterations) must be >= 1 and --target (target) > 0, "
                 f"got {self.iterations}, {self.target}"
             )
+        if self.power_scale not in POWER_SCALES:
+            raise TrainConfigError(
+                f"power-norm: --power-scale (power_scale) must be one of {', '.join(POWER_SCALES)}; "
+                f"got {self.power_scale!r}"
+            )
 
     @torch.no_grad()
     def after_epoch(self, model: SequenceModel, epoch: int, seed: int) -> dict:
-        """Normalise every gate block; return ``{block id: {"estimate", "scale", "seed", ...}}``.
+        """Normalise every gate block; return what was done.
 
-        Convergence remarks of the one-step power method (expected with
-        ``iterations=1``) go into the returned facts, not into warnings.
+        Returns
+        -------
+        dict
+            ``rescaled`` (blocks whose scale is not 1), ``blocks``, ``power_scale`` and
+            ``matrices``: ``{matrix id: {"estimate", "scale", "rescaled", "seed",
+            "spectral_radius_before", "spectral_radius_after", "warnings"}}``, keyed by the
+            ids of :func:`spectra.load`. Convergence remarks of the one-step power method
+            (expected with ``iterations=1``) go into ``warnings``, not into Python warnings.
         """
         from spectra.stabilize import stabilize
 
-        info = {}
-        for i, (src, g, W, rows) in enumerate(_gate_blocks(model)):
+        blocks = {}
+        for i, (mid, W, rows) in enumerate(_gate_blocks(model)):
             A = W[rows].double().cpu().numpy()
             block_seed = int(np.random.SeedSequence([seed, epoch, i]).generate_state(1)[0])
             res = stabilize(
                 A, method="power", iterations=self.iterations, target=self.target, seed=block_seed, warn=False
             )
-            W[rows] = torch.as_tensor(res.matrix, dtype=W.dtype)
-            info[f"{src}[{g}]"] = {
+            new, scale, rho_after = res.matrix, res.scale, res.spectral_radius_after
+            notes = list(res.warnings)
+            if self.power_scale == "always" and not res.changed:
+                if res.estimate > 0:  # the paper's unconditional W <- W / |lambda| (here: * target)
+                    scale = self.target / res.estimate
+                    new = A * scale
+                    rho_after = float(np.max(np.abs(np.linalg.eigvals(new))))
+                else:
+                    notes.append("power estimate 0 (A v = 0): left unchanged")
+            W[rows] = torch.as_tensor(new, dtype=W.dtype)
+            blocks[mid] = {
                 "estimate": res.estimate,
-                "scale": res.scale,
+                "scale": scale,
+                "rescaled": scale != 1.0,
                 "seed": block_seed,
                 "spectral_radius_before": res.spectral_radius_before,
-                "spectral_radius_after": res.spectral_radius_after,
-                "warnings": list(res.warnings),
+                "spectral_radius_after": rho_after,
+                "warnings": notes,
             }
-        return info
+        return {
+            "rescaled": sum(b["rescaled"] for b in blocks.values()),
+            "blocks": len(blocks),
+            "power_scale": self.power_scale,
+            "matrices": blocks,
+        }
 
 
 @dataclass
@@ -397,7 +448,7 @@ def make_regime(spec: str, options: Mapping[str, object] | None = None) -> Compo
         Registry names joined by ``+``; ``regular`` only on its own.
     options : mapping, optional
         Option values by field name (``clip``, ``iterations``, ``target``,
-        ``cov_mu``, ``cov_sigma``, ``cov_sequences``, ``cov_steps``,
+        ``power_scale``, ``cov_mu``, ``cov_sigma``, ``cov_sequences``, ``cov_steps``,
         ``bound_mu``, ``bound_sigma``, ``bound_gamma``, ``noise_std``).
 
     Returns

@@ -2,9 +2,15 @@
 
 Each task is returned as a :class:`Task` holding train/validation/test arrays
 in the layout the models expect: float32 sequences ``(N, T, d)`` for the
-numeric tasks, int64 token ids ``(N, T)`` for ``sentiment``. Inputs of the
-numeric tasks are standardised, so an input-noise amplitude (a standard
-deviation) is in the same normalised units the first paper's code used.
+numeric tasks, int64 token ids ``(N, T)`` for ``sentiment``. The inputs of
+``digits`` and ``mnist`` are standardised (mean 0, std 1: digits with the
+training split's mean and std, MNIST with its usual constants), so an
+input-noise amplitude (a standard deviation) is in the normalised units the
+first paper's code used. The ``adding`` inputs are **not** standardised (the
+shipped checkpoints and results depend on them as they are): a value drawn
+from U(0, 1) (std ``1/sqrt(12)``, about 0.29) and a 0/1 marker, so a noise
+amplitude there is in those raw units and perturbs the marker channel too.
+For ``sentiment`` the noise goes onto the token embeddings.
 
 ========== ================================ ============ ===========================================
 task       inputs                           output       data
@@ -38,7 +44,8 @@ __all__ = ["ADDING_TOLERANCE", "TASKS", "Split", "Task", "load_task", "tokenize"
 
 TASKS = ("adding", "digits", "mnist", "sentiment")
 
-#: The adding problem's "accuracy": fraction of sequences with |prediction - target| < 0.04.
+#: The adding problem's "accuracy": fraction of sequences with |prediction - target| < 0.04
+#: (its "miss rate", the counterpart of a misclassification rate, is ``|error| >= 0.04``).
 #: (The second paper reports an accuracy for the task without defining it; this is ours.)
 ADDING_TOLERANCE = 0.04
 
