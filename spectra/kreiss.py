@@ -775,7 +775,11 @@ def kreiss_constant(
     A : (n, n) array_like
         The matrix.
     rtol : float
-        Relative gap ``upper/lower - 1`` the certificate aims for.
+        Relative gap ``upper/lower - 1`` the certificate aims for. Where the
+        level sets cannot resolve it (``sigma_min`` at the maximiser within
+        about ``4/rtol`` of their rounding margin), the proof is made at the
+        tightest tenfold-larger tolerance that succeeds, never looser than a
+        larger `rtol` would give; the message says so.
     certify : bool or "auto"
         Run the certificate (:mod:`spectra._kreiss_certificate`: 15-21
         eigenproblems of order 2n, O(n^3) each). ``"auto"``: for ``n <= 64``.
@@ -819,7 +823,9 @@ def kreiss_constant(
        certificate, and without it whenever ``||A|| <= 2`` and
        ``lambda_max((A + A*)/2) <= 1`` leave ``w(A) <= 1`` possible.
        ``rho(A) = 1`` to rounding (within ``64 n u max(1, ||A||)``), not a
-       contraction: with a defective eigenvalue there, ``value = inf`` (K is
+       contraction (a triangular matrix with a diagonal entry of modulus
+       above 1 is ``K = inf``, certified: its eigenvalues are exact): with a
+       defective eigenvalue there, ``value = inf`` (K is
        infinite, or astronomically large if rounding put ``rho`` just below
        1), ``lower`` a finite bound attained on a ray (allowing for the SVD's
        rounding); else ``value`` is ``K(sA)`` for ``s = 1 - 4`` tol, a lower
