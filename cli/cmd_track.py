@@ -130,9 +130,10 @@ def track(inputs, jobs, scheduler, as_json, csv_path, output, grid, fast, cache_
     Files are ordered by the epoch in their JSON sidecar, else by name
     (epoch_2 before epoch_10); the regime comes from the sidecar, else the
     folder's name. resume.pt and hidden files are skipped. A folder whose
-    sidecars disagree on cell, regime, hidden size or seed (or where only some
-    files have one) is split into one run per model, labelled
-    'FOLDER [cell=lstm, regime=stable]', with a warning.
+    sidecars disagree on task, cell, regime, hidden size, layers or seed is
+    split into one run per model, labelled 'FOLDER [cell=lstm, regime=stable]',
+    with a warning (other settings, such as the learning rate, are not told
+    apart: one folder per run).
 
     Per matrix (layer and gate): spectral radius rho, dep_F/|A|_F, distance
     to instability, Kreiss constant K and transient peak max_k |A^k|_2

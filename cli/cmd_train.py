@@ -313,7 +313,8 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
     curve = evaluate_noise(model, task, noise, split=split, repeats=repeats, seed=seed)
     thr = noise_thresholds(curve.amplitudes, curve.misclassification)
     short, definition = error_label(task)
-    error_key = "misclassification" if task.kind != "regression" else "miss_rate"
+    # "misclassification" stays in every result (schema_version 1); adding also names it for what it is
+    error_keys = ("misclassification",) if task.kind != "regression" else ("misclassification", "miss_rate")
     if as_json:
         echo_json(
             {
@@ -332,7 +333,7 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
                         "amplitude": float(a),
                         "accuracy": float(acc),
                         "accuracy_std": float(sd),
-                        error_key: float(e),
+                        **{key: float(e) for key in error_keys},
                         **({"mse": float(curve.mse[i])} if curve.mse is not None else {}),
                     }
                     for i, (a, acc, sd, e) in enumerate(

@@ -243,18 +243,21 @@ def _checkpoints_in(folder: str) -> list[str]:
 
 #: Sidecar facts that identify one model's trajectory: a folder whose checkpoints disagree on
 #: any of them holds several models, tracked as one run each.
-IDENTITY_KEYS: tuple[str, ...] = ("cell", "regime", "hidden", "seed")
+IDENTITY_KEYS: tuple[str, ...] = ("task", "cell", "regime", "hidden", "layers", "seed")
 
 
 def _identity(meta: dict) -> tuple | None:
-    """``(cell, regime, hidden, seed)`` of a sidecar (None where it says nothing); None without one."""
+    """The :data:`IDENTITY_KEYS` of a sidecar (None where it says nothing); None without one."""
     if not meta:
         return None
     model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
+    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
     values = {
+        "task": meta.get("task", config.get("task")),
         "cell": meta.get("cell", model.get("cell")),
         "regime": meta.get("regime"),
         "hidden": model.get("hidden", meta.get("hidden")),
+        "layers": model.get("layers", config.get("layers")),
         "seed": meta.get("seed"),
     }
     return tuple(v if isinstance(v, (str, int, float)) else None for v in (values[k] for k in IDENTITY_KEYS))
@@ -265,18 +268,21 @@ def _split_by_model(
 ) -> tuple[dict[str, list[str]], str | None]:
     """Split one folder's files into one run per model identity; return ``({label: paths}, warning)``.
 
-    Files whose sidecars agree on :data:`IDENTITY_KEYS` (or that all lack one) stay one run,
-    labelled `run`. Otherwise each group is labelled ``run [cell=lstm, regime=stable]`` with the
-    keys that differ (``run [no sidecar]`` for files without one), and a warning names them.
+    Files whose sidecars agree on :data:`IDENTITY_KEYS` (files without one beside a single
+    model, or all without one, included) stay one run, labelled `run`. Otherwise each group is
+    labelled ``run [cell=lstm, regime=stable]`` with the keys that differ (``run [no sidecar]``
+    for files without one), and a warning names them.
     """
     ids = {p: _identity(metas[p]) for p in paths}
     distinct = list(dict.fromkeys(ids.values()))
     if len(distinct) <= 1:
         return {run: paths}, None
     known = [i for i in distinct if i is not None]
+    if len(known) <= 1:
+        # one model, some files without a sidecar (a run stopped between an epoch's checkpoint
+        # and its sidecar, or files added by hand): one run, as before the split existed
+        return {run: paths}, None
     differ = [j for j in range(len(IDENTITY_KEYS)) if len({i[j] for i in known}) > 1]
-    if not differ and known:  # only "no sidecar" against one identity: name the regime at least
-        differ = [IDENTITY_KEYS.index("regime")]
 
     def label(i: tuple | None) -> str:
         if i is None:
@@ -303,8 +309,9 @@ def discover(inputs: Sequence[str | os.PathLike]) -> list[CheckpointFile]:
     """Find the checkpoints of one or several runs and order each run.
 
     A folder whose checkpoints' sidecars disagree on the model (:data:`IDENTITY_KEYS`:
-    cell, regime, hidden size, seed), or where some files have a sidecar and others not,
-    is split into one run per model, labelled ``FOLDER [cell=lstm, regime=stable]``, with a
+    task, cell, regime, hidden size, layers, seed) is split into one run per model (files
+    without a sidecar form a group of their own only beside two or more models), labelled
+    ``FOLDER [cell=lstm, regime=stable]``, with a
     :class:`UserWarning` (:func:`track` lists it in ``TrackResult.warnings`` instead).
 
     Parameters

@@ -621,6 +621,36 @@ def test_a_folder_of_different_models_is_split_with_a_warning(tmp_path, capsys):
     assert runs == set(groups)
 
 
+def test_models_of_different_tasks_or_depths_are_split_and_an_orphan_file_is_not(tmp_path, recwarn):
+    # the split compared only cell, regime, hidden and seed: an adding and a digits model (or
+    # 1 and 2 layers) were one trajectory; and one epoch's .pt without its sidecar (a run killed
+    # between the two writes) split a single run in two, "of different models"
+    for what, values in (("task", ("adding", "digits")), ("layers", (1, 2))):
+        folder = tmp_path / what
+        folder.mkdir()
+        for k, v in enumerate(values, start=1):
+            path = folder / f"e_{k}.pt"
+            _save(path, _weights(0, k), epoch=k, regime="regular")
+            meta = json.loads(path.with_suffix(".json").read_text())
+            meta.update(cell="rnn", seed=0)
+            meta["model"] = {"cell": "rnn", "hidden": 5, "layers": v if what == "layers" else 1}
+            if what == "task":
+                meta["task"] = v
+            path.with_suffix(".json").write_text(json.dumps(meta))
+        with pytest.warns(UserWarning, match="different models"):
+            found = discover([folder])
+        assert len({f.run for f in found}) == 2 and all(f"{what}=" in f.run for f in found)
+    folder = tmp_path / "orphan"
+    folder.mkdir()
+    for k in (1, 2):
+        _save(folder / f"epoch_00{k}.pt", _weights(0, k), epoch=k, regime="regular")
+    _save(folder / "epoch_003.pt", _weights(0, 3))  # its sidecar never written
+    recwarn.clear()
+    found = discover([folder])
+    assert {f.run for f in found} == {os.path.normpath(str(folder))} and len(found) == 3
+    assert not [w for w in recwarn if "different models" in str(w.message)]
+
+
 def test_a_consistent_folder_is_one_run_without_warning(runs, recwarn):
     _, dirs, _ = runs
     found = discover(dirs)

@@ -323,6 +323,30 @@ def test_divergence_in_the_first_epoch_says_nothing_was_kept(tmp_path, digits):
     assert not out.exists()  # the folder made for the run is not left behind empty
 
 
+def test_a_failed_run_never_removes_a_folder_it_did_not_create(tmp_path, digits, monkeypatch):
+    # -o new/../existing_empty: the folder walk was lexical, so the clean-up after a failure
+    # removed the user's existing (empty) folder and left a stray "new"
+    from spectra.errors import NonFiniteError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "existing_empty").mkdir()
+    with pytest.raises(NonFiniteError):
+        train(
+            _cfg(cell="rnn-relu", optimizer="sgd", lr=1e12, epochs=1),
+            Path("new/../existing_empty"),
+            task=digits,
+        )
+    assert (tmp_path / "existing_empty").is_dir() and not (tmp_path / "new").exists()
+
+
+def test_numpy_integer_seed_reaches_the_sidecar_as_an_int(tmp_path, digits):
+    # np.int64 passed the seed check and then failed to serialise after the first epoch
+    res = train(_cfg(epochs=1, seed=np.int64(3)), tmp_path / "run", task=digits)
+    assert res is not None
+    side = json.loads(next((tmp_path / "run").glob("epoch_001.json")).read_text())
+    assert side["seed"] == 3
+
+
 def test_unwritable_run_folder_fails_before_any_data_or_epoch(tmp_path, capsys, monkeypatch):
     import spectra.train.loop as loop
 

@@ -203,10 +203,6 @@ def metrics(model: SequenceModel, task: Task, split: Split, *, batch_size: int =
 _UNREADABLE = (KeyError, TypeError, RuntimeError, OSError, ValueError, EOFError, pickle.UnpicklingError)
 
 
-#: What torch.load / load_state_dict raise for a missing, truncated or foreign file.
-_UNREADABLE = (KeyError, TypeError, RuntimeError, OSError, ValueError, EOFError, pickle.UnpicklingError)
-
-
 def _first_line(exc: BaseException) -> str:
     """The first line of `exc`'s message, at most 200 characters (torch's messages run for pages)."""
     text = str(exc).strip()
@@ -250,6 +246,25 @@ def _config_differences(saved: dict, cfg: TrainConfig, regime) -> list[str]:
         for k in dict.fromkeys([*now, *before])
         if before.get(k, missing) != now.get(k, missing)
     ]
+
+
+def _without_dotdot(out: Path) -> Path:
+    """`out` with its ``..`` components resolved (unchanged when it has none).
+
+    ``new/../old`` cannot be opened while ``new`` does not exist, and walking it lexically for
+    the folders a run creates would mistake ``old`` for one of them. The part that exists is
+    resolved by the OS (a symbolic link before ``..`` leads where the OS says), the rest
+    lexically (it names folders yet to be created).
+    """
+    if ".." not in out.parts:
+        return out
+    parts = out.absolute().parts
+    k = len(parts)
+    while k > 1 and not Path(*parts[:k]).exists():
+        k -= 1
+    rest = os.path.normpath(os.path.join(*parts[k:])) if k < len(parts) else "."
+    head = Path(os.path.realpath(Path(*parts[:k])))
+    return Path(os.path.normpath(head / rest))
 
 
 def _prepare_out_dir(out: Path) -> Path | None:
@@ -375,8 +390,10 @@ def train(
     """
     cfg = config
     regime = validate_config(cfg)
+    if isinstance(cfg.seed, np.integer):  # a numpy integer seed: the sidecar's JSON needs an int
+        cfg = dataclasses.replace(cfg, seed=int(cfg.seed))
     configure_torch(cfg.threads)
-    out = Path(out_dir)
+    out = _without_dotdot(Path(out_dir))
     if ((out / "run.json").exists() or (out / "resume.pt").exists()) and not resume:
         raise WriteError(
             f"{out}: already holds a training run (run.json/resume.pt); pass --resume or choose another -o"
