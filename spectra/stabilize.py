@@ -418,6 +418,26 @@ class StabilizeChange:
     after: np.ndarray
 
 
+_ORTHOGONAL = (
+    "is stored under torch's orthogonal parametrization (the tensors original and base, not the "
+    "weight): a rescaled matrix written there would not give the weight intended"
+)
+_QUANTIZED = (
+    "is stored quantized: a rescaled weight would need a new scale and zero point, which this tool "
+    "does not choose for you"
+)
+_HOW = {_ORTHOGONAL: "save the model without the parametrization", _QUANTIZED: "dequantize the model"}
+
+
+def _not_written_back(m: RecurrentMatrix) -> str | None:
+    """Why a matrix that is read cannot be written back (orthogonal, quantized), or None."""
+    if any(note.startswith("orthogonal") for note in m.notes):
+        return _ORTHOGONAL
+    if any(note.startswith("stored quantized") for note in m.notes):
+        return _QUANTIZED
+    return None
+
+
 def _check_writable(m: RecurrentMatrix, path: str) -> None:
     if m.spectral_norm:
         raise SpectraError(
@@ -431,18 +451,10 @@ def _check_writable(m: RecurrentMatrix, path: str) -> None:
             "direction v does not change the effective weight. Select other matrices with --matrix, "
             "or remove the wrapper first."
         )
-    if any(note.startswith("orthogonal") for note in m.notes):
+    why = _not_written_back(m)
+    if why:
         raise SpectraError(
-            f"{path}: {m.id} is stored under torch's orthogonal parametrization (the tensors original "
-            "and base, not the weight): writing a rescaled matrix there would not give the weight "
-            "intended. Select other matrices with --matrix, or save the model without the "
-            "parametrization first."
-        )
-    if any(note.startswith("stored quantized") for note in m.notes):
-        raise SpectraError(
-            f"{path}: {m.id} is stored quantized ({m.dtype}): a rescaled weight would need a new scale "
-            "and zero point, which this tool does not choose for you. Select other matrices with "
-            "--matrix, or dequantize the model first."
+            f"{path}: {m.id} {why}. Select other matrices with --matrix, or {_HOW[why]} first."
         )
     if any("projection" in note.lower() for note in m.notes):
         raise SpectraError(
@@ -507,6 +519,14 @@ def stabilize_matrices(
     get_method(method)
     selected = ckpt.select(list(matrices) if matrices else None)
     if check_writable:
+        if not matrices:
+            # read-only matrices (orthogonal, quantized) are left out of "all", as they were before
+            # they could be read; named with --matrix they are refused
+            for m in selected:
+                why = _not_written_back(m)
+                if why and warn:
+                    warnings.warn(f"{m.id} {why}: left unchanged", StabilizeWarning, stacklevel=2)
+            selected = [m for m in selected if not _not_written_back(m)]
         for m in selected:
             _check_writable(m, ckpt.path)
     changes: list[StabilizeChange] = []

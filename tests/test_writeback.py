@@ -257,27 +257,46 @@ def test_refuses_spectral_norm_and_projection(tmp_path):
     assert not (tmp_path / "out.pt").exists() and not (tmp_path / "out2.pt").exists()
 
 
-def test_refuses_orthogonal_and_quantized_weights(tmp_path):
+def test_orthogonal_and_quantized_weights_are_left_out_or_refused(tmp_path):
     # both are now read (the orthogonal one as registered); writing a rescaled matrix into
-    # `original` gave a wrong file, and into a qint8 tensor an internal error
+    # `original` gave a wrong file, and into a qint8 tensor an internal error. Left out of the
+    # default selection (as when they were not read: the other layers are still stabilised),
+    # refused when named
     import warnings
 
+    from spectra.stabilize import StabilizeWarning
+
     torch.manual_seed(0)
-    rnn = torch.nn.utils.parametrizations.orthogonal(torch.nn.RNN(N_IN, N), "weight_hh_l0")
+    rnn = torch.nn.RNN(N_IN, N, num_layers=2)
+    with torch.no_grad():
+        rnn.weight_hh_l1.mul_(4)  # rho well above 1: the exact method changes it
+    torch.nn.utils.parametrizations.orthogonal(rnn, "weight_hh_l0")
     src = tmp_path / "orth.pt"
     torch.save(rnn.state_dict(), src)
-    with pytest.raises(SpectraError, match="orthogonal parametrization"):
+    before = torch.load(src, weights_only=True)
+    with pytest.warns(StabilizeWarning, match="orthogonal parametrization"):
         stabilize_checkpoint(src, tmp_path / "out.pt", method="exact", target=0.5)
+    after = torch.load(tmp_path / "out.pt", weights_only=True)
+    W = before["weight_hh_l1"].double().numpy()
+    exp = torch.from_numpy(W * (0.5 / rho(W))).float()
+    torch.testing.assert_close(after["weight_hh_l1"], exp, rtol=2e-7, atol=1e-7)
+    for k in before:
+        if k != "weight_hh_l1":
+            assert torch.equal(after[k], before[k]), k
+    with pytest.raises(SpectraError, match="orthogonal parametrization"):
+        stabilize_checkpoint(src, tmp_path / "out2.pt", method="exact", target=0.5, matrices=["weight_hh_l0"])
     gru = torch.nn.GRU(N_IN, N)
     sd = dict(gru.state_dict())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch deprecates quantize_per_tensor
         sd["weight_hh_l0"] = torch.quantize_per_tensor(sd["weight_hh_l0"], 0.01, 0, torch.qint8)
-    src2 = tmp_path / "q.pt"
-    torch.save(sd, src2)
+    src3 = tmp_path / "q.pt"
+    torch.save(sd, src3)
     with pytest.raises(SpectraError, match="stored quantized"):
-        stabilize_checkpoint(src2, tmp_path / "out2.pt", method="exact", target=0.1)
-    assert not (tmp_path / "out.pt").exists() and not (tmp_path / "out2.pt").exists()
+        stabilize_checkpoint(
+            src3, tmp_path / "out3.pt", method="exact", target=0.1, matrices=["weight_hh_l0[new]"]
+        )
+    assert not (tmp_path / "out2.pt").exists() and not (tmp_path / "out3.pt").exists()
 
 
 def test_stacked_uses_one_factor_per_tensor(tmp_path, net):
