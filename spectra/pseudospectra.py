@@ -408,7 +408,7 @@ def pseudospectra(
     # the engines work with vectors of size sigma^-2 (Lanczos on (T_z^* T_z)^{-1}), whose squared
     # norms leave the float64 range for ||A|| beyond ~1e77 or below ~1e-77: scale A and the grid
     # by a power of two (exact), and sigma_min back
-    scale = _power_of_two_scale(A, xs, ys)
+    scale = _power_of_two_scale(A)
     As = A * scale if scale != 1.0 else A
 
     t_schur = 0.0
@@ -436,6 +436,13 @@ def pseudospectra(
                 source[j] = where[float(-v)]
     compute_rows = np.flatnonzero(source == rows)
     zc = Z[compute_rows].ravel() * scale
+    # points far beyond the (scaled) matrix: sigma_min ~ |z| would leave the engines' range; each
+    # gets a dense SVD at its own power-of-two scale, and the engines a stand-in on the same ray
+    far = np.abs(zc) > _FAR
+    if np.any(far):
+        z_far = zc[far].copy()
+        zc = zc.copy()
+        zc[far] = z_far / np.abs(z_far) * _FAR
     total = zc.size
     done = [0]
 
@@ -467,6 +474,9 @@ def pseudospectra(
             stats=stats,
             workers=int(workers),
         )
+    if np.any(far):
+        sig = np.array(sig, dtype=np.float64, copy=True)
+        sig[far] = _far_sigma_min(As, z_far)
     if scale != 1.0:
         sig, eigenvalues = sig / scale, eigenvalues / scale
     S = np.empty(Z.shape)
@@ -509,16 +519,31 @@ def pseudospectra(
 _SCALE_FREE_BITS = 32
 
 
-def _power_of_two_scale(A: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> float:
-    """``2**-e`` bringing the largest of ``|A_ij|``, ``|x|``, ``|y|`` into ``[1/2, 1)``; 1 when it is near 1.
+#: grid points beyond this modulus (after the matrix's scaling) get a dense SVD of their own
+_FAR = 2.0**_SCALE_FREE_BITS
+
+
+def _power_of_two_scale(A: np.ndarray) -> float:
+    """``2**-e`` bringing the largest ``|A_ij|`` into ``[1/2, 1)``; 1 when it is near 1.
 
     ``sigma_min(s z I - s A) = s sigma_min(zI - A)`` exactly for ``s`` a power of two (barring
     underflow of entries far below the largest, which are below the rounding of any method).
     """
-    m = max(float(np.max(np.abs(A))), float(np.max(np.abs(xs))), float(np.max(np.abs(ys))))
+    m = float(np.max(np.abs(A)))
     if not m > 0.0 or 2.0**-_SCALE_FREE_BITS <= m <= 2.0**_SCALE_FREE_BITS:
         return 1.0
     return math.ldexp(1.0, -math.frexp(m)[1])
+
+
+def _far_sigma_min(A: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """``sigma_min(zI - A)`` by dense SVDs, each point at its own power-of-two scale (``|z| >> ||A||``)."""
+    out = np.empty(z.size)
+    eye = np.eye(A.shape[0])
+    for k, zk in enumerate(z):
+        e = math.frexp(abs(zk))[1]
+        s = math.ldexp(1.0, -e)
+        out[k] = math.ldexp(float(scipy.linalg.svdvals(s * zk * eye - s * A, check_finite=False)[-1]), e)
+    return out
 
 
 def _dense_sigma_min(M: np.ndarray, z: np.ndarray, *, on_done=None) -> np.ndarray:

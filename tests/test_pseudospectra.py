@@ -152,6 +152,17 @@ def test_grid_far_from_a_matrix_of_norm_one_matches_dense_svd():
     np.testing.assert_allclose(g.sigma_min, ref, rtol=1e-8)
 
 
+@pytest.mark.parametrize("method", ["auto", "svd"])
+def test_a_grid_mixing_ordinary_and_far_points_matches_dense_svd(method):
+    # one point at 1e200 set the scale of the whole grid: every ordinary point came out 0
+    A = nonnormal(60, seed=4)
+    x = np.array([-1.5, -0.2, 0.4, 1.3, 1e200])
+    y = np.array([-0.7, 0.0, 0.9])
+    g = pseudospectra(A, x=x, y=y, method=method)
+    ref = dense_reference(A, x, y)
+    np.testing.assert_allclose(g.sigma_min, ref, rtol=1e-8)
+
+
 def test_explicit_axes_are_used_as_given_and_nonsymmetric_grid_is_not_mirrored():
     A = nonnormal(70, seed=5)
     x = np.array([-1.3, -0.2, 0.05, 0.9, 1.7])
