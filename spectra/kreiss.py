@@ -548,13 +548,15 @@ def _disk_clear(T: np.ndarray, lam: complex, r: float, tol: float, m: int = 32) 
 def _triangular_outside(a: np.ndarray) -> complex | None:
     """A diagonal entry of modulus > 1 when `a` is triangular (then ``rho(a) > 1`` exactly), else None.
 
-    The modulus is compared beyond its own rounding (``hypot`` is correct to an ulp).
+    A real entry's modulus is exact; a complex one's is compared beyond its rounding (``hypot``
+    is correct to an ulp).
     """
     if not (np.array_equal(np.triu(a), a) or np.array_equal(np.tril(a), a)):
         return None
     d = np.diag(a)
     k = int(np.argmax(np.abs(d)))
-    return complex(d[k]) if float(np.abs(d[k])) > 1 + 2 * _EPS else None
+    slack = 0.0 if np.isrealobj(d) or d[k].imag == 0 else 2 * _EPS
+    return complex(d[k]) if float(np.abs(d[k])) > 1 + slack else None
 
 
 def _fmt_entry(v: complex) -> str:
@@ -777,9 +779,11 @@ def kreiss_constant(
     rtol : float
         Relative gap ``upper/lower - 1`` the certificate aims for. Where the
         level sets cannot resolve it (``sigma_min`` at the maximiser within
-        about ``4/rtol`` of their rounding margin), the proof is made at the
-        tightest tenfold-larger tolerance that succeeds, never looser than a
-        larger `rtol` would give; the message says so.
+        about ``4/rtol`` of their rounding margin), the proof is made at a
+        larger tolerance, and the message says so: for ``n <= 16`` the
+        tightest tenfold step that succeeds (never looser than a larger
+        `rtol` would give); above, where a failed try costs the whole
+        budget, one step below the a-priori floor, then the floor.
     certify : bool or "auto"
         Run the certificate (:mod:`spectra._kreiss_certificate`: 15-21
         eigenproblems of order 2n, O(n^3) each). ``"auto"``: for ``n <= 64``.

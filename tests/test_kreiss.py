@@ -338,6 +338,8 @@ def test_kreiss_unstable_is_inf_with_words():
     [
         np.diag([1 + 1e-15 * 64] + [0.5] * 63),  # ||A|| within the contraction shortcut's slack
         np.diag([1 + 4 * EPS, 0.5]),
+        np.diag([1 + EPS, 0.5]),  # the next float above 1: a real modulus is exact
+        np.array([[1 + 2 * EPS]]),
         np.array([[1 + 4 * EPS, 1.0], [0.0, 0.5]]),  # within the rounding window around rho = 1
         np.array([[0.5, 0.0], [1.0, (1 + 8 * EPS) * np.exp(0.7j)]]),  # lower triangular, complex
     ],
