@@ -165,10 +165,21 @@ def _prepared(A) -> tuple[np.ndarray, bool, float, float]:
     return a, not np.iscomplexobj(a0), float(np.linalg.norm(a)), e
 
 
-def _up(x: float, e: int) -> float:
-    """``x 2**e`` (inf where it overflows: ``w(A)`` can exceed the largest float by up to ``n``)."""
+def _up(x: float, e: int, toward: float | None = None) -> float:
+    """``x 2**e`` (inf where it overflows: ``w(A)`` can exceed the largest float by up to ``n``).
+
+    Exact unless the result is subnormal; a bound then moves one ulp `toward` (0 for a lower
+    bound, inf for an upper one) so that rounding cannot cross the value it bounds.
+    """
     with np.errstate(over="ignore"):
-        return float(np.ldexp(x, e))
+        y = float(np.ldexp(x, e))
+    if toward is not None and 0 < abs(y) < _TINY:
+        y = float(np.nextafter(y, toward))
+    return y
+
+
+#: the smallest normal float64: below it, scaling by a power of two rounds
+_TINY = float(np.finfo(float).tiny)
 
 
 def _ldexp(a: np.ndarray, e: int) -> np.ndarray:
@@ -263,7 +274,7 @@ def numerical_radius_bounds(A, rtol: float = 1e-12) -> tuple[float, float]:
         )
     bound = np.maximum(hl, hr) / np.cos(0.5 * (right - left))
     hi = max(hi_done, float(np.max(bound)) if bound.size else -math.inf, lo)
-    return _up(max(lo, 0.0), e), _up(hi + margin, e)
+    return _up(max(lo, 0.0), e, 0.0), _up(hi + margin, e, math.inf)
 
 
 def _coarse_bounds(A, m: int = 8) -> tuple[float, float]:
@@ -284,7 +295,7 @@ def _coarse_bounds(A, m: int = 8) -> tuple[float, float]:
     h = _support(a, th)
     bound = np.maximum(h[:-1], h[1:]) / np.cos(0.5 * (th[1] - th[0]))
     lo = float(np.max(h))
-    return _up(max(lo, 0.0), e), _up(max(float(np.max(bound)), lo) + _margin(a, normF), e)
+    return _up(max(lo, 0.0), e, 0.0), _up(max(float(np.max(bound)), lo) + _margin(a, normF), e, math.inf)
 
 
 def numerical_radius(A) -> float:

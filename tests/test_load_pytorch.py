@@ -1232,7 +1232,7 @@ def test_name_keyed_optimizer_moments_are_not_reported_as_weights(tmp_path, opt_
 
 def test_models_under_keys_near_moment_names_are_read(tmp_path):
     torch.manual_seed(0)
-    keys = ("model", "momentum_model", "ema", "exp_avg_model", "model_ema")
+    keys = ("model", "momentum_model", "ema", "exp_avg_model", "model_ema", "momentum")  # MoCo-style
     nets = {k: torch.nn.GRU(2, 3) for k in keys}
     torch.save({k: n.state_dict() for k, n in nets.items()}, tmp_path / "m.pt")
     ckpt = load(tmp_path / "m.pt")

@@ -242,10 +242,11 @@ _GRAD_KEY = re.compile(r"(?:.*[_.\-])?grad(?:ient)?s?(?:[_.\-].*)?")
 #: per-parameter state names (Adam/AdamW/NAdam/RAdam exp_avg, exp_avg_sq, max_exp_avg_sq; Adamax
 #: exp_inf; SGD momentum_buffer; RMSprop square_avg, grad_avg; Adadelta acc_delta; Adagrad sum;
 #: Adafactor row_var, col_var, variance), after any prefix ("adam_exp_avg"), and a few generic
-#: whole keys (moments, momentum); a model kept as "momentum_model", "exp_avg_model" or "ema" is read
+#: whole keys (moments); a model kept as "momentum" (a momentum encoder), "momentum_model",
+#: "exp_avg_model" or "ema" is read
 _MOMENT_KEY = re.compile(
     r"(?:.*[_.\-])?(?:max_)?(?:exp_avg(?:_sq)?|exp_inf|square_avg|acc_delta|momentum_buffer"
-    r"|grad_avg|row_var|col_var)s?|(?:first_|second_)?moments?|momentums?|momenta|sum|variance"
+    r"|grad_avg|row_var|col_var)s?|(?:first_|second_)?moments?|sum|variance"
 )
 
 
