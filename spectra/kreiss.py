@@ -545,13 +545,18 @@ def _disk_clear(T: np.ndarray, lam: complex, r: float, tol: float, m: int = 32) 
     return all(_smin_at(T, complex(z)) > need for z in zs)
 
 
+def _is_triangular(a: np.ndarray) -> bool:
+    """Whether `a` is upper or lower triangular (its eigenvalues are then its diagonal, exactly)."""
+    return bool(np.array_equal(np.triu(a), a) or np.array_equal(np.tril(a), a))
+
+
 def _triangular_outside(a: np.ndarray) -> complex | None:
     """A diagonal entry of modulus > 1 when `a` is triangular (then ``rho(a) > 1`` exactly), else None.
 
     A real entry's modulus is exact; a complex one's is compared beyond its rounding (``hypot``
     is correct to an ulp).
     """
-    if not (np.array_equal(np.triu(a), a) or np.array_equal(np.tril(a), a)):
+    if not _is_triangular(a):
         return None
     d = np.diag(a)
     k = int(np.argmax(np.abs(d)))
@@ -579,7 +584,7 @@ def _outside_resolved(a: np.ndarray, T: np.ndarray, tol: float) -> bool:
     the circle) rounding could have put it outside.
     """
     n = a.shape[0]
-    if np.array_equal(np.triu(a), a) or np.array_equal(np.tril(a), a):
+    if _is_triangular(a):
         return True
     d = np.diag(a)
     if abs(complex(np.sum(d))) / n - 1 > 4 * n * _EPS * float(np.sum(np.abs(d))) / n:

@@ -522,11 +522,11 @@ def stabilize_matrices(
         if not matrices:
             # read-only matrices (orthogonal, quantized) are left out of "all", as they were before
             # they could be read; named with --matrix they are refused
+            left_out = {m.id: _not_written_back(m) for m in selected}
             for m in selected:
-                why = _not_written_back(m)
-                if why and warn:
-                    warnings.warn(f"{m.id} {why}: left unchanged", StabilizeWarning, stacklevel=2)
-            selected = [m for m in selected if not _not_written_back(m)]
+                if left_out[m.id] and warn:
+                    warnings.warn(f"{m.id} {left_out[m.id]}: left unchanged", StabilizeWarning, stacklevel=2)
+            selected = [m for m in selected if not left_out[m.id]]
         for m in selected:
             _check_writable(m, ckpt.path)
     changes: list[StabilizeChange] = []

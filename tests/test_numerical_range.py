@@ -134,6 +134,13 @@ def test_numerical_radius_at_the_ends_of_the_float_range(scale):
     np.testing.assert_allclose(np.abs(p / scale - 0.5), 0.5, rtol=1e-12)
 
 
+def _fresh_process(code: str) -> str:
+    """Stdout of `code` run by a new interpreter (which does not flush denormals to zero)."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 def test_numerical_radius_of_subnormal_entries():
     # subnormal entries raised LinAlgError: the divisor 2**1029 of the rescaling overflowed. In a
     # fresh process: the test session flushes denormals to zero (torch.set_flush_denormal)
@@ -143,9 +150,7 @@ def test_numerical_radius_of_subnormal_entries():
         "print(numerical_radius(J) / 1e-310, *(v / 1e-310 for v in numerical_radius_bounds(J)), "
         "np.max(np.abs(np.abs(numerical_range(J, npts=16) * 1e300 / 1e-10 - 0.5) - 0.5)))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    w, lo, hi, off = (float(v) for v in out.stdout.split())
+    w, lo, hi, off = (float(v) for v in _fresh_process(code).split())
     # 1e-310 carries about 11 significant bits of J's entries: w = 1e-310 to about 1e-4
     assert w == pytest.approx(1.0, rel=1e-4) and lo <= w * (1 + 1e-12) and lo <= hi
     assert hi == pytest.approx(1.0, rel=1e-4) and off < 1e-4
@@ -163,9 +168,7 @@ def test_numerical_radius_of_subnormal_entries():
         "    bad += np.ldexp(lo, -e) > uhi or np.ldexp(hi, -e) < ulo\n"
         "print(bad)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "0"
+    assert _fresh_process(code).strip() == "0"
 
 
 @pytest.mark.parametrize("npts", [7, 8, 50])

@@ -191,22 +191,11 @@ def find_tensor_mappings(
             sub_reason = reason
             if sub_reason is None and (_is_optimizer(node) or _names_optimizer(path)):
                 sub_reason = "optimizer state"
-            if (
-                sub_reason is None
-                and path
-                and isinstance(path[-1], str)
-                and _MOMENT_KEY.fullmatch(path[-1].lower())
-            ):
-                # {"state_dict": sd, "exp_avg": {name: m}}: named like the weights, but optimizer state
-                sub_reason = "optimizer moments (by the key's name), not weights"
-            if (
-                sub_reason is None
-                and path
-                and isinstance(path[-1], str)
-                and _GRAD_KEY.fullmatch(path[-1].lower())
-            ):
-                # {"model": sd, "grads": {name: p.grad}}: named like the weights, but gradients
-                sub_reason = "gradients (by the key's name), not weights"
+            if sub_reason is None and path and isinstance(path[-1], str):
+                # {"state_dict": sd, "exp_avg": {name: m}} or {"model": sd, "grads": {name: p.grad}}:
+                # named like the weights, but optimizer state or gradients
+                key = path[-1].lower()
+                sub_reason = next((why for rx, why in _NOT_WEIGHTS if rx.fullmatch(key)), None)
             if sub_reason is None and node and all(isinstance(k, str) for k in node):
                 arrays = {k: v for k, v in node.items() if is_array(v)}
                 if arrays:
@@ -247,6 +236,13 @@ _GRAD_KEY = re.compile(r"(?:.*[_.\-])?grad(?:ient)?s?(?:[_.\-].*)?")
 _MOMENT_KEY = re.compile(
     r"(?:.*[_.\-])?(?:max_)?(?:exp_avg(?:_sq)?|exp_inf|square_avg|acc_delta|momentum_buffer"
     r"|grad_avg|row_var|col_var)s?|(?:first_|second_)?moments?|sum|variance"
+)
+
+
+#: mappings named like the weights that hold something else, by the key above them
+_NOT_WEIGHTS = (
+    (_MOMENT_KEY, "optimizer moments (by the key's name), not weights"),
+    (_GRAD_KEY, "gradients (by the key's name), not weights"),
 )
 
 
