@@ -20,6 +20,9 @@ from spectra.pseudospectra import load_grid, pseudospectra
 
 EPS = np.finfo(float).eps
 RTOL = 1e-8
+# The accuracy tests run on this torch device: "cpu" here and in CI; on a machine with a GPU,
+# SPECTRA_TEST_DEVICE=cuda runs the same oracles against the CUDA engine.
+DEVICE = os.environ.get("SPECTRA_TEST_DEVICE", "cpu")
 
 
 def dense_reference(A, x, y):
@@ -64,7 +67,7 @@ def both_engines(A, x, y, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         g_np = pseudospectra(A, x=x, y=y, **kw)
-        g_t = pseudospectra(A, x=x, y=y, device="cpu", **kw)
+        g_t = pseudospectra(A, x=x, y=y, device=DEVICE, **kw)
     return g_np, g_t
 
 
@@ -153,7 +156,7 @@ def test_maxiter_exhaustion_falls_back_and_stays_accurate():
     A = nonnormal(90, seed=9)
     x = np.linspace(-1.5, 1.5, 6)
     y = np.array([0.2, 0.7])
-    g = pseudospectra(A, x=x, y=y, maxiter=3, device="cpu")
+    g = pseudospectra(A, x=x, y=y, maxiter=3, device=DEVICE)
     assert g.options["dense_fallback_points"] > 0
     assert g.options["lanczos_steps_max"] <= 3
     assert_within_contract(g.sigma_min, dense_reference(A, x, y), floor(A, x, y))
@@ -161,7 +164,7 @@ def test_maxiter_exhaustion_falls_back_and_stays_accurate():
 
 def test_small_matrices_use_the_dense_svd_whatever_the_device():
     A = nonnormal(20, seed=2)
-    g = pseudospectra(A, npts=5, device="cpu")
+    g = pseudospectra(A, npts=5, device=DEVICE)
     assert g.options["method"] == "svd"
 
 
@@ -177,14 +180,14 @@ def test_blocked_triangular_solves_match_dense_solves(leaf, leaf_method):
     T = np.triu(rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))) / np.sqrt(n)
     z = rng.standard_normal(m) + 1j * rng.standard_normal(m)
     B = rng.standard_normal((n, m)) + 1j * rng.standard_normal((n, m))
-    solver = te._ShiftedTriangular(torch.as_tensor(T), leaf=leaf, leaf_method=leaf_method)
-    zt = torch.as_tensor(z)
+    solver = te._ShiftedTriangular(torch.as_tensor(T, device=DEVICE), leaf=leaf, leaf_method=leaf_method)
+    zt = torch.as_tensor(z, device=DEVICE)
     dinv = 1.0 / (zt[None, :] - solver.diag[:, None])
-    X = torch.as_tensor(B.copy())
+    X = torch.as_tensor(B.copy(), device=DEVICE)
     solver.solve(X, dinv, zt)
-    Y = torch.as_tensor(B.copy())
+    Y = torch.as_tensor(B.copy(), device=DEVICE)
     solver.solve_adjoint(Y, torch.conj_physical(dinv), torch.conj_physical(zt))
-    X, Y = X.numpy(), Y.numpy()
+    X, Y = X.cpu().numpy(), Y.cpu().numpy()
     for j in range(m):
         M = z[j] * np.eye(n) - T
         # backward stable: residual at rounding level of ||M|| ||x|| (Higham, ASNA, thm. 8.5)
@@ -235,13 +238,13 @@ def test_stats_keys_and_progress_count_every_point_once():
     stats: dict = {}
     done = []
     sig = te.torch_sigma_min(
-        T, z, tol=1e-8, maxiter=100, seed=0, device="cpu", on_done=done.append, stats=stats
+        T, z, tol=1e-8, maxiter=100, seed=0, device=DEVICE, on_done=done.append, stats=stats
     )
     assert sig.dtype == np.float64 and sig.shape == z.shape
     assert {"method", "lanczos_steps_mean", "lanczos_steps_max", "dense_fallback_points", "device"} <= set(
         stats
     )
-    assert stats["method"] == "lanczos-torch" and stats["device"] == "cpu"
+    assert stats["method"] == "lanczos-torch" and stats["device"].split(":")[0] == DEVICE.split(":")[0]
     assert stats["dense_fallback_points"] >= 1
     assert 2 <= stats["lanczos_steps_mean"] <= stats["lanczos_steps_max"] <= 100
     assert sum(done) == z.size
@@ -252,29 +255,30 @@ def test_stats_keys_and_progress_count_every_point_once():
 def test_batched_leaf_solves_give_the_same_values():
     T, z = _schur_case()
     rows: dict = {}
-    a = te.torch_sigma_min(T, z, tol=1e-8, maxiter=100, seed=0, device="cpu", stats=rows)
+    a = te.torch_sigma_min(T, z, tol=1e-8, maxiter=100, seed=0, device=DEVICE, stats=rows, leaf_method="rows")
     trsm: dict = {}
     b = te.torch_sigma_min(
-        T, z, tol=1e-8, maxiter=100, seed=0, device="cpu", stats=trsm, leaf_method="trsm", leaf=12
+        T, z, tol=1e-8, maxiter=100, seed=0, device=DEVICE, stats=trsm, leaf_method="trsm", leaf=12
     )
     assert rows["leaf_method"] == "rows" and trsm["leaf_method"] == "trsm"
     np.testing.assert_allclose(b, a, rtol=1e-11)
     ref = np.array([scipy.linalg.svdvals(zz * np.eye(T.shape[0]) - T)[-1] for zz in z])
     assert_within_contract(b, ref, 20 * T.shape[0] * EPS * (np.linalg.norm(T, 2) + 3))
     with pytest.raises(InvalidArgumentError, match="leaf_method must be 'rows' or 'trsm'"):
-        te.torch_sigma_min(T, z, tol=1e-8, maxiter=100, seed=0, device="cpu", leaf_method="lu")
+        te.torch_sigma_min(T, z, tol=1e-8, maxiter=100, seed=0, device=DEVICE, leaf_method="lu")
 
 
 def test_a_tiny_memory_budget_splits_the_points_and_changes_nothing():
     T, z = _schur_case()
     n = T.shape[0]
     whole: dict = {}
-    a = te.torch_sigma_min(T, z, tol=1e-8, maxiter=100, seed=0, device="cpu", stats=whole)
+    rows = {"leaf_method": "rows"}  # the default on CUDA is "trsm", whose points need more room
+    a = te.torch_sigma_min(T, z, tol=1e-8, maxiter=100, seed=0, device=DEVICE, stats=whole, **rows)
     # room for 5 points per Lanczos batch (and a 1-point dense chunk) beyond the stored blocks
     budget = 32 * n * n + 5 * (16 * n * te._VECTORS_PER_POINT + 16 * 100)
     small: dict = {}
     b = te.torch_sigma_min(
-        T, z, tol=1e-8, maxiter=100, seed=0, device="cpu", stats=small, memory_bytes=budget
+        T, z, tol=1e-8, maxiter=100, seed=0, device=DEVICE, stats=small, memory_bytes=budget, **rows
     )
     assert whole["batches"] == 1 and small["batch_points"] == 5
     assert small["batches"] == -(-(z.size - small["dense_fallback_points"]) // 5)
