@@ -36,9 +36,11 @@ def as_square_matrix(
     InvalidArgumentError
         If `A` does not hold numbers.
     """
-    a = np.asarray(A)
+    a = np.asarray(_from_torch(A))
     if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] == 0:
         raise NonSquareError(f"{name} must be a non-empty square (n, n) matrix, got shape {a.shape}")
+    if a.dtype == object and any(x is None for x in a.flat):  # astype(float) makes None a NaN
+        raise InvalidArgumentError(f"{name} must hold numbers, got None entries")
     try:
         a = a.astype(np.complex128 if np.iscomplexobj(a) else np.float64, copy=False)
     except (TypeError, ValueError):
@@ -49,6 +51,26 @@ def as_square_matrix(
     if why is not None and not allow_nonfinite and not any_magnitude:
         raise NonFiniteError(f"{name}: {why}")
     return a
+
+
+def _from_torch(A):
+    """A torch tensor as a numpy array; others unchanged.
+
+    numpy has no bfloat16, float8 or complex32: ``np.asarray`` of such a tensor raises
+    TypeError, so floating tensors go through float64 (complex128), which holds them exactly.
+    Quantized tensors are dequantized; conjugate and negative views are resolved.
+    """
+    if type(A).__module__.split(".")[0] != "torch" or not hasattr(A, "detach"):
+        return A
+    t = A.detach().cpu()
+    if getattr(t, "is_quantized", False):
+        t = t.dequantize()
+    t = t.resolve_conj().resolve_neg()
+    if t.is_complex():
+        return t.cdouble().numpy()
+    if t.is_floating_point():
+        return t.double().numpy()
+    return t.numpy()
 
 
 #: entries beyond these magnitudes overflow or underflow the norms, SVDs and eigenvalue problems

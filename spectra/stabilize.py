@@ -719,7 +719,10 @@ def stabilize_checkpoint(
         check_writable=True,
         warn=warn,
     )
-    changes = [_as_stored(c, ckpt[c.id].dtype, method, target) if c.changed else c for c in changes]
+    stored = [_as_stored(c, ckpt[c.id].dtype, method, target) if c.changed else c for c in changes]
+    if stacked and method == "exact":
+        stored = _one_factor_per_tensor(changes, stored, ckpt, target)
+    changes = stored
     updates = {c.id: c.after for c in changes if c.changed}
     write_matrices(ckpt, path, out, updates, force=force, trust=trust)
     return changes
@@ -741,22 +744,48 @@ def _round_to(A: np.ndarray, dtype: str) -> np.ndarray:
         return A.astype(dt).astype(A.dtype)
 
 
-def _as_stored(c: StabilizeChange, dtype: str, method: str, target: float) -> StabilizeChange:
+def _one_factor_per_tensor(changes, stored, ckpt, target: float) -> list[StabilizeChange]:
+    """Stacked ``exact``: the gates of one stored tensor get the lowest factor any of them needed.
+
+    :func:`_as_stored` lowers the factor of each gate whose rounded ``rho`` came out above
+    `target`; in stacked mode one tensor has one factor, so the others are lowered with it
+    (lowering a factor never raises ``rho`` above `target` beyond rounding; checked again).
+    """
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(changes):
+        if c.changed:
+            groups.setdefault(c.source, []).append(i)
+    out = list(stored)
+    for idx in groups.values():
+        for _ in range(4):
+            low = min(out[i].scale for i in idx)
+            if all(out[i].scale == low for i in idx):
+                break
+            for i in idx:
+                c = changes[i]
+                out[i] = _as_stored(c, ckpt[c.id].dtype, "exact", target, mult=low / c.scale)
+    return out
+
+
+def _as_stored(
+    c: StabilizeChange, dtype: str, method: str, target: float, mult: float | None = None
+) -> StabilizeChange:
     """The change as the file will hold it: rounded to its stored dtype, rho measured there.
 
     Rounding a float32 (or float16, bfloat16) matrix scaled to ``rho = target`` moves rho by
     about the unit roundoff times the eigenvalues' condition: often just above `target`.
     For ``exact`` the scale is then lowered a little (a few times at most) so that the stored
-    ``rho`` does not exceed `target`.
+    ``rho`` does not exceed `target`; `mult` starts that lowering from a given factor (the
+    common factor of a stacked tensor).
     """
     from dataclasses import replace
 
     A = np.asarray(c.after)
-    stored = _round_to(A, dtype)
+    stored = _round_to(A * mult if mult is not None else A, dtype)
     if stored is A:
         return c
     rho = _spectral_radius(stored)
-    mult = 1.0
+    mult = 1.0 if mult is None else mult
     if method == "exact":
         u = {"float16": 2.0**-10, "bfloat16": 2.0**-7}.get(dtype, 2.0**-23)  # machine epsilons
         for _ in range(4):

@@ -184,3 +184,33 @@ def test_matrices_beyond_the_float_range_computed_here_are_refused_not_miscomput
         assert rep.matrices[0].finite is False and "rescale" in rep.warnings[0]
     with pytest.raises(InvalidArgumentError, match="numbers"):
         spectra.analyze_matrix([["a"]])
+
+
+@pytest.mark.filterwarnings(
+    "ignore:ComplexHalf support:UserWarning", "ignore:torch.quantize_per_tensor:UserWarning"
+)
+def test_torch_tensors_of_any_float_dtype_are_read_exactly():
+    # np.asarray of a bfloat16 tensor raised a bare TypeError ("unsupported ScalarType BFloat16")
+    torch = pytest.importorskip("torch")
+    from spectra._validate import as_square_matrix
+    from spectra.errors import InvalidArgumentError
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 5, generator=g, dtype=torch.float64)
+    for t in (x.bfloat16(), x.half(), x.float(), x.to(torch.float8_e4m3fn)):
+        a = as_square_matrix(t)
+        assert a.dtype == np.float64
+        # every value of these dtypes is a double: the reference widens bit-exactly
+        np.testing.assert_array_equal(a, t.to(torch.float64).numpy())
+    z = torch.complex(x, -x).to(torch.complex32)
+    np.testing.assert_array_equal(as_square_matrix(z), z.to(torch.complex128).numpy())
+    c = torch.complex(x, x).conj()  # a lazy conjugate view
+    np.testing.assert_array_equal(as_square_matrix(c), x.numpy() - 1j * x.numpy())
+    w = torch.randn(4, 4, generator=g, requires_grad=True)
+    np.testing.assert_array_equal(as_square_matrix(w), w.detach().double().numpy())
+    q = torch.quantize_per_tensor(x.float(), scale=0.05, zero_point=0, dtype=torch.qint8)
+    np.testing.assert_array_equal(as_square_matrix(q), q.dequantize().double().numpy())
+    r = analyze_matrix(x.bfloat16())
+    assert r.henrici == pytest.approx(henrici(x.bfloat16().double().numpy()), rel=1e-15)
+    with pytest.raises(InvalidArgumentError, match="None"):
+        as_square_matrix(np.array([[None, 1.0], [0.0, 1.0]], dtype=object))
