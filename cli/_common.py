@@ -89,14 +89,16 @@ def fmt_bracketed(x, lower, upper, digits: int = 4, *, extra: int = 4) -> str:
     2.499999 <= K <= 2.500001 prints 2.500 or 2.500 and 3.0449999 <= K <= 3.0450001 prints
     3.045 or 3.045 -- and 1.23449 <= K <= 1.23451 would print 1.234 or 1.235. Digits are added
     (up to `extra` more) until both ends round alike, and that common figure is shown; a
-    bracket too wide for that prints `x` to `digits`.
+    bracket too wide for `digits` is shown with fewer (down to one), and one too wide for any
+    as ``~`` and `x` to two digits.
     """
     ok = all(isinstance(v, float) and math.isfinite(v) and v != 0 for v in (x, lower, upper))
     if ok and lower <= x <= upper:
-        for d in range(digits, digits + extra + 1):
+        for d in [*range(digits, digits + extra + 1), *range(digits - 1, 0, -1)]:
             a, b = fmt(lower, d), fmt(upper, d)
             if a == b:
                 return a
+        return "~" + fmt(x, 2)
     return fmt(x, digits)
 
 

@@ -16,6 +16,7 @@ from spectra_cli._common import (
     eps_list,
     fmt,
     fmt_bound,
+    fmt_bracketed,
     fmt_floor,
     fmt_kreiss,
     fmt_rho,
@@ -76,6 +77,12 @@ def _cell(report_dict: dict, key: str, digits: int) -> str:
         return fmt_floor(v, floor, digits)
     if key == "kreiss":
         return fmt_kreiss(m, digits)
+    if (
+        key == "numerical_radius"
+        and isinstance(v, float)
+        and isinstance(m.get("numerical_radius_upper"), float)
+    ):
+        return fmt_bracketed(v, v, m["numerical_radius_upper"], digits)  # digits both ends share
     if key in ("transient_peak", "transient_peak_k") and m.get("transient_peak_is_lower_bound"):
         # the powers stopped short of the peak: sup_k ||A^k|| >= K >= kreiss_lower may say more
         k_lo = m.get("kreiss_lower")

@@ -13,6 +13,7 @@ from spectra_cli._common import (
     figure_output_option,
     fmt,
     fmt_bound,
+    fmt_bracketed,
     fmt_rho,
     matrix_option,
     quiet_option,
@@ -192,7 +193,7 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
     radius w(A) (when w <= 1, ||A^k|| <= 2 for every k).
     """
     from spectra.kreiss import kreiss_constant, transient_growth
-    from spectra.numerical_range import numerical_radius
+    from spectra.numerical_range import numerical_radius_bounds
 
     ckpt, chosen = _chosen(checkpoint, matrices, trust)
     if not chosen:
@@ -208,7 +209,8 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
             warnings.simplefilter("always")
             tg = transient_growth(m.matrix)
             kr = kreiss_constant(m.matrix, rtol=rtol, certify=cert, transient=tg)
-            w = numerical_radius(m.matrix)
+            # spectra.numerical_radius is the lower end; the upper end says which digits are right
+            w, w_hi = numerical_radius_bounds(m.matrix, rtol=1e-9, max_intervals=256)
         for c in caught:  # said once per matrix, with its id
             warn(f"{m.id}: {c.message}")
         lo, hi = kr.bracket
@@ -241,6 +243,7 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
                     ),
                 },
                 "numerical_radius": _num(w),
+                "numerical_radius_upper": _num(w_hi),
             }
         )
     if as_json:
@@ -262,7 +265,7 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
                 fmt_bound(k["upper"], 7, up=True) + ("" if k["certified"] or k["lower"] == "inf" else "*"),
                 fmt_bound(d["bracket"][1], up=True),
                 *_peak_cells(d),
-                fmt(d["numerical_radius"]),
+                fmt_bracketed(d["numerical_radius"], d["numerical_radius"], d["numerical_radius_upper"]),
             ]
         )
     header = ["id", "n", "rho", "K lower", "K upper", "e*n*K", "peak", "k*", "w(A)"]

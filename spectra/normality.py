@@ -442,8 +442,9 @@ def robustness_figures(a: np.ndarray, epsilons: Sequence[float], figures: set[st
     below what double precision resolves: ``kreiss`` is then only a lower
     bound), ``transient_peak``/``transient_peak_k`` (``max_k ‖A^k‖₂`` and
     where; inf/None when K is infinite), ``transient_peak_is_lower_bound``
-    (the powers were stopped before proving the peak is the supremum) and
-    ``numerical_radius``.
+    (the powers were stopped before proving the peak is the supremum),
+    ``numerical_radius`` (:func:`spectra.numerical_radius`: attained, a lower
+    bound) and ``numerical_radius_upper`` (a proved upper bound on ``w(A)``).
     """
     out: dict[str, Any] = {}
     if "pseudospectra" in figures:
@@ -460,7 +461,7 @@ def robustness_figures(a: np.ndarray, epsilons: Sequence[float], figures: set[st
     if "kreiss" in figures:
         try:
             from spectra.kreiss import kreiss_constant, transient_growth
-            from spectra.numerical_range import numerical_radius
+            from spectra.numerical_range import numerical_radius_bounds
         except ImportError:  # pragma: no cover - module not built yet
             pass
         else:
@@ -481,7 +482,11 @@ def robustness_figures(a: np.ndarray, epsilons: Sequence[float], figures: set[st
                 out["transient_peak"] = float(tg.peak)
                 out["transient_peak_k"] = int(tg.peak_k)
                 out["transient_peak_is_lower_bound"] = not tg.sup_proved
-            out["numerical_radius"] = float(numerical_radius(a))
+            # numerical_radius's bracket: w = its lower end, attained; the upper end says how
+            # many digits are right (within 1e-9, or about 3e-5 where W(A) is a disc about 0)
+            w_lo, w_hi = numerical_radius_bounds(a, rtol=1e-9, max_intervals=256)
+            out["numerical_radius"] = float(w_lo)
+            out["numerical_radius_upper"] = float(w_hi)
     return out
 
 
@@ -537,6 +542,7 @@ FIGURE_KEYS: dict[str, tuple[str, ...]] = {
         "transient_peak_k",
         "transient_peak_is_lower_bound",
         "numerical_radius",
+        "numerical_radius_upper",
     ),
 }
 

@@ -510,8 +510,11 @@ def test_certified_k_is_shown_with_digits_both_ends_of_its_bracket_agree_on():
     # 1.23449 .. 1.23451 rounds to 1.234 or 1.235 at 4 digits: one more digit settles it
     assert fmt_bracketed(1.2345, 1.23449, 1.23451) == "1.2345"
     assert fmt_bracketed(2.5, 2.4999999, 2.5000001) == "2.500"
-    # a bracket too wide to settle any digit: the value, as before
-    assert fmt_bracketed(1.5, 1.0, 2.0) == "1.500"
+    # a bracket too wide for 4 digits shows the digits it settles, never one it does not
+    assert fmt_bracketed(1.2346, 1.2344, 1.2349) == "1.23"
+    assert fmt_bracketed(0.99995, 0.99991, 1.00001) == "1.00"
+    # too wide to settle any digit: "~" and two digits (it printed 1.500)
+    assert fmt_bracketed(1.5, 1.0, 2.0) == "~1.5"
 
 
 def test_extract_keeps_complex_matrices_and_writes_with_the_umask_mode(tmp_path, capsys):

@@ -213,3 +213,35 @@ def test_numerical_radius_finds_a_peak_between_samples_beside_higher_samples(m2)
     )[0]
     for A in (np.diag(lam), Q @ np.diag(lam) @ Q.conj().T):
         assert abs(numerical_radius(A) - 1.0) < 1e-12
+
+
+def test_numerical_radius_finds_a_lobe_between_samples_behind_five_higher_candidates():
+    # W(A) = conv of five points on the unit circle (at sample angles) and the disc
+    # D(0.99 e^{-i 40.5 pi/48}, 0.01052) (a 2x2 block [[c, 2r], [0, c]]), realified: w = 1.00052
+    # in closed form. Only four sampled candidates were refined, so the disc's peak between two
+    # samples was never looked at and w came out 1.000000 (found by a review)
+    step = np.pi / 48
+    blocks = [np.array([[np.exp(-1j * j * step)]]) for j in (5, 15, 25, 35, 45)]
+    c, r = 0.99 * np.exp(-1j * 40.5 * step), 0.01052
+    blocks.append(np.array([[c, 2 * r], [0, c]]))
+    n = sum(b.shape[0] for b in blocks)
+    M = np.zeros((n, n), complex)
+    i = 0
+    for b in blocks:
+        k = b.shape[0]
+        M[i : i + k, i : i + k] = b
+        i += k
+    A = np.block([[M.real, -M.imag], [M.imag, M.real]])  # real, unitarily similar to M + conj(M)
+    exact = abs(c) + r
+    assert numerical_radius(A) == pytest.approx(exact, rel=1e-9)
+    assert numerical_radius(M) == pytest.approx(exact, rel=1e-9)
+    lo, hi = numerical_radius_bounds(A)
+    assert lo <= exact * (1 + 1e-15) and hi >= exact * (1 - 1e-15)
+
+
+def test_numerical_radius_of_a_flat_support_function_stops_early_and_stays_exact():
+    # a Jordan block at 0: W(A) is the disc of radius cos(pi/(n+1)), h is constant and no
+    # interval can be discarded; the bisection stops at 256 intervals (not 4096)
+    n = 60
+    J = np.diag(np.ones(n - 1), 1)
+    assert numerical_radius(J) == pytest.approx(np.cos(np.pi / (n + 1)), rel=1e-13)
