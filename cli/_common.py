@@ -63,7 +63,8 @@ def fmt(x, digits: int = 4) -> str:
     if x == 0:
         return "0"
     if 1e-3 <= abs(x) < 1e5:
-        return f"{x:#.{digits}g}".rstrip(".")
+        # '#' keeps trailing zeros (1.000); with few digits 'g' may switch to an exponent: "4.e+04"
+        return f"{x:#.{digits}g}".rstrip(".").replace(".e", "e")
     return f"{x:.{digits - 1}e}"
 
 
@@ -140,6 +141,23 @@ def fmt_rho(x, err: float = 0.0) -> str:
         can = math.floor(-math.log10(err)) + 1 if err > 0 else 17
         return f"{x:.{max(4, min(17, need, can))}g}"
     return fmt(x)
+
+
+def fmt_kappa(kappa, n: int, digits: int = 3) -> str:
+    """The eigenvector condition number with the digits rounding leaves it.
+
+    Computed eigenvectors of a nearly defective matrix are off by about ``u kappa`` in angle while
+    their angle is about ``1/kappa``: ``kappa(V)`` carries a relative error of about ``n u kappa^2``
+    (a rotated 2x2 Jordan block gave 1.90e8 for 7.75e8). Past ``n u kappa^2 = 1/4`` no digit is
+    right, but the true value is at least ``1/(2 sqrt(n u))`` (below that the computed one would
+    be within 25%): shown as ``≥`` that, to one digit.
+    """
+    if not (isinstance(kappa, float) and math.isfinite(kappa) and kappa > 0 and n > 0):
+        return fmt(kappa, digits)
+    rel = n * U * kappa * kappa
+    if rel >= 0.25:
+        return "≥" + fmt_bound(0.5 / math.sqrt(n * U), 1, up=False)
+    return fmt_floor(kappa, kappa * rel, digits)
 
 
 #: unit roundoff of float64

@@ -18,6 +18,7 @@ from spectra_cli._common import (
     fmt_bound,
     fmt_bracketed,
     fmt_floor,
+    fmt_kappa,
     fmt_kreiss,
     fmt_rho,
     matrix_option,
@@ -67,6 +68,8 @@ def _cell(report_dict: dict, key: str, digits: int) -> str:
         kap, nrm = m.get("kappa_eigvec"), m.get("norm_2")
         err = eig_error(kap, n, nrm) if isinstance(kap, float) and isinstance(nrm, float) else math.inf
         return fmt_rho(v, err)
+    if key == "kappa_eigvec":
+        return fmt_kappa(v, n, digits)
     # figures below their rounding level are noise: printed as "<level", not to 4 digits
     if key in ("henrici", "henrici_relative") and isinstance(m.get("norm_fro"), float):
         return fmt_floor(v, schur_floor(n, m["norm_fro"] if key == "henrici" else 1.0), digits)
@@ -120,9 +123,14 @@ def _render_table(doc: dict) -> str:
             continue
         row = [m["id"]] + [_cell(m, key, d) for _, key, d in cols]
         pr = m.get("pseudospectral_radius") or {}
-        # near 1, with the digits that tell rho_eps from 1 (0.99997 is not "1.000" beside a stable rho)
+        ok = m.get("pseudospectral_radius_reliable") or {}
+        # near 1, with the digits that tell rho_eps from 1 (0.99997 is not "1.000" beside a stable
+        # rho); where the criss-cross is not reliable (eps below 1e-9 ||A||_2), "~" and one digit
         row += [
-            fmt_rho(pr.get(k), RHO_EPS_ERROR) if not isinstance(pr.get(k), str) else pr[k] for k in eps_keys
+            pr[k]
+            if isinstance(pr.get(k), str)
+            else ("~" + fmt(pr[k], 1) if ok.get(k) is False else fmt_rho(pr.get(k), RHO_EPS_ERROR))
+            for k in eps_keys
         ]
         row += [_cell(m, key, d) for _, key, d in robust]
         if m.get("marginal"):
@@ -140,10 +148,17 @@ def _render_table(doc: dict) -> str:
     )
     if any(c.startswith(("<", "≥")) for r in rows for c in r[1:]):
         lines.append(
-            "<x: below the rounding level x (not resolved); ≥x: a lower bound (powers stopped "
-            "before the peak was proved; K not certified -- n > 64: spectra kreiss --certify yes proves it; "
+            "<x: below the rounding level x (not resolved); ≥x: a lower bound (kappa(V) beyond what "
+            "rounding resolves; powers stopped before the peak was proved; "
+            "K not certified -- n > 64: spectra kreiss --certify yes proves it; "
             "rho = 1 to rounding: no upper bound is provable -- "
             "or beyond what double precision resolves)"
+        )
+    if any(c.startswith("~") for r in rows for c in r[1:]):
+        lines.append(
+            "~x: approximate, first digits only: rho_eps for eps below 1e-9 |A|_2 (the criss-cross "
+            "is not reliable there; --json: pseudospectral_radius_reliable), or a figure whose "
+            "computed bracket settles no digit"
         )
     if eps_keys or robust:
         lines.append(
@@ -177,15 +192,24 @@ def _render_csv(doc: dict) -> str:
     from spectra.normality import FIGURE_KEYS
 
     # every scalar figure analyze adds (the pseudospectral radii have their own columns above)
-    scalar = [k for keys in FIGURE_KEYS.values() for k in keys if k != "pseudospectral_radius"]
+    per_eps = ("pseudospectral_radius", "pseudospectral_radius_reliable")
+    scalar = [k for keys in FIGURE_KEYS.values() for k in keys if k not in per_eps]
     extra = [k for k in scalar if any(k in m for m in doc["matrices"])]
+    flags = any("pseudospectral_radius_reliable" in m for m in doc["matrices"])
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(keys + [f"pseudospectral_radius_{k}" for k in eps_keys] + extra)
+    w.writerow(
+        keys
+        + [f"pseudospectral_radius_{k}" for k in eps_keys]
+        + ([f"pseudospectral_radius_reliable_{k}" for k in eps_keys] if flags else [])
+        + extra
+    )
     for m in doc["matrices"]:
         row = [m["shape"][0] if k == "n" else m.get(k) for k in keys]
         pr = m.get("pseudospectral_radius") or {}
-        row += [pr.get(k) for k in eps_keys] + [m.get(k) for k in extra]
+        ok = m.get("pseudospectral_radius_reliable") or {}
+        row += [pr.get(k) for k in eps_keys] + ([ok.get(k) for k in eps_keys] if flags else [])
+        row += [m.get(k) for k in extra]
         w.writerow(["" if v is None else (repr(v) if isinstance(v, float) else v) for v in row])
     return buf.getvalue().rstrip("\n")
 

@@ -453,8 +453,11 @@ def robustness_figures(a: np.ndarray, epsilons: Sequence[float], figures: set[st
         except ImportError:  # pragma: no cover - module not built yet
             pass
         else:
-            out["pseudospectral_radius"] = {
-                eps_label(eps): float(pseudospectral_radius(a, eps)) for eps in epsilons
+            res = {eps_label(eps): pseudospectral_radius(a, eps) for eps in epsilons}
+            out["pseudospectral_radius"] = {k: float(r) for k, r in res.items()}
+            # eps below 1e-9 ||A||_2 (or an iteration that did not converge): not to be trusted
+            out["pseudospectral_radius_reliable"] = {
+                k: bool(r.reliable and r.converged) for k, r in res.items()
             }
             d = distance_to_instability(a)
             out["distance_to_instability"] = float(d)
@@ -531,7 +534,7 @@ _DOUBT_MARKERS = ("assumed", "does not name them")
 
 #: the JSON names each group of :func:`robustness_figures` adds (None for non-finite weights)
 FIGURE_KEYS: dict[str, tuple[str, ...]] = {
-    "pseudospectra": ("pseudospectral_radius", "distance_to_instability"),
+    "pseudospectra": ("pseudospectral_radius", "pseudospectral_radius_reliable", "distance_to_instability"),
     "kreiss": (
         "kreiss",
         "kreiss_lower",

@@ -802,3 +802,70 @@ def test_compare_accepts_quiet_like_analyze(tmp_path, capsys):
     code, out, err = run(["compare", str(p), "--stabilize", "exact", "-q", "-o", str(fig)], capsys)
     assert code in (0, 1) and fig.exists()
     assert "wrote" not in err and "usage" not in err.lower()
+
+
+def _analyze_row(path, capsys, *extra):
+    rc, out, _ = run(["analyze", str(path), *extra], capsys)
+    assert rc == 0
+    lines = out.splitlines()
+    head = next(i for i, ln in enumerate(lines) if ln.startswith("id "))
+    cols = lines[head].split()
+    return dict(zip(cols, lines[head + 2].split())), out
+
+
+def _mp_kappa(A):
+    """kappa(V) of the stored matrix, unit eigenvectors, 80 digits: the oracle."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 80
+    _, V = mpmath.eig(mpmath.matrix(A.tolist()))
+    for j in range(V.cols):
+        nr = mpmath.sqrt(sum(abs(V[i, j]) ** 2 for i in range(V.rows)))
+        for i in range(V.rows):
+            V[i, j] /= nr
+    s = mpmath.svd_c(V, compute_uv=False)
+    return float(max(s) / min(s))
+
+
+def test_kappa_is_shown_to_the_digits_rounding_leaves(tmp_path, capsys):
+    # kappa(V) of a nearly defective matrix carries a relative error of about n u kappa^2: a rotated
+    # Jordan block printed 1.90e+08 for 7.75e+08 (found by a review)
+    G = np.array([[0.6, -0.8], [0.8, 0.6]])
+    J = G @ np.array([[0.5, 1.0], [0.0, 0.5]]) @ G.T
+    np.save(tmp_path / "j.npy", J)
+    row, out = _analyze_row(tmp_path / "j.npy", capsys, "--fast")
+    true_kappa = _mp_kappa(J)
+    assert row["kappa(V)"].startswith("≥") and float(row["kappa(V)"][1:]) <= true_kappa
+    assert "kappa(V) beyond what rounding resolves" in out
+    # nearly defective but resolved to one digit: that digit is the true one
+    near = G @ np.array([[0.5, 1.0], [0.0, 0.5 + 1e-7]]) @ G.T
+    np.save(tmp_path / "n.npy", near)
+    row, _ = _analyze_row(tmp_path / "n.npy", capsys, "--fast")
+    shown = row["kappa(V)"]
+    digits = len(shown.split("e")[0].replace(".", ""))
+    assert digits < 3  # it printed three
+    assert f"{_mp_kappa(near):.{digits - 1}e}" == shown
+
+
+def test_unreliable_rho_eps_is_marked_and_in_the_json(tmp_path, capsys):
+    # eps = 1e-3 below 1e-9 ||A||_2: the criss-cross flags the result unreliable; analyze printed
+    # 3.302e+04 where the stored matrix's rho_eps is 32310 (2.2% off; found by a review)
+    G = np.array([[0.6, -0.8], [0.8, 0.6]])
+    A = G @ np.array([[0.5, 1e12], [0.0, 0.5]]) @ G.T
+    np.save(tmp_path / "a.npy", A)
+    row, out = _analyze_row(tmp_path / "a.npy", capsys)
+    assert row["rho_eps(0.001)"] == "~3e+04"  # one digit: 32310 by an 60-digit oracle
+    assert "~x: approximate" in out
+    rc, out, _ = run(["analyze", str(tmp_path / "a.npy"), "--json"], capsys)
+    m = json.loads(out)["matrices"][0]
+    assert m["pseudospectral_radius_reliable"] == {"0.001": False, "0.01": False, "0.1": False}
+    # a matrix of ordinary size: reliable, and printed as before
+    np.save(tmp_path / "b.npy", np.array([[0.5, 1.0], [0.0, 0.5]]))
+    row, out = _analyze_row(tmp_path / "b.npy", capsys)
+    assert not row["rho_eps(0.001)"].startswith("~") and "~x" not in out
+
+
+def test_fmt_with_few_digits_keeps_no_dot_before_the_exponent():
+    from spectra_cli._common import fmt, fmt_floor
+
+    assert fmt(45000.0, 1) == "4e+04" and fmt(45000.0, 2) == "4.5e+04"
+    assert fmt_floor(4941.0, 4.4e4) == "<5e+04"  # it printed "<5.e+04"
