@@ -298,6 +298,12 @@ def _figures(
         if extra.get("kreiss_resolved") is False
         else []
     )
+    shaky = [k for k, ok in (extra.get("pseudospectral_radius_reliable") or {}).items() if not ok]
+    if shaky:
+        notes.append(
+            f"rho_eps for eps = {', '.join(shaky)} is approximate: eps is below 1e-9 ||A||_2, where the "
+            "criss-cross is not reliable (Burke, Lewis & Overton)"
+        )
     return figs, notes, lower
 
 

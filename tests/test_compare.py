@@ -389,3 +389,15 @@ def test_an_uncertified_kreiss_constant_is_marked_as_a_lower_bound():
     small = jordan(0.5, 0.3)  # n <= 64: certified
     res = compare_matrices([("W", small, small)], criterion="kreiss")
     assert res.matrices[0].lower_bounds["kreiss"] == (False, False)
+
+
+def test_an_unreliable_rho_eps_is_noted():
+    # eps = 1e-3 below 1e-9 ||A||_2: the criss-cross result is flagged unreliable, and compare
+    # printed it like any other figure
+    G = np.array([[0.6, -0.8], [0.8, 0.6]])
+    A = G @ np.array([[0.5, 1e12], [0.0, 0.5]]) @ G.T
+    J = np.array([[0.5, 1.0], [0.0, 0.5]])
+    r = compare_matrices([("big", A, 0.5 * A), ("small", J, 0.5 * J)], epsilons=[1e-3])
+    big, small = r.matrices
+    assert any("rho_eps for eps = 0.001 is approximate" in n for n in big.notes)
+    assert not any("approximate" in n for n in small.notes)
