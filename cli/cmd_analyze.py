@@ -215,7 +215,7 @@ def _render_csv(doc: dict) -> str:
 
 
 @click.command()
-@click.argument("checkpoint", type=click.Path(dir_okay=True, allow_dash=False))
+@click.argument("checkpoint", type=click.Path(dir_okay=True, allow_dash=False, readable=False))
 @matrix_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout (schema_version 1).")
 @click.option("--csv", "as_csv", is_flag=True, help="One CSV row per matrix on stdout.")
@@ -317,7 +317,7 @@ def _write_plots(ckpt, report, directory: str, quiet: bool) -> None:
 
 
 @click.command(name="ls")
-@click.argument("checkpoint", type=click.Path(dir_okay=True))
+@click.argument("checkpoint", type=click.Path(dir_okay=True, readable=False))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 @trust_option
 def ls(checkpoint, as_json, trust):
@@ -391,7 +391,7 @@ def ls(checkpoint, as_json, trust):
 
 
 @click.command()
-@click.argument("checkpoint", type=click.Path(dir_okay=True))
+@click.argument("checkpoint", type=click.Path(dir_okay=True, readable=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output .npz file.")
 @matrix_option
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")

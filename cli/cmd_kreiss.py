@@ -9,6 +9,7 @@ import warnings
 
 import click
 from spectra_cli._common import (
+    FiniteFloatRange,
     echo_json,
     figure_output_option,
     fmt,
@@ -77,7 +78,7 @@ Examples:
   spectra transient lstm.pt --panels -o gates.png
 """,
 )
-@click.argument("checkpoint", metavar="CKPT_OR_ARRAY", type=click.Path())
+@click.argument("checkpoint", metavar="CKPT_OR_ARRAY", type=click.Path(readable=False))
 @matrix_option
 @click.option(
     "--kmax",
@@ -124,7 +125,10 @@ def transient(checkpoint, matrices, kmax, kreiss, panels, output, quiet, trust):
     if not chosen:
         from spectra.errors import NonFiniteError
 
-        raise NonFiniteError(f"{checkpoint}: every selected matrix holds NaN or Inf; nothing to plot")
+        raise NonFiniteError(
+            f"{checkpoint}: every selected matrix holds NaN or Inf, or entries out of the float range "
+            "(see the warnings above); nothing to plot"
+        )
     results, krs = [], []
     for m in chosen:
         if not quiet and sys.stderr.isatty():
@@ -161,7 +165,7 @@ Examples:
   spectra kreiss lstm.pt -m 'lstm.weight_hh_l0[forget]' --json
 """,
 )
-@click.argument("checkpoint", metavar="CKPT_OR_ARRAY", type=click.Path())
+@click.argument("checkpoint", metavar="CKPT_OR_ARRAY", type=click.Path(readable=False))
 @matrix_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 @click.option(
@@ -173,7 +177,7 @@ Examples:
 )
 @click.option(
     "--rtol",
-    type=click.FloatRange(min=1e-12, max=1.0, min_open=False),
+    type=FiniteFloatRange(min=1e-12, max=1.0, min_open=False),
     default=1e-6,
     show_default=True,
     help="Relative gap between the lower and the certified upper bound on K.",
@@ -199,7 +203,10 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
     if not chosen:
         from spectra.errors import NonFiniteError
 
-        raise NonFiniteError(f"{checkpoint}: every selected matrix holds NaN or Inf; nothing to compute")
+        raise NonFiniteError(
+            f"{checkpoint}: every selected matrix holds NaN or Inf, or entries out of the float range "
+            "(see the warnings above); nothing to compute"
+        )
     cert = {"auto": "auto", "yes": True, "no": False}[certify]
     docs = []
     for m in chosen:

@@ -7,6 +7,7 @@ import re
 
 import click
 from spectra_cli._common import (
+    FiniteFloatRange,
     figure_output_option,
     fmt,
     matrix_option,
@@ -66,7 +67,7 @@ Examples:
   spectra pseudospectra A.npy --bounds -1.5 1.5 -1.5 1.5 --npts 150 -o A.pdf --save-grid A.npz
 """,
 )
-@click.argument("checkpoint", metavar="CKPT_OR_ARRAY", type=click.Path())
+@click.argument("checkpoint", metavar="CKPT_OR_ARRAY", type=click.Path(readable=False))
 @matrix_option
 @click.option(
     "--levels",
@@ -101,7 +102,7 @@ Examples:
 )
 @click.option(
     "--tol",
-    type=click.FloatRange(min=1e-12, max=1e-1),
+    type=FiniteFloatRange(min=1e-12, max=1e-1),
     default=1e-8,
     show_default=True,
     help="Relative accuracy of every grid value (against a dense SVD).",
@@ -211,7 +212,10 @@ def pseudospectra(
     if not grids:
         from spectra.errors import NonFiniteError
 
-        raise NonFiniteError(f"{checkpoint}: every selected matrix holds NaN or Inf; nothing to draw")
+        raise NonFiniteError(
+            f"{checkpoint}: every selected matrix holds NaN or Inf, or entries out of the float range "
+            "(see the warnings above); nothing to draw"
+        )
 
     # the levels drawn: a panel shares one set (given, or chosen from all the grids)
     drawn = None

@@ -7,6 +7,7 @@ import warnings
 import click
 from spectra_cli._common import (
     FiniteFloatRange,
+    check_figure_path,
     dinst_floor,
     echo_json,
     eps_list,
@@ -62,7 +63,11 @@ Criteria (a matrix "got less robust" when, by more than 1e-6 relative):
 
 def _common_stabilize_options(f):
     f = click.option(
-        "--seed", type=int, default=0, show_default=True, help="Seed of the power method's start vector."
+        "--seed",
+        type=click.IntRange(0, 2**63 - 1),
+        default=0,
+        show_default=True,
+        help="Seed of the power method's start vector (0 to 2^63-1).",
     )(f)
     f = click.option(
         "--stacked",
@@ -87,7 +92,7 @@ def _common_stabilize_options(f):
 
 
 @click.command(epilog=STABILIZE_EPILOG)
-@click.argument("checkpoint", type=click.Path())
+@click.argument("checkpoint", type=click.Path(readable=False))
 @click.option(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write (same format)."
 )
@@ -255,8 +260,8 @@ def _render(result) -> str:
 
 
 @click.command(epilog=COMPARE_EPILOG)
-@click.argument("before", type=click.Path())
-@click.argument("after", type=click.Path(), required=False)
+@click.argument("before", type=click.Path(readable=False))
+@click.argument("after", type=click.Path(readable=False), required=False)
 @click.option(
     "--stabilize",
     "method",
@@ -286,7 +291,9 @@ def _render(result) -> str:
     "figure",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Also draw the pseudospectra before/after side by side (one row per matrix) to this image.",
+    callback=check_figure_path,
+    help="Also draw the pseudospectra before/after side by side (one row per matrix) to this image "
+    "(.png, .svg or .pdf).",
 )
 @click.option(
     "--npts", type=click.IntRange(min=8), default=80, show_default=True, help="Grid points per side (-o)."
@@ -336,6 +343,17 @@ def compare(
 
     if (after is None) == (method is None):
         raise click.UsageError("give either AFTER or --stabilize METHOD (exactly one)")
+    if after is not None:
+        # options of the stabilisation mean nothing between two files: refused, not ignored
+        from click.core import ParameterSource
+
+        given = [
+            "--" + name
+            for name in ("iterations", "target", "seed", "stacked")
+            if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+        ]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} only apply with --stabilize METHOD, not with AFTER")
     sel = list(matrices) or None
     if method is None:
         result = compare_checkpoints(

@@ -269,7 +269,7 @@ def _rerun_options(f):
 
 
 @click.command()
-@click.argument("ckpt", type=click.Path())
+@click.argument("ckpt", type=click.Path(readable=False))
 @click.option(
     "--noise",
     callback=_floats,
@@ -363,12 +363,15 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
     click.echo(table(rows, header))
     click.echo(
         f"noise amplitude at {definition.split(':')[0]} "
-        + ", ".join(f"{int(round(k * 100))}%: {'-' if v is None else f'{v:.3f}'}" for k, v in thr.items())
+        + ", ".join(
+            f"{int(round(k * 100))}%: {'-' if v is None else (f'{v:.3f}' if abs(v) < 1e5 else fmt(v))}"
+            for k, v in thr.items()
+        )
     )
 
 
 @click.command()
-@click.argument("ckpt", type=click.Path())
+@click.argument("ckpt", type=click.Path(readable=False))
 @click.option(
     "--task", type=click.Choice(TASKS), default=None, help="Inputs from this task (default: trained one)."
 )

@@ -869,3 +869,52 @@ def test_fmt_with_few_digits_keeps_no_dot_before_the_exponent():
 
     assert fmt(45000.0, 1) == "4e+04" and fmt(45000.0, 2) == "4.5e+04"
     assert fmt_floor(4941.0, 4.4e4) == "<5e+04"  # it printed "<5.e+04"
+
+
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["stabilize", "{rnn}", "--seed", "-1", "-o", "{tmp}/s.pt"], "--seed"),  # was an internal error
+        (["kreiss", "{rnn}", "--rtol", "nan"], "--rtol"),  # was exit 9 from the library
+        (["pseudospectra", "{rnn}", "--tol", "nan", "-o", "{tmp}/p.png"], "--tol"),
+        # options of the stabilisation were silently ignored between two files
+        (["compare", "{rnn}", "{rnn}", "--target", "0.5", "--stacked"], "--target, --stacked only apply"),
+        # the figure's extension was checked only after every figure was computed
+        (["compare", "{rnn}", "--stabilize", "exact", "-o", "{tmp}/c.jpg"], ".png, .svg or .pdf"),
+    ],
+)
+def test_bad_options_are_usage_errors_before_any_work(tmp_path, capsys, args, said):
+    rnn = str(DATA / "digits_rnn_stable.pt")
+    code, out, err = run([a.format(rnn=rnn, tmp=tmp_path) for a in args], capsys)
+    assert code == 2 and said in err and "internal error" not in err
+    assert not out  # nothing was computed and printed first
+
+
+def test_checkpoint_arguments_leave_unreadable_files_to_the_loader():
+    # click's readable check made a permission-denied checkpoint a usage error (2) instead of the
+    # policy's unreadable file (3), which the loader raises with the reason
+    import click
+    from spectra_cli.main import cli
+
+    ctx = click.Context(cli)
+    paths = [
+        (name, p)
+        for name in cli.list_commands(ctx)
+        for p in cli.get_command(ctx, name).params
+        if isinstance(p, click.Argument) and isinstance(p.type, click.Path)
+    ]
+    assert len(paths) >= 8
+    assert [name for name, p in paths if p.type.readable] == []
+
+
+def test_robustness_with_a_noise_whose_square_overflows_is_a_one_line_error(capsys):
+    code, _, err = run(
+        ["robustness", str(DATA / "digits_rnn_stable.pt"), "--sigma", "1e300", "--draws", "2"], capsys
+    )
+    assert code not in (0, 1) and "overflows float64" in err and "internal error" not in err
+
+
+def test_kreiss_on_out_of_range_entries_says_so(tmp_path, capsys):
+    np.save(tmp_path / "huge.npy", np.eye(3) * 1e130)
+    code, _, err = run(["kreiss", str(tmp_path / "huge.npy")], capsys)
+    assert code == 7 and "out of the float range" in err.splitlines()[-1]

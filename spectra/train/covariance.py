@@ -78,6 +78,10 @@ def _check(model: SequenceModel, u: torch.Tensor, sigma: float) -> None:
         )
     if not sigma >= 0:
         raise TrainConfigError(f"sigma must be a non-negative standard deviation, got {sigma}")
+    if not float(sigma) * float(sigma) < float("inf"):  # sigma ** 2 raised OverflowError
+        raise TrainConfigError(
+            f"sigma = {float(sigma):g}: its square overflows float64 (keep sigma below 1e150)"
+        )
 
 
 def propagate_covariance(model: SequenceModel, u: torch.Tensor, sigma: float) -> CovariancePropagation:
