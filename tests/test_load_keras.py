@@ -1179,3 +1179,32 @@ def test_bidirectional_of_stacked_cells_is_one_layer_in_every_format(tmp_path):
     assert bi.backward_layer.go_backwards and not bi.forward_layer.go_backwards
     for ext, p in save_three(m, tmp_path / "bs").items():
         assert kernel_rows(p) == want, (ext, kernel_rows(p))
+
+
+def test_layers_in_a_list_attribute_of_a_subclassed_model_are_named_by_their_own_names(tmp_path):
+    # .keras/.weights.h5 put the list attribute's name ("blocks", a Keras container group, not a
+    # layer) into the ids; legacy .h5, which has no such name, did not
+    import keras
+
+    L = keras.layers
+
+    class Sub(keras.Model):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.enc = L.LSTM(2, return_sequences=True, name="enc")
+            self.blocks = [L.GRU(2, return_sequences=True, name="blk0"), L.GRU(2, name="blk1")]
+
+        def call(self, x):
+            h = self.enc(x)
+            for b in self.blocks:
+                h = b(h)
+            return h
+
+    m = Sub(name="sub")
+    m(np.zeros((1, 4, 3), "float32"))
+    want = {f"{lay.name}/recurrent_kernel": (lay.name, "forward") for lay in (m.enc, *m.blocks)}
+    for ext, p in save_three(m, tmp_path / "sub").items():
+        ckpt = load(p)
+        assert {k: v[:2] for k, v in kernel_rows(p).items()} == want, (ext, ckpt.ids)
+        U = keras.ops.convert_to_numpy(m.blocks[1].cell.recurrent_kernel).astype(np.float64)
+        np.testing.assert_array_equal(ckpt["blk1/recurrent_kernel[new]"].matrix, U[:, 4:6].T)

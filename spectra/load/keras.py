@@ -28,11 +28,18 @@ default), ``<rnn>/<cell name>/recurrent_kernel[...]`` for the cells of an
 ``RNN([cell, ...])`` (StackedRNNCells: the user's cell name, or for a cell
 Keras named the name a Keras 3 archive gives it, the snake-cased class
 numbered over the stack's cells of that class, ``lstm_cell``, ``lstm_cell_1``)
-and ``<model>/<layer>/...`` inside nested models. ``RecurrentMatrix.layer`` is the
+and ``<model>/<layer>/...`` inside nested models. Layers kept in a list or
+dict attribute of a subclassed model or layer are named by their own names
+(``self.blocks = [GRU(name="blk0")]`` gives ``blk0/...``: the attribute is not
+a layer, and legacy files do not record it). ``RecurrentMatrix.layer`` is the
 user's layer (the Bidirectional or RNN wrapper for its parts); ``layer_index``
 counts those layers in model order. The three layouts of one model give the
 same ids, matrices and fields, except that a weights-only ``.weights.h5``
-cannot know ``go_backwards`` of a stand-alone layer (reported ``forward``).
+cannot know ``go_backwards`` of a stand-alone layer (reported ``forward``),
+and that the files of a subclassed model record no model order:
+``.keras``/``.weights.h5`` list its layers in an order taken from how Keras
+saved them (by attribute name), legacy ``.h5`` in ``model.layers`` order, so
+the order of matrices and ``layer_index`` may differ there.
 
 HDF5 opening, size limits and plain datasets live in :mod:`spectra.load.hdf5`.
 """
@@ -575,6 +582,11 @@ def _visit_v3(
     child: h5py.Group, prefix: str, user: str, cfg: dict | None, reasons: dict[str, str], seen: set
 ) -> Iterator[_Kernel]:
     """Yield the recurrent kernels of one Keras 3 layer group (recursing into nested models)."""
+    if cfg is None and _is_container(child):
+        # a list or dict attribute's group (self.blocks = [GRU(...), ...]): the attribute is not
+        # a layer, and legacy files (which list the layers alone) never name it: no id component
+        yield from _walk_v3(child, prefix, [], reasons, seen)
+        return
     cls = str(cfg.get("class_name")) if cfg else child.name.rsplit("/", 1)[-1]
     inner = cfg.get("config") if cfg and isinstance(cfg.get("config"), dict) else {}
     here = f"{prefix}{user}"
@@ -735,6 +747,22 @@ def _looks_like_cell(group: h5py.Group, name: str) -> bool:
         hints = (name, _vars_name(group) or "", group.name.rsplit("/", 1)[-1])
         return any(_cell_from_keras_name(h) == "simple_rnn" for h in hints)
     return True
+
+
+def _is_container(group: h5py.Group, depth: int = 0) -> bool:
+    """Whether a Keras 3 group holds a list or dict attribute's items, not a layer.
+
+    Keras's ``saving_lib`` gives every layer a ``vars`` group (with the layer's ``name``
+    attribute, recent Keras) and a list or dict of layers a group of its own with none,
+    its items named ``<snake-cased class>[_N]`` and ``container[_N]`` for nested lists.
+    Files without the ``name`` attributes are not told apart (their ids keep group names).
+    """
+    if "vars" in group or depth > 64:
+        return False
+    subs = _subgroups(group)
+    return bool(subs) and all(
+        _vars_name(group[n]) is not None or _is_container(group[n], depth + 1) for n in subs
+    )
 
 
 def _walk_v3(
