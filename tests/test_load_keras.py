@@ -1208,3 +1208,32 @@ def test_layers_in_a_list_attribute_of_a_subclassed_model_are_named_by_their_own
         assert {k: v[:2] for k, v in kernel_rows(p).items()} == want, (ext, ckpt.ids)
         U = keras.ops.convert_to_numpy(m.blocks[1].cell.recurrent_kernel).astype(np.float64)
         np.testing.assert_array_equal(ckpt["blk1/recurrent_kernel[new]"].matrix, U[:, 4:6].T)
+
+
+def test_sharded_keras_weights_are_refused_with_a_clear_message(tmp_path):
+    # the index was "unreadable: not a PyTorch, Keras ..." and each shard loaded as a partial model
+    import keras
+
+    from spectra.errors import UnsupportedFormatError
+
+    L = keras.layers
+    inp = keras.Input((4, 3))
+    h = L.LSTM(64, return_sequences=True, name="a")(inp)
+    m = keras.Model(inp, L.GRU(64, name="b")(h))
+    m.save_weights(tmp_path / "m.weights.json", max_shard_size=0.0001)
+    shards = sorted(tmp_path.glob("m_*.weights.h5"))
+    assert len(shards) >= 2
+    with pytest.raises(UnsupportedFormatError, match="sharded Keras weights"):
+        load(tmp_path / "m.weights.json")
+    for shard in shards:
+        with pytest.raises(UnsupportedFormatError, match=f"{shard.name}: one shard of sharded Keras weights"):
+            load(shard)
+    # a shard after the first, away from its index: it lacks the model's own "vars" group
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "x.weights.h5").write_bytes(shards[-1].read_bytes())
+    with pytest.warns(RuntimeWarning, match="as in a shard of sharded Keras weights after the first"):
+        try:
+            load(alone / "x.weights.h5")
+        except NoRecurrentWeightsError:
+            pass  # a shard holding only the tail of a kernel has none to read

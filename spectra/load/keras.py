@@ -39,7 +39,10 @@ cannot know ``go_backwards`` of a stand-alone layer (reported ``forward``),
 and that the files of a subclassed model record no model order:
 ``.keras``/``.weights.h5`` list its layers in an order taken from how Keras
 saved them (by attribute name), legacy ``.h5`` in ``model.layers`` order, so
-the order of matrices and ``layer_index`` may differ there.
+the order of matrices and ``layer_index`` may differ there. Sharded weights
+(``save_weights("m.weights.json", max_shard_size=...)``) are not read: the
+index and a shard beside it are refused; a later shard alone (no model
+``vars`` group) is read with a warning, the first alone looks like a whole file.
 
 HDF5 opening, size limits and plain datasets live in :mod:`spectra.load.hdf5`.
 """
@@ -51,6 +54,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -1124,6 +1128,53 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
     )
 
 
+#: a shard of sharded Keras weights (saving_lib.ShardedH5IOStore: ``<base>_<k:05>.weights.h5``)
+_SHARD = re.compile(r"(.+)_\d{5}\.weights\.h5")
+
+
+def _shard_index(path: str) -> str | None:
+    """The index beside `path` that lists it as one shard of sharded Keras weights, or None.
+
+    ``save_weights("m.weights.json", max_shard_size=...)`` writes an index
+    (``{"metadata": ..., "weight_map": {group path: [shard file]}}``) and shards
+    ``m_00000.weights.h5``, ...; a layer's variables may straddle two shards.
+    """
+    name = os.path.basename(path)
+    m = _SHARD.fullmatch(name)
+    if m is None:
+        return None
+    folder = os.path.dirname(path)
+    for index in (f"{m.group(1)}.weights.json", f"{m.group(1)}.json"):
+        ip = os.path.join(folder, index)
+        try:
+            if os.path.getsize(ip) > MAX_CONFIG_BYTES:
+                continue
+            with open(ip, encoding="utf-8") as fh:
+                weight_map = json.load(fh).get("weight_map")
+        except (OSError, ValueError, AttributeError, RecursionError):
+            continue
+        files = weight_map.values() if isinstance(weight_map, dict) else ()
+        if any(name == v or (isinstance(v, list) and name in v) for v in files):
+            return index
+    return None
+
+
+def _looks_like_later_shard(f: h5py.File) -> bool:
+    """Layer variables but no model ``vars`` group: as in a shard after the first.
+
+    Every Keras 3 weights file has the model's own ``vars`` group (older Keras created one
+    for each saved object, newer Keras one with the object's name); of sharded weights only
+    the first shard holds it. A file written by other means may lack it too: a warning, no
+    refusal.
+    """
+    layers = f.get("layers")
+    if "vars" in f or not isinstance(layers, h5py.Group):
+        return False
+    found: list[str] = []
+    layers.visit(lambda n: found.append(n) if n.rsplit("/", 1)[-1] == "vars" else None)
+    return bool(found)
+
+
 def read_keras_h5(f: h5py.File, path: str, *, layout: str, config: dict | None = None) -> Checkpoint:
     """Read the recurrent matrices of an open Keras HDF5 file.
 
@@ -1149,9 +1200,33 @@ def read_keras_h5(f: h5py.File, path: str, *, layout: str, config: dict | None =
         No LSTM, GRU or SimpleRNN kernel in the file.
     CorruptFileError
         A kernel's data cannot be read.
+    UnsupportedFormatError
+        One shard of sharded Keras weights (``m_00000.weights.h5``) beside the index that
+        lists it: sharded weights are not read.
+
+    Warns
+    -----
+    RuntimeWarning
+        A Keras 3 weights file without the model's own ``vars`` group, like a shard after
+        the first away from its index (read, but maybe part of a model).
     """
     if layout == "keras-h5":
         return _read_legacy(f, path)
+    index = _shard_index(path)
+    if index is not None:
+        raise UnsupportedFormatError(
+            f"{path}: one shard of sharded Keras weights (index {index}); sharded Keras weights "
+            "are not read, and a shard alone is part of a model: re-save the model without "
+            "max_shard_size"
+        )
+    if _looks_like_later_shard(f):
+        warnings.warn(
+            f"{path}: no model 'vars' group, as in a shard of sharded Keras weights after the "
+            "first: if it is one, the model's other layers are in other shards, not read here "
+            "(sharded Keras weights are not read: re-save the model without max_shard_size)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
     root_name = _vars_name(f)
     metadata = {"framework": "keras", "layout": "keras3-weights", "model_name": root_name}
     return _read_v3_weights(f, path, "keras-weights-h5", config, metadata)
