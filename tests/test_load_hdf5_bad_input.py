@@ -197,6 +197,8 @@ def test_absurd_declared_shape_by_path_is_refused(tmp_path):
 def test_absurd_recurrent_kernel_in_keras_layout_is_skipped(tmp_path, monkeypatch):
     path = tmp_path / "k.weights.h5"
     with h5py.File(path, "w") as f:
+        # Keras writes the model's own vars group (without it, the file looks like a shard)
+        f.create_group("vars").attrs["name"] = "model"
         f.create_group("layers/lstm/vars").attrs["name"] = "big"
         cell = f.create_group("layers/lstm/cell/vars")
         cell.create_dataset("1", shape=(100000, 400000), dtype="f4")

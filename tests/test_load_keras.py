@@ -1059,3 +1059,181 @@ def test_a_cell_called_in_a_functional_graph_and_two_keras_named_cell_attributes
         ids[ext] = load(tmp_path / f"m2{ext}").ids
     assert ids[".keras"] == ids[".weights.h5"] == ids[".h5"] and len(set(ids[".h5"])) == 7
     assert all(i.startswith(("hold/lstm_cell", "hold/gru_cell")) for i in ids[".h5"])
+
+
+# ============================================================== a third review (Keras 3.15)
+
+KERAS_EXTS = (".keras", ".weights.h5", ".h5")
+
+
+def save_three(model, stem: Path) -> dict[str, Path]:
+    """The model saved as ``.keras``, ``.weights.h5`` and legacy ``.h5``: {ext: path}."""
+    out = {}
+    for ext in KERAS_EXTS:
+        p = stem.with_name(stem.name + ext)
+        (model.save_weights if ext == ".weights.h5" else model.save)(p)
+        out[ext] = p
+    return out
+
+
+def kernel_rows(path):
+    """{id without gate: (layer, direction, layer_index)} of a file, one row per kernel."""
+    return {m.id.split("[")[0]: (m.layer, m.direction, m.layer_index) for m in load(path)}
+
+
+def test_legacy_h5_forward_prefixed_layers_in_a_custom_layer_are_no_bidirectional(tmp_path):
+    # legacy .h5 took user names forward_*/backward_* inside a custom layer for the halves of a
+    # Bidirectional: the sibling (or both) came out reverse and the layer collapsed to the parent
+    import keras
+
+    L = keras.layers
+
+    @keras.saving.register_keras_serializable(package="spectra_tests")
+    class TwoLSTM(L.Layer):
+        def __init__(self, n1="a", n2="b", **kw):
+            super().__init__(**kw)
+            self.a = L.LSTM(2, return_sequences=True, name=n1)
+            self.b = L.LSTM(2, return_sequences=True, name=n2)
+
+        def call(self, x):
+            return self.b(self.a(x))
+
+    for n1, n2 in (("forward_enc", "ctx"), ("backward_looking", "plain")):
+        inp = keras.Input((4, 3))
+        blk = TwoLSTM(n1, n2, name="blk")
+        m = keras.Model(inp, blk(inp))
+        truth = {n: "reverse" if lay.go_backwards else "forward" for n, lay in ((n1, blk.a), (n2, blk.b))}
+        want = {
+            f"blk/{n1}/recurrent_kernel": (f"blk/{n1}", truth[n1], 0),
+            f"blk/{n2}/recurrent_kernel": (f"blk/{n2}", truth[n2], 1),
+        }
+        for ext, p in save_three(m, tmp_path / n1).items():
+            assert kernel_rows(p) == want, (ext, kernel_rows(p))
+
+
+def test_legacy_h5_nested_model_named_like_its_recurrent_layer(tmp_path):
+    # legacy .h5 took the GRU's "enc" in the weight name for the nested model "enc": the id lost
+    # the GRU and its go_backwards (reported forward)
+    import keras
+
+    L = keras.layers
+    i = keras.Input((4, 3))
+    inner = keras.Model(i, L.GRU(2, name="enc", go_backwards=True)(i), name="enc")
+    inp = keras.Input((4, 3))
+    m = keras.Model(inp, inner(inp), name="top")
+    gru = m.get_layer("enc").get_layer("enc")
+    direction = "reverse" if gru.go_backwards else "forward"
+    paths = save_three(m, tmp_path / "nsn")
+    want = {"enc/enc/recurrent_kernel": ("enc/enc", direction, 0)}
+    assert kernel_rows(paths[".keras"]) == kernel_rows(paths[".h5"]) == want
+    # a weights-only file cannot know go_backwards: the same ids and layers
+    assert {k: v[0] for k, v in kernel_rows(paths[".weights.h5"]).items()} == {
+        k: v[0] for k, v in want.items()
+    }
+    U = keras.ops.convert_to_numpy(gru.cell.recurrent_kernel).astype(np.float64)
+    for p in paths.values():
+        np.testing.assert_array_equal(load(p)["enc/enc/recurrent_kernel[reset]"].matrix, U[:, 2:4].T)
+
+
+def test_stacked_cells_are_numbered_as_keras_archives_number_them(tmp_path):
+    # Keras's saving_lib names the cells of StackedRNNCells per class over every cell of that class
+    # (user-named ones included): legacy .h5 counted only the Keras-named ones
+    import h5py
+    import keras
+
+    L = keras.layers
+    cells = [L.LSTMCell(2, name="c0"), L.LSTMCell(2), L.GRUCell(2, name="g"), L.GRUCell(2), L.LSTMCell(2)]
+    inp = keras.Input((4, 3))
+    m = keras.Model(inp, L.RNN(cells, name="stack")(inp))
+    paths = save_three(m, tmp_path / "sc")
+    with h5py.File(paths[".weights.h5"], "r") as f:  # the archive's own group names
+        groups = sorted(f["layers/rnn/cell/cells"])
+    assert groups == ["gru_cell", "gru_cell_1", "lstm_cell", "lstm_cell_1", "lstm_cell_2"]
+    want = ["stack/c0", "stack/lstm_cell_1", "stack/g", "stack/gru_cell_1", "stack/lstm_cell_2"]
+    for ext, p in paths.items():
+        ckpt = load(p)
+        assert list(dict.fromkeys(i.split("/recurrent_kernel")[0] for i in ckpt.ids)) == want, ext
+        assert {(x.layer, x.layer_index) for x in ckpt} == {("stack", 0)}, ext
+        for cell, prefix in zip(cells, want):
+            U = keras.ops.convert_to_numpy(cell.recurrent_kernel).astype(np.float64)
+            n = U.shape[0]
+            gate = "forget" if isinstance(cell, L.LSTMCell) else "reset"
+            np.testing.assert_array_equal(
+                ckpt[f"{prefix}/recurrent_kernel[{gate}]"].matrix, U[:, n : 2 * n].T
+            )
+
+
+def test_bidirectional_of_stacked_cells_is_one_layer_in_every_format(tmp_path):
+    # legacy .h5 reported layers bi/forward_rnn and bi/backward_rnn (two layer_index values)
+    import keras
+
+    L = keras.layers
+    inp = keras.Input((4, 3))
+    bi = L.Bidirectional(L.RNN([L.GRUCell(2), L.GRUCell(2)]), name="bi")
+    m = keras.Model(inp, bi(inp))
+    want = {
+        f"bi/{half.name}/{c}/recurrent_kernel": ("bi", d, 0)
+        for half, d in ((bi.forward_layer, "forward"), (bi.backward_layer, "reverse"))
+        for c in ("gru_cell", "gru_cell_1")
+    }
+    assert bi.backward_layer.go_backwards and not bi.forward_layer.go_backwards
+    for ext, p in save_three(m, tmp_path / "bs").items():
+        assert kernel_rows(p) == want, (ext, kernel_rows(p))
+
+
+def test_layers_in_a_list_attribute_of_a_subclassed_model_are_named_by_their_own_names(tmp_path):
+    # .keras/.weights.h5 put the list attribute's name ("blocks", a Keras container group, not a
+    # layer) into the ids; legacy .h5, which has no such name, did not
+    import keras
+
+    L = keras.layers
+
+    class Sub(keras.Model):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.enc = L.LSTM(2, return_sequences=True, name="enc")
+            self.blocks = [L.GRU(2, return_sequences=True, name="blk0"), L.GRU(2, name="blk1")]
+
+        def call(self, x):
+            h = self.enc(x)
+            for b in self.blocks:
+                h = b(h)
+            return h
+
+    m = Sub(name="sub")
+    m(np.zeros((1, 4, 3), "float32"))
+    want = {f"{lay.name}/recurrent_kernel": (lay.name, "forward") for lay in (m.enc, *m.blocks)}
+    for ext, p in save_three(m, tmp_path / "sub").items():
+        ckpt = load(p)
+        assert {k: v[:2] for k, v in kernel_rows(p).items()} == want, (ext, ckpt.ids)
+        U = keras.ops.convert_to_numpy(m.blocks[1].cell.recurrent_kernel).astype(np.float64)
+        np.testing.assert_array_equal(ckpt["blk1/recurrent_kernel[new]"].matrix, U[:, 4:6].T)
+
+
+def test_sharded_keras_weights_are_refused_with_a_clear_message(tmp_path):
+    # the index was "unreadable: not a PyTorch, Keras ..." and each shard loaded as a partial model
+    import keras
+
+    from spectra.errors import UnsupportedFormatError
+
+    L = keras.layers
+    inp = keras.Input((4, 3))
+    h = L.LSTM(64, return_sequences=True, name="a")(inp)
+    m = keras.Model(inp, L.GRU(64, name="b")(h))
+    m.save_weights(tmp_path / "m.weights.json", max_shard_size=0.0001)
+    shards = sorted(tmp_path.glob("m_*.weights.h5"))
+    assert len(shards) >= 2
+    with pytest.raises(UnsupportedFormatError, match="sharded Keras weights"):
+        load(tmp_path / "m.weights.json")
+    for shard in shards:
+        with pytest.raises(UnsupportedFormatError, match=f"{shard.name}: one shard of sharded Keras weights"):
+            load(shard)
+    # a shard after the first, away from its index: it lacks the model's own "vars" group
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "x.weights.h5").write_bytes(shards[-1].read_bytes())
+    with pytest.warns(RuntimeWarning, match="as in a shard of sharded Keras weights after the first"):
+        try:
+            load(alone / "x.weights.h5")
+        except NoRecurrentWeightsError:
+            pass  # a shard holding only the tail of a kernel has none to read

@@ -61,6 +61,8 @@ def sniff(path: str | os.PathLike) -> str:
     ------
     CorruptFileError
         Empty file or unrecognisable bytes.
+    UnsupportedFormatError
+        The JSON index of sharded Keras weights (``m.weights.json``), which are not read.
     """
     p = str(path)
     with open(p, "rb") as f:
@@ -85,6 +87,12 @@ def sniff(path: str | os.PathLike) -> str:
             (hlen,) = struct.unpack("<Q", head[:8])
             if 2 <= hlen <= 100_000_000 and head[8:9] == b"{":
                 return "safetensors"
+    if head.lstrip().startswith(b"{") and b'"weight_map"' in head:
+        # keras saving_lib.ShardedH5IOStore: {"metadata": ..., "weight_map": {path: [shard]}}
+        raise UnsupportedFormatError(
+            f"{p}: the index of sharded Keras weights (save_weights(..., max_shard_size=...)); "
+            "sharded Keras weights are not read: re-save the model without max_shard_size"
+        )
     raise CorruptFileError(
         f"{p}: unreadable: not a PyTorch, Keras, safetensors, HDF5 or numpy file "
         "(unrecognised content; corrupt or not a checkpoint)"

@@ -25,12 +25,24 @@ names): ``<layer>/recurrent_kernel[<gate>]`` (``rnn/recurrent_kernel`` for a
 SimpleRNN), ``<bidirectional>/<forward_x|backward_x>/recurrent_kernel[<gate>]``
 (the wrapped layers' own names, ``forward_lstm``/``backward_lstm`` by
 default), ``<rnn>/<cell name>/recurrent_kernel[...]`` for the cells of an
-``RNN([cell, ...])`` (StackedRNNCells) and ``<model>/<layer>/...`` inside
-nested models. ``RecurrentMatrix.layer`` is the user's layer (the
-Bidirectional or RNN wrapper for its parts); ``layer_index`` counts those
-layers in model order. The three layouts of one model give the same ids,
-matrices and fields, except that a weights-only ``.weights.h5`` cannot know
-``go_backwards`` of a stand-alone layer (reported ``forward``).
+``RNN([cell, ...])`` (StackedRNNCells: the user's cell name, or for a cell
+Keras named the name a Keras 3 archive gives it, the snake-cased class
+numbered over the stack's cells of that class, ``lstm_cell``, ``lstm_cell_1``)
+and ``<model>/<layer>/...`` inside nested models. Layers kept in a list or
+dict attribute of a subclassed model or layer are named by their own names
+(``self.blocks = [GRU(name="blk0")]`` gives ``blk0/...``: the attribute is not
+a layer, and legacy files do not record it). ``RecurrentMatrix.layer`` is the
+user's layer (the Bidirectional or RNN wrapper for its parts); ``layer_index``
+counts those layers in model order. The three layouts of one model give the
+same ids, matrices and fields, except that a weights-only ``.weights.h5``
+cannot know ``go_backwards`` of a stand-alone layer (reported ``forward``),
+and that the files of a subclassed model record no model order:
+``.keras``/``.weights.h5`` list its layers in an order taken from how Keras
+saved them (by attribute name), legacy ``.h5`` in ``model.layers`` order, so
+the order of matrices and ``layer_index`` may differ there. Sharded weights
+(``save_weights("m.weights.json", max_shard_size=...)``) are not read: the
+index and a shard beside it are refused; a later shard alone (no model
+``vars`` group) is read with a warning, the first alone looks like a whole file.
 
 HDF5 opening, size limits and plain datasets live in :mod:`spectra.load.hdf5`.
 """
@@ -42,6 +54,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -573,6 +586,11 @@ def _visit_v3(
     child: h5py.Group, prefix: str, user: str, cfg: dict | None, reasons: dict[str, str], seen: set
 ) -> Iterator[_Kernel]:
     """Yield the recurrent kernels of one Keras 3 layer group (recursing into nested models)."""
+    if cfg is None and _is_container(child):
+        # a list or dict attribute's group (self.blocks = [GRU(...), ...]): the attribute is not
+        # a layer, and legacy files (which list the layers alone) never name it: no id component
+        yield from _walk_v3(child, prefix, [], reasons, seen)
+        return
     cls = str(cfg.get("class_name")) if cfg else child.name.rsplit("/", 1)[-1]
     inner = cfg.get("config") if cfg and isinstance(cfg.get("config"), dict) else {}
     here = f"{prefix}{user}"
@@ -735,6 +753,22 @@ def _looks_like_cell(group: h5py.Group, name: str) -> bool:
     return True
 
 
+def _is_container(group: h5py.Group, depth: int = 0) -> bool:
+    """Whether a Keras 3 group holds a list or dict attribute's items, not a layer.
+
+    Keras's ``saving_lib`` gives every layer a ``vars`` group (with the layer's ``name``
+    attribute, recent Keras) and a list or dict of layers a group of its own with none,
+    its items named ``<snake-cased class>[_N]`` and ``container[_N]`` for nested lists.
+    Files without the ``name`` attributes are not told apart (their ids keep group names).
+    """
+    if "vars" in group or depth > 64:
+        return False
+    subs = _subgroups(group)
+    return bool(subs) and all(
+        _vars_name(group[n]) is not None or _is_container(group[n], depth + 1) for n in subs
+    )
+
+
 def _walk_v3(
     model: h5py.Group, prefix: str, config_layers: list[dict], reasons: dict[str, str], seen: set
 ) -> Iterator[_Kernel]:
@@ -830,51 +864,125 @@ def _deepest_config(cfg: dict | None, head: list[str]) -> tuple[dict | None, int
     return cur, depth
 
 
+def _legacy_head(lname: str, head: list[str], cfg: dict | None) -> list[str]:
+    """The name components of a legacy weight, from top-level layer `lname` down to its layer.
+
+    Keras 3 prefixes variable paths with the model's name (``sequential/lstm_1/...``), and
+    with a top-level layer's own name (``bi/forward_lstm/...``); tf.keras 2 and Keras 3 omit
+    the name of a nested model (``inner_lstm/...`` under ``encoder``). A nested model's
+    weight path starting with its own name is one of its layers named like it (a model
+    ``enc`` holding ``GRU(name="enc")``) when the model's config lists that layer but not
+    what follows.
+    """
+    if lname not in head:
+        return [lname, *head]
+    cand = head[head.index(lname) :]
+    inner_names = {_layer_name(c) for c in _config_layers(cfg)}
+    if inner_names and head[0] in inner_names and (len(cand) < 2 or cand[1] not in inner_names):
+        return [lname, *head]
+    return cand
+
+
+def _stacked_cell_classes(cfg: dict | None) -> dict[str, str]:
+    """``{cell name: class name}`` of the cells of every StackedRNNCells in a layer's config."""
+    out: dict[str, str] = {}
+
+    def walk(node: object, depth: int) -> None:
+        if depth > 64:
+            return
+        if isinstance(node, dict):
+            inner = node.get("config")
+            if node.get("class_name") == "StackedRNNCells" and isinstance(inner, dict):
+                for c in inner.get("cells") or []:
+                    if isinstance(c, dict) and _layer_name(c) and isinstance(c.get("class_name"), str):
+                        out.setdefault(_layer_name(c), c["class_name"])
+            for v in node.values():
+                walk(v, depth + 1)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, depth + 1)
+
+    walk(cfg, 0)
+    return out
+
+
+def _stacked_cell_kind(name: str, classes: dict[str, str], kernel: h5py.Dataset) -> str:
+    """The archive's name stem of a StackedRNNCells cell: its class, snake-cased (``lstm_cell``).
+
+    From Keras's own cell name, else the config's class for the user's name, else (a file
+    without a config) the recurrent kernel's gate count.
+    """
+    auto = _AUTO_CELL.fullmatch(name)
+    if auto:
+        return auto.group(1) + "_cell"
+    if name in classes:
+        return _snake(classes[name])
+    shape = kernel.shape or ()
+    gates = shape[1] // shape[0] if len(shape) == 2 and shape[0] else 0
+    return f"{_GATES_CELL[gates]}_cell" if gates in _GATES_CELL else _snake(name)
+
+
 def _strip_index(name: str) -> str:
     return re.sub(r":\d+$", "", name)
 
 
-def _legacy_directions(cls: str, inner: dict, heads: list[list[str]]) -> tuple[list[str], bool]:
-    """Direction of each recurrent kernel of one legacy layer, and whether it is a Bidirectional wrapper.
+def _legacy_directions(cls: str | None, inner: dict, heads: list[list[str]]) -> list[tuple[str, int]]:
+    """Direction of each recurrent kernel of one legacy layer, and how many name components its layer has.
 
-    ``heads`` are the kernels' name components, starting with the layer name.
+    ``heads`` are the kernels' name components, starting with the layer whose config is
+    `cls`/`inner` (`cls` None: the file has no config), without a StackedRNNCells cell's name.
+    The second item of each pair is the length of the head's prefix that names the user's
+    layer: the Bidirectional wrapper for its halves, else the whole head.
 
     A Bidirectional layer stores its forward sublayer first; the sublayers are
     named ``forward_<x>``/``backward_<x>`` unless the user passed a
-    ``backward_layer``, whose name the config records.
+    ``backward_layer``, whose name the config records. Those names are taken for
+    halves only below a layer that no config describes (a Bidirectional kept inside
+    a custom layer): directly below a layer whose config is not a Bidirectional's, a
+    ``forward_enc`` is the name the user gave an ordinary layer.
     """
     bw_cfg = inner.get("backward_layer") if isinstance(inner, dict) else None
     bw_name = _layer_name(bw_cfg) if isinstance(bw_cfg, dict) else None
+    is_bi = cls == "Bidirectional" or (isinstance(inner, dict) and "layer" in inner and "merge_mode" in inner)
 
-    def sub_of(h: list[str]) -> str:
-        # the Bidirectional's half: the component after the layer name, or deeper when the
-        # wrapper sits inside a subclassed layer (blk/bi/backward_gru/gru_cell/...)
-        for c in h[1:]:
+    def half(h: list[str]) -> int | None:
+        # where the Bidirectional's half sits: the component after the layer name, or deeper when
+        # the wrapper sits inside a subclassed layer (blk/bi/backward_gru/...)
+        for i, c in enumerate(h[1:], 1):
             if c.startswith(("forward_", "backward_")) or (bw_name is not None and c == bw_name):
-                return c
-        return h[1] if len(h) > 1 else ""
+                if i == 1 and cls is not None and not is_bi:
+                    continue  # its parent is a layer the config describes, and no Bidirectional
+                return i
+        return 1 if is_bi and len(h) > 1 else None
 
-    subs = [sub_of(h) for h in heads]
-    wrapped = cls == "Bidirectional" or any(s.startswith(("forward_", "backward_")) for s in subs)
-    if not wrapped:
-        back = isinstance(inner, dict) and bool(inner.get("go_backwards"))
-        return ["reverse" if back else "forward"] * len(heads), False
-    order = list(dict.fromkeys(subs))
+    halves = [half(h) for h in heads]
+    order = list(dict.fromkeys(h[i] for h, i in zip(heads, halves) if i is not None))
     # where a forward_<x> half sits (its parent path): a sibling there that is not forward_ is
     # the user's backward_layer, even when no config names it (a Bidirectional inside a
     # subclassed layer that also holds other layers: blk/bi/forward_fw, blk/bi/bw, blk/post)
-    fw_parents = {tuple(h[:i]) for h in heads for i, c in enumerate(h) if i > 0 and c.startswith("forward_")}
-    out = []
-    for h, s in zip(heads, subs):
+    fw_parents = {
+        tuple(h[:i]) for h, i in zip(heads, halves) if i is not None and h[i].startswith("forward_")
+    }
+    back = isinstance(inner, dict) and bool(inner.get("go_backwards"))
+    out: list[tuple[str, int]] = []
+    for h, i in zip(heads, halves):
+        if i is None:
+            parent = next((j for j in range(1, len(h)) if tuple(h[:j]) in fw_parents), None)
+            if parent is not None:
+                out.append(("reverse", parent))
+            else:
+                out.append(("reverse" if back else "forward", len(h)))
+            continue
+        s = h[i]
         if s.startswith("backward") or (bw_name is not None and s == bw_name):
-            out.append("reverse")
+            out.append(("reverse", i))
         elif s.startswith("forward"):
-            out.append("forward")
-        elif any(tuple(h[:i]) in fw_parents for i in range(1, len(h))):
-            out.append("reverse")
+            out.append(("forward", i))
+        elif tuple(h[:i]) in fw_parents:
+            out.append(("reverse", i))
         else:
-            out.append("reverse" if len(order) == 2 and s == order[1] else "forward")
-    return out, True
+            out.append(("reverse" if len(order) == 2 and s == order[1] else "forward", i))
+    return out
 
 
 def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
@@ -939,20 +1047,23 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
                 # kept as an attribute of a subclassed layer (blk_cell): that name stays in the id
                 hint = head[-1]
                 head = head[:-1]
-            # Keras 3 prefixes variable paths with the model's name ("sequential/lstm_1/...");
-            # tf.keras 2 omits the outer name of a nested model ("inner_lstm/..." under "encoder").
-            head = head[head.index(lname) :] if lname in head else [lname, *head]
+            head = _legacy_head(lname, head, cfg)
             bias_wn = "/".join([*_strip_index(wn).split("/")[:-1], "bias"])
             bias = None
             for other in weight_names:
                 if _strip_index(other) == bias_wn and isinstance(g.get(other), h5py.Dataset):
                     bias = g[other].name.lstrip("/")
-            if stacked and head and _AUTO_CELL.fullmatch(head[-1]):
-                # as Keras 3 archives name them: per class, numbered within the stack
-                kind = _AUTO_CELL.fullmatch(head[-1]).group(1) + "_cell"
+            if stacked and len(head) > 1:
+                # as Keras 3 archives name them (saving_lib: the snake-cased class, numbered within
+                # the stack over every cell of that class, user-named ones included); a cell the
+                # user named keeps that name in the id, one Keras named gets the archive's
+                classes = _stacked_cell_classes(_deepest_config(cfg, head[:-1])[0])
+                kind = _stacked_cell_kind(head[-1], classes, ds)
                 k = seen_cells.setdefault((tuple(head[:-1]), kind), [0])
-                head = [*head[:-1], kind if k[0] == 0 else f"{kind}_{k[0]}"]
+                if _AUTO_CELL.fullmatch(head[-1]):
+                    head = [*head[:-1], kind if k[0] == 0 else f"{kind}_{k[0]}"]
                 k[0] += 1
+                hint = kind
             found.append((source, head, hint, bias, stacked))
         # cell names left out of two kernels' paths would give them one id (a layer holding two
         # Keras-named cells): those keep their cell names
@@ -962,23 +1073,25 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
                 found[i] = (source, [*head, hint], hint, bias, stacked)
         # a layer of a nested model has its own config (go_backwards, Bidirectional) in the
         # nested model's: group the kernels by the deepest config their names lead to
+        # (the name of a StackedRNNCells cell, last in its head, is no layer's: left out here)
+        layer_heads = [row[1][:-1] if row[4] and len(row[1]) > 1 else row[1] for row in found]
         groups: dict[tuple[int, int], list[int]] = {}
         owner: dict[tuple[int, int], dict | None] = {}
-        for i, row in enumerate(found):
-            sub, depth = _deepest_config(cfg, row[1])
+        for i, lh in enumerate(layer_heads):
+            sub, depth = _deepest_config(cfg, lh)
             key = (id(sub), depth)
             groups.setdefault(key, []).append(i)
             owner[key] = sub
-        per_row: list[tuple[str, bool, str, dict]] = [("forward", False, cls, inner)] * len(found)
+        per_row: list[tuple[str, int, str, dict]] = [("forward", 1, cls, inner)] * len(found)
         for key, rows in groups.items():
             sub, depth = owner[key], key[1]
             g_cls = str(sub.get("class_name")) if sub else cls
             g_inner = sub.get("config", {}) if sub else inner
             g_inner = g_inner if isinstance(g_inner, dict) else {}
-            dirs, g_wrapped = _legacy_directions(g_cls, g_inner, [found[i][1][depth:] for i in rows])
-            for i, d in zip(rows, dirs):
-                per_row[i] = (d, g_wrapped, g_cls, g_inner)
-        for (source, head, hint, bias, stacked), (direction, wrapped, g_cls, g_inner) in zip(found, per_row):
+            dirs = _legacy_directions(g_cls if sub else None, g_inner, [layer_heads[i][depth:] for i in rows])
+            for i, (d, n) in zip(rows, dirs):
+                per_row[i] = (d, depth + n, g_cls, g_inner)
+        for (source, head, hint, bias, _), (direction, n_layer, g_cls, g_inner) in zip(found, per_row):
             sub_cfg = cfg if g_inner is inner else {"class_name": g_cls, "config": g_inner}
             if g_cls == "Bidirectional" and isinstance(g_inner, dict):
                 sub_cfg = g_inner.get("backward_layer") if direction == "reverse" else None
@@ -987,7 +1100,7 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
             if cell is None and hint is not None:
                 cell = _cell_from_keras_name(hint)
             # the layer the user sees: the Bidirectional or RNN(StackedRNNCells) wrapper, else the layer
-            layer = "/".join(head[:-1] if (wrapped or stacked) and len(head) > 1 else head)
+            layer = "/".join(head[:n_layer])
             kernel = _Kernel(
                 source=source,
                 id_prefix="/".join(head),
@@ -1015,6 +1128,53 @@ def _read_legacy(f: h5py.File, path: str) -> Checkpoint:
     )
 
 
+#: a shard of sharded Keras weights (saving_lib.ShardedH5IOStore: ``<base>_<k:05>.weights.h5``)
+_SHARD = re.compile(r"(.+)_\d{5}\.weights\.h5")
+
+
+def _shard_index(path: str) -> str | None:
+    """The index beside `path` that lists it as one shard of sharded Keras weights, or None.
+
+    ``save_weights("m.weights.json", max_shard_size=...)`` writes an index
+    (``{"metadata": ..., "weight_map": {group path: [shard file]}}``) and shards
+    ``m_00000.weights.h5``, ...; a layer's variables may straddle two shards.
+    """
+    name = os.path.basename(path)
+    m = _SHARD.fullmatch(name)
+    if m is None:
+        return None
+    folder = os.path.dirname(path)
+    for index in (f"{m.group(1)}.weights.json", f"{m.group(1)}.json"):
+        ip = os.path.join(folder, index)
+        try:
+            if os.path.getsize(ip) > MAX_CONFIG_BYTES:
+                continue
+            with open(ip, encoding="utf-8") as fh:
+                weight_map = json.load(fh).get("weight_map")
+        except (OSError, ValueError, AttributeError, RecursionError):
+            continue
+        files = weight_map.values() if isinstance(weight_map, dict) else ()
+        if any(name == v or (isinstance(v, list) and name in v) for v in files):
+            return index
+    return None
+
+
+def _looks_like_later_shard(f: h5py.File) -> bool:
+    """Layer variables but no model ``vars`` group: as in a shard after the first.
+
+    Every Keras 3 weights file has the model's own ``vars`` group (older Keras created one
+    for each saved object, newer Keras one with the object's name); of sharded weights only
+    the first shard holds it. A file written by other means may lack it too: a warning, no
+    refusal.
+    """
+    layers = f.get("layers")
+    if "vars" in f or not isinstance(layers, h5py.Group):
+        return False
+    found: list[str] = []
+    layers.visit(lambda n: found.append(n) if n.rsplit("/", 1)[-1] == "vars" else None)
+    return bool(found)
+
+
 def read_keras_h5(f: h5py.File, path: str, *, layout: str, config: dict | None = None) -> Checkpoint:
     """Read the recurrent matrices of an open Keras HDF5 file.
 
@@ -1040,9 +1200,33 @@ def read_keras_h5(f: h5py.File, path: str, *, layout: str, config: dict | None =
         No LSTM, GRU or SimpleRNN kernel in the file.
     CorruptFileError
         A kernel's data cannot be read.
+    UnsupportedFormatError
+        One shard of sharded Keras weights (``m_00000.weights.h5``) beside the index that
+        lists it: sharded weights are not read.
+
+    Warns
+    -----
+    RuntimeWarning
+        A Keras 3 weights file without the model's own ``vars`` group, like a shard after
+        the first away from its index (read, but maybe part of a model).
     """
     if layout == "keras-h5":
         return _read_legacy(f, path)
+    index = _shard_index(path)
+    if index is not None:
+        raise UnsupportedFormatError(
+            f"{path}: one shard of sharded Keras weights (index {index}); sharded Keras weights "
+            "are not read, and a shard alone is part of a model: re-save the model without "
+            "max_shard_size"
+        )
+    if _looks_like_later_shard(f):
+        warnings.warn(
+            f"{path}: no model 'vars' group, as in a shard of sharded Keras weights after the "
+            "first: if it is one, the model's other layers are in other shards, not read here "
+            "(sharded Keras weights are not read: re-save the model without max_shard_size)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
     root_name = _vars_name(f)
     metadata = {"framework": "keras", "layout": "keras3-weights", "model_name": root_name}
     return _read_v3_weights(f, path, "keras-weights-h5", config, metadata)
