@@ -205,6 +205,47 @@ def _run_pool(fn, items, jobs: int, progress) -> list[TaskOutcome]:
     return outcomes  # type: ignore[return-value]
 
 
+#: wall-clock seconds to wait for a scheduler's handshake (Client's own 20 s timeout covers the
+#: TCP connect, not a peer that accepts and then says nothing: that hung for minutes)
+_CONNECT_WALL_S = 40.0
+
+
+def _connect(Client, scheduler: str):
+    """``Client(scheduler)``, or InvalidArgumentError when it is not a Dask scheduler that answers.
+
+    A service that is not Dask can send bytes that Dask reads as a frame length (an exabyte:
+    MemoryError), or send nothing at all; the connection runs in a daemon thread with a
+    wall-clock limit so a silent peer cannot hang the command.
+    """
+    import threading
+
+    box: dict = {}
+
+    def connect() -> None:
+        try:
+            box["client"] = Client(scheduler, timeout="20s")
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+            box["exc"] = exc
+
+    t = threading.Thread(target=connect, name="spectra-dask-connect", daemon=True)
+    t.start()
+    t.join(_CONNECT_WALL_S)
+    if t.is_alive():
+        raise InvalidArgumentError(
+            f"scheduler: no answer from {scheduler} within {_CONNECT_WALL_S:g} s; is it a Dask scheduler?"
+        )
+    exc = box.get("exc")
+    if isinstance(exc, MemoryError):
+        raise InvalidArgumentError(
+            f"scheduler: {scheduler} does not speak Dask's protocol (its reply read as an absurd size)"
+        ) from None
+    if isinstance(exc, (OSError, TimeoutError, ValueError)):  # ValueError: a malformed address
+        raise InvalidArgumentError(f"scheduler: cannot connect to {scheduler} ({_one_line(exc)})") from None
+    if exc is not None:
+        raise exc
+    return box["client"]
+
+
 def _run_dask(fn, items, scheduler, progress) -> list[TaskOutcome]:
     try:
         from distributed import Client, as_completed
@@ -219,12 +260,7 @@ def _run_dask(fn, items, scheduler, progress) -> list[TaskOutcome]:
                 f"scheduler: {scheduler!r}; expected an address such as 'tcp://HOST:PORT' "
                 "or a distributed.Client"
             )
-        try:
-            client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError, ValueError) as exc:  # ValueError: a malformed address
-            raise InvalidArgumentError(
-                f"scheduler: cannot connect to {scheduler} ({_one_line(exc)})"
-            ) from None
+        client = _connect(Client, scheduler)
     else:
         client = scheduler
     outcomes: list[TaskOutcome | None] = [None] * len(items)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -155,3 +156,41 @@ def test_malloc_thresholds_reset_only_where_dask_imposed_a_small_one(monkeypatch
     par._keep_freed_memory()
     par._keep_freed_memory()  # once per process
     assert calls == expect
+
+
+@pytest.mark.parametrize("reply", [b"", b"SSH-2.0-OpenSSH_9.6\r\n" * 8], ids=["silent", "banner"])
+def test_a_scheduler_address_that_is_not_dask_is_a_one_line_error(monkeypatch, reply):
+    # a peer that accepts and says nothing hung for minutes despite Client(timeout=20s); one that
+    # sends a banner made Dask allocate an exabyte ("out of memory", exit 1)
+    pytest.importorskip("distributed")
+    import socket
+    import threading
+    import time
+
+    import spectra.parallel as par
+
+    monkeypatch.setattr(par, "_CONNECT_WALL_S", 6.0, raising=False)
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    conns = []
+
+    def serve():
+        srv.settimeout(15)
+        with contextlib.suppress(OSError):
+            while True:
+                c, _ = srv.accept()
+                conns.append(c)
+                if reply:
+                    c.sendall(reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+    t = time.monotonic()
+    try:
+        with pytest.raises(InvalidArgumentError, match="scheduler"):
+            run_tasks(abs, [1], scheduler=f"tcp://127.0.0.1:{srv.getsockname()[1]}")
+    finally:
+        srv.close()
+        for c in conns:
+            c.close()
+    assert time.monotonic() - t < 30
