@@ -918,3 +918,14 @@ def test_kreiss_on_out_of_range_entries_says_so(tmp_path, capsys):
     np.save(tmp_path / "huge.npy", np.eye(3) * 1e130)
     code, _, err = run(["kreiss", str(tmp_path / "huge.npy")], capsys)
     assert code == 7 and "out of the float range" in err.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "extra, said", [(["--seq-len", "5"], "--seq-len"), (["--data", "{f}"], "--data")], ids=["seq-len", "data"]
+)
+def test_train_options_the_task_does_not_take_are_usage_errors(tmp_path, capsys, extra, said):
+    # they were found only when the task was made: exit 9 with Python argument names
+    (tmp_path / "x.npz").write_bytes(b"")
+    args = ["train", "--task", "digits", "--epochs", "1", "-o", str(tmp_path / "run")]
+    code, out, err = run([*args, *(a.format(f=tmp_path / "x.npz") for a in extra)], capsys)
+    assert code == 2 and said in err and not (tmp_path / "run").exists()

@@ -332,6 +332,10 @@ def validate_config(cfg: TrainConfig):
             raise TrainConfigError(f"--{name} ({name.replace('-', '_')}) must be {want}; got {value}")
     if cfg.optimizer not in ("adam", "sgd"):
         raise TrainConfigError(f"optimizer must be 'adam' or 'sgd', got {cfg.optimizer!r}")
+    from spectra.train.tasks import TASKS, check_task_options
+
+    if cfg.task in TASKS:  # an unknown task is said where the task is made
+        check_task_options(cfg.task, data=cfg.data, seq_len=cfg.seq_len)
     regime = make_regime(cfg.regime, cfg.regime_options)
     names = [s.strip() for s in str(cfg.regime).split("+")]
     if "robust-bound" in names and (not str(cfg.cell).startswith("rnn") or cfg.layers != 1):

@@ -330,6 +330,24 @@ def _sentiment(data: str | os.PathLike | None, seq_len: int | None, vocab_size: 
     )
 
 
+def check_task_options(name: str, *, data=None, seq_len=None) -> None:
+    """Refuse options the task does not take (before any data is read).
+
+    Raises
+    ------
+    TrainConfigError
+        A data path for adding or digits, or a sequence length for digits or mnist.
+    """
+    if data is not None and name in ("adding", "digits"):
+        raise TrainConfigError(
+            f"task {name!r} takes no data path (--data/data, got {data}); only mnist and sentiment do"
+        )
+    if seq_len is not None and name in ("digits", "mnist"):
+        raise TrainConfigError(
+            f"task {name!r} has a fixed sequence length; --seq-len (seq_len) does not apply to it"
+        )
+
+
 def load_task(
     name: str,
     *,
@@ -369,10 +387,7 @@ def load_task(
     """
     if name not in TASKS:
         raise TrainConfigError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
-    if data is not None and name in ("adding", "digits"):
-        raise TrainConfigError(f"task {name!r} takes no data path (got {data}); only mnist and sentiment do")
-    if seq_len is not None and name in ("digits", "mnist"):
-        raise TrainConfigError(f"task {name!r} has a fixed sequence length; do not pass seq_len")
+    check_task_options(name, data=data, seq_len=seq_len)
     if name == "adding":
         return _adding(seq_len or 50, n_samples)
     if name == "digits":
