@@ -320,7 +320,8 @@ def _write_plots(ckpt, report, directory: str, quiet: bool) -> None:
 @click.argument("checkpoint", type=click.Path(dir_okay=True, readable=False))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 @trust_option
-def ls(checkpoint, as_json, trust):
+@click.option("--quiet", "-q", is_flag=True, help="Accepted as in the other commands (ls shows no progress).")
+def ls(checkpoint, as_json, trust, quiet):
     """List what CHECKPOINT holds: its format, every recurrent matrix, and what was skipped and why.
 
     \b

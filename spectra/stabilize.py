@@ -723,6 +723,14 @@ def stabilize_checkpoint(
     if stacked and method == "exact":
         stored = _one_factor_per_tensor(changes, stored, ckpt, target)
     changes = stored
+    for c in changes:
+        if warn and c.changed and not np.any(c.after) and np.any(c.before):
+            warnings.warn(
+                f"{c.id}: scaled by {c.scale:.3g}, every weight underflows to 0 in "
+                f"{ckpt[c.id].dtype}: the file holds a zero matrix",
+                StabilizeWarning,
+                stacklevel=2,
+            )
     updates = {c.id: c.after for c in changes if c.changed}
     write_matrices(ckpt, path, out, updates, force=force, trust=trust)
     return changes

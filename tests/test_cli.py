@@ -929,3 +929,8 @@ def test_train_options_the_task_does_not_take_are_usage_errors(tmp_path, capsys,
     args = ["train", "--task", "digits", "--epochs", "1", "-o", str(tmp_path / "run")]
     code, out, err = run([*args, *(a.format(f=tmp_path / "x.npz") for a in extra)], capsys)
     assert code == 2 and said in err and not (tmp_path / "run").exists()
+
+
+def test_ls_accepts_quiet_like_the_other_commands(capsys):
+    code, out, _ = run(["ls", str(DATA / "digits_rnn_stable.pt"), "-q"], capsys)
+    assert code == 0 and "rnn.weight_hh_l0" in out

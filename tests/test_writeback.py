@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 import zipfile
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -595,3 +596,18 @@ def test_stacked_exact_gives_one_factor_per_stored_tensor(tmp_path):
         assert max(rhos) <= 1.0
         found += min(abs(c.spectral_radius_after - 1.0) for c in changes) < 1e-6
     assert found  # some tensors were at the target to rounding: where the gates' factors diverged
+
+
+def test_a_target_so_small_the_weights_underflow_is_warned(tmp_path):
+    from spectra.stabilize import StabilizeWarning
+
+    torch.manual_seed(0)
+    rnn = torch.nn.RNN(3, 6)
+    src, out = tmp_path / "r.pt", tmp_path / "o.pt"
+    torch.save(rnn.state_dict(), src)
+    with pytest.warns(StabilizeWarning, match="underflows to 0 in float32"):
+        stabilize_checkpoint(src, out, method="exact", target=1e-300)
+    assert not torch.load(out, weights_only=True)["weight_hh_l0"].any()  # what the warning says
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StabilizeWarning)
+        stabilize_checkpoint(src, tmp_path / "o2.pt", method="exact", target=1e-30)  # representable
