@@ -289,7 +289,7 @@ def _render(result) -> str:
     help="Also draw the pseudospectra before/after side by side (one row per matrix) to this image.",
 )
 @click.option(
-    "--npts", type=click.IntRange(min=8), default=80, show_default=True, help="Grid points per side (-o)."
+    "--npts", type=click.IntRange(min=8), default=120, show_default=True, help="Grid points per side (-o)."
 )
 @trust_option
 @click.option(

@@ -875,7 +875,8 @@ def auto_bounds(A, *, levels: np.ndarray | None = None) -> tuple[float, float, f
 
 
 #: radius, in grid spacings, of the disc about each eigenvalue that a resolved level's region holds
-RESOLVED_CELLS = 2.0
+#: (its component is at least three grid spacings across)
+RESOLVED_CELLS = 1.5
 
 
 def resolved_floor(
@@ -929,7 +930,7 @@ def resolved_floor(
     >>> from spectra.pseudospectra import resolved_floor
     >>> g = pseudospectra(np.diag([0.5, -0.5]), npts=41)
     >>> h = g.x[1] - g.x[0]
-    >>> bool(abs(10 ** resolved_floor(g.x, g.y, g.sigma_min, g.eigenvalues) - 2 * h) < 0.01)
+    >>> bool(abs(10 ** resolved_floor(g.x, g.y, g.sigma_min, g.eigenvalues) - 1.5 * h) < 0.01)
     True
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)

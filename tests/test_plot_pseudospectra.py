@@ -505,15 +505,18 @@ def test_every_shared_level_of_a_panel_encloses_every_eigenvalue():
         assert len(counts) >= 2 and all(c == len(g.eigenvalues) for c in counts.values()), counts
 
 
-def test_resolved_floor_of_a_normal_matrix_is_two_grid_spacings():
+def test_resolved_floor_of_a_normal_matrix_is_one_and_a_half_grid_spacings():
     from spectra.pseudospectra import resolved_floor
 
     lam = np.array([0.3, -0.4 + 0.2j])
     x = np.linspace(-1, 1, 81)
     g = pseudospectra(normal_matrix(lam), x=x, y=x)
     h = x[1] - x[0]
-    # sigma_min is the distance to the spectrum: the largest within 2h of an eigenvalue is 2h
-    assert 10 ** resolved_floor(g.x, g.y, g.sigma_min, g.eigenvalues) == pytest.approx(2 * h, rel=0.02)
+    # sigma_min is the distance to the spectrum, and the eigenvalues sit on grid points: the
+    # farthest grid points within 1.5 h are the diagonal neighbours, at sqrt(2) h
+    floor = resolved_floor(g.x, g.y, g.sigma_min, g.eigenvalues)
+    assert 10**floor == pytest.approx(np.sqrt(2) * h, rel=1e-6)
+    assert resolved_floor(g.x, g.y, g.sigma_min, g.eigenvalues, cells=3) > floor
     assert resolved_floor(g.x, g.y, g.sigma_min, [5.0 + 5j]) == -np.inf  # outside the window
 
 
