@@ -68,6 +68,10 @@ def _num(x: float):
     return jsonable(float(x))
 
 
+#: most matrices ``transient`` draws on one axes by default (more get a panel each)
+ONE_AXES_MAX = 4
+
+
 @click.command(
     "transient",
     epilog="""\b
@@ -84,7 +88,8 @@ Examples:
     "--kmax",
     type=click.IntRange(min=1, max=100_000),
     default=None,
-    help="Last power k (default: until ||A^k|| has decayed to 1% of max(1, peak); 100 when rho >= 1).",
+    help="Last power k. Default: the first k past the peak where ||A^k|| is below both 1 and 1% of "
+    "the peak (or is 0), at most 2000; 100 when rho >= 1.",
 )
 @click.option(
     "--kreiss/--no-kreiss",
@@ -93,9 +98,10 @@ Examples:
     help="Draw the Kreiss bracket K <= sup ||A^k|| <= e n K (computing K takes longer for large n).",
 )
 @click.option(
-    "--panels",
-    is_flag=True,
-    help="One panel per matrix (e.g. per gate), sharing the k axis, instead of one axes for all.",
+    "--panels/--one-axes",
+    default=None,
+    help="One panel per matrix (e.g. per gate) or all curves on one axes (default: panels for more "
+    f"than {ONE_AXES_MAX} matrices).",
 )
 @figure_output_option
 @quiet_option
@@ -108,9 +114,9 @@ def transient(checkpoint, matrices, kmax, kreiss, panels, output, quiet, trust):
     h_t = f(A h_{t-1} + B x_t + b)): how much a perturbation of the hidden
     state of a linearised network can grow over k steps before the spectral
     radius rho(A) (dashed rho^k) takes over. With --kreiss, dotted and
-    dash-dot lines in the same colour show where the Kreiss matrix theorem
-    puts the peak: K(A) <= sup_k ||A^k|| <= e n K(A). --panels draws one
-    panel per matrix (per gate) with a shared k axis.
+    dash-dot lines show where the Kreiss matrix theorem puts the peak:
+    K(A) <= sup_k ||A^k|| <= e n K(A). --panels draws one panel per matrix
+    (per gate), the default for more than four.
     """
     from spectra_cli._common import use_agg
 
@@ -138,6 +144,8 @@ def transient(checkpoint, matrices, kmax, kreiss, panels, output, quiet, trust):
         krs.append(kreiss_constant(m.matrix, transient=tg) if kreiss else None)
     title = f"transient growth: {os.path.basename(checkpoint)}"
     labels = [m.id for m in chosen]
+    if panels is None:
+        panels = len(chosen) > ONE_AXES_MAX
     if panels:
         fig = None
         try:

@@ -163,7 +163,8 @@ def pseudospectra(
     import numpy as np
 
     import spectra
-    from spectra.plot.pseudospectra import plot_pseudospectra_panel, save_figure
+    from spectra.plot.pseudospectra import panel_bounds, plot_pseudospectra_panel, save_figure
+    from spectra.pseudospectra import resolved_floor
 
     if jobs is None:
         jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -176,17 +177,24 @@ def pseudospectra(
     grids, overlays = [], []
     from spectra._validate import unusable
 
-    for k, m in enumerate(chosen):
+    usable = []
+    for m in chosen:
         why = unusable(m.matrix, m.finite)
         if why:
             warn(f"{m.id}: {why}; skipped")
-            continue
-        label = f"{m.id} ({k + 1}/{len(chosen)})"
+        else:
+            usable.append(m)
+    # a panel row (a tensor's gates) is computed and drawn on one box, unless --bounds gives one
+    boxes = [bounds] * len(usable)
+    if bounds is None:
+        boxes = panel_bounds([m.matrix for m in usable], [m.id for m in usable], levels=levels)
+    for k, m in enumerate(usable):
+        label = f"{m.id} ({k + 1}/{len(usable)})"
         g = spectra.pseudospectra(
             m,
             levels=levels,
             npts=npts,
-            bounds=bounds,
+            bounds=boxes[k],
             tol=tol,
             device=device,
             workers=jobs,
@@ -201,6 +209,15 @@ def pseudospectra(
                 f"{hi:.3g}, the levels from {min(g.levels):.3g} to {max(g.levels):.3g} "
                 "(widen --bounds, or change --levels)"
             )
+        elif levels is not None:
+            floor = resolved_floor(g.x, g.y, g.sigma_min, g.eigenvalues)
+            coarse = [v for v in levels if v <= floor]
+            if coarse:
+                warn(
+                    f"{m.id}: --levels {','.join(f'{v:g}' for v in coarse)} finer than the "
+                    f"{g.options['nx']}x{g.options['ny']} grid resolves (below {floor:.3g}): drawn, but "
+                    "those contours may miss eigenvalues (raise --npts, or narrow --bounds)"
+                )
         if fov:
             w = spectra.numerical_range(m.matrix)
             label = "W(A)"

@@ -296,7 +296,7 @@ def _render(result) -> str:
     "(.png, .svg or .pdf).",
 )
 @click.option(
-    "--npts", type=click.IntRange(min=8), default=80, show_default=True, help="Grid points per side (-o)."
+    "--npts", type=click.IntRange(min=8), default=120, show_default=True, help="Grid points per side (-o)."
 )
 @trust_option
 @click.option(

@@ -53,6 +53,7 @@ __all__ = [
     "default_npts",
     "load_grid",
     "pseudospectra",
+    "resolved_floor",
 ]
 
 _EPS = np.finfo(np.float64).eps
@@ -483,7 +484,7 @@ def pseudospectra(
     S[compute_rows] = sig.reshape(compute_rows.size, xs.size)
     S[rows] = S[source]
     if lev is None:
-        lev = default_levels(S, norm=float(np.linalg.norm(A)))
+        lev = default_levels(S, norm=float(np.linalg.norm(A)), floor=resolved_floor(xs, ys, S, eigenvalues))
     options = {
         "method": stats.pop("method"),
         "tol": float(tol),
@@ -873,21 +874,107 @@ def auto_bounds(A, *, levels: np.ndarray | None = None) -> tuple[float, float, f
     return float(xmin), float(xmax), float(ymin), float(ymax)
 
 
+#: radius, in grid spacings, of the disc about each eigenvalue that a resolved level's region holds
+#: (its component is at least three grid spacings across)
+RESOLVED_CELLS = 1.5
+
+
+def resolved_floor(
+    x: np.ndarray,
+    y: np.ndarray,
+    sigma_min: np.ndarray,
+    eigenvalues: np.ndarray,
+    *,
+    cells: float = RESOLVED_CELLS,
+) -> float:
+    r"""Lowest ``log10(eps)`` whose contours the grid resolves around every eigenvalue.
+
+    Every eigenvalue lies in every eps-pseudospectrum, so every level's
+    contour should enclose every eigenvalue. For small eps the component about
+    a simple eigenvalue ``lambda_i`` is close to a disc of radius
+    ``eps kappa_i`` (``kappa_i = 1/|y_i^* x_i|`` for unit left and right
+    eigenvectors, the eigenvalue condition number; Trefethen & Embree 2005,
+    ch. 52); once that radius is below a grid spacing the contour shrinks to a
+    speck or vanishes, depending on where the grid points fall. Rather than
+    estimate the radius from ``kappa_i``, this measures it on the grid: a
+    level must exceed ``sigma_min`` at every grid point within `cells` grid
+    spacings of every eigenvalue inside the window, so that each component
+    drawn is at least that wide and holds its eigenvalue (the four corners of
+    the eigenvalue's grid cell lie inside it).
+
+    Parameters
+    ----------
+    x : (nx,) ndarray
+        Real parts of the grid lines, increasing.
+    y : (ny,) ndarray
+        Imaginary parts of the grid lines, increasing.
+    sigma_min : (ny, nx) ndarray
+        ``sigma_min(zI - A)`` on the grid.
+    eigenvalues : (n,) array_like
+        Eigenvalues of ``A``; those outside the window are ignored.
+    cells : float
+        Radius of the disc, in grid spacings (the larger of the local spacings
+        along x and y).
+
+    Returns
+    -------
+    float
+        ``log10`` of the largest ``sigma_min`` in those discs: levels above
+        it are resolved. ``-inf`` when no eigenvalue lies in the window or the
+        grid has fewer than two lines along an axis.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectra import pseudospectra
+    >>> from spectra.pseudospectra import resolved_floor
+    >>> g = pseudospectra(np.diag([0.5, -0.5]), npts=41)
+    >>> h = g.x[1] - g.x[0]
+    >>> bool(abs(10 ** resolved_floor(g.x, g.y, g.sigma_min, g.eigenvalues) - 1.5 * h) < 0.01)
+    True
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    s = np.asarray(sigma_min, dtype=np.float64)
+    ev = np.asarray(eigenvalues).ravel()
+    if x.size < 2 or y.size < 2 or ev.size == 0 or s.shape != (y.size, x.size):
+        return -math.inf
+    worst, inside = 0.0, 0
+    for lam in ev:
+        re, im = float(np.real(lam)), float(np.imag(lam))
+        if not (x[0] <= re <= x[-1] and y[0] <= im <= y[-1]):
+            continue
+        inside += 1
+        i = min(max(int(np.searchsorted(x, re)), 1), x.size - 1)
+        j = min(max(int(np.searchsorted(y, im)), 1), y.size - 1)
+        r = cells * max(x[i] - x[i - 1], y[j] - y[j - 1])
+        i0, i1 = np.searchsorted(x, re - r), np.searchsorted(x, re + r, side="right")
+        j0, j1 = np.searchsorted(y, im - r), np.searchsorted(y, im + r, side="right")
+        near = (x[i0:i1] - re)[None, :] ** 2 + (y[j0:j1] - im)[:, None] ** 2 <= r * r
+        if np.any(near):
+            worst = max(worst, float(np.max(s[j0:j1, i0:i1][near])))
+    if not inside:
+        return -math.inf
+    return math.log10(max(worst, np.finfo(float).tiny))
+
+
 def default_levels(
     sigma_min: np.ndarray,
     *,
     norm: float = 1.0,
     max_levels: int = 8,
+    floor: float | None = None,
 ) -> np.ndarray:
     """EigTool-like ``log10(eps)`` levels for a grid of ``sigma_min`` values.
 
     The top level is the largest whose contour is closed inside the grid
     (below the minimum of ``sigma_min`` on the grid's edge), the bottom one
-    the larger of the grid's minimum, ``top - 7`` and ``log10(1e-13 norm)``
-    (rounding level); levels sit on multiples of the first step among
-    0.25, 0.5, 1 that gives at most `max_levels` of them. When no contour
-    closes inside the grid (the eigenvalues lie outside it), one level
-    halfway through the data's range.
+    the largest of the grid's minimum, ``top - 7``, ``log10(1e-13 norm)``
+    (rounding level) and `floor` (strictly above it: the lowest level the grid
+    resolves, :func:`resolved_floor`); levels sit on multiples of the first
+    step among 0.25, 0.5, 1 that gives at most `max_levels` of them. When no
+    contour closes inside the grid (the eigenvalues lie outside it), one level
+    halfway through the data's range; when no closed level is resolved, the
+    top one alone.
 
     Parameters
     ----------
@@ -897,6 +984,8 @@ def default_levels(
         A norm of ``A`` (sets the rounding floor).
     max_levels : int
         Most levels returned.
+    floor : float, optional
+        Every level returned lies above it (unless no closed one does).
 
     Returns
     -------
@@ -911,15 +1000,20 @@ def default_levels(
         top = float(edge.min())
     else:
         top = float(logs.max())
-    floor = math.log10(max(1e-13 * norm, np.finfo(float).tiny))
-    bottom = max(float(logs.min()), top - 7.0, floor)
+    rounding = math.log10(max(1e-13 * norm, np.finfo(float).tiny))
+    bottom = max(float(logs.min()), top - 7.0, rounding)
     if bottom >= top:
         # no contour closes inside the grid (the eigenvalues lie outside it): one level
         # halfway through the data, so that at least something is drawn
         mid = 0.5 * (float(logs.min()) + float(logs.max()))
         return np.array([round(mid, 2)])
+    resolved = floor is not None and floor > -math.inf
+    if resolved and floor >= top:  # the grid resolves no closed level: the top one alone
+        return np.array([0.25 * math.floor(top / 0.25 + 1e-9)])
     for step in (0.25, 0.5, 1.0):
         lo, hi = math.ceil(bottom / step - 1e-9), math.floor(top / step + 1e-9)
+        if resolved:
+            lo = max(lo, math.floor(floor / step) + 1)  # strictly above the floor
         if hi - lo + 1 <= max_levels:
             break
     lo = max(lo, hi - max_levels + 1)

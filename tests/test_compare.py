@@ -401,3 +401,57 @@ def test_an_unreliable_rho_eps_is_noted():
     big, small = r.matrices
     assert any("rho_eps for eps = 0.001 is approximate" in n for n in big.notes)
     assert not any("approximate" in n for n in small.notes)
+
+
+def test_plot_compare_empty_panel_says_why_and_titles_name_files_not_paths(tmp_path):
+    # the fixed levels left "big: before (own limits)" blank with no word; the suptitle printed
+    # whole absolute paths
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spectra.plot.compare import plot_compare
+
+    big = 1e4 * np.array([[0.5, 0.2], [0.0, -0.3]])
+    np.savez(tmp_path / "w.npz", big=big)
+    res = compare_stabilized(tmp_path / "w.npz", method="exact")
+    axes = plot_compare(res, npts=24)
+    try:
+        (note,) = axes[0, 0].texts
+        text = " ".join(note.get_text().split())
+        assert text.startswith("no contour: log10 σ_min here runs from") and "on its own" in text
+        assert "no contour" not in " ".join(t.get_text() for t in axes[0, 1].texts)
+        title = axes[0, 0].figure.get_suptitle()
+        assert str(tmp_path) not in title and "before: w.npz" in title
+    finally:
+        plt.close(axes[0, 0].figure)
+
+
+def test_plot_compare_default_levels_all_enclose_every_eigenvalue():
+    # the fixed levels -3..-1 were far finer than an 80-point grid resolves
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.contour import ContourSet
+    from matplotlib.path import Path
+
+    from spectra.plot.compare import plot_compare
+
+    rng = np.random.default_rng(2)
+    A = rng.standard_normal((16, 16)) / 4 + 0.3 * np.triu(rng.standard_normal((16, 16)), 1)
+    axes = plot_compare([("A", A, 0.5 * A)])
+    try:
+        for ax, M in zip(axes[0], (A, 0.5 * A), strict=True):
+            ev = np.linalg.eigvals(M)
+            pts = np.column_stack([ev.real, ev.imag])
+            (cs,) = [c for c in ax.collections if isinstance(c, ContourSet)]
+            assert len(cs.levels) >= 2
+            for path in cs.get_paths():
+                inside = np.zeros(len(pts), dtype=bool)
+                for poly in path.to_polygons(closed_only=False):
+                    inside |= Path(poly).contains_points(pts)
+                assert inside.all()
+    finally:
+        plt.close(axes[0, 0].figure)

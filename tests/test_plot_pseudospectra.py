@@ -377,8 +377,17 @@ def test_colorbar_is_as_tall_as_a_wide_window():
 def test_panel_on_another_scale_says_why_it_has_no_contour():
     grids = [pseudospectra(np.diag([0.5, 0.2]), npts=30), pseudospectra(1e6 * np.diag([0.5, 0.2]), npts=30)]
     fig = plot_pseudospectra_panel(grids, levels=[-2, -1])
-    notes = [t.get_text() for ax in fig.axes for t in ax.texts]
-    assert len(notes) == 1 and notes[0].startswith("no shared level here")
+    small, big = (a for a in fig.axes if a.get_title())
+    (note,) = big.texts
+    # says why and what to do; the levels were the user's, so it does not call them shared
+    assert note.get_text().startswith("no contour: log10 σ_min here runs from 4 to")
+    text = " ".join(note.get_text().split())
+    assert "on its own" in text and "shared" not in text
+    # under the axes, never over the unit circle or the eigenvalues
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    assert note.get_window_extent(r).y1 < big.get_window_extent(r).y0
+    assert all("no contour" not in t.get_text() for t in small.texts)
 
 
 def test_panel_rows_are_tensors_even_with_different_gate_counts():
@@ -429,3 +438,145 @@ def test_cli_field_of_values_of_a_multiple_of_identity_is_named(tmp_path, monkey
         == 0
     )
     assert seen == ["W(A) = {2} (A = λI)"]
+
+
+# ----------------------------------------------------------------------------- resolved levels
+
+
+def enclosed(ax, eigenvalues) -> dict[float, int]:
+    """For each drawn level, how many eigenvalues its contour lines enclose (as chk7.py counts)."""
+    (cs,) = contour_sets(ax)
+    pts = np.column_stack([np.real(eigenvalues), np.imag(eigenvalues)])
+    out = {}
+    for level, path in zip(cs.levels, cs.get_paths(), strict=True):
+        inside = np.zeros(len(pts), dtype=bool)
+        for poly in path.to_polygons(closed_only=False):
+            if len(poly) > 2:
+                inside |= Path(poly).contains_points(pts)
+        out[float(level)] = int(inside.sum())
+    return out
+
+
+def _jordan(n=12, lam=0.9):
+    return lam * np.eye(n) + np.eye(n, k=1)
+
+
+def _shipped(name, gate=0):
+    import spectra
+
+    here = os.path.join(os.path.dirname(__file__), "..", "data", name)
+    return spectra.load(here).select([])[gate].matrix
+
+
+RESOLUTION_CASES = {
+    "normal": lambda: normal_matrix(np.linspace(-0.8, 0.8, 10) + 0.1j * np.sin(np.arange(10))),
+    "jordan 12": _jordan,
+    "grcar 32": lambda: (np.eye(32, k=-1) * -1 + sum(np.eye(32, k=j) for j in range(4))) / 4,
+    "random rho > 1": lambda: 1.3 * np.random.default_rng(0).standard_normal((10, 10)) / np.sqrt(10),
+    "rnn regular": lambda: _shipped("digits_rnn_regular.pt"),
+    "gru regular [new]": lambda: _shipped("digits_gru_regular.pt", 2),
+    "lstm regular [cell]": lambda: _shipped("digits_lstm_regular.pt", 2),
+}
+
+
+@pytest.mark.parametrize("case", list(RESOLUTION_CASES))
+def test_every_default_level_encloses_every_eigenvalue(case):
+    # every eigenvalue lies in every eps-pseudospectrum; the default levels went below what the
+    # grid resolves, and the -3 curve of the shipped RNN enclosed 0 of its 24 eigenvalues
+    A = RESOLUTION_CASES[case]()
+    g = pseudospectra(A)
+    ax = plot_pseudospectra(g)
+    counts = enclosed(ax, g.eigenvalues)
+    assert len(counts) >= 2, counts
+    assert all(c == len(g.eigenvalues) for c in counts.values()), counts
+    assert not ax.texts  # nothing to say: every level is resolved
+
+
+def test_every_shared_level_of_a_panel_encloses_every_eigenvalue():
+    import spectra
+
+    here = os.path.join(os.path.dirname(__file__), "..", "data", "digits_lstm_regular.pt")
+    grids = [pseudospectra(m) for m in spectra.load(here).select([])]
+    fig = plot_pseudospectra_panel(grids)
+    panels = [a for a in fig.axes if contour_sets(a)]
+    assert len(panels) == 4
+    for ax, g in zip(panels, grids, strict=True):
+        counts = enclosed(ax, g.eigenvalues)
+        assert len(counts) >= 2 and all(c == len(g.eigenvalues) for c in counts.values()), counts
+
+
+def test_resolved_floor_of_a_normal_matrix_is_one_and_a_half_grid_spacings():
+    from spectra.pseudospectra import resolved_floor
+
+    lam = np.array([0.3, -0.4 + 0.2j])
+    x = np.linspace(-1, 1, 81)
+    g = pseudospectra(normal_matrix(lam), x=x, y=x)
+    h = x[1] - x[0]
+    # sigma_min is the distance to the spectrum, and the eigenvalues sit on grid points: the
+    # farthest grid points within 1.5 h are the diagonal neighbours, at sqrt(2) h
+    floor = resolved_floor(g.x, g.y, g.sigma_min, g.eigenvalues)
+    assert 10**floor == pytest.approx(np.sqrt(2) * h, rel=1e-6)
+    assert resolved_floor(g.x, g.y, g.sigma_min, g.eigenvalues, cells=3) > floor
+    assert resolved_floor(g.x, g.y, g.sigma_min, [5.0 + 5j]) == -np.inf  # outside the window
+
+
+def test_given_unresolved_levels_are_drawn_and_noted():
+    g = pseudospectra(normal_matrix(np.array([0.3, -0.4])), npts=60)
+    ax = plot_pseudospectra(g, levels=[-3, -1])
+    (cs,) = contour_sets(ax)
+    np.testing.assert_allclose(cs.levels, [-3, -1])  # kept: the user chose them
+    (note,) = ax.texts
+    assert "log10 ε ≤ -3 not resolved" in note.get_text()
+    assert len(plot_pseudospectra(g, levels=[-1]).texts) == 0
+
+
+def test_cli_warns_of_given_levels_finer_than_the_grid(tmp_path, capsys):
+    np.save(tmp_path / "a.npy", np.diag([0.3, -0.4]))
+    args = ["pseudospectra", str(tmp_path / "a.npy"), "-o", str(tmp_path / "f.png"), "-q"]
+    assert main([*args, "--levels", "-4,-1"]) == 0
+    err = capsys.readouterr().err
+    assert "--levels -4 finer than the" in err and "raise --npts" in err
+    assert main([*args, "--levels", "-1"]) == 0
+    assert "finer than" not in capsys.readouterr().err
+
+
+def test_gate_panels_of_a_row_share_limits_and_the_unit_circle_is_one_size():
+    # each gate had its own box: panels of different sizes, the unit circle a different size in
+    # each, and "Re z" hidden above a panel with other limits
+    from spectra.plot.pseudospectra import panel_bounds
+
+    rng = np.random.default_rng(7)
+    mats = [rng.standard_normal((12, 12)) / np.sqrt(12) * s for s in (0.5, 1.0, 2.5)]
+    mats += [np.diag([0.5, -0.2]), np.diag([0.1, 0.3]), 3e4 * np.diag([0.5, -0.2])]
+    ids = [f"gru.weight_hh_l0[{g}]" for g in ("reset", "update", "new")]
+    ids += [f"gru.weight_hh_l1[{g}]" for g in ("reset", "update", "new")]
+    boxes = panel_bounds(mats, ids)
+    assert boxes[0] == boxes[1] == boxes[2] is not None
+    assert boxes[3:] == [None] * 3  # scales 1e4 apart: each its own box
+    grids = [pseudospectra(A, npts=30, matrix_id=i) for A, i in zip(mats, ids, strict=True)]
+    fig = plot_pseudospectra_panel(grids)
+    top, bottom = [a for a in fig.axes[:3]], [a for a in fig.axes[3:6]]
+    assert len({a.get_xlim() for a in top}) == 1 and len({a.get_ylim() for a in top}) == 1
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    widths = [a.get_window_extent(r).width for a in top]
+    assert max(widths) - min(widths) < 1.0  # the same box on the same panel: one circle size
+    assert [a.get_ylabel() for a in top] == ["Im z", "", ""]
+    # the bottom row keeps its own limits, so a panel with other limits than its left neighbour
+    # keeps its labels
+    assert bottom[2].get_xlim()[1] > 1e4 * bottom[1].get_xlim()[1]
+    assert bottom[2].get_ylabel() == "Im z" and all(a.get_xlabel() == "Re z" for a in bottom)
+    assert all(a.get_xlabel() == "Re z" for a in top)  # the panel below has other limits
+
+
+def test_panel_colorbar_is_no_taller_than_its_panel():
+    ids = [f"t{j}[g{k}]" for j in range(4) for k in range(3)]
+    grids = [pseudospectra(np.diag([0.5, 0.1 * k]), npts=16, matrix_id=i) for k, i in enumerate(ids)]
+    fig = plot_pseudospectra_panel(grids)
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    cax = fig.axes[-1]
+    assert cax.get_ylabel() == "log10(ε)"
+    host = fig.axes[2]  # top right panel
+    h_cb, h_ax = cax.get_window_extent(r).height, host.get_window_extent(r).height
+    assert abs(h_cb - h_ax) <= 0.02 * h_ax

@@ -43,7 +43,7 @@ def test_plot_transient_draws_data_on_given_axes():
     peaks = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 1 and ln.get_marker() == "o"]
     assert any(ln.get_xdata()[0] == tg[0].peak_k and ln.get_ydata()[0] == tg[0].peak for ln in peaks)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert any("J" in s for s in labels) and "e·n·K" in labels
+    assert any("J" in s for s in labels) and r"$e\,n\,K$" in labels
 
 
 def test_plot_transient_single_and_new_figure():
@@ -151,7 +151,7 @@ def test_plot_transient_panels_one_panel_per_matrix():
     assert len(axes) == 3 and len(fig.axes) == 3
     assert [ax.get_title() for ax in axes] == ["J", "N", "J2"]
     assert all(ax.get_yscale() == "log" for ax in axes)
-    assert all(axes[0].get_shared_x_axes().joined(axes[0], ax) for ax in axes[1:])
+    assert len({ax.get_xlim() for ax in axes}) == 1  # series of one length: one k range
     for ax, t, K in zip(axes, tg, kr):
         lines = ax.get_lines()
         # ||A^k||, rho^k, the peak marker, and K and e n K when given
@@ -226,8 +226,8 @@ def test_infinite_kreiss_is_said_in_the_legend():
     G = np.array([[1.05, 1.0], [0.0, 0.5]])
     ax = plot_transient([transient_growth(G, kmax=30)], ["G"], kreiss=[kreiss_constant(G)])
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert any(lab.startswith("K = ∞") for lab in labels)
-    assert not any(lab == "Kreiss K" for lab in labels)
+    assert any(lab.startswith(r"$K = \infty$") for lab in labels)
+    assert not any(lab == r"Kreiss $K$" for lab in labels)
 
 
 def test_nilpotent_says_where_the_powers_vanish_and_short_series_have_integer_ticks():
@@ -235,7 +235,7 @@ def test_nilpotent_says_where_the_powers_vanish_and_short_series_have_integer_ti
     fig, ax = plt.subplots()
     plot_transient([transient_growth(Z)], ["Z"], ax=ax)
     (curve,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("Z")]
-    assert curve.get_label() == "Z: ‖A^k‖ (= 0 from k=3)" and curve.get_marker() == "o"
+    assert curve.get_label() == r"Z: $\|A^k\|_2$ (= 0 from k=3)" and curve.get_marker() == "o"
     fig.canvas.draw()
     ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks)
@@ -255,8 +255,9 @@ def test_panels_one_figure_legend_and_a_row_per_tensor():
     assert all(_inside(fig, t, ax) for ax in axes for t in ax.texts)
 
 
-def test_panels_share_the_longest_k_range_and_wrap_long_titles():
-    # the shared k axis ended where the last panel's series ended, cutting off the others' peaks
+def test_panels_of_unlike_lengths_get_their_own_k_range_and_wrap_long_titles():
+    # the shared k axis ended where the last panel's series ended, cutting off the others' peaks;
+    # then it spanned the longest, and a short series sat in its first 4 %
     from spectra.plot.transient import plot_transient_panels
 
     long_ = transient_growth(np.array([[0.95, 5.0], [0.0, 0.95]]))
@@ -264,9 +265,13 @@ def test_panels_share_the_longest_k_range_and_wrap_long_titles():
     assert long_.kmax > 3 * short.kmax
     labels = ["model_state_dict/very_long_encoder_module_name.weight_hh_l0[forget]", "s"]
     axes = plot_transient_panels([long_, short], labels)
-    for ax in axes:
-        assert ax.get_xlim() == (0, long_.kmax)
+    for ax, t in zip(axes, [long_, short], strict=True):
+        lo, hi = ax.get_xlim()
+        assert lo < 0 and t.kmax < hi <= 1.1 * t.kmax + 1  # its own range, padded
     assert "\n" in axes[0].get_title()
+    fig = axes[0].figure
+    fig.canvas.draw()
+    assert all(_inside(fig, t, ax) for ax in axes for t in ax.texts)
 
 
 def test_many_curves_legend_has_no_nested_brackets_and_no_grey_curve():
@@ -281,3 +286,74 @@ def test_many_curves_legend_has_no_nested_brackets_and_no_grey_curve():
     for ln in curves:
         r, g, b, _ = mcolors.to_rgba(ln.get_color())
         assert max(r, g, b) - min(r, g, b) > 0.05  # not a grey
+
+
+def test_legend_is_mathtext_and_lists_only_lines_drawn():
+    # the legend said "‖A^k‖", "ρ(A)^k", "e·n·K" beside an axis in mathtext, and listed rho(A)^k
+    # for a nilpotent matrix, where no rho^k line can be drawn (rho = 0)
+    Z = np.diag([2.0, 2.0], 1)
+    ax = plot_transient([transient_growth(Z)], ["Z"], kreiss=[kreiss_constant(Z)])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert r"$\rho(A)^k$" not in labels
+    assert r"Kreiss $K$" in labels and r"$e\,n\,K$" in labels
+    assert not any(c in lab for lab in labels for c in "‖ρ·")
+    ax = plot_transient([transient_growth(J, kmax=30)], ["J"])
+    assert r"$\rho(A)^k$" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_legend_sits_beside_the_axes_and_peak_markers_are_whole():
+    G = np.array([[1.05, 1.0], [0.0, 0.5]])  # peak at k = kmax
+    fig, ax = plt.subplots()
+    plot_transient([transient_growth(G, kmax=40), transient_growth(J, kmax=40)], ["G", "J"], ax=ax)
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    assert ax.get_legend().get_window_extent(r).x0 >= ax.get_window_extent(r).x1
+    lo, hi = ax.get_xlim()
+    assert lo < 0 and hi > 40  # a marker at k = 0 or k = kmax is not cut by the frame
+
+
+def test_curves_differ_by_marker_and_okabe_ito_colour_and_many_brackets_are_grey_once():
+    from spectra.plot.transient import OKABE_ITO
+
+    mats = [np.array([[0.5, 0.1 * j], [0.0, 0.4]]) for j in range(6)]
+    tgs = [transient_growth(A, kmax=30) for A in mats]
+    krs = [kreiss_constant(A) for A in mats]
+    ax = plot_transient(tgs, [f"M{j}" for j in range(6)], kreiss=krs)
+    curves = [ln for ln in ax.get_lines() if ln.get_label().startswith("M")]
+    assert len({ln.get_marker() for ln in curves}) == 6
+    assert [ln.get_color() for ln in curves] == list(OKABE_ITO[:6])
+    flat = [ln for ln in ax.get_lines() if len(set(ln.get_ydata())) == 1 and len(ln.get_ydata()) == 2]
+    values = sorted({v for kr in krs for v in kr.bracket})
+    distinct = [v for j, v in enumerate(values) if j == 0 or v > values[j - 1] * (1 + 1e-3)]
+    assert len(flat) == len(distinct)  # once per distinct value
+    assert all(ln.get_color() == "0.35" for ln in flat)
+
+
+def test_log_ticks_step_by_1_2_5_10_decades():
+    A = np.diag([3.0e6, 0.5])  # norms up to 1e250: 250 decades
+    ax = plot_transient([transient_growth(A), transient_growth(J, kmax=60)], ["big", "J"])
+    ax.figure.canvas.draw()
+    lo, hi = ax.get_ylim()
+    ticks = [t for t in ax.get_yticks() if lo <= t <= hi]
+    steps = set(np.round(np.diff(np.log10(ticks)), 6))
+    assert len(steps) == 1 and steps.pop() in {1, 2, 5, 10, 20, 50, 100}
+
+
+def test_cli_transient_draws_panels_by_default_for_many_matrices(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    from spectra_cli.main import cli
+
+    import spectra.plot.transient as pt
+
+    calls = []
+    monkeypatch.setattr(
+        pt, "plot_transient_panels", lambda *a, **k: calls.append("panels") or [plt.figure().gca()]
+    )
+    p = tmp_path / "m.npz"
+    np.savez(p, **{f"a{j}": 0.1 * j * np.eye(2) + np.diag([0.5], 1) for j in range(5)})
+    runner = CliRunner()
+    out = str(tmp_path / "f.png")
+    assert runner.invoke(cli, ["transient", str(p), "-o", out, "-q"]).exit_code == 0
+    assert calls == ["panels"]
+    assert runner.invoke(cli, ["transient", str(p), "--one-axes", "-o", out, "-q"]).exit_code == 0
+    assert calls == ["panels"]

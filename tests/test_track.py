@@ -656,3 +656,43 @@ def test_a_consistent_folder_is_one_run_without_warning(runs, recwarn):
     found = discover(dirs)
     assert [f.run for f in found] == [os.path.normpath(d) for d in dirs for _ in range(3)]
     assert not [w for w in recwarn if "different models" in str(w.message)]
+
+
+def test_plot_track_identical_series_stay_visible_and_no_sidecar_says_checkpoint_index():
+    # the stable run's K = 1 for all three gates showed only the last line drawn; without
+    # sidecar epochs the x label read "epoch, or position in the run"
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spectra.plot.track import plot_track
+
+    rows = [
+        {
+            "run": run,
+            "regime": run,
+            "matrix": f"w[{g}]",
+            "step": s,
+            "epoch": None,
+            "kreiss": 1.0,
+            "spectral_radius": 0.5 + 0.1 * s + 0.01 * j + (0.2 if run == "b" else 0.0),
+        }
+        for run in ("a", "b")
+        for j, g in enumerate(("reset", "update"))
+        for s in range(3)
+    ]
+    fig = plot_track(rows, figures=["kreiss", "spectral_radius"])
+    kreiss_ax, rho_ax = fig.axes[:2]
+    assert kreiss_ax.get_xlabel() == "checkpoint index"
+    (note,) = [t for t in kreiss_ax.texts if t.get_text().startswith("identical:")]
+    for name in ("reset | a", "update | a", "reset | b", "update | b"):
+        assert name in note.get_text()
+    assert not [t for t in rho_ax.texts if t.get_text().startswith("identical:")]
+    # markers hollow, a shape per run and smaller for the later run: the earlier one shows around it
+    lines = [ln for ln in kreiss_ax.get_lines() if not ln.get_label().startswith("_")]
+    by_run = {ln.get_label().split("| ")[1][0]: ln for ln in lines}
+    assert by_run["a"].get_marker() != by_run["b"].get_marker()
+    assert by_run["a"].get_markersize() > by_run["b"].get_markersize()
+    assert all(ln.get_markerfacecolor() == "none" for ln in lines)
+    plt.close(fig)

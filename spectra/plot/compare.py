@@ -11,6 +11,7 @@ from :mod:`spectra.compare`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,8 +20,9 @@ from spectra.errors import InvalidArgumentError
 
 __all__ = ["DEFAULT_LEVELS", "common_bounds", "plot_compare"]
 
-#: log10 epsilon of the contour lines drawn by default
-DEFAULT_LEVELS: tuple[float, ...] = (-3.0, -2.5, -2.0, -1.5, -1.0)
+#: log10 epsilon of the contour lines drawn by default (those finer than a panel's grid resolves are
+#: left out there)
+DEFAULT_LEVELS: tuple[float, ...] = (-2.0, -1.75, -1.5, -1.25, -1.0, -0.75, -0.5)
 
 
 def common_bounds(
@@ -67,7 +69,7 @@ def plot_compare(
     comparison,
     *,
     levels: Sequence[float] | None = None,
-    npts: int = 80,
+    npts: int = 120,
     fig=None,
 ):
     """Draw the pseudospectra of each matrix before and after, one row per matrix.
@@ -80,7 +82,10 @@ def plot_compare(
         ``MatrixComparison.before`` / ``.after``), or the pairs themselves.
     levels : sequence of float, optional
         log10 epsilon of the contour lines, shared by every panel (default
-        :data:`DEFAULT_LEVELS`).
+        :data:`DEFAULT_LEVELS`, less those a panel's grid does not resolve:
+        left out there and said under it). Given levels are all drawn; those
+        a panel does not resolve are noted under it, as is a panel with no
+        contour at all.
     npts : int
         Grid points per side of each panel.
     fig : matplotlib.figure.Figure, optional
@@ -97,8 +102,8 @@ def plot_compare(
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
-    from spectra.plot.pseudospectra import _wrap, plot_pseudospectra
-    from spectra.pseudospectra import pseudospectra
+    from spectra.plot.pseudospectra import _wrap, colorbar_beside, default_cmap, plot_pseudospectra
+    from spectra.pseudospectra import pseudospectra, resolved_floor
 
     if hasattr(comparison, "matrices"):
         pairs = [(m.id, m.before, m.after) for m in comparison.matrices if m.before is not None]
@@ -110,17 +115,14 @@ def plot_compare(
     lv = tuple(float(v) for v in (levels if levels is not None else DEFAULT_LEVELS))
     if not lv or not all(np.isfinite(lv)):
         raise InvalidArgumentError(f"levels must be finite log10(eps) values, got {levels!r}")
-    norm = Normalize(vmin=min(lv), vmax=max(lv)) if min(lv) < max(lv) else Normalize(lv[0] - 0.5, lv[0] + 0.5)
     rows = len(pairs)
-    if fig is None:
-        fig = plt.figure(figsize=(9.0, 3.9 * rows + 0.8), layout="constrained")
-    axes = np.asarray(fig.subplots(rows, 2, squeeze=False))
     changed = {}
     if hasattr(comparison, "matrices"):
         for m in comparison.matrices:
             st = m.stabilize or {}
             if "changed" in st:
                 changed[m.id] = (bool(st["changed"]), st.get("scale"), st.get("method"), st.get("target"))
+    panels = []
     for r, (key, before, after) in enumerate(pairs):
         box = common_bounds([before, after], 10.0 ** max(lv))
         boxes = [box, box]
@@ -143,19 +145,48 @@ def plot_compare(
             xmin, xmax, ymin, ymax = boxes[c]
             x = np.linspace(xmin, xmax, npts)
             y = np.linspace(ymin, ymax, npts)
-            grid = pseudospectra(np.asarray(A), x=x, y=y)
-            ax = axes[r, c]
             title = _wrap(f"{key}: {label}" + (" (own limits)" if boxes is own else ""), 48)
-            plot_pseudospectra(grid, ax=ax, levels=lv, colorbar=False, title=title, norm=norm)
-            ax.title.set_fontsize("small")
-            ax.set_xlim(xmin, xmax)
-            ax.set_ylim(ymin, ymax)
-            if c == 1 and boxes is not own:
-                ax.set_ylabel("")  # same axis as on the left; the label touched the left panel
-    # one colour bar for all panels, so every panel keeps the same size
-    sm = ScalarMappable(norm=norm, cmap="viridis")
-    # beside the first row (a bar as tall as many rows would be mostly gradient)
-    fig.colorbar(sm, ax=axes[0].tolist(), label="log10(ε)", shrink=0.9, ticks=lv)
+            panels.append(((r, c), pseudospectra(np.asarray(A), x=x, y=y), title, boxes[c], boxes is own))
+    if levels is None:  # the default levels no panel resolves are left out (and off the colour bar)
+        floors = [resolved_floor(g.x, g.y, g.sigma_min, g.eigenvalues) for _, g, *_ in panels]
+        lv = tuple(v for v in lv if v > min(floors)) or lv[-1:]
+    norm = Normalize(vmin=min(lv), vmax=max(lv)) if min(lv) < max(lv) else Normalize(lv[0] - 0.5, lv[0] + 0.5)
+    cmap = default_cmap()
+    # each row as tall as its (equal-aspect) panels, so a wide window leaves no white bands
+    heights = []
+    for k in range(rows):
+        tall = max((b[3] - b[2]) / (b[1] - b[0]) for (r, _), _, _, b, _ in panels if r == k)
+        heights.append(min(max(3.9 * tall, 1.6), 3.9) + 0.9)
+    if fig is None:
+        fig = plt.figure(figsize=(9.0, sum(heights) + 0.8), layout="constrained")
+    axes = np.asarray(fig.subplots(rows, 2, squeeze=False, height_ratios=heights))
+    for (r, c), grid, title, (xmin, xmax, ymin, ymax), alone in panels:
+        ax = axes[r, c]
+        plot_pseudospectra(
+            grid,
+            ax=ax,
+            levels=lv,
+            colorbar=False,
+            title=title,
+            norm=norm,
+            cmap=cmap,
+            unresolved="drop" if levels is None else "note",
+        )
+        ax.title.set_fontsize("small")
+        ax.set_xlim(xmin, xmax)
+        ax.set_ylim(ymin, ymax)
+        if c == 1 and not alone:
+            ax.set_ylabel("")  # same axis as on the left; the label touched the left panel
+    # one colour bar for all panels, beside the first row's "after" and as tall as it
+    colorbar_beside(axes[0, 1], ScalarMappable(norm=norm, cmap=cmap), ticks=lv)
     if hasattr(comparison, "matrices"):
-        fig.suptitle(f"before: {comparison.before}\nafter: {comparison.after}", fontsize="medium")
+        fig.suptitle(
+            f"before: {_short(comparison.before)}\nafter: {_short(comparison.after)}", fontsize="medium"
+        )
     return axes
+
+
+def _short(label: str) -> str:
+    """A comparison's label with its file named, not its whole path (``/a/b/w.pt --x`` -> ``w.pt --x``)."""
+    path, sep, rest = str(label).partition(" --")
+    return os.path.basename(path.rstrip("/" + os.sep)) + sep + rest

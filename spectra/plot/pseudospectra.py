@@ -4,28 +4,87 @@ EigTool's conventions (Wright, EigTool 2002; Trefethen & Embree 2005, the
 figures throughout): contour lines of ``log10(eps)`` at the chosen levels, a
 colorbar labelled ``log10(eps)``, eigenvalues as black dots, the unit circle
 dashed grey (the stability boundary of ``h_t = A h_{t-1}``), equal aspect, the
-matrix id and size in the title. Nothing here computes ``sigma_min``: that is
-:func:`spectra.pseudospectra.pseudospectra`. No function calls ``plt.show()``
-or selects a backend.
+matrix id and size in the title. Levels the grid does not resolve (their
+contours would be specks, or miss eigenvalues; see
+:func:`spectra.pseudospectra.resolved_floor`) are dropped or noted under the
+axes, and so is a panel left without any contour. Nothing here computes
+``sigma_min``: that is :func:`spectra.pseudospectra.pseudospectra`. No
+function calls ``plt.show()`` or selects a backend.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import textwrap
 import warnings
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
 from spectra.errors import InvalidArgumentError, WriteError
+from spectra.pseudospectra import resolved_floor
 
-__all__ = ["plot_pseudospectra", "plot_pseudospectra_panel", "save_figure", "shared_levels"]
+__all__ = [
+    "add_note",
+    "colorbar_beside",
+    "default_cmap",
+    "panel_bounds",
+    "plot_pseudospectra",
+    "plot_pseudospectra_panel",
+    "save_figure",
+    "share_row_limits",
+    "shared_levels",
+]
 
 Overlay = Sequence[tuple[np.ndarray, np.ndarray, str]]
 
 #: file extensions :func:`save_figure` writes
 FIGURE_FORMATS = ("png", "svg", "pdf")
+
+#: the top of viridis kept by the default colormap: its last yellows are faint on white, and the
+#: outermost contour (the largest eps) is the one a reader looks for first
+VIRIDIS_TOP = 0.85
+
+#: panels of one row share axis limits unless their windows differ more than this in size
+SHARE_RATIO = 100.0
+
+
+def default_cmap():
+    """Viridis up to :data:`VIRIDIS_TOP`: every level, the outermost included, visible on white."""
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+
+    return ListedColormap(colormaps["viridis"](np.linspace(0.0, VIRIDIS_TOP, 256)), name="viridis_85")
+
+
+def _cmap(cmap):
+    return default_cmap() if cmap is None else cmap
+
+
+def add_note(ax, text: str, *, width: int = 46) -> None:
+    """Write `text` under the x axis of `ax` (never over the data), wrapped to `width` characters."""
+    lines = [textwrap.fill(t, width) for t in text.split("\n")]
+    ax.annotate(
+        "\n".join(lines),
+        xy=(0.5, 0.0),
+        xycoords="axes fraction",
+        xytext=(0, -30),
+        textcoords="offset points",
+        ha="center",
+        va="top",
+        fontsize="x-small",
+        color="0.25",
+        annotation_clip=False,
+    )
+
+
+def _finer(grid, floor: float, want: float) -> str:
+    """What resolves level `want`: more points along the longer side (the floor ~ the spacing)."""
+    side = max(np.asarray(grid.x).size, np.asarray(grid.y).size)
+    npts = math.ceil(1.25 * side * 10.0 ** (floor - want) / 10.0) * 10
+    return f"npts ≥ {npts}" if npts <= 2000 else "narrower bounds"
 
 
 def _default_title(grid) -> str:
@@ -56,8 +115,9 @@ def plot_pseudospectra(
     title: str | None = None,
     filled: bool = False,
     overlay: Overlay | None = None,
-    cmap: str = "viridis",
+    cmap=None,
     norm=None,
+    unresolved: Literal["note", "drop"] = "note",
 ):
     """Draw the boundaries of the epsilon-pseudospectra held by `grid`.
 
@@ -83,16 +143,23 @@ def plot_pseudospectra(
         Also fill between the levels (light, below the lines).
     overlay : sequence of (xs, ys, label), optional
         Extra curves, e.g. a field-of-values boundary; a legend is added.
-    cmap : str
-        Colormap of the levels.
+    cmap : str or matplotlib.colors.Colormap, optional
+        Colormap of the levels; default :func:`default_cmap`.
     norm : matplotlib.colors.Normalize, optional
         Colour scale (to share one between panels); default spans `levels`.
+    unresolved : {"note", "drop"}
+        What to do with levels at or below the grid's resolved floor
+        (:func:`spectra.pseudospectra.resolved_floor`: their contours would
+        be specks or miss eigenvalues): draw them and say so under the axes
+        (``"note"``, for levels a user chose), or leave them out
+        (``"drop"``, for levels chosen automatically; said under the axes too
+        when some were dropped). A panel left without any contour says why.
 
     Returns
     -------
     matplotlib.axes.Axes
         The axes drawn on; the contour set is ``ax.collections`` entry of type
-        :class:`matplotlib.contour.ContourSet`.
+        :class:`matplotlib.contour.ContourSet`; notes are ``ax.texts``.
 
     Raises
     ------
@@ -109,20 +176,47 @@ def plot_pseudospectra(
         raise InvalidArgumentError(
             f"levels must be a non-empty list of finite log10(eps) values, got {levels!r}"
         )
+    if unresolved not in ("note", "drop"):
+        raise InvalidArgumentError(f"unresolved must be 'note' or 'drop', got {unresolved!r}")
+    cmap = _cmap(cmap)
     if norm is None:
         lo, hi = float(lev.min()), float(lev.max())
         norm = Normalize(vmin=lo - 0.5 if lo == hi else lo, vmax=hi + 0.5 if lo == hi else hi)
-    floor = np.finfo(np.float64).tiny
-    logs = np.log10(np.maximum(np.asarray(grid.sigma_min, dtype=np.float64), floor))
+    tiny = np.finfo(np.float64).tiny
+    logs = np.log10(np.maximum(np.asarray(grid.sigma_min, dtype=np.float64), tiny))
     x, y = np.asarray(grid.x), np.asarray(grid.y)
+    floor = resolved_floor(x, y, grid.sigma_min, grid.eigenvalues)
+    notes = []
+    if logs.min() > lev.max() or logs.max() < lev.min():
+        # a matrix on another scale than the levels (||A|| ~ 1e6 among gates of norm ~1)
+        notes.append(
+            f"no contour: log10 σ_min here runs from {logs.min():.3g} to {logs.max():.3g}, the levels "
+            f"from {lev.min():g} to {lev.max():g}; draw it on its own, or with levels in its range"
+        )
+    elif np.any(lev <= floor):
+        coarse = lev[lev <= floor]
+        more = _finer(grid, floor, float(coarse.min()))
+        if unresolved == "note":
+            notes.append(
+                f"log10 ε ≤ {coarse.max():g} not resolved by this {x.size}×{y.size} grid: those "
+                f"contours may miss eigenvalues (try {more})"
+            )
+        elif coarse.size < lev.size:
+            lev = lev[lev > floor]
+            notes.append(f"log10 ε ≤ {coarse.max():g} not drawn: finer than this grid resolves")
+        else:
+            lev = lev[:0]
+            notes.append(
+                f"no contour: every level is finer than this {x.size}×{y.size} grid resolves "
+                f"(log10 ε > {floor:.2g} would be); draw it on its own, or with {more}"
+            )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No contour levels were found")
-        if filled and x.size >= 2 and y.size >= 2:
+        if filled and x.size >= 2 and y.size >= 2 and lev.size:
             edges = np.concatenate([[min(logs.min(), lev[0]) - 1], lev])
             ax.contourf(x, y, logs, levels=edges, cmap=cmap, norm=norm, alpha=0.25, extend="neither")
-        cs = None
-        if x.size >= 2 and y.size >= 2:
-            cs = ax.contour(x, y, logs, levels=lev, cmap=cmap, norm=norm, linewidths=1.2)
+        if x.size >= 2 and y.size >= 2 and lev.size:
+            ax.contour(x, y, logs, levels=lev, cmap=cmap, norm=norm, linewidths=1.2)
     ev = np.asarray(grid.eigenvalues)
     ax.plot(ev.real, ev.imag, "k.", markersize=4, label="_eigenvalues", zorder=3)
     if unit_circle:
@@ -151,11 +245,13 @@ def plot_pseudospectra(
         from matplotlib.cm import ScalarMappable
         from mpl_toolkits.axes_grid1 import make_axes_locatable
 
-        sm = ScalarMappable(norm=norm, cmap=cs.cmap if cs is not None else cmap)
+        sm = ScalarMappable(norm=norm, cmap=cmap)
         # a bar as tall as the (equal-aspect) axes themselves, however wide the window
         cax = make_axes_locatable(ax).append_axes("right", size="4%", pad=0.12)
-        cb = ax.figure.colorbar(sm, cax=cax, ticks=lev)
+        cb = ax.figure.colorbar(sm, cax=cax, ticks=lev if lev.size else None)
         cb.set_label("log10(ε)")
+    if notes:
+        add_note(ax, "\n".join(notes))
     return ax
 
 
@@ -165,8 +261,11 @@ def shared_levels(grids: Sequence, *, max_levels: int = 8) -> np.ndarray:
     From the lowest of the grids' own levels up to the lowest of their top
     levels (each grid's top contour is the largest closed inside its window,
     so every contour drawn is closed in every panel: none is cut by a panel's
-    edge), on multiples of the first step among 0.25, 0.5, 1, 2 that gives
-    at most `max_levels`.
+    edge), and strictly above every grid's resolved floor
+    (:func:`spectra.pseudospectra.resolved_floor`) that lies below that top
+    (a grid whose floor lies above it, a matrix on another scale, gets none
+    of the levels and says so), on multiples of the first step among 0.25,
+    0.5, 1, 2 that gives at most `max_levels`.
 
     Parameters
     ----------
@@ -183,12 +282,16 @@ def shared_levels(grids: Sequence, *, max_levels: int = 8) -> np.ndarray:
         raise InvalidArgumentError("grids must hold at least one PseudospectrumGrid")
     lo = min(float(np.min(g.levels)) for g in grids)
     hi = min(float(np.max(g.levels)) for g in grids)
+    floors = [resolved_floor(g.x, g.y, g.sigma_min, g.eigenvalues) for g in grids]
+    floor = max([f for f in floors if f < hi], default=-math.inf)
     for step in (0.25, 0.5, 1.0, 2.0):
         a, b = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+        if floor > -math.inf:
+            a = max(a, math.floor(floor / step) + 1)  # strictly above the floor
         if b - a + 1 <= max_levels:
             break
     a = max(a, b - max_levels + 1)
-    return step * np.arange(a, b + 1, dtype=np.float64) if b >= a else np.array([lo])
+    return step * np.arange(a, b + 1, dtype=np.float64) if b >= a else np.array([step * b])
 
 
 def _infer_ncols(grids) -> int:
@@ -220,6 +323,59 @@ def tensor_rows(ids: Sequence[str]) -> list[list[int]] | None:
     return rows
 
 
+def panel_bounds(
+    matrices: Sequence[np.ndarray],
+    ids: Sequence[str],
+    *,
+    levels: Sequence[float] | np.ndarray | None = None,
+) -> list[tuple[float, float, float, float] | None]:
+    """Grid boxes for the panels of :func:`plot_pseudospectra_panel`: one box per row.
+
+    The rows are those the panel figure makes of `ids` (a row per tensor, or
+    ``ceil(sqrt(N))`` panels a row); each row gets the union of its matrices'
+    :func:`~spectra.pseudospectra.auto_bounds`, so its panels are computed
+    and drawn on one box (the unit circle one size, every contour closed in
+    every panel of the row). A row whose boxes differ more than
+    :data:`SHARE_RATIO` in size gets None for each matrix (its own box).
+
+    Parameters
+    ----------
+    matrices : sequence of (n, n) array_like
+        The matrices, in panel order.
+    ids : sequence of str
+        Their ids (``tensor[gate]`` groups the rows).
+    levels : sequence of float, optional
+        Given ``log10(eps)`` levels (the boxes then enclose the largest).
+
+    Returns
+    -------
+    list of (xmin, xmax, ymin, ymax) or None
+        One entry per matrix; None means "its own automatic box".
+    """
+    from spectra.pseudospectra import auto_bounds
+
+    if len(matrices) != len(ids):
+        raise InvalidArgumentError(f"got {len(matrices)} matrices but {len(ids)} ids")
+    if len(matrices) < 2:
+        return [None] * len(matrices)
+    rows = tensor_rows(list(ids))
+    if rows is None:
+        ncols = max(1, math.ceil(math.sqrt(len(matrices))))
+        rows = [list(range(k, min(k + ncols, len(matrices)))) for k in range(0, len(matrices), ncols)]
+    lev = None if levels is None else np.asarray(levels, dtype=np.float64)
+    own = [auto_bounds(A, levels=lev) for A in matrices]
+    out: list[tuple[float, float, float, float] | None] = [None] * len(matrices)
+    for row in rows:
+        b = np.array([own[k] for k in row])
+        sides = np.maximum(b[:, 1] - b[:, 0], b[:, 3] - b[:, 2])
+        if len(row) < 2 or sides.max() > SHARE_RATIO * sides.min():
+            continue
+        box = (float(b[:, 0].min()), float(b[:, 1].max()), float(b[:, 2].min()), float(b[:, 3].max()))
+        for k in row:
+            out[k] = box
+    return out
+
+
 def plot_pseudospectra_panel(
     grids: Sequence,
     *,
@@ -228,9 +384,16 @@ def plot_pseudospectra_panel(
     fig=None,
     unit_circle: bool = True,
     overlay: Sequence[Overlay | None] | None = None,
-    cmap: str = "viridis",
+    cmap=None,
 ):
     """Several pseudospectra side by side with shared levels and one colorbar.
+
+    The panels of a row share their axis limits (a row per tensor: its gates
+    on one box, the unit circle one size), unless their windows differ more
+    than :data:`SHARE_RATIO` in size; axis labels are left out only where the
+    neighbouring panel has the same limits. Automatic levels a panel does not
+    resolve are left out there; given ones are kept; either way, and for a
+    panel with no contour at all, a note under the panel says so.
 
     Parameters
     ----------
@@ -248,8 +411,8 @@ def plot_pseudospectra_panel(
         Draw the unit circle in every panel.
     overlay : sequence, optional
         Per-panel overlays (see :func:`plot_pseudospectra`), None entries allowed.
-    cmap : str
-        Colormap.
+    cmap : str or matplotlib.colors.Colormap, optional
+        Colormap; default :func:`default_cmap`.
 
     Returns
     -------
@@ -280,47 +443,94 @@ def plot_pseudospectra_panel(
         cells = list(range(len(grids)))
         nrows = math.ceil(len(grids) / ncols)
     lev = shared_levels(grids) if levels is None else np.unique(np.asarray(levels, dtype=np.float64))
+    cmap = _cmap(cmap)
     lo, hi = float(lev.min()), float(lev.max())
     norm = Normalize(vmin=lo - 0.5 if lo == hi else lo, vmax=hi + 0.5 if lo == hi else hi)
     if fig is None:
-        fig = plt.figure(figsize=(3.3 * ncols + 1.0, 3.1 * nrows + 0.4), layout="constrained")
+        fig = plt.figure(figsize=(3.3 * ncols + 0.6, 3.3 * nrows + 0.4), layout="constrained")
     else:
         fig.clear()
     axes = fig.subplots(nrows, ncols, squeeze=False)
+    where = {}
     for k, g in enumerate(grids):
         cell = cells[k]
         ax = axes[cell // ncols][cell % ncols]
+        where[cell] = ax
         ov = overlay[k] if overlay is not None and k < len(overlay) else None
         plot_pseudospectra(
-            g, ax=ax, levels=lev, colorbar=False, unit_circle=unit_circle, overlay=ov, cmap=cmap, norm=norm
+            g,
+            ax=ax,
+            levels=lev,
+            colorbar=False,
+            unit_circle=unit_circle,
+            overlay=ov,
+            cmap=cmap,
+            norm=norm,
+            # levels chosen here are dropped where a panel cannot resolve them; chosen ones are kept
+            unresolved="drop" if levels is None else "note",
         )
         ax.set_title(_wrap(_default_title(g), 40), fontsize="small")
-        logs = np.log10(np.maximum(g.sigma_min, np.finfo(float).tiny))
-        lo_g, hi_g = float(logs.min()), float(logs.max())
-        if not any(lo_g <= v <= hi_g for v in lev):
-            # a matrix on another scale (||A|| ~ 1e6 among gates of norm ~1): say why it is bare
-            ax.text(
-                0.5,
-                0.03,
-                f"no shared level here: log10 σ_min from {lo_g:.2g} to {hi_g:.2g}",
-                transform=ax.transAxes,
-                ha="center",
-                va="bottom",
-                fontsize="x-small",
-                color="0.3",
-            )
-        if cell % ncols:
-            ax.set_ylabel("")
-        if cell + ncols in cells:  # another panel below: one x label per column
-            ax.set_xlabel("")
+    share_row_limits([[where[c] for c in sorted(where) if c // ncols == r] for r in range(nrows)])
+    for cell, ax in where.items():
+        left, below = where.get(cell - 1) if cell % ncols else None, where.get(cell + ncols)
+        if left is not None and left.get_ylim() == ax.get_ylim():
+            ax.set_ylabel("")  # the panel on the left says it
+        if below is not None and below.get_xlim() == ax.get_xlim():
+            ax.set_xlabel("")  # the panel below says it
     for cell in set(range(nrows * ncols)) - set(cells):
         axes[cell // ncols][cell % ncols].set_visible(False)
     legends = [ax for ax in axes.ravel() if ax.get_legend() is not None]
     for ax in legends[1:]:  # the overlay's style is the same in every panel: one legend says it
         ax.get_legend().remove()
-    cb = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes.ravel().tolist(), ticks=lev, shrink=0.9)
-    cb.set_label("log10(ε)")
+    # beside the top panel of the last column, as tall as that panel
+    host = next(where[c] for c in sorted(where, key=lambda c: (-(c % ncols), c // ncols)))
+    colorbar_beside(host, ScalarMappable(norm=norm, cmap=cmap), ticks=lev)
     return fig
+
+
+def share_row_limits(rows: Sequence[Sequence]) -> None:
+    """Give the panels of each row one box: the union of their limits (the unit circle one size).
+
+    A row whose panels' windows differ more than :data:`SHARE_RATIO` in size
+    keeps each panel's own limits (on one box the smaller would be a dot).
+
+    Parameters
+    ----------
+    rows : sequence of sequence of matplotlib.axes.Axes
+        The panels, a row at a time.
+    """
+    for row in rows:
+        if len(row) < 2:
+            continue
+        boxes = np.array([[*ax.get_xlim(), *ax.get_ylim()] for ax in row])
+        sides = np.maximum(boxes[:, 1] - boxes[:, 0], boxes[:, 3] - boxes[:, 2])
+        if sides.max() > SHARE_RATIO * sides.min():
+            continue
+        for ax in row:
+            ax.set_xlim(boxes[:, 0].min(), boxes[:, 1].max())
+            ax.set_ylim(boxes[:, 2].min(), boxes[:, 3].max())
+
+
+def colorbar_beside(ax, mappable, *, ticks=None, label: str = "log10(ε)"):
+    """A colour bar just right of `ax` and exactly as tall as it (after its equal aspect).
+
+    Returns
+    -------
+    matplotlib.colorbar.Colorbar
+    """
+    from matplotlib.transforms import Bbox
+
+    def locate(cax, renderer):
+        ax.apply_aspect()
+        b = ax.get_position()
+        return Bbox.from_bounds(b.x1 + 0.04 * b.width, b.y0, 0.05 * b.width, b.height)
+
+    fig = ax.figure
+    cax = fig.add_axes((0.0, 0.0, 0.01, 0.01))
+    cax.set_axes_locator(locate)
+    cb = fig.colorbar(mappable, cax=cax, ticks=ticks)
+    cb.set_label(label)
+    return cb
 
 
 def save_figure(fig, path: str | os.PathLike, *, dpi: int = 150) -> None:

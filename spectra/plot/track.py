@@ -28,6 +28,11 @@ _STYLES = ("-", "--", ":", "-.")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
 
+def _short_id(mid: str) -> str:
+    """The gate of ``tensor[gate]`` ids (the note of identical series has little room), else the id."""
+    return mid[mid.index("[") + 1 : -1] if "[" in mid and mid.endswith("]") else mid
+
+
 def _value(v, log: bool) -> float:
     """A plottable float: None, non-finite (and non-positive on a log axis) become NaN (a gap)."""
     if v is None or isinstance(v, str):
@@ -45,7 +50,7 @@ def plot_track(
     fig=None,
     title: str | None = None,
 ):
-    """Draw the tracked figures of one or several runs against epoch.
+    """Draw the tracked figures of one or several runs against epoch (or checkpoint index).
 
     Parameters
     ----------
@@ -64,8 +69,11 @@ def plot_track(
     matplotlib Figure
         Its data panels are ``fig.axes[:len(panels)]``; each holds one line
         per (run, matrix), x the sidecar epoch when every file of the run has
-        one, else the position in the run. Non-finite values (an infinite
-        Kreiss constant of an unstable matrix) and zeros on a log axis are gaps.
+        one, else the position in the run ("checkpoint index"). Non-finite
+        values (an infinite Kreiss constant of an unstable matrix) and zeros on
+        a log axis are gaps. Markers are hollow, a shape per run and smaller
+        for each later run, so identical series stay visible; a panel where
+        some series coincide names them in a note ("identical: ...").
 
     Raises
     ------
@@ -102,6 +110,12 @@ def plot_track(
     def colour(j: int):
         return cmap(j % 20) if cmap is not None else colours[j % len(colours)]
 
+    if all(by_epoch.values()):
+        xlabel = "epoch"
+    elif not any(by_epoch.values()):
+        xlabel = "checkpoint index"  # no sidecar epochs: the position of the file in its run
+    else:
+        xlabel = "epoch (runs without sidecars: checkpoint index)"
     ncols = min(3, len(keys) + 1)
     nrows = math.ceil((len(keys) + 1) / ncols)
     if fig is None:
@@ -111,6 +125,7 @@ def plot_track(
     axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(len(keys))]
     for ax, key in zip(axes, keys):
         label, log = known[key]
+        series: dict[tuple, list[str]] = {}
         for ri, run in enumerate(runs):
             for mj, mid in enumerate(matrices):
                 pts = [r for r in rows if (r["run"], r["regime"]) == run and r["matrix"] == mid]
@@ -119,16 +134,23 @@ def plot_track(
                 pts.sort(key=lambda r: r["step"])
                 xs = [r["epoch"] if by_epoch[run] else r["step"] for r in pts]
                 ys = [_value(r.get(key), log) for r in pts]
+                # hollow markers, a shape per run and smaller for each later run: a series drawn
+                # over an identical one leaves the earlier one's outline visible around its own
                 ax.plot(
                     xs,
                     ys,
                     linestyle=_STYLES[ri % len(_STYLES)],
                     marker=_MARKERS[ri % len(_MARKERS)],
-                    markersize=3,
+                    markersize=max(2.5, 6.5 - 1.5 * ri),
+                    markerfacecolor="none",
+                    markeredgewidth=1.0,
                     linewidth=1.2,
                     color=colour(mj),
                     label=f"{mid} | {run[1]} ({run[0]})",
                 )
+                series.setdefault(
+                    (tuple(xs), tuple(round(y, 12) if y == y else None for y in ys)), []
+                ).append(f"{_short_id(mid)} | {run[1]}")
         if key == "spectral_radius":
             ax.axhline(1.0, color="0.5", linewidth=0.8, linestyle=(0, (4, 3)), zorder=0)
         finite = [y for line in ax.get_lines() for y in line.get_ydata() if y == y and y > 0]
@@ -150,7 +172,22 @@ def plot_track(
                 ax.set_ylim(c - half, c + half)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and positions are whole
         ax.set_ylabel(label)
-        ax.set_xlabel("epoch" if all(by_epoch.values()) else "epoch, or position in the run")
+        ax.set_xlabel(xlabel)
+        same = [names for names in series.values() if len(names) > 1]
+        if same:  # lines drawn on top of each other: say which, so none is taken for missing
+            text = "; ".join(" = ".join(names) for names in same)
+            ax.text(
+                0.02,
+                0.98,
+                "identical: " + (text if len(text) <= 90 else text[:87] + "..."),
+                transform=ax.transAxes,
+                ha="left",
+                va="top",
+                fontsize="x-small",
+                color="0.25",
+                wrap=True,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.5},
+            )
         ax.grid(True, alpha=0.3)
     # one epoch range for every panel: a panel with a single finite point (K finite at one
     # checkpoint only) would otherwise autoscale around it (ticks 1.900, 1.925...)
@@ -170,6 +207,8 @@ def plot_track(
             color="0.2",
             linestyle=_STYLES[i % len(_STYLES)],
             marker=_MARKERS[i % len(_MARKERS)],
+            markersize=max(2.5, 6.5 - 1.5 * i),
+            markerfacecolor="none",
             label=f"{run[1]} ({run[0]})",
         )
         for i, run in enumerate(runs)

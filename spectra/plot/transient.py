@@ -4,7 +4,7 @@
 spectral rate ``rho^k`` and, when Kreiss results are given, the Kreiss bracket
 ``K <= sup_k ||A^k|| <= e n K``, several matrices on one axes;
 :func:`plot_transient_panels` draws the same with one panel per matrix (e.g.
-per gate), sharing the ``k`` axis; :func:`plot_numerical_range` overlays the
+per gate); :func:`plot_numerical_range` overlays the
 boundary of the field of values on an existing axes (e.g. a pseudospectra
 plot). The numbers come from :mod:`spectra.kreiss` and
 :mod:`spectra.numerical_range`; nothing is computed here beyond what those
@@ -28,16 +28,53 @@ def _new_axes():
     return ax
 
 
+#: Okabe & Ito's colour-blind-safe palette (Wong, Nature Methods 8, 441 (2011)), less black (the
+#: eigenvalues' and notes' colour) and with the yellow, faint on white, last
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442")
+
+#: markers of the curves, so that they differ by more than colour (in greyscale, for colour-blind readers)
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+#: the colour of the lines that are no one matrix's (rho^k, K and e n K of many curves, legend keys)
+NEUTRAL = "0.35"
+
+#: panels get their own k range when the longest series is this many times the shortest
+OWN_K_RATIO = 3.0
+
+
 def _colors(m: int) -> list:
-    """`m` distinguishable colours: matplotlib's default cycle, tab20 or a colormap beyond."""
+    """`m` distinguishable colours: Okabe-Ito up to 7, tab20 or a colormap beyond."""
     import matplotlib as mpl
 
     # no greys: grey is the legend's colour for the line styles (rho^k, K, e n K)
-    if m <= 9:
-        return [f"C{i}" for i in (0, 1, 2, 3, 4, 5, 6, 8, 9)[:m]]
+    if m <= len(OKABE_ITO):
+        return list(OKABE_ITO[:m])
     if m <= 18:
         return [mpl.colormaps["tab20"](i) for i in range(20) if i not in (14, 15)][:m]
     return [mpl.colormaps["turbo"](x) for x in np.linspace(0.05, 0.95, m)]
+
+
+def _decade_ticks(ax) -> None:
+    """Major ticks of a log y axis every 1, 2, 5, 10, 20, 50 ... decades (at most about 7 of them)."""
+    from matplotlib.ticker import LogLocator, NullLocator
+
+    lo, hi = ax.get_ylim()
+    if not (0 < lo < hi and math.isfinite(hi)):
+        return
+    span = math.log10(hi) - math.log10(lo)
+    stride = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500) if span / s <= 7)
+    if stride > 1:
+        ax.yaxis.set_major_locator(LogLocator(base=10.0**stride, numticks=12))
+        ax.yaxis.set_minor_locator(NullLocator())
+
+
+def _k_limits(ax, kmax: int) -> None:
+    """``k`` from 0 to `kmax`, padded so a marker at either end is not cut by the frame; few ticks."""
+    from matplotlib.ticker import MaxNLocator
+
+    pad = max(0.4, 0.03 * kmax)
+    ax.set_xlim(-pad, max(kmax, 1) + pad)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True, min_n_ticks=2))
 
 
 def _visible(values: np.ndarray, tiny: float, big: float) -> np.ndarray:
@@ -68,7 +105,8 @@ def plot_transient(
         Same length as `results`; draws the Kreiss lower bound ``K`` (dotted)
         and the upper end ``e n K`` (dash-dot) of the bracket for
         ``sup_k ||A^k||`` (Kreiss matrix theorem, Trefethen & Embree 2005,
-        Thm 18.1) in the colour of the curve. Infinite ``K`` is not drawn.
+        Thm 18.1) in the colour of the curve (grey for more than three
+        curves). Infinite ``K`` is not drawn.
     ax : matplotlib Axes, optional
         Where to draw; a new figure when None.
     spectral : bool
@@ -83,9 +121,13 @@ def plot_transient(
         its value noted beside it (for more than three curves, in the legend
         instead). Norms a log axis cannot show are left out, as a gap: zeros
         (nilpotent matrices) and norms beyond 1e250 (the curve stops at a
-        triangle; the note says from which k the norms overflow). With more
-        than ten curves the colours come from tab20 (or a colormap), and a
-        legend of more than eight entries goes beside the axes.
+        triangle; the note says from which k the norms overflow). Curves
+        differ by colour (Okabe-Ito up to seven, then tab20 or a colormap)
+        and by marker; with more than three curves the Kreiss lines are grey,
+        one per distinct value. The legend, in the axis labels' notation,
+        sits beside the axes (it covered curves inside them) and lists only
+        lines drawn. ``k`` is padded so a marker at either end is whole; the
+        log axis is ticked every 1, 2, 5, 10, 20 ... decades.
 
     Raises
     ------
@@ -109,8 +151,9 @@ def plot_transient(
     tiny, big = 1e-250, 1e250
     many = len(results) > 3  # peak notes would collide: they go into the legend instead
     colors = _colors(len(results))
-    drawn_kreiss = False
+    brackets: list[tuple[float, float, object]] = []
     infinite_k = False
+    spectral_shown = False
     lowest = math.inf
     kmax_all = max(int(tg.kmax) for tg in results)
     notes = []
@@ -133,29 +176,43 @@ def plot_transient(
         note += f" ({tail})" if tail else ""
         if zero.size:  # nilpotent: nothing a log axis can draw from there on
             parts.append(f"= 0 from k={int(zero[0])}")
-        name = f"{label}: ‖A^k‖" + (f" ({', '.join(parts)})" if parts else "")
-        # short series (a few powers): the points themselves, not only a line between them
-        style = "-o" if kmax_all <= 20 else "-"
-        (line,) = ax.semilogy(k, y, style, lw=1.6, ms=3, label=name, color=colors[i])
+        name = rf"{label}: $\|A^k\|_2$" + (f" ({', '.join(parts)})" if parts else "")
+        # each curve its own marker as well as its colour; short series (a few powers): every point
+        every = 1 if kmax_all <= 20 else max(1, k.size // 8)
+        (line,) = ax.semilogy(
+            k,
+            y,
+            "-",
+            marker=MARKERS[i % len(MARKERS)],
+            markevery=(min(i * max(1, every // max(1, len(results))), k.size - 1), every),
+            lw=1.6,
+            ms=3.5,
+            label=name,
+            color=colors[i],
+        )
         color = line.get_color()
         if spectral:
-            ax.semilogy(k, _visible(tg.spectral_bound, tiny, big), "--", lw=1.0, color=color, alpha=0.7)
-        ax.plot([k_mark], [min(tg.peak, big)], marker, color=color, ms=5)
+            rate = _visible(tg.spectral_bound, tiny, big)
+            ax.semilogy(k, rate, "--", lw=1.0, color=color, alpha=0.7)
+            spectral_shown |= int(np.count_nonzero(np.isfinite(rate))) >= 2  # a line, not a point
+        ax.plot([k_mark], [min(tg.peak, big)], marker, color=color, ms=6, mec="k", mew=0.6)
         if not many:
             notes.append((note, k_mark, min(tg.peak, big), color, i, marker == "^"))
         kr = kreiss[i] if kreiss is not None else None
         if kr is not None and math.isfinite(kr.value):
-            lo, hi = kr.bracket
-            ax.axhline(lo, ls=":", lw=1.0, color=color)
-            ax.axhline(hi, ls="-.", lw=0.8, color=color, alpha=0.7)
-            drawn_kreiss = True
+            brackets.append((*kr.bracket, color))
         elif kr is not None:
             infinite_k = True
-    ax.set_xlim(0, max(kmax_all, 1))
-    if kmax_all <= 20:
-        from matplotlib.ticker import MaxNLocator
-
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    # the bracket lines: in the curve's colour for a few curves; for many, once per distinct value
+    # in a neutral grey (a dozen K of about 1 in a dozen colours piled up into one muddy line)
+    seen: list[float] = []
+    for lo, hi, color in brackets:
+        for value, ls, lw in ((lo, ":", 1.0), (hi, "-.", 0.8)):
+            if many and any(abs(value - v) <= 1e-3 * max(abs(v), 1e-300) for v in seen):
+                continue
+            seen.append(value)
+            ax.axhline(value, ls=ls, lw=lw, color=NEUTRAL if many else color, alpha=0.8)
+    _k_limits(ax, kmax_all)
     if math.isfinite(lowest):
         # the rho^k lines may fall far below every ||A^k|| curve: do not let them squash it
         bottom = ax.get_ylim()[0]
@@ -165,10 +222,12 @@ def plot_transient(
         # headroom above the highest peak for its note (log axis: a fraction of the decades shown)
         lt, lb = math.log10(top), math.log10(bottom)
         ax.set_ylim(top=10.0 ** max(lt, min(lt + (lt - lb) * (0.08 + 0.06 * len(notes)), 255.0)))
+    _decade_ticks(ax)
+    x0, x1 = ax.get_xlim()
     for note, k_mark, y_mark, color, i, over in notes:
         # notes of peaks in the right part of the axes run leftwards, so none crosses the frame;
         # an overflow marker sits at the top of the axis: its note goes below it
-        right = k_mark > 0.55 * max(kmax_all, 1)
+        right = k_mark > x0 + 0.55 * (x1 - x0)
         ax.annotate(
             note,
             (k_mark, y_mark),
@@ -178,29 +237,41 @@ def plot_transient(
             va="top" if over else "baseline",
             fontsize=8,
             color=color,
+            annotation_clip=True,
         )
     ax.set_xlabel("k")
     ax.set_ylabel(r"$\|A^k\|_2$")
     handles, _ = ax.get_legend_handles_labels()
-    from matplotlib.lines import Line2D
-
-    extra = []
-    if spectral:
-        extra.append(Line2D([], [], ls="--", color="gray", label="ρ(A)^k"))
-    if drawn_kreiss:
-        extra.append(Line2D([], [], ls=":", color="gray", label="Kreiss K"))
-        extra.append(Line2D([], [], ls="-.", color="gray", label="e·n·K"))
-    if infinite_k:
-        extra.append(Line2D([], [], ls="none", label="K = ∞ where ρ(A) ≥ 1: no Kreiss bracket"))
-    if len(handles) + len(extra) > 8:
-        # a long legend would cover the curves: beside the axes instead
-        ax.legend(handles=handles + extra, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    else:
-        ax.legend(handles=handles + extra, fontsize=8, loc="best")
+    extra = _style_handles(spectral_shown, bool(brackets), infinite_k)
+    # beside the axes: a legend inside covered curves (or the e n K line) wherever it went
+    ax.legend(
+        handles=handles + extra,
+        fontsize=7 if len(handles) + len(extra) > 8 else 8,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        borderaxespad=0.0,
+    )
     ax.grid(True, which="both", alpha=0.3)
     if title:
         ax.set_title(title)
     return ax
+
+
+def _style_handles(spectral: bool, kreiss: bool, infinite_k: bool, *, curve: bool = False) -> list:
+    """Legend keys of the line styles, in mathtext like the axis labels; only for lines drawn."""
+    from matplotlib.lines import Line2D
+
+    out = []
+    if curve:
+        out.append(Line2D([], [], ls="-", color=NEUTRAL, label=r"$\|A^k\|_2$ (peak marked)"))
+    if spectral:
+        out.append(Line2D([], [], ls="--", color=NEUTRAL, label=r"$\rho(A)^k$"))
+    if kreiss:
+        out.append(Line2D([], [], ls=":", color=NEUTRAL, label=r"Kreiss $K$"))
+        out.append(Line2D([], [], ls="-.", color=NEUTRAL, label=r"$e\,n\,K$"))
+    if infinite_k:
+        out.append(Line2D([], [], ls="none", label=r"$K = \infty$ where $\rho(A) \geq 1$: no Kreiss bracket"))
+    return out
 
 
 def plot_transient_panels(
@@ -217,8 +288,9 @@ def plot_transient_panels(
 
     Each panel is :func:`plot_transient` for one matrix: its ``||A^k||``
     curve, ``rho^k`` (dashed), the Kreiss lower bound ``K`` (dotted) and
-    ``e n K`` (dash-dot) when `kreiss` is given, and the peak marked; all
-    panels share the ``k`` axis and have a log ``y`` axis.
+    ``e n K`` (dash-dot) when `kreiss` is given, and the peak marked, on a
+    log ``y`` axis. The panels share the ``k`` range when the longest series
+    is at most :data:`OWN_K_RATIO` times the shortest; else each has its own.
 
     Parameters
     ----------
@@ -272,13 +344,18 @@ def plot_transient_panels(
     nrows = math.ceil(m / ncols)
     if fig is None:
         fig = plt.figure(figsize=(3.6 * ncols + 0.6, 2.8 * nrows + 1.0), layout="constrained")
-    grid = fig.subplots(nrows, ncols, sharex=True, squeeze=False)
+    grid = fig.subplots(nrows, ncols, squeeze=False)
     axes = list(grid.ravel())
     for ax in axes[m:]:
         ax.remove()
     axes = axes[:m]
     from spectra.plot.pseudospectra import _wrap
 
+    kmaxes = [max(int(tg.kmax), 1) for tg in results]
+    # one k range for all when the series are of like length; else each panel its own (a series
+    # of 12 powers squeezed into the first 4 % of a shared axis of 300 shows nothing)
+    shared = max(kmaxes) <= OWN_K_RATIO * min(kmaxes)
+    spectral_shown = kreiss_shown = infinite_k = False
     for i, (ax, tg, label) in enumerate(zip(axes, results, labels)):
         plot_transient(
             [tg],
@@ -289,35 +366,35 @@ def plot_transient_panels(
             title=_wrap(label, 34 if ncols > 2 else 48),  # long ids on several lines, not into the next title
         )
         ax.title.set_fontsize(9)
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()  # one legend for the figure explains the line styles
-        if i < m - ncols:
+        keys = [t.get_text() for t in ax.get_legend().get_texts()]
+        spectral_shown |= r"$\rho(A)^k$" in keys
+        kreiss_shown |= r"Kreiss $K$" in keys
+        infinite_k |= any(t.startswith(r"$K = \infty$") for t in keys)
+        ax.get_legend().remove()  # one legend for the figure explains the line styles
+        if shared:
+            _k_limits(ax, max(kmaxes))  # the notes were placed for the panel's own range: re-place
+            _replace_notes(ax)
+        below = i + ncols < m
+        if shared and below:
             ax.set_xlabel("")
             ax.tick_params(labelbottom=False)
-        else:
-            ax.tick_params(labelbottom=True)
         if i % ncols:
             ax.set_ylabel("")
-    # the shared k axis spans the longest series (each panel had set it to its own)
-    for ax in axes:
-        ax.set_xlim(0, max(max(int(tg.kmax) for tg in results), 1))
-    from matplotlib.lines import Line2D
-
-    styles = [Line2D([], [], ls="-", color="gray", label="‖A^k‖₂ (peak marked)")]
-    if spectral:
-        styles.append(Line2D([], [], ls="--", color="gray", label="ρ(A)^k"))
-    drawn = [kr for kr in (kreiss or []) if kr is not None]
-    if any(math.isfinite(kr.value) for kr in drawn):
-        styles += [
-            Line2D([], [], ls=":", color="gray", label="Kreiss K"),
-            Line2D([], [], ls="-.", color="gray", label="e·n·K"),
-        ]
-    if any(not math.isfinite(kr.value) for kr in drawn):
-        styles.append(Line2D([], [], ls="none", label="K = ∞ where ρ(A) ≥ 1: no Kreiss bracket"))
+    styles = _style_handles(spectral_shown, kreiss_shown, infinite_k, curve=True)
     fig.legend(handles=styles, loc="outside lower center", ncols=len(styles), fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)
     return axes
+
+
+def _replace_notes(ax) -> None:
+    """Put each peak note on the side of its marker that keeps it inside the (new) x range."""
+    x0, x1 = ax.get_xlim()
+    for t in ax.texts:
+        right = t.xy[0] > x0 + 0.55 * (x1 - x0)
+        dx, dy = t.xyann
+        t.xyann = (-abs(dx) if right else abs(dx), dy)
+        t.set_horizontalalignment("right" if right else "left")
 
 
 def _gates_per_row(labels: Sequence[str]) -> int:
