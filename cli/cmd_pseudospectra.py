@@ -240,10 +240,11 @@ def pseudospectra(
         from spectra.plot.pseudospectra import shared_levels
 
         drawn = shared_levels(grids) if levels is None else np.unique(np.asarray(levels, dtype=np.float64))
+    summary = []  # printed after the files are written: a closed pipe (| head) must not lose them
     for g in grids:
         o = g.options
         lv = g.levels if drawn is None else drawn
-        click.echo(
+        summary.append(
             f"{g.matrix_id}\tn={g.n}\tgrid={o['nx']}x{o['ny']}\tmethod={o['method']}\t"
             f"levels={','.join(f'{v:.3g}' for v in lv)}\tmin_sigma={fmt(float(g.sigma_min.min()))}\t"
             f"seconds={o['seconds']:.2f}"
@@ -268,3 +269,5 @@ def pseudospectra(
             path = save_grid if len(grids) == 1 else f"{stem}.{k}.npz"
             g.save(path)
             click.echo(f"wrote {path} ({g.matrix_id})", err=True)
+    for line in summary:
+        click.echo(line)

@@ -934,3 +934,28 @@ def test_train_options_the_task_does_not_take_are_usage_errors(tmp_path, capsys,
 def test_ls_accepts_quiet_like_the_other_commands(capsys):
     code, out, _ = run(["ls", str(DATA / "digits_rnn_stable.pt"), "-q"], capsys)
     assert code == 0 and "rnn.weight_hh_l0" in out
+
+
+def test_a_closed_stdout_pipe_does_not_lose_the_figure(tmp_path):
+    # `spectra pseudospectra ... -o f.png | head -1`: the summary went to stdout before the figure
+    # was saved; the closed pipe ended the command (exit 0) and f.png was never written
+    import subprocess
+    import sys
+
+    fig, grid = tmp_path / "f.png", tmp_path / "g.npz"
+    code = "import sys; from spectra_cli.main import main; sys.exit(main(sys.argv[1:]))"
+    args = [
+        "pseudospectra",
+        str(DATA / "digits_lstm_regular.pt"),
+        "-o",
+        str(fig),
+        "--save-grid",
+        str(grid),
+        "-q",
+    ]
+    p = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()  # the reader is gone before the first line is written
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err.decode()
+    assert fig.exists() and fig.stat().st_size > 0
+    assert all((tmp_path / f"g.{k}.npz").exists() for k in range(4))
