@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -1258,3 +1259,84 @@ def test_quantized_weights_report_their_stored_dtype_and_are_dequantized_like_to
     assert {m.dtype for m in ckpt} == {"qint8"}
     assert all(any("dequantized" in n for n in m.notes) for m in ckpt)
     np.testing.assert_array_equal(ckpt.stacked("weight_hh_l0"), q.dequantize().double().numpy())
+
+
+def test_dict_and_list_subclasses_that_cannot_be_imported_keep_their_items(tmp_path, monkeypatch):
+    # an EasyDict/yacs-style config (a dict subclass) defined in the training script made a valid
+    # checkpoint "corrupt" even with trust: the stand-in module could not take dict items
+    mod = tmp_path / "spectra_test_gone_cfg.py"
+    mod.write_text("class Cfg(dict):\n    pass\n\nclass Vocab(list):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    gone = importlib.import_module("spectra_test_gone_cfg")
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(3, 4)
+    cfg = gone.Cfg(hidden=4, inner=gone.Cfg(lr=0.1))
+    vocab = gone.Vocab(["a", "b"])
+    path = tmp_path / "ck.pt"
+    torch.save(
+        {"cfg": cfg, "vocab": vocab, "model": lstm.state_dict(), "extra": gone.Cfg(w=lstm.weight_hh_l0)}, path
+    )
+    del sys.modules["spectra_test_gone_cfg"]
+    mod.unlink()
+    with pytest.warns(RuntimeWarning, match="spectra_test_gone_cfg.Cfg"):
+        ckpt = load(path, trust=True)
+    w = lstm.weight_hh_l0.detach().numpy().astype(np.float64)
+    mats = {m.id: m.matrix for m in ckpt.matrices}
+    np.testing.assert_array_equal(mats["weight_hh_l0[forget]"], w[4:8])  # under "model", as usual
+    assert len(mats) == 4  # the config's items were walked; a bare weight named 'w' is no recurrent matrix
+
+
+def test_archives_saved_back_to_back_are_refused_not_read_as_the_last(tmp_path):
+    # zipfile reads the last of several archives in one file; torch.load refuses it. The first
+    # model's LSTM silently disappeared (a torch.distributed.checkpoint .distcp shard is like this)
+    path = tmp_path / "two.pt"
+    with open(path, "wb") as f:
+        torch.save(torch.nn.LSTM(3, 3).state_dict(), f)
+        torch.save(torch.nn.GRU(2, 2).state_dict(), f)
+    with pytest.raises(RuntimeError):
+        torch.load(path, weights_only=True)
+    with pytest.raises(spectra.errors.CorruptFileError, match="bytes precede its zip archive"):
+        load(path)
+
+
+def test_a_hugging_face_shard_index_is_named_and_points_to_the_shard(tmp_path):
+    import json
+
+    wm = {
+        "rnn.weight_hh_l0": "model-00001-of-00002.safetensors",
+        "fc.weight": "model-00002-of-00002.safetensors",
+    }
+    for name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        p = tmp_path / name
+        p.write_text(json.dumps({"metadata": {"total_size": 1}, "weight_map": wm}))
+        with pytest.raises(spectra.errors.UnsupportedFormatError) as e:
+            load(p)
+        msg = str(e.value)  # it said "sharded Keras weights" with Keras-only advice
+        assert "Hugging Face" in msg and "Keras" not in msg and "model-00001-of-00002.safetensors" in msg
+
+
+def test_dtensor_weights_are_refused_with_what_to_save_instead(tmp_path):
+    # FSDP2 state_dicts hold DTensors: with trust it was "internal error: RuntimeError: .numpy() is
+    # not supported for tensor subclasses". The file is made in a fresh process (a process group)
+    import subprocess
+
+    path = tmp_path / "fsdp2.pt"
+    script = (
+        "import sys, torch, torch.distributed as dist\n"
+        "from torch.distributed.tensor import distribute_tensor, Shard, init_device_mesh\n"
+        f"dist.init_process_group('gloo', init_method='file://{tmp_path}/pg', rank=0, world_size=1)\n"
+        "mesh = init_device_mesh('cpu', (1,))\n"
+        "m = torch.nn.LSTM(4, 5)\n"
+        "sd = {k: distribute_tensor(v.detach(), mesh, [Shard(0)]) for k, v in m.state_dict().items()}\n"
+        f"torch.save(sd, {str(path)!r})\n"
+        "dist.destroy_process_group()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        pytest.skip(f"torch.distributed unavailable here: {r.stderr.strip()[-200:]}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's DeviceMesh unpickling warning
+        with pytest.raises(spectra.errors.UnsupportedFormatError, match="DTensors .*full_state_dict"):
+            load(path, trust=True)

@@ -88,6 +88,9 @@ def sniff(path: str | os.PathLike) -> str:
             if 2 <= hlen <= 100_000_000 and head[8:9] == b"{":
                 return "safetensors"
     if head.lstrip().startswith(b"{") and b'"weight_map"' in head:
+        hf = _hf_shard_index(p)
+        if hf is not None:
+            raise UnsupportedFormatError(hf)
         # keras saving_lib.ShardedH5IOStore: {"metadata": ..., "weight_map": {path: [shard]}}
         raise UnsupportedFormatError(
             f"{p}: the index of sharded Keras weights (save_weights(..., max_shard_size=...)); "
@@ -99,12 +102,54 @@ def sniff(path: str | os.PathLike) -> str:
     )
 
 
+def _hf_shard_index(p: str) -> str | None:
+    """The refusal of a Hugging Face shard index (``{"weight_map": {tensor: "x.safetensors"}}``), else None.
+
+    Keras's sharded index maps paths to lists of ``.weights.h5`` files; Hugging Face's
+    ``model.safetensors.index.json`` / ``pytorch_model.bin.index.json`` map tensor names to one
+    shard file each. The message names the shards that hold recurrent weights.
+    """
+    import json
+
+    try:
+        if os.path.getsize(p) > 64 << 20:
+            return None
+        with open(p, encoding="utf-8") as f:
+            wm = json.load(f).get("weight_map")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(wm, dict) or not wm or not all(isinstance(v, str) for v in wm.values()):
+        return None
+    if not all(v.endswith((".safetensors", ".bin", ".pt", ".pth")) for v in wm.values()):
+        return None
+    rec = sorted({v for k, v in wm.items() if any(t in k for t in ("weight_hh", "recurrent_kernel"))})
+    where = f"; recurrent weights are in {', '.join(rec)}" if rec else ""
+    return (
+        f"{p}: the index of a sharded Hugging Face checkpoint (tensor -> shard file); "
+        f"an index holds no weights: give spectra a shard file itself{where}"
+    )
+
+
 def _zip_kind(path: str) -> str:
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
+            first = min((zi.header_offset for zi in zf.infolist()), default=0)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise CorruptFileError(f"{path}: corrupt or truncated zip archive ({exc})") from None
+    if first > 0:
+        # zipfile reads the last of several archives saved back to back (torch.load refuses the
+        # file): reporting it as the whole file silently dropped the others
+        dcp = (
+            " (a torch.distributed.checkpoint .distcp shard is written this way: convert the folder "
+            "with torch.distributed.checkpoint.format_utils.dcp_to_torch_save)"
+            if path.endswith(".distcp")
+            else ""
+        )
+        raise CorruptFileError(
+            f"{path}: {first} bytes precede its zip archive: several archives saved back to back in "
+            f"one file, which torch.load refuses too{dcp}"
+        )
     base = {n.split("/", 1)[-1] if "/" in n else n for n in names}
     if any(n.endswith("constants.pkl") for n in names) or any("/code/" in n for n in names):
         return "torchscript"
@@ -180,6 +225,11 @@ def load(path: str | os.PathLike, *, trust: bool = False) -> Checkpoint:
     p, dataset = _split_dataset(os.fspath(path))
     fp = Path(p)
     if fp.is_dir():
+        if os.path.exists(os.path.join(p, ".metadata")) and any(n.endswith(".distcp") for n in os.listdir(p)):
+            raise UnsupportedFormatError(
+                f"{p}: a torch.distributed.checkpoint folder (.metadata and .distcp shards), not read; "
+                "convert it with torch.distributed.checkpoint.format_utils.dcp_to_torch_save"
+            )
         raise UnsupportedFormatError(f"{p}: is a directory, not a checkpoint file")
     if not fp.exists():
         raise UnsupportedFormatError(f"{p}: no such file")

@@ -303,7 +303,11 @@ def _from_torch(obj: object, dtypes: dict[int, str], depth: int = 0) -> object:
         return obj
     if torch is not None:
         if isinstance(obj, torch.nn.Module):
+            # a stand-in for an unimportable dict subclass (EasyDict, yacs CfgNode) holds its items
+            items = obj.__dict__.get("_stand_in_items")
             obj = obj.state_dict()
+            if items:
+                obj = {**items, **obj}
         elif isinstance(obj, torch.Tensor):
             if obj.is_meta:
                 raise UnsupportedFormatError(
@@ -318,6 +322,12 @@ def _from_torch(obj: object, dtypes: dict[int, str], depth: int = 0) -> object:
                 t = t.to_dense()
             if t.dtype == torch.bfloat16:
                 t = t.float()
+            if type(obj).__name__ == "DTensor":  # FSDP2 / tensor parallel: one rank's shard
+                raise UnsupportedFormatError(
+                    "the weights are DTensors (FSDP2 or tensor-parallel shards, one rank's piece): save a "
+                    "full state_dict (torch.distributed.checkpoint.state_dict.get_model_state_dict with "
+                    "StateDictOptions(full_state_dict=True)) and analyse that"
+                )
             try:
                 arr = t.numpy().copy()
             except TypeError:  # float8 and other dtypes numpy lacks: widen exactly to float32
@@ -367,9 +377,24 @@ def _stand_in_pickle(torch, missing: list[str]):
         def init(self, *args, **kwargs):
             torch.nn.Module.__init__(self)
 
-        return type(
-            name, (torch.nn.Module,), {"__init__": init, "__setstate__": setstate, "__module__": module}
-        )
+        def setitem(self, key, value):  # the class was a dict subclass (EasyDict, CfgNode, ...)
+            if "_parameters" not in self.__dict__:
+                torch.nn.Module.__init__(self)
+            self.__dict__.setdefault("_stand_in_items", {})[key] = value
+
+        def append(self, value):  # ... or a list subclass
+            if "_parameters" not in self.__dict__:
+                torch.nn.Module.__init__(self)
+            items = self.__dict__.setdefault("_stand_in_items", {})
+            items[str(len(items))] = value
+
+        def extend(self, values):
+            for v in values:
+                append(self, v)
+
+        body = {"__init__": init, "__setstate__": setstate, "__module__": module, "__setitem__": setitem}
+        body.update(append=append, extend=extend)
+        return type(name, (torch.nn.Module,), body)
 
     class Unpickler(pickle.Unpickler):
         def find_class(self, module, name):
