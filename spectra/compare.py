@@ -488,7 +488,7 @@ def compare_stabilized(
     MatrixNotFoundError
         An id in `matrices` is not in the checkpoint.
     """
-    from spectra.stabilize import _as_stored, stabilize_matrices
+    from spectra.stabilize import as_written, stabilize_matrices
 
     _check_criterion(criterion)
     ck = _as_checkpoint(ckpt, trust)
@@ -503,7 +503,7 @@ def compare_stabilized(
         warn=False,
     )
     # the matrices as `spectra stabilize` would write them (rounded to the stored dtype)
-    changes = [_as_stored(c, ck[c.id].dtype, method, target) if c.changed else c for c in changes]
+    changes = as_written(changes, ck, method, target, stacked)
     label = f"{ck.path} --stabilize {method}"
     result = compare_matrices(
         [(c.id, c.before, c.after) for c in changes],

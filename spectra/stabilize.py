@@ -719,10 +719,7 @@ def stabilize_checkpoint(
         check_writable=True,
         warn=warn,
     )
-    stored = [_as_stored(c, ckpt[c.id].dtype, method, target) if c.changed else c for c in changes]
-    if stacked and method == "exact":
-        stored = _one_factor_per_tensor(changes, stored, ckpt, target)
-    changes = stored
+    changes = as_written(changes, ckpt, method, target, stacked)
     for c in changes:
         if warn and c.changed and not np.any(c.after) and np.any(c.before):
             warnings.warn(
@@ -752,6 +749,25 @@ def _round_to(A: np.ndarray, dtype: str) -> np.ndarray:
         return A.astype(dt).astype(A.dtype)
 
 
+def as_written(changes, ckpt, method: str, target: float, stacked: bool) -> list[StabilizeChange]:
+    """The changes as the file will hold them: rounded to each matrix's stored dtype.
+
+    What each method promises stays true of the rounded weights: ``rho <= target``
+    (``exact``), ``||A||_2 <= target`` (``spectral-norm``, ``svd-clip``; of the stacked tensor
+    with `stacked`); the factor is lowered by a few units in the dtype's last place where
+    rounding lifted them above (bfloat16 ``svd-clip`` left ``||A||_2 = 1.0026``). Stacked
+    ``exact`` keeps one factor per stored tensor.
+    """
+    bound = {"exact": "rho", "spectral-norm": "norm", "svd-clip": "norm"}.get(method)
+    per_gate = None if (stacked and bound == "norm") else bound
+    stored = [_as_stored(c, ckpt[c.id].dtype, per_gate, target) if c.changed else c for c in changes]
+    if stacked and method == "exact":
+        stored = _one_factor_per_tensor(changes, stored, ckpt, target)
+    if stacked and bound == "norm":
+        stored = _stacked_norm_at_most(changes, stored, ckpt, target)
+    return stored
+
+
 def _one_factor_per_tensor(changes, stored, ckpt, target: float) -> list[StabilizeChange]:
     """Stacked ``exact``: the gates of one stored tensor get the lowest factor any of them needed.
 
@@ -771,20 +787,51 @@ def _one_factor_per_tensor(changes, stored, ckpt, target: float) -> list[Stabili
                 break
             for i in idx:
                 c = changes[i]
-                out[i] = _as_stored(c, ckpt[c.id].dtype, "exact", target, mult=low / c.scale)
+                out[i] = _as_stored(c, ckpt[c.id].dtype, "rho", target, mult=low / c.scale)
     return out
 
 
+def _stacked_norm_at_most(changes, stored, ckpt, target: float) -> list[StabilizeChange]:
+    """Stacked ``spectral-norm``/``svd-clip``: the stored tensor's ``||.||_2`` lowered to `target`.
+
+    Rounding the gates to their dtype can lift the stacked matrix's largest singular value
+    above `target` (bfloat16: by about 0.3%); all gates of the tensor are then scaled by one
+    factor a little below 1 (a few times at most).
+    """
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(changes):
+        if c.changed:
+            groups.setdefault(c.source, []).append(i)
+    out = list(stored)
+    for idx in groups.values():
+        dtype = ckpt[changes[idx[0]].id].dtype
+        u = _UNIT.get(dtype, 2.0**-23)
+        mult = 1.0
+        for _ in range(4):
+            top = float(np.linalg.norm(np.vstack([out[i].after for i in idx]), 2))
+            if top <= target:
+                break
+            mult *= (target / top) * (1 - 2 * u)
+            for i in idx:
+                out[i] = _as_stored(changes[i], dtype, None, target, mult=mult)
+    return out
+
+
+#: machine epsilons of the stored dtypes below float64 (float32 otherwise)
+_UNIT = {"float16": 2.0**-10, "bfloat16": 2.0**-7}
+
+
 def _as_stored(
-    c: StabilizeChange, dtype: str, method: str, target: float, mult: float | None = None
+    c: StabilizeChange, dtype: str, bound: str | None, target: float, mult: float | None = None
 ) -> StabilizeChange:
     """The change as the file will hold it: rounded to its stored dtype, rho measured there.
 
     Rounding a float32 (or float16, bfloat16) matrix scaled to ``rho = target`` moves rho by
     about the unit roundoff times the eigenvalues' condition: often just above `target`.
-    For ``exact`` the scale is then lowered a little (a few times at most) so that the stored
-    ``rho`` does not exceed `target`; `mult` starts that lowering from a given factor (the
-    common factor of a stacked tensor).
+    With `bound` ``"rho"`` (``exact``) or ``"norm"`` (``spectral-norm``, ``svd-clip``) the
+    scale is then lowered a little (a few times at most) so that the stored ``rho`` or
+    ``||A||_2`` does not exceed `target`; `mult` starts from a given factor (the common factor
+    of a stacked tensor).
     """
     from dataclasses import replace
 
@@ -794,14 +841,16 @@ def _as_stored(
         return c
     rho = _spectral_radius(stored)
     mult = 1.0 if mult is None else mult
-    if method == "exact":
-        u = {"float16": 2.0**-10, "bfloat16": 2.0**-7}.get(dtype, 2.0**-23)  # machine epsilons
+    if bound is not None:
+        u = _UNIT.get(dtype, 2.0**-23)
+        measure = _spectral_radius if bound == "rho" else (lambda X: float(np.linalg.norm(X, 2)))
+        m = rho if bound == "rho" else measure(stored)
         for _ in range(4):
-            if rho <= target:
+            if m <= target:
                 break
-            step = (target / rho) * (1 - 2 * u)
-            mult *= step
+            mult *= (target / m) * (1 - 2 * u)
             stored = _round_to(A * mult, dtype)
-            rho = _spectral_radius(stored)
+            m = measure(stored)
+        rho = _spectral_radius(stored)
     scale = c.scale * mult
     return replace(c, after=stored, spectral_radius_after=rho, scale=scale)
