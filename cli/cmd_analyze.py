@@ -65,14 +65,22 @@ def _cell(report_dict: dict, key: str, digits: int) -> str:
         return v
     n = m["shape"][0]
     if key == "spectral_radius":
-        kap, nrm = m.get("kappa_eigvec"), m.get("norm_2")
-        err = eig_error(kap, n, nrm) if isinstance(kap, float) and isinstance(nrm, float) else math.inf
+        err = m.get("spectral_radius_error")
+        if not isinstance(err, float):  # a document from before the key: Bauer-Fike
+            kap, nrm = m.get("kappa_eigvec"), m.get("norm_2")
+            err = eig_error(kap, n, nrm) if isinstance(kap, float) and isinstance(nrm, float) else math.inf
         return fmt_rho(v, err)
     if key == "kappa_eigvec":
         return fmt_kappa(v, n, digits)
     # figures below their rounding level are noise: printed as "<level", not to 4 digits
     if key in ("henrici", "henrici_relative") and isinstance(m.get("norm_fro"), float):
-        return fmt_floor(v, schur_floor(n, m["norm_fro"] if key == "henrici" else 1.0), digits)
+        fro = m["norm_fro"]
+        floor = schur_floor(n, fro if key == "henrici" else 1.0)
+        # ill-conditioned eigenvalues move sum |lambda|^2, hence dep_F: the measured sensitivity
+        dep_err = m.get("henrici_error")
+        if isinstance(dep_err, float) and dep_err > 0 and fro > 0:
+            floor += dep_err if key == "henrici" else dep_err / fro
+        return fmt_floor(v, floor, digits)
     if key == "distance_to_instability" and isinstance(m.get("norm_2"), float):
         floor = dinst_floor(n, m["norm_2"])
         if v == 0 and m.get("marginal"):  # rho = 1 to rounding: 0 only because rho came out >= 1

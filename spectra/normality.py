@@ -266,6 +266,12 @@ class MatrixReport:
     eigenvalues : (n,) complex ndarray
     stable : bool
         ``ρ(A) < 1``: the linearised recurrence ``h ← A h`` decays.
+    spectral_radius_error, henrici_error : float
+        How far rounding may have moved the computed ``ρ`` and ``dep_F``
+        (:func:`_rounding_errors`): Bauer-Fike's ``κ(V) n u ‖A‖₂`` for ``ρ`` (0 for
+        ``dep_F``) where that is below ``1e-9 ρ``; else, for ill-conditioned or
+        defective eigenvalues, ten times the largest change of either under two random
+        perturbations of the size of the Schur form's backward error.
     marginal : bool
         ``ρ(A) = 1`` to rounding (within ``64 n u max(1, ‖A‖₂)``, the
         tolerance :func:`spectra.kreiss_constant` uses): whether ``ρ`` came out
@@ -296,6 +302,8 @@ class MatrixReport:
     henrici_relative: float | None = None
     schur_nonnormal_fro: float | None = None
     kappa_eigvec: float | None = None
+    spectral_radius_error: float | None = None
+    henrici_error: float | None = None
     eigenvalues: np.ndarray | None = None
     stable: bool | None = None
     marginal: bool | None = None
@@ -322,6 +330,8 @@ class MatrixReport:
             "henrici_relative": self.henrici_relative,
             "schur_nonnormal_fro": self.schur_nonnormal_fro,
             "kappa_eigvec": self.kappa_eigvec,
+            "spectral_radius_error": self.spectral_radius_error,
+            "henrici_error": self.henrici_error,
             "stable": self.stable,
             "marginal": self.marginal,
             "eigenvalues": None
@@ -369,6 +379,8 @@ def analyze_matrix(A, *, id: str = "A") -> MatrixReport:
     dep = s.fro
     rho = float(np.max(np.abs(lam)))
     norm2 = float(scipy.linalg.svdvals(a, check_finite=False)[0])
+    kappa = _kappa_eigvec(s.T, a, lam)
+    err_rho, err_dep = _rounding_errors(a, kappa, rho, dep, norm2, fro)
     return MatrixReport(
         id=id,
         shape=(a.shape[0], a.shape[1]),
@@ -378,11 +390,42 @@ def analyze_matrix(A, *, id: str = "A") -> MatrixReport:
         henrici=dep,
         henrici_relative=dep / fro if fro > 0 else 0.0,
         schur_nonnormal_fro=dep,
-        kappa_eigvec=_kappa_eigvec(s.T, a, lam),
+        kappa_eigvec=kappa,
+        spectral_radius_error=err_rho,
+        henrici_error=err_dep,
         eigenvalues=lam,
         stable=rho < 1.0,
         marginal=abs(rho - 1.0) <= rho_one_tolerance(a.shape[0], norm2),
     )
+
+
+def _rounding_errors(
+    a: np.ndarray, kappa: float, rho: float, dep: float, norm2: float, fro: float
+) -> tuple[float, float]:
+    """How far rounding may have moved the computed ``rho`` and ``dep_F`` (absolute).
+
+    Well-conditioned eigenvalues: Bauer-Fike's ``kappa(V) n u ||A||_2`` for ``rho`` (tiny) and 0
+    for ``dep_F`` (backward stable from the Schur form). Where that bound exceeds ``1e-9 rho`` it
+    says little (first order, with a ``kappa(V)`` that is itself inaccurate, or infinite), so the
+    sensitivity is measured: ``A`` plus two random perturbations of the size of the Schur form's
+    backward error ``n u ||A||_F``, and ten times the largest change of ``rho`` or ``dep_F``.
+    An estimate, not a bound: a nearly defective 12x12 gave rho 0.559933 for 0.559968, which
+    Bauer-Fike bounded by 0.3 and the probes by 4e-4.
+    """
+    n = a.shape[0]
+    u = 2.0**-53
+    bound = kappa * n * u * norm2 if math.isfinite(kappa) else math.inf
+    if bound <= 1e-9 * max(rho, 1e-300) or fro == 0:
+        return float(bound), 0.0
+    rng = np.random.default_rng(0)
+    d_rho = d_dep = 0.0
+    for _ in range(2):
+        G = rng.standard_normal(a.shape) + (1j * rng.standard_normal(a.shape) if np.iscomplexobj(a) else 0)
+        E = G * (n * u * fro / np.linalg.norm(G))
+        sp = schur_nonnormal(a + E)
+        d_rho = max(d_rho, abs(float(np.max(np.abs(sp.eigenvalues))) - rho))
+        d_dep = max(d_dep, abs(sp.fro - dep))
+    return float(min(bound, 10 * d_rho)), float(10 * d_dep)
 
 
 @dataclass(eq=False)

@@ -959,3 +959,29 @@ def test_a_closed_stdout_pipe_does_not_lose_the_figure(tmp_path):
     assert p.returncode == 0, err.decode()
     assert fig.exists() and fig.stat().st_size > 0
     assert all((tmp_path / f"g.{k}.npz").exists() for k in range(4))
+
+
+def test_rho_and_dep_of_nearly_defective_matrices_show_only_digits_that_are_right(tmp_path, capsys):
+    # eigenvalues of a rotated 16x16 "Jordan-like" triangle are moved ~1e-2 by rounding: analyze
+    # printed rho 0.5761 for 0.5684 (a review). dep_F moves less (16.4267 for 16.4281) but its
+    # measured sensitivity is 1.7e-2, so it too is shown to the digits that sensitivity leaves
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 60
+    for n, c in [(12, 2.0), (16, 1.5)]:
+        rng = np.random.default_rng(0)
+        T = np.diag(np.linspace(0.1, 0.56, n)) + np.triu(c * np.ones((n, n)), 1)
+        Q = np.linalg.qr(rng.standard_normal((n, n)))[0]
+        A = Q @ T @ Q.T
+        np.save(tmp_path / "a.npy", A)
+        row, _ = _analyze_row(tmp_path / "a.npy", capsys, "--fast")
+        ev = mpmath.eig(mpmath.matrix(A.tolist()), left=False, right=False)
+        rho = float(max(abs(e) for e in ev))
+        dep = float(mpmath.sqrt(sum(mpmath.mpf(x) ** 2 for x in A.ravel()) - sum(abs(e) ** 2 for e in ev)))
+        for cell, true in ((row["rho"], rho), (row["dep_F"], dep)):
+            digits = len(cell.replace(".", "").lstrip("0"))
+            assert digits < 4 or n == 12  # n = 12: dep_F keeps its four right digits
+            assert f"{true:#.{digits}g}".rstrip(".") == cell, (n, cell, true)
+    # a well-conditioned matrix: no probe, four digits as before
+    np.save(tmp_path / "b.npy", np.diag([0.5, -0.25]) + np.triu(np.ones((2, 2)), 1))
+    row, _ = _analyze_row(tmp_path / "b.npy", capsys, "--fast")
+    assert row["rho"] == "0.5000" and row["dep_F"] == "1.000"
