@@ -1340,3 +1340,19 @@ def test_dtensor_weights_are_refused_with_what_to_save_instead(tmp_path):
         warnings.simplefilter("ignore")  # torch's DeviceMesh unpickling warning
         with pytest.raises(spectra.errors.UnsupportedFormatError, match="DTensors .*full_state_dict"):
             load(path, trust=True)
+
+
+def test_a_hand_written_recurrence_gets_a_hint_instead_of_a_bare_refusal(tmp_path):
+    class Vanilla(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.W_hh = torch.nn.Parameter(torch.randn(8, 8))
+            self.W_xh = torch.nn.Parameter(torch.randn(8, 3))
+            self.h2h = torch.nn.Linear(8, 8)
+            self.emb = torch.nn.Embedding(8, 8)
+
+    torch.save(Vanilla().state_dict(), tmp_path / "v.pt")
+    with pytest.raises(spectra.errors.NoRecurrentWeightsError) as e:
+        load(tmp_path / "v.pt")
+    hint = str(e.value).split("named like a hand-written recurrence", 1)[1]
+    assert "W_hh: (8, 8)" in hint and "h2h.weight: (8, 8)" in hint and "emb" not in hint and "np.save" in hint

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import pickle
+import re
 import sys
 import warnings
 from collections import Counter
@@ -240,6 +241,13 @@ def checkpoint_from_object(
         why = "; ".join(f"{s.name} {s.shape}: {s.reason}" for s in near[:3])
         if len(near) > 3:
             why += f" (and {len(near) - 3} more)"
+        custom = _custom_recurrent_names(mappings)
+        if custom:
+            why = (why + "; " if why else "") + (
+                f"square tensors named like a hand-written recurrence ({custom}) are not read: only "
+                "torch's RNN/LSTM/GRU and cell names are known; save the matrix with numpy "
+                "(np.save('W.npy', W)) and analyse the .npy"
+            )
         packed = _packed_key(obj)
         if packed:
             why = (why + "; " if why else "") + (
@@ -270,6 +278,25 @@ def checkpoint_from_object(
     if metadata:
         meta.update(metadata)
     return Checkpoint(path=path, format=fmt, matrices=matrices, skipped=out_skipped, metadata=meta)
+
+
+#: names of a hand-written recurrence's hidden-to-hidden matrix (W_hh, h2h, U, recurrent...)
+_CUSTOM_RECURRENT = re.compile(r"(?i)(^|[._])(w_?hh|h2h|hh|u|w_?rec|recurrent(_weight|_kernel)?|rec_weight)$")
+
+
+def _custom_recurrent_names(mappings) -> str:
+    """``"W_hh: (64, 64)"`` for square 2-D tensors named like a custom cell's recurrent matrix."""
+    hits = []
+    for m in mappings:
+        for k, t in m.tensors.items():
+            shape = getattr(t, "shape", ())
+            if (
+                len(shape) == 2
+                and shape[0] == shape[1] > 1
+                and _CUSTOM_RECURRENT.search(k.rsplit(".weight", 1)[0])
+            ):
+                hits.append(f"{k}: ({shape[0]}, {shape[1]})")
+    return ", ".join(hits[:3]) + (" ..." if len(hits) > 3 else "")
 
 
 def _packed_key(obj: object, prefix: str = "", depth: int = 0) -> str | None:
