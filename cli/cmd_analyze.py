@@ -108,6 +108,26 @@ def _cell(report_dict: dict, key: str, digits: int) -> str:
     return fmt(v, digits) if digits else fmt(v)
 
 
+def _unreliable_rho_eps(m: dict, key: str, v) -> str:
+    """A criss-cross rho_eps it flags unreliable, to the digits its a-priori bracket settles.
+
+    ``rho + eps <= rho_eps <= min(rho + eps kappa(V), ||A||_2 + eps)`` (every eigenvalue's
+    eps-disc lies in the pseudospectrum, which Bauer-Fike keeps within eps kappa(V) of the
+    spectrum): a normal matrix is settled to all its digits at any eps; where the bracket
+    settles none, ``~`` and one digit.
+    """
+    rho, kap, nrm = m.get("spectral_radius"), m.get("kappa_eigvec"), m.get("norm_2")
+    if not (isinstance(v, float) and all(isinstance(t, float) for t in (rho, nrm))):
+        return "~" + fmt(v, 1)
+    eps = float(key)
+    lo = rho + eps
+    hi = nrm + eps
+    if isinstance(kap, float) and math.isfinite(kap):
+        hi = min(hi, rho + eps * kap)
+    shown = fmt_bracketed(min(max(v, lo), hi), lo, hi)
+    return "~" + fmt(v, 1) if shown.startswith("~") else shown
+
+
 def _render_table(doc: dict) -> str:
     mats = doc["matrices"]
     eps_keys: list[str] = []
@@ -137,7 +157,9 @@ def _render_table(doc: dict) -> str:
         row += [
             pr[k]
             if isinstance(pr.get(k), str)
-            else ("~" + fmt(pr[k], 1) if ok.get(k) is False else fmt_rho(pr.get(k), RHO_EPS_ERROR))
+            else (
+                _unreliable_rho_eps(m, k, pr[k]) if ok.get(k) is False else fmt_rho(pr.get(k), RHO_EPS_ERROR)
+            )
             for k in eps_keys
         ]
         row += [_cell(m, key, d) for _, key, d in robust]
@@ -164,9 +186,10 @@ def _render_table(doc: dict) -> str:
         )
     if any(c.startswith("~") for r in rows for c in r[1:]):
         lines.append(
-            "~x: approximate, first digits only: rho_eps for eps below 1e-9 |A|_2 (the criss-cross "
-            "is not reliable there; --json: pseudospectral_radius_reliable), or a figure whose "
-            "computed bracket settles no digit"
+            "~x: approximate, first digit only: rho_eps where the criss-cross is not reliable (eps "
+            "below 1e-9 |A|_2, or it did not converge; --json: pseudospectral_radius_reliable) and "
+            "rho + eps <= rho_eps <= rho + eps kappa(V) settles no digit, or a figure whose computed "
+            "bracket settles none"
         )
     if eps_keys or robust:
         lines.append(
@@ -206,18 +229,21 @@ def _render_csv(doc: dict) -> str:
     flags = any("pseudospectral_radius_reliable" in m for m in doc["matrices"])
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
+    # columns added later go last, so readers by position keep working
+    late = [k for k in ("spectral_radius_error", "henrici_error") if any(k in m for m in doc["matrices"])]
     w.writerow(
         keys
         + [f"pseudospectral_radius_{k}" for k in eps_keys]
-        + ([f"pseudospectral_radius_reliable_{k}" for k in eps_keys] if flags else [])
         + extra
+        + ([f"pseudospectral_radius_reliable_{k}" for k in eps_keys] if flags else [])
+        + late
     )
     for m in doc["matrices"]:
         row = [m["shape"][0] if k == "n" else m.get(k) for k in keys]
         pr = m.get("pseudospectral_radius") or {}
         ok = m.get("pseudospectral_radius_reliable") or {}
-        row += [pr.get(k) for k in eps_keys] + ([ok.get(k) for k in eps_keys] if flags else [])
-        row += [m.get(k) for k in extra]
+        row += [pr.get(k) for k in eps_keys] + [m.get(k) for k in extra]
+        row += ([ok.get(k) for k in eps_keys] if flags else []) + [m.get(k) for k in late]
         w.writerow(["" if v is None else (repr(v) if isinstance(v, float) else v) for v in row])
     return buf.getvalue().rstrip("\n")
 

@@ -328,9 +328,10 @@ def compare(
 
     Either two checkpoints of the same network (matched by matrix id), or one
     checkpoint and --stabilize METHOD (before vs after stabilisation, no file
-    written). Per matrix: spectral radius, ||A||_2, Henrici departure,
-    pseudospectral radii, distance to instability, Kreiss constant and
-    transient peak, before -> after.
+    written; --iterations, --target, --seed and --stacked apply only then).
+    Per matrix: spectral radius, ||A||_2, Henrici departure, pseudospectral
+    radii, distance to instability, Kreiss constant and transient peak,
+    before -> after.
 
     Note: stabilising by the dominant eigenvalue's modulus (power, exact) puts
     that eigenvalue on the unit circle when it was outside (both only scale
@@ -353,7 +354,10 @@ def compare(
             if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
         ]
         if given:
-            raise click.UsageError(f"{', '.join(given)} only apply with --stabilize METHOD, not with AFTER")
+            raise click.UsageError(
+                f"{', '.join(given)}: stabilisation options; they apply only with --stabilize METHOD, "
+                "not when comparing with AFTER"
+            )
     sel = list(matrices) or None
     if method is None:
         result = compare_checkpoints(

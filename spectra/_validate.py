@@ -62,9 +62,13 @@ def _from_torch(A):
     """
     if type(A).__module__.split(".")[0] != "torch" or not hasattr(A, "detach"):
         return A
+    if A.is_meta:
+        raise InvalidArgumentError("a tensor on the 'meta' device has a shape but no values")
     t = A.detach().cpu()
     if getattr(t, "is_quantized", False):
         t = t.dequantize()
+    if str(t.layout) != "torch.strided":  # sparse COO/CSR...: its dense matrix
+        t = t.to_dense()
     t = t.resolve_conj().resolve_neg()
     if t.is_complex():
         return t.cdouble().numpy()

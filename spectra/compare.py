@@ -302,7 +302,7 @@ def _figures(
     if shaky:
         notes.append(
             f"rho_eps for eps = {', '.join(shaky)} is approximate: eps is below 1e-9 ||A||_2, where the "
-            "criss-cross is not reliable (Burke, Lewis & Overton)"
+            "criss-cross is not reliable (Burke, Lewis & Overton), or its iteration did not converge"
         )
     return figs, notes, lower
 

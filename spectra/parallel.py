@@ -220,17 +220,26 @@ def _connect(Client, scheduler: str):
     import threading
 
     box: dict = {}
+    lock = threading.Lock()
 
     def connect() -> None:
         try:
-            box["client"] = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout="20s")
         except BaseException as exc:  # noqa: BLE001 - handed to the caller below
             box["exc"] = exc
+            return
+        with lock:
+            box["client"] = client
+            late = box.get("abandoned", False)
+        if late:  # answered after the caller gave up: nobody will use or close it
+            client.close()
 
     t = threading.Thread(target=connect, name="spectra-dask-connect", daemon=True)
     t.start()
     t.join(_CONNECT_WALL_S)
-    if t.is_alive():
+    with lock:
+        box["abandoned"] = "client" not in box and t.is_alive()
+    if box["abandoned"]:
         raise InvalidArgumentError(
             f"scheduler: no answer from {scheduler} within {_CONNECT_WALL_S:g} s; is it a Dask scheduler?"
         )

@@ -191,7 +191,8 @@ def test_matrices_beyond_the_float_range_computed_here_are_refused_not_miscomput
 )
 def test_torch_tensors_of_any_float_dtype_are_read_exactly():
     # np.asarray of a bfloat16 tensor raised a bare TypeError ("unsupported ScalarType BFloat16")
-    torch = pytest.importorskip("torch")
+    import torch
+
     from spectra._validate import as_square_matrix
     from spectra.errors import InvalidArgumentError
 
@@ -210,6 +211,9 @@ def test_torch_tensors_of_any_float_dtype_are_read_exactly():
     np.testing.assert_array_equal(as_square_matrix(w), w.detach().double().numpy())
     q = torch.quantize_per_tensor(x.float(), scale=0.05, zero_point=0, dtype=torch.qint8)
     np.testing.assert_array_equal(as_square_matrix(q), q.dequantize().double().numpy())
+    np.testing.assert_array_equal(as_square_matrix(x.to_sparse()), x.numpy())  # sparse: its dense matrix
+    with pytest.raises(InvalidArgumentError, match="meta"):
+        as_square_matrix(torch.empty(3, 3, device="meta"))
     r = analyze_matrix(x.bfloat16())
     assert r.henrici == pytest.approx(henrici(x.bfloat16().double().numpy()), rel=1e-15)
     with pytest.raises(InvalidArgumentError, match="None"):

@@ -239,9 +239,22 @@ def test_numerical_radius_finds_a_lobe_between_samples_behind_five_higher_candid
     assert lo <= exact * (1 + 1e-15) and hi >= exact * (1 - 1e-15)
 
 
-def test_numerical_radius_of_a_flat_support_function_stops_early_and_stays_exact():
-    # a Jordan block at 0: W(A) is the disc of radius cos(pi/(n+1)), h is constant and no
-    # interval can be discarded; the bisection stops at 256 intervals (not 4096)
+def test_numerical_radius_of_a_flat_support_function_stops_early_and_stays_exact(monkeypatch):
+    # h is flat along arcs no bisection can discard: a Jordan block at 0 (W(A) the disc of radius
+    # cos(pi/(n+1))), an orthogonal matrix (W(A) the polygon of its eigenvalues on the circle,
+    # w = 1). Each took up to 60 rounds of 256 intervals (orthogonal n = 256: 2075 eigenproblems,
+    # 16 s); the bisection's total is now capped, and w <= ||A||_2 = 1 closes the second at once
+    import spectra.numerical_range as nr
+
+    calls = []
+    support = nr._support
+    monkeypatch.setattr(nr, "_support", lambda a, th, *k: (calls.append(np.size(th)), support(a, th, *k))[1])
     n = 60
     J = np.diag(np.ones(n - 1), 1)
     assert numerical_radius(J) == pytest.approx(np.cos(np.pi / (n + 1)), rel=1e-13)
+    assert sum(calls) <= 49 + 6 * 25 + 2 * 256  # samples, Brent refinements, bisection
+    calls.clear()
+    Q = np.linalg.qr(np.random.default_rng(0).standard_normal((80, 80)))[0]
+    lo, hi = numerical_radius_bounds(Q, rtol=1e-9)
+    assert lo == pytest.approx(1.0, abs=1e-12) and hi <= 1.0 + 1e-11
+    assert sum(calls) <= 49 + 6 * 25

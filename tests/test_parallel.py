@@ -162,7 +162,6 @@ def test_malloc_thresholds_reset_only_where_dask_imposed_a_small_one(monkeypatch
 def test_a_scheduler_address_that_is_not_dask_is_a_one_line_error(monkeypatch, reply):
     # a peer that accepts and says nothing hung for minutes despite Client(timeout=20s); one that
     # sends a banner made Dask allocate an exabyte ("out of memory", exit 1)
-    pytest.importorskip("distributed")
     import socket
     import threading
     import time
