@@ -216,6 +216,8 @@ def track(inputs, jobs, scheduler, as_json, csv_path, output, grid, fast, cache_
             plt.close(fig)
         if not quiet:
             click.echo(f"wrote {output}", err=True)
+    elif output:  # every checkpoint failed: said, so an older figure at that path is not taken for this one
+        warn(f"{output}: not written (no checkpoint could be analysed)")
     if not quiet:
         ncached = sum(f.cached for f in result.files)
         click.echo(

@@ -19,11 +19,15 @@ distance to instability of a stable matrix, since the minimum over
 ``|z| ≥ 1`` lies on the circle).
 
 **Cache.** Each file's figures are stored as one JSON file named by the
-sha256 of (file content hash, options, package version), in
+sha256 of (file content hash, file name, options, package version, hash of
+the package's source), in
 :func:`default_cache_dir` (``$SPECTRA_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/rnn-spectra/track``, else ``~/.cache/rnn-spectra/track``)
-or the folder given. Keyed by content, the cache survives renames and copies,
-and never writes into the run folders (which may be read-only). Re-running on
+or the folder given. Keyed by content and name, the cache survives moves to
+other folders and copies under the same name; a new version of the code (or a
+renamed array file, whose matrix id is its name) computes afresh. It never
+writes into the run folders (which may be read-only); an entry that does not
+hold what track reads is treated as missing. Re-running on
 a grown run analyses only the new or changed files. Failures are not cached.
 
 Plotting lives in :mod:`spectra.plot.track`; the executors in :mod:`spectra.parallel`.
@@ -213,7 +217,11 @@ def _is_checkpoint_name(name: str) -> bool:
 def _sidecar(path: str) -> dict:
     """The JSON metadata beside `path` (``x.json`` for ``x.pt`` or ``x.weights.h5``), or {}."""
     p = Path(path)
-    for cand in (p.with_suffix(".json"), p.with_name(p.name.split(".", 1)[0] + ".json")):
+    # x.json for x.weights.h5 (an extension of two parts), but not model.json for model.e1.pt:
+    # that sidecar would be shared by every dotted name beside it
+    two = [e for e in (".weights.h5",) if p.name.lower().endswith(e)]
+    stems = [p.with_suffix(".json")] + [p.with_name(p.name[: -len(e)] + ".json") for e in two]
+    for cand in stems:
         if cand != p and cand.is_file():
             try:
                 meta = json.loads(cand.read_text(encoding="utf-8"))
@@ -412,13 +420,17 @@ def _discover(inputs: Sequence[str | os.PathLike]) -> tuple[list[CheckpointFile]
             order = sorted(
                 paths, key=lambda p: (epochs[p] is None, epochs[p] or 0, _natural_key(os.path.basename(p)))
             )
+            # a file without a sidecar beside one model takes that model's regime (with the folder's
+            # name it was drawn as a regime of its own)
+            said = {r for p in paths if isinstance(r := metas[p].get("regime"), str) and r}
+            run_regime = next(iter(said)) if len(said) == 1 else default_regime
             for step, p in enumerate(order, start=1):
                 regime = metas[p].get("regime")
                 out.append(
                     CheckpointFile(
                         path=p,
                         run=run,
-                        regime=regime if isinstance(regime, str) and regime else default_regime,
+                        regime=regime if isinstance(regime, str) and regime else run_regime,
                         epoch=epochs[p],
                         step=step,
                     )
@@ -546,8 +558,31 @@ def default_cache_dir() -> Path:
     return Path(base) / "rnn-spectra" / "track"
 
 
-def cache_key(sha256: str, options: TrackOptions) -> str:
-    """Name of the cache entry of a file with content hash `sha256` analysed with `options`."""
+_CODE: list[str] = []
+
+
+def code_fingerprint() -> str:
+    """SHA-256 of the library's own source (every ``.py`` of the ``spectra`` package), once per process.
+
+    Part of every cache key: a change of the code that computes the figures invalidates what
+    it cached (``__version__`` alone stayed ``0.1.0`` across changes that moved numbers).
+    """
+    if not _CODE:
+        root = Path(__file__).resolve().parent
+        h = hashlib.sha256()
+        for f in sorted(root.rglob("*.py")):
+            h.update(f.relative_to(root).as_posix().encode() + b"\0")
+            h.update(f.read_bytes() + b"\0")
+        _CODE.append(h.hexdigest())
+    return _CODE[0]
+
+
+def cache_key(sha256: str, options: TrackOptions, name: str = "") -> str:
+    """Name of the cache entry of a file with content hash `sha256` analysed with `options`.
+
+    The key also holds the file's `name` (an array file's matrix id is its name) and
+    :func:`code_fingerprint`.
+    """
     import spectra
 
     doc = {
@@ -555,8 +590,23 @@ def cache_key(sha256: str, options: TrackOptions) -> str:
         "sha256": sha256,
         "options": asdict(options),
         "version": spectra.__version__,
+        "code": code_fingerprint(),
+        "name": os.path.basename(name),
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def _usable(value: dict) -> bool:
+    """Whether a cached value has the shape :func:`track` reads (a hand-edited entry may not)."""
+    try:
+        return (
+            isinstance(value["format"], str)
+            and all(isinstance(value[k], (int, float)) for k in ("load_seconds", "analysis_seconds"))
+            and isinstance(value["matrices"], list)
+            and all(isinstance(m, dict) and isinstance(m["id"], str) for m in value["matrices"])
+        )
+    except (KeyError, TypeError):
+        return False
 
 
 class _Cache:
@@ -575,7 +625,7 @@ class _Cache:
             return None
         if not isinstance(doc, dict) or doc.get("key") != key or not isinstance(doc.get("value"), dict):
             return None
-        return doc["value"]
+        return doc["value"] if _usable(doc["value"]) else None
 
     def put(self, key: str, value: dict) -> None:
         """Store `value`; raises OSError when the folder is not writable."""
@@ -750,7 +800,7 @@ def track(
                 f"{f.path}: cannot be read ({exc.strerror or exc})",
             )
             continue
-        hit = store.get(cache_key(f.sha256, opts)) if store is not None else None
+        hit = store.get(cache_key(f.sha256, opts, f.path)) if store is not None else None
         if hit is not None:
             values[i], f.cached = hit, True
         else:
@@ -776,7 +826,7 @@ def track(
         values[i] = o.value
         if store is not None and o.value["sha256"] == f.sha256 and not cache_failed:
             try:
-                store.put(cache_key(f.sha256, opts), o.value)
+                store.put(cache_key(f.sha256, opts, f.path), o.value)
             except OSError as exc:
                 cache_failed = True
                 warnings.append(f"cache {store.dir}: not written ({exc.strerror or exc})")

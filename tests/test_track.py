@@ -696,3 +696,65 @@ def test_plot_track_identical_series_stay_visible_and_no_sidecar_says_checkpoint
     assert by_run["a"].get_markersize() > by_run["b"].get_markersize()
     assert all(ln.get_markerfacecolor() == "none" for ln in lines)
     plt.close(fig)
+
+
+def test_cache_is_keyed_by_the_code_and_the_file_name_and_checks_entries(
+    runs, counted, tmp_path, monkeypatch
+):
+    # __version__ stayed "0.1.0" while the code changed numbers: the cache served figures of the
+    # old code; a renamed .npy kept its old matrix id; an entry of the wrong shape crashed (a review)
+    _, dirs, _ = runs
+    cache = tmp_path / "cache"
+    track(dirs[:1], jobs=1, cache_dir=cache, fast=True)
+    counted.clear()
+    real = track_mod.code_fingerprint
+    monkeypatch.setattr(track_mod, "code_fingerprint", lambda: "another version of the code")
+    again = track(dirs[:1], jobs=1, cache_dir=cache, fast=True)
+    assert len(counted) == 3 and not any(f.cached for f in again.files)
+    monkeypatch.setattr(track_mod, "code_fingerprint", real)  # (undo() would drop the spy too)
+    counted.clear()
+    arr = tmp_path / "arr"
+    arr.mkdir()
+    np.save(arr / "alpha.npy", _weights(3, 0)[:N])
+    assert {r["matrix"] for r in track([str(arr)], jobs=1, cache_dir=cache, fast=True).rows} == {"alpha"}
+    (arr / "alpha.npy").rename(arr / "beta.npy")
+    assert {r["matrix"] for r in track([str(arr)], jobs=1, cache_dir=cache, fast=True).rows} == {"beta"}
+    # an entry under the right key whose value lacks what track reads is recomputed, not a crash
+    for entry in cache.rglob("*.json"):
+        doc = json.loads(entry.read_text())
+        doc["value"]["matrices"] = [{}]
+        entry.write_text(json.dumps(doc))
+    counted.clear()
+    res = track([str(arr)], jobs=1, cache_dir=cache, fast=True)
+    assert counted == ["beta.npy"] and {r["matrix"] for r in res.rows} == {"beta"}
+
+
+def test_a_file_without_sidecar_takes_its_runs_regime_and_dotted_names_have_their_own_sidecar(tmp_path):
+    run = tmp_path / "mixed"
+    run.mkdir()
+    for e in (10, 20):
+        _save(run / f"epoch_{e:03d}.pt", _weights(1, 1), epoch=e, regime="regular")
+    _save(run / "epoch_004.pt", _weights(1, 2))  # no sidecar: was drawn as regime "mixed" at x = 4
+    found, _ = track_mod._discover([str(run)])
+    assert {f.regime for f in found} == {"regular"}
+    assert [os.path.basename(f.path) for f in found][-1] == "epoch_004.pt"  # after the epochs
+    dotted = tmp_path / "dotted"
+    dotted.mkdir()
+    for k in (1, 2):
+        _save(dotted / f"model.e{k}.pt", _weights(1, k))
+    (dotted / "model.json").write_text(json.dumps({"epoch": 7}))  # was every model.eK's sidecar
+    assert [f.epoch for f in track_mod._discover([str(dotted)])[0]] == [None, None]
+    # the fallback stays for the two-part extension it exists for
+    keras = tmp_path / "k"
+    keras.mkdir()
+    (keras / "digits.json").write_text(json.dumps({"epoch": 3}))
+    (keras / "digits.weights.h5").write_bytes(b"")
+    assert track_mod._sidecar(str(keras / "digits.weights.h5")) == {"epoch": 3}
+
+
+def test_cli_says_the_figure_was_not_written_when_every_checkpoint_fails(tmp_path, capsys):
+    run = tmp_path / "bad"
+    run.mkdir()
+    (run / "epoch_001.pt").write_bytes(b"not a checkpoint")
+    code, _, err = _cli(["track", str(run), "-o", str(tmp_path / "f.png"), "--no-cache"], capsys)
+    assert code == 10 and "f.png: not written" in err and not (tmp_path / "f.png").exists()
