@@ -235,13 +235,18 @@ def load_grid(path: str | os.PathLike) -> PseudospectrumGrid:
         meta = json.loads(str(arrays["meta"]))
     except json.JSONDecodeError as exc:
         raise CorruptFileError(f"{p}: unreadable metadata in the grid file ({exc})") from None
-    if meta.get("format") != _FORMAT:
-        raise UnsupportedFormatError(f"{p}: not a pseudospectrum grid (format {meta.get('format')!r})")
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+        what = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise UnsupportedFormatError(f"{p}: not a pseudospectrum grid (format {what!r})")
     x, y, s = arrays["x"], arrays["y"], arrays["sigma_min"]
     if x.ndim != 1 or y.ndim != 1 or s.shape != (y.size, x.size):
         raise CorruptFileError(
             f"{p}: inconsistent grid: x {x.shape}, y {y.shape}, sigma_min {s.shape} "
             "(sigma_min must be (len(y), len(x)))"
+        )
+    if arrays["levels"].ndim != 1 or arrays["levels"].size == 0:
+        raise CorruptFileError(
+            f"{p}: the grid file holds no contour levels (levels {arrays['levels'].shape})"
         )
     return PseudospectrumGrid(
         x=x,
@@ -841,7 +846,9 @@ def auto_bounds(A, *, levels: np.ndarray | None = None) -> tuple[float, float, f
     ``K = (A - A*)/(2i)``, and ``L_eps(A)`` lies in ``W(A) + eps``-disc
     (Trefethen & Embree 2005, thm. 17.5). The box is padded by
     ``max(10% of its larger side (at least 0.1), 10**max(levels))`` and joined
-    with ``[-1.1, 1.1]^2``; for real `A` it is symmetric about the real axis.
+    with ``[-1.1, 1.1]^2``; ``W(A)`` then stays at least 5% of the box's larger
+    side inside it, and the shorter side is at least a third of the longer
+    (no thin strips); for real `A` it is symmetric about the real axis.
 
     Parameters
     ----------
@@ -866,8 +873,25 @@ def auto_bounds(A, *, levels: np.ndarray | None = None) -> tuple[float, float, f
     pad = 0.1 * size
     if levels is not None and len(levels):
         pad = max(pad, 10.0 ** float(np.max(levels)))
+    wx0, wx1, wy0, wy1 = xmin, xmax, ymin, ymax
     xmin, xmax = min(xmin - pad, -1.1), max(xmax + pad, 1.1)
     ymin, ymax = min(ymin - pad, -1.1), max(ymax + pad, 1.1)
+    # joined with the unit box, W(A) far out on the real axis (diag(100, 101)) left a 100 x 3
+    # strip with an eigenvalue 0.1 from its frame: W(A) at least 5% of the larger side inside,
+    # and neither side below a third of the other
+    span = max(xmax - xmin, ymax - ymin)
+    xmin, xmax = min(xmin, wx0 - 0.05 * span), max(xmax, wx1 + 0.05 * span)
+    ymin, ymax = min(ymin, wy0 - 0.05 * span), max(ymax, wy1 + 0.05 * span)
+    span = max(xmax - xmin, ymax - ymin)
+    for lo_hi in ("x", "y"):
+        a, b = (xmin, xmax) if lo_hi == "x" else (ymin, ymax)
+        if b - a < span / 3:
+            c, half = 0.5 * (a + b), span / 6
+            a, b = c - half, c + half
+        if lo_hi == "x":
+            xmin, xmax = a, b
+        else:
+            ymin, ymax = a, b
     if not np.iscomplexobj(A):
         ymax = max(abs(ymin), abs(ymax))
         ymin = -ymax
@@ -993,6 +1017,8 @@ def default_levels(
         Increasing ``log10(eps)`` values, at least one.
     """
     s = np.asarray(sigma_min, dtype=np.float64)
+    if not np.all(np.isfinite(s)):
+        raise InvalidArgumentError("sigma_min holds NaN or Inf: no levels can be chosen from it")
     with np.errstate(divide="ignore"):
         logs = np.log10(np.maximum(s, np.finfo(float).tiny))
     if s.ndim == 2 and min(s.shape) >= 2:
@@ -1005,7 +1031,8 @@ def default_levels(
     if bottom >= top:
         # no contour closes inside the grid (the eigenvalues lie outside it): one level
         # halfway through the data, so that at least something is drawn
-        mid = 0.5 * (float(logs.min()) + float(logs.max()))
+        # (never below the rounding level: a zoom where every value is noise gets no contour)
+        mid = max(0.5 * (float(logs.min()) + float(logs.max())), rounding)
         return np.array([round(mid, 2)])
     resolved = floor is not None and floor > -math.inf
     if resolved and floor >= top:  # the grid resolves no closed level: the top one alone

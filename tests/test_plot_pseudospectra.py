@@ -380,7 +380,7 @@ def test_panel_on_another_scale_says_why_it_has_no_contour():
     small, big = (a for a in fig.axes if a.get_title())
     (note,) = big.texts
     # says why and what to do; the levels were the user's, so it does not call them shared
-    assert note.get_text().startswith("no contour: log10 σ_min here runs from 4 to")
+    assert note.get_text().startswith("no contour: log10 σ_min here runs from ")
     text = " ".join(note.get_text().split())
     assert "on its own" in text and "shared" not in text
     # under the axes, never over the unit circle or the eigenvalues
@@ -580,3 +580,23 @@ def test_panel_colorbar_is_no_taller_than_its_panel():
     host = fig.axes[2]  # top right panel
     h_cb, h_ax = cax.get_window_extent(r).height, host.get_window_extent(r).height
     assert abs(h_cb - h_ax) <= 0.02 * h_ax
+
+
+def test_a_thin_spectrum_far_out_gets_a_box_not_a_strip_and_cut_levels_are_noted():
+    # diag(100, 101): the box was [-1.1, 101.1] x [-1.1, 1.1], a 100 x 3 grid with an eigenvalue
+    # 0.1 from the frame, and the one fallback level enclosed no eigenvalue, without a note
+    from spectra.pseudospectra import auto_bounds
+
+    x0, x1, y0, y1 = auto_bounds(np.diag([100.0, 101.0]))
+    assert y1 - y0 >= (x1 - x0) / 3 - 1e-12 and x1 - 101.0 >= 0.04 * (x1 - x0)
+    g = pseudospectra(np.diag([100.0, 101.0]), npts=60)
+    ax = plot_pseudospectra(g)
+    counts = enclosed(ax, g.eigenvalues)
+    assert counts and all(c == 2 for c in counts.values()), counts
+    plt.close(ax.figure)
+    # a window whose minimum lies on its frame: the level drawn is cut, and the figure says so
+    g = pseudospectra(np.linalg.qr(np.random.default_rng(0).standard_normal((7, 7)))[0] * 1.5, npts=6)
+    fig, ax = plt.subplots()
+    g.plot(ax=ax)
+    assert any("reaches the frame" in t.get_text() for t in ax.texts)
+    plt.close(fig)

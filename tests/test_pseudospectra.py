@@ -499,3 +499,24 @@ def test_tol_is_the_relative_accuracy_delivered(tol):
     g = pseudospectra(A, x=x, y=y, tol=tol)
     ref = dense_reference(A, x, y)
     assert np.max(np.abs(g.sigma_min - ref) / ref) <= tol
+
+
+def test_grid_files_and_levels_refuse_what_they_cannot_hold(tmp_path):
+    import json
+
+    from spectra.errors import InvalidArgumentError
+
+    base = dict(x=np.arange(3.0), y=np.arange(2.0), sigma_min=np.ones((2, 3)), eigenvalues=np.ones(1))
+    meta = json.dumps({"format": "rnn-spectra/pseudospectrum-grid"})
+    np.savez(tmp_path / "list.npz", **base, levels=np.ones(1), meta=np.array(json.dumps([1, 2])))
+    with pytest.raises(UnsupportedFormatError):  # was a bare AttributeError
+        load_grid(tmp_path / "list.npz")
+    np.savez(tmp_path / "empty.npz", **base, levels=np.ones(0), meta=np.array(meta))
+    with pytest.raises(CorruptFileError, match="no contour levels"):  # plot() failed later with "None"
+        load_grid(tmp_path / "empty.npz")
+    with pytest.raises(InvalidArgumentError, match="NaN"):  # was a ValueError from math.ceil
+        default_levels(np.full((5, 5), np.nan))
+    # a zoom where every value is below the rounding level: the fallback level is not drawn there
+    J = np.diag(np.ones(99), 1) + 0.5 * np.eye(100)
+    g = pseudospectra(J, x=np.linspace(0.49, 0.51, 20), y=np.linspace(-0.01, 0.01, 20))
+    assert g.levels.min() >= np.log10(1e-13 * np.linalg.norm(J, 2)) - 0.01
