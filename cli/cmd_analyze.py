@@ -166,7 +166,12 @@ def _render_table(doc: dict) -> str:
         if m.get("marginal"):
             row.append("marginal (rho = 1)")
         else:
-            row.append("stable" if m["stable"] else "UNSTABLE (rho > 1)")
+            err, rho = m.get("spectral_radius_error"), m.get("spectral_radius")
+            if isinstance(err, float) and isinstance(rho, float) and err >= abs(rho - 1):
+                # ill-conditioned eigenvalues: rounding may have carried rho across 1 either way
+                row.append("not resolved (rho within rounding of 1)")
+            else:
+                row.append("stable" if m["stable"] else "UNSTABLE (rho > 1)")
         rows.append(row)
     what = "recurrent matrix" if len(mats) == 1 else "recurrent matrices"
     lines = [f"{doc['source']}  ({doc['format']}, {len(mats)} {what})", ""]

@@ -562,7 +562,7 @@ _CODE: list[str] = []
 
 
 def code_fingerprint() -> str:
-    """SHA-256 of the library's own source (every ``.py`` of the ``spectra`` package), once per process.
+    """SHA-256 of the source that computes the figures (``spectra`` but plot/ and train/), once per process.
 
     Part of every cache key: a change of the code that computes the figures invalidates what
     it cached (``__version__`` alone stayed ``0.1.0`` across changes that moved numbers).
@@ -571,6 +571,8 @@ def code_fingerprint() -> str:
         root = Path(__file__).resolve().parent
         h = hashlib.sha256()
         for f in sorted(root.rglob("*.py")):
+            if f.relative_to(root).parts[0] in ("plot", "train"):  # they compute no figure
+                continue
             h.update(f.relative_to(root).as_posix().encode() + b"\0")
             h.update(f.read_bytes() + b"\0")
         _CODE.append(h.hexdigest())

@@ -992,3 +992,19 @@ def test_rho_and_dep_of_nearly_defective_matrices_show_only_digits_that_are_righ
     np.save(tmp_path / "b.npy", np.diag([0.5, -0.25]) + np.triu(np.ones((2, 2)), 1))
     row, _ = _analyze_row(tmp_path / "b.npy", capsys, "--fast")
     assert row["rho"] == "0.5000" and row["dep_F"] == "1.000"
+
+
+def test_a_verdict_rounding_cannot_settle_says_so(tmp_path, capsys):
+    # a nearly defective 16x16 with true rho 0.96 printed "rho 1 ... stable" (a review): its measured
+    # rounding error (0.3) reaches across 1, so neither "stable" nor "UNSTABLE" is resolved
+    rng = np.random.default_rng(0)
+    n = 16
+    rng.standard_normal((n, n))  # the review's second matrix of this stream
+    T = np.diag(np.linspace(0.5, 0.96, n)) + np.triu(1.5 * np.ones((n, n)), 1)
+    Q = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    np.save(tmp_path / "a.npy", Q @ T @ Q.T)
+    _, out = _analyze_row(tmp_path / "a.npy", capsys, "--fast")
+    assert "not resolved (rho within rounding of 1)" in out and " stable" not in out.splitlines()[4]
+    np.save(tmp_path / "b.npy", np.diag([0.5, 0.96]))  # well-conditioned: the verdict as before
+    _, out = _analyze_row(tmp_path / "b.npy", capsys, "--fast")
+    assert out.splitlines()[4].rstrip().endswith("stable") and "not resolved" not in out

@@ -1355,3 +1355,10 @@ def test_a_hand_written_recurrence_gets_a_hint_instead_of_a_bare_refusal(tmp_pat
         load(tmp_path / "v.pt")
     hint = str(e.value).split("named like a hand-written recurrence", 1)[1]
     assert "W_hh: (8, 8)" in hint and "h2h.weight: (8, 8)" in hint and "emb" not in hint and "np.save" in hint
+    # a hand-written GRU's U_z is one; a transformer's to_u projection is not (a bare "u" matched it)
+    sd = {"cell.U_z": torch.randn(6, 6), "blocks.0.to_u.weight": torch.randn(6, 6)}
+    torch.save(sd, tmp_path / "g.pt")
+    with pytest.raises(spectra.errors.NoRecurrentWeightsError) as e:
+        load(tmp_path / "g.pt")
+    hint = str(e.value).split("named like a hand-written recurrence", 1)[1]
+    assert "cell.U_z: (6, 6)" in hint and "to_u" not in hint

@@ -600,3 +600,10 @@ def test_a_thin_spectrum_far_out_gets_a_box_not_a_strip_and_cut_levels_are_noted
     g.plot(ax=ax)
     assert any("reaches the frame" in t.get_text() for t in ax.texts)
     plt.close(fig)
+    # a zoom where every value lies below the one level: "no contour", not also "reaches the frame"
+    J = np.diag(np.ones(99), 1) + 0.5 * np.eye(100)
+    g = pseudospectra(J, x=np.linspace(0.49, 0.51, 20), y=np.linspace(-0.01, 0.01, 20))
+    ax = plot_pseudospectra(g)
+    text = " ".join(t.get_text() for t in ax.texts)
+    assert "no contour" in text and "reaches the frame" not in text
+    plt.close(ax.figure)

@@ -280,8 +280,11 @@ def checkpoint_from_object(
     return Checkpoint(path=path, format=fmt, matrices=matrices, skipped=out_skipped, metadata=meta)
 
 
-#: names of a hand-written recurrence's hidden-to-hidden matrix (W_hh, h2h, U, recurrent...)
-_CUSTOM_RECURRENT = re.compile(r"(?i)(^|[._])(w_?hh|h2h|hh|u|w_?rec|recurrent(_weight|_kernel)?|rec_weight)$")
+#: names of a hand-written recurrence's hidden-to-hidden matrix (W_hh, h2h, U_z/U_r/U_h of a GRU,
+#: rec, recurrent...); a bare U is left out (an SVD factor, a projection)
+_CUSTOM_RECURRENT = re.compile(
+    r"(?i)(^|[._])(w_?hh|h2h|hh|u_[zrhfioc]|w_?rec|rec|recurrent(_weight|_kernel)?|rec_weight)$"
+)
 
 
 def _custom_recurrent_names(mappings) -> str:

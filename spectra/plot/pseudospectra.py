@@ -210,9 +210,10 @@ def plot_pseudospectra(
                 f"no contour: every level is finer than this {x.size}×{y.size} grid resolves "
                 f"(log10 ε > {floor:.2g} would be); draw it on its own, or with {more}"
             )
-    if x.size >= 2 and y.size >= 2 and lev.size:
+    no_contour = any(n.startswith("no contour") for n in notes)
+    if x.size >= 2 and y.size >= 2 and lev.size and not no_contour:
         edge = float(np.concatenate([logs[0], logs[-1], logs[:, 0], logs[:, -1]]).min())
-        cut = lev[(lev > edge) & (lev >= logs.min())]
+        cut = lev[(lev > edge) & (lev >= logs.min()) & (lev <= logs.max())]
         if cut.size:  # a level that reaches the frame is not the boundary of the whole pseudospectrum
             notes.append(
                 f"log10 ε ≥ {cut.min():g} reaches the frame: cut by this window, not the whole "
