@@ -41,6 +41,16 @@ class FiniteFloatRange(click.FloatRange):
         return v
 
 
+def nothing_usable(checkpoint, what: str):
+    """The error when every selected matrix was dropped (NaN/Inf, or out of the float range)."""
+    from spectra.errors import NonFiniteError
+
+    return NonFiniteError(
+        f"{checkpoint}: every selected matrix holds NaN or Inf, or entries out of the float range "
+        f"(see the warnings above); nothing to {what}"
+    )
+
+
 def plural(n: int, one: str, many: str | None = None) -> str:
     """``"1 matrix"``, ``"3 matrices"``: a count with its noun."""
     return f"{n} {one if n == 1 else (many or one + 's')}"

@@ -17,6 +17,7 @@ from spectra_cli._common import (
     fmt_bracketed,
     fmt_rho,
     matrix_option,
+    nothing_usable,
     quiet_option,
     rho_error,
     table,
@@ -129,12 +130,7 @@ def transient(checkpoint, matrices, kmax, kreiss, panels, output, quiet, trust):
 
     _, chosen = _chosen(checkpoint, matrices, trust)
     if not chosen:
-        from spectra.errors import NonFiniteError
-
-        raise NonFiniteError(
-            f"{checkpoint}: every selected matrix holds NaN or Inf, or entries out of the float range "
-            "(see the warnings above); nothing to plot"
-        )
+        raise nothing_usable(checkpoint, "plot")
     results, krs = [], []
     for m in chosen:
         if not quiet and sys.stderr.isatty():
@@ -209,12 +205,7 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
 
     ckpt, chosen = _chosen(checkpoint, matrices, trust)
     if not chosen:
-        from spectra.errors import NonFiniteError
-
-        raise NonFiniteError(
-            f"{checkpoint}: every selected matrix holds NaN or Inf, or entries out of the float range "
-            "(see the warnings above); nothing to compute"
-        )
+        raise nothing_usable(checkpoint, "compute")
     cert = {"auto": "auto", "yes": True, "no": False}[certify]
     docs = []
     for m in chosen:

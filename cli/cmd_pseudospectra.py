@@ -11,6 +11,7 @@ from spectra_cli._common import (
     figure_output_option,
     fmt,
     matrix_option,
+    nothing_usable,
     progress_bar,
     quiet_option,
     trust_option,
@@ -227,12 +228,7 @@ def pseudospectra(
                 label = f"W(A) = {{{z.real:.4g}{'' if z.imag == 0 else f'{z.imag:+.4g}i'}}} (A = λI)"
             overlays.append([(np.append(w.real, w.real[0]), np.append(w.imag, w.imag[0]), label)])
     if not grids:
-        from spectra.errors import NonFiniteError
-
-        raise NonFiniteError(
-            f"{checkpoint}: every selected matrix holds NaN or Inf, or entries out of the float range "
-            "(see the warnings above); nothing to draw"
-        )
+        raise nothing_usable(checkpoint, "draw")
 
     # the levels drawn: a panel shares one set (given, or chosen from all the grids)
     drawn = None

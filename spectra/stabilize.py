@@ -768,6 +768,15 @@ def as_written(changes, ckpt, method: str, target: float, stacked: bool) -> list
     return stored
 
 
+def _by_tensor(changes) -> list[list[int]]:
+    """Indices of the changed matrices, grouped by the stored tensor they live in."""
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(changes):
+        if c.changed:
+            groups.setdefault(c.source, []).append(i)
+    return list(groups.values())
+
+
 def _one_factor_per_tensor(changes, stored, ckpt, target: float) -> list[StabilizeChange]:
     """Stacked ``exact``: the gates of one stored tensor get the lowest factor any of them needed.
 
@@ -775,12 +784,8 @@ def _one_factor_per_tensor(changes, stored, ckpt, target: float) -> list[Stabili
     `target`; in stacked mode one tensor has one factor, so the others are lowered with it
     (lowering a factor never raises ``rho`` above `target` beyond rounding; checked again).
     """
-    groups: dict[str, list[int]] = {}
-    for i, c in enumerate(changes):
-        if c.changed:
-            groups.setdefault(c.source, []).append(i)
     out = list(stored)
-    for idx in groups.values():
+    for idx in _by_tensor(changes):
         for _ in range(4):
             low = min(out[i].scale for i in idx)
             if all(out[i].scale == low for i in idx):
@@ -798,12 +803,8 @@ def _stacked_norm_at_most(changes, stored, ckpt, target: float) -> list[Stabiliz
     above `target` (bfloat16: by about 0.3%); all gates of the tensor are then scaled by one
     factor a little below 1 (a few times at most).
     """
-    groups: dict[str, list[int]] = {}
-    for i, c in enumerate(changes):
-        if c.changed:
-            groups.setdefault(c.source, []).append(i)
     out = list(stored)
-    for idx in groups.values():
+    for idx in _by_tensor(changes):
         dtype = ckpt[changes[idx[0]].id].dtype
         u = _UNIT.get(dtype, 2.0**-23)
         mult = 1.0
