@@ -809,8 +809,10 @@ def kreiss_constant(
     Returns
     -------
     KreissResult
-        ``.value``, ``.lower`` (attained at ``.z``), ``.upper``, ``.bracket``,
-        ``.message``; ``float(result)`` is ``.value``.
+        ``.value``, ``.lower`` (attained at ``.z``, less the rounding of f
+        there: within about 1e-8 of the unit circle computed f overshot K by
+        up to 9e-9), ``.upper``, ``.bracket``, ``.message``; ``float(result)``
+        is ``.value``.
 
     Raises
     ------
@@ -1079,6 +1081,7 @@ def kreiss_constant(
             f"K from a grid search and BFGS ascent (lower bound attained at z); {up_msg} (the "
             f"level-set certificate was not run: certify=True runs it, 'auto' only for n <= {_CERTIFY_N})"
         )
+        lower = _attained_safely(lower, zbest, normT, n)
         return KreissResult(
             value=lower,
             lower=lower,
@@ -1182,10 +1185,13 @@ def kreiss_constant(
             break
     st = cert.stats
     lower, zbest, upper, proved = cert.lower, cert.z, cert.upper, cert.certified
+    computed, lower = lower, _attained_safely(lower, zbest, normT, n)
     if not proved:
         # the budget ran out: K <= sup_k ||A^k|| (the Kreiss lower inequality) is still an upper bound
         upper = min(upper, max(lower, _powers_upper(_power_form(a)[0])[0]))
-    certified = proved and upper <= lower * (1 + rtol)
+    # to rtol as computed; the bound itself allows for the rounding of f at z (far below rtol
+    # except within about 1e-8 of the unit circle)
+    certified = proved and upper <= computed * (1 + rtol)
     evals += st.svds + st.cells
     how = (
         f"{st.circles} circles by level sets (maximum principle on the rings between), "
@@ -1219,6 +1225,23 @@ def kreiss_constant(
         message=msg,
         evaluations=evals,
     )
+
+
+def _attained_safely(lower: float, z, normT: float, n: int) -> float:
+    """`lower` = f(z) computed in double precision, lowered by its rounding error (never below 1).
+
+    ``|z| - 1`` loses ``u |z|`` and ``sigma_min(zI - A)`` is off by about ``u (||A|| + |z|)``
+    (allowed four times over): near the unit circle (``|z| - 1`` about 1e-8) the computed value
+    of the exact f at the reported z overshot K by up to 9e-9 relative, and a lower bound must not.
+    """
+    if z is None or not math.isfinite(lower) or lower <= 1.0:
+        return lower
+    r = abs(z)
+    if not r > 1:
+        return lower
+    sigma = (r - 1) / lower
+    rel = 4 * _EPS * (normT + r) / sigma + 2 * _EPS * r / (r - 1)
+    return max(1.0, lower / (1 + rel))
 
 
 def _powers_upper(T: np.ndarray, cap: int = KMAX_CAP) -> tuple[float, int]:

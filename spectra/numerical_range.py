@@ -222,8 +222,9 @@ def numerical_radius_bounds(A, rtol: float = 1e-12, *, max_intervals: int = 4096
     maximum is attained along an arc (``W(A)`` a disc about 0, e.g. a Jordan
     block at 0) no interval can be discarded; bisection stops beyond
     `max_intervals` open intervals and the bracket is then about ``1e-8``
-    wide (4096; 256 give about ``1e-5``). Where ``||A||_2`` is within `rtol` of the
-    attained value (a normal, an orthogonal matrix) it closes the bracket at once.
+    wide (4096; ``1.3e-7`` for complex A; 256 give ``1e-5`` and ``3e-5``).
+    Where ``||A||_2`` is within `rtol` of the attained value (a normal, an
+    orthogonal matrix) it closes the bracket at once.
 
     Parameters
     ----------
@@ -320,8 +321,8 @@ def numerical_radius(A) -> float:
     at an angle (never above ``w(A)`` beyond rounding, never below
     ``rho(A)``), and proved within ``1e-9`` relative of ``w(A)``; where ``h``
     is flat along an arc (``W(A)`` a disc about 0, such as a Jordan block at
-    0) the proof stops at about ``1e-5`` (the value itself is then exact to
-    rounding). Sampling alone missed a lobe of ``W(A)`` between two of 49
+    0) the proof stops at about ``1e-5`` (``3e-5`` for complex A; the value
+    is then exact to rounding). Sampling alone missed a lobe of ``W(A)`` between two of 49
     angles by ``5e-4`` relative.
     ``||A||/2 <= w(A) <= ||A||``, and ``||A^k|| <= 2 w(A)^k`` (Berger's power
     inequality; Trefethen & Embree 2005, ch. 17).

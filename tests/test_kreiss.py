@@ -1035,3 +1035,28 @@ def test_transient_of_another_matrix_and_non_integer_kmax_are_refused():
         with pytest.raises(InvalidArgumentError, match="kmax"):
             transient_growth(A, bad)
     assert transient_growth(A, np.int64(3)).kmax == 3
+
+
+@pytest.mark.parametrize("gap", [1e-8, 3e-8, 1e-7])
+def test_lower_bound_stays_below_k_next_to_the_circle(gap):
+    # [[lam, a], [0, lam]] with lam = 1 - gap: K is attained at |z| - 1 of about 1e-8, where f(z)
+    # computed in double precision overshot the exact K by up to 9e-9 relative (a review), and
+    # "K lower" was above K with certified=True. Oracle: sigma_min depends only on d = |z - lam|,
+    # so K is the maximum along the ray z = lam + d, in 50-digit arithmetic
+    import mpmath as mp
+
+    mp.mp.dps = 50
+    lam, a = 1 - gap, 8 * gap
+    L, aa, d0 = mp.mpf(lam), mp.mpf(a), 1 - mp.mpf(lam)
+
+    def g(t):
+        d = d0 * (1 + mp.e**t)
+        return (L + d - 1) / ((mp.sqrt(aa * aa + 4 * d * d) - aa) / 2)
+
+    ts = mp.linspace(-20, 20, 801)
+    j = max(range(len(ts)), key=lambda i: g(ts[i]))
+    K = g(mp.findroot(lambda t: mp.diff(g, t), ts[j]))
+    r = kreiss_constant(np.array([[lam, a], [0.0, lam]]))
+    assert mp.mpf(r.lower) <= K <= mp.mpf(r.upper), (r.lower, K, r.upper)
+    # certified: to rtol = 1e-6 as computed, plus the rounding allowance of f at z (1e-7 here)
+    assert not r.certified or r.upper <= r.lower * (1 + 2e-6)
