@@ -201,7 +201,7 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
     radius w(A) (when w <= 1, ||A^k|| <= 2 for every k).
     """
     from spectra.kreiss import kreiss_constant, transient_growth
-    from spectra.numerical_range import numerical_radius_bounds
+    from spectra.numerical_range import radius_bracket
 
     ckpt, chosen = _chosen(checkpoint, matrices, trust)
     if not chosen:
@@ -216,7 +216,7 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
             tg = transient_growth(m.matrix)
             kr = kreiss_constant(m.matrix, rtol=rtol, certify=cert, transient=tg)
             # spectra.numerical_radius is the lower end; the upper end says which digits are right
-            w, w_hi = numerical_radius_bounds(m.matrix, rtol=1e-9, max_intervals=256)
+            w, w_hi = radius_bracket(m.matrix)
         for c in caught:  # said once per matrix, with its id
             warn(f"{m.id}: {c.message}")
         lo, hi = kr.bracket

@@ -511,7 +511,7 @@ def robustness_figures(a: np.ndarray, epsilons: Sequence[float], figures: set[st
     if "kreiss" in figures:
         try:
             from spectra.kreiss import kreiss_constant, transient_growth
-            from spectra.numerical_range import numerical_radius_bounds
+            from spectra.numerical_range import radius_bracket
         except ImportError:  # pragma: no cover - module not built yet
             pass
         else:
@@ -534,7 +534,7 @@ def robustness_figures(a: np.ndarray, epsilons: Sequence[float], figures: set[st
                 out["transient_peak_is_lower_bound"] = not tg.sup_proved
             # numerical_radius's bracket: w = its lower end, attained; the upper end says how
             # many digits are right (within 1e-9, or about 1e-5 where W(A) is a disc about 0)
-            w_lo, w_hi = numerical_radius_bounds(a, rtol=1e-9, max_intervals=256)
+            w_lo, w_hi = radius_bracket(a)
             out["numerical_radius"] = float(w_lo)
             out["numerical_radius_upper"] = float(w_hi)
     return out

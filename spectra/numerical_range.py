@@ -347,4 +347,13 @@ def numerical_radius(A) -> float:
     >>> round(numerical_radius([[0.5, 1.0], [0.0, 0.5]]), 12)
     1.0
     """
-    return numerical_radius_bounds(A, rtol=1e-9, max_intervals=256)[0]
+    return radius_bracket(A)[0]
+
+
+def radius_bracket(A) -> tuple[float, float]:
+    """The bracket :func:`numerical_radius` is the lower end of (``rtol = 1e-9``, 256 intervals).
+
+    What ``spectra analyze`` and ``spectra kreiss`` print w(A) from: the upper end says which
+    digits of the lower one are right.
+    """
+    return numerical_radius_bounds(A, rtol=1e-9, max_intervals=256)

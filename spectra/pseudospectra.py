@@ -981,6 +981,11 @@ def resolved_floor(
     return math.log10(max(worst, np.finfo(float).tiny))
 
 
+def frame_min(values: np.ndarray) -> float:
+    """The smallest of a (ny, nx) grid's values on its frame (a contour below it closes inside)."""
+    return float(np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]]).min())
+
+
 def default_levels(
     sigma_min: np.ndarray,
     *,
@@ -1022,8 +1027,7 @@ def default_levels(
     with np.errstate(divide="ignore"):
         logs = np.log10(np.maximum(s, np.finfo(float).tiny))
     if s.ndim == 2 and min(s.shape) >= 2:
-        edge = np.concatenate([logs[0], logs[-1], logs[:, 0], logs[:, -1]])
-        top = float(edge.min())
+        top = frame_min(logs)
     else:
         top = float(logs.max())
     rounding = math.log10(max(1e-13 * norm, np.finfo(float).tiny))

@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 
 from spectra.errors import InvalidArgumentError, WriteError
-from spectra.pseudospectra import resolved_floor
+from spectra.pseudospectra import frame_min, resolved_floor
 
 __all__ = [
     "add_note",
@@ -212,7 +212,7 @@ def plot_pseudospectra(
             )
     no_contour = any(n.startswith("no contour") for n in notes)
     if x.size >= 2 and y.size >= 2 and lev.size and not no_contour:
-        edge = float(np.concatenate([logs[0], logs[-1], logs[:, 0], logs[:, -1]]).min())
+        edge = frame_min(logs)
         cut = lev[(lev > edge) & (lev >= logs.min()) & (lev <= logs.max())]
         if cut.size:  # a level that reaches the frame is not the boundary of the whole pseudospectrum
             notes.append(
