@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import minimize_scalar
+import scipy.linalg as sla
 
 from spectra._validate import as_square_matrix
 from spectra.errors import InvalidArgumentError
@@ -28,6 +28,10 @@ from spectra.errors import InvalidArgumentError
 __all__ = ["numerical_radius", "numerical_radius_bounds", "numerical_range"]
 
 _EPS = np.finfo(float).eps
+#: up to this order the support points come from batched ``eigh`` (every eigenvector)
+_BATCHED_N = 48
+#: angles sampled before the cuts (over [0, pi] for real A; twice as many over [0, 2 pi])
+_SAMPLES = 16
 
 
 def _hermitian_parts(a: np.ndarray, theta: np.ndarray) -> np.ndarray:
@@ -46,6 +50,57 @@ def _support(a: np.ndarray, theta: np.ndarray, chunk_bytes: int = 32 << 20) -> n
     for s in range(0, theta.size, step):
         out[s : s + step] = np.linalg.eigvalsh(_hermitian_parts(a, theta[s : s + step]))[:, -1]
     return out
+
+
+def _support_points(
+    a: np.ndarray, theta: np.ndarray, chunk_bytes: int = 32 << 20
+) -> tuple[np.ndarray, np.ndarray]:
+    """``h(theta)`` and the boundary point ``x* A x`` it is attained at, for every angle.
+
+    ``x`` is the unit eigenvector of ``lambda_max(H(e^{i theta} A))``: ``Re(e^{i theta} x* A x)
+    = h(theta)`` (Johnson 1978). Small n: batched ``eigh``; larger n: the top eigenpair alone
+    (LAPACK's MRRR on the tridiagonal form, O(n^2) past the reduction).
+    """
+    theta = np.atleast_1d(np.asarray(theta, dtype=float))
+    n = a.shape[0]
+    h = np.empty(theta.size)
+    p = np.empty(theta.size, dtype=np.complex128)
+    if n <= _BATCHED_N:
+        step = max(1, chunk_bytes // (32 * n * n))
+        for s in range(0, theta.size, step):
+            w, v = np.linalg.eigh(_hermitian_parts(a, theta[s : s + step]))
+            x = v[:, :, -1]
+            h[s : s + step] = w[:, -1]
+            p[s : s + step] = np.einsum("ki,ij,kj->k", x.conj(), a, x)
+        return h, p
+    for k, t in enumerate(theta):
+        H = _hermitian_parts(a, t[None])[0]
+        w, v = sla.eigh(H, subset_by_index=[n - 1, n - 1], driver="evr", check_finite=False, overwrite_a=True)
+        x = v[:, 0]
+        h[k] = w[0]
+        p[k] = np.vdot(x, a @ x) / np.vdot(x, x).real
+    return h, p
+
+
+def _vertex_bounds(th: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each gap between consecutive angles: a bound on ``h`` inside it, and where it is reached.
+
+    The support half-planes ``Re(e^{i t_j} z) <= h_j`` of two angles ``t_j < t_{j+1}`` (gap
+    below pi) meet at a vertex ``v``; ``W(A)`` lies in their wedge, and for ``t`` in the gap
+    ``Re(e^{i t} z)`` is largest over the wedge at ``v``: ``h(t) <= Re(e^{i t} v)``, at most
+    ``|v|`` (at ``t = -arg v``) when that direction lies in the gap, else ``max(h_j, h_{j+1})``.
+    Valid for any upper bounds ``h_j``. Computed in the frame of ``t_j`` (``v e^{i t_j} = h_j +
+    i y``), which stays accurate for nearly parallel lines. Returns the bounds and the angles
+    (the cutting plane's next samples).
+    """
+    t0, h0, h1 = th[:-1], h[:-1], h[1:]
+    d = th[1:] - t0
+    y = ((h0 - h1) - 2.0 * h0 * np.sin(0.5 * d) ** 2) / np.sin(d)
+    rel = np.mod(-np.arctan2(y, h0), 2 * np.pi)  # direction of v, from t_j
+    inside = rel <= d
+    bound = np.where(inside, np.hypot(h0, y), np.maximum(h0, h1))
+    at = np.where(inside, t0 + rel, np.where(h0 >= h1, t0, th[1:]))
+    return bound, at
 
 
 def numerical_range(A, npts: int = 200) -> np.ndarray:
@@ -101,56 +156,6 @@ def numerical_range(A, npts: int = 200) -> np.ndarray:
     j = np.arange(half, N)
     out[j] = np.conj(p[N - j])
     return out
-
-
-def _sampled_max(a: np.ndarray, real: bool, m: int = 48) -> tuple[np.ndarray, np.ndarray, float]:
-    """Sample ``h`` at ``m + 1`` angles, refine the best candidates by Brent; return samples and max.
-
-    Candidates are the samples that are local maxima and the directions of the three
-    largest eigenvalues (each
-    eigenvalue lies in ``W(A)``, so ``h(-arg lambda) >= |lambda|``: the value is never below
-    ``rho(A)``, and for a normal matrix the maximiser is among them). Up to four distinct
-    candidates, best first, are refined within one sample step on either side, while the
-    convexity bound ``max(h_j, h_{j+1})/cos(Delta/2)`` still allows more above them.
-    """
-    # real A: W(A) is symmetric about the real axis, angles in [0, pi] suffice
-    span = math.pi if real else 2 * math.pi
-    th = np.linspace(0.0, span, m + 1)
-    h = _support(a, th)
-    step = span / m
-    lam = np.linalg.eigvals(a)
-    top = lam[np.argsort(-np.abs(lam), kind="stable")[:3]]
-    top = top[np.abs(top) > 0]
-    th_e = np.abs(np.angle(top)) if real else np.mod(-np.angle(top), span)
-    h_e = _support(a, th_e) if th_e.size else np.empty(0)
-    # local maxima of the samples (a peak between two samples makes one of them one): a
-    # sample on the shoulder of a higher peak is covered by that peak's refinement
-    prev = np.concatenate([[h[1] if real else h[-2]], h[:-1]])
-    nxt = np.concatenate([h[1:], [h[-2] if real else h[1]]])
-    peak = (h >= prev) & (h >= nxt)
-    cand_t = np.concatenate([th[peak], th_e])
-    cand_h = np.concatenate([h[peak], h_e])
-    lo = float(np.max(cand_h))
-    bound = np.maximum(h[:-1], h[1:]) / math.cos(0.5 * step)  # w <= max of these
-    chosen: list[float] = []
-    for j in np.argsort(-cand_h, kind="stable"):
-        if len(chosen) >= 4:
-            break
-        t = float(cand_t[j])
-        if any(abs(t - c) < step for c in chosen):
-            continue
-        near = (th[:-1] <= t + step) & (th[1:] >= t - step)  # the intervals Brent will search
-        if chosen and not np.any(bound[near] > lo * (1 + 1e-13)):
-            continue  # nothing above lo can hide there
-        chosen.append(t)
-        res = minimize_scalar(
-            lambda x: -_support(a, np.array([x]))[0],
-            bounds=(t - step, t + step),
-            method="bounded",
-            options={"xatol": 1e-10},
-        )
-        lo = max(lo, float(-res.fun))
-    return th, h, lo
 
 
 def _prepared(A) -> tuple[np.ndarray, bool, float, float]:
@@ -212,19 +217,25 @@ def _margin(a: np.ndarray, normF: float) -> float:
 def numerical_radius_bounds(A, rtol: float = 1e-12, *, max_intervals: int = 4096) -> tuple[float, float]:
     """Certified bracket ``lo <= w(A) <= hi`` with ``hi/lo - 1 <= rtol`` (when reachable).
 
-    ``lo`` is a value ``h(theta)`` attained at an angle found by sampling and
-    Brent refinement. ``hi`` uses convexity: every direction lies within
-    ``Delta/2`` of a sampled angle of its interval, so
-    ``w <= max(h(theta_j), h(theta_{j+1}))/cos(Delta_j/2)`` for each interval
-    ``[theta_j, theta_{j+1}]`` of width ``Delta_j``; intervals whose bound is
-    above ``lo (1 + rtol)`` are bisected (second order in ``Delta``). A margin
-    ``4 n u ||A||_F`` covers the rounding of ``eigvalsh``. Limit: when the
-    maximum is attained along an arc (``W(A)`` a disc about 0, e.g. a Jordan
-    block at 0) no interval can be discarded; bisection stops beyond
-    `max_intervals` open intervals and the bracket is then about ``1e-8``
-    wide (4096; ``1.3e-7`` for complex A; 256 give ``1e-5`` and ``3e-5``).
-    Where ``||A||_2`` is within `rtol` of the attained value (a normal, an
-    orthogonal matrix) it closes the bracket at once.
+    A cutting-plane method on the support function ``h`` (Johnson 1978; the
+    polygon bounds of Uhlig's method, 2009): at each sampled angle the top
+    eigenpair of ``H(e^{i theta} A)`` gives ``h(theta)`` (its support line)
+    and the boundary point ``p = x* A x``. ``lo`` is the largest ``|p|`` (a
+    point of ``W(A)``, so ``|p| <= w``). ``W(A)`` lies inside every support
+    half-plane, so ``h`` between two consecutive angles is at most the
+    modulus of their lines' vertex (:func:`_vertex_bounds`), and ``w`` at
+    most the largest vertex: ``hi``. Gaps whose vertex is above ``lo (1 +
+    rtol)`` are cut at the vertex's direction (each cut shrinks its gap by a
+    tenth at least) until none is; 16 angles over ``[0, pi]`` first (32 over
+    ``[0, 2 pi]`` for complex A). A margin ``4 n u ||A||_F`` covers the
+    rounding of the eigensolver: it is added to every ``h`` in ``hi``, and
+    gaps within it of ``lo`` are not cut (so `rtol` below about ``4 n u
+    ||A||_F/w`` is not reached). Limit: when the maximum is attained along an
+    arc (``W(A)`` a disc about 0, e.g. a Jordan block at 0) no gap can be
+    discarded; cutting stops beyond `max_intervals` open gaps (or twice as
+    many eigenproblems) and the bracket is then about ``1e-8`` wide (4096;
+    256 give about ``5e-6``). Where ``||A||_2`` is within `rtol` of ``lo`` (a
+    normal, an orthogonal matrix) it closes the bracket at once.
 
     Parameters
     ----------
@@ -233,7 +244,7 @@ def numerical_radius_bounds(A, rtol: float = 1e-12, *, max_intervals: int = 4096
     rtol : float
         Target relative width of the bracket.
     max_intervals : int
-        Most open intervals bisection keeps (its cost, in ``eigvalsh`` calls,
+        Most open gaps the cuts keep (their cost, in eigenproblems of order n,
         is at most about twice this).
 
     Returns
@@ -254,42 +265,41 @@ def numerical_radius_bounds(A, rtol: float = 1e-12, *, max_intervals: int = 4096
     if normF == 0:
         return 0.0, 0.0
     margin = _margin(a, normF)
-    th, h, lo = _sampled_max(a, real=real)
     # w <= ||A||_2: for a normal (an orthogonal) matrix w = rho = ||A||_2 and h is flat along
-    # arcs that bisection cannot discard (orthogonal n = 256 took 2075 eigenproblems)
-    norm2 = float(np.linalg.norm(a, 2))
-    if norm2 + margin <= lo * (1 + rtol):
-        return _up(max(lo, 0.0), e, 0.0), _up(norm2 + margin, e, math.inf)
-    # certified upper bound by bisection of the intervals
-    left, right = th[:-1], th[1:]
-    hl, hr = h[:-1], h[1:]
-    hi_done = -math.inf
+    # arcs no cut can discard (orthogonal n = 256 took 2075 eigenproblems)
+    norm2 = float(sla.svdvals(a.real if real else a, check_finite=False)[0])
+    span = math.pi if real else 2 * math.pi
+    m = _SAMPLES if real else 2 * _SAMPLES
+    th = np.linspace(0.0, span, m + 1)
+    h, p = _support_points(a, th[:-1] if not real else th)
+    if not real:  # h(2 pi) = h(0)
+        h, p = np.append(h, h[0]), np.append(p, p[0])
+    lo = max(float(np.max(np.abs(p))), float(np.max(h)))
     evaluations = 0
-    for _ in range(60):
-        bound = np.maximum(hl, hr) / np.cos(0.5 * (right - left))
-        keep = bound > lo * (1 + rtol) if lo > 0 else bound > rtol * normF
-        if np.any(~keep):
-            hi_done = max(hi_done, float(np.max(bound[~keep])))
-        if not np.any(keep):
+    for _ in range(200):
+        if norm2 + margin <= lo * (1 + rtol):
+            return _up(max(lo, 0.0), e, 0.0), _up(norm2 + margin, e, math.inf)
+        bound, at = _vertex_bounds(th, h)
+        # (gaps within the eigensolver's rounding of lo stay closed: no cut can settle them)
+        open_ = bound > lo * (1 + rtol) + margin if lo > 0 else bound > rtol * normF + margin
+        k = int(np.count_nonzero(open_))
+        # far from converging (a flat h): stop cutting, report the honest bound (open gaps, and
+        # all the eigenproblems of the cuts together, at most about twice that)
+        if k == 0 or k > max_intervals or evaluations + k > 2 * max_intervals:
             break
-        left, right, hl, hr = left[keep], right[keep], hl[keep], hr[keep]
-        # far from converging: stop refining, report the honest bound (open intervals, and all the
-        # eigenproblems of the bisection together, at most about twice that)
-        if left.size > max_intervals or evaluations + left.size > 2 * max_intervals:
-            break
-        mid = 0.5 * (left + right)
-        hm = _support(a, mid)
-        evaluations += mid.size
-        lo = max(lo, float(np.max(hm)))
-        left, right, hl, hr = (
-            np.concatenate([left, mid]),
-            np.concatenate([mid, right]),
-            np.concatenate([hl, hm]),
-            np.concatenate([hm, hr]),
-        )
-    bound = np.maximum(hl, hr) / np.cos(0.5 * (right - left))
-    hi = min(max(hi_done, float(np.max(bound)) if bound.size else -math.inf, lo), norm2)
-    return _up(max(lo, 0.0), e, 0.0), _up(hi + margin, e, math.inf)
+        t0, t1, t = th[:-1][open_], th[1:][open_], at[open_]
+        # the cut at the vertex direction, kept off the ends (a tenth of the gap) so that every
+        # cut shrinks its gap
+        new = np.clip(t, t0 + 0.1 * (t1 - t0), t1 - 0.1 * (t1 - t0))
+        hn, pn = _support_points(a, new)
+        evaluations += k
+        lo = max(lo, float(np.max(np.abs(pn))), float(np.max(hn)))
+        order = np.argsort(np.concatenate([th, new]), kind="stable")
+        th = np.concatenate([th, new])[order]
+        h = np.concatenate([h, hn])[order]
+    # the bound with every h_j raised by the margin of its eigensolver: proved
+    hi = min(max(float(np.max(_vertex_bounds(th, h + margin)[0])), lo), norm2 + margin)
+    return _up(max(lo, 0.0), e, 0.0), _up(hi, e, math.inf)
 
 
 def _coarse_bounds(A, m: int = 8) -> tuple[float, float]:
@@ -316,14 +326,14 @@ def _coarse_bounds(A, m: int = 8) -> tuple[float, float]:
 def numerical_radius(A) -> float:
     """Numerical radius ``w(A) = max_{||x||=1} |x* A x| = max_theta lambda_max(H(e^{i theta} A))``.
 
-    The lower end of :func:`numerical_radius_bounds` with ``rtol = 1e-9`` and
-    at most 256 open intervals: a value of the support function ``h`` attained
-    at an angle (never above ``w(A)`` beyond rounding, never below
-    ``rho(A)``), and proved within ``1e-9`` relative of ``w(A)``; where ``h``
-    is flat along an arc (``W(A)`` a disc about 0, such as a Jordan block at
-    0) the proof stops at about ``1e-5`` (``3e-5`` for complex A; the value
-    is then exact to rounding). Sampling alone missed a lobe of ``W(A)`` between two of 49
-    angles by ``5e-4`` relative.
+    The lower end of :func:`numerical_radius_bounds` with ``rtol = 1e-12``
+    and at most 256 open gaps: the modulus of a point of ``W(A)`` (never
+    above ``w(A)`` beyond rounding), proved within ``1e-12`` relative of
+    ``w(A)``, or within the eigensolver's rounding ``4 n u ||A||_F`` where
+    that is larger (about ``3e-11`` at n = 1024); where ``h`` is flat along an
+    arc (``W(A)`` a disc about 0, such as a Jordan block at 0) the proof stops
+    at about ``5e-6`` (the value is then exact to rounding). Sampling alone
+    (49 angles) missed a lobe of ``W(A)`` by ``5e-4`` relative.
     ``||A||/2 <= w(A) <= ||A||``, and ``||A^k|| <= 2 w(A)^k`` (Berger's power
     inequality; Trefethen & Embree 2005, ch. 17).
 
@@ -351,9 +361,9 @@ def numerical_radius(A) -> float:
 
 
 def radius_bracket(A) -> tuple[float, float]:
-    """The bracket :func:`numerical_radius` is the lower end of (``rtol = 1e-9``, 256 intervals).
+    """The bracket :func:`numerical_radius` is the lower end of (``rtol = 1e-12``, 256 gaps).
 
     What ``spectra analyze`` and ``spectra kreiss`` print w(A) from: the upper end says which
     digits of the lower one are right.
     """
-    return numerical_radius_bounds(A, rtol=1e-9, max_intervals=256)
+    return numerical_radius_bounds(A, rtol=1e-12, max_intervals=256)
