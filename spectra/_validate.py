@@ -6,7 +6,7 @@ import numpy as np
 
 from spectra.errors import InvalidArgumentError, NonFiniteError, NonSquareError
 
-__all__ = ["as_square_matrix", "magnitude_problem", "rho_one_tolerance", "unusable"]
+__all__ = ["as_square_matrix", "magnitude_problem", "rho_one_tolerance", "storage_rounding", "unusable"]
 
 
 def as_square_matrix(
@@ -96,13 +96,38 @@ def magnitude_problem(a: np.ndarray) -> str | None:
     return None
 
 
-def rho_one_tolerance(n: int, norm2: float) -> float:
+def rho_one_tolerance(n: int, norm2: float, storage: float = 0.0) -> float:
     """How far from 1 a computed spectral radius may lie and still be 1 to rounding.
 
     ``64 n u max(1, ||A||_2)``: a backward-stable eigensolver moves eigenvalues by
-    about ``u ||A||``, with a safety factor growing with the order ``n``.
+    about ``u ||A||``, with a safety factor growing with the order ``n``; plus
+    `storage`, the rounding of the weights to their stored dtype
+    (:func:`storage_rounding`).
     """
-    return 64 * n * float(np.finfo(float).eps) * max(1.0, norm2)
+    return 64 * n * float(np.finfo(float).eps) * max(1.0, norm2) + storage
+
+
+#: unit roundoff of the float dtypes checkpoints store weights in (numpy does not know the last three)
+_UNIT_ROUNDOFF = {
+    "float16": 2.0**-11,
+    "float32": 2.0**-24,
+    "bfloat16": 2.0**-8,
+    "float8_e4m3fn": 2.0**-4,
+    "float8_e5m2": 2.0**-3,
+}
+
+
+def storage_rounding(dtype: str | None, fro: float) -> float:
+    """How far rounding the weights to their stored `dtype` can move a well-conditioned eigenvalue.
+
+    ``u_s ||A||_F`` for the dtype's unit roundoff ``u_s``: each entry is rounded with
+    ``|E_ij| <= u_s |A_ij|``, so ``||E||_2 <= u_s ||A||_F``, and the eigenvalues of a
+    normal matrix (an orthogonal one) move by at most ``||E||_2``. An orthogonal matrix
+    rounded to float32 has ``rho = 1 +- 1e-7``: whether it came out above or below 1 is
+    the rounding's doing. 0 for float64, unknown, integer and quantized dtypes (``dtype`` as
+    the loaders name it: ``"float32"``, ``"bfloat16"``, ...).
+    """
+    return _UNIT_ROUNDOFF.get(str(dtype), 0.0) * fro
 
 
 def unusable(a, finite: bool = True) -> str | None:

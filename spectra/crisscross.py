@@ -725,12 +725,25 @@ def _choose_shift(svals: dict[float, np.ndarray], eps: float, scale: float, real
     if gaps[phi_best] < _SHIFT_GAP * scale:
         return None
     if real:
-        real_phis = [p for p in gaps if p in (0.0, np.pi)]
-        if real_phis:
-            p = max(real_phis, key=gaps.__getitem__)
-            if gaps[p] >= max(0.25 * gaps[phi_best], _SHIFT_GAP * scale):
-                return complex(np.cos(p), 0.0)
+        p = _real_shift(svals, eps, scale)
+        if p is not None:
+            return complex(np.cos(p), 0.0)
     return complex(np.exp(1j * phi_best))
+
+
+def _real_shift(svals: dict[float, np.ndarray], eps: float, scale: float) -> float | None:
+    """The better of the real trial angles 0, pi where its gap reaches ``_SHIFT_GAP * scale``, or None.
+
+    For real `A` a real shift keeps the shift-and-invert matrix real: its eigenproblem of order
+    2n costs a third of a complex one (3 s instead of 9 s at n = 1024), and with a gap of at
+    least ``1e-5 (1 + ||A||)`` the unimodular eigenvalues are still accurate to about ``u/gap``,
+    far inside the 1e-6 that marks a crossing: no complex trial angle is worth its SVD.
+    """
+    gaps = {p: float(np.min(np.abs(s - eps))) for p, s in svals.items() if p in (0.0, np.pi)}
+    if not gaps:
+        return None
+    p = max(gaps, key=gaps.__getitem__)
+    return p if gaps[p] >= _SHIFT_GAP * scale else None
 
 
 def _unit(phi: float) -> complex | float:
@@ -983,6 +996,8 @@ def pseudospectral_radius(
             best_gap = max(float(np.min(np.abs(sv - en))) for sv in svals.values())
             if best_gap >= _GOOD_GAP * (1.0 + norm2 / r + en):
                 break
+            if real and _real_shift(svals, en, 1.0 + norm2 / r + en) is not None:
+                break
         mu = _choose_shift(svals, en, 1.0 + norm2 / r + en, real)
         angles = _unimodular_angles(An, en, mu, 1.0 + norm2 / r + en)
         r_k = r
@@ -1135,7 +1150,10 @@ def distance_to_instability(A, *, tol: float = 1e-13, max_iterations: int = 50) 
     shift_angles = [0.0, np.pi] if real else [0.0, 0.5 * np.pi, np.pi, 1.5 * np.pi]
     for phi in shift_angles:
         f(phi)
-    if max(float(np.min(np.abs(svals[canon(p)] - level))) for p in shift_angles) < _GOOD_GAP * scale:
+    good = max(float(np.min(np.abs(svals[canon(p)] - level))) for p in shift_angles) >= _GOOD_GAP * scale
+    if not good and not (
+        real and _real_shift({p: svals[canon(p)] for p in shift_angles}, level, scale) is not None
+    ):
         shift_angles += [span * (i + 0.5) / 8 for i in range(8)]
         for phi in shift_angles:
             f(phi)

@@ -31,7 +31,7 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.optimize import minimize
 
-from spectra._validate import as_square_matrix, rho_one_tolerance
+from spectra._validate import as_square_matrix, rho_one_tolerance, storage_rounding
 from spectra.crisscross import _smin_estimate
 from spectra.errors import InvalidArgumentError
 
@@ -550,6 +550,19 @@ def _is_triangular(a: np.ndarray) -> bool:
     return bool(np.array_equal(np.triu(a), a) or np.array_equal(np.tril(a), a))
 
 
+def _monomial_contraction(a: np.ndarray) -> bool:
+    """Whether ``||A||_2 <= 1`` exactly because `a` has at most one nonzero per row and column.
+
+    Its 2-norm is then its largest entry in modulus (a signed permutation, a diagonal); complex
+    moduli, rounded, must stay below 1 by their rounding.
+    """
+    nz = a != 0
+    if nz.sum(axis=0).max(initial=0) > 1 or nz.sum(axis=1).max(initial=0) > 1:
+        return False
+    m = float(np.max(np.abs(a), initial=0.0))
+    return m <= 1 if not np.iscomplexobj(a) else m <= 1 - 4 * np.finfo(float).eps
+
+
 def _triangular_outside(a: np.ndarray) -> complex | None:
     """A diagonal entry of modulus > 1 when `a` is triangular (then ``rho(a) > 1`` exactly), else None.
 
@@ -771,6 +784,7 @@ def kreiss_constant(
     certify: bool | str = "auto",
     max_evals: int | None = None,
     transient: TransientGrowth | None = None,
+    stored_dtype: str | None = None,
 ) -> KreissResult:
     """Kreiss constant ``K(A) = sup_{|z|>1} (|z| - 1)/sigma_min(zI - A)``.
 
@@ -805,6 +819,12 @@ def kreiss_constant(
     transient : TransientGrowth, optional
         The result of :func:`transient_growth` for the same `A`; without the
         certificate its norms give the upper bound without recomputing powers.
+    stored_dtype : str, optional
+        The dtype the weights were stored in (``"float32"``...): ``rho(A) = 1``
+        to rounding then allows for their rounding to it (``u_s ||A||_F``, see
+        :func:`spectra._validate.storage_rounding`): an orthogonal matrix stored in
+        float32 has ``rho = 1 +- 1e-7`` and is treated as ``rho = 1``, not as
+        ``rho > 1`` (``K = inf``).
 
     Returns
     -------
@@ -921,10 +941,18 @@ def kreiss_constant(
             message=f"{why} (K >= {f_lo:.6g}, attained at z allowing for the SVD's rounding)",
         )
 
-    on_circle = rho_one_tolerance(n, normT)
+    storage = storage_rounding(stored_dtype, float(np.linalg.norm(T)))
+    # a triangular matrix's eigenvalues are its diagonal, exactly: no rounding window about 1 (a
+    # stable [[0.9, 1e14], [0, 0.9]] fell in the window 64 n u ||A|| and came out K = inf)
+    triangular = _is_triangular(a)
+    if triangular:
+        rho = float(np.max(np.abs(np.diag(a))))  # exact (a lower triangular A's Schur form is not)
+    # (2 u: rho = 1 exactly still takes the rho = 1 branch: K finite when semisimple)
+    on_circle = max(storage, 2 * _EPS) if triangular else rho_one_tolerance(n, normT, storage)
+    stored_note = f", the rounding of the weights to {stored_dtype} included" if storage > 0 else ""
     # within rounding of the unit circle, the eigenvalues of a triangular matrix are still exact
     # (its diagonal): rho(A) > 1 there is a fact, not rounding
-    diag_out = _triangular_outside(a) if rho < 1 + on_circle else None
+    diag_out = _triangular_outside(a) if triangular or rho < 1 + on_circle else None
     if diag_out is not None:
         return exact(
             math.inf,
@@ -932,11 +960,32 @@ def kreiss_constant(
             f"the diagonal entry {_fmt_entry(diag_out)} (its eigenvalues are its diagonal, so no rounding "
             "is involved); the powers of A grow without bound and K(A) is infinite",
         )
-    if normT <= 1 + 8 * n * np.finfo(float).eps:
-        # ||A^k|| <= ||A||^k <= 1 and K >= 1 always, so K = 1, even with rho(A) = 1
-        # (orthogonal matrices, or singular values clipped at 1); the slack absorbs rounding.
-        shown = f"{normT:.6g} <= 1" if normT <= 1 else f"{normT:.17g}, 1 to rounding"
-        return exact(1.0, f"||A||_2 = {shown}, so K(A) = 1 exactly (a contraction: no transient growth)")
+    slack = 8 * n * np.finfo(float).eps
+    if normT <= 1 - slack or (normT <= 1 + slack and _monomial_contraction(a)):
+        # ||A^k|| <= ||A||^k <= 1 and K >= 1 always, so K = 1, even with rho(A) = 1 (a signed
+        # permutation, the identity: ||A||_2 = max |a_ij| exactly)
+        return exact(
+            1.0, f"||A||_2 = {normT:.6g} <= 1, so K(A) = 1 exactly (a contraction: no transient growth)"
+        )
+    if normT <= 1 + slack:
+        # ||A||_2 = 1 to rounding (an orthogonal matrix, singular values clipped at 1): K = 1 if A
+        # is a contraction, but as stored rho may exceed 1 by rounding (12 of 20 numpy QR factors
+        # have rho = 1 + 1e-17, exactly), and then K is infinite: nothing above 1 is proved
+        return KreissResult(
+            value=1.0,
+            lower=1.0,
+            upper=math.inf,
+            z=None,
+            certified=False,
+            n=n,
+            spectral_radius=rho,
+            norm=normT,
+            message=(
+                f"||A||_2 = {normT:.17g} is 1 to rounding: K(A) = 1 if A is a contraction (no "
+                "transient growth), but rounding cannot tell ||A||_2 <= 1 from rho(A) just above 1 "
+                "(then K is infinite): no upper bound is proved"
+            ),
+        )
     # rho > 1 beyond that window, but rounding can move an ill-conditioned (defective) eigenvalue
     # by far more than u ||A|| (a Jordan block of order k by (u ||A||)^(1/k)): see
     # _outside_resolved for what proves rho(A) > 1 of the matrix as given
@@ -961,9 +1010,10 @@ def kreiss_constant(
         if is_defective(a, near):
             return infinite_to_rounding(
                 near,
-                f"rho(A) = {rho:.17g} is 1 to rounding (within {on_circle:.1e}) and an eigenvalue there "
-                "is defective (a Jordan block): ||A^k|| grows without bound, or, if rounding put rho "
-                "just below 1, transiently to astronomical size; K(A) is infinite to rounding",
+                f"rho(A) = {rho:.17g} is 1 to rounding (within {on_circle:.1e}{stored_note}) and an "
+                "eigenvalue there is defective (a Jordan block): ||A^k|| grows without bound, or, if "
+                "rounding put rho just below 1, transiently to astronomical size; K(A) is infinite to "
+                "rounding",
             )
         s = (1 - 4 * on_circle) / rho  # clear of the window, so no recursion
         # no certificate: nothing it proves about sA bounds K(A) from above
@@ -983,7 +1033,8 @@ def kreiss_constant(
             spectral_radius=rho,
             norm=normT,
             message=(
-                f"rho(A) = {rho:.17g} is 1 to rounding: K estimated by K(sA) with s = 1 - {1 - s:.1e} "
+                f"rho(A) = {rho:.17g} is 1 to rounding (within {on_circle:.1e}{stored_note}): K "
+                f"estimated by K(sA) with s = 1 - {1 - s:.1e} "
                 "(finite when the unimodular eigenvalues are semisimple; K(sA) <= K(A), and the gap "
                 f"may be of order sqrt(1 - s) K: the estimate may be low by about {math.sqrt(1 - s):.0e} "
                 "relative, and no upper bound is proved for A); K(sA) from a grid search and BFGS ascent"

@@ -32,7 +32,7 @@ import numpy as np
 import scipy.linalg
 
 from spectra._json import jsonable
-from spectra._validate import as_square_matrix, magnitude_problem, rho_one_tolerance
+from spectra._validate import as_square_matrix, magnitude_problem, rho_one_tolerance, storage_rounding
 from spectra.checkpoint import Checkpoint, RecurrentMatrix
 from spectra.errors import InvalidArgumentError
 
@@ -273,8 +273,9 @@ class MatrixReport:
         defective eigenvalues, ten times the largest change of either under two random
         perturbations of the size of the Schur form's backward error.
     marginal : bool
-        ``ρ(A) = 1`` to rounding (within ``64 n u max(1, ‖A‖₂)``, the
-        tolerance :func:`spectra.kreiss_constant` uses): whether ``ρ`` came out
+        ``ρ(A) = 1`` to rounding (within ``64 n u max(1, ‖A‖₂)``, plus
+        ``u_s ‖A‖_F`` for weights stored in a lower precision with unit roundoff
+        ``u_s``: the tolerance :func:`spectra.kreiss_constant` uses): whether ``ρ`` came out
         just below or just above 1 is decided by rounding (a rotation, the
         identity, weights divided by their spectral radius), so neither
         ``stable`` nor its negation means much; the powers neither decay nor
@@ -308,6 +309,8 @@ class MatrixReport:
     stable: bool | None = None
     marginal: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the eigenvalues are exact (an upper triangular matrix: its diagonal), however ill-conditioned
+    eigenvalues_exact: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (complex eigenvalues as ``[re, im]`` pairs, inf as the string "inf")."""
@@ -342,7 +345,7 @@ class MatrixReport:
         return jsonable(d)
 
 
-def analyze_matrix(A, *, id: str = "A") -> MatrixReport:
+def analyze_matrix(A, *, id: str = "A", stored_dtype: str | None = None) -> MatrixReport:
     """Spectrum, norms and departure from normality of one matrix.
 
     Parameters
@@ -351,6 +354,9 @@ def analyze_matrix(A, *, id: str = "A") -> MatrixReport:
         Square matrix with finite entries.
     id : str
         Label carried into the report.
+    stored_dtype : str, optional
+        The dtype the checkpoint stores the weights in (``"float32"``, ``"bfloat16"``...):
+        ``marginal`` then allows for their rounding to it (:func:`spectra._validate.storage_rounding`).
 
     Returns
     -------
@@ -380,7 +386,19 @@ def analyze_matrix(A, *, id: str = "A") -> MatrixReport:
     rho = float(np.max(np.abs(lam)))
     norm2 = float(scipy.linalg.svdvals(a, check_finite=False)[0])
     kappa = _kappa_eigvec(s.T, a, lam)
-    err_rho, err_dep = _rounding_errors(a, kappa, rho, dep, norm2, fro)
+    exact = bool(np.array_equal(np.triu(a), a))
+    if exact:
+        # the eigenvalues of an upper triangular matrix are its diagonal and dep_F its strictly
+        # upper part, exactly, however ill-conditioned (a nilpotent shift of order 30: rho = 0
+        # was "not resolved (rho within rounding of 1)")
+        lam = np.diag(a).astype(np.complex128)
+        rho = float(np.max(np.abs(lam)))
+        dep = float(np.linalg.norm(np.triu(a, 1)))
+        err_rho, err_dep = 0.0, 0.0
+        window = max(storage_rounding(stored_dtype, fro), 2 * float(np.finfo(float).eps))
+    else:
+        err_rho, err_dep = _rounding_errors(a, kappa, rho, dep, norm2, fro)
+        window = rho_one_tolerance(a.shape[0], norm2, storage_rounding(stored_dtype, fro))
     return MatrixReport(
         id=id,
         shape=(a.shape[0], a.shape[1]),
@@ -395,7 +413,8 @@ def analyze_matrix(A, *, id: str = "A") -> MatrixReport:
         henrici_error=err_dep,
         eigenvalues=lam,
         stable=rho < 1.0,
-        marginal=abs(rho - 1.0) <= rho_one_tolerance(a.shape[0], norm2),
+        marginal=abs(rho - 1.0) <= window,
+        eigenvalues_exact=exact,
     )
 
 
@@ -476,7 +495,9 @@ def eps_label(eps: float) -> str:
     return short if float(short) == float(eps) else repr(float(eps))
 
 
-def robustness_figures(a: np.ndarray, epsilons: Sequence[float], figures: set[str]) -> dict[str, Any]:
+def robustness_figures(
+    a: np.ndarray, epsilons: Sequence[float], figures: set[str], stored_dtype: str | None = None
+) -> dict[str, Any]:
     """Pseudospectral and Kreiss figures of one finite matrix, keyed by their JSON names.
 
     ``pseudospectra`` in `figures`: ``pseudospectral_radius`` (dict ε -> ρ_ε,
@@ -516,7 +537,7 @@ def robustness_figures(a: np.ndarray, epsilons: Sequence[float], figures: set[st
             pass
         else:
             tg = transient_growth(a)
-            k = kreiss_constant(a, transient=tg)
+            k = kreiss_constant(a, transient=tg, stored_dtype=stored_dtype)
             out["kreiss"] = float(k.value)
             out["kreiss_lower"] = float(k.lower)
             out["kreiss_upper"] = float(math.e * a.shape[0] * k.value)
@@ -548,7 +569,7 @@ def _eigen_condition_note(r: MatrixReport) -> str | None:
     ``(u ||A||)^(1/k)``.
     """
     kap, rho, nrm, n = r.kappa_eigvec, r.spectral_radius, r.norm_2, r.shape[0]
-    if not (nrm > 0) or n < 2:
+    if not (nrm > 0) or n < 2 or r.eigenvalues_exact:
         return None
     if not math.isfinite(kap):
         return (
@@ -686,14 +707,14 @@ def analyze(
             # the same keys as a finite matrix's, every figure None (as documented)
             r.extra.update({k: None for g in figs for k in FIGURE_KEYS.get(g, ())})
         else:
-            r = analyze_matrix(m.matrix, id=m.id)
+            r = analyze_matrix(m.matrix, id=m.id, stored_dtype=m.dtype)
             cond = _eigen_condition_note(r)
             if cond:
                 notes.append(f"{m.id}: {cond}")
             # the figures' own warnings (a transient peak stopped at the cap...) name the matrix
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                r.extra.update(robustness_figures(as_square_matrix(m.matrix), epsilons, figs))
+                r.extra.update(robustness_figures(as_square_matrix(m.matrix), epsilons, figs, m.dtype))
             for w in caught:
                 msg = f"{m.id}: {w.message}"
                 notes.append(msg)

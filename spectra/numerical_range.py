@@ -278,7 +278,7 @@ def numerical_radius_bounds(A, rtol: float = 1e-12, *, max_intervals: int = 4096
     evaluations = 0
     for _ in range(200):
         if norm2 + margin <= lo * (1 + rtol):
-            return _up(max(lo, 0.0), e, 0.0), _up(norm2 + margin, e, math.inf)
+            return _up(max(lo - margin, 0.0), e, 0.0), _up(norm2 + margin, e, math.inf)
         bound, at = _vertex_bounds(th, h)
         # (gaps within the eigensolver's rounding of lo stay closed: no cut can settle them)
         open_ = bound > lo * (1 + rtol) + margin if lo > 0 else bound > rtol * normF + margin
@@ -297,9 +297,10 @@ def numerical_radius_bounds(A, rtol: float = 1e-12, *, max_intervals: int = 4096
         order = np.argsort(np.concatenate([th, new]), kind="stable")
         th = np.concatenate([th, new])[order]
         h = np.concatenate([h, hn])[order]
-    # the bound with every h_j raised by the margin of its eigensolver: proved
+    # the bound with every h_j raised by the margin of its eigensolver: proved; and lo lowered by
+    # it (a computed |x* A x| overshot w by up to 6 ulps, and w = 1.2344999... printed 1.235)
     hi = min(max(float(np.max(_vertex_bounds(th, h + margin)[0])), lo), norm2 + margin)
-    return _up(max(lo, 0.0), e, 0.0), _up(hi, e, math.inf)
+    return _up(max(lo - margin, 0.0), e, 0.0), _up(hi, e, math.inf)
 
 
 def _coarse_bounds(A, m: int = 8) -> tuple[float, float]:

@@ -516,11 +516,11 @@ def analyze_checkpoint(
             "finite": bool(m.finite and np.all(np.isfinite(a)) and magnitude_problem(a) is None),
         }
         if d["finite"]:
-            r = analyze_matrix(a, id=m.id)
+            r = analyze_matrix(a, id=m.id, stored_dtype=m.dtype)
             d.update({k: getattr(r, k) for k in _BASIC})
             if not fast:
                 d["distance_to_instability"] = float(distance_to_instability(a).value)
-                d.update(robustness_figures(a, (), {"kreiss"}))
+                d.update(robustness_figures(a, (), {"kreiss"}, m.dtype))
             if grid_npts is not None:
                 d["grid_npts"] = int(grid_npts)
                 d["grid_distance_upper"] = _grid_distance_upper(a, grid_npts)

@@ -435,7 +435,9 @@ def test_near_one_rho_and_near_floor_figures_show_only_resolved_digits(tmp_path,
     rng = np.random.default_rng(0)
     V = np.eye(6) + 30 * np.triu(rng.standard_normal((6, 6)), 1)
     lam = np.array([1 - 8e-9, 0.5, 0.4, -0.3, 0.2, 0.1])
-    ill = V @ np.diag(lam) @ np.linalg.inv(V)
+    P = np.linalg.qr(rng.standard_normal((6, 6)))[0]
+    # (rotated: V D V^-1 itself is upper triangular, its eigenvalues then exact -- its diagonal)
+    ill = P @ V @ np.diag(lam) @ np.linalg.inv(V) @ P.T
     Q = np.linalg.qr(rng.standard_normal((30, 30)))[0]
     sym = Q @ np.diag(np.r_[1 - 1e-15, np.linspace(-0.9, 0.9, 29)]) @ Q.T
     sym = (sym + sym.T) / 2

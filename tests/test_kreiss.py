@@ -358,11 +358,31 @@ def test_triangular_matrix_just_outside_the_circle_is_infinite_not_a_contraction
 def test_orthogonal_matrices_have_kreiss_constant_one():
     # rho = 1 but power-bounded: for a normal matrix with rho <= 1,
     # (|z| - 1)/dist(z, spectrum) <= 1 with equality approached radially, so K = 1
+    # A rotation by 90 degrees is exactly a contraction (one nonzero per row and column): K = 1,
+    # certified. A QR factor is orthogonal only to rounding: as stored, rho may exceed 1 by
+    # 1e-17 (then K = inf; [[0.6, -0.8], [0.8, 0.6]] has |lambda|^2 = 1 + 4.4e-17 exactly), so
+    # K = 1 is the value but nothing above it is proved (it said "K = 1 exactly, certified")
     rng = np.random.default_rng(7)
-    for A in (np.array([[0.0, -1.0], [1.0, 0.0]]), np.linalg.qr(rng.standard_normal((9, 9)))[0]):
+    K = kreiss_constant(np.array([[0.0, -1.0], [1.0, 0.0]]))
+    assert K.value == K.lower == K.upper == 1.0 and K.certified
+    for A in (np.linalg.qr(rng.standard_normal((9, 9)))[0], np.array([[0.6, -0.8], [0.8, 0.6]])):
         K = kreiss_constant(A)
-        assert K.value == 1.0 and K.lower == 1.0 and K.upper == 1.0
+        assert K.value == 1.0 and K.lower == 1.0 and K.upper == math.inf and not K.certified
+        assert "1 to rounding" in K.message
         assert transient_growth(A).peak == pytest.approx(1.0, abs=1e-12)
+    # the exact oracle for the second: |lambda|^2 = 0.6^2 + 0.8^2 of the stored doubles
+    from fractions import Fraction
+
+    assert Fraction(0.6) ** 2 + Fraction(0.8) ** 2 > 1
+
+
+@pytest.mark.parametrize("A", [np.array([[0.9, 1e14], [0.0, 0.9]]), np.array([[0.0, 1e16], [0.0, 0.0]])])
+def test_stable_triangular_matrix_with_a_huge_entry_has_a_finite_kreiss_constant(A):
+    # its eigenvalues are its diagonal, exactly: the rounding window about rho = 1 (64 n u ||A||,
+    # here above 1) made it "rho = 1 to rounding" with K = inf (found by a review)
+    K = kreiss_constant(A)
+    peak = transient_growth(A).peak  # sup_k ||A^k||, proved by the powers
+    assert math.isfinite(K.value) and K.lower <= peak and K.upper >= peak / (math.e * 2)
 
 
 def test_kreiss_bracket_chain():
@@ -871,11 +891,16 @@ def test_rho_one_semisimple_gives_no_false_upper_bound():
 def test_rho_one_defective_to_rounding_is_not_certified_and_lower_bound_holds():
     # a Jordan block with |lambda| = 1 - 1e-9 and a = 1e6: rho is 1 within the rounding
     # window (64 n u ||A||), the eigenvalue defective. K is finite (~2.5e14) but beyond what
-    # rounding can tell from infinite: value inf, not certified, and a finite lower bound
-    # that holds (it used to be inf, "certified")
+    # rounding can resolve: not certified, and a finite lower bound that holds (it used to be
+    # inf, "certified"). Triangular as given, its eigenvalues are exact (rho = 1 - 1e-9 < 1 is a
+    # fact): the value is the search's finite K; rotated, rounding decides: inf
     lam, a = 1 - 1e-9, 1e6
     A = np.array([[lam, a], [0.0, lam]])
     K = kreiss_constant(A, certify=True)
+    assert K.value == pytest.approx(a / 4e-9, rel=1e-3) and not K.certified
+    assert math.isfinite(K.lower) and K.lower <= K.value and K.upper == math.inf
+    Q = np.array([[0.6, -0.8], [0.8, 0.6]])
+    K = kreiss_constant(Q @ A @ Q.T, certify=True)
     assert math.isinf(K.value) and not K.certified and "defective" in K.message
     assert math.isfinite(K.lower) and K.upper == math.inf
 

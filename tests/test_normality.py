@@ -218,3 +218,46 @@ def test_torch_tensors_of_any_float_dtype_are_read_exactly():
     assert r.henrici == pytest.approx(henrici(x.bfloat16().double().numpy()), rel=1e-15)
     with pytest.raises(InvalidArgumentError, match="None"):
         as_square_matrix(np.array([[None, 1.0], [0.0, 1.0]], dtype=object))
+
+
+def _orthogonal_float32_above_one(n: int = 32) -> np.ndarray:
+    """An orthogonal matrix rounded to float32 whose spectral radius came out above 1."""
+    for seed in range(50):
+        Q = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))[0].astype(np.float32)
+        if np.max(np.abs(np.linalg.eigvals(Q.astype(np.float64)))) > 1 + 1e-9:
+            return Q
+    raise AssertionError("no seed gave rho > 1")
+
+
+def test_orthogonal_weights_stored_in_float32_are_marginal_not_unstable(tmp_path):
+    # rounding an orthogonal matrix to float32 moves rho by ~1e-7 either way: the stored matrix
+    # had rho = 1 + 5e-8 and was called unstable with K = inf (found by a review); a float32
+    # matrix with rho clearly above 1 stays unstable
+    import spectra
+    from spectra.kreiss import kreiss_constant
+
+    Q = _orthogonal_float32_above_one()
+    np.save(tmp_path / "q.npy", Q)
+    np.save(tmp_path / "big.npy", (Q.astype(np.float64) * 1.001).astype(np.float32))
+    rep = spectra.analyze(tmp_path / "q.npy", figures=("basic", "kreiss"))
+    (r,) = rep.matrices
+    assert r.spectral_radius > 1 and r.marginal
+    assert np.isfinite(r.extra["kreiss"]) and r.extra["kreiss"] == pytest.approx(1.0, abs=1e-3)
+    (big,) = spectra.analyze(tmp_path / "big.npy", figures=("basic",)).matrices
+    assert not big.marginal and not big.stable
+    a = Q.astype(np.float64)
+    assert kreiss_constant(a).value == np.inf  # the matrix as given (float64): rho > 1
+    k = kreiss_constant(a, stored_dtype="float32")
+    assert np.isfinite(k.value) and "float32" in k.message
+
+
+def test_triangular_matrix_spectrum_is_exact_however_ill_conditioned():
+    # a nilpotent shift of order 30: rho = 0 and dep_F = sqrt(29) exactly, though kappa(V) = inf;
+    # its verdict was "not resolved (rho within rounding of 1)" and dep_F one digit (a review)
+    S = np.diag(np.ones(29), 1)
+    r = analyze_matrix(S)
+    assert r.spectral_radius == 0.0 and r.spectral_radius_error == 0.0
+    assert r.henrici == pytest.approx(math.sqrt(29), rel=1e-15) and r.henrici_error == 0.0
+    assert r.stable and not r.marginal
+    big = analyze_matrix([[0.9, 1e14], [0.0, 0.9]])  # ||A|| far above 1: not "rho = 1 to rounding"
+    assert big.spectral_radius == 0.9 and big.stable and not big.marginal

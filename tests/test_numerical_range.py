@@ -309,3 +309,12 @@ def test_numerical_radius_cuts_need_few_eigenproblems(monkeypatch):
     brute = brute_radius(A)
     assert lo <= brute * (1 + 1e-13) + 1e-15 and hi >= brute
     assert hi <= lo * (1 + 1e-12) + nr._margin(A.astype(complex), np.linalg.norm(A))
+
+
+def test_numerical_radius_lower_end_is_not_above_w():
+    # W([[0, b], [0, 0]]) is the disc of radius b/2 about 0 (exact in floating point): the lower
+    # end was the computed |x* A x|, up to 6 ulps above w, and w = 1.2344999... printed 1.235
+    for b in (2 * 1.2345, 2 * 0.7, 3.0, 2 * 1.1):
+        lo, hi = numerical_radius_bounds(np.array([[0.0, b], [0.0, 0.0]]))
+        assert lo <= b / 2 <= hi
+        assert numerical_radius(np.array([[0.0, b], [0.0, 0.0]])) <= b / 2
