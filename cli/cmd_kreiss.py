@@ -137,7 +137,7 @@ def transient(checkpoint, matrices, kmax, kreiss, panels, output, quiet, trust):
             click.echo(f"{m.id}: powers ...", err=True)
         tg = transient_growth(m.matrix, kmax=kmax)
         results.append(tg)
-        krs.append(kreiss_constant(m.matrix, transient=tg) if kreiss else None)
+        krs.append(kreiss_constant(m.matrix, transient=tg, stored_dtype=m.dtype) if kreiss else None)
     title = f"transient growth: {os.path.basename(checkpoint)}"
     labels = [m.id for m in chosen]
     if panels is None:
@@ -214,7 +214,7 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             tg = transient_growth(m.matrix)
-            kr = kreiss_constant(m.matrix, rtol=rtol, certify=cert, transient=tg)
+            kr = kreiss_constant(m.matrix, rtol=rtol, certify=cert, transient=tg, stored_dtype=m.dtype)
             # spectra.numerical_radius is the lower end; the upper end says which digits are right
             w, w_hi = radius_bracket(m.matrix)
         for c in caught:  # said once per matrix, with its id

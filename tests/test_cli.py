@@ -457,6 +457,20 @@ def test_near_one_rho_and_near_floor_figures_show_only_resolved_digits(tmp_path,
     assert _digits_ok(rows["tri"][col["dep_F"]], math.sqrt(3) * 1e-14), rows["tri"][col["dep_F"]]
 
 
+def test_kreiss_of_orthogonal_weights_stored_in_float32_is_finite(tmp_path, capsys):
+    # rounding to float32 put rho at 1 + 5e-8: the stored dtype's rounding is part of "rho = 1 to
+    # rounding" (kreiss printed K inf for every orthogonal float32 matrix)
+    for seed in range(50):
+        Q = np.linalg.qr(np.random.default_rng(seed).standard_normal((16, 16)))[0].astype(np.float32)
+        if np.max(np.abs(np.linalg.eigvals(Q.astype(np.float64)))) > 1 + 1e-9:
+            break
+    np.save(tmp_path / "q.npy", Q)
+    rc, out, _ = run(["kreiss", str(tmp_path / "q.npy"), "--json"], capsys)
+    (m,) = json.loads(out)["matrices"]
+    assert rc == 0 and m["kreiss"]["value"] == pytest.approx(1.0, abs=1e-3)
+    assert "float32" in m["kreiss"]["message"]
+
+
 def test_compare_prints_figures_as_analyze_does(tmp_path, capsys):
     # compare printed dep_F 1.25e-16 for an exactly symmetric matrix (analyze: "<4e-15")
     rng = np.random.default_rng(1)
