@@ -1237,3 +1237,38 @@ def test_sharded_keras_weights_are_refused_with_a_clear_message(tmp_path):
             load(alone / "x.weights.h5")
         except NoRecurrentWeightsError:
             pass  # a shard holding only the tail of a kernel has none to read
+
+
+def test_analyze_repeats_what_the_reader_had_to_assume(tmp_path):
+    # a loader note saying the file cannot settle the reading (here: a custom cell whose input
+    # kernel has the recurrent kernel's shape, in a .keras) is repeated as a warning by analyze
+    import warnings
+
+    import keras
+
+    import spectra
+
+    @keras.saving.register_keras_serializable(package="spectra_tests")
+    class DoubtCell(keras.layers.Layer):
+        def __init__(self, units, **kw):
+            super().__init__(**kw)
+            self.units, self.state_size = units, units
+
+        def build(self, s):
+            self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), name="recurrent_kernel")
+            self.kernel = self.add_weight(shape=(s[-1], self.units), name="kernel")
+
+        def call(self, x, states):
+            o = keras.ops.tanh(x @ self.kernel + states[0] @ self.recurrent_kernel)
+            return o, [o]
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    inp = keras.Input((5, 4))
+    keras.Model(inp, keras.layers.RNN(DoubtCell(4), name="r")(inp)).save(tmp_path / "m.keras")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rep = spectra.analyze(tmp_path / "m.keras", figures=("basic",))
+    assert any("does not name them" in w for w in rep.warnings)
+    assert any("does not name them" in str(c.message) for c in caught)

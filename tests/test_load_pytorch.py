@@ -1104,8 +1104,9 @@ def test_stabilizing_a_whole_pickled_model_says_why_not(tmp_path):
         spectra.stabilize_checkpoint(tmp_path / "whole.pt", tmp_path / "o.pt", method="exact", trust=True)
 
 
-def test_square_spectral_norm_vectors_fitting_both_orientations_get_a_note(tmp_path):
-    # an anti-diagonal weight: u, v are singular vectors of W and of W^T; the dim was a guess
+def test_square_spectral_norm_vectors_fitting_both_orientations_are_refused(tmp_path):
+    # an anti-diagonal weight: u, v are singular vectors of W and of W^T, with sigma 3 or 1; dim=0
+    # was assumed (a guess, a matrix 3x off if wrong): now refused with the reason
     rnn = torch.nn.RNN(2, 2)
     with torch.no_grad():
         rnn.weight_hh_l0.copy_(torch.tensor([[0.0, 3.0], [1.0, 0.0]]))
@@ -1114,8 +1115,8 @@ def test_square_spectral_norm_vectors_fitting_both_orientations_get_a_note(tmp_p
     sd["parametrizations.weight_hh_l0.0._u"] = torch.tensor([1.0, 0.0])
     sd["parametrizations.weight_hh_l0.0._v"] = torch.tensor([0.0, 1.0])
     torch.save(sd, tmp_path / "s.pt")
-    (m,) = load(tmp_path / "s.pt").matrices
-    assert any("fit the weight and its transpose alike" in n for n in m.notes), m.notes
+    with pytest.raises(spectra.NoRecurrentWeightsError, match="fit the weight and its transpose alike"):
+        load(tmp_path / "s.pt")
 
 
 @pytest.mark.parametrize("chain", [("weight_norm", "spectral_norm"), ("spectral_norm", "spectral_norm")])
@@ -1160,28 +1161,63 @@ def test_state_dicts_under_integer_keys_are_read(tmp_path):
     assert not any(s.name.startswith("optimizer") and "recurrent" in s.reason for s in ckpt.skipped)
 
 
-def test_analyze_repeats_what_the_reader_had_to_assume(tmp_path):
-    # spectral_norm(dim=1) on a square weight saved before any forward pass: the file cannot tell
-    # dim=0 from dim=1 (a 45% different matrix); ls said so in its notes, analyze said nothing
-    import warnings
-
-    import spectra
-
+def test_square_spectral_norm_with_unrelated_vectors_is_refused_not_assumed(tmp_path):
+    # spectral_norm(dim=1) on a square weight saved before any forward pass (the old API's u, v
+    # are random): the file cannot tell dim=0 from dim=1; dim=0 was assumed, and here torch uses
+    # dim=1 (a matrix 45% off). Refused with the reason; a file that settles it is read.
     torch.manual_seed(0)
     m = torch.nn.RNN(5, 5)
     torch.nn.utils.spectral_norm(m, "weight_hh_l0", dim=1)
     p = tmp_path / "sn.pt"
     torch.save(m.state_dict(), p)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        rep = spectra.analyze(p, figures=("basic",))
-    assert any("dim=0 assumed" in w for w in rep.warnings)
-    assert any("dim=0 assumed" in str(c.message) for c in caught)
-    # a file that settles it says nothing of the kind
+    with pytest.raises(spectra.NoRecurrentWeightsError, match="not singular vectors") as exc:
+        spectra.analyze(p, figures=("basic",))
+    assert "save the effective weight" in str(exc.value)
     plain = tmp_path / "plain.pt"
     torch.save(torch.nn.LSTM(3, 4).state_dict(), plain)
     rep = spectra.analyze(plain, figures=("basic",))
     assert not any("assumed" in w for w in rep.warnings)
+
+
+def _sn_trained_state(seed, dim, factory, steps=3, lr=0.1):
+    """parametrizations.spectral_norm on weight_hh_l0 after SGD steps (saved after optimizer.step())."""
+    torch.manual_seed(seed)
+    m = torch.nn.utils.parametrizations.spectral_norm(factory(), "weight_hh_l0", dim=dim)
+    opt = torch.optim.SGD(m.parameters(), lr=lr)
+    for _ in range(steps):
+        out = m(torch.randn(5, 2, 4))[0].sum()
+        opt.zero_grad()
+        out.backward()
+        opt.step()
+    m.eval()
+    with torch.no_grad():
+        effective = m.weight_hh_l0.detach().double().numpy()  # torch's own (eval: no power step)
+    return m.state_dict(), effective
+
+
+def test_square_spectral_norm_dim1_with_lagging_vectors_is_read_where_sigma_is_positive(tmp_path):
+    # review11 finding 1: u, v a step behind the weight fit dim=1 to 0.98 only; dim=0 was assumed,
+    # dividing by u^T W v = -0.24: the matrix was -5.89 times torch's, "UNSTABLE" for rho 0.52
+    sd, effective = _sn_trained_state(20, 1, lambda: torch.nn.RNN(4, 6))
+    torch.save(sd, tmp_path / "sn.pt")
+    (m,) = load(tmp_path / "sn.pt").matrices
+    np.testing.assert_allclose(m.matrix, effective, rtol=1e-5, atol=1e-6)
+    assert any("lag the weight" in n and "dim=1" in n for n in m.notes), m.notes
+    assert not any("sigma=-" in n for n in m.notes)
+
+
+@pytest.mark.parametrize(
+    "factory", [lambda: torch.nn.RNN(4, 6), lambda: torch.nn.GRU(4, 6)], ids=["square", "gru"]
+)
+def test_spectral_norm_never_divides_by_a_negative_sigma(tmp_path, factory):
+    # -u is no power-iteration vector of W (torch's u is W v/||W v||): u^T W v < 0 was divided by
+    sd, _ = _sn_trained_state(1, 0, factory, steps=1, lr=0.01)
+    key = "parametrizations.weight_hh_l0.0._u"
+    sd[key] = -sd[key]
+    torch.save(sd, tmp_path / "neg.pt")
+    with pytest.raises(spectra.NoRecurrentWeightsError, match="spectral_norm") as exc:
+        load(tmp_path / "neg.pt")
+    assert "negative" in str(exc.value) or "not positive" in str(exc.value)
 
 
 def test_gradients_saved_beside_the_model_are_not_reported_as_weights(tmp_path):
