@@ -1398,3 +1398,44 @@ def test_a_hand_written_recurrence_gets_a_hint_instead_of_a_bare_refusal(tmp_pat
         load(tmp_path / "g.pt")
     hint = str(e.value).split("named like a hand-written recurrence", 1)[1]
     assert "cell.U_z: (6, 6)" in hint and "to_u" not in hint
+
+
+def test_pruned_recurrent_weights_are_read_as_orig_times_mask(tmp_path):
+    # review11 finding 2: torch.nn.utils.prune's weight_hh_l0_orig + weight_hh_l0_mask were taken
+    # for a spectral_norm without u/v and refused (exit 5); the weight torch uses is orig * mask
+    import torch.nn.utils.prune as prune
+
+    torch.manual_seed(0)
+    net = torch.nn.Module()
+    net.lstm = torch.nn.LSTM(3, 4, num_layers=2)
+    net.cell = torch.nn.GRUCell(2, 3)
+    net.proj = torch.nn.LSTM(3, 5, proj_size=2)
+    prune.l1_unstructured(net.lstm, "weight_hh_l0", amount=0.5)  # layer 1 left unpruned
+    prune.random_unstructured(net.cell, "weight_hh", amount=0.4)
+    prune.l1_unstructured(net.proj, "weight_hh_l0", amount=0.3)
+    prune.l1_unstructured(net.proj, "weight_hr_l0", amount=0.3)
+    torch.save(net.state_dict(), tmp_path / "p.pt")
+    ckpt = load(tmp_path / "p.pt")
+    assert sorted({m.source for m in ckpt}) == [
+        "cell.weight_hh_orig",
+        "lstm.weight_hh_l0_orig",
+        "lstm.weight_hh_l1",
+        "proj.weight_hh_l0_orig",
+    ]
+    for name, W in (("lstm.weight_hh_l0", net.lstm.weight_hh_l0), ("cell.weight_hh", net.cell.weight_hh)):
+        W = W.detach().double().numpy()  # torch's own: orig * mask
+        assert (W == 0).any()
+        np.testing.assert_array_equal(ckpt.stacked(f"{name}_orig"), W)
+        ms = [m for m in ckpt if m.id.startswith(name + "[")]
+        assert ms and all("pruned (torch.nn.utils.prune): orig * mask" in m.notes[0] for m in ms)
+    hh, hr = (getattr(net.proj, a).detach().double().numpy() for a in ("weight_hh_l0", "weight_hr_l0"))
+    for g in range(4):
+        np.testing.assert_allclose(
+            ckpt[f"proj.weight_hh_l0[{LSTM_GATES[g]}]"].matrix, hr @ hh[5 * g : 5 * g + 5]
+        )
+    reasons = {s.name: s.reason for s in ckpt.skipped}
+    assert "pruning mask" in reasons["lstm.weight_hh_l0_mask"]
+    with pytest.raises(spectra.SpectraError, match="pruned"):
+        spectra.stabilize_checkpoint(
+            tmp_path / "p.pt", tmp_path / "o.pt", method="exact", matrices=["lstm.weight_hh_l0"]
+        )

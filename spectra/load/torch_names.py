@@ -21,6 +21,8 @@ state-dict key                                  module
                                                 :mod:`spectra.load.torch_orthogonal`)
 ``<path>.weight_hh_l{k}_raw``                   AWD-LSTM / fastai ``WeightDrop`` (the weight
                                                 used in evaluation; dropout acts in training)
+``<path>.weight_hh_l{k}_orig`` + ``_mask``       ``torch.nn.utils.prune`` (the weight used is
+                                                ``orig * mask``)
 ==============================================  ===========================================
 
 Under ``spectral_norm`` the effective weight ``W / sigma``, ``sigma = u^T W_mat v``
@@ -64,7 +66,7 @@ __all__ = [
 
 _KINDS = "weight_hh|weight_ih|bias_hh|bias_ih|weight_hr"
 _SUFFIX = r"(?:_l(?P<k>\d+)(?P<rev>_reverse)?)?"
-_PLAIN = re.compile(rf"^(?P<prefix>(?:.+\.)?)(?P<kind>{_KINDS}){_SUFFIX}(?P<sn>_orig|_u|_v|_g|_raw)?$")
+_PLAIN = re.compile(rf"^(?P<prefix>(?:.+\.)?)(?P<kind>{_KINDS}){_SUFFIX}(?P<sn>_orig|_u|_v|_g|_raw|_mask)?$")
 _PARAM = re.compile(
     rf"^(?P<prefix>(?:.+\.)?)parametrizations\.(?P<kind>{_KINDS}){_SUFFIX}\."
     r"(?P<part>original|original0|original1|0\._u|0\._v|0\.base)$"
@@ -282,6 +284,8 @@ def _reason(role: str, primary: str | None = None) -> str:
         return "projection weights (weight_hr; folded into the recurrent matrices)"
     if role.endswith(("_u", "_v")):
         return "spectral_norm power-iteration vector"
+    if role.endswith("_mask"):
+        return "pruning mask of torch.nn.utils.prune (folded into the recurrent matrices)"
     if role.endswith(("_g", "_param0")):
         return "weight_norm magnitude g (folded into the recurrent matrices)"
     if role.endswith("_param_base"):
@@ -297,6 +301,8 @@ def _primary(keys: Mapping[str, str]) -> tuple[str | None, str]:
         return "weight_hh_param1", "weight_norm"
     if "weight_hh_g" in keys and "weight_hh_v" in keys and "weight_hh_orig" not in keys:
         return "weight_hh_v", "weight_norm"
+    if "weight_hh_orig" in keys and "weight_hh_mask" in keys and "weight_hh_u" not in keys:
+        return "weight_hh_orig", "pruned"
     if "weight_hh_param" in keys and not ("weight_hh_param_u" in keys and "weight_hh_param_v" in keys):
         return "weight_hh_param", "other"  # orthogonal (a stored base or a hint), else unknown
     for role, how in (
@@ -559,6 +565,27 @@ def _orthogonal(
     )
 
 
+def _pruned(
+    tensors: Mapping[str, np.ndarray], group: _Group, kind: str, orig: np.ndarray
+) -> tuple[np.ndarray | None, str]:
+    """``orig * mask`` of a weight pruned by ``torch.nn.utils.prune``: the weight torch uses.
+
+    ``prune`` keeps the weight as ``<name>_orig`` and a 0/1 buffer ``<name>_mask``, and recomputes
+    ``<name> = <name>_orig * <name>_mask`` in a forward pre-hook (torch ``prune.BasePruningMethod``).
+    """
+    src, mask_key = group.keys[f"{kind}_orig"], group.keys[f"{kind}_mask"]
+    mask = tensors[mask_key]
+    if tuple(mask.shape) != tuple(orig.shape):
+        return None, (
+            f"named like a recurrent weight pruned by torch.nn.utils.prune, but its mask {mask_key} "
+            f"{tuple(mask.shape)} does not fit {src} {tuple(orig.shape)}"
+        )
+    return orig * np.asarray(mask, dtype=np.float64), (
+        f"pruned (torch.nn.utils.prune): orig * mask ({src} * {mask_key}); not writable "
+        "(make the pruning permanent with prune.remove first)"
+    )
+
+
 def _dtype_name(arr: np.ndarray, dtypes: Mapping[int, str]) -> str:
     return dtypes.get(id(arr), str(arr.dtype))
 
@@ -609,6 +636,11 @@ def _gate_matrices(
             f"weight_norm: A = g v/||v|| ({how_norm}; g = {g_key}, v = {src}); "
             "not writable (scale g, or remove the wrapper)"
         )
+    elif how == "pruned":
+        W, why = _pruned(tensors, group, "weight_hh", W)
+        if W is None:
+            return [], why
+        notes.append(why)
     elif how == "other":
         W, why = _orthogonal(tensors, group, W)
         if W is None:
@@ -619,6 +651,13 @@ def _gate_matrices(
 
     R, C = W.shape
     hr_key = group.keys.get("weight_hr")
+    hr_pruned = None
+    if hr_key is None and "weight_hr_orig" in group.keys and "weight_hr_mask" in group.keys:
+        hr_key = group.keys["weight_hr_orig"]
+        hr_pruned, why = _pruned(tensors, group, "weight_hr", np.asarray(tensors[hr_key], dtype=np.float64))
+        if hr_pruned is None:
+            return [], why
+        notes.append(why)
     if hr_key is None and any(r.startswith("weight_hr") for r in group.keys):
         return [], (
             "named like a recurrent weight, but the LSTM projection weight_hr is under a "
@@ -632,7 +671,7 @@ def _gate_matrices(
                 f"LSTM projection shapes do not fit: weight_hh {W.shape}, weight_hr {tuple(hr_arr.shape)} "
                 "(expected (4H, P) and (P, H))"
             )
-        hr = np.asarray(hr_arr, dtype=np.float64)
+        hr = np.asarray(hr_arr, dtype=np.float64) if hr_pruned is None else hr_pruned
         H, gates = hr_arr.shape[1], 4
     else:
         if R % C or R // C not in _CELLS:
