@@ -1439,3 +1439,24 @@ def test_pruned_recurrent_weights_are_read_as_orig_times_mask(tmp_path):
         spectra.stabilize_checkpoint(
             tmp_path / "p.pt", tmp_path / "o.pt", method="exact", matrices=["lstm.weight_hh_l0"]
         )
+
+
+def test_a_partly_quantized_models_quantized_lstm_is_listed_as_skipped(tmp_path):
+    # review11 finding 4: quantize_dynamic on the LSTM only: its packed parameters appeared neither
+    # among the matrices nor the skipped tensors, the GRU alone was reported, nothing said
+    torch.manual_seed(0)
+    net = torch.nn.Module()
+    net.lstm, net.gru = torch.nn.LSTM(3, 4), torch.nn.GRU(4, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization's own deprecation
+        q = torch.ao.quantization.quantize_dynamic(net.eval(), {torch.nn.LSTM}, dtype=torch.qint8)
+    torch.save(q.state_dict(), tmp_path / "q.pt")
+    with pytest.warns(RuntimeWarning, match="dynamically quantized recurrent layers are not read"):
+        ckpt = load(tmp_path / "q.pt", trust=True)
+    np.testing.assert_array_equal(
+        ckpt.stacked("gru.weight_hh_l0"), net.gru.weight_hh_l0.detach().double().numpy()
+    )
+    assert {m.layer for m in ckpt} == {"gru"}
+    (packed,) = [s for s in ckpt.skipped if s.name.startswith("lstm.")]
+    assert packed.name == "lstm._all_weight_values.0.param"
+    assert "dynamically quantized" in packed.reason and "float model" in packed.reason
