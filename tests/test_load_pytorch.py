@@ -1460,3 +1460,41 @@ def test_a_partly_quantized_models_quantized_lstm_is_listed_as_skipped(tmp_path)
     (packed,) = [s for s in ckpt.skipped if s.name.startswith("lstm.")]
     assert packed.name == "lstm._all_weight_values.0.param"
     assert "dynamically quantized" in packed.reason and "float model" in packed.reason
+
+
+@pytest.mark.parametrize("how", ["state_dict", "whole", "torchscript"])
+def test_a_submodule_named_module_keeps_its_name_beside_others(tmp_path, how):
+    # review11 finding 9: self.module = nn.GRU beside self.rnn: "module." was stripped from its keys
+    # as if a DataParallel wrapper, giving ids weight_hh_l0[reset]...; a wrapper prefixes every key
+    torch.manual_seed(3)
+    net = _NamedModule()
+    p = tmp_path / "m.pt"
+    if how == "state_dict":
+        torch.save(net.state_dict(), p)
+    elif how == "whole":
+        torch.save(net, p)
+    else:
+        torch.jit.save(torch.jit.script(net), p)
+    ckpt = load(p, trust=how == "whole")
+    assert sorted({m.layer for m in ckpt}) == ["module", "rnn"]
+    assert ckpt.ids[:3] == [f"module.weight_hh_l0[{g}]" for g in GRU_GATES]
+    np.testing.assert_array_equal(
+        ckpt.stacked("module.weight_hh_l0"), net.module.weight_hh_l0.detach().double().numpy()
+    )
+    assert ckpt["rnn.weight_hh_l0"].cell == ("rnn" if how == "state_dict" else "rnn_relu")
+    # a true wrapper (every key prefixed) is still dropped from the ids, and the cell hint follows
+    if how == "whole":
+        torch.save(torch.nn.DataParallel(net), p)
+        dp = load(p, trust=True)
+        assert dp.ids == ckpt.ids and dp["rnn.weight_hh_l0"].cell == "rnn_relu"
+
+
+class _NamedModule(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.module = torch.nn.GRU(3, 4)
+        self.rnn = torch.nn.RNN(3, 2, nonlinearity="relu")
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(self.module(x)[0]) + self.rnn(x)[0].sum()

@@ -93,21 +93,21 @@ MAX_ELEMENTS = 1 << 26
 def _wrapper_stripper(keys) -> Callable[[str], str]:
     """How to drop wrapper prefixes from one mapping's keys.
 
-    Per key (:func:`strip_wrapper_prefix`) unless two keys would then collide (a
-    submodule literally named ``module``): then only a prefix shared by every key.
+    A wrapper (DataParallel/DDP ``module.``, ``torch.compile``'s ``_orig_mod.``) prefixes every
+    key of the model it wraps, so only a prefix that *every* key carries is dropped (nested
+    wrappers too: ``module._orig_mod.``). A submodule literally named ``module`` beside others
+    keeps its name.
     """
-    keys = list(keys)
-    names = [strip_wrapper_prefix(k) for k in keys]
-    if len(set(names)) == len(names):
-        return strip_wrapper_prefix
+    keys = [k for k in keys if isinstance(k, str)]
     common = ""
-    while True:
+    while keys:
         for pre in _WRAPPER_PREFIXES:
             if all(k.startswith(common + pre) and len(k) > len(common + pre) for k in keys):
                 common += pre
                 break
         else:
-            return lambda key: key[len(common) :] if key.startswith(common) else key
+            break
+    return lambda key: key[len(common) :] if common and key.startswith(common) else key
 
 
 def strip_wrapper_prefix(key: str) -> str:
@@ -368,6 +368,7 @@ def classify_state_dict(
     groups: dict[tuple[str, str], _Group] = {}
     parsed: dict[str, tuple[str, tuple[str, str]]] = {}
     strip = _wrapper_stripper(tensors)
+    hints = {strip(k + ".")[:-1]: v for k, v in hints.items()}  # module paths, as the layers are named
     for key in tensors:
         res = _parse(key, strip)
         if res is None:
