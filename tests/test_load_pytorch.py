@@ -1498,3 +1498,43 @@ class _NamedModule(torch.nn.Module):
 
     def forward(self, x):
         return self.fc(self.module(x)[0]) + self.rnn(x)[0].sum()
+
+
+class _GruNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru = torch.nn.GRU(3, 4, batch_first=True)
+        self.fc = torch.nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.fc(self.gru(x)[0])
+
+
+@pytest.mark.parametrize("how", ["freeze", "optimize_for_inference"])
+def test_frozen_torchscript_is_named_in_the_error(tmp_path, how):
+    # review11 finding 5: "no recurrent weight matrix found (0 tensors)" and nothing more; freezing
+    # inlines the weights as unnamed constants
+    torch.manual_seed(0)
+    scripted = torch.jit.script(_GruNet().eval())
+    frozen = torch.jit.freeze(scripted) if how == "freeze" else torch.jit.optimize_for_inference(scripted)
+    frozen.save(str(tmp_path / "f.pt"))
+    with pytest.raises(spectra.NoRecurrentWeightsError, match="frozen TorchScript") as exc:
+        load(tmp_path / "f.pt")
+    assert "state_dict" in str(exc.value) and "before freezing" in str(exc.value)
+    scripted.save(str(tmp_path / "s.pt"))  # the unfrozen module is read, and says nothing of freezing
+    assert len(load(tmp_path / "s.pt")) == 3
+
+
+def test_torch_export_archive_is_named_in_the_error(tmp_path):
+    # review11 finding 5: "a zip archive that is neither a PyTorch checkpoint..." for torch.export's .pt2
+    torch.manual_seed(0)
+    ep = torch.export.export(_GruNet().eval(), (torch.randn(2, 5, 3),))
+    torch.export.save(ep, tmp_path / "m.pt2")
+    with pytest.raises(spectra.UnsupportedFormatError, match=r"torch\.export archive \(\.pt2") as exc:
+        load(tmp_path / "m.pt2")
+    assert "state_dict" in str(exc.value)
+    torch.save(ep.state_dict, tmp_path / "sd.pt")  # what the message says to save is read
+    np.testing.assert_array_equal(
+        load(tmp_path / "sd.pt").stacked("gru.weight_hh_l0"),
+        ep.state_dict["gru.weight_hh_l0"].detach().double().numpy(),
+    )

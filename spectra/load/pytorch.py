@@ -743,9 +743,35 @@ def read_torchscript(path: str | os.PathLike, *, trust: bool) -> Checkpoint:
                 hints[name] = f"rnn_{act}"
     dtypes: dict[int, str] = {}
     obj = _from_torch(dict(module.state_dict()), dtypes)
-    return checkpoint_from_object(
-        p, "torchscript", obj, dtypes, cell_hints=hints, metadata={"reader": "torch.jit"}
-    )
+    try:
+        return checkpoint_from_object(
+            p, "torchscript", obj, dtypes, cell_hints=hints, metadata={"reader": "torch.jit"}
+        )
+    except NoRecurrentWeightsError as exc:
+        if not _frozen_torchscript(p):
+            raise
+        raise NoRecurrentWeightsError(
+            f"{exc}; the archive is frozen TorchScript (torch.jit.freeze or "
+            "torch.jit.optimize_for_inference): the weights are inlined into the code as unnamed "
+            "constants, which are not read: save the module before freezing "
+            "(torch.jit.save(torch.jit.script(model), 'm.pt')) or its state_dict "
+            "(torch.save(model.state_dict(), 'm.pt')) and analyse that"
+        ) from None
+
+
+def _frozen_torchscript(path: str) -> bool:
+    """True when a TorchScript archive keeps tensors as constants (``<name>/constants/<k>``).
+
+    ``torch.jit.freeze`` inlines the parameters into the code (``CONSTANTS.c0``...), stored
+    as constants; an archive that is not frozen keeps them in ``data/`` with their names.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(re.search(r"(^|/)constants/\d+$", n) for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def read_safetensors(path: str | os.PathLike) -> Checkpoint:
