@@ -1272,3 +1272,37 @@ def test_analyze_repeats_what_the_reader_had_to_assume(tmp_path):
         rep = spectra.analyze(tmp_path / "m.keras", figures=("basic",))
     assert any("does not name them" in w for w in rep.warnings)
     assert any("does not name them" in str(c.message) for c in caught)
+
+
+@pytest.mark.parametrize("config", [True, False], ids=["model_config", "weights_only"])
+def test_cudnn_gru_is_read_as_reset_after(tmp_path, config):
+    # review11 finding 7: Keras 2.2's CuDNNGRU (a 1-D bias of 6u) was noted "reset_after=False";
+    # cuDNN applies the reset after the recurrent product, Keras's reset_after=True. Keras 2.2's
+    # layout, written by hand (no Keras 2.2 here): model_config, layer_names, weight_names.
+    import json
+
+    u, d = 3, 2
+    rng = np.random.default_rng(0)
+    rk = rng.standard_normal((u, 3 * u)).astype("float32")
+    with h5py.File(tmp_path / "cudnn.h5", "w") as f:
+        f.attrs["keras_version"] = b"2.2.4"
+        f.attrs["backend"] = b"tensorflow"
+        root = f
+        if config:
+            layer = {"class_name": "CuDNNGRU", "config": {"name": "cu_dnngru_1", "units": u}}
+            f.attrs["model_config"] = json.dumps(
+                {"class_name": "Sequential", "config": {"name": "sequential_1", "layers": [layer]}}
+            ).encode()
+            root = f.create_group("model_weights")
+        root.attrs["layer_names"] = np.array([b"cu_dnngru_1"])
+        g = root.create_group("cu_dnngru_1")
+        names = [f"cu_dnngru_1/{w}:0" for w in ("kernel", "recurrent_kernel", "bias")]
+        g.attrs["weight_names"] = np.array([n.encode() for n in names])
+        g.create_dataset(names[0], data=rng.standard_normal((d, 3 * u)).astype("float32"))
+        g.create_dataset(names[1], data=rk)
+        g.create_dataset(names[2], data=np.zeros(6 * u, "float32"))
+    ckpt = load(tmp_path / "cudnn.h5")
+    assert [m.gate for m in ckpt] == list(GRU_GATES)
+    for g_, m in enumerate(ckpt):
+        np.testing.assert_array_equal(m.matrix, rk[:, g_ * u : (g_ + 1) * u].T.astype(np.float64))
+        assert any(n.startswith("GRU reset_after=True") for n in m.notes), m.notes

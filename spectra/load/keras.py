@@ -168,6 +168,8 @@ def _cell_from_config(cfg: dict | None) -> tuple[str | None, bool | None]:
         return _cell_from_config(inner["cell"])
     cell = _CLASS_CELL.get(str(cls))
     reset_after = inner.get("reset_after") if cell == "gru" else None
+    if cls == "CuDNNGRU":  # cuDNN applies the reset after the product (separate recurrent bias)
+        reset_after = True
     return cell, (bool(reset_after) if reset_after is not None else None)
 
 
@@ -236,7 +238,13 @@ def _kernel_matrices(
     reset_after = k.reset_after
     if cell == "gru" and reset_after is None and k.bias is not None and k.bias in f:
         bshape = f[k.bias].shape
-        reset_after = bool(bshape is not None and len(bshape) == 2 and bshape[0] == 2)
+        # (2, 3u) (Keras reset_after) or CuDNNGRU's (6u,): input and recurrent biases apart
+        reset_after = bool(
+            bshape is not None
+            and (
+                (len(bshape) == 2 and bshape[0] == 2) or (len(bshape) == 1 and bshape[0] == 2 * gates * units)
+            )
+        )
     if cell == "gru":
         notes.append(_gru_note(reset_after))
     values = read_dataset(ds, path)
