@@ -1306,3 +1306,53 @@ def test_cudnn_gru_is_read_as_reset_after(tmp_path, config):
     for g_, m in enumerate(ckpt):
         np.testing.assert_array_equal(m.matrix, rk[:, g_ * u : (g_ + 1) * u].T.astype(np.float64))
         assert any(n.startswith("GRU reset_after=True") for n in m.notes), m.notes
+
+
+def test_a_one_gate_shaped_layer_with_no_cell_name_is_skipped_not_read_as_simple_rnn(tmp_path):
+    # review11 finding 8: a custom non-recurrent layer with weights (in, u), (u, u), (u,) in a
+    # subclassed model was reported as a SimpleRNN matrix (only a square input kernel was
+    # doubted); a SimpleRNNCell kept beside it, whose name says so, is still read
+    import keras
+
+    L = keras.layers
+
+    @keras.saving.register_keras_serializable(package="spectra_tests")
+    class Proj(L.Layer):
+        def __init__(self, units, **kw):
+            super().__init__(**kw)
+            self.units = units
+
+        def build(self, s):
+            self.W = self.add_weight(shape=(s[-1], self.units), name="W")
+            self.U = self.add_weight(shape=(self.units, self.units), name="U")
+            self.b = self.add_weight(shape=(self.units,), name="b")
+
+        def call(self, x):
+            return keras.ops.tanh(keras.ops.tanh(x @ self.W + self.b) @ self.U)
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    @keras.saving.register_keras_serializable(package="spectra_tests")
+    class WithProj(keras.Model):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.cell = L.SimpleRNNCell(5)
+            self.score = Proj(6, name="proj")
+
+        def call(self, x):
+            y, _ = self.cell(x[:, 0], [keras.ops.zeros((keras.ops.shape(x)[0], 5))])
+            return self.score(y)
+
+    model = WithProj()
+    model(np.zeros((2, 3, 4), "float32"))
+    A = keras.ops.convert_to_numpy(model.cell.recurrent_kernel).astype(np.float64).T
+    for ext in (".keras", ".weights.h5"):
+        p = tmp_path / f"m{ext}"
+        (model.save_weights if ext == ".weights.h5" else model.save)(p)
+        ckpt = load(p)
+        (m,) = ckpt.matrices
+        assert m.cell == "simple_rnn"
+        np.testing.assert_array_equal(m.matrix, A)
+        (why,) = [s.reason for s in ckpt.skipped if s.shape == (6, 6)]
+        assert "cannot be told from a feed-forward layer" in why, why
