@@ -1356,3 +1356,19 @@ def test_a_one_gate_shaped_layer_with_no_cell_name_is_skipped_not_read_as_simple
         np.testing.assert_array_equal(m.matrix, A)
         (why,) = [s.reason for s in ckpt.skipped if s.shape == (6, 6)]
         assert "cannot be told from a feed-forward layer" in why, why
+
+
+def test_time_distributed_skip_reason_says_layer_once(tmp_path):
+    # review11: "weights of layer layer 'dense'" for the Dense inside a TimeDistributed
+    import keras
+
+    inp = keras.Input((4, 3))
+    x = keras.layers.GRU(5, return_sequences=True, name="g")(inp)
+    model = keras.Model(inp, keras.layers.TimeDistributed(keras.layers.Dense(2, name="dense"), name="td")(x))
+    model.save(tmp_path / "m.keras")
+    ckpt = load(tmp_path / "m.keras")
+    R = keras.ops.convert_to_numpy(model.get_layer("g").cell.recurrent_kernel).astype(np.float64)
+    for g, m in enumerate(ckpt):
+        np.testing.assert_array_equal(m.matrix, R[:, 5 * g : 5 * g + 5].T)
+    reasons = [s.reason for s in ckpt.skipped if "dense" in s.reason]
+    assert reasons and not any("layer layer" in r for r in reasons), reasons

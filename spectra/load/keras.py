@@ -711,7 +711,9 @@ def _visit_v3(
                     continue
                 square = ds.ndim == 2 and ds.shape[0] == ds.shape[1]
                 kind = "square feed-forward kernel" if square else "weights"
-                reasons[ds.name.lstrip("/")] = f"{kind} of {cls} layer {user!r} (not recurrent)"
+                # no config: cls is the attribute's group name ("layer" inside a TimeDistributed)
+                what = f"layer {user!r}" if cls.lower() == "layer" else f"{cls} layer {user!r}"
+                reasons[ds.name.lstrip("/")] = f"{kind} of {what} (not recurrent)"
                 if square and n == "1" and cfg is None and _cell_shaped_gates(child) == 1:
                     reasons[ds.name.lstrip("/")] = (
                         f"square kernel of layer {user!r}, beside a kernel and a bias: shaped like a "
