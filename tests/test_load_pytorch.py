@@ -1538,3 +1538,18 @@ def test_torch_export_archive_is_named_in_the_error(tmp_path):
         load(tmp_path / "sd.pt").stacked("gru.weight_hh_l0"),
         ep.state_dict["gru.weight_hh_l0"].detach().double().numpy(),
     )
+
+
+def test_reading_qint8_weights_passes_no_torch_deprecation_warning_on(tmp_path):
+    # review11: "spectra: warning: torch.quantize_per_tensor ... deprecated" reached the user
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(2, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = torch.quantize_per_tensor(gru.weight_hh_l0.detach(), 0.01, 0, torch.qint8)
+    torch.save({"gru.weight_hh_l0": q}, tmp_path / "q.pt")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ckpt = load(tmp_path / "q.pt")
+    np.testing.assert_array_equal(ckpt.stacked("gru.weight_hh_l0"), q.dequantize().double().numpy())
+    assert not [str(c.message) for c in caught if "deprecated" in str(c.message)]

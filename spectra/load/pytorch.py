@@ -494,6 +494,17 @@ def _module_cell_hints(torch, obj: object) -> dict[str, str]:
     return hints
 
 
+def _quiet_torch_deprecations() -> None:
+    """Inside ``warnings.catch_warnings()``: hide torch's own deprecation notices on reading a file.
+
+    Rebuilding a qint8 tensor (``torch.quantize_per_tensor``...) or a legacy storage
+    (``TypedStorage``) makes torch warn that *it* will drop these APIs: nothing the user
+    can act on, and not about their file.
+    """
+    warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor.*deprecated", category=UserWarning)
+    warnings.filterwarnings("ignore", message="TypedStorage is deprecated", category=UserWarning)
+
+
 def _torch_load(path: str, *, weights_only: bool) -> tuple[object, dict[int, str], dict[str, str]]:
     """``torch.load`` with errors mapped to the spectra family.
 
@@ -506,6 +517,7 @@ def _torch_load(path: str, *, weights_only: bool) -> tuple[object, dict[int, str
     try:
         with warnings.catch_warnings():  # our own message says what torch's warning would
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            _quiet_torch_deprecations()
             try:
                 obj = torch.load(path, map_location="cpu", weights_only=weights_only)
             except (AttributeError, ImportError):
@@ -546,7 +558,9 @@ def _torch_load(path: str, *, weights_only: bool) -> tuple[object, dict[int, str
     dtypes: dict[int, str] = {}
     hints = _module_cell_hints(torch, obj)
     try:
-        out = _from_torch(obj, dtypes)
+        with warnings.catch_warnings():
+            _quiet_torch_deprecations()
+            out = _from_torch(obj, dtypes)
     except UnsupportedFormatError as exc:
         raise UnsupportedFormatError(f"{path}: {exc}") from None
     if missing:
