@@ -426,15 +426,25 @@ _QUANTIZED = (
     "is stored quantized: a rescaled weight would need a new scale and zero point, which this tool "
     "does not choose for you"
 )
-_HOW = {_ORTHOGONAL: "save the model without the parametrization", _QUANTIZED: "dequantize the model"}
+_PRUNED = (
+    "is stored pruned by torch.nn.utils.prune (weight_orig * weight_mask): a matrix written into "
+    "weight_orig would be masked again"
+)
+_HOW = {
+    _ORTHOGONAL: "save the model without the parametrization",
+    _QUANTIZED: "dequantize the model",
+    _PRUNED: "make the pruning permanent (torch.nn.utils.prune.remove)",
+}
 
 
 def _not_written_back(m: RecurrentMatrix) -> str | None:
-    """Why a matrix that is read cannot be written back (orthogonal, quantized), or None."""
+    """Why a matrix that is read cannot be written back (orthogonal, quantized, pruned), or None."""
     if any(note.startswith("orthogonal") for note in m.notes):
         return _ORTHOGONAL
     if any(note.startswith("stored quantized") for note in m.notes):
         return _QUANTIZED
+    if any(note.startswith("pruned") for note in m.notes):
+        return _PRUNED
     return None
 
 

@@ -1237,3 +1237,138 @@ def test_sharded_keras_weights_are_refused_with_a_clear_message(tmp_path):
             load(alone / "x.weights.h5")
         except NoRecurrentWeightsError:
             pass  # a shard holding only the tail of a kernel has none to read
+
+
+def test_analyze_repeats_what_the_reader_had_to_assume(tmp_path):
+    # a loader note saying the file cannot settle the reading (here: a custom cell whose input
+    # kernel has the recurrent kernel's shape, in a .keras) is repeated as a warning by analyze
+    import warnings
+
+    import keras
+
+    import spectra
+
+    @keras.saving.register_keras_serializable(package="spectra_tests")
+    class DoubtCell(keras.layers.Layer):
+        def __init__(self, units, **kw):
+            super().__init__(**kw)
+            self.units, self.state_size = units, units
+
+        def build(self, s):
+            self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), name="recurrent_kernel")
+            self.kernel = self.add_weight(shape=(s[-1], self.units), name="kernel")
+
+        def call(self, x, states):
+            o = keras.ops.tanh(x @ self.kernel + states[0] @ self.recurrent_kernel)
+            return o, [o]
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    inp = keras.Input((5, 4))
+    keras.Model(inp, keras.layers.RNN(DoubtCell(4), name="r")(inp)).save(tmp_path / "m.keras")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rep = spectra.analyze(tmp_path / "m.keras", figures=("basic",))
+    assert any("does not name them" in w for w in rep.warnings)
+    assert any("does not name them" in str(c.message) for c in caught)
+
+
+@pytest.mark.parametrize("config", [True, False], ids=["model_config", "weights_only"])
+def test_cudnn_gru_is_read_as_reset_after(tmp_path, config):
+    # review11 finding 7: Keras 2.2's CuDNNGRU (a 1-D bias of 6u) was noted "reset_after=False";
+    # cuDNN applies the reset after the recurrent product, Keras's reset_after=True. Keras 2.2's
+    # layout, written by hand (no Keras 2.2 here): model_config, layer_names, weight_names.
+    import json
+
+    u, d = 3, 2
+    rng = np.random.default_rng(0)
+    rk = rng.standard_normal((u, 3 * u)).astype("float32")
+    with h5py.File(tmp_path / "cudnn.h5", "w") as f:
+        f.attrs["keras_version"] = b"2.2.4"
+        f.attrs["backend"] = b"tensorflow"
+        root = f
+        if config:
+            layer = {"class_name": "CuDNNGRU", "config": {"name": "cu_dnngru_1", "units": u}}
+            f.attrs["model_config"] = json.dumps(
+                {"class_name": "Sequential", "config": {"name": "sequential_1", "layers": [layer]}}
+            ).encode()
+            root = f.create_group("model_weights")
+        root.attrs["layer_names"] = np.array([b"cu_dnngru_1"])
+        g = root.create_group("cu_dnngru_1")
+        names = [f"cu_dnngru_1/{w}:0" for w in ("kernel", "recurrent_kernel", "bias")]
+        g.attrs["weight_names"] = np.array([n.encode() for n in names])
+        g.create_dataset(names[0], data=rng.standard_normal((d, 3 * u)).astype("float32"))
+        g.create_dataset(names[1], data=rk)
+        g.create_dataset(names[2], data=np.zeros(6 * u, "float32"))
+    ckpt = load(tmp_path / "cudnn.h5")
+    assert [m.gate for m in ckpt] == list(GRU_GATES)
+    for g_, m in enumerate(ckpt):
+        np.testing.assert_array_equal(m.matrix, rk[:, g_ * u : (g_ + 1) * u].T.astype(np.float64))
+        assert any(n.startswith("GRU reset_after=True") for n in m.notes), m.notes
+
+
+def test_a_one_gate_shaped_layer_with_no_cell_name_is_skipped_not_read_as_simple_rnn(tmp_path):
+    # review11 finding 8: a custom non-recurrent layer with weights (in, u), (u, u), (u,) in a
+    # subclassed model was reported as a SimpleRNN matrix (only a square input kernel was
+    # doubted); a SimpleRNNCell kept beside it, whose name says so, is still read
+    import keras
+
+    L = keras.layers
+
+    @keras.saving.register_keras_serializable(package="spectra_tests")
+    class Proj(L.Layer):
+        def __init__(self, units, **kw):
+            super().__init__(**kw)
+            self.units = units
+
+        def build(self, s):
+            self.W = self.add_weight(shape=(s[-1], self.units), name="W")
+            self.U = self.add_weight(shape=(self.units, self.units), name="U")
+            self.b = self.add_weight(shape=(self.units,), name="b")
+
+        def call(self, x):
+            return keras.ops.tanh(keras.ops.tanh(x @ self.W + self.b) @ self.U)
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    @keras.saving.register_keras_serializable(package="spectra_tests")
+    class WithProj(keras.Model):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.cell = L.SimpleRNNCell(5)
+            self.score = Proj(6, name="proj")
+
+        def call(self, x):
+            y, _ = self.cell(x[:, 0], [keras.ops.zeros((keras.ops.shape(x)[0], 5))])
+            return self.score(y)
+
+    model = WithProj()
+    model(np.zeros((2, 3, 4), "float32"))
+    A = keras.ops.convert_to_numpy(model.cell.recurrent_kernel).astype(np.float64).T
+    for ext in (".keras", ".weights.h5"):
+        p = tmp_path / f"m{ext}"
+        (model.save_weights if ext == ".weights.h5" else model.save)(p)
+        ckpt = load(p)
+        (m,) = ckpt.matrices
+        assert m.cell == "simple_rnn"
+        np.testing.assert_array_equal(m.matrix, A)
+        (why,) = [s.reason for s in ckpt.skipped if s.shape == (6, 6)]
+        assert "cannot be told from a feed-forward layer" in why, why
+
+
+def test_time_distributed_skip_reason_says_layer_once(tmp_path):
+    # review11: "weights of layer layer 'dense'" for the Dense inside a TimeDistributed
+    import keras
+
+    inp = keras.Input((4, 3))
+    x = keras.layers.GRU(5, return_sequences=True, name="g")(inp)
+    model = keras.Model(inp, keras.layers.TimeDistributed(keras.layers.Dense(2, name="dense"), name="td")(x))
+    model.save(tmp_path / "m.keras")
+    ckpt = load(tmp_path / "m.keras")
+    R = keras.ops.convert_to_numpy(model.get_layer("g").cell.recurrent_kernel).astype(np.float64)
+    for g, m in enumerate(ckpt):
+        np.testing.assert_array_equal(m.matrix, R[:, 5 * g : 5 * g + 5].T)
+    reasons = [s.reason for s in ckpt.skipped if "dense" in s.reason]
+    assert reasons and not any("layer layer" in r for r in reasons), reasons

@@ -1104,8 +1104,9 @@ def test_stabilizing_a_whole_pickled_model_says_why_not(tmp_path):
         spectra.stabilize_checkpoint(tmp_path / "whole.pt", tmp_path / "o.pt", method="exact", trust=True)
 
 
-def test_square_spectral_norm_vectors_fitting_both_orientations_get_a_note(tmp_path):
-    # an anti-diagonal weight: u, v are singular vectors of W and of W^T; the dim was a guess
+def test_square_spectral_norm_vectors_fitting_both_orientations_are_refused(tmp_path):
+    # an anti-diagonal weight: u, v are singular vectors of W and of W^T, with sigma 3 or 1; dim=0
+    # was assumed (a guess, a matrix 3x off if wrong): now refused with the reason
     rnn = torch.nn.RNN(2, 2)
     with torch.no_grad():
         rnn.weight_hh_l0.copy_(torch.tensor([[0.0, 3.0], [1.0, 0.0]]))
@@ -1114,8 +1115,8 @@ def test_square_spectral_norm_vectors_fitting_both_orientations_get_a_note(tmp_p
     sd["parametrizations.weight_hh_l0.0._u"] = torch.tensor([1.0, 0.0])
     sd["parametrizations.weight_hh_l0.0._v"] = torch.tensor([0.0, 1.0])
     torch.save(sd, tmp_path / "s.pt")
-    (m,) = load(tmp_path / "s.pt").matrices
-    assert any("fit the weight and its transpose alike" in n for n in m.notes), m.notes
+    with pytest.raises(spectra.NoRecurrentWeightsError, match="fit the weight and its transpose alike"):
+        load(tmp_path / "s.pt")
 
 
 @pytest.mark.parametrize("chain", [("weight_norm", "spectral_norm"), ("spectral_norm", "spectral_norm")])
@@ -1160,28 +1161,63 @@ def test_state_dicts_under_integer_keys_are_read(tmp_path):
     assert not any(s.name.startswith("optimizer") and "recurrent" in s.reason for s in ckpt.skipped)
 
 
-def test_analyze_repeats_what_the_reader_had_to_assume(tmp_path):
-    # spectral_norm(dim=1) on a square weight saved before any forward pass: the file cannot tell
-    # dim=0 from dim=1 (a 45% different matrix); ls said so in its notes, analyze said nothing
-    import warnings
-
-    import spectra
-
+def test_square_spectral_norm_with_unrelated_vectors_is_refused_not_assumed(tmp_path):
+    # spectral_norm(dim=1) on a square weight saved before any forward pass (the old API's u, v
+    # are random): the file cannot tell dim=0 from dim=1; dim=0 was assumed, and here torch uses
+    # dim=1 (a matrix 45% off). Refused with the reason; a file that settles it is read.
     torch.manual_seed(0)
     m = torch.nn.RNN(5, 5)
     torch.nn.utils.spectral_norm(m, "weight_hh_l0", dim=1)
     p = tmp_path / "sn.pt"
     torch.save(m.state_dict(), p)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        rep = spectra.analyze(p, figures=("basic",))
-    assert any("dim=0 assumed" in w for w in rep.warnings)
-    assert any("dim=0 assumed" in str(c.message) for c in caught)
-    # a file that settles it says nothing of the kind
+    with pytest.raises(spectra.NoRecurrentWeightsError, match="not singular vectors") as exc:
+        spectra.analyze(p, figures=("basic",))
+    assert "save the effective weight" in str(exc.value)
     plain = tmp_path / "plain.pt"
     torch.save(torch.nn.LSTM(3, 4).state_dict(), plain)
     rep = spectra.analyze(plain, figures=("basic",))
     assert not any("assumed" in w for w in rep.warnings)
+
+
+def _sn_trained_state(seed, dim, factory, steps=3, lr=0.1):
+    """parametrizations.spectral_norm on weight_hh_l0 after SGD steps (saved after optimizer.step())."""
+    torch.manual_seed(seed)
+    m = torch.nn.utils.parametrizations.spectral_norm(factory(), "weight_hh_l0", dim=dim)
+    opt = torch.optim.SGD(m.parameters(), lr=lr)
+    for _ in range(steps):
+        out = m(torch.randn(5, 2, 4))[0].sum()
+        opt.zero_grad()
+        out.backward()
+        opt.step()
+    m.eval()
+    with torch.no_grad():
+        effective = m.weight_hh_l0.detach().double().numpy()  # torch's own (eval: no power step)
+    return m.state_dict(), effective
+
+
+def test_square_spectral_norm_dim1_with_lagging_vectors_is_read_where_sigma_is_positive(tmp_path):
+    # review11 finding 1: u, v a step behind the weight fit dim=1 to 0.98 only; dim=0 was assumed,
+    # dividing by u^T W v = -0.24: the matrix was -5.89 times torch's, "UNSTABLE" for rho 0.52
+    sd, effective = _sn_trained_state(20, 1, lambda: torch.nn.RNN(4, 6))
+    torch.save(sd, tmp_path / "sn.pt")
+    (m,) = load(tmp_path / "sn.pt").matrices
+    np.testing.assert_allclose(m.matrix, effective, rtol=1e-5, atol=1e-6)
+    assert any("lag the weight" in n and "dim=1" in n for n in m.notes), m.notes
+    assert not any("sigma=-" in n for n in m.notes)
+
+
+@pytest.mark.parametrize(
+    "factory", [lambda: torch.nn.RNN(4, 6), lambda: torch.nn.GRU(4, 6)], ids=["square", "gru"]
+)
+def test_spectral_norm_never_divides_by_a_negative_sigma(tmp_path, factory):
+    # -u is no power-iteration vector of W (torch's u is W v/||W v||): u^T W v < 0 was divided by
+    sd, _ = _sn_trained_state(1, 0, factory, steps=1, lr=0.01)
+    key = "parametrizations.weight_hh_l0.0._u"
+    sd[key] = -sd[key]
+    torch.save(sd, tmp_path / "neg.pt")
+    with pytest.raises(spectra.NoRecurrentWeightsError, match="spectral_norm") as exc:
+        load(tmp_path / "neg.pt")
+    assert "negative" in str(exc.value) or "not positive" in str(exc.value)
 
 
 def test_gradients_saved_beside_the_model_are_not_reported_as_weights(tmp_path):
@@ -1362,3 +1398,158 @@ def test_a_hand_written_recurrence_gets_a_hint_instead_of_a_bare_refusal(tmp_pat
         load(tmp_path / "g.pt")
     hint = str(e.value).split("named like a hand-written recurrence", 1)[1]
     assert "cell.U_z: (6, 6)" in hint and "to_u" not in hint
+
+
+def test_pruned_recurrent_weights_are_read_as_orig_times_mask(tmp_path):
+    # review11 finding 2: torch.nn.utils.prune's weight_hh_l0_orig + weight_hh_l0_mask were taken
+    # for a spectral_norm without u/v and refused (exit 5); the weight torch uses is orig * mask
+    import torch.nn.utils.prune as prune
+
+    torch.manual_seed(0)
+    net = torch.nn.Module()
+    net.lstm = torch.nn.LSTM(3, 4, num_layers=2)
+    net.cell = torch.nn.GRUCell(2, 3)
+    net.proj = torch.nn.LSTM(3, 5, proj_size=2)
+    prune.l1_unstructured(net.lstm, "weight_hh_l0", amount=0.5)  # layer 1 left unpruned
+    prune.random_unstructured(net.cell, "weight_hh", amount=0.4)
+    prune.l1_unstructured(net.proj, "weight_hh_l0", amount=0.3)
+    prune.l1_unstructured(net.proj, "weight_hr_l0", amount=0.3)
+    torch.save(net.state_dict(), tmp_path / "p.pt")
+    ckpt = load(tmp_path / "p.pt")
+    assert sorted({m.source for m in ckpt}) == [
+        "cell.weight_hh_orig",
+        "lstm.weight_hh_l0_orig",
+        "lstm.weight_hh_l1",
+        "proj.weight_hh_l0_orig",
+    ]
+    for name, W in (("lstm.weight_hh_l0", net.lstm.weight_hh_l0), ("cell.weight_hh", net.cell.weight_hh)):
+        W = W.detach().double().numpy()  # torch's own: orig * mask
+        assert (W == 0).any()
+        np.testing.assert_array_equal(ckpt.stacked(f"{name}_orig"), W)
+        ms = [m for m in ckpt if m.id.startswith(name + "[")]
+        assert ms and all("pruned (torch.nn.utils.prune): orig * mask" in m.notes[0] for m in ms)
+    hh, hr = (getattr(net.proj, a).detach().double().numpy() for a in ("weight_hh_l0", "weight_hr_l0"))
+    for g in range(4):
+        np.testing.assert_allclose(
+            ckpt[f"proj.weight_hh_l0[{LSTM_GATES[g]}]"].matrix, hr @ hh[5 * g : 5 * g + 5]
+        )
+    reasons = {s.name: s.reason for s in ckpt.skipped}
+    assert "pruning mask" in reasons["lstm.weight_hh_l0_mask"]
+    with pytest.raises(spectra.SpectraError, match="pruned"):
+        spectra.stabilize_checkpoint(
+            tmp_path / "p.pt", tmp_path / "o.pt", method="exact", matrices=["lstm.weight_hh_l0"]
+        )
+
+
+def test_a_partly_quantized_models_quantized_lstm_is_listed_as_skipped(tmp_path):
+    # review11 finding 4: quantize_dynamic on the LSTM only: its packed parameters appeared neither
+    # among the matrices nor the skipped tensors, the GRU alone was reported, nothing said
+    torch.manual_seed(0)
+    net = torch.nn.Module()
+    net.lstm, net.gru = torch.nn.LSTM(3, 4), torch.nn.GRU(4, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization's own deprecation
+        q = torch.ao.quantization.quantize_dynamic(net.eval(), {torch.nn.LSTM}, dtype=torch.qint8)
+    torch.save(q.state_dict(), tmp_path / "q.pt")
+    with pytest.warns(RuntimeWarning, match="dynamically quantized recurrent layers are not read"):
+        ckpt = load(tmp_path / "q.pt", trust=True)
+    np.testing.assert_array_equal(
+        ckpt.stacked("gru.weight_hh_l0"), net.gru.weight_hh_l0.detach().double().numpy()
+    )
+    assert {m.layer for m in ckpt} == {"gru"}
+    (packed,) = [s for s in ckpt.skipped if s.name.startswith("lstm.")]
+    assert packed.name == "lstm._all_weight_values.0.param"
+    assert "dynamically quantized" in packed.reason and "float model" in packed.reason
+
+
+@pytest.mark.parametrize("how", ["state_dict", "whole", "torchscript"])
+def test_a_submodule_named_module_keeps_its_name_beside_others(tmp_path, how):
+    # review11 finding 9: self.module = nn.GRU beside self.rnn: "module." was stripped from its keys
+    # as if a DataParallel wrapper, giving ids weight_hh_l0[reset]...; a wrapper prefixes every key
+    torch.manual_seed(3)
+    net = _NamedModule()
+    p = tmp_path / "m.pt"
+    if how == "state_dict":
+        torch.save(net.state_dict(), p)
+    elif how == "whole":
+        torch.save(net, p)
+    else:
+        torch.jit.save(torch.jit.script(net), p)
+    ckpt = load(p, trust=how == "whole")
+    assert sorted({m.layer for m in ckpt}) == ["module", "rnn"]
+    assert ckpt.ids[:3] == [f"module.weight_hh_l0[{g}]" for g in GRU_GATES]
+    np.testing.assert_array_equal(
+        ckpt.stacked("module.weight_hh_l0"), net.module.weight_hh_l0.detach().double().numpy()
+    )
+    assert ckpt["rnn.weight_hh_l0"].cell == ("rnn" if how == "state_dict" else "rnn_relu")
+    # a true wrapper (every key prefixed) is still dropped from the ids, and the cell hint follows
+    if how == "whole":
+        torch.save(torch.nn.DataParallel(net), p)
+        dp = load(p, trust=True)
+        assert dp.ids == ckpt.ids and dp["rnn.weight_hh_l0"].cell == "rnn_relu"
+
+
+class _NamedModule(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.module = torch.nn.GRU(3, 4)
+        self.rnn = torch.nn.RNN(3, 2, nonlinearity="relu")
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(self.module(x)[0]) + self.rnn(x)[0].sum()
+
+
+class _GruNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru = torch.nn.GRU(3, 4, batch_first=True)
+        self.fc = torch.nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.fc(self.gru(x)[0])
+
+
+@pytest.mark.parametrize("how", ["freeze", "optimize_for_inference"])
+def test_frozen_torchscript_is_named_in_the_error(tmp_path, how):
+    # review11 finding 5: "no recurrent weight matrix found (0 tensors)" and nothing more; freezing
+    # inlines the weights as unnamed constants
+    torch.manual_seed(0)
+    scripted = torch.jit.script(_GruNet().eval())
+    frozen = torch.jit.freeze(scripted) if how == "freeze" else torch.jit.optimize_for_inference(scripted)
+    frozen.save(str(tmp_path / "f.pt"))
+    with pytest.raises(spectra.NoRecurrentWeightsError, match="frozen TorchScript") as exc:
+        load(tmp_path / "f.pt")
+    assert "state_dict" in str(exc.value) and "before freezing" in str(exc.value)
+    scripted.save(str(tmp_path / "s.pt"))  # the unfrozen module is read, and says nothing of freezing
+    assert len(load(tmp_path / "s.pt")) == 3
+
+
+def test_torch_export_archive_is_named_in_the_error(tmp_path):
+    # review11 finding 5: "a zip archive that is neither a PyTorch checkpoint..." for torch.export's .pt2
+    torch.manual_seed(0)
+    ep = torch.export.export(_GruNet().eval(), (torch.randn(2, 5, 3),))
+    torch.export.save(ep, tmp_path / "m.pt2")
+    with pytest.raises(spectra.UnsupportedFormatError, match=r"torch\.export archive \(\.pt2") as exc:
+        load(tmp_path / "m.pt2")
+    assert "state_dict" in str(exc.value)
+    torch.save(ep.state_dict, tmp_path / "sd.pt")  # what the message says to save is read
+    np.testing.assert_array_equal(
+        load(tmp_path / "sd.pt").stacked("gru.weight_hh_l0"),
+        ep.state_dict["gru.weight_hh_l0"].detach().double().numpy(),
+    )
+
+
+def test_reading_qint8_weights_passes_no_torch_deprecation_warning_on(tmp_path):
+    # review11: "spectra: warning: torch.quantize_per_tensor ... deprecated" reached the user
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(2, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = torch.quantize_per_tensor(gru.weight_hh_l0.detach(), 0.01, 0, torch.qint8)
+    torch.save({"gru.weight_hh_l0": q}, tmp_path / "q.pt")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ckpt = load(tmp_path / "q.pt")
+    np.testing.assert_array_equal(ckpt.stacked("gru.weight_hh_l0"), q.dequantize().double().numpy())
+    assert not [str(c.message) for c in caught if "deprecated" in str(c.message)]

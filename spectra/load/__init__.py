@@ -151,6 +151,12 @@ def _zip_kind(path: str) -> str:
             f"one file, which torch.load refuses too{dcp}"
         )
     base = {n.split("/", 1)[-1] if "/" in n else n for n in names}
+    if "archive_format" in base or "data/weights/model_weights_config.json" in base:
+        raise UnsupportedFormatError(
+            f"{path}: a torch.export archive (.pt2, torch.export.save), whose weights are not read: "
+            "save the state_dict instead (torch.save(model.state_dict(), 'm.pt'), or "
+            "torch.save(exported_program.state_dict, 'm.pt')) and analyse that"
+        )
     if any(n.endswith("constants.pkl") for n in names) or any("/code/" in n for n in names):
         return "torchscript"
     if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):

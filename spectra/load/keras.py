@@ -168,6 +168,8 @@ def _cell_from_config(cfg: dict | None) -> tuple[str | None, bool | None]:
         return _cell_from_config(inner["cell"])
     cell = _CLASS_CELL.get(str(cls))
     reset_after = inner.get("reset_after") if cell == "gru" else None
+    if cls == "CuDNNGRU":  # cuDNN applies the reset after the product (separate recurrent bias)
+        reset_after = True
     return cell, (bool(reset_after) if reset_after is not None else None)
 
 
@@ -236,7 +238,13 @@ def _kernel_matrices(
     reset_after = k.reset_after
     if cell == "gru" and reset_after is None and k.bias is not None and k.bias in f:
         bshape = f[k.bias].shape
-        reset_after = bool(bshape is not None and len(bshape) == 2 and bshape[0] == 2)
+        # (2, 3u) (Keras reset_after) or CuDNNGRU's (6u,): input and recurrent biases apart
+        reset_after = bool(
+            bshape is not None
+            and (
+                (len(bshape) == 2 and bshape[0] == 2) or (len(bshape) == 1 and bshape[0] == 2 * gates * units)
+            )
+        )
     if cell == "gru":
         notes.append(_gru_note(reset_after))
     values = read_dataset(ds, path)
@@ -703,7 +711,16 @@ def _visit_v3(
                     continue
                 square = ds.ndim == 2 and ds.shape[0] == ds.shape[1]
                 kind = "square feed-forward kernel" if square else "weights"
-                reasons[ds.name.lstrip("/")] = f"{kind} of {cls} layer {user!r} (not recurrent)"
+                # no config: cls is the attribute's group name ("layer" inside a TimeDistributed)
+                what = f"layer {user!r}" if cls.lower() == "layer" else f"{cls} layer {user!r}"
+                reasons[ds.name.lstrip("/")] = f"{kind} of {what} (not recurrent)"
+                if square and n == "1" and cfg is None and _cell_shaped_gates(child) == 1:
+                    reasons[ds.name.lstrip("/")] = (
+                        f"square kernel of layer {user!r}, beside a kernel and a bias: shaped like a "
+                        "one-gate (SimpleRNN) cell's, but no name says simple_rnn and no config names "
+                        "its class, so it cannot be told from a feed-forward layer (a projection with "
+                        "two matrices); not read"
+                    )
     yield from _walk_v3(child, f"{here}/", _config_layers(cfg), reasons, seen)
 
 
@@ -730,27 +747,35 @@ def _looks_like_cell(group: h5py.Group, name: str) -> bool:
     """Whether a leaf group's variables are a Keras RNN cell's, in Keras's order.
 
     ``kernel (input_dim, g*u)``, ``recurrent_kernel (u, g*u)`` with g = 1, 3 or 4, and a bias
-    ``(g*u,)`` (or ``(2, g*u)``, GRU reset_after). A one-gate layer whose input is as wide as
-    its state (two square weights and a bias) could as well be feed-forward: only a name
-    saying ``simple_rnn`` (Keras's own, or the group's) makes it a cell.
+    ``(g*u,)`` (or ``(2, g*u)``, GRU reset_after). A one-gate layer (``(in, u)``, ``(u, u)``,
+    ``(u,)``) could as well be feed-forward (a projection or scorer with two matrices): only a
+    name saying ``simple_rnn`` (Keras's own, or the group's) makes it a cell.
     """
-    if [n for n in _subgroups(group) if n != "vars"]:
+    gates = _cell_shaped_gates(group)
+    if gates is None:
         return False
-    v = group["vars"]
-    names = sorted(v)
-    if names != ["0", "1", "2"]:
-        return False
-    shapes = _kernel_shapes(v, names)
-    if len(shapes) != 3:
-        return False
-    k, r = shapes["0"], shapes["1"]
-    if len(k) != 2 or not _kernel_shaped(r) or k[1] != r[1] or shapes["2"] not in ((r[1],), (2, r[1])):
-        return False
-    if r[1] // r[0] == 1 and k[0] == k[1]:
-        # square kernel, square recurrent kernel, bias: as well a gated feed-forward layer
+    if gates == 1:
+        # a kernel, a square "recurrent kernel", a bias: as well a feed-forward layer
         hints = (name, _vars_name(group) or "", group.name.rsplit("/", 1)[-1])
         return any(_cell_from_keras_name(h) == "simple_rnn" for h in hints)
     return True
+
+
+def _cell_shaped_gates(group: h5py.Group) -> int | None:
+    """The gate count g when a leaf group holds ``(in, g*u)``, ``(u, g*u)``, ``(g*u,)`` variables."""
+    if [n for n in _subgroups(group) if n != "vars"] or not isinstance(group.get("vars"), h5py.Group):
+        return None
+    v = group["vars"]
+    names = sorted(v)
+    if names != ["0", "1", "2"]:
+        return None
+    shapes = _kernel_shapes(v, names)
+    if len(shapes) != 3:
+        return None
+    k, r = shapes["0"], shapes["1"]
+    if len(k) != 2 or not _kernel_shaped(r) or k[1] != r[1] or shapes["2"] not in ((r[1],), (2, r[1])):
+        return None
+    return r[1] // r[0]
 
 
 def _is_container(group: h5py.Group, depth: int = 0) -> bool:

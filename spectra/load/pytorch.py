@@ -231,6 +231,8 @@ def checkpoint_from_object(
         out_skipped.extend(Skipped(pre + s.name, s.shape, s.reason) for s in sk)
     out_skipped.extend(skipped)
     out_skipped.extend(unreadable)
+    packed = _packed_entries(obj)
+    out_skipped.extend(Skipped(name, (), _PACKED_REASON) for name in packed)
     if primary is None:
         n = sum(len(m.tensors) for m in mappings) + len(skipped) + len(unreadable)
         examples = [(s.name, s.shape) for s in out_skipped[:3]]
@@ -248,15 +250,23 @@ def checkpoint_from_object(
                 "torch's RNN/LSTM/GRU and cell names are known; save the matrix with numpy "
                 "(np.save('W.npy', W)) and analyse the .npy"
             )
-        packed = _packed_key(obj)
         if packed:
             why = (why + "; " if why else "") + (
-                f"the file holds dynamically quantized layers (packed parameters, e.g. {packed!r}), "
+                f"the file holds dynamically quantized layers (packed parameters, e.g. {packed[0]!r}), "
                 "which are not read: analyse the float model from before quantize_dynamic"
             )
         raise NoRecurrentWeightsError(
             f"{path}: no recurrent weight matrix found ({n} tensors{', e.g. ' + eg if eg else ''})"
             + (f"; {why}" if why else "")
+        )
+    rnn_packed = [k for k in packed if "_all_weight_values" in k]
+    if rnn_packed:  # a partly quantized model: the quantized LSTM/GRU would vanish from the analysis
+        warnings.warn(
+            f"{path}: dynamically quantized recurrent layers are not read ({rnn_packed[0]}"
+            f"{f' and {len(rnn_packed) - 1} more' if len(rnn_packed) > 1 else ''}): analyse the float "
+            "model from before quantize_dynamic",
+            RuntimeWarning,
+            stacklevel=2,
         )
     dups = sorted(i for i, c in Counter(mm.id for mm in matrices).items() if c > 1)
     if dups:  # mapping keys holding "/" can make two mappings' prefixed ids equal
@@ -302,18 +312,32 @@ def _custom_recurrent_names(mappings) -> str:
     return ", ".join(hits[:3]) + (" ..." if len(hits) > 3 else "")
 
 
-def _packed_key(obj: object, prefix: str = "", depth: int = 0) -> str | None:
-    """The first key of a quantized layer's packed parameters (``_all_weight_values``, ``_packed_params``)."""
+_PACKED_REASON = (
+    "packed parameters of a dynamically quantized layer (quantize_dynamic), not read: analyse the "
+    "float model from before quantize_dynamic"
+)
+
+
+def _packed_entries(obj: object, prefix: str = "", depth: int = 0) -> list[str]:
+    """Key paths of quantized layers' packed parameters.
+
+    ``quantize_dynamic`` stores an LSTM/GRU as ``<layer>._all_weight_values.<k>.param``, opaque
+    objects holding no tensor this reader sees (a Linear's ``_packed_params._packed_params`` is a
+    tuple whose tensors are listed on their own).
+    """
     if depth > 20 or not isinstance(obj, Mapping):
-        return None
+        return []
+    hits: list[str] = []
     for k, v in obj.items():
         name = f"{prefix}{k}"
-        if isinstance(k, str) and ("_all_weight_values" in k or "_packed_params" in k):
-            return name
-        hit = _packed_key(v, f"{name}/", depth + 1)
-        if hit:
-            return hit
-    return None
+        if isinstance(k, str) and not isinstance(v, (np.ndarray, Mapping, list, tuple)):
+            if ("_all_weight_values" in k and k.endswith("param")) or k.endswith(
+                "_packed_params._packed_params"
+            ):
+                hits.append(name)
+                continue
+        hits.extend(_packed_entries(v, f"{name}/", depth + 1))
+    return hits
 
 
 # --------------------------------------------------------------------------- torch helpers
@@ -470,6 +494,17 @@ def _module_cell_hints(torch, obj: object) -> dict[str, str]:
     return hints
 
 
+def _quiet_torch_deprecations() -> None:
+    """Inside ``warnings.catch_warnings()``: hide torch's own deprecation notices on reading a file.
+
+    Rebuilding a qint8 tensor (``torch.quantize_per_tensor``...) or a legacy storage
+    (``TypedStorage``) makes torch warn that *it* will drop these APIs: nothing the user
+    can act on, and not about their file.
+    """
+    warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor.*deprecated", category=UserWarning)
+    warnings.filterwarnings("ignore", message="TypedStorage is deprecated", category=UserWarning)
+
+
 def _torch_load(path: str, *, weights_only: bool) -> tuple[object, dict[int, str], dict[str, str]]:
     """``torch.load`` with errors mapped to the spectra family.
 
@@ -482,6 +517,7 @@ def _torch_load(path: str, *, weights_only: bool) -> tuple[object, dict[int, str
     try:
         with warnings.catch_warnings():  # our own message says what torch's warning would
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            _quiet_torch_deprecations()
             try:
                 obj = torch.load(path, map_location="cpu", weights_only=weights_only)
             except (AttributeError, ImportError):
@@ -522,7 +558,9 @@ def _torch_load(path: str, *, weights_only: bool) -> tuple[object, dict[int, str
     dtypes: dict[int, str] = {}
     hints = _module_cell_hints(torch, obj)
     try:
-        out = _from_torch(obj, dtypes)
+        with warnings.catch_warnings():
+            _quiet_torch_deprecations()
+            out = _from_torch(obj, dtypes)
     except UnsupportedFormatError as exc:
         raise UnsupportedFormatError(f"{path}: {exc}") from None
     if missing:
@@ -719,9 +757,35 @@ def read_torchscript(path: str | os.PathLike, *, trust: bool) -> Checkpoint:
                 hints[name] = f"rnn_{act}"
     dtypes: dict[int, str] = {}
     obj = _from_torch(dict(module.state_dict()), dtypes)
-    return checkpoint_from_object(
-        p, "torchscript", obj, dtypes, cell_hints=hints, metadata={"reader": "torch.jit"}
-    )
+    try:
+        return checkpoint_from_object(
+            p, "torchscript", obj, dtypes, cell_hints=hints, metadata={"reader": "torch.jit"}
+        )
+    except NoRecurrentWeightsError as exc:
+        if not _frozen_torchscript(p):
+            raise
+        raise NoRecurrentWeightsError(
+            f"{exc}; the archive is frozen TorchScript (torch.jit.freeze or "
+            "torch.jit.optimize_for_inference): the weights are inlined into the code as unnamed "
+            "constants, which are not read: save the module before freezing "
+            "(torch.jit.save(torch.jit.script(model), 'm.pt')) or its state_dict "
+            "(torch.save(model.state_dict(), 'm.pt')) and analyse that"
+        ) from None
+
+
+def _frozen_torchscript(path: str) -> bool:
+    """True when a TorchScript archive keeps tensors as constants (``<name>/constants/<k>``).
+
+    ``torch.jit.freeze`` inlines the parameters into the code (``CONSTANTS.c0``...), stored
+    as constants; an archive that is not frozen keeps them in ``data/`` with their names.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(re.search(r"(^|/)constants/\d+$", n) for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def read_safetensors(path: str | os.PathLike) -> Checkpoint:

@@ -21,12 +21,16 @@ state-dict key                                  module
                                                 :mod:`spectra.load.torch_orthogonal`)
 ``<path>.weight_hh_l{k}_raw``                   AWD-LSTM / fastai ``WeightDrop`` (the weight
                                                 used in evaluation; dropout acts in training)
+``<path>.weight_hh_l{k}_orig`` + ``_mask``       ``torch.nn.utils.prune`` (the weight used is
+                                                ``orig * mask``)
 ==============================================  ===========================================
 
 Under ``spectral_norm`` the effective weight ``W / sigma``, ``sigma = u^T W_mat v``
 with the stored power-iteration vectors, is reported (``W_mat = W``, or ``W^T``
 for ``dim=1``: told by the vectors' shapes, or for a square ``W`` by which
-orientation they are singular vectors of); under ``weight_norm`` the effective
+orientation they are singular vectors of with a positive ``sigma``; vectors that
+do not settle it, and a ``sigma`` that is not positive, are refused, never
+guessed); under ``weight_norm`` the effective
 ``g v/||v||`` (norms over the rows, the columns or the whole tensor, as the
 shape of ``g`` says).
 
@@ -62,7 +66,7 @@ __all__ = [
 
 _KINDS = "weight_hh|weight_ih|bias_hh|bias_ih|weight_hr"
 _SUFFIX = r"(?:_l(?P<k>\d+)(?P<rev>_reverse)?)?"
-_PLAIN = re.compile(rf"^(?P<prefix>(?:.+\.)?)(?P<kind>{_KINDS}){_SUFFIX}(?P<sn>_orig|_u|_v|_g|_raw)?$")
+_PLAIN = re.compile(rf"^(?P<prefix>(?:.+\.)?)(?P<kind>{_KINDS}){_SUFFIX}(?P<sn>_orig|_u|_v|_g|_raw|_mask)?$")
 _PARAM = re.compile(
     rf"^(?P<prefix>(?:.+\.)?)parametrizations\.(?P<kind>{_KINDS}){_SUFFIX}\."
     r"(?P<part>original|original0|original1|0\._u|0\._v|0\.base)$"
@@ -89,21 +93,21 @@ MAX_ELEMENTS = 1 << 26
 def _wrapper_stripper(keys) -> Callable[[str], str]:
     """How to drop wrapper prefixes from one mapping's keys.
 
-    Per key (:func:`strip_wrapper_prefix`) unless two keys would then collide (a
-    submodule literally named ``module``): then only a prefix shared by every key.
+    A wrapper (DataParallel/DDP ``module.``, ``torch.compile``'s ``_orig_mod.``) prefixes every
+    key of the model it wraps, so only a prefix that *every* key carries is dropped (nested
+    wrappers too: ``module._orig_mod.``). A submodule literally named ``module`` beside others
+    keeps its name.
     """
-    keys = list(keys)
-    names = [strip_wrapper_prefix(k) for k in keys]
-    if len(set(names)) == len(names):
-        return strip_wrapper_prefix
+    keys = [k for k in keys if isinstance(k, str)]
     common = ""
-    while True:
+    while keys:
         for pre in _WRAPPER_PREFIXES:
             if all(k.startswith(common + pre) and len(k) > len(common + pre) for k in keys):
                 common += pre
                 break
         else:
-            return lambda key: key[len(common) :] if key.startswith(common) else key
+            break
+    return lambda key: key[len(common) :] if common and key.startswith(common) else key
 
 
 def strip_wrapper_prefix(key: str) -> str:
@@ -280,6 +284,8 @@ def _reason(role: str, primary: str | None = None) -> str:
         return "projection weights (weight_hr; folded into the recurrent matrices)"
     if role.endswith(("_u", "_v")):
         return "spectral_norm power-iteration vector"
+    if role.endswith("_mask"):
+        return "pruning mask of torch.nn.utils.prune (folded into the recurrent matrices)"
     if role.endswith(("_g", "_param0")):
         return "weight_norm magnitude g (folded into the recurrent matrices)"
     if role.endswith("_param_base"):
@@ -295,6 +301,8 @@ def _primary(keys: Mapping[str, str]) -> tuple[str | None, str]:
         return "weight_hh_param1", "weight_norm"
     if "weight_hh_g" in keys and "weight_hh_v" in keys and "weight_hh_orig" not in keys:
         return "weight_hh_v", "weight_norm"
+    if "weight_hh_orig" in keys and "weight_hh_mask" in keys and "weight_hh_u" not in keys:
+        return "weight_hh_orig", "pruned"
     if "weight_hh_param" in keys and not ("weight_hh_param_u" in keys and "weight_hh_param_v" in keys):
         return "weight_hh_param", "other"  # orthogonal (a stored base or a hint), else unknown
     for role, how in (
@@ -360,6 +368,7 @@ def classify_state_dict(
     groups: dict[tuple[str, str], _Group] = {}
     parsed: dict[str, tuple[str, tuple[str, str]]] = {}
     strip = _wrapper_stripper(tensors)
+    hints = {strip(k + ".")[:-1]: v for k, v in hints.items()}  # module paths, as the layers are named
     for key in tensors:
         res = _parse(key, strip)
         if res is None:
@@ -415,20 +424,38 @@ def classify_state_dict(
     return matrices, skipped, refused
 
 
-def _unit_cos(x: np.ndarray, y: np.ndarray) -> float:
+def _signed_cos(x: np.ndarray, y: np.ndarray) -> float:
     nx, ny = float(np.linalg.norm(x)), float(np.linalg.norm(y))
-    return abs(float(x @ y)) / (nx * ny) if nx > 0 and ny > 0 else 0.0
+    return float(x @ y) / (nx * ny) if nx > 0 and ny > 0 else 0.0
+
+
+#: a square weight's u, v fit an orientation clearly when the power iteration's identities
+#: hold to this cosine there ...
+_SN_FIT = 0.99
+#: ... or, a step behind the weights (saved after optimizer.step()), to this one with a margin
+_SN_LAGGING_FIT, _SN_MARGIN = 0.9, 0.1
 
 
 def _spectral_norm_dim(W: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[int | None, str | None]:
     """Which ``dim`` torch's spectral_norm ran on: 0 (``W_mat = W``) or 1 (``W_mat = W^T``).
 
     ``u`` has ``W_mat``'s row count and ``v`` its column count, so the shapes decide a
-    non-square weight. For a square one the power iteration leaves ``u`` and ``v`` (close
-    to) the top singular pair of ``W_mat``: ``W_mat v || u`` and ``W_mat^T u || v``. Returns
-    ``(None, reason)`` when the vectors fit neither orientation, and a note when a square
-    weight's vectors point nowhere in particular (saved before any training forward pass:
-    torch's default ``dim=0`` is assumed).
+    non-square weight. For a square one, torch's power iteration leaves
+    ``u = W_mat v / ||W_mat v||`` and ``v = W_mat^T u / ||W_mat^T u||``, so in the true
+    orientation both identities hold (up to the last optimizer step) *with a positive sign*,
+    and ``sigma = u^T W_mat v = ||W_mat v|| > 0``. The fit of an orientation is the larger
+    signed cosine of the two identities (its sign is that of its sigma). An orientation is
+    read when it fits to 0.99 and better than the other, or to 0.9 and by a margin of 0.1
+    (vectors a step behind the weights). Anything else (vectors saved before any training
+    forward pass, that fit both orientations alike, or neither) is refused: the two
+    readings differ by the ratio of their sigmas, and a negative sigma is never divided by.
+
+    Returns
+    -------
+    dim : {0, 1} or None
+        None when the matrix is refused.
+    note : str or None
+        The reason for a refusal, or a note on a reading that rests on lagging vectors.
     """
     R, C = W.shape
     fits0 = u.shape == (R,) and v.shape == (C,)
@@ -436,22 +463,47 @@ def _spectral_norm_dim(W: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[int
     if not (fits0 or fits1):
         return None, f"spectral_norm vectors u{u.shape}, v{v.shape} do not fit weight {W.shape}"
     if not (fits0 and fits1):
-        return (0 if fits0 else 1), None
-    c0 = max(_unit_cos(W @ v, u), _unit_cos(W.T @ u, v))
-    c1 = max(_unit_cos(W.T @ v, u), _unit_cos(W @ u, v))
-    s0, s1 = float(u @ (W @ v)), float(u @ (W.T @ v))
-    if max(c0, c1) < 0.99:
-        return 0, (
-            "spectral_norm's u, v are not singular vectors of the weight or its transpose "
-            f"(cosines {c0:.2f}, {c1:.2f}): torch's default dim=0 assumed (sigma {s0:.6g}; "
-            f"with dim=1 it would be {s1:.6g})"
+        dim = 0 if fits0 else 1
+        sigma = float(u @ ((W if dim == 0 else W.T) @ v))
+        if not sigma > 0:
+            return None, _sn_refusal(f"sigma = u^T W_mat v = {sigma:.6g} is not positive", dim)
+        return dim, None
+    sigmas = (float(u @ (W @ v)), float(u @ (W.T @ v)))
+    fit = (
+        max(_signed_cos(W @ v, u), _signed_cos(W.T @ u, v)),
+        max(_signed_cos(W.T @ v, u), _signed_cos(W @ u, v)),
+    )
+    best = 1 if fit[1] > fit[0] else 0
+    gap = fit[best] - fit[1 - best]
+    fits = f"fit {fit[0]:.3f} as dim=0, {fit[1]:.3f} as dim=1"
+    if fit[best] >= _SN_FIT and gap >= 1e-3:
+        return best, None
+    if fit[best] >= _SN_FIT and abs(sigmas[0] - sigmas[1]) <= 1e-6 * max(abs(sigmas[0]), abs(sigmas[1])):
+        return 0, None  # both orientations fit, with the same sigma: the same matrix either way
+    if fit[best] >= _SN_LAGGING_FIT and gap >= _SN_MARGIN:
+        return best, (
+            f"spectral_norm's u, v lag the weight ({fits}; saved after an optimizer step): "
+            f"read as dim={best}, where they fit and sigma is positive"
         )
-    if abs(c0 - c1) < 1e-3 and abs(s0 - s1) > 1e-6 * max(abs(s0), abs(s1)):
-        return 0, (
-            f"spectral_norm's u, v fit the weight and its transpose alike (cosines {c0:.4f}, {c1:.4f}): "
-            f"torch's default dim=0 assumed (sigma {s0:.6g}; with dim=1 it would be {s1:.6g})"
+    if fit[best] >= _SN_FIT:
+        why = "u, v fit the weight and its transpose alike"
+    elif fit[best] > 0:
+        why = (
+            "u, v are not singular vectors of the weight or its transpose "
+            "(saved before any training forward pass?)"
         )
-    return (1 if c1 > c0 else 0), None
+    else:
+        why = "u^T W v is negative in both orientations"
+    return None, _sn_refusal(f"{why} ({fits}; sigma {sigmas[0]:.6g} or {sigmas[1]:.6g})", None)
+
+
+def _sn_refusal(why: str, dim: int | None) -> str:
+    on = "" if dim is None else f" (dim={dim})"
+    return (
+        f"named like a recurrent weight under torch spectral_norm{on}, whose effective weight W / sigma "
+        f"the stored power-iteration vectors do not settle: {why}; save the effective weight itself "
+        "(module.weight_hh_l0.detach()) or a state_dict after a forward pass in train mode"
+    )
 
 
 def _weight_norm(v: np.ndarray, g: np.ndarray) -> tuple[np.ndarray | None, str]:
@@ -514,6 +566,27 @@ def _orthogonal(
     )
 
 
+def _pruned(
+    tensors: Mapping[str, np.ndarray], group: _Group, kind: str, orig: np.ndarray
+) -> tuple[np.ndarray | None, str]:
+    """``orig * mask`` of a weight pruned by ``torch.nn.utils.prune``: the weight torch uses.
+
+    ``prune`` keeps the weight as ``<name>_orig`` and a 0/1 buffer ``<name>_mask``, and recomputes
+    ``<name> = <name>_orig * <name>_mask`` in a forward pre-hook (torch ``prune.BasePruningMethod``).
+    """
+    src, mask_key = group.keys[f"{kind}_orig"], group.keys[f"{kind}_mask"]
+    mask = tensors[mask_key]
+    if tuple(mask.shape) != tuple(orig.shape):
+        return None, (
+            f"named like a recurrent weight pruned by torch.nn.utils.prune, but its mask {mask_key} "
+            f"{tuple(mask.shape)} does not fit {src} {tuple(orig.shape)}"
+        )
+    return orig * np.asarray(mask, dtype=np.float64), (
+        f"pruned (torch.nn.utils.prune): orig * mask ({src} * {mask_key}); not writable "
+        "(make the pruning permanent with prune.remove first)"
+    )
+
+
 def _dtype_name(arr: np.ndarray, dtypes: Mapping[int, str]) -> str:
     return dtypes.get(id(arr), str(arr.dtype))
 
@@ -564,6 +637,11 @@ def _gate_matrices(
             f"weight_norm: A = g v/||v|| ({how_norm}; g = {g_key}, v = {src}); "
             "not writable (scale g, or remove the wrapper)"
         )
+    elif how == "pruned":
+        W, why = _pruned(tensors, group, "weight_hh", W)
+        if W is None:
+            return [], why
+        notes.append(why)
     elif how == "other":
         W, why = _orthogonal(tensors, group, W)
         if W is None:
@@ -574,6 +652,13 @@ def _gate_matrices(
 
     R, C = W.shape
     hr_key = group.keys.get("weight_hr")
+    hr_pruned = None
+    if hr_key is None and "weight_hr_orig" in group.keys and "weight_hr_mask" in group.keys:
+        hr_key = group.keys["weight_hr_orig"]
+        hr_pruned, why = _pruned(tensors, group, "weight_hr", np.asarray(tensors[hr_key], dtype=np.float64))
+        if hr_pruned is None:
+            return [], why
+        notes.append(why)
     if hr_key is None and any(r.startswith("weight_hr") for r in group.keys):
         return [], (
             "named like a recurrent weight, but the LSTM projection weight_hr is under a "
@@ -587,7 +672,7 @@ def _gate_matrices(
                 f"LSTM projection shapes do not fit: weight_hh {W.shape}, weight_hr {tuple(hr_arr.shape)} "
                 "(expected (4H, P) and (P, H))"
             )
-        hr = np.asarray(hr_arr, dtype=np.float64)
+        hr = np.asarray(hr_arr, dtype=np.float64) if hr_pruned is None else hr_pruned
         H, gates = hr_arr.shape[1], 4
     else:
         if R % C or R // C not in _CELLS:
