@@ -204,3 +204,37 @@ def test_power_norm_always_divides_by_the_estimate(cell):
         assert rec["spectral_radius_after"] == pytest.approx(np.abs(np.linalg.eigvals(A)).max(), rel=1e-9)
     with pytest.raises(TrainConfigError, match="power-scale"):
         make_regime("power-norm", {"power_scale": "sometimes"})
+
+
+@pytest.mark.parametrize("cell,clip,layers", [("rnn", 1.0, 2), ("lstm", 1.0, 1), ("gru", 0.9, 1)])
+def test_stable_bound_holds_for_the_saved_float32_weights(tmp_path, cell, clip, layers):
+    """||A||_2 <= clip of every gate block as the checkpoint stores it (float32), not only in float64.
+
+    Clipping in float64 and rounding to float32 left sigma_max above clip by 5e-9..2e-8.
+    """
+    from spectra.train.loop import TrainConfig, train
+
+    cfg = TrainConfig(
+        task="digits",
+        cell=cell,
+        hidden=10,
+        layers=layers,
+        regime="stable",
+        regime_options={"clip": clip},
+        epochs=1,
+        lr=0.05,
+        seed=0,
+        max_batches=6,
+    )
+    train(cfg, tmp_path / "run")
+    state = torch.load(tmp_path / "run" / "epoch_001.pt", map_location="cpu", weights_only=True)
+    n, checked = cfg.hidden, 0
+    for name, W in state.items():
+        if name.startswith("rnn.weight_hh"):
+            assert W.dtype == torch.float32
+            W64 = W.numpy().astype(np.float64)
+            for g in range(W64.shape[0] // n):
+                top = np.linalg.norm(W64[g * n : (g + 1) * n], 2)
+                assert top <= clip, (name, g, top - clip)
+                checked += 1
+    assert checked == {"rnn": 1, "lstm": 4, "gru": 3}[cell] * layers

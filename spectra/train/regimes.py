@@ -117,7 +117,11 @@ class Stable(Regime):
 
     The first paper (Remark 4, Section VII) trims the singular values of ``A``
     to 1 after each iteration, following its reference [6]; its published code
-    used 0.99. Default ``clip = 1``. Then ``||A||_2 <= clip`` holds after every step.
+    used 0.99. Default ``clip = 1``. Then ``||A||_2 <= clip`` holds after every step,
+    of the weights as stored (float32): the clipped matrix is computed in float64,
+    and where rounding it to the weights' dtype lifts ``sigma_max`` above ``clip``
+    (by about 1e-8 in float32) it is scaled down by a few units of roundoff first,
+    as :func:`spectra.stabilize.stabilize_checkpoint` does for ``svd-clip``.
     """
 
     name: ClassVar[str] = "stable"
@@ -134,7 +138,29 @@ class Stable(Regime):
             A = W[rows].double()
             U, s, Vh = torch.linalg.svd(A)
             if s[0] > self.clip:
-                W[rows] = ((U * s.clamp(max=self.clip)) @ Vh).to(W.dtype)
+                W[rows] = _norm_at_most((U * s.clamp(max=self.clip)) @ Vh, self.clip, W.dtype)
+
+
+def _norm_at_most(A: torch.Tensor, bound: float, dtype: torch.dtype) -> torch.Tensor:
+    """`A` (float64, ``||A||_2 <= bound``) rounded to `dtype`, with ``||.||_2 <= bound`` kept there.
+
+    Rounding moves ``sigma_max`` by about the unit roundoff, often just above `bound`; the
+    matrix is then scaled by ``(bound / sigma_max)(1 - 2u)`` and rounded again until the
+    rounded matrix satisfies the bound (once is almost always enough; the logic of
+    ``spectra.stabilize._as_stored``).
+    """
+    stored = A.to(dtype)
+    if dtype == torch.float64:
+        return stored
+    u = torch.finfo(dtype).eps
+    mult = 1.0
+    for _ in range(16):
+        top = float(torch.linalg.matrix_norm(stored.double(), ord=2))
+        if top <= bound:
+            break
+        mult *= (bound / top) * (1 - 2 * u)
+        stored = (A * mult).to(dtype)
+    return stored
 
 
 #: ``power_scale`` values of :class:`PowerNorm`.
