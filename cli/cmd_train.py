@@ -28,6 +28,13 @@ def _floats(ctx, param, value):
     return vals
 
 
+def _run_folder(ctx, param, value):
+    if value is not None and not str(value).strip():
+        # Path("") is the current folder: the run was written there and the summary named "/epoch_001.pt"
+        raise click.BadParameter("must name a folder, got an empty string")
+    return value
+
+
 def _epoch_bar(epochs: int, quiet: bool):
     stream = sys.stderr
     if quiet or not (hasattr(stream, "isatty") and stream.isatty()):
@@ -122,7 +129,15 @@ def _epoch_bar(epochs: int, quiet: bool):
 @click.option("--bound-sigma", type=float, default=None, help="robust-bound: noise std (1).")
 @click.option("--bound-gamma", type=float, default=None, help="robust-bound: initial-state std (0).")
 @click.option("--noise-std", type=float, default=None, help="noise: training noise std (0.3).")
-@click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True, help="Run folder.")
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    callback=_run_folder,
+    required=True,
+    help="Run folder.",
+)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def train(**kw) -> None:
@@ -140,6 +155,7 @@ def train(**kw) -> None:
       spectra train ... -o runs/lstm_stable --resume      # continue after an interruption
       spectra analyze runs/lstm_stable/epoch_005.pt       # then examine a checkpoint
     """
+    from spectra.train.checkpoints import epoch_path
     from spectra.train.loop import TrainConfig
     from spectra.train.loop import train as run_train
 
@@ -186,7 +202,8 @@ def train(**kw) -> None:
     header = ["epoch", "train loss", "train acc", "val loss", "val acc", "test acc", "s"]
     click.echo(table(rows, header) if rows else "(no epochs trained)")
     if result.history:
-        click.echo(f"best (validation): epoch {result.best_epoch} -> {out}/epoch_{result.best_epoch:03d}.pt")
+        best = epoch_path(result.out_dir, result.best_epoch)  # runs/x/ printed runs/x//epoch_001.pt
+        click.echo(f"best (validation): epoch {result.best_epoch} -> {best}")
         note = _power_norm_note(result.history, cfg)
         if note:
             warn(note)

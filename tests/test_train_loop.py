@@ -438,3 +438,17 @@ def test_power_norm_note_reads_old_sidecars():
     history = [{"regime_info": {"power-norm": {f"rnn.weight_hh_l0[{g}]": dict(old) for g in range(3)}}}]
     note = _power_norm_note(history, TrainConfig(regime="power-norm"))
     assert "rescaled no gate matrix in 1 epoch(s) (3 matrices)" in note and "3 still have rho > 1" in note
+
+
+def test_cli_train_empty_out_is_a_usage_error(tmp_path, capsys, monkeypatch, digits):
+    # -o "" trained into the current folder and printed "best (validation): epoch 1 -> /epoch_001.pt"
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--hidden", "4", "--epochs", "1", "-o", "", "-q"]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(TrainConfigError, match="out_dir"):
+        train(_cfg(epochs=1), "", task=digits)
+    assert list(tmp_path.iterdir()) == []
+    # a trailing slash: the summary printed runs/x//epoch_001.pt
+    assert main(["train", "--hidden", "4", "--epochs", "1", "-o", "runs/x/", "-q"]) == 0
+    assert "-> runs/x/epoch_001.pt" in capsys.readouterr().out

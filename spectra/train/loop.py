@@ -394,6 +394,8 @@ def train(
     """
     cfg = config
     regime = validate_config(cfg)
+    if isinstance(out_dir, str) and not out_dir.strip():  # Path("") is the current folder
+        raise TrainConfigError("out_dir (-o/--out) must name a folder, got an empty string")
     if isinstance(cfg.seed, np.integer):  # a numpy integer seed: the sidecar's JSON needs an int
         cfg = dataclasses.replace(cfg, seed=int(cfg.seed))
     configure_torch(cfg.threads)
