@@ -177,11 +177,13 @@ def train(**kw) -> None:
     options = {k: v for k, v in options.items() if v is not None}
     out, resume, quiet = kw.pop("out"), kw.pop("resume"), kw.pop("quiet")
     from spectra.train.errors import TrainConfigError
-    from spectra.train.loop import validate_config
+    from spectra.train.loop import check_resume, validate_config
 
     cfg = TrainConfig(**kw, regime_options=options)
     try:
         validate_config(cfg)
+        if resume:  # another configuration, or --epochs below the epochs done (before any data)
+            check_resume(cfg, out)
     except TrainConfigError as exc:  # an option out of range or unknown: a usage error (exit 2)
         raise click.UsageError(str(exc)) from None
     result = run_train(cfg, out, resume=resume, progress=_epoch_bar(cfg.epochs, quiet))

@@ -452,3 +452,48 @@ def test_cli_train_empty_out_is_a_usage_error(tmp_path, capsys, monkeypatch, dig
     # a trailing slash: the summary printed runs/x//epoch_001.pt
     assert main(["train", "--hidden", "4", "--epochs", "1", "-o", "runs/x/", "-q"]) == 0
     assert "-> runs/x/epoch_001.pt" in capsys.readouterr().out
+
+
+def test_cli_resume_with_another_configuration_is_a_usage_error(tmp_path, capsys, monkeypatch, digits):
+    # exited 9, and only after the data was loaded
+    import spectra.train.loop as loop
+
+    out = tmp_path / "r"
+    base = ["train", "--hidden", "4", "--epochs", "2", "-o", str(out), "-q"]
+    assert main(base) == 0
+    capsys.readouterr()
+
+    def no_data(*a, **k):
+        raise AssertionError("data loaded before --resume was checked")
+
+    monkeypatch.setattr(loop, "load_task", no_data)
+    assert main([*base, "--resume", "--seed", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--resume with a different configuration" in err and "seed (run: 0, now: 1)" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_resume_with_fewer_epochs_than_done_says_so(tmp_path, capsys, digits):
+    # --epochs 1 on a run of 2 epochs printed the 2-epoch table and exited 0, --epochs ignored
+    out = tmp_path / "r"
+    train(_cfg(epochs=2), out, task=digits)
+    with pytest.raises(TrainConfigError, match=r"--epochs \(epochs\) 1 is below the 2 epochs"):
+        train(_cfg(epochs=1), out, resume=True, task=digits)
+    argv = ["train", "--hidden", "12", "--lr", "0.01", "-o", str(out), "--resume", "-q"]
+    assert main([*argv, "--epochs", "1"]) == 2
+    assert "--epochs" in capsys.readouterr().err
+    assert main([*argv, "--epochs", "2"]) == 0  # as many as done: the run as it is
+    assert [h["epoch"] for h in train(_cfg(epochs=2), out, resume=True, task=digits).history] == [1, 2]
+
+
+def test_unreadable_resume_file_is_an_unreadable_file(tmp_path, capsys, digits):
+    from spectra.errors import UnsupportedFormatError
+
+    out = tmp_path / "r"
+    train(_cfg(epochs=1), out, task=digits)
+    (out / "resume.pt").write_bytes(b"not a resume file")
+    with pytest.raises(UnsupportedFormatError, match="not a resume file"):
+        train(_cfg(epochs=2), out, resume=True, task=digits)
+    argv = ["train", "--hidden", "12", "--epochs", "2", "--lr", "0.01", "-o", str(out), "--resume", "-q"]
+    assert main(argv) == 3
+    assert "not a resume file" in capsys.readouterr().err
