@@ -497,3 +497,24 @@ def test_unreadable_resume_file_is_an_unreadable_file(tmp_path, capsys, digits):
     argv = ["train", "--hidden", "12", "--epochs", "2", "--lr", "0.01", "-o", str(out), "--resume", "-q"]
     assert main(argv) == 3
     assert "not a resume file" in capsys.readouterr().err
+
+
+def test_resume_with_another_thread_count_warns(tmp_path, digits):
+    # resuming equals an uninterrupted run only with the same --threads (1 vs 2 differed by 3e-8)
+    import warnings
+
+    train(_cfg(epochs=1), tmp_path / "r", task=digits)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            train(_cfg(epochs=2, threads=2), tmp_path / "r", resume=True, task=digits)
+    finally:
+        torch.set_num_threads(1)
+    assert any("--threads 2, the run was last trained with --threads 1" in str(c.message) for c in caught)
+    try:  # the thread count of the run's last segment is the one compared
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            train(_cfg(epochs=3, threads=2), tmp_path / "r", resume=True, task=digits)
+    finally:
+        torch.set_num_threads(1)
+    assert not [c for c in caught if "--threads" in str(c.message)]

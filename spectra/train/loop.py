@@ -3,9 +3,13 @@
 One call trains one model under one regime and writes, after every epoch, a
 checkpoint, its metadata and the resume state (:mod:`.checkpoints`). Model
 selection uses the validation split only; test metrics are recorded, never
-used to choose. Runs are deterministic given the seed: the initial weights,
-the batch order and the training noise of epoch ``e`` are all drawn from
-generators seeded by ``(seed, e)``, so a resumed run equals an uninterrupted one.
+used to choose. Runs are deterministic given the seed and the thread count:
+the initial weights, the batch order and the training noise of epoch ``e`` are
+all drawn from generators seeded by ``(seed, e)``, so a resumed run equals an
+uninterrupted one bit for bit when both use the same ``threads``. Torch's
+reductions sum in an order that depends on the thread count (``threads`` 1 and
+2 gave weights 3e-8 apart after two epochs), so a resume with another
+``threads`` is allowed but warned about.
 """
 
 from __future__ import annotations
@@ -453,6 +457,8 @@ def train(
         Continue the run in `out_dir` from its last finished epoch (the
         configuration must match, apart from ``epochs`` and ``threads``, and
         ``epochs`` must not be below the epochs done; :func:`check_resume`).
+        The result equals an uninterrupted run's with the same ``threads``;
+        another ``threads`` warns (RuntimeWarning).
     progress : callable, optional
         ``progress(epoch, batches_done, batches_total, stats)`` after every batch.
     task : Task, optional
@@ -492,6 +498,16 @@ def train(
         if (out / "resume.pt").exists():
             state = _read_resume(out / "resume.pt")
             _check_resume_state(state, cfg, regime, out)  # before any data is loaded
+            then = state["config"].get("threads")
+            if then is not None and then != cfg.threads:
+                warnings.warn(
+                    f"{out}: resuming with --threads {cfg.threads}, the run was last trained with "
+                    f"--threads {then}: torch sums in an order that depends on the thread count, so "
+                    "the weights can differ in the last bits from an uninterrupted run "
+                    f"(--threads {then} reproduces it exactly)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         else:
             warnings.warn(
                 f"{out}: no run to resume (no resume.pt): starting a new one", RuntimeWarning, stacklevel=2
