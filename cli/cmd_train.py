@@ -28,6 +28,14 @@ def _floats(ctx, param, value):
     return vals
 
 
+def _sigmas(ctx, param, value):
+    vals = _floats(ctx, param, value)
+    big = [v for v in vals or () if not v * v < float("inf")]
+    if big:  # refused by the library only after the model and the data were loaded (exit 9)
+        raise click.BadParameter(f"{big[0]:g}: its square overflows float64 (keep sigma below 1e150)")
+    return vals
+
+
 def _run_folder(ctx, param, value):
     if value is not None and not str(value).strip():
         # Path("") is the current folder: the run was written there and the summary named "/epoch_001.pt"
@@ -395,7 +403,7 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
     "--task", type=click.Choice(TASKS), default=None, help="Inputs from this task (default: trained one)."
 )
 @click.option(
-    "--sigma", callback=_floats, default="0.1", show_default=True, help="Noise std(s), comma-separated."
+    "--sigma", callback=_sigmas, default="0.1", show_default=True, help="Noise std(s), comma-separated."
 )
 @click.option(
     "--sequences", type=click.IntRange(min=1), default=20, show_default=True, help="Input sequences."

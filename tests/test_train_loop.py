@@ -198,6 +198,10 @@ def test_divergence_is_reported(tmp_path, digits):
         (["--cell", "rnn", "--layers", "2", "--regime", "robust-bound"], "one-layer basic RNNs"),
         (["--cell", "rnn", "--regime", "power-norm", "--target", "inf"], "finite"),
         (["--cell", "rnn", "--regime", "noise", "--noise-std", "inf"], "finite"),
+        # exit 9 after loading the data ("sigma = 1e+200", no option named), or an internal OverflowError
+        (["--regime", "robust-cov", "--cov-sigma", "1e200"], "--cov-sigma (cov_sigma) = 1e+200: its square"),
+        (["--regime", "robust-bound", "--bound-sigma", "1e200"], "--bound-sigma (bound_sigma) = 1e+200"),
+        (["--regime", "robust-bound", "--bound-gamma", "1e155"], "--bound-gamma (bound_gamma) = 1e+155"),
     ],
 )
 def test_cli_train_refuses_bad_combinations_before_any_data(tmp_path, capsys, monkeypatch, extra, needle):
@@ -518,3 +522,17 @@ def test_resume_with_another_thread_count_warns(tmp_path, digits):
     finally:
         torch.set_num_threads(1)
     assert not [c for c in caught if "--threads" in str(c.message)]
+
+
+def test_cli_robustness_sigma_whose_square_overflows_is_a_usage_error(capsys, monkeypatch):
+    # exit 9 from the library, after the model and the data were loaded
+    import spectra.train.checkpoints as checkpoints
+
+    def no_model(*a, **k):
+        raise AssertionError("checkpoint loaded before --sigma was checked")
+
+    monkeypatch.setattr(checkpoints, "load_trained", no_model)
+    ckpt = str(Path(spectra.__file__).parents[1] / "data" / "digits_rnn_stable.pt")
+    assert main(["robustness", ckpt, "--sigma", "0.1,1e200"]) == 2
+    err = capsys.readouterr().err
+    assert "--sigma" in err and "1e+200: its square overflows" in err

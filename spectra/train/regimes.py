@@ -289,6 +289,7 @@ class RobustCov(Regime):
                 "{last, all} (cov_mu, cov_sigma, cov_sequences, cov_steps); "
                 f"got {self.cov_mu}, {self.cov_sigma}, {self.cov_sequences}, {self.cov_steps!r}"
             )
+        _check_square(self.cov_sigma, "--cov-sigma", "cov_sigma")
 
     def penalty(self, model: SequenceModel, u: torch.Tensor, epoch: int) -> torch.Tensor:
         """``cov_mu * mean_s Tr(R^(s))`` on ``u[:cov_sequences]`` (differentiable)."""
@@ -300,6 +301,18 @@ class RobustCov(Regime):
         else:
             per_seq = propagate_covariance(model, us, self.cov_sigma).traces.sum(dim=1)
         return self.cov_mu * per_seq.mean()
+
+
+def _check_square(value: float, flag: str, name: str) -> None:
+    """Refuse a standard deviation whose square (the variance the regime uses) overflows float64.
+
+    Said when the regime is made, before any data is loaded; the same bound as
+    :func:`spectra.train.covariance.propagate_covariance` (``sigma ** 2`` raised OverflowError).
+    """
+    if not float(value) * float(value) < math.inf:
+        raise TrainConfigError(
+            f"{flag} ({name}) = {float(value):g}: its square overflows float64 (keep it below 1e150)"
+        )
 
 
 def robustness_bound(
@@ -363,6 +376,8 @@ class RobustBound(Regime):
                 "robust-bound: --bound-mu, --bound-sigma and --bound-gamma (bound_mu, bound_sigma, "
                 "bound_gamma) must be >= 0"
             )
+        _check_square(self.bound_sigma, "--bound-sigma", "bound_sigma")
+        _check_square(self.bound_gamma, "--bound-gamma", "bound_gamma")
 
     def check(self, model: SequenceModel) -> None:
         """Only one-layer basic RNNs have the bound of eq. (16)."""
