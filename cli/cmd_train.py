@@ -276,6 +276,17 @@ def _ratio(report) -> float | None:
     return report.mean_estimate / report.mean_monte_carlo if report.mean_monte_carlo > 0 else None
 
 
+def _task_of(meta: dict, *, data=None, task=None):
+    """The checkpoint's task (or --task) with --data; one that does not fit it is a usage error (exit 2)."""
+    from spectra.train.checkpoints import task_for
+    from spectra.train.errors import TrainConfigError
+
+    try:
+        return task_for(meta, data=data, task=task)
+    except TrainConfigError as exc:  # --data for digits, --task mnist for a digits model
+        raise click.UsageError(str(exc)) from None
+
+
 def _rerun_options(f):
     """Options shared by evaluate and robustness (both rerun a trained network on noisy inputs)."""
     f = click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")(f)
@@ -326,7 +337,7 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
       spectra evaluate runs/lstm_stable/epoch_005.pt
       spectra evaluate data/digits_rnn_stable.pt --noise 0,0.5,1 --repeats 3 --json
     """
-    from spectra.train.checkpoints import load_trained, task_for
+    from spectra.train.checkpoints import load_trained
     from spectra.train.evaluate import amplitude_units, error_label, evaluate_noise, noise_thresholds
     from spectra.train.loop import configure_torch
 
@@ -336,7 +347,7 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
         # already reached there (--noise 0.3 gave 0.300 for 3%, 5% and 10%)
         noise = (0.0, *noise)
     model, meta = load_trained(ckpt)
-    task = task_for(meta, data=data)
+    task = _task_of(meta, data=data)
     curve = evaluate_noise(model, task, noise, split=split, repeats=repeats, seed=seed)
     thr = noise_thresholds(curve.amplitudes, curve.misclassification)
     short, definition = error_label(task)
@@ -424,13 +435,13 @@ def robustness(ckpt, task, sigma, sequences, draws, seed, split, data, threads, 
       spectra robustness data/digits_rnn_stable.pt
       spectra robustness runs/gru_cov/epoch_010.pt --sigma 0.05,0.1 --draws 200 --json
     """
-    from spectra.train.checkpoints import load_trained, task_for
+    from spectra.train.checkpoints import load_trained
     from spectra.train.evaluate import robustness as measure
     from spectra.train.loop import configure_torch
 
     configure_torch(threads)
     model, meta = load_trained(ckpt)
-    t = task_for(meta, data=data, task=task)
+    t = _task_of(meta, data=data, task=task)
     x = t.split(split).x[:sequences]
     reports = [measure(model, x, s, draws=draws, seed=seed) for s in sigma]
     if as_json:

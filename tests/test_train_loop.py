@@ -536,3 +536,41 @@ def test_cli_robustness_sigma_whose_square_overflows_is_a_usage_error(capsys, mo
     assert main(["robustness", ckpt, "--sigma", "0.1,1e200"]) == 2
     err = capsys.readouterr().err
     assert "--sigma" in err and "1e+200: its square overflows" in err
+
+
+@pytest.mark.parametrize(
+    "command, extra, needle",
+    [
+        ("evaluate", ["--data", "."], "--data"),
+        ("robustness", ["--data", "."], "--data"),
+        ("robustness", ["--task", "mnist"], "--task mnist (task) has 28 inputs/10 outputs"),
+        ("robustness", ["--task", "adding"], "--task adding (task) has 2 inputs/1 outputs"),
+        (
+            "robustness",
+            ["--task", "sentiment"],
+            "--task sentiment (task) has ? inputs/2 outputs per step (tokens)",
+        ),
+    ],
+)
+def test_cli_rerun_with_data_or_task_that_does_not_fit_is_a_usage_error(
+    capsys, monkeypatch, command, extra, needle
+):
+    # exit 9, and --task mnist read all of MNIST before comparing 28 with the model's 8 inputs
+    import spectra.train.tasks as tasks
+
+    def no_data(*a, **k):
+        raise AssertionError("data loaded before --data/--task were checked")
+
+    monkeypatch.setattr(tasks, "load_task", no_data)
+    ckpt = str(Path(spectra.__file__).parents[1] / "data" / "digits_rnn_stable.pt")
+    assert main([command, ckpt, *extra]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_task_shapes_match_the_loaded_tasks():
+    from spectra.train.tasks import TASK_SHAPES
+
+    for name in ("adding", "digits"):
+        t = load_task(name, n_samples=20)
+        assert TASK_SHAPES[name] == (t.n_inputs, t.n_outputs, t.tokens)
