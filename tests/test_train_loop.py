@@ -574,3 +574,13 @@ def test_task_shapes_match_the_loaded_tasks():
     for name in ("adding", "digits"):
         t = load_task(name, n_samples=20)
         assert TASK_SHAPES[name] == (t.n_inputs, t.n_outputs, t.tokens)
+
+
+def test_cli_divergence_exits_with_the_code_the_readme_gives_it(tmp_path, capsys):
+    # exit 7 was documented only for matrices holding NaN/Inf
+    argv = ["train", "--cell", "rnn-relu", "--optimizer", "sgd", "--lr", "1e12", "--hidden", "4"]
+    code = main([*argv, "--epochs", "1", "-o", str(tmp_path / "r"), "-q"])
+    assert "training diverged" in capsys.readouterr().err
+    readme = (Path(spectra.__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in readme.splitlines() if line.startswith(f"| {code} |")]
+    assert len(rows) == 1 and "`train`: training diverged" in rows[0]
