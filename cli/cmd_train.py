@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -271,6 +272,11 @@ def _power_norm_note(history: list[dict], cfg) -> str | None:
     return "; ".join(parts) or None
 
 
+def _number(x) -> float | None:
+    """`x` as a float, None for NaN (JSON has no NaN: an output that overflowed is no prediction)."""
+    return None if math.isnan(x) else float(x)
+
+
 def _ratio(report) -> float | None:
     """Tr(R_T) / Monte Carlo, or None when the Monte-Carlo mean is 0 (sigma 0: 0/0 printed nan)."""
     return report.mean_estimate / report.mean_monte_carlo if report.mean_monte_carlo > 0 else None
@@ -369,10 +375,10 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
                 "results": [
                     {
                         "amplitude": float(a),
-                        "accuracy": float(acc),
-                        "accuracy_std": float(sd),
-                        **{key: float(e) for key in error_keys},
-                        **({"mse": float(curve.mse[i])} if curve.mse is not None else {}),
+                        "accuracy": _number(acc),
+                        "accuracy_std": _number(sd),
+                        **{key: _number(e) for key in error_keys},
+                        **({"mse": _number(curve.mse[i])} if curve.mse is not None else {}),
                     }
                     for i, (a, acc, sd, e) in enumerate(
                         zip(curve.amplitudes, curve.accuracy, curve.accuracy_std, curve.misclassification)
