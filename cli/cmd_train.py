@@ -134,7 +134,13 @@ def _epoch_bar(epochs: int, quiet: bool):
 @click.option(
     "--cov-steps", type=click.Choice(["last", "all"]), default=None, help="robust-cov: Tr(R_T) or sum_t."
 )
-@click.option("--bound-mu", type=float, default=None, help="robust-bound: mu, divided by epoch+1 (0.015).")
+@click.option(
+    "--bound-mu",
+    type=float,
+    default=None,
+    help="robust-bound: mu, divided by epoch+1 (0.015); the penalty is the last step's bound Omega_T "
+    "(eq. 29 sums Omega_t over every step).",
+)
 @click.option("--bound-sigma", type=float, default=None, help="robust-bound: noise std (1).")
 @click.option("--bound-gamma", type=float, default=None, help="robust-bound: initial-state std (0).")
 @click.option("--noise-std", type=float, default=None, help="noise: training noise std (0.3).")

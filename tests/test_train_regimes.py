@@ -238,3 +238,19 @@ def test_stable_bound_holds_for_the_saved_float32_weights(tmp_path, cell, clip, 
                 assert top <= clip, (name, g, top - clip)
                 checked += 1
     assert checked == {"rnn": 1, "lstm": 4, "gru": 3}[cell] * layers
+
+
+def test_robust_bound_says_it_deviates_from_eq_29():
+    # eq. (29) sums the bound over every step; the regime uses the last step's only, and said so nowhere
+    from pathlib import Path
+
+    from spectra_cli.cmd_train import train as train_command
+
+    import spectra.train.regimes as regimes
+
+    assert "**Deviation from eq. (29):**" in RobustBound.__doc__
+    assert "eq. 29 sums over every step" in " ".join(regimes.__doc__.split())
+    help_text = next(p.help for p in train_command.params if p.name == "bound_mu")
+    assert "eq. 29 sums Omega_t over every step" in help_text
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert " ".join(readme.split()).count("where eq. 29 sums") == 2

@@ -20,7 +20,8 @@ name             what it does                                                   
                  "always"``: every epoch, as the paper's Algorithm 1)
 ``robust-cov``   loss + ``cov_mu * Tr(C P_T C^T)`` with ``P_T`` propagated by eqs.     first paper, eq. 28
                  (22)-(25) (:mod:`spectra.train.covariance`)
-``robust-bound`` loss + ``bound_mu / N_e * Omega_T`` (Lipschitz upper bound)            first paper, eq. 29
+``robust-bound`` loss + ``bound_mu / N_e * Omega_T`` (Lipschitz upper bound of the      first paper, eq. 29
+                 last step only; eq. 29 sums over every step)
 ``noise``        Gaussian noise of std ``noise_std`` added to the inputs in training    baseline
 ================ ===================================================================== ==================
 
@@ -356,6 +357,12 @@ class RobustBound(Regime):
     ``loss + bound_mu / N_e * Omega_T`` with ``N_e = epoch + 1`` (the weight
     ``0.015/(epoch+1)`` of the paper's code), ``Sigma = bound_sigma^2 I_d`` and
     ``Gamma = bound_gamma^2 I_n``. Defined for one-layer basic RNNs only.
+
+    **Deviation from eq. (29):** eq. (29) sums ``L(y_t) + mu/N_e Omega_t`` over
+    the steps ``t = 1..T``; here the penalty is the last step's bound
+    ``Omega_T`` alone, since the models read out (and the loss sees) only the last
+    step ``y_T``, as :class:`RobustCov`'s default ``cov_steps="last"`` does for
+    eq. (28). Unlike ``robust-cov`` (``cov_steps="all"``) no option gives the sum.
 
     ``Omega_T`` is the paper's eq. (16) as printed: it carries ``Tr(Sigma)``
     (``d`` for unit noise) and sums ``||A||^{2i}`` over ``i = 0..T-1``. The
