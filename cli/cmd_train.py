@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -26,6 +27,21 @@ def _floats(ctx, param, value):
     if not vals or any(not (v >= 0) or v == float("inf") for v in vals):
         raise click.BadParameter(f"{value!r}: every value must be a finite number >= 0")
     return vals
+
+
+def _sigmas(ctx, param, value):
+    vals = _floats(ctx, param, value)
+    big = [v for v in vals or () if not v * v < float("inf")]
+    if big:  # refused by the library only after the model and the data were loaded (exit 9)
+        raise click.BadParameter(f"{big[0]:g}: its square overflows float64 (keep sigma below 1e150)")
+    return vals
+
+
+def _run_folder(ctx, param, value):
+    if value is not None and not str(value).strip():
+        # Path("") is the current folder: the run was written there and the summary named "/epoch_001.pt"
+        raise click.BadParameter("must name a folder, got an empty string")
+    return value
 
 
 def _epoch_bar(epochs: int, quiet: bool):
@@ -118,11 +134,25 @@ def _epoch_bar(epochs: int, quiet: bool):
 @click.option(
     "--cov-steps", type=click.Choice(["last", "all"]), default=None, help="robust-cov: Tr(R_T) or sum_t."
 )
-@click.option("--bound-mu", type=float, default=None, help="robust-bound: mu, divided by epoch+1 (0.015).")
+@click.option(
+    "--bound-mu",
+    type=float,
+    default=None,
+    help="robust-bound: mu, divided by epoch+1 (0.015); the penalty is the last step's bound Omega_T "
+    "(eq. 29 sums Omega_t over every step).",
+)
 @click.option("--bound-sigma", type=float, default=None, help="robust-bound: noise std (1).")
 @click.option("--bound-gamma", type=float, default=None, help="robust-bound: initial-state std (0).")
 @click.option("--noise-std", type=float, default=None, help="noise: training noise std (0.3).")
-@click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True, help="Run folder.")
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    callback=_run_folder,
+    required=True,
+    help="Run folder.",
+)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def train(**kw) -> None:
@@ -140,6 +170,7 @@ def train(**kw) -> None:
       spectra train ... -o runs/lstm_stable --resume      # continue after an interruption
       spectra analyze runs/lstm_stable/epoch_005.pt       # then examine a checkpoint
     """
+    from spectra.train.checkpoints import epoch_path
     from spectra.train.loop import TrainConfig
     from spectra.train.loop import train as run_train
 
@@ -161,11 +192,13 @@ def train(**kw) -> None:
     options = {k: v for k, v in options.items() if v is not None}
     out, resume, quiet = kw.pop("out"), kw.pop("resume"), kw.pop("quiet")
     from spectra.train.errors import TrainConfigError
-    from spectra.train.loop import validate_config
+    from spectra.train.loop import check_resume, validate_config
 
     cfg = TrainConfig(**kw, regime_options=options)
     try:
         validate_config(cfg)
+        if resume:  # another configuration, or --epochs below the epochs done (before any data)
+            check_resume(cfg, out)
     except TrainConfigError as exc:  # an option out of range or unknown: a usage error (exit 2)
         raise click.UsageError(str(exc)) from None
     result = run_train(cfg, out, resume=resume, progress=_epoch_bar(cfg.epochs, quiet))
@@ -186,7 +219,8 @@ def train(**kw) -> None:
     header = ["epoch", "train loss", "train acc", "val loss", "val acc", "test acc", "s"]
     click.echo(table(rows, header) if rows else "(no epochs trained)")
     if result.history:
-        click.echo(f"best (validation): epoch {result.best_epoch} -> {out}/epoch_{result.best_epoch:03d}.pt")
+        best = epoch_path(result.out_dir, result.best_epoch)  # runs/x/ printed runs/x//epoch_001.pt
+        click.echo(f"best (validation): epoch {result.best_epoch} -> {best}")
         note = _power_norm_note(result.history, cfg)
         if note:
             warn(note)
@@ -244,9 +278,25 @@ def _power_norm_note(history: list[dict], cfg) -> str | None:
     return "; ".join(parts) or None
 
 
+def _number(x) -> float | None:
+    """`x` as a float, None for NaN (JSON has no NaN: an output that overflowed is no prediction)."""
+    return None if math.isnan(x) else float(x)
+
+
 def _ratio(report) -> float | None:
     """Tr(R_T) / Monte Carlo, or None when the Monte-Carlo mean is 0 (sigma 0: 0/0 printed nan)."""
     return report.mean_estimate / report.mean_monte_carlo if report.mean_monte_carlo > 0 else None
+
+
+def _task_of(meta: dict, *, data=None, task=None):
+    """The checkpoint's task (or --task) with --data; one that does not fit it is a usage error (exit 2)."""
+    from spectra.train.checkpoints import task_for
+    from spectra.train.errors import TrainConfigError
+
+    try:
+        return task_for(meta, data=data, task=task)
+    except TrainConfigError as exc:  # --data for digits, --task mnist for a digits model
+        raise click.UsageError(str(exc)) from None
 
 
 def _rerun_options(f):
@@ -299,7 +349,7 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
       spectra evaluate runs/lstm_stable/epoch_005.pt
       spectra evaluate data/digits_rnn_stable.pt --noise 0,0.5,1 --repeats 3 --json
     """
-    from spectra.train.checkpoints import load_trained, task_for
+    from spectra.train.checkpoints import load_trained
     from spectra.train.evaluate import amplitude_units, error_label, evaluate_noise, noise_thresholds
     from spectra.train.loop import configure_torch
 
@@ -309,7 +359,7 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
         # already reached there (--noise 0.3 gave 0.300 for 3%, 5% and 10%)
         noise = (0.0, *noise)
     model, meta = load_trained(ckpt)
-    task = task_for(meta, data=data)
+    task = _task_of(meta, data=data)
     curve = evaluate_noise(model, task, noise, split=split, repeats=repeats, seed=seed)
     thr = noise_thresholds(curve.amplitudes, curve.misclassification)
     short, definition = error_label(task)
@@ -331,10 +381,10 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
                 "results": [
                     {
                         "amplitude": float(a),
-                        "accuracy": float(acc),
-                        "accuracy_std": float(sd),
-                        **{key: float(e) for key in error_keys},
-                        **({"mse": float(curve.mse[i])} if curve.mse is not None else {}),
+                        "accuracy": _number(acc),
+                        "accuracy_std": _number(sd),
+                        **{key: _number(e) for key in error_keys},
+                        **({"mse": _number(curve.mse[i])} if curve.mse is not None else {}),
                     }
                     for i, (a, acc, sd, e) in enumerate(
                         zip(curve.amplitudes, curve.accuracy, curve.accuracy_std, curve.misclassification)
@@ -376,7 +426,7 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
     "--task", type=click.Choice(TASKS), default=None, help="Inputs from this task (default: trained one)."
 )
 @click.option(
-    "--sigma", callback=_floats, default="0.1", show_default=True, help="Noise std(s), comma-separated."
+    "--sigma", callback=_sigmas, default="0.1", show_default=True, help="Noise std(s), comma-separated."
 )
 @click.option(
     "--sequences", type=click.IntRange(min=1), default=20, show_default=True, help="Input sequences."
@@ -397,13 +447,13 @@ def robustness(ckpt, task, sigma, sequences, draws, seed, split, data, threads, 
       spectra robustness data/digits_rnn_stable.pt
       spectra robustness runs/gru_cov/epoch_010.pt --sigma 0.05,0.1 --draws 200 --json
     """
-    from spectra.train.checkpoints import load_trained, task_for
+    from spectra.train.checkpoints import load_trained
     from spectra.train.evaluate import robustness as measure
     from spectra.train.loop import configure_torch
 
     configure_torch(threads)
     model, meta = load_trained(ckpt)
-    t = task_for(meta, data=data, task=task)
+    t = _task_of(meta, data=data, task=task)
     x = t.split(split).x[:sequences]
     reports = [measure(model, x, s, draws=draws, seed=seed) for s in sigma]
     if as_json:

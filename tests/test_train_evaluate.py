@@ -137,3 +137,43 @@ def test_robustness_sigma_zero_has_no_ratio(tmp_path, capsys):
     res = json.loads(capsys.readouterr().out)["results"]
     assert res[0]["ratio"] is None
     assert res[1]["ratio"] == pytest.approx(res[1]["trace_R"] / res[1]["monte_carlo"])
+
+
+@pytest.mark.parametrize("cell", ["rnn-relu", "gru"])
+def test_outputs_that_overflow_are_no_prediction(cell):
+    # at amplitude 1e39 every logit was NaN and argmax counted them all as class 0: the
+    # "accuracy" was the share of class 0 in the split (0.1259 for digits' test split)
+    task = load_task("digits")
+    model = build_model(cell, 8, 10, 6, 1, seed=0)
+    with pytest.warns(RuntimeWarning, match=r"overflowed to NaN/Inf \(float32\) at noise amplitude 1e\+39"):
+        curve = evaluate_noise(model, task, [0.0, 0.5, 1e39], repeats=2)
+    assert np.all(np.isfinite(curve.accuracy[:2])) and list(curve.nonfinite) == [0.0, 0.0, 1.0]
+    assert np.isnan(curve.accuracy[2]) and np.isnan(curve.misclassification[2])
+    # the thresholds leave the NaN amplitude out (a level not reached below it stays None)
+    thr = noise_thresholds(curve.amplitudes, curve.misclassification, levels=(1.0,))
+    assert thr == {1.0: None}
+    adding = load_task("adding", seq_len=6, n_samples=100)
+    with pytest.warns(RuntimeWarning, match="overflowed"):
+        curve = evaluate_noise(build_model(cell, 2, 1, 4, 1, seed=1), adding, [0.0, 1e39], repeats=1)
+    assert np.isnan(curve.mse[1]) and np.isnan(curve.accuracy[1]) and np.isfinite(curve.mse[0])
+
+
+def test_thresholds_leave_nan_amplitudes_out():
+    assert noise_thresholds([0.0, 1.0, 2.0], [0.01, np.nan, 0.09], levels=(0.05,)) == {0.05: 1.0}
+    assert noise_thresholds([0.0, 1.0], [np.nan, np.nan]) == {0.03: None, 0.05: None, 0.1: None}
+
+
+def test_cli_evaluate_json_has_null_where_the_outputs_overflowed(capsys):
+    import json
+    from pathlib import Path
+
+    from spectra_cli.main import main
+
+    import spectra
+
+    ckpt = str(Path(spectra.__file__).parents[1] / "data" / "digits_rnn_stable.pt")
+    assert main(["evaluate", ckpt, "--noise", "0.1,1e39", "--repeats", "1", "--json"]) == 0
+    out, err = capsys.readouterr()
+    rows = json.loads(out)["results"]
+    assert rows[2]["accuracy"] is None and rows[2]["misclassification"] is None
+    assert rows[1]["accuracy"] > 0.5 and "overflowed" in err

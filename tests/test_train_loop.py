@@ -198,6 +198,10 @@ def test_divergence_is_reported(tmp_path, digits):
         (["--cell", "rnn", "--layers", "2", "--regime", "robust-bound"], "one-layer basic RNNs"),
         (["--cell", "rnn", "--regime", "power-norm", "--target", "inf"], "finite"),
         (["--cell", "rnn", "--regime", "noise", "--noise-std", "inf"], "finite"),
+        # exit 9 after loading the data ("sigma = 1e+200", no option named), or an internal OverflowError
+        (["--regime", "robust-cov", "--cov-sigma", "1e200"], "--cov-sigma (cov_sigma) = 1e+200: its square"),
+        (["--regime", "robust-bound", "--bound-sigma", "1e200"], "--bound-sigma (bound_sigma) = 1e+200"),
+        (["--regime", "robust-bound", "--bound-gamma", "1e155"], "--bound-gamma (bound_gamma) = 1e+155"),
     ],
 )
 def test_cli_train_refuses_bad_combinations_before_any_data(tmp_path, capsys, monkeypatch, extra, needle):
@@ -438,3 +442,145 @@ def test_power_norm_note_reads_old_sidecars():
     history = [{"regime_info": {"power-norm": {f"rnn.weight_hh_l0[{g}]": dict(old) for g in range(3)}}}]
     note = _power_norm_note(history, TrainConfig(regime="power-norm"))
     assert "rescaled no gate matrix in 1 epoch(s) (3 matrices)" in note and "3 still have rho > 1" in note
+
+
+def test_cli_train_empty_out_is_a_usage_error(tmp_path, capsys, monkeypatch, digits):
+    # -o "" trained into the current folder and printed "best (validation): epoch 1 -> /epoch_001.pt"
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--hidden", "4", "--epochs", "1", "-o", "", "-q"]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(TrainConfigError, match="out_dir"):
+        train(_cfg(epochs=1), "", task=digits)
+    assert list(tmp_path.iterdir()) == []
+    # a trailing slash: the summary printed runs/x//epoch_001.pt
+    assert main(["train", "--hidden", "4", "--epochs", "1", "-o", "runs/x/", "-q"]) == 0
+    assert "-> runs/x/epoch_001.pt" in capsys.readouterr().out
+
+
+def test_cli_resume_with_another_configuration_is_a_usage_error(tmp_path, capsys, monkeypatch, digits):
+    # exited 9, and only after the data was loaded
+    import spectra.train.loop as loop
+
+    out = tmp_path / "r"
+    base = ["train", "--hidden", "4", "--epochs", "2", "-o", str(out), "-q"]
+    assert main(base) == 0
+    capsys.readouterr()
+
+    def no_data(*a, **k):
+        raise AssertionError("data loaded before --resume was checked")
+
+    monkeypatch.setattr(loop, "load_task", no_data)
+    assert main([*base, "--resume", "--seed", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--resume with a different configuration" in err and "seed (run: 0, now: 1)" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_resume_with_fewer_epochs_than_done_says_so(tmp_path, capsys, digits):
+    # --epochs 1 on a run of 2 epochs printed the 2-epoch table and exited 0, --epochs ignored
+    out = tmp_path / "r"
+    train(_cfg(epochs=2), out, task=digits)
+    with pytest.raises(TrainConfigError, match=r"--epochs \(epochs\) 1 is below the 2 epochs"):
+        train(_cfg(epochs=1), out, resume=True, task=digits)
+    argv = ["train", "--hidden", "12", "--lr", "0.01", "-o", str(out), "--resume", "-q"]
+    assert main([*argv, "--epochs", "1"]) == 2
+    assert "--epochs" in capsys.readouterr().err
+    assert main([*argv, "--epochs", "2"]) == 0  # as many as done: the run as it is
+    assert [h["epoch"] for h in train(_cfg(epochs=2), out, resume=True, task=digits).history] == [1, 2]
+
+
+def test_unreadable_resume_file_is_an_unreadable_file(tmp_path, capsys, digits):
+    from spectra.errors import UnsupportedFormatError
+
+    out = tmp_path / "r"
+    train(_cfg(epochs=1), out, task=digits)
+    (out / "resume.pt").write_bytes(b"not a resume file")
+    with pytest.raises(UnsupportedFormatError, match="not a resume file"):
+        train(_cfg(epochs=2), out, resume=True, task=digits)
+    argv = ["train", "--hidden", "12", "--epochs", "2", "--lr", "0.01", "-o", str(out), "--resume", "-q"]
+    assert main(argv) == 3
+    assert "not a resume file" in capsys.readouterr().err
+
+
+def test_resume_with_another_thread_count_warns(tmp_path, digits):
+    # resuming equals an uninterrupted run only with the same --threads (1 vs 2 differed by 3e-8)
+    import warnings
+
+    train(_cfg(epochs=1), tmp_path / "r", task=digits)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            train(_cfg(epochs=2, threads=2), tmp_path / "r", resume=True, task=digits)
+    finally:
+        torch.set_num_threads(1)
+    assert any("--threads 2, the run was last trained with --threads 1" in str(c.message) for c in caught)
+    try:  # the thread count of the run's last segment is the one compared
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            train(_cfg(epochs=3, threads=2), tmp_path / "r", resume=True, task=digits)
+    finally:
+        torch.set_num_threads(1)
+    assert not [c for c in caught if "--threads" in str(c.message)]
+
+
+def test_cli_robustness_sigma_whose_square_overflows_is_a_usage_error(capsys, monkeypatch):
+    # exit 9 from the library, after the model and the data were loaded
+    import spectra.train.checkpoints as checkpoints
+
+    def no_model(*a, **k):
+        raise AssertionError("checkpoint loaded before --sigma was checked")
+
+    monkeypatch.setattr(checkpoints, "load_trained", no_model)
+    ckpt = str(Path(spectra.__file__).parents[1] / "data" / "digits_rnn_stable.pt")
+    assert main(["robustness", ckpt, "--sigma", "0.1,1e200"]) == 2
+    err = capsys.readouterr().err
+    assert "--sigma" in err and "1e+200: its square overflows" in err
+
+
+@pytest.mark.parametrize(
+    "command, extra, needle",
+    [
+        ("evaluate", ["--data", "."], "--data"),
+        ("robustness", ["--data", "."], "--data"),
+        ("robustness", ["--task", "mnist"], "--task mnist (task) has 28 inputs/10 outputs"),
+        ("robustness", ["--task", "adding"], "--task adding (task) has 2 inputs/1 outputs"),
+        (
+            "robustness",
+            ["--task", "sentiment"],
+            "--task sentiment (task) has ? inputs/2 outputs per step (tokens)",
+        ),
+    ],
+)
+def test_cli_rerun_with_data_or_task_that_does_not_fit_is_a_usage_error(
+    capsys, monkeypatch, command, extra, needle
+):
+    # exit 9, and --task mnist read all of MNIST before comparing 28 with the model's 8 inputs
+    import spectra.train.tasks as tasks
+
+    def no_data(*a, **k):
+        raise AssertionError("data loaded before --data/--task were checked")
+
+    monkeypatch.setattr(tasks, "load_task", no_data)
+    ckpt = str(Path(spectra.__file__).parents[1] / "data" / "digits_rnn_stable.pt")
+    assert main([command, ckpt, *extra]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_task_shapes_match_the_loaded_tasks():
+    from spectra.train.tasks import TASK_SHAPES
+
+    for name in ("adding", "digits"):
+        t = load_task(name, n_samples=20)
+        assert TASK_SHAPES[name] == (t.n_inputs, t.n_outputs, t.tokens)
+
+
+def test_cli_divergence_exits_with_the_code_the_readme_gives_it(tmp_path, capsys):
+    # exit 7 was documented only for matrices holding NaN/Inf
+    argv = ["train", "--cell", "rnn-relu", "--optimizer", "sgd", "--lr", "1e12", "--hidden", "4"]
+    code = main([*argv, "--epochs", "1", "-o", str(tmp_path / "r"), "-q"])
+    assert "training diverged" in capsys.readouterr().err
+    readme = (Path(spectra.__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in readme.splitlines() if line.startswith(f"| {code} |")]
+    assert len(rows) == 1 and "`train`: training diverged" in rows[0]

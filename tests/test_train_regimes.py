@@ -204,3 +204,53 @@ def test_power_norm_always_divides_by_the_estimate(cell):
         assert rec["spectral_radius_after"] == pytest.approx(np.abs(np.linalg.eigvals(A)).max(), rel=1e-9)
     with pytest.raises(TrainConfigError, match="power-scale"):
         make_regime("power-norm", {"power_scale": "sometimes"})
+
+
+@pytest.mark.parametrize("cell,clip,layers", [("rnn", 1.0, 2), ("lstm", 1.0, 1), ("gru", 0.9, 1)])
+def test_stable_bound_holds_for_the_saved_float32_weights(tmp_path, cell, clip, layers):
+    """||A||_2 <= clip of every gate block as the checkpoint stores it (float32), not only in float64.
+
+    Clipping in float64 and rounding to float32 left sigma_max above clip by 5e-9..2e-8.
+    """
+    from spectra.train.loop import TrainConfig, train
+
+    cfg = TrainConfig(
+        task="digits",
+        cell=cell,
+        hidden=10,
+        layers=layers,
+        regime="stable",
+        regime_options={"clip": clip},
+        epochs=1,
+        lr=0.05,
+        seed=0,
+        max_batches=6,
+    )
+    train(cfg, tmp_path / "run")
+    state = torch.load(tmp_path / "run" / "epoch_001.pt", map_location="cpu", weights_only=True)
+    n, checked = cfg.hidden, 0
+    for name, W in state.items():
+        if name.startswith("rnn.weight_hh"):
+            assert W.dtype == torch.float32
+            W64 = W.numpy().astype(np.float64)
+            for g in range(W64.shape[0] // n):
+                top = np.linalg.norm(W64[g * n : (g + 1) * n], 2)
+                assert top <= clip, (name, g, top - clip)
+                checked += 1
+    assert checked == {"rnn": 1, "lstm": 4, "gru": 3}[cell] * layers
+
+
+def test_robust_bound_says_it_deviates_from_eq_29():
+    # eq. (29) sums the bound over every step; the regime uses the last step's only, and said so nowhere
+    from pathlib import Path
+
+    from spectra_cli.cmd_train import train as train_command
+
+    import spectra.train.regimes as regimes
+
+    assert "**Deviation from eq. (29):**" in RobustBound.__doc__
+    assert "eq. 29 sums over every step" in " ".join(regimes.__doc__.split())
+    help_text = next(p.help for p in train_command.params if p.name == "bound_mu")
+    assert "eq. 29 sums Omega_t over every step" in help_text
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert " ".join(readme.split()).count("where eq. 29 sums") == 2

@@ -223,27 +223,42 @@ def task_for(metadata: dict, *, data: str | os.PathLike | None = None, task: str
     Raises
     ------
     TrainConfigError
-        The other task's inputs do not fit the model.
+        The other task's inputs do not fit the model, or `data` is given for a task that
+        takes none (both said before any data is read, where the task's shape is fixed).
     DataUnavailableError
         The data cannot be read or fetched.
     """
     from spectra.train.errors import TrainConfigError
-    from spectra.train.tasks import load_task
+    from spectra.train.tasks import TASK_SHAPES, TASKS, check_task_options, load_task
 
     cfg = metadata["config"]
     name = task or cfg["task"]
     same = name == cfg["task"]
+    m = metadata["model"]
+    want = (m["n_inputs"], m["n_outputs"], m["tokens"])
+    data = data if data is not None else (cfg.get("data") if same else None)
+    seq_len = cfg.get("seq_len") if same else None
+
+    def misfit(shape) -> TrainConfigError:
+        via = f" from --data {data}" if data is not None and same else ""
+        return TrainConfigError(
+            f"--task {name} (task){via} has {shape[0]} inputs/{shape[1]} outputs per step"
+            f"{' (tokens)' if shape[2] else ''}; the checkpoint's model expects "
+            f"{want[0]}/{want[1]}{' (tokens)' if want[2] else ''} (trained on {cfg['task']!r})"
+        )
+
+    if name in TASKS:  # refused before MNIST or a text corpus is read
+        check_task_options(name, data=data, seq_len=seq_len)
+        shape = TASK_SHAPES[name]
+        if any(a is not None and a != b for a, b in zip(shape, want)):
+            raise misfit(tuple("?" if a is None else a for a in shape))
     t = load_task(
         name,
-        data=data if data is not None else (cfg.get("data") if same else None),
-        seq_len=cfg.get("seq_len") if same else None,
+        data=data,
+        seq_len=seq_len,
         n_samples=cfg.get("n_samples", 10_000),
         vocab_size=cfg.get("vocab_size", 5000),
     )
-    m = metadata["model"]
-    if (t.n_inputs, t.n_outputs, t.tokens) != (m["n_inputs"], m["n_outputs"], m["tokens"]):
-        raise TrainConfigError(
-            f"task {name!r} has {t.n_inputs} inputs/{t.n_outputs} outputs per step; the checkpoint's model "
-            f"expects {m['n_inputs']}/{m['n_outputs']} (trained on {cfg['task']!r})"
-        )
+    if (t.n_inputs, t.n_outputs, t.tokens) != want:
+        raise misfit((t.n_inputs, t.n_outputs, t.tokens))
     return t

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -80,6 +81,11 @@ class NoiseCurve:
         ``1 - accuracy`` (regression: the miss rate, fraction with ``|error| >= 0.04``).
     mse : (K,) ndarray or None
         Mean squared error (regression tasks only).
+
+        At an amplitude where the model's output overflowed (NaN or Inf for some
+        sequence of some draw, at amplitudes far beyond the inputs' scale in float32)
+        `accuracy`, `accuracy_std`, `misclassification` and `mse` are NaN: such an output is
+        no prediction (the argmax of NaN logits is class 0).
     repeats : int
         Noise draws per amplitude (amplitude 0 is evaluated once).
     seed : int
@@ -88,6 +94,8 @@ class NoiseCurve:
         The split evaluated.
     n : int
         Sequences in the split.
+    nonfinite : (K,) ndarray or None
+        Fraction of the sequence draws at each amplitude whose output was NaN or Inf.
     """
 
     amplitudes: np.ndarray
@@ -99,6 +107,7 @@ class NoiseCurve:
     seed: int
     split: str
     n: int
+    nonfinite: np.ndarray | None = None
 
 
 @torch.no_grad()
@@ -137,11 +146,17 @@ def evaluate_noise(
     Returns
     -------
     NoiseCurve
+        NaN metrics at amplitudes where an output overflowed (:attr:`NoiseCurve.nonfinite`).
 
     Raises
     ------
     TrainConfigError
         Negative or non-finite amplitudes, ``repeats < 1``, unknown split.
+
+    Warns
+    -----
+    RuntimeWarning
+        Some output was NaN or Inf (the amplitudes where it was, and how often).
     """
     amps = np.asarray(list(amplitudes), dtype=np.float64)
     if amps.ndim != 1 or amps.size == 0 or not np.all(np.isfinite(amps)) or np.any(amps < 0):
@@ -158,6 +173,7 @@ def evaluate_noise(
     K, N = amps.size, len(x)
     correct = np.zeros((K, repeats))
     sqerr = np.zeros((K, repeats))
+    bad = np.zeros((K, repeats))  # sequences whose output is NaN or Inf
     for r in range(repeats):
         gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, r]).generate_state(1)[0]))
         for i in range(0, N, batch_size):
@@ -168,6 +184,7 @@ def evaluate_noise(
                 if a == 0 and r > 0:
                     continue
                 out = model.from_inputs(u + float(a) * w)
+                bad[k, r] += float((~torch.isfinite(out).all(dim=-1)).sum())
                 if task.kind == "regression":
                     err = out - yb
                     correct[k, r] += float((err.abs() < ADDING_TOLERANCE).all(dim=-1).sum())
@@ -178,6 +195,18 @@ def evaluate_noise(
     zero = amps == 0
     acc[zero] = acc[zero][:, :1]  # amplitude 0 is deterministic: evaluated once
     sqerr[zero] = sqerr[zero][:, :1]
+    bad[zero] = bad[zero][:, :1]
+    acc[bad > 0] = np.nan  # NaN logits are no prediction: their argmax (class 0) is not counted
+    sqerr[bad > 0] = np.nan
+    nonfinite = bad.mean(1) / max(1, N)
+    if np.any(nonfinite > 0):
+        hit = ", ".join(f"{a:g} ({100 * f:.3g}% of the sequences)" for a, f in zip(amps, nonfinite) if f > 0)
+        warnings.warn(
+            f"the model's output overflowed to NaN/Inf ({str(dtype).replace('torch.', '')}) at noise "
+            f"amplitude {hit}: no prediction, so the accuracy there is reported as nan",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     p = task.n_outputs
     return NoiseCurve(
         amplitudes=amps,
@@ -189,6 +218,7 @@ def evaluate_noise(
         seed=seed,
         split=split,
         n=N,
+        nonfinite=nonfinite,
     )
 
 
@@ -199,7 +229,8 @@ def noise_thresholds(
 
     Linear interpolation between consecutive evaluated amplitudes (sorted
     ascending): for the first ``k`` with ``e_k < L <= e_{k+1}``,
-    ``a = a_k + (L - e_k) (a_{k+1} - a_k) / (e_{k+1} - e_k)``.
+    ``a = a_k + (L - e_k) (a_{k+1} - a_k) / (e_{k+1} - e_k)``. Amplitudes whose
+    misclassification is NaN (the outputs overflowed, :func:`evaluate_noise`) are left out.
 
     Parameters
     ----------
@@ -215,7 +246,7 @@ def noise_thresholds(
     dict
         ``level -> amplitude``; the smallest amplitude when the error is
         already at the level there; None when the level is never reached in
-        the evaluated range.
+        the evaluated range (or no misclassification is a number).
 
     Raises
     ------
@@ -230,9 +261,14 @@ def noise_thresholds(
         )
     order = np.argsort(a, kind="stable")
     a, e = a[order], e[order]
+    keep = ~np.isnan(e)
+    a, e = a[keep], e[keep]
     out: dict[float, float | None] = {}
     for level in levels:
         L = float(level)
+        if a.size == 0:
+            out[L] = None
+            continue
         if e[0] >= L:
             out[L] = float(a[0])
             continue

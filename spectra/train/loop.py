@@ -3,9 +3,13 @@
 One call trains one model under one regime and writes, after every epoch, a
 checkpoint, its metadata and the resume state (:mod:`.checkpoints`). Model
 selection uses the validation split only; test metrics are recorded, never
-used to choose. Runs are deterministic given the seed: the initial weights,
-the batch order and the training noise of epoch ``e`` are all drawn from
-generators seeded by ``(seed, e)``, so a resumed run equals an uninterrupted one.
+used to choose. Runs are deterministic given the seed and the thread count:
+the initial weights, the batch order and the training noise of epoch ``e`` are
+all drawn from generators seeded by ``(seed, e)``, so a resumed run equals an
+uninterrupted one bit for bit when both use the same ``threads``. Torch's
+reductions sum in an order that depends on the thread count (``threads`` 1 and
+2 gave weights 3e-8 apart after two epochs), so a resume with another
+``threads`` is allowed but warned about.
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from spectra.errors import NonFiniteError, WriteError
+from spectra.errors import NonFiniteError, UnsupportedFormatError, WriteError
 from spectra.train.checkpoints import (
     SCHEMA_VERSION,
+    _torch_reason,
     atomic_torch_save,
     atomic_write_json,
     epoch_path,
@@ -45,6 +50,7 @@ __all__ = [
     "EpochProgress",
     "TrainConfig",
     "TrainResult",
+    "check_resume",
     "configure_torch",
     "metrics",
     "train",
@@ -248,6 +254,84 @@ def _config_differences(saved: dict, cfg: TrainConfig, regime) -> list[str]:
     ]
 
 
+def _read_resume(resume_file: Path) -> dict:
+    """The content of ``resume.pt``: ``epoch``, ``optimizer``, ``config`` and ``history``.
+
+    Raises
+    ------
+    UnsupportedFormatError
+        Not a resume file this version can continue from.
+    """
+    try:
+        state = torch.load(resume_file, map_location="cpu", weights_only=True)
+        out = {
+            "epoch": int(state["epoch"]),
+            "optimizer": state["optimizer"],
+            "config": json.loads(state["config_json"]),
+            "history": json.loads(state["history_json"]),
+        }
+        if not isinstance(out["config"], dict):
+            raise TypeError("its configuration is not a mapping")
+        make_regime(out["config"].get("regime", ""), out["config"].get("regime_options") or {})
+    except (*_UNREADABLE, AttributeError) as exc:
+        raise UnsupportedFormatError(
+            f"{resume_file}: not a resume file this version can continue from "
+            f"({type(exc).__name__}: {_torch_reason(exc)}); start a new run folder or drop --resume"
+        ) from None
+    return out
+
+
+def _check_resume_state(state: dict, cfg: TrainConfig, regime, out: Path) -> None:
+    """Refuse to continue the run whose ``resume.pt`` holds `state` with `cfg` (see :func:`check_resume`)."""
+    diff = _config_differences(state["config"], cfg, regime)
+    if diff:
+        raise TrainConfigError(
+            f"{out}: --resume with a different configuration (differs in: {'; '.join(diff)})"
+        )
+    done = state["epoch"]
+    if cfg.epochs < done:  # the loop would run no epoch and say nothing of --epochs
+        raise TrainConfigError(
+            f"{out}: --epochs (epochs) {cfg.epochs} is below the {done} epochs the run has done; "
+            f"pass --epochs {done} (to show the run as it is) or more (to train on)"
+        )
+
+
+def check_resume(config: TrainConfig, out_dir: str | os.PathLike) -> int | None:
+    """Check that ``train(config, out_dir, resume=True)`` can continue the run in `out_dir`.
+
+    Reads only ``resume.pt`` (no data, no model): a front end can refuse a bad ``--resume``
+    before the data is loaded. :func:`train` makes the same checks.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The configuration to continue with.
+    out_dir : path
+        The run folder.
+
+    Returns
+    -------
+    int or None
+        The epochs the run has done; None when `out_dir` holds no ``resume.pt`` (a new run
+        would start).
+
+    Raises
+    ------
+    TrainConfigError
+        `config` differs from the run's configuration in anything but ``epochs`` and
+        ``threads`` (each difference is named), or ``config.epochs`` is below the epochs done.
+    UnsupportedFormatError
+        ``resume.pt`` is not a resume file this version can continue from.
+    """
+    regime = validate_config(config)
+    resume_file = _without_dotdot(Path(out_dir)) / "resume.pt"
+    if not resume_file.exists():
+        return None
+    state = _read_resume(resume_file)
+    _check_resume_state(state, config, regime, resume_file.parent)
+    return state["epoch"]
+
+
 def _without_dotdot(out: Path) -> Path:
     """`out` with its ``..`` components resolved (unchanged when it has none).
 
@@ -371,7 +455,10 @@ def train(
         Run folder (created).
     resume : bool
         Continue the run in `out_dir` from its last finished epoch (the
-        configuration must match, apart from ``epochs`` and ``threads``).
+        configuration must match, apart from ``epochs`` and ``threads``, and
+        ``epochs`` must not be below the epochs done; :func:`check_resume`).
+        The result equals an uninterrupted run's with the same ``threads``;
+        another ``threads`` warns (RuntimeWarning).
     progress : callable, optional
         ``progress(epoch, batches_done, batches_total, stats)`` after every batch.
     task : Task, optional
@@ -384,7 +471,9 @@ def train(
     Raises
     ------
     TrainConfigError
-        Invalid configuration, or `resume` with a different one.
+        Invalid configuration, or `resume` with a different one or with fewer epochs than done.
+    UnsupportedFormatError
+        `resume` and the run's ``resume.pt`` is not a file this version can continue from.
     WriteError
         `out_dir` already holds a run and `resume` is false.
     NonFiniteError
@@ -394,6 +483,8 @@ def train(
     """
     cfg = config
     regime = validate_config(cfg)
+    if isinstance(out_dir, str) and not out_dir.strip():  # Path("") is the current folder
+        raise TrainConfigError("out_dir (-o/--out) must name a folder, got an empty string")
     if isinstance(cfg.seed, np.integer):  # a numpy integer seed: the sidecar's JSON needs an int
         cfg = dataclasses.replace(cfg, seed=int(cfg.seed))
     configure_torch(cfg.threads)
@@ -402,16 +493,40 @@ def train(
         raise WriteError(
             f"{out}: already holds a training run (run.json/resume.pt); pass --resume or choose another -o"
         )
+    state = None
+    if resume:
+        if (out / "resume.pt").exists():
+            state = _read_resume(out / "resume.pt")
+            _check_resume_state(state, cfg, regime, out)  # before any data is loaded
+            then = state["config"].get("threads")
+            if then is not None and then != cfg.threads:
+                warnings.warn(
+                    f"{out}: resuming with --threads {cfg.threads}, the run was last trained with "
+                    f"--threads {then}: torch sums in an order that depends on the thread count, so "
+                    "the weights can differ in the last bits from an uninterrupted run "
+                    f"(--threads {then} reproduces it exactly)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        else:
+            warnings.warn(
+                f"{out}: no run to resume (no resume.pt): starting a new one", RuntimeWarning, stacklevel=2
+            )
     created = _prepare_out_dir(out)
     try:
-        return _run(cfg, regime, out, resume=resume, progress=progress, task=task)
+        return _run(cfg, regime, out, state=state, progress=progress, task=task)
     except BaseException:
         _remove_empty(out, created)  # a run that wrote nothing leaves no empty folder behind
         raise
 
 
-def _run(cfg: TrainConfig, regime, out: Path, *, resume: bool, progress, task: Task | None) -> TrainResult:
-    """The body of :func:`train` once the configuration and the run folder are checked."""
+def _run(
+    cfg: TrainConfig, regime, out: Path, *, state: dict | None, progress, task: Task | None
+) -> TrainResult:
+    """The body of :func:`train` once the configuration and the run folder are checked.
+
+    `state` is the checked content of ``resume.pt`` to continue from (None: a new run).
+    """
     run_file = out / "run.json"
     resume_file = out / "resume.pt"
     if task is None:
@@ -436,33 +551,14 @@ def _run(cfg: TrainConfig, regime, out: Path, *, resume: bool, progress, task: T
 
     history: list[dict] = []
     start = 0
-    if resume and not resume_file.exists():
-        warnings.warn(
-            f"{out}: no run to resume (no resume.pt): starting a new one", RuntimeWarning, stacklevel=3
-        )
-    if resume and resume_file.exists():
+    if state is not None:
         # resume.pt is the commit point of an epoch: written after the epoch's checkpoint and
         # sidecar, it holds the optimiser state, the configuration and the history
-        try:
-            state = torch.load(resume_file, map_location="cpu", weights_only=True)
-            saved = json.loads(state["config_json"])
-            diff = _config_differences(saved, cfg, regime)
-            history = json.loads(state["history_json"])
-            start = int(state["epoch"])
-            optimizer_state = state["optimizer"]
-        except (KeyError, TypeError, RuntimeError, OSError, ValueError, AttributeError) as exc:
-            raise TrainConfigError(
-                f"{resume_file}: not a resume file this version can continue from "
-                f"({type(exc).__name__}: {_first_line(exc)}); start a new run folder or drop --resume"
-            ) from None
-        if diff:
-            raise TrainConfigError(
-                f"{out}: --resume with a different configuration (differs in: {'; '.join(diff)})"
-            )
+        history, start = state["history"], state["epoch"]
         last = epoch_path(out, start)
         try:
             model.load_state_dict(torch.load(last, map_location="cpu", weights_only=True))
-            opt.load_state_dict(optimizer_state)
+            opt.load_state_dict(state["optimizer"])
         except _UNREADABLE as exc:
             raise TrainConfigError(
                 f"{last}: the checkpoint of epoch {start} that {resume_file.name} continues from is "

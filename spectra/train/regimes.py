@@ -20,7 +20,8 @@ name             what it does                                                   
                  "always"``: every epoch, as the paper's Algorithm 1)
 ``robust-cov``   loss + ``cov_mu * Tr(C P_T C^T)`` with ``P_T`` propagated by eqs.     first paper, eq. 28
                  (22)-(25) (:mod:`spectra.train.covariance`)
-``robust-bound`` loss + ``bound_mu / N_e * Omega_T`` (Lipschitz upper bound)            first paper, eq. 29
+``robust-bound`` loss + ``bound_mu / N_e * Omega_T`` (Lipschitz upper bound of the      first paper, eq. 29
+                 last step only; eq. 29 sums over every step)
 ``noise``        Gaussian noise of std ``noise_std`` added to the inputs in training    baseline
 ================ ===================================================================== ==================
 
@@ -117,7 +118,11 @@ class Stable(Regime):
 
     The first paper (Remark 4, Section VII) trims the singular values of ``A``
     to 1 after each iteration, following its reference [6]; its published code
-    used 0.99. Default ``clip = 1``. Then ``||A||_2 <= clip`` holds after every step.
+    used 0.99. Default ``clip = 1``. Then ``||A||_2 <= clip`` holds after every step,
+    of the weights as stored (float32): the clipped matrix is computed in float64,
+    and where rounding it to the weights' dtype lifts ``sigma_max`` above ``clip``
+    (by about 1e-8 in float32) it is scaled down by a few units of roundoff first,
+    as :func:`spectra.stabilize.stabilize_checkpoint` does for ``svd-clip``.
     """
 
     name: ClassVar[str] = "stable"
@@ -134,7 +139,29 @@ class Stable(Regime):
             A = W[rows].double()
             U, s, Vh = torch.linalg.svd(A)
             if s[0] > self.clip:
-                W[rows] = ((U * s.clamp(max=self.clip)) @ Vh).to(W.dtype)
+                W[rows] = _norm_at_most((U * s.clamp(max=self.clip)) @ Vh, self.clip, W.dtype)
+
+
+def _norm_at_most(A: torch.Tensor, bound: float, dtype: torch.dtype) -> torch.Tensor:
+    """`A` (float64, ``||A||_2 <= bound``) rounded to `dtype`, with ``||.||_2 <= bound`` kept there.
+
+    Rounding moves ``sigma_max`` by about the unit roundoff, often just above `bound`; the
+    matrix is then scaled by ``(bound / sigma_max)(1 - 2u)`` and rounded again until the
+    rounded matrix satisfies the bound (once is almost always enough; the logic of
+    ``spectra.stabilize._as_stored``).
+    """
+    stored = A.to(dtype)
+    if dtype == torch.float64:
+        return stored
+    u = torch.finfo(dtype).eps
+    mult = 1.0
+    for _ in range(16):
+        top = float(torch.linalg.matrix_norm(stored.double(), ord=2))
+        if top <= bound:
+            break
+        mult *= (bound / top) * (1 - 2 * u)
+        stored = (A * mult).to(dtype)
+    return stored
 
 
 #: ``power_scale`` values of :class:`PowerNorm`.
@@ -263,6 +290,7 @@ class RobustCov(Regime):
                 "{last, all} (cov_mu, cov_sigma, cov_sequences, cov_steps); "
                 f"got {self.cov_mu}, {self.cov_sigma}, {self.cov_sequences}, {self.cov_steps!r}"
             )
+        _check_square(self.cov_sigma, "--cov-sigma", "cov_sigma")
 
     def penalty(self, model: SequenceModel, u: torch.Tensor, epoch: int) -> torch.Tensor:
         """``cov_mu * mean_s Tr(R^(s))`` on ``u[:cov_sequences]`` (differentiable)."""
@@ -274,6 +302,18 @@ class RobustCov(Regime):
         else:
             per_seq = propagate_covariance(model, us, self.cov_sigma).traces.sum(dim=1)
         return self.cov_mu * per_seq.mean()
+
+
+def _check_square(value: float, flag: str, name: str) -> None:
+    """Refuse a standard deviation whose square (the variance the regime uses) overflows float64.
+
+    Said when the regime is made, before any data is loaded; the same bound as
+    :func:`spectra.train.covariance.propagate_covariance` (``sigma ** 2`` raised OverflowError).
+    """
+    if not float(value) * float(value) < math.inf:
+        raise TrainConfigError(
+            f"{flag} ({name}) = {float(value):g}: its square overflows float64 (keep it below 1e150)"
+        )
 
 
 def robustness_bound(
@@ -318,6 +358,12 @@ class RobustBound(Regime):
     ``0.015/(epoch+1)`` of the paper's code), ``Sigma = bound_sigma^2 I_d`` and
     ``Gamma = bound_gamma^2 I_n``. Defined for one-layer basic RNNs only.
 
+    **Deviation from eq. (29):** eq. (29) sums ``L(y_t) + mu/N_e Omega_t`` over
+    the steps ``t = 1..T``; here the penalty is the last step's bound
+    ``Omega_T`` alone, since the models read out (and the loss sees) only the last
+    step ``y_T``, as :class:`RobustCov`'s default ``cov_steps="last"`` does for
+    eq. (28). Unlike ``robust-cov`` (``cov_steps="all"``) no option gives the sum.
+
     ``Omega_T`` is the paper's eq. (16) as printed: it carries ``Tr(Sigma)``
     (``d`` for unit noise) and sums ``||A||^{2i}`` over ``i = 0..T-1``. The
     authors' published code (``robustBound_Update``) leaves ``Tr(Sigma)`` out
@@ -337,6 +383,8 @@ class RobustBound(Regime):
                 "robust-bound: --bound-mu, --bound-sigma and --bound-gamma (bound_mu, bound_sigma, "
                 "bound_gamma) must be >= 0"
             )
+        _check_square(self.bound_sigma, "--bound-sigma", "bound_sigma")
+        _check_square(self.bound_gamma, "--bound-gamma", "bound_gamma")
 
     def check(self, model: SequenceModel) -> None:
         """Only one-layer basic RNNs have the bound of eq. (16)."""

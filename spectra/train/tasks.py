@@ -40,9 +40,18 @@ import numpy as np
 
 from spectra.train.errors import DataUnavailableError, TrainConfigError
 
-__all__ = ["ADDING_TOLERANCE", "TASKS", "Split", "Task", "load_task", "tokenize"]
+__all__ = ["ADDING_TOLERANCE", "TASKS", "TASK_SHAPES", "Split", "Task", "load_task", "tokenize"]
 
 TASKS = ("adding", "digits", "mnist", "sentiment")
+
+#: ``(n_inputs, n_outputs, tokens)`` of each task, known before any data is read (None:
+#: ``sentiment``'s input size is its vocabulary, which depends on the data).
+TASK_SHAPES: dict[str, tuple[int | None, int, bool]] = {
+    "adding": (2, 1, False),
+    "digits": (8, 10, False),
+    "mnist": (28, 10, False),
+    "sentiment": (None, 2, True),
+}
 
 #: The adding problem's "accuracy": fraction of sequences with |prediction - target| < 0.04
 #: (its "miss rate", the counterpart of a misclassification rate, is ``|error| >= 0.04``).
