@@ -16,9 +16,9 @@ same matrix:
   ``eig/shipped`` is the ratio, and ``max rel diff`` the largest relative
   difference of the two results over the three eps;
 * ``d_inst``   -- distance_to_instability (level sets started at a local minimum);
-* ``w(A)``     -- numerical_radius (49 samples of the support function, Brent's method
-  around the two best; unchanged this session: a faster version with half the samples
-  and slopes missed maxima next to the real axis and between kinks, found by a review).
+* ``w(A)``     -- numerical_radius (a cutting plane on the support lines of W(A),
+  certified to 1e-12 or the eigensolver's rounding, since the eleventh session; before
+  it, 49 samples and Brent's method around the best, to 1e-9).
 
 Measured 2026-11-22, seventh session (idle 2-core machine, seed 0)::
 
@@ -27,7 +27,17 @@ Measured 2026-11-22, seventh session (idle 2-core machine, seed 0)::
      256       1.31           5.59         4.27       3.8e-15      0.34    0.58
      512       8.27          22.91         2.77       2.3e-14      1.50    3.98
 
-Before this session (same matrix, n = 512): d_inst 4.86 s; w(A) is unchanged. What
+Eleventh session (2-core machine shared with other work, so CPU seconds rose a little
+everywhere): 128: 0.45 / 1.23 / 0.07 / 0.08 s, 256: 1.43 / 6.40 / 0.39 / 0.49 s, 512:
+9.19 / 25.94 / 1.53 / 4.65 s. The old and the new numerical radius in one process (same
+matrices, then the n = 1024 matrix of ``analyze`` below): 0.18 -> 0.07 s, 1.05 -> 0.64 s,
+7.81 -> 5.18 s, 38.47 -> 16.18 s, with brackets 5e-10 -> 3e-12..6e-11 wide. Real shifts for
+the circle level sets of real A (eleventh session) took rho_eps at n = 1024 from 38.7 to
+21.6 s (eps = 1e-3) and d_inst from 28.2 to 14.9 s, values unchanged; all the figures of
+``spectra analyze`` for one n = 1024 matrix (Gaussian plus strictly upper part, rho 0.97)
+went from 220 to 125 CPU seconds.
+
+Before the seventh session (same matrix, n = 512): d_inst 4.86 s. What
 remains of rho_eps is mostly the circle level sets (1-2 per eps, a 2n x 2n
 eigenproblem each, ~0.8 s at n = 512) and the dense SVDs that pick their shifts,
 classify their arcs and check the radial roots.
