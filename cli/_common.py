@@ -319,6 +319,23 @@ def check_figure_path(ctx, param, value):
     return value
 
 
+def refuse_input(out: str | None, inputs: Sequence[str]) -> None:
+    """Refuse (exit 8) to write `out` over one of the `inputs`, also through a link.
+
+    Every output of a command that reads a checkpoint goes through this check
+    (:func:`spectra.writeback.check_output`, as ``stabilize`` and ``extract`` use): a figure,
+    a grid, a CSV file or a plot folder's figure named like its input would have replaced the
+    checkpoint. Figures, grids and CSV files that are not an input are replaced when they exist
+    (they are made from the input again); ``stabilize`` and ``extract`` need ``--force``.
+    """
+    if out is None or out == "-":
+        return
+    from spectra.writeback import check_output
+
+    for inp in inputs:
+        check_output(inp, out, force=True)
+
+
 def eps_list(default: tuple[float, ...] | None):
     """Click callback factory: parse ``1e-3,1e-2`` into positive floats (`default` when absent)."""
 

@@ -25,6 +25,7 @@ from spectra_cli._common import (
     plural,
     progress_bar,
     quiet_option,
+    refuse_input,
     schur_floor,
     table,
     trust_option,
@@ -321,10 +322,10 @@ def analyze(checkpoint, matrices, as_json, as_csv, fast, eps, plots, trust, quie
     else:
         click.echo(_render_table(doc))
     if plots:
-        _write_plots(ckpt, report, plots, quiet)
+        _write_plots(checkpoint, ckpt, report, plots, quiet)
 
 
-def _write_plots(ckpt, report, directory: str, quiet: bool) -> None:
+def _write_plots(checkpoint: str, ckpt, report, directory: str, quiet: bool) -> None:
     use_agg()
     import matplotlib.pyplot as plt
 
@@ -338,15 +339,19 @@ def _write_plots(ckpt, report, directory: str, quiet: bool) -> None:
 
         why = exc.strerror or exc
         raise WriteError(f"--plots {directory}: the folder could not be created ({why})") from None
+    todo = []
     for m in report.matrices:
         if not m.finite:
             continue
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in m.id).strip("_")
+        todo.append((m, os.path.join(directory, f"{safe}.png")))
+    for _, path in todo:  # said before the first grid is computed
+        refuse_input(path, [checkpoint])
+    for m, path in todo:
         grid = spectra.pseudospectra(ckpt[m.id].matrix, matrix_id=m.id)
         # as `spectra pseudospectra` draws one matrix: same size, title and resolution
         fig, ax = plt.subplots(figsize=(5.5, 4.8))
         grid.plot(ax=ax)
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in m.id).strip("_")
-        path = os.path.join(directory, f"{safe}.png")
         try:
             save_figure(fig, path)
         finally:

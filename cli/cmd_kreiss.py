@@ -19,6 +19,7 @@ from spectra_cli._common import (
     matrix_option,
     nothing_usable,
     quiet_option,
+    refuse_input,
     rho_error,
     table,
     trust_option,
@@ -128,6 +129,7 @@ def transient(checkpoint, matrices, kmax, kreiss, panels, output, quiet, trust):
     from spectra.plot.pseudospectra import save_figure
     from spectra.plot.transient import plot_transient, plot_transient_panels
 
+    refuse_input(output, [checkpoint])
     _, chosen = _chosen(checkpoint, matrices, trust)
     if not chosen:
         raise nothing_usable(checkpoint, "plot")

@@ -14,6 +14,7 @@ from spectra_cli._common import (
     nothing_usable,
     progress_bar,
     quiet_option,
+    refuse_input,
     trust_option,
     use_agg,
     warn,
@@ -57,6 +58,16 @@ def _check_grid_path(ctx, param, value):
     if value is not None and not value.lower().endswith(".npz"):
         raise click.BadParameter(f"{value!r}: the grid is saved as .npz (the name must end in .npz)")
     return value
+
+
+def _grid_paths(save_grid: str | None, count: int) -> list[str]:
+    """The files ``--save-grid NAME.npz`` writes: NAME.npz for one grid, NAME.0.npz, ... for several."""
+    if not save_grid:
+        return []
+    if count == 1:
+        return [save_grid]
+    stem = save_grid[: -len(".npz")]
+    return [f"{stem}.{k}.npz" for k in range(count)]
 
 
 @click.command(
@@ -169,6 +180,7 @@ def pseudospectra(
 
     if jobs is None:
         jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    refuse_input(output, [checkpoint])  # before the grids (minutes), as the folder checks
     ckpt = spectra.load(checkpoint, trust=trust)
     chosen = ckpt.select(list(matrices))
     if not chosen:
@@ -185,6 +197,8 @@ def pseudospectra(
             warn(f"{m.id}: {why}; skipped")
         else:
             usable.append(m)
+    for path in _grid_paths(save_grid, len(usable)):
+        refuse_input(path, [checkpoint])
     # a panel row (a tensor's gates) is computed and drawn on one box, unless --bounds gives one
     boxes = [bounds] * len(usable)
     if bounds is None:
@@ -259,11 +273,8 @@ def pseudospectra(
     finally:
         plt.close(fig)
     click.echo(f"wrote {output}", err=True)
-    if save_grid:
-        stem = save_grid[: -len(".npz")]
-        for k, g in enumerate(grids):
-            path = save_grid if len(grids) == 1 else f"{stem}.{k}.npz"
-            g.save(path)
-            click.echo(f"wrote {path} ({g.matrix_id})", err=True)
+    for path, g in zip(_grid_paths(save_grid, len(grids)), grids):
+        g.save(path)
+        click.echo(f"wrote {path} ({g.matrix_id})", err=True)
     for line in summary:
         click.echo(line)

@@ -16,6 +16,7 @@ from spectra_cli._common import (
     fmt_rho,
     grouped_notes,
     matrix_option,
+    refuse_input,
     rho_error,
     schur_floor,
     table,
@@ -40,9 +41,9 @@ Exit codes:
   0  the file was written
   2  usage error (bad option or argument)
   3  unreadable input, 4 unsafe input (needs --trust-pickle), 5 no recurrent
-     matrix, 6 unknown --matrix id, 7 not a square matrix, 8 OUTPUT exists
-     (use --force) or could not be written, 9 a matrix cannot be written back
-     (spectral_norm wrapper, LSTM projection)
+     matrix, 6 unknown --matrix id, 7 not a square matrix, 8 OUTPUT is the
+     input, exists (use --force) or could not be written, 9 a matrix cannot be
+     written back (spectral_norm wrapper, LSTM projection)
 """
 
 COMPARE_EPILOG = """\b
@@ -358,6 +359,7 @@ def compare(
                 f"{', '.join(given)}: stabilisation options; they apply only with --stabilize METHOD, "
                 "not when comparing with AFTER"
             )
+    refuse_input(figure, [before] if after is None else [before, after])
     sel = list(matrices) or None
     if method is None:
         result = compare_checkpoints(

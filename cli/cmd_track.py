@@ -14,6 +14,7 @@ from spectra_cli._common import (
     plural,
     progress_bar,
     quiet_option,
+    refuse_input,
     table,
     trust_option,
     warn,
@@ -176,6 +177,17 @@ def track(inputs, jobs, scheduler, as_json, csv_path, output, grid, fast, cache_
         raise click.UsageError("--json and --csv - both write to stdout; give --csv a file name")
     from spectra.track import track as run_track
 
+    if output or (csv_path and csv_path != "-"):
+        # before the analysis: neither output may replace a checkpoint it reads
+        import warnings
+
+        from spectra.track import discover
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # track() says them below
+            found = [f.path for f in discover(list(inputs))]
+        refuse_input(output, found)
+        refuse_input(csv_path, found)
     result = run_track(
         list(inputs),
         fast=fast,

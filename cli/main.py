@@ -48,7 +48,8 @@ Exit codes:
   5  the file holds no recurrent weight matrix
   6  --matrix names an id the file does not hold
   7  a matrix is not square, holds NaN/Inf, or has entries beyond 1e120 in magnitude
-  8  the output file could not be written (exists: use --force)
+  8  an output could not be written, or would replace an input file (stabilize,
+     extract: also when it exists; --force overwrites)
   9  any other rnn-spectra error
   10 track: some checkpoints could not be analysed (listed on stderr; the others were written)
 """

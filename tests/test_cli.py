@@ -1008,3 +1008,32 @@ def test_a_verdict_rounding_cannot_settle_says_so(tmp_path, capsys):
     np.save(tmp_path / "b.npy", np.diag([0.5, 0.96]))  # well-conditioned: the verdict as before
     _, out = _analyze_row(tmp_path / "b.npy", capsys, "--fast")
     assert out.splitlines()[4].rstrip().endswith("stable") and "not resolved" not in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["pseudospectra", "{ckpt}", "-o", "{tmp}/p.png", "--save-grid", "{ckpt}"],
+        ["pseudospectra", "{ckpt}", "-o", "{tmp}/link.png"],
+        ["transient", "{ckpt}", "-o", "{tmp}/link.png"],
+        ["compare", "{ckpt}", "--stabilize", "exact", "-o", "{tmp}/link.png"],
+        ["track", "{ckpt}", "--fast", "--no-cache", "--csv", "{ckpt}"],
+        ["track", "{tmp}", "--fast", "--no-cache", "--csv", "{ckpt}"],
+        ["track", "{ckpt}", "--fast", "--no-cache", "-o", "{tmp}/link.png"],
+        ["analyze", "{ckpt}", "--fast", "--plots", "{tmp}/figs"],
+    ],
+)
+def test_no_output_replaces_the_input_checkpoint(tmp_path, capsys, args):
+    # a review: --save-grid, track --csv and every figure output replaced the checkpoint they read
+    # (exit 0); now refused as stabilize and extract refuse it, also through a link (exit 8)
+    ckpt = tmp_path / "s.npz"
+    np.savez(ckpt, a=np.array([[0.5, 2.0], [0.0, 0.3]]))
+    before = ckpt.read_bytes()
+    (tmp_path / "link.png").symlink_to(ckpt)
+    (tmp_path / "figs").mkdir()
+    (tmp_path / "figs" / "a.png").symlink_to(ckpt)  # the name analyze --plots gives matrix 'a'
+    argv = [a.format(ckpt=ckpt, tmp=tmp_path) for a in args]
+    rc, out, err = run([*argv, "-q"], capsys)
+    assert rc == 8, err
+    assert "is the input file; the input is never modified" in err and len(err.splitlines()) == 1
+    assert ckpt.read_bytes() == before
