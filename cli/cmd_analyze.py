@@ -269,7 +269,8 @@ def _render_csv(doc: dict) -> str:
     "--plots",
     type=click.Path(file_okay=False),
     metavar="DIR",
-    help="Also write one pseudospectra figure per matrix (PNG) into DIR.",
+    help="Also write one pseudospectra figure per matrix (PNG) into DIR, named after its id "
+    "(NAME.2.png where two ids give one name).",
 )
 @trust_option
 @quiet_option
@@ -339,15 +340,16 @@ def _write_plots(checkpoint: str, ckpt, report, directory: str, quiet: bool) -> 
 
         why = exc.strerror or exc
         raise WriteError(f"--plots {directory}: the folder could not be created ({why})") from None
-    todo = []
-    for m in report.matrices:
-        if not m.finite:
-            continue
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in m.id).strip("_")
-        todo.append((m, os.path.join(directory, f"{safe}.png")))
+    drawn = [m for m in report.matrices if m.finite]
+    names = plot_names([m.id for m in drawn])
+    todo = [(m, os.path.join(directory, names[m.id])) for m in drawn]
     for _, path in todo:  # said before the first grid is computed
         refuse_input(path, [checkpoint])
+    owner = {name.casefold(): mid for mid, name in names.items()}
     for m, path in todo:
+        plain = _safe_name(m.id) + ".png"
+        if names[m.id] != plain:  # said even with -q: the name does not say which matrix it is
+            warn(f"{m.id}: figure written as {path} ({plain} is {owner[plain.casefold()]}'s)")
         grid = spectra.pseudospectra(ckpt[m.id].matrix, matrix_id=m.id)
         # as `spectra pseudospectra` draws one matrix: same size, title and resolution
         fig, ax = plt.subplots(figsize=(5.5, 4.8))
@@ -357,7 +359,35 @@ def _write_plots(checkpoint: str, ckpt, report, directory: str, quiet: bool) -> 
         finally:
             plt.close(fig)
         if not quiet:
-            click.echo(f"wrote {path}", err=True)
+            click.echo(f"wrote {path} ({m.id})", err=True)
+
+
+def _safe_name(matrix_id: str) -> str:
+    """`matrix_id` as a file name: characters other than letters, digits and ``._-`` as ``_``."""
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in matrix_id).strip("_")
+    return safe or "matrix"
+
+
+def plot_names(ids: list[str]) -> dict[str, str]:
+    """One distinct ``.png`` file name per matrix id, for ``analyze --plots``.
+
+    Ids become :func:`_safe_name`; where two give the same name (``enc/lstm`` and
+    ``enc_lstm``, or names that differ only in case, one file on a case-insensitive file
+    system), an id that needed no change keeps the plain name and the others get ``.2``,
+    ``.3``, ... before ``.png``.
+    """
+    taken: set[str] = set()
+    out: dict[str, str] = {}
+    # ids that are already file names first: they keep their own name
+    for mid in sorted(ids, key=lambda i: _safe_name(i) != i):
+        stem = _safe_name(mid)
+        name, k = f"{stem}.png", 1
+        while name.casefold() in taken:
+            k += 1
+            name = f"{stem}.{k}.png"
+        taken.add(name.casefold())
+        out[mid] = name
+    return out
 
 
 @click.command(name="ls")

@@ -1037,3 +1037,20 @@ def test_no_output_replaces_the_input_checkpoint(tmp_path, capsys, args):
     assert rc == 8, err
     assert "is the input file; the input is never modified" in err and len(err.splitlines()) == 1
     assert ckpt.read_bytes() == before
+
+
+def test_analyze_plots_names_that_clash_get_a_suffix_and_are_said(tmp_path, capsys):
+    # a review: ids 'a/b' and 'a_b' both became a_b.png, the second figure silently replacing the
+    # first; names that differ only in case are one file on a case-insensitive file system
+    z = tmp_path / "c.npz"
+    np.savez(z, **{"a/b": np.eye(2) * 0.5, "a_b": np.eye(2) * 0.3, "A_B": np.eye(2) * 0.2})
+    rc, _, err = run(["analyze", str(z), "--fast", "--plots", str(tmp_path / "figs")], capsys)
+    assert rc == 0
+    names = sorted(p.name for p in (tmp_path / "figs").iterdir())
+    assert len(names) == 3 and "a_b.png" in names  # the id that is a file name keeps it
+    wrote = {
+        line.rsplit(" (", 1)[1].rstrip(")"): line.split()[1] for line in err.splitlines() if "wrote" in line
+    }
+    assert set(wrote) == {"a/b", "a_b", "A_B"} and len(set(wrote.values())) == 3
+    assert os.path.basename(wrote["a_b"]) == "a_b.png"
+    assert f"a/b: figure written as {wrote['a/b']} (a_b.png is a_b's)" in err
