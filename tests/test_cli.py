@@ -1054,3 +1054,25 @@ def test_analyze_plots_names_that_clash_get_a_suffix_and_are_said(tmp_path, caps
     assert set(wrote) == {"a/b", "a_b", "A_B"} and len(set(wrote.values())) == 3
     assert os.path.basename(wrote["a_b"]) == "a_b.png"
     assert f"a/b: figure written as {wrote['a/b']} (a_b.png is a_b's)" in err
+
+
+def test_kreiss_lists_a_nonfinite_matrix_as_analyze_does(tmp_path, capsys):
+    # a review: kreiss --json dropped a matrix holding Inf (only a warning said so) while analyze
+    # and compare kept it with finite: false, so scripts matching ids across commands lost it
+    z = tmp_path / "mix.npz"
+    np.savez(z, good=np.array([[0.5, 1.0], [0.0, 0.2]]), bad=np.array([[np.inf, 1.0], [0.0, 0.2]]))
+    rc, out, err = run(["kreiss", str(z), "--json"], capsys)
+    assert rc == 0 and "bad: holds NaN or Inf" in err
+    kre = {m["id"]: m for m in json.loads(out)["matrices"]}
+    rc, out, _ = run(["analyze", str(z), "--json"], capsys)
+    ana = {m["id"]: m for m in json.loads(out)["matrices"]}
+    assert list(kre) == list(ana) == ["good", "bad"]
+    assert kre["good"]["finite"] is True and kre["bad"]["finite"] is False and kre["bad"]["n"] == 2
+    assert kre["bad"]["spectral_radius"] is None and kre["bad"]["kreiss"]["value"] is None
+    assert set(kre["bad"]) == set(kre["good"]) and set(kre["bad"]["kreiss"]) == set(kre["good"]["kreiss"])
+    rc, out, _ = run(["kreiss", str(z)], capsys)
+    row = next(line for line in out.splitlines() if line.startswith("bad"))
+    assert rc == 0 and row.split()[2:] == ["-"] * 7 and "not analysed" in out
+    # every selected matrix unusable: still the one-line error, exit 7
+    rc, out, err = run(["kreiss", str(z), "-m", "bad", "--json"], capsys)
+    assert rc == 7 and out == ""
