@@ -111,7 +111,9 @@ def stabilize(checkpoint, output, method, iterations, target, seed, stacked, mat
     Only the recurrent weights change (cast back to their stored dtype);
     everything else in the file is kept. The input is never modified and
     OUTPUT is written atomically. Prints, per matrix, the method's estimate,
-    the factor applied and the spectral radius before and after.
+    the factor every weight was multiplied by (scale; '-' for svd-clip, which
+    clips the singular values above --target instead: no one factor), and the
+    spectral radius before and after.
     """
     from spectra.stabilize import StabilizeWarning, stabilize_checkpoint
 
@@ -153,7 +155,7 @@ def stabilize(checkpoint, output, method, iterations, target, seed, stacked, mat
                         "id": c.id,
                         "source": c.source,
                         "estimate": _j(c.estimate),
-                        "scale": _j(c.scale),
+                        "scale": None if method == "svd-clip" else _j(c.scale),
                         "changed": c.changed,
                         "spectral_radius_before": _j(c.spectral_radius_before),
                         "spectral_radius_after": _j(c.spectral_radius_after),
@@ -168,7 +170,7 @@ def stabilize(checkpoint, output, method, iterations, target, seed, stacked, mat
             [
                 c.id,
                 fmt(c.estimate),
-                fmt(c.scale),
+                "-" if method == "svd-clip" else fmt(c.scale),
                 fmt(c.spectral_radius_before),
                 fmt(c.spectral_radius_after),
                 "yes" if c.changed else "no",
@@ -176,6 +178,11 @@ def stabilize(checkpoint, output, method, iterations, target, seed, stacked, mat
             for c in changes
         ]
         click.echo(table(rows, ["id", "estimate", "scale", "rho before", "rho after", "changed"]))
+        if method == "svd-clip":
+            click.echo(
+                "scale -: svd-clip multiplies by no single factor; it clips the singular values above "
+                "--target (estimate: sigma_max" + (", of the whole stored tensor)" if stacked else ")")
+            )
     n = sum(c.changed for c in changes)
     click.echo(f"wrote {output} ({n} of {len(changes)} matrices changed, method {method})", err=True)
 

@@ -1076,3 +1076,50 @@ def test_kreiss_lists_a_nonfinite_matrix_as_analyze_does(tmp_path, capsys):
     # every selected matrix unusable: still the one-line error, exit 7
     rc, out, err = run(["kreiss", str(z), "-m", "bad", "--json"], capsys)
     assert rc == 7 and out == ""
+
+
+def test_stabilize_shows_no_scale_for_svd_clip(tmp_path, capsys):
+    # a review: svd-clip printed 'scale 0.2782' (target/sigma_max) for a gate whose rho went
+    # 1.710 -> 0.8731: clipping singular values multiplies by no single factor
+    src = str(DATA / "digits_gru_regular.pt")
+    for stacked in ([], ["--stacked"]):
+        rc, out, _ = run(
+            [
+                "stabilize",
+                src,
+                "-o",
+                str(tmp_path / "c.pt"),
+                "--method",
+                "svd-clip",
+                "--force",
+                *stacked,
+                "--json",
+            ],
+            capsys,
+        )
+        assert rc == 0 and all(m["scale"] is None for m in json.loads(out)["matrices"])
+    rc, out, _ = run(
+        ["stabilize", src, "-o", str(tmp_path / "c.pt"), "--method", "svd-clip", "--force"], capsys
+    )
+    rows = [line.split() for line in out.splitlines() if line.startswith("rnn.")]
+    assert rc == 0 and len(rows) == 3 and all(r[2] == "-" for r in rows) and "scale -: svd-clip" in out
+    rc, out, _ = run(["compare", src, "--stabilize", "svd-clip", "--json", "--eps", "0.1"], capsys)
+    assert all(m["stabilize"]["scale"] is None for m in json.loads(out)["matrices"])
+    # a factor that was applied is still shown: the same to every gate of the tensor (--stacked)
+    rc, out, _ = run(
+        [
+            "stabilize",
+            src,
+            "-o",
+            str(tmp_path / "c.pt"),
+            "--method",
+            "spectral-norm",
+            "--stacked",
+            "--force",
+            "--json",
+        ],
+        capsys,
+    )
+    for m in json.loads(out)["matrices"]:
+        ratio = m["spectral_radius_after"] / m["spectral_radius_before"]
+        assert m["scale"] == pytest.approx(ratio, rel=1e-6)
