@@ -205,7 +205,12 @@ def _render_table(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def _render_csv(doc: dict) -> str:
+def _render_csv(doc: dict, figures, epsilons) -> str:
+    """One CSV row per matrix; the columns depend on the options only (`figures`, `epsilons`).
+
+    A file whose matrices all hold NaN has the same header as any other (empty cells), so
+    CSV files of several checkpoints can be joined.
+    """
     keys = [
         "id",
         "layer",
@@ -225,18 +230,17 @@ def _render_csv(doc: dict) -> str:
         "stable",
         "marginal",
     ]
-    eps_keys = sorted({k for m in doc["matrices"] for k in (m.get("pseudospectral_radius") or {})}, key=float)
-    from spectra.normality import FIGURE_KEYS
+    from spectra.normality import FIGURE_KEYS, eps_label
 
-    # every scalar figure analyze adds (the pseudospectral radii have their own columns above)
     per_eps = ("pseudospectral_radius", "pseudospectral_radius_reliable")
-    scalar = [k for keys in FIGURE_KEYS.values() for k in keys if k not in per_eps]
-    extra = [k for k in scalar if any(k in m for m in doc["matrices"])]
-    flags = any("pseudospectral_radius_reliable" in m for m in doc["matrices"])
+    flags = "pseudospectra" in figures
+    eps_keys = sorted(dict.fromkeys(eps_label(e) for e in epsilons), key=float) if flags else []
+    # every scalar figure analyze computes (the pseudospectral radii have their own columns above)
+    extra = [k for f in figures for k in FIGURE_KEYS.get(f, ()) if k not in per_eps]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     # columns added later go last, so readers by position keep working
-    late = [k for k in ("spectral_radius_error", "henrici_error") if any(k in m for m in doc["matrices"])]
+    late = ["spectral_radius_error", "henrici_error"]
     w.writerow(
         keys
         + [f"pseudospectral_radius_{k}" for k in eps_keys]
@@ -303,6 +307,7 @@ def analyze(checkpoint, matrices, as_json, as_csv, fast, eps, plots, trust, quie
     from spectra.normality import DEFAULT_EPSILONS, FIGURES
 
     figures = ("basic",) if fast else FIGURES
+    eps = eps or DEFAULT_EPSILONS
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         ckpt = spectra.load(checkpoint, trust=trust)
@@ -310,7 +315,7 @@ def analyze(checkpoint, matrices, as_json, as_csv, fast, eps, plots, trust, quie
             ckpt,
             matrices=matrices or None,
             figures=figures,
-            epsilons=eps or DEFAULT_EPSILONS,
+            epsilons=eps,
             progress=progress_bar("analyze", quiet or as_json or as_csv),
         )
     for w in report.warnings:
@@ -319,7 +324,7 @@ def analyze(checkpoint, matrices, as_json, as_csv, fast, eps, plots, trust, quie
     if as_json:
         echo_json(doc)
     elif as_csv:
-        click.echo(_render_csv(doc))
+        click.echo(_render_csv(doc, figures, eps))
     else:
         click.echo(_render_table(doc))
     if plots:

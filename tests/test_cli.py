@@ -1123,3 +1123,23 @@ def test_stabilize_shows_no_scale_for_svd_clip(tmp_path, capsys):
     for m in json.loads(out)["matrices"]:
         ratio = m["spectral_radius_after"] / m["spectral_radius_before"]
         assert m["scale"] == pytest.approx(ratio, rel=1e-6)
+
+
+def test_analyze_csv_header_depends_on_the_options_not_the_data(tmp_path, capsys):
+    # a review: a file whose matrices are all NaN got a CSV header without the rho_eps, Kreiss and
+    # reliability columns, so CSV files of several checkpoints could not be joined
+    nan, ok = (
+        _npy(tmp_path, np.full((3, 3), np.nan), "nan.npy"),
+        _npy(tmp_path, np.diag([0.5, 0.2, 0.1]), "ok.npy"),
+    )
+    for extra in ([], ["--fast"], ["--eps", "0.5,1e-2"]):
+        rc, out_nan, _ = run(["analyze", str(nan), "--csv", *extra], capsys)
+        assert rc == 0
+        rc, out_ok, _ = run(["analyze", str(ok), "--csv", *extra], capsys)
+        head_nan, row_nan = out_nan.splitlines()
+        head_ok, row_ok = out_ok.splitlines()
+        assert head_nan == head_ok, extra
+        assert len(row_nan.split(",")) == len(row_ok.split(",")) == len(head_ok.split(","))
+        cells = dict(zip(head_nan.split(","), row_nan.split(",")))
+        assert cells["finite"] == "False" and cells["spectral_radius"] == ""
+    assert "pseudospectral_radius_0.5" in head_ok and "pseudospectral_radius_reliable_0.01" in head_ok
