@@ -40,10 +40,12 @@ STABILIZE_EPILOG = """\b
 Exit codes:
   0  the file was written
   2  usage error (bad option or argument)
-  3  unreadable input, 4 unsafe input (needs --trust-pickle), 5 no recurrent
-     matrix, 6 unknown --matrix id, 7 not a square matrix, 8 OUTPUT is the
-     input, exists (use --force) or could not be written, 9 a matrix cannot be
-     written back (spectral_norm wrapper, LSTM projection)
+  3  unreadable input, or a file not written back in its format (a whole
+     pickled model: stabilize its state_dict), 4 unsafe input (needs
+     --trust-pickle), 5 no recurrent matrix, 6 unknown --matrix id, 7 not a
+     square matrix, 8 OUTPUT is the input, exists (use --force) or could not be
+     written, 9 a matrix cannot be written back (spectral_norm wrapper, LSTM
+     projection)
 """
 
 COMPARE_EPILOG = """\b

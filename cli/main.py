@@ -43,11 +43,14 @@ Exit codes:
   0  success
   1  a finding (compare: some matrix got less robust) or an unexpected failure
   2  usage error (bad option or argument)
-  3  unreadable file: corrupt, truncated, empty, or not a supported format
+  3  unreadable file: corrupt, truncated, empty, or not a supported format (stabilize:
+     also a format not written back, such as a whole pickled model)
   4  unsafe file: reading it would execute pickled code (opt in: --trust-pickle)
   5  the file holds no recurrent weight matrix
-  6  --matrix names an id the file does not hold
-  7  a matrix is not square, holds NaN/Inf, or has entries beyond 1e120 in magnitude
+  6  --matrix names an id the file does not hold (or FILE.h5:/PATH names no dataset)
+  7  a matrix is not square; or every selected matrix holds NaN/Inf or entries beyond
+     1e120 (kreiss, transient, pseudospectra; analyze, ls, compare and stabilize list
+     such matrices as finite: false and go on)
   8  an output could not be written, or would replace an input file (stabilize,
      extract: also when it exists; --force overwrites)
   9  any other rnn-spectra error

@@ -1143,3 +1143,28 @@ def test_analyze_csv_header_depends_on_the_options_not_the_data(tmp_path, capsys
         cells = dict(zip(head_nan.split(","), row_nan.split(",")))
         assert cells["finite"] == "False" and cells["spectral_radius"] == ""
     assert "pseudospectral_radius_0.5" in head_ok and "pseudospectral_radius_reliable_0.01" in head_ok
+
+
+def test_help_says_the_exit_codes_these_cases_give(tmp_path, capsys):
+    # a review: exit codes that contradicted `spectra --help` -- a file of NaN matrices exits 0
+    # (help: 7 = "holds NaN/Inf"), a missing HDF5 dataset 6 (help: "--matrix names an id"), and
+    # stabilize of a whole pickled model 3 (stabilize --help: only "unreadable input")
+    import h5py
+    import torch
+
+    help_text = " ".join(run(["--help"], capsys)[1].split())
+    nan = _npy(tmp_path, np.full((2, 2), np.nan))
+    assert run(["analyze", str(nan)], capsys)[0] == 0
+    assert run(["kreiss", str(nan)], capsys)[0] == 7
+    assert "analyze, ls, compare and stabilize list such matrices as finite: false" in help_text
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        f["W"] = np.eye(2) * 0.5
+    rc, _, err = run(["analyze", f"{tmp_path / 'm.h5'}:/nope"], capsys)
+    assert rc == 6 and "no dataset" in err and "FILE.h5:/PATH names no dataset" in help_text
+    torch.save(torch.nn.Sequential(torch.nn.GRU(2, 3)), tmp_path / "whole.pt")
+    rc, _, err = run(
+        ["stabilize", str(tmp_path / "whole.pt"), "--trust-pickle", "-o", str(tmp_path / "o.pt")], capsys
+    )
+    stab_help = " ".join(run(["stabilize", "--help"], capsys)[1].split())
+    assert rc == 3 and "whole pickled model" in err
+    assert "3 unreadable input, or a file not written back in its format (a whole pickled model" in stab_help
