@@ -319,6 +319,21 @@ def check_figure_path(ctx, param, value):
     return value
 
 
+def given(name: str) -> bool:
+    """Whether the current command's option `name` (its parameter name) was on the command line."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    return ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+
+
+def warn_unused(names: Sequence[str], why: str) -> None:
+    """One warning for options given on the command line that have no effect: ``--a, --b: no effect ...``."""
+    shown = [f"--{n.replace('_', '-')}" for n in names if given(n)]
+    if shown:
+        warn(f"{', '.join(shown)}: no effect {why}")
+
+
 def refuse_input(out: str | None, inputs: Sequence[str]) -> None:
     """Refuse (exit 8) to write `out` over one of the `inputs`, also through a link.
 

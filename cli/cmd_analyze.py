@@ -31,6 +31,7 @@ from spectra_cli._common import (
     trust_option,
     use_agg,
     warn,
+    warn_unused,
 )
 
 EPS_HELP = "Comma-separated ε for the pseudospectral radius ρ_ε (default 1e-3,1e-2,1e-1)."
@@ -306,6 +307,8 @@ def analyze(checkpoint, matrices, as_json, as_csv, fast, eps, plots, trust, quie
     import spectra
     from spectra.normality import DEFAULT_EPSILONS, FIGURES
 
+    if fast:
+        warn_unused(["eps"], "with --fast (no pseudospectral radii are computed)")
     figures = ("basic",) if fast else FIGURES
     eps = eps or DEFAULT_EPSILONS
     with warnings.catch_warnings(record=True):

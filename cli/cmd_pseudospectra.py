@@ -18,6 +18,7 @@ from spectra_cli._common import (
     trust_option,
     use_agg,
     warn,
+    warn_unused,
 )
 
 
@@ -58,6 +59,10 @@ def _check_grid_path(ctx, param, value):
     if value is not None and not value.lower().endswith(".npz"):
         raise click.BadParameter(f"{value!r}: the grid is saved as .npz (the name must end in .npz)")
     return value
+
+
+#: matrices from this size up have their grid shared among --jobs threads (spectra.pseudospectra)
+_THREADS_FROM_N = 200
 
 
 def _grid_paths(save_grid: str | None, count: int) -> list[str]:
@@ -117,7 +122,8 @@ Examples:
     type=FiniteFloatRange(min=1e-12, max=1e-1),
     default=1e-8,
     show_default=True,
-    help="Relative accuracy of every grid value (against a dense SVD).",
+    help="Relative accuracy of every grid value (against a dense SVD; matrices below n = 55 get the "
+    "dense SVD itself).",
 )
 @click.option(
     "--field-of-values",
@@ -132,15 +138,16 @@ Examples:
     default=None,
     callback=_check_device,
     help="Run the Lanczos engine in torch on this device: cuda, cuda:K or cpu (complex128, batched "
-    "to fit the device memory; needs torch). Default: the numpy engine on the CPU.",
+    "to fit the device memory; needs torch; matrices below n = 55 get a dense SVD on the CPU instead). "
+    "Default: the numpy engine on the CPU.",
 )
 @click.option(
     "--jobs",
     "-j",
     type=click.IntRange(min=1),
     default=None,
-    help="Worker threads sharing each grid, used for matrices from n = 200 up (default: the usable "
-    "cores). Wall time only: "
+    help=f"Worker threads sharing each grid, used for matrices from n = {_THREADS_FROM_N} up on the "
+    "CPU engine (default: the usable cores). Wall time only: "
     "the values do not depend on it beyond rounding.",
 )
 @quiet_option
@@ -243,6 +250,14 @@ def pseudospectra(
             overlays.append([(np.append(w.real, w.real[0]), np.append(w.imag, w.imag[0]), label)])
     if not grids:
         raise nothing_usable(checkpoint, "draw")
+    if all(g.options["method"] == "svd" for g in grids):
+        below = grids[0].options["dense_below"]
+        warn_unused(
+            ["device", "tol", "jobs"],
+            f"here: below n = {below} every grid point is a dense SVD, exact to rounding",
+        )
+    elif device is not None or all(g.n < _THREADS_FROM_N for g in grids):
+        warn_unused(["jobs"], f"here: threads share a grid on the CPU engine from n = {_THREADS_FROM_N} up")
 
     # the levels drawn: a panel shares one set (given, or chosen from all the grids)
     drawn = None

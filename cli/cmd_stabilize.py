@@ -23,6 +23,7 @@ from spectra_cli._common import (
     trust_option,
     use_agg,
     warn,
+    warn_unused,
 )
 
 METHOD_NAMES = ["power", "exact", "svd-clip", "spectral-norm"]
@@ -119,6 +120,8 @@ def stabilize(checkpoint, output, method, iterations, target, seed, stacked, mat
     """
     from spectra.stabilize import StabilizeWarning, stabilize_checkpoint
 
+    if method != "power":
+        warn_unused(["iterations", "seed"], f"with --method {method}: only the power method iterates")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", StabilizeWarning)
         changes = stabilize_checkpoint(
@@ -368,6 +371,10 @@ def compare(
                 f"{', '.join(given)}: stabilisation options; they apply only with --stabilize METHOD, "
                 "not when comparing with AFTER"
             )
+    if method is not None and method != "power":
+        warn_unused(["iterations", "seed"], f"with --stabilize {method}: only the power method iterates")
+    if figure is None:
+        warn_unused(["npts"], "without -o (it sets the figure's grid)")
     refuse_input(figure, [before] if after is None else [before, after])
     sel = list(matrices) or None
     if method is None:

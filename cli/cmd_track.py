@@ -107,7 +107,10 @@ def _render_table(result) -> str:
     type=click.IntRange(min=2),
     default=None,
     metavar="N",
-    help="Also compute an N x N-point pseudospectra grid per matrix (e.g. 60).",
+    help="Also compute a pseudospectra grid of N points along its longer side per matrix (e.g. 60), "
+    "for the 'grid d_inst<=' column: the smallest sigma_min(zI - A) over its points with |z| >= 1, "
+    "a coarse upper bound on the distance to instability (computed exactly unless --fast). "
+    "The grid itself is not kept.",
 )
 @click.option(
     "--fast", is_flag=True, help="Only rho, norms and dep_F (no d_inst, Kreiss constant, transient peak)."

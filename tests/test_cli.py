@@ -1168,3 +1168,33 @@ def test_help_says_the_exit_codes_these_cases_give(tmp_path, capsys):
     stab_help = " ".join(run(["stabilize", "--help"], capsys)[1].split())
     assert rc == 3 and "whole pickled model" in err
     assert "3 unreadable input, or a file not written back in its format (a whole pickled model" in stab_help
+
+
+def test_options_without_effect_are_said_in_one_line(tmp_path, capsys):
+    # a review: --device/--tol/--jobs on a small matrix, --iterations/--seed with a method other
+    # than power, compare --npts without -o and analyze --fast --eps were accepted silently
+    p = _npy(tmp_path, np.array([[0.5, 2.0], [0.0, 0.3]]))
+    cases = [
+        (
+            ["pseudospectra", str(p), "-o", str(tmp_path / "p.png"), "--tol", "1e-3", "-j", "2"],
+            "--tol, --jobs",
+        ),
+        (["stabilize", str(p), "-o", str(tmp_path / "s.npy"), "--method", "exact", "--seed", "3"], "--seed"),
+        (["compare", str(p), "--stabilize", "svd-clip", "--iterations", "4"], "--iterations"),
+        (["compare", str(p), "--stabilize", "exact", "--npts", "50"], "--npts"),
+        (["analyze", str(p), "--fast", "--eps", "0.5"], "--eps"),
+    ]
+    for args, named in cases:
+        rc, _, err = run([*args, "-q"] if args[0] != "stabilize" else args, capsys)
+        lines = [line for line in err.splitlines() if "no effect" in line]
+        assert rc == 0 and len(lines) == 1 and lines[0].startswith(f"spectra: warning: {named}: no effect"), (
+            err
+        )
+    # where they do act, nothing is said
+    for args in (
+        ["stabilize", str(p), "-o", str(tmp_path / "t.npy"), "--method", "power", "--seed", "3"],
+        ["compare", str(p), "--stabilize", "exact", "--npts", "20", "-o", str(tmp_path / "c.png")],
+        ["analyze", str(p), "--eps", "0.5"],
+    ):
+        rc, _, err = run(args, capsys)
+        assert rc == 0 and "no effect" not in err, err
