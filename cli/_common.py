@@ -235,9 +235,47 @@ def echo_json(doc) -> None:
     click.echo(json.dumps(doc, indent=2, allow_nan=False))
 
 
+#: the library's messages name its Python keywords beside the options (``--force (force=True)``);
+#: on the command line only the option is named, and no keyword a command does not take
+_API_WORDS: tuple[tuple[str, str], ...] = (
+    (" (force=True)", ""),
+    ("pass trust=True (--trust-pickle)", "pass --trust-pickle"),
+    ("(pass kmax, or spectra transient --kmax, to go further)", "(spectra transient --kmax N goes further)"),
+)
+
+
+def cli_text(msg: str) -> str:
+    """A library message as the command line says it: :data:`_API_WORDS` replaced."""
+    for api, cli in _API_WORDS:
+        msg = msg.replace(api, cli)
+    return msg
+
+
 def warn(msg: str) -> None:
     """One warning line on stderr."""
-    click.echo(f"spectra: warning: {msg}", err=True)
+    click.echo(f"spectra: warning: {cli_text(str(msg))}", err=True)
+
+
+def load_one(checkpoint: str, trust: bool):
+    """:func:`spectra.load` for the commands that take one file; a folder gets a pointer to ``track``."""
+    import spectra
+
+    if os.path.isdir(checkpoint):
+        from spectra.errors import UnsupportedFormatError
+
+        raise UnsupportedFormatError(
+            f"{checkpoint}: is a directory, not a checkpoint file "
+            f"(spectra track {checkpoint} analyses every checkpoint in it)"
+        )
+    return spectra.load(checkpoint, trust=trust)
+
+
+def refuse_existing(out: str, force: bool) -> None:
+    """Refuse (exit 8) to replace an existing `out` without ``--force``, in the command line's words."""
+    if os.path.exists(out) and not os.path.isdir(out) and not force:
+        from spectra.errors import WriteError
+
+        raise WriteError(f"output {out!r} exists; pass --force to overwrite it")
 
 
 _POWER_NOTE = re.compile(

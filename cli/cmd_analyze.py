@@ -21,10 +21,12 @@ from spectra_cli._common import (
     fmt_kappa,
     fmt_kreiss,
     fmt_rho,
+    load_one,
     matrix_option,
     plural,
     progress_bar,
     quiet_option,
+    refuse_existing,
     refuse_input,
     schur_floor,
     table,
@@ -313,7 +315,7 @@ def analyze(checkpoint, matrices, as_json, as_csv, fast, eps, plots, trust, quie
     eps = eps or DEFAULT_EPSILONS
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
-        ckpt = spectra.load(checkpoint, trust=trust)
+        ckpt = load_one(checkpoint, trust)
         report = spectra.analyze(
             ckpt,
             matrices=matrices or None,
@@ -410,9 +412,7 @@ def ls(checkpoint, as_json, trust, quiet):
     Example:
       spectra ls model.pt
     """
-    import spectra
-
-    ckpt = spectra.load(checkpoint, trust=trust)
+    ckpt = load_one(checkpoint, trust)
     if as_json:
         echo_json(
             {
@@ -498,6 +498,8 @@ def extract(checkpoint, output, matrices, force, trust):
 
     ckpt = spectra.load(checkpoint, trust=trust)
     chosen = ckpt.select(list(matrices) or None)
+    refuse_input(output, [checkpoint])
+    refuse_existing(output, force)
     check_output(checkpoint, output, force=force)
 
     def write(tmp: str) -> None:

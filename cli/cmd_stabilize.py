@@ -16,6 +16,7 @@ from spectra_cli._common import (
     fmt_rho,
     grouped_notes,
     matrix_option,
+    refuse_existing,
     refuse_input,
     rho_error,
     schur_floor,
@@ -122,6 +123,8 @@ def stabilize(checkpoint, output, method, iterations, target, seed, stacked, mat
 
     if method != "power":
         warn_unused(["iterations", "seed"], f"with --method {method}: only the power method iterates")
+    refuse_input(output, [checkpoint])
+    refuse_existing(output, force)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", StabilizeWarning)
         changes = stabilize_checkpoint(

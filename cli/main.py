@@ -99,8 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (library errors and warnings become one line on stderr)."""
     import warnings
 
+    from spectra_cli._common import warn
+
     def one_line(message, category, filename, lineno, file=None, line=None):
-        click.echo(f"spectra: warning: {message}", err=True)
+        warn(str(message))
 
     shown = warnings.showwarning
     warnings.showwarning = one_line  # library warnings as one line, not file:line: Category
@@ -139,6 +141,8 @@ def _run(argv: list[str] | None) -> int:
         # one line, as every other error (click's own block is four: usage, hint, blank, error)
         where = exc.ctx.command_path if exc.ctx is not None else "spectra"
         msg = " ".join(exc.format_message().split())
+        if where in ("spectra analyze", "spectra ls") and "unexpected extra argument" in msg:
+            msg += "; it takes one file: 'spectra track FILES...' analyses several, or a folder"
         click.echo(f"{where}: error: {msg} (see '{where} --help')", err=True)
         return exc.exit_code
     except click.ClickException as exc:
@@ -149,7 +153,9 @@ def _run(argv: list[str] | None) -> int:
         return 130
     except SpectraError as exc:
         code = next(c for cls, c in EXIT_CODES.items() if isinstance(exc, cls))
-        click.echo(f"spectra: error: {exc}", err=True)
+        from spectra_cli._common import cli_text
+
+        click.echo(f"spectra: error: {cli_text(str(exc))}", err=True)
         return code
     except BrokenPipeError:
         return EXIT_ON_BROKEN_PIPE

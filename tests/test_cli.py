@@ -1198,3 +1198,38 @@ def test_options_without_effect_are_said_in_one_line(tmp_path, capsys):
     ):
         rc, _, err = run(args, capsys)
         assert rc == 0 and "no effect" not in err, err
+
+
+def test_messages_name_options_not_python_keywords(tmp_path, capsys):
+    # a review: 'pass --force (force=True)', 'pass trust=True (--trust-pickle)' and, in commands
+    # with no --kmax, 'pass kmax, or spectra transient --kmax' were CLI messages
+    import torch
+
+    p = _npy(tmp_path, np.array([[0.999, 1.0], [0.0, 0.999]]))  # powers still above 1 at the cap
+    (tmp_path / "o.npy").write_bytes(b"")
+    for cmd in (
+        ["extract", str(p), "-o", str(tmp_path / "o.npy")],
+        ["stabilize", str(p), "-o", str(tmp_path / "o.npy")],
+    ):
+        rc, _, err = run(cmd, capsys)
+        assert rc == 8 and err.strip().endswith("exists; pass --force to overwrite it"), err
+    torch.jit.script(torch.nn.GRU(2, 3)).save(str(tmp_path / "ts.pt"))
+    rc, _, err = run(
+        ["stabilize", str(tmp_path / "ts.pt"), "-o", str(tmp_path / "ts2.pt"), "--method", "exact"], capsys
+    )
+    assert rc == 4 and "pass --trust-pickle if you trust it" in err
+    for cmd in (["analyze", str(p)], ["compare", str(p), "--stabilize", "exact"], ["kreiss", str(p)]):
+        _, _, err = run(cmd, capsys)
+        assert "(spectra transient --kmax N goes further)" in err, err
+    for cmd in (["extract", str(p), "-o", str(tmp_path / "o.npy")], ["analyze", str(p)], ["kreiss", str(p)]):
+        _, _, err = run(cmd, capsys)
+        assert "=True" not in err and "pass kmax" not in err
+
+
+def test_analyze_and_ls_point_to_track_for_several_files_or_a_folder(tmp_path, capsys):
+    a, b = _npy(tmp_path, np.eye(2) * 0.5, "a.npy"), _npy(tmp_path, np.eye(2) * 0.4, "b.npy")
+    for cmd in ("analyze", "ls"):
+        rc, out, err = run([cmd, str(a), str(b)], capsys)
+        assert rc == 2 and "spectra track FILES..." in err and len(err.splitlines()) == 1
+        rc, out, err = run([cmd, str(tmp_path)], capsys)
+        assert rc == 3 and f"spectra track {tmp_path} analyses every checkpoint" in err and out == ""
