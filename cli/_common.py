@@ -235,9 +235,47 @@ def echo_json(doc) -> None:
     click.echo(json.dumps(doc, indent=2, allow_nan=False))
 
 
+#: the library's messages name its Python keywords beside the options (``--force (force=True)``);
+#: on the command line only the option is named, and no keyword a command does not take
+_API_WORDS: tuple[tuple[str, str], ...] = (
+    (" (force=True)", ""),
+    ("pass trust=True (--trust-pickle)", "pass --trust-pickle"),
+    ("(pass kmax, or spectra transient --kmax, to go further)", "(spectra transient --kmax N goes further)"),
+)
+
+
+def cli_text(msg: str) -> str:
+    """A library message as the command line says it: :data:`_API_WORDS` replaced."""
+    for api, cli in _API_WORDS:
+        msg = msg.replace(api, cli)
+    return msg
+
+
 def warn(msg: str) -> None:
     """One warning line on stderr."""
-    click.echo(f"spectra: warning: {msg}", err=True)
+    click.echo(f"spectra: warning: {cli_text(str(msg))}", err=True)
+
+
+def load_one(checkpoint: str, trust: bool):
+    """:func:`spectra.load` for the commands that take one file; a folder gets a pointer to ``track``."""
+    import spectra
+
+    if os.path.isdir(checkpoint):
+        from spectra.errors import UnsupportedFormatError
+
+        raise UnsupportedFormatError(
+            f"{checkpoint}: is a directory, not a checkpoint file "
+            f"(spectra track {checkpoint} analyses every checkpoint in it)"
+        )
+    return spectra.load(checkpoint, trust=trust)
+
+
+def refuse_existing(out: str, force: bool) -> None:
+    """Refuse (exit 8) to replace an existing `out` without ``--force``, in the command line's words."""
+    if os.path.exists(out) and not os.path.isdir(out) and not force:
+        from spectra.errors import WriteError
+
+        raise WriteError(f"output {out!r} exists; pass --force to overwrite it")
 
 
 _POWER_NOTE = re.compile(
@@ -317,6 +355,38 @@ def check_figure_path(ctx, param, value):
         if not os.access(parent, os.W_OK):
             raise WriteError(f"output {value!r}: folder {parent!r} is not writable")
     return value
+
+
+def given(name: str) -> bool:
+    """Whether the current command's option `name` (its parameter name) was on the command line."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    return ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+
+
+def warn_unused(names: Sequence[str], why: str) -> None:
+    """One warning for options given on the command line that have no effect: ``--a, --b: no effect ...``."""
+    shown = [f"--{n.replace('_', '-')}" for n in names if given(n)]
+    if shown:
+        warn(f"{', '.join(shown)}: no effect {why}")
+
+
+def refuse_input(out: str | None, inputs: Sequence[str]) -> None:
+    """Refuse (exit 8) to write `out` over one of the `inputs`, also through a link.
+
+    Every output of a command that reads a checkpoint goes through this check
+    (:func:`spectra.writeback.check_output`, as ``stabilize`` and ``extract`` use): a figure,
+    a grid, a CSV file or a plot folder's figure named like its input would have replaced the
+    checkpoint. Figures, grids and CSV files that are not an input are replaced when they exist
+    (they are made from the input again); ``stabilize`` and ``extract`` need ``--force``.
+    """
+    if out is None or out == "-":
+        return
+    from spectra.writeback import check_output
+
+    for inp in inputs:
+        check_output(inp, out, force=True)
 
 
 def eps_list(default: tuple[float, ...] | None):

@@ -21,15 +21,19 @@ from spectra_cli._common import (
     fmt_kappa,
     fmt_kreiss,
     fmt_rho,
+    load_one,
     matrix_option,
     plural,
     progress_bar,
     quiet_option,
+    refuse_existing,
+    refuse_input,
     schur_floor,
     table,
     trust_option,
     use_agg,
     warn,
+    warn_unused,
 )
 
 EPS_HELP = "Comma-separated ε for the pseudospectral radius ρ_ε (default 1e-3,1e-2,1e-1)."
@@ -204,7 +208,12 @@ def _render_table(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def _render_csv(doc: dict) -> str:
+def _render_csv(doc: dict, figures, epsilons) -> str:
+    """One CSV row per matrix; the columns depend on the options only (`figures`, `epsilons`).
+
+    A file whose matrices all hold NaN has the same header as any other (empty cells), so
+    CSV files of several checkpoints can be joined.
+    """
     keys = [
         "id",
         "layer",
@@ -224,18 +233,17 @@ def _render_csv(doc: dict) -> str:
         "stable",
         "marginal",
     ]
-    eps_keys = sorted({k for m in doc["matrices"] for k in (m.get("pseudospectral_radius") or {})}, key=float)
-    from spectra.normality import FIGURE_KEYS
+    from spectra.normality import FIGURE_KEYS, eps_label
 
-    # every scalar figure analyze adds (the pseudospectral radii have their own columns above)
     per_eps = ("pseudospectral_radius", "pseudospectral_radius_reliable")
-    scalar = [k for keys in FIGURE_KEYS.values() for k in keys if k not in per_eps]
-    extra = [k for k in scalar if any(k in m for m in doc["matrices"])]
-    flags = any("pseudospectral_radius_reliable" in m for m in doc["matrices"])
+    flags = "pseudospectra" in figures
+    eps_keys = sorted(dict.fromkeys(eps_label(e) for e in epsilons), key=float) if flags else []
+    # every scalar figure analyze computes (the pseudospectral radii have their own columns above)
+    extra = [k for f in figures for k in FIGURE_KEYS.get(f, ()) if k not in per_eps]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     # columns added later go last, so readers by position keep working
-    late = [k for k in ("spectral_radius_error", "henrici_error") if any(k in m for m in doc["matrices"])]
+    late = ["spectral_radius_error", "henrici_error"]
     w.writerow(
         keys
         + [f"pseudospectral_radius_{k}" for k in eps_keys]
@@ -268,7 +276,8 @@ def _render_csv(doc: dict) -> str:
     "--plots",
     type=click.Path(file_okay=False),
     metavar="DIR",
-    help="Also write one pseudospectra figure per matrix (PNG) into DIR.",
+    help="Also write one pseudospectra figure per matrix (PNG) into DIR, named after its id "
+    "(NAME.2.png where two ids give one name).",
 )
 @trust_option
 @quiet_option
@@ -300,15 +309,18 @@ def analyze(checkpoint, matrices, as_json, as_csv, fast, eps, plots, trust, quie
     import spectra
     from spectra.normality import DEFAULT_EPSILONS, FIGURES
 
+    if fast:
+        warn_unused(["eps"], "with --fast (no pseudospectral radii are computed)")
     figures = ("basic",) if fast else FIGURES
+    eps = eps or DEFAULT_EPSILONS
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
-        ckpt = spectra.load(checkpoint, trust=trust)
+        ckpt = load_one(checkpoint, trust)
         report = spectra.analyze(
             ckpt,
             matrices=matrices or None,
             figures=figures,
-            epsilons=eps or DEFAULT_EPSILONS,
+            epsilons=eps,
             progress=progress_bar("analyze", quiet or as_json or as_csv),
         )
     for w in report.warnings:
@@ -317,14 +329,14 @@ def analyze(checkpoint, matrices, as_json, as_csv, fast, eps, plots, trust, quie
     if as_json:
         echo_json(doc)
     elif as_csv:
-        click.echo(_render_csv(doc))
+        click.echo(_render_csv(doc, figures, eps))
     else:
         click.echo(_render_table(doc))
     if plots:
-        _write_plots(ckpt, report, plots, quiet)
+        _write_plots(checkpoint, ckpt, report, plots, quiet)
 
 
-def _write_plots(ckpt, report, directory: str, quiet: bool) -> None:
+def _write_plots(checkpoint: str, ckpt, report, directory: str, quiet: bool) -> None:
     use_agg()
     import matplotlib.pyplot as plt
 
@@ -338,21 +350,54 @@ def _write_plots(ckpt, report, directory: str, quiet: bool) -> None:
 
         why = exc.strerror or exc
         raise WriteError(f"--plots {directory}: the folder could not be created ({why})") from None
-    for m in report.matrices:
-        if not m.finite:
-            continue
+    drawn = [m for m in report.matrices if m.finite]
+    names = plot_names([m.id for m in drawn])
+    todo = [(m, os.path.join(directory, names[m.id])) for m in drawn]
+    for _, path in todo:  # said before the first grid is computed
+        refuse_input(path, [checkpoint])
+    owner = {name.casefold(): mid for mid, name in names.items()}
+    for m, path in todo:
+        plain = _safe_name(m.id) + ".png"
+        if names[m.id] != plain:  # said even with -q: the name does not say which matrix it is
+            warn(f"{m.id}: figure written as {path} ({plain} is {owner[plain.casefold()]}'s)")
         grid = spectra.pseudospectra(ckpt[m.id].matrix, matrix_id=m.id)
         # as `spectra pseudospectra` draws one matrix: same size, title and resolution
         fig, ax = plt.subplots(figsize=(5.5, 4.8))
         grid.plot(ax=ax)
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in m.id).strip("_")
-        path = os.path.join(directory, f"{safe}.png")
         try:
             save_figure(fig, path)
         finally:
             plt.close(fig)
         if not quiet:
-            click.echo(f"wrote {path}", err=True)
+            click.echo(f"wrote {path} ({m.id})", err=True)
+
+
+def _safe_name(matrix_id: str) -> str:
+    """`matrix_id` as a file name: characters other than letters, digits and ``._-`` as ``_``."""
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in matrix_id).strip("_")
+    return safe or "matrix"
+
+
+def plot_names(ids: list[str]) -> dict[str, str]:
+    """One distinct ``.png`` file name per matrix id, for ``analyze --plots``.
+
+    Ids become :func:`_safe_name`; where two give the same name (``enc/lstm`` and
+    ``enc_lstm``, or names that differ only in case, one file on a case-insensitive file
+    system), an id that needed no change keeps the plain name and the others get ``.2``,
+    ``.3``, ... before ``.png``.
+    """
+    taken: set[str] = set()
+    out: dict[str, str] = {}
+    # ids that are already file names first: they keep their own name
+    for mid in sorted(ids, key=lambda i: _safe_name(i) != i):
+        stem = _safe_name(mid)
+        name, k = f"{stem}.png", 1
+        while name.casefold() in taken:
+            k += 1
+            name = f"{stem}.{k}.png"
+        taken.add(name.casefold())
+        out[mid] = name
+    return out
 
 
 @click.command(name="ls")
@@ -367,9 +412,7 @@ def ls(checkpoint, as_json, trust, quiet):
     Example:
       spectra ls model.pt
     """
-    import spectra
-
-    ckpt = spectra.load(checkpoint, trust=trust)
+    ckpt = load_one(checkpoint, trust)
     if as_json:
         echo_json(
             {
@@ -455,6 +498,8 @@ def extract(checkpoint, output, matrices, force, trust):
 
     ckpt = spectra.load(checkpoint, trust=trust)
     chosen = ckpt.select(list(matrices) or None)
+    refuse_input(output, [checkpoint])
+    refuse_existing(output, force)
     check_output(checkpoint, output, force=force)
 
     def write(tmp: str) -> None:

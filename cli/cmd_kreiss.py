@@ -19,6 +19,7 @@ from spectra_cli._common import (
     matrix_option,
     nothing_usable,
     quiet_option,
+    refuse_input,
     rho_error,
     table,
     trust_option,
@@ -45,8 +46,12 @@ def _peak_cells(d: dict) -> list[str]:
     return ["≥" + fmt_bound(t["peak"], up=False), str(t["peak_k"])]
 
 
-def _chosen(checkpoint: str, matrices, trust: bool):
-    """Load, select, and drop (with a warning) matrices holding NaN/Inf or out of the float range."""
+def _chosen(checkpoint: str, matrices, trust: bool, *, keep: bool = False):
+    """Load, select, and drop (with a warning) matrices holding NaN/Inf or out of the float range.
+
+    With `keep`, the dropped ones are returned too, as ``(matrix, usable)`` pairs: ``kreiss``
+    lists them with ``finite: false``, as ``analyze`` does.
+    """
     import spectra
 
     ckpt = spectra.load(checkpoint, trust=trust)
@@ -56,10 +61,43 @@ def _chosen(checkpoint: str, matrices, trust: bool):
     for m in ckpt.select(list(matrices) or None):
         why = unusable(m.matrix, m.finite)
         if why:
-            warn(f"{m.id}: {why}; skipped (nothing can be computed from it)")
+            warn(
+                f"{m.id}: {why}; " + ("not analysed" if keep else "skipped (nothing can be computed from it)")
+            )
+            if keep:
+                out.append((m, False))
             continue
-        out.append(m)
+        out.append((m, True) if keep else m)
     return ckpt, out
+
+
+def _not_analysed(m) -> dict:
+    """The ``kreiss --json`` entry of a matrix holding NaN/Inf: its identity, every figure null."""
+    return {
+        "id": m.id,
+        "n": m.n,
+        "finite": False,
+        "spectral_radius": None,
+        "norm_2": None,
+        "kreiss": {
+            "value": None,
+            "lower": None,
+            "upper": None,
+            "certified": False,
+            "z": None,
+            "message": None,
+        },
+        "bracket": [None, None],
+        "transient": {
+            "peak": None,
+            "peak_k": None,
+            "peak_is_lower_bound": None,
+            "kmax": None,
+            "position_in_bracket": None,
+        },
+        "numerical_radius": None,
+        "numerical_radius_upper": None,
+    }
 
 
 def _num(x: float):
@@ -128,6 +166,7 @@ def transient(checkpoint, matrices, kmax, kreiss, panels, output, quiet, trust):
     from spectra.plot.pseudospectra import save_figure
     from spectra.plot.transient import plot_transient, plot_transient_panels
 
+    refuse_input(output, [checkpoint])
     _, chosen = _chosen(checkpoint, matrices, trust)
     if not chosen:
         raise nothing_usable(checkpoint, "plot")
@@ -203,12 +242,15 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
     from spectra.kreiss import kreiss_constant, transient_growth
     from spectra.numerical_range import radius_bracket
 
-    ckpt, chosen = _chosen(checkpoint, matrices, trust)
-    if not chosen:
+    ckpt, selected = _chosen(checkpoint, matrices, trust, keep=True)
+    if not any(ok for _, ok in selected):
         raise nothing_usable(checkpoint, "compute")
     cert = {"auto": "auto", "yes": True, "no": False}[certify]
     docs = []
-    for m in chosen:
+    for m, ok in selected:
+        if not ok:  # listed, as analyze lists it, so ids match across commands
+            docs.append(_not_analysed(m))
+            continue
         if not quiet and not as_json and sys.stderr.isatty():
             click.echo(f"{m.id}: ...", err=True)
         with warnings.catch_warnings(record=True) as caught:
@@ -227,6 +269,7 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
             {
                 "id": m.id,
                 "n": m.n,
+                "finite": True,
                 "spectral_radius": _num(kr.spectral_radius),
                 "norm_2": _num(kr.norm),
                 "kreiss": {
@@ -255,12 +298,16 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
     if as_json:
         echo_json({"schema_version": SCHEMA_VERSION, "source": ckpt.path, "matrices": docs})
         return
-    for d, m in zip(docs, chosen):
+    for d, (m, _) in zip(docs, selected):
         # near 1, rho is printed to the digits that tell it from 1: only those rounding resolves
         near = isinstance(d["spectral_radius"], float) and abs(d["spectral_radius"] - 1) < 5e-4
         d["_rho_error"] = rho_error(m.matrix) if near else 0.0
+    header = ["id", "n", "rho", "K lower", "K upper", "e*n*K", "peak", "k*", "w(A)"]
     rows = []
     for d in docs:
+        if not d["finite"]:
+            rows.append([d["id"], str(d["n"])] + ["-"] * (len(header) - 2))
+            continue
         k = d["kreiss"]
         rows.append(
             [
@@ -274,7 +321,8 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
                 fmt_bracketed(d["numerical_radius"], d["numerical_radius"], d["numerical_radius_upper"]),
             ]
         )
-    header = ["id", "n", "rho", "K lower", "K upper", "e*n*K", "peak", "k*", "w(A)"]
     click.echo(table(rows, header))
     if any(r[4].endswith("*") for r in rows):  # part of the table: on stdout with it
         click.echo("* upper bound not certified to --rtol (see --json 'message')")
+    if not all(d["finite"] for d in docs):
+        click.echo("-: not analysed (NaN/Inf, or out of the float range)")

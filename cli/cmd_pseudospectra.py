@@ -14,9 +14,11 @@ from spectra_cli._common import (
     nothing_usable,
     progress_bar,
     quiet_option,
+    refuse_input,
     trust_option,
     use_agg,
     warn,
+    warn_unused,
 )
 
 
@@ -57,6 +59,20 @@ def _check_grid_path(ctx, param, value):
     if value is not None and not value.lower().endswith(".npz"):
         raise click.BadParameter(f"{value!r}: the grid is saved as .npz (the name must end in .npz)")
     return value
+
+
+#: matrices from this size up have their grid shared among --jobs threads (spectra.pseudospectra)
+_THREADS_FROM_N = 200
+
+
+def _grid_paths(save_grid: str | None, count: int) -> list[str]:
+    """The files ``--save-grid NAME.npz`` writes: NAME.npz for one grid, NAME.0.npz, ... for several."""
+    if not save_grid:
+        return []
+    if count == 1:
+        return [save_grid]
+    stem = save_grid[: -len(".npz")]
+    return [f"{stem}.{k}.npz" for k in range(count)]
 
 
 @click.command(
@@ -106,7 +122,8 @@ Examples:
     type=FiniteFloatRange(min=1e-12, max=1e-1),
     default=1e-8,
     show_default=True,
-    help="Relative accuracy of every grid value (against a dense SVD).",
+    help="Relative accuracy of every grid value (against a dense SVD; matrices below n = 55 get the "
+    "dense SVD itself).",
 )
 @click.option(
     "--field-of-values",
@@ -121,15 +138,16 @@ Examples:
     default=None,
     callback=_check_device,
     help="Run the Lanczos engine in torch on this device: cuda, cuda:K or cpu (complex128, batched "
-    "to fit the device memory; needs torch). Default: the numpy engine on the CPU.",
+    "to fit the device memory; needs torch; matrices below n = 55 get a dense SVD on the CPU instead). "
+    "Default: the numpy engine on the CPU.",
 )
 @click.option(
     "--jobs",
     "-j",
     type=click.IntRange(min=1),
     default=None,
-    help="Worker threads sharing each grid, used for matrices from n = 200 up (default: the usable "
-    "cores). Wall time only: "
+    help=f"Worker threads sharing each grid, used for matrices from n = {_THREADS_FROM_N} up on the "
+    "CPU engine (default: the usable cores). Wall time only: "
     "the values do not depend on it beyond rounding.",
 )
 @quiet_option
@@ -169,6 +187,7 @@ def pseudospectra(
 
     if jobs is None:
         jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    refuse_input(output, [checkpoint])  # before the grids (minutes), as the folder checks
     ckpt = spectra.load(checkpoint, trust=trust)
     chosen = ckpt.select(list(matrices))
     if not chosen:
@@ -185,6 +204,8 @@ def pseudospectra(
             warn(f"{m.id}: {why}; skipped")
         else:
             usable.append(m)
+    for path in _grid_paths(save_grid, len(usable)):
+        refuse_input(path, [checkpoint])
     # a panel row (a tensor's gates) is computed and drawn on one box, unless --bounds gives one
     boxes = [bounds] * len(usable)
     if bounds is None:
@@ -229,6 +250,14 @@ def pseudospectra(
             overlays.append([(np.append(w.real, w.real[0]), np.append(w.imag, w.imag[0]), label)])
     if not grids:
         raise nothing_usable(checkpoint, "draw")
+    if all(g.options["method"] == "svd" for g in grids):
+        below = grids[0].options["dense_below"]
+        warn_unused(
+            ["device", "tol", "jobs"],
+            f"here: below n = {below} every grid point is a dense SVD, exact to rounding",
+        )
+    elif device is not None or all(g.n < _THREADS_FROM_N for g in grids):
+        warn_unused(["jobs"], f"here: threads share a grid on the CPU engine from n = {_THREADS_FROM_N} up")
 
     # the levels drawn: a panel shares one set (given, or chosen from all the grids)
     drawn = None
@@ -259,11 +288,8 @@ def pseudospectra(
     finally:
         plt.close(fig)
     click.echo(f"wrote {output}", err=True)
-    if save_grid:
-        stem = save_grid[: -len(".npz")]
-        for k, g in enumerate(grids):
-            path = save_grid if len(grids) == 1 else f"{stem}.{k}.npz"
-            g.save(path)
-            click.echo(f"wrote {path} ({g.matrix_id})", err=True)
+    for path, g in zip(_grid_paths(save_grid, len(grids)), grids):
+        g.save(path)
+        click.echo(f"wrote {path} ({g.matrix_id})", err=True)
     for line in summary:
         click.echo(line)

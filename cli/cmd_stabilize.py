@@ -16,12 +16,15 @@ from spectra_cli._common import (
     fmt_rho,
     grouped_notes,
     matrix_option,
+    refuse_existing,
+    refuse_input,
     rho_error,
     schur_floor,
     table,
     trust_option,
     use_agg,
     warn,
+    warn_unused,
 )
 
 METHOD_NAMES = ["power", "exact", "svd-clip", "spectral-norm"]
@@ -39,10 +42,12 @@ STABILIZE_EPILOG = """\b
 Exit codes:
   0  the file was written
   2  usage error (bad option or argument)
-  3  unreadable input, 4 unsafe input (needs --trust-pickle), 5 no recurrent
-     matrix, 6 unknown --matrix id, 7 not a square matrix, 8 OUTPUT exists
-     (use --force) or could not be written, 9 a matrix cannot be written back
-     (spectral_norm wrapper, LSTM projection)
+  3  unreadable input, or a file not written back in its format (a whole
+     pickled model: stabilize its state_dict), 4 unsafe input (needs
+     --trust-pickle), 5 no recurrent matrix, 6 unknown --matrix id, 7 not a
+     square matrix, 8 OUTPUT is the input, exists (use --force) or could not be
+     written, 9 a matrix cannot be written back (spectral_norm wrapper, LSTM
+     projection)
 """
 
 COMPARE_EPILOG = """\b
@@ -110,10 +115,16 @@ def stabilize(checkpoint, output, method, iterations, target, seed, stacked, mat
     Only the recurrent weights change (cast back to their stored dtype);
     everything else in the file is kept. The input is never modified and
     OUTPUT is written atomically. Prints, per matrix, the method's estimate,
-    the factor applied and the spectral radius before and after.
+    the factor every weight was multiplied by (scale; '-' for svd-clip, which
+    clips the singular values above --target instead: no one factor), and the
+    spectral radius before and after.
     """
     from spectra.stabilize import StabilizeWarning, stabilize_checkpoint
 
+    if method != "power":
+        warn_unused(["iterations", "seed"], f"with --method {method}: only the power method iterates")
+    refuse_input(output, [checkpoint])
+    refuse_existing(output, force)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", StabilizeWarning)
         changes = stabilize_checkpoint(
@@ -152,7 +163,7 @@ def stabilize(checkpoint, output, method, iterations, target, seed, stacked, mat
                         "id": c.id,
                         "source": c.source,
                         "estimate": _j(c.estimate),
-                        "scale": _j(c.scale),
+                        "scale": None if method == "svd-clip" else _j(c.scale),
                         "changed": c.changed,
                         "spectral_radius_before": _j(c.spectral_radius_before),
                         "spectral_radius_after": _j(c.spectral_radius_after),
@@ -167,7 +178,7 @@ def stabilize(checkpoint, output, method, iterations, target, seed, stacked, mat
             [
                 c.id,
                 fmt(c.estimate),
-                fmt(c.scale),
+                "-" if method == "svd-clip" else fmt(c.scale),
                 fmt(c.spectral_radius_before),
                 fmt(c.spectral_radius_after),
                 "yes" if c.changed else "no",
@@ -175,6 +186,11 @@ def stabilize(checkpoint, output, method, iterations, target, seed, stacked, mat
             for c in changes
         ]
         click.echo(table(rows, ["id", "estimate", "scale", "rho before", "rho after", "changed"]))
+        if method == "svd-clip":
+            click.echo(
+                "scale -: svd-clip multiplies by no single factor; it clips the singular values above "
+                "--target (estimate: sigma_max" + (", of the whole stored tensor)" if stacked else ")")
+            )
     n = sum(c.changed for c in changes)
     click.echo(f"wrote {output} ({n} of {len(changes)} matrices changed, method {method})", err=True)
 
@@ -358,6 +374,11 @@ def compare(
                 f"{', '.join(given)}: stabilisation options; they apply only with --stabilize METHOD, "
                 "not when comparing with AFTER"
             )
+    if method is not None and method != "power":
+        warn_unused(["iterations", "seed"], f"with --stabilize {method}: only the power method iterates")
+    if figure is None:
+        warn_unused(["npts"], "without -o (it sets the figure's grid)")
+    refuse_input(figure, [before] if after is None else [before, after])
     sel = list(matrices) or None
     if method is None:
         result = compare_checkpoints(

@@ -14,6 +14,7 @@ from spectra_cli._common import (
     plural,
     progress_bar,
     quiet_option,
+    refuse_input,
     table,
     trust_option,
     warn,
@@ -106,7 +107,10 @@ def _render_table(result) -> str:
     type=click.IntRange(min=2),
     default=None,
     metavar="N",
-    help="Also compute an N x N-point pseudospectra grid per matrix (e.g. 60).",
+    help="Also compute a pseudospectra grid of N points along its longer side per matrix (e.g. 60), "
+    "for the 'grid d_inst<=' column: the smallest sigma_min(zI - A) over its points with |z| >= 1, "
+    "a coarse upper bound on the distance to instability (computed exactly unless --fast). "
+    "The grid itself is not kept.",
 )
 @click.option(
     "--fast", is_flag=True, help="Only rho, norms and dep_F (no d_inst, Kreiss constant, transient peak)."
@@ -176,6 +180,17 @@ def track(inputs, jobs, scheduler, as_json, csv_path, output, grid, fast, cache_
         raise click.UsageError("--json and --csv - both write to stdout; give --csv a file name")
     from spectra.track import track as run_track
 
+    if output or (csv_path and csv_path != "-"):
+        # before the analysis: neither output may replace a checkpoint it reads
+        import warnings
+
+        from spectra.track import discover
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # track() says them below
+            found = [f.path for f in discover(list(inputs))]
+        refuse_input(output, found)
+        refuse_input(csv_path, found)
     result = run_track(
         list(inputs),
         fast=fast,

@@ -43,12 +43,16 @@ Exit codes:
   0  success
   1  a finding (compare: some matrix got less robust) or an unexpected failure
   2  usage error (bad option or argument)
-  3  unreadable file: corrupt, truncated, empty, or not a supported format
+  3  unreadable file: corrupt, truncated, empty, or not a supported format (stabilize:
+     also a format not written back, such as a whole pickled model)
   4  unsafe file: reading it would execute pickled code (opt in: --trust-pickle)
   5  the file holds no recurrent weight matrix
-  6  --matrix names an id the file does not hold
-  7  a matrix is not square, holds NaN/Inf, or has entries beyond 1e120 in magnitude
-  8  the output file could not be written (exists: use --force)
+  6  --matrix names an id the file does not hold (or FILE.h5:/PATH names no dataset)
+  7  a matrix is not square; or every selected matrix holds NaN/Inf or entries beyond
+     1e120 (kreiss, transient, pseudospectra; analyze, ls, compare and stabilize list
+     such matrices as finite: false and go on); train: training diverged
+  8  an output could not be written, or would replace an input file (stabilize,
+     extract: also when it exists; --force overwrites)
   9  any other rnn-spectra error
   10 track: some checkpoints could not be analysed (listed on stderr; the others were written)
 """
@@ -95,8 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (library errors and warnings become one line on stderr)."""
     import warnings
 
+    from spectra_cli._common import warn
+
     def one_line(message, category, filename, lineno, file=None, line=None):
-        click.echo(f"spectra: warning: {message}", err=True)
+        warn(str(message))
 
     shown = warnings.showwarning
     warnings.showwarning = one_line  # library warnings as one line, not file:line: Category
@@ -135,6 +141,8 @@ def _run(argv: list[str] | None) -> int:
         # one line, as every other error (click's own block is four: usage, hint, blank, error)
         where = exc.ctx.command_path if exc.ctx is not None else "spectra"
         msg = " ".join(exc.format_message().split())
+        if where in ("spectra analyze", "spectra ls") and "unexpected extra argument" in msg:
+            msg += "; it takes one file: 'spectra track FILES...' analyses several, or a folder"
         click.echo(f"{where}: error: {msg} (see '{where} --help')", err=True)
         return exc.exit_code
     except click.ClickException as exc:
@@ -145,7 +153,9 @@ def _run(argv: list[str] | None) -> int:
         return 130
     except SpectraError as exc:
         code = next(c for cls, c in EXIT_CODES.items() if isinstance(exc, cls))
-        click.echo(f"spectra: error: {exc}", err=True)
+        from spectra_cli._common import cli_text
+
+        click.echo(f"spectra: error: {cli_text(str(exc))}", err=True)
         return code
     except BrokenPipeError:
         return EXIT_ON_BROKEN_PIPE

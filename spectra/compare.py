@@ -131,7 +131,8 @@ class MatrixComparison:
     notes : list of str
         Warnings (non-finite weights, missing modules, stabilisation notes).
     stabilize : dict or None
-        For :func:`compare_stabilized`: method, estimate, scale, changed.
+        For :func:`compare_stabilized`: method, estimate, scale (the factor applied; None
+        for ``svd-clip``, which applies no single factor), changed.
     before, after : (n, n) ndarray
         The two matrices (not in the JSON).
     lower_bounds : dict of str to (bool, bool)
@@ -518,7 +519,8 @@ def compare_stabilized(
             "iterations": iterations,
             "target": float(target),
             "estimate": c.estimate,
-            "scale": c.scale,
+            # svd-clip clips singular values: no one factor was applied (c.scale is target/sigma_max)
+            "scale": None if c.method == "svd-clip" else c.scale,
             "changed": c.changed,
         }
         mc.notes.extend(c.warnings)

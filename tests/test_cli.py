@@ -1024,3 +1024,228 @@ def test_a_verdict_rounding_cannot_settle_says_so(tmp_path, capsys):
     np.save(tmp_path / "b.npy", np.diag([0.5, 0.96]))  # well-conditioned: the verdict as before
     _, out = _analyze_row(tmp_path / "b.npy", capsys, "--fast")
     assert out.splitlines()[4].rstrip().endswith("stable") and "not resolved" not in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["pseudospectra", "{ckpt}", "-o", "{tmp}/p.png", "--save-grid", "{ckpt}"],
+        ["pseudospectra", "{ckpt}", "-o", "{tmp}/link.png"],
+        ["transient", "{ckpt}", "-o", "{tmp}/link.png"],
+        ["compare", "{ckpt}", "--stabilize", "exact", "-o", "{tmp}/link.png"],
+        ["track", "{ckpt}", "--fast", "--no-cache", "--csv", "{ckpt}"],
+        ["track", "{tmp}", "--fast", "--no-cache", "--csv", "{ckpt}"],
+        ["track", "{ckpt}", "--fast", "--no-cache", "-o", "{tmp}/link.png"],
+        ["analyze", "{ckpt}", "--fast", "--plots", "{tmp}/figs"],
+    ],
+)
+def test_no_output_replaces_the_input_checkpoint(tmp_path, capsys, args):
+    # a review: --save-grid, track --csv and every figure output replaced the checkpoint they read
+    # (exit 0); now refused as stabilize and extract refuse it, also through a link (exit 8)
+    ckpt = tmp_path / "s.npz"
+    np.savez(ckpt, a=np.array([[0.5, 2.0], [0.0, 0.3]]))
+    before = ckpt.read_bytes()
+    (tmp_path / "link.png").symlink_to(ckpt)
+    (tmp_path / "figs").mkdir()
+    (tmp_path / "figs" / "a.png").symlink_to(ckpt)  # the name analyze --plots gives matrix 'a'
+    argv = [a.format(ckpt=ckpt, tmp=tmp_path) for a in args]
+    rc, out, err = run([*argv, "-q"], capsys)
+    assert rc == 8, err
+    assert "is the input file; the input is never modified" in err and len(err.splitlines()) == 1
+    assert ckpt.read_bytes() == before
+
+
+def test_analyze_plots_names_that_clash_get_a_suffix_and_are_said(tmp_path, capsys):
+    # a review: ids 'a/b' and 'a_b' both became a_b.png, the second figure silently replacing the
+    # first; names that differ only in case are one file on a case-insensitive file system
+    z = tmp_path / "c.npz"
+    np.savez(z, **{"a/b": np.eye(2) * 0.5, "a_b": np.eye(2) * 0.3, "A_B": np.eye(2) * 0.2})
+    rc, _, err = run(["analyze", str(z), "--fast", "--plots", str(tmp_path / "figs")], capsys)
+    assert rc == 0
+    names = sorted(p.name for p in (tmp_path / "figs").iterdir())
+    assert len(names) == 3 and "a_b.png" in names  # the id that is a file name keeps it
+    wrote = {
+        line.rsplit(" (", 1)[1].rstrip(")"): line.split()[1] for line in err.splitlines() if "wrote" in line
+    }
+    assert set(wrote) == {"a/b", "a_b", "A_B"} and len(set(wrote.values())) == 3
+    assert os.path.basename(wrote["a_b"]) == "a_b.png"
+    assert f"a/b: figure written as {wrote['a/b']} (a_b.png is a_b's)" in err
+
+
+def test_kreiss_lists_a_nonfinite_matrix_as_analyze_does(tmp_path, capsys):
+    # a review: kreiss --json dropped a matrix holding Inf (only a warning said so) while analyze
+    # and compare kept it with finite: false, so scripts matching ids across commands lost it
+    z = tmp_path / "mix.npz"
+    np.savez(z, good=np.array([[0.5, 1.0], [0.0, 0.2]]), bad=np.array([[np.inf, 1.0], [0.0, 0.2]]))
+    rc, out, err = run(["kreiss", str(z), "--json"], capsys)
+    assert rc == 0 and "bad: holds NaN or Inf" in err
+    kre = {m["id"]: m for m in json.loads(out)["matrices"]}
+    rc, out, _ = run(["analyze", str(z), "--json"], capsys)
+    ana = {m["id"]: m for m in json.loads(out)["matrices"]}
+    assert list(kre) == list(ana) == ["good", "bad"]
+    assert kre["good"]["finite"] is True and kre["bad"]["finite"] is False and kre["bad"]["n"] == 2
+    assert kre["bad"]["spectral_radius"] is None and kre["bad"]["kreiss"]["value"] is None
+    assert set(kre["bad"]) == set(kre["good"]) and set(kre["bad"]["kreiss"]) == set(kre["good"]["kreiss"])
+    rc, out, _ = run(["kreiss", str(z)], capsys)
+    row = next(line for line in out.splitlines() if line.startswith("bad"))
+    assert rc == 0 and row.split()[2:] == ["-"] * 7 and "not analysed" in out
+    # every selected matrix unusable: still the one-line error, exit 7
+    rc, out, err = run(["kreiss", str(z), "-m", "bad", "--json"], capsys)
+    assert rc == 7 and out == ""
+
+
+def test_stabilize_shows_no_scale_for_svd_clip(tmp_path, capsys):
+    # a review: svd-clip printed 'scale 0.2782' (target/sigma_max) for a gate whose rho went
+    # 1.710 -> 0.8731: clipping singular values multiplies by no single factor
+    src = str(DATA / "digits_gru_regular.pt")
+    for stacked in ([], ["--stacked"]):
+        rc, out, _ = run(
+            [
+                "stabilize",
+                src,
+                "-o",
+                str(tmp_path / "c.pt"),
+                "--method",
+                "svd-clip",
+                "--force",
+                *stacked,
+                "--json",
+            ],
+            capsys,
+        )
+        assert rc == 0 and all(m["scale"] is None for m in json.loads(out)["matrices"])
+    rc, out, _ = run(
+        ["stabilize", src, "-o", str(tmp_path / "c.pt"), "--method", "svd-clip", "--force"], capsys
+    )
+    rows = [line.split() for line in out.splitlines() if line.startswith("rnn.")]
+    assert rc == 0 and len(rows) == 3 and all(r[2] == "-" for r in rows) and "scale -: svd-clip" in out
+    rc, out, _ = run(["compare", src, "--stabilize", "svd-clip", "--json", "--eps", "0.1"], capsys)
+    assert all(m["stabilize"]["scale"] is None for m in json.loads(out)["matrices"])
+    # a factor that was applied is still shown: the same to every gate of the tensor (--stacked)
+    rc, out, _ = run(
+        [
+            "stabilize",
+            src,
+            "-o",
+            str(tmp_path / "c.pt"),
+            "--method",
+            "spectral-norm",
+            "--stacked",
+            "--force",
+            "--json",
+        ],
+        capsys,
+    )
+    for m in json.loads(out)["matrices"]:
+        ratio = m["spectral_radius_after"] / m["spectral_radius_before"]
+        assert m["scale"] == pytest.approx(ratio, rel=1e-6)
+
+
+def test_analyze_csv_header_depends_on_the_options_not_the_data(tmp_path, capsys):
+    # a review: a file whose matrices are all NaN got a CSV header without the rho_eps, Kreiss and
+    # reliability columns, so CSV files of several checkpoints could not be joined
+    nan, ok = (
+        _npy(tmp_path, np.full((3, 3), np.nan), "nan.npy"),
+        _npy(tmp_path, np.diag([0.5, 0.2, 0.1]), "ok.npy"),
+    )
+    for extra in ([], ["--fast"], ["--eps", "0.5,1e-2"]):
+        rc, out_nan, _ = run(["analyze", str(nan), "--csv", *extra], capsys)
+        assert rc == 0
+        rc, out_ok, _ = run(["analyze", str(ok), "--csv", *extra], capsys)
+        head_nan, row_nan = out_nan.splitlines()
+        head_ok, row_ok = out_ok.splitlines()
+        assert head_nan == head_ok, extra
+        assert len(row_nan.split(",")) == len(row_ok.split(",")) == len(head_ok.split(","))
+        cells = dict(zip(head_nan.split(","), row_nan.split(",")))
+        assert cells["finite"] == "False" and cells["spectral_radius"] == ""
+    assert "pseudospectral_radius_0.5" in head_ok and "pseudospectral_radius_reliable_0.01" in head_ok
+
+
+def test_help_says_the_exit_codes_these_cases_give(tmp_path, capsys):
+    # a review: exit codes that contradicted `spectra --help` -- a file of NaN matrices exits 0
+    # (help: 7 = "holds NaN/Inf"), a missing HDF5 dataset 6 (help: "--matrix names an id"), and
+    # stabilize of a whole pickled model 3 (stabilize --help: only "unreadable input")
+    import h5py
+    import torch
+
+    help_text = " ".join(run(["--help"], capsys)[1].split())
+    nan = _npy(tmp_path, np.full((2, 2), np.nan))
+    assert run(["analyze", str(nan)], capsys)[0] == 0
+    assert run(["kreiss", str(nan)], capsys)[0] == 7
+    assert "analyze, ls, compare and stabilize list such matrices as finite: false" in help_text
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        f["W"] = np.eye(2) * 0.5
+    rc, _, err = run(["analyze", f"{tmp_path / 'm.h5'}:/nope"], capsys)
+    assert rc == 6 and "no dataset" in err and "FILE.h5:/PATH names no dataset" in help_text
+    torch.save(torch.nn.Sequential(torch.nn.GRU(2, 3)), tmp_path / "whole.pt")
+    rc, _, err = run(
+        ["stabilize", str(tmp_path / "whole.pt"), "--trust-pickle", "-o", str(tmp_path / "o.pt")], capsys
+    )
+    stab_help = " ".join(run(["stabilize", "--help"], capsys)[1].split())
+    assert rc == 3 and "whole pickled model" in err
+    assert "3 unreadable input, or a file not written back in its format (a whole pickled model" in stab_help
+
+
+def test_options_without_effect_are_said_in_one_line(tmp_path, capsys):
+    # a review: --device/--tol/--jobs on a small matrix, --iterations/--seed with a method other
+    # than power, compare --npts without -o and analyze --fast --eps were accepted silently
+    p = _npy(tmp_path, np.array([[0.5, 2.0], [0.0, 0.3]]))
+    cases = [
+        (
+            ["pseudospectra", str(p), "-o", str(tmp_path / "p.png"), "--tol", "1e-3", "-j", "2"],
+            "--tol, --jobs",
+        ),
+        (["stabilize", str(p), "-o", str(tmp_path / "s.npy"), "--method", "exact", "--seed", "3"], "--seed"),
+        (["compare", str(p), "--stabilize", "svd-clip", "--iterations", "4"], "--iterations"),
+        (["compare", str(p), "--stabilize", "exact", "--npts", "50"], "--npts"),
+        (["analyze", str(p), "--fast", "--eps", "0.5"], "--eps"),
+    ]
+    for args, named in cases:
+        rc, _, err = run([*args, "-q"] if args[0] != "stabilize" else args, capsys)
+        lines = [line for line in err.splitlines() if "no effect" in line]
+        assert rc == 0 and len(lines) == 1 and lines[0].startswith(f"spectra: warning: {named}: no effect"), (
+            err
+        )
+    # where they do act, nothing is said
+    for args in (
+        ["stabilize", str(p), "-o", str(tmp_path / "t.npy"), "--method", "power", "--seed", "3"],
+        ["compare", str(p), "--stabilize", "exact", "--npts", "20", "-o", str(tmp_path / "c.png")],
+        ["analyze", str(p), "--eps", "0.5"],
+    ):
+        rc, _, err = run(args, capsys)
+        assert rc == 0 and "no effect" not in err, err
+
+
+def test_messages_name_options_not_python_keywords(tmp_path, capsys):
+    # a review: 'pass --force (force=True)', 'pass trust=True (--trust-pickle)' and, in commands
+    # with no --kmax, 'pass kmax, or spectra transient --kmax' were CLI messages
+    import torch
+
+    p = _npy(tmp_path, np.array([[0.999, 1.0], [0.0, 0.999]]))  # powers still above 1 at the cap
+    (tmp_path / "o.npy").write_bytes(b"")
+    for cmd in (
+        ["extract", str(p), "-o", str(tmp_path / "o.npy")],
+        ["stabilize", str(p), "-o", str(tmp_path / "o.npy")],
+    ):
+        rc, _, err = run(cmd, capsys)
+        assert rc == 8 and err.strip().endswith("exists; pass --force to overwrite it"), err
+    torch.jit.script(torch.nn.GRU(2, 3)).save(str(tmp_path / "ts.pt"))
+    rc, _, err = run(
+        ["stabilize", str(tmp_path / "ts.pt"), "-o", str(tmp_path / "ts2.pt"), "--method", "exact"], capsys
+    )
+    assert rc == 4 and "pass --trust-pickle if you trust it" in err
+    for cmd in (["analyze", str(p)], ["compare", str(p), "--stabilize", "exact"], ["kreiss", str(p)]):
+        _, _, err = run(cmd, capsys)
+        assert "(spectra transient --kmax N goes further)" in err, err
+    for cmd in (["extract", str(p), "-o", str(tmp_path / "o.npy")], ["analyze", str(p)], ["kreiss", str(p)]):
+        _, _, err = run(cmd, capsys)
+        assert "=True" not in err and "pass kmax" not in err
+
+
+def test_analyze_and_ls_point_to_track_for_several_files_or_a_folder(tmp_path, capsys):
+    a, b = _npy(tmp_path, np.eye(2) * 0.5, "a.npy"), _npy(tmp_path, np.eye(2) * 0.4, "b.npy")
+    for cmd in ("analyze", "ls"):
+        rc, out, err = run([cmd, str(a), str(b)], capsys)
+        assert rc == 2 and "spectra track FILES..." in err and len(err.splitlines()) == 1
+        rc, out, err = run([cmd, str(tmp_path)], capsys)
+        assert rc == 3 and f"spectra track {tmp_path} analyses every checkpoint" in err and out == ""

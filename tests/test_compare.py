@@ -455,3 +455,28 @@ def test_plot_compare_default_levels_all_enclose_every_eigenvalue():
                 assert inside.all()
     finally:
         plt.close(axes[0, 0].figure)
+
+
+def test_plot_compare_tick_labels_do_not_overlap():
+    # a review: on the unit box [-1.1, 1.1] the x labels ran together ("-1.00-0.75-0.50-0.25")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spectra.plot.compare import plot_compare
+
+    A = np.diag([0.5, -0.3]) + np.triu(np.full((2, 2), 0.2), 1)
+    axes = plot_compare(compare_matrices([("W", A, 0.8 * A)]), npts=16)
+    fig = axes[0, 0].figure
+    try:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        for ax in axes.flat:
+            boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+            boxes.sort(key=lambda b: b.x0)
+            assert len(boxes) >= 3
+            gaps = [b.x0 - a.x1 for a, b in zip(boxes, boxes[1:])]
+            assert min(gaps) > 2, gaps  # pixels between neighbouring labels
+    finally:
+        plt.close(fig)

@@ -789,8 +789,9 @@ def test_cli_kreiss_json(npz_file):
     doc = json.loads(res.stdout)
     assert doc["schema_version"] == 1
     by_id = {m["id"]: m for m in doc["matrices"]}
-    assert set(by_id) == {"J", "U"}
+    assert set(by_id) == {"J", "U", "bad"}  # a NaN matrix is listed, as analyze lists it
     assert "bad" in res.stderr and "NaN" in res.stderr
+    assert by_id["bad"]["finite"] is False and by_id["bad"]["kreiss"]["value"] is None
     j = by_id["J"]["kreiss"]
     truth = kreiss_jordan2(0.9, 3.0)
     assert j["lower"] <= truth * (1 + 1e-10) <= j["upper"] * (1 + 2e-10)

@@ -685,10 +685,10 @@ def test_plot_track_identical_series_stay_visible_and_no_sidecar_says_checkpoint
     fig = plot_track(rows, figures=["kreiss", "spectral_radius"])
     kreiss_ax, rho_ax = fig.axes[:2]
     assert kreiss_ax.get_xlabel() == "checkpoint index"
-    (note,) = [t for t in kreiss_ax.texts if t.get_text().startswith("identical:")]
+    (note,) = [t for t in kreiss_ax.texts if t.get_text().startswith("coincide:")]
     for name in ("reset | a", "update | a", "reset | b", "update | b"):
-        assert name in note.get_text()
-    assert not [t for t in rho_ax.texts if t.get_text().startswith("identical:")]
+        assert name in note.get_text().replace("\n", " ")
+    assert not [t for t in rho_ax.texts if t.get_text().startswith("coincide:")]
     # markers hollow, a shape per run and smaller for the later run: the earlier one shows around it
     lines = [ln for ln in kreiss_ax.get_lines() if not ln.get_label().startswith("_")]
     by_run = {ln.get_label().split("| ")[1][0]: ln for ln in lines}
@@ -758,3 +758,49 @@ def test_cli_says_the_figure_was_not_written_when_every_checkpoint_fails(tmp_pat
     (run / "epoch_001.pt").write_bytes(b"not a checkpoint")
     code, _, err = _cli(["track", str(run), "-o", str(tmp_path / "f.png"), "--no-cache"], capsys)
     assert code == 10 and "f.png: not written" in err and not (tmp_path / "f.png").exists()
+
+
+def test_plot_track_notes_stay_in_their_panels_and_name_only_drawn_series():
+    # a review: the note of coinciding series ran over the next panel (matplotlib wraps at the
+    # figure's edge), called series that were all gaps (K = inf throughout) "identical", named a
+    # PyTorch gate and its Keras copy both "reset", and missed series equal to 1e-10
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spectra.plot.track import plot_track
+
+    gates = ("reset", "update", "new")
+    rows = [
+        {
+            "run": f"runs/{run}",
+            "regime": run,
+            "matrix": f"{tensor}[{g}]",
+            "step": e,
+            "epoch": e,
+            "spectral_radius": 0.5 + 0.01 * e,  # every series on one line: a long note
+            "kreiss": math.inf if run == "regular" else 1.0 + 1e-10 * j,
+        }
+        for run in ("regular", "stable", "robust-cov")
+        for tensor in ("rnn.weight_hh_l0", "gru/recurrent_kernel")
+        for j, g in enumerate(gates)
+        for e in (1, 2, 3)
+    ]
+    fig = plot_track(rows, figures=["spectral_radius", "kreiss"])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    rho_ax, k_ax = fig.axes[:2]
+    for ax in (rho_ax, k_ax):
+        (note,) = [t for t in ax.texts if t.get_text().startswith("coincide:")]
+        box, room = note.get_window_extent(renderer), ax.get_window_extent(renderer)
+        assert room.x0 <= box.x0 and box.x1 <= room.x1 and box.y1 <= room.y1 + 1, (box, room)
+        assert note.get_text().count("\n") <= 2
+    text = next(t.get_text() for t in k_ax.texts if t.get_text().startswith("coincide:"))
+    assert "regular" not in text  # all gaps: nothing drawn, nothing coincides
+    # the PyTorch and Keras ids of one gate are told apart; K equal to 1e-10 counts as coinciding
+    assert "rnn.weight_hh_l0[reset] | stable" in text.replace("\n", " ")
+    cut = next(t.get_text() for t in rho_ax.texts)  # 18 series: cut, and how many more said
+    shown = cut.count("[")
+    assert cut.endswith(f" ... ({18 - shown} more series)"), cut
+    plt.close(fig)

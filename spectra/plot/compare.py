@@ -101,6 +101,7 @@ def plot_compare(
     import matplotlib.pyplot as plt
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
+    from matplotlib.ticker import MaxNLocator
 
     from spectra.plot.pseudospectra import _wrap, colorbar_beside, default_cmap, plot_pseudospectra
     from spectra.pseudospectra import pseudospectra, resolved_floor
@@ -175,6 +176,9 @@ def plot_compare(
         ax.title.set_fontsize("small")
         ax.set_xlim(xmin, xmax)
         ax.set_ylim(ymin, ymax)
+        # the default locator put 9 ticks at steps of 0.25 on [-1, 1]: "-1.00-0.75-0.50" ran together
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 5, 10]))
         if c == 1 and not alone:
             ax.set_ylabel("")  # same axis as on the left; the label touched the left panel
     # one colour bar for all panels, beside the first row's "after" and as tall as it

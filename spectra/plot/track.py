@@ -33,6 +33,89 @@ def _short_id(mid: str) -> str:
     return mid[mid.index("[") + 1 : -1] if "[" in mid and mid.endswith("]") else mid
 
 
+def _short_ids(ids: Sequence[str]) -> dict[str, str]:
+    """:func:`_short_id` of each id where that names one matrix only, else the whole id.
+
+    ``rnn.weight_hh_l0[reset]`` and ``gru/recurrent_kernel[reset]`` (a PyTorch file and its
+    Keras copy) are both ``reset``: a note saying ``reset = reset`` would not tell them apart.
+    """
+    short = {m: _short_id(m) for m in ids}
+    count: dict[str, int] = {}
+    for v in short.values():
+        count[v] = count.get(v, 0) + 1
+    return {m: v if count[v] == 1 else m for m, v in short.items()}
+
+
+#: significant digits to which two series count as drawn on top of each other
+_SAME_DIGITS = 6
+
+#: most lines of a panel's note of coinciding series (the rest is cut, with how many were left)
+_NOTE_LINES = 3
+
+
+def _wrap_note(text: str, width: int) -> list[str]:
+    """`text` in lines of about `width` characters, broken after ``:``, ``=`` or ``;``.
+
+    A series' name (``reset | regular``) stays on one line where it fits; one longer than a
+    line is broken at its spaces.
+    """
+    import re
+    import textwrap
+
+    lines: list[str] = []
+    for part in re.split(r"(?<=[:;=]) ", text):
+        if lines and len(lines[-1]) + 1 + len(part) <= width:
+            lines[-1] += " " + part
+        else:
+            lines.extend(textwrap.wrap(part, width=width, break_on_hyphens=False) or [part])
+    return lines
+
+
+def _fit_note(ax, text, renderer, max_lines: int = _NOTE_LINES) -> None:
+    """Wrap the note `text` (a Text on `ax`) to the axes' width, in at most `max_lines` lines.
+
+    Matplotlib's own ``wrap=True`` wraps at the figure's edge, not the panel's: notes ran over
+    the next panel. The width is measured with `renderer`, so any font and figure size fit.
+    """
+    import re
+
+    full = text.get_text()
+    room = 0.96 * ax.get_window_extent(renderer).width
+    width = max(20, len(full))
+    while True:
+        lines = _wrap_note(full, width)
+        if len(lines) > max_lines:
+            lines = lines[:max_lines]
+            shown = "\n".join(lines)
+            # series not begun in the lines kept (names are separated by " = " and "; ")
+            sep = re.compile(r"[=;](?=\s|$)")
+            rest = len(sep.findall(full)) - len(sep.findall(shown)) + bool(sep.search(shown[-1:]))
+            lines[-1] = lines[-1].rstrip(";=").rstrip() + " ..." + (f" ({rest} more series)" if rest else "")
+        text.set_text("\n".join(lines))
+        if text.get_window_extent(renderer).width <= room or width <= 20:
+            return
+        width = max(20, int(width * 0.9))
+
+
+def _room_under(ax, note, renderer) -> None:
+    """Raise the top of `ax`'s y range so that no data point lies under `note` (at the top)."""
+    frac = note.get_window_extent(renderer).height / ax.get_window_extent(renderer).height + 0.06
+    if frac >= 0.6:  # a note that tall (a tiny panel): leave the range alone
+        return
+    ys = [float(y) for line in ax.get_lines() for y in line.get_ydata() if y == y]
+    lo, hi = ax.get_ylim()
+    log = ax.get_yscale() == "log"
+    ys = [y for y in ys if lo <= y <= hi and (y > 0 or not log)]
+    if not ys:
+        return
+    f = (lambda v: math.log10(v)) if log else (lambda v: v)
+    top = f(max(ys))
+    if (top - f(lo)) / (f(hi) - f(lo)) <= 1 - frac:
+        return  # the data already stay below the note
+    new = f(lo) + (top - f(lo)) / (1 - frac)
+    ax.set_ylim(lo, 10**new if log else new)
+
+
 def _value(v, log: bool) -> float:
     """A plottable float: None, non-finite (and non-positive on a log axis) become NaN (a gap)."""
     if v is None or isinstance(v, str):
@@ -73,7 +156,9 @@ def plot_track(
         values (an infinite Kreiss constant of an unstable matrix) and zeros on
         a log axis are gaps. Markers are hollow, a shape per run and smaller
         for each later run, so identical series stay visible; a panel where
-        some series coincide names them in a note ("identical: ...").
+        some series coincide (to six significant digits; series that are all
+        gaps do not count) names them in a note ("coincide: ..."), wrapped to
+        the panel's width in at most three lines.
 
     Raises
     ------
@@ -101,6 +186,8 @@ def plot_track(
     # a series is a run, split by regime when one folder mixes regimes
     runs = list(dict.fromkeys((r["run"], r["regime"]) for r in rows))
     matrices = list(dict.fromkeys(r["matrix"] for r in rows))
+    short = _short_ids(matrices)
+    notes = []  # (axes, text) of the panels where series coincide: placed once the layout is done
     by_epoch = {
         s: all(r.get("epoch") is not None for r in rows if (r["run"], r["regime"]) == s) for s in runs
     }
@@ -148,9 +235,11 @@ def plot_track(
                     color=colour(mj),
                     label=f"{mid} | {run[1]} ({run[0]})",
                 )
-                series.setdefault(
-                    (tuple(xs), tuple(round(y, 12) if y == y else None for y in ys)), []
-                ).append(f"{_short_id(mid)} | {run[1]}")
+                if all(y != y for y in ys):
+                    continue  # all gaps (rho >= 1 throughout): nothing drawn, nothing to coincide
+                # the same to the eye: equal to _SAME_DIGITS significant digits
+                key_ys = tuple(float(f"{y:.{_SAME_DIGITS}g}") if y == y else None for y in ys)
+                series.setdefault((tuple(xs), key_ys), []).append((short[mid], run))
         if key == "spectral_radius":
             ax.axhline(1.0, color="0.5", linewidth=0.8, linestyle=(0, (4, 3)), zorder=0)
         finite = [y for line in ax.get_lines() for y in line.get_ydata() if y == y and y > 0]
@@ -173,21 +262,26 @@ def plot_track(
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and positions are whole
         ax.set_ylabel(label)
         ax.set_xlabel(xlabel)
-        same = [names for names in series.values() if len(names) > 1]
+        same = [members for members in series.values() if len(members) > 1]
         if same:  # lines drawn on top of each other: say which, so none is taken for missing
-            text = "; ".join(" = ".join(names) for names in same)
-            ax.text(
+            groups = []
+            for members in same:
+                names = [f"{m} | {run[1]}" for m, run in members]
+                if len(set(names)) < len(names):  # one regime in two runs: name the runs
+                    names = [f"{m} | {run[1]} ({run[0]})" for m, run in members]
+                groups.append(" = ".join(names))
+            note = ax.text(
                 0.02,
                 0.98,
-                "identical: " + (text if len(text) <= 90 else text[:87] + "..."),
+                "coincide: " + "; ".join(groups),
                 transform=ax.transAxes,
                 ha="left",
                 va="top",
                 fontsize="x-small",
                 color="0.25",
-                wrap=True,
                 bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.5},
             )
+            notes.append((ax, note))
         ax.grid(True, alpha=0.3)
     # one epoch range for every panel: a panel with a single finite point (K finite at one
     # checkpoint only) would otherwise autoscale around it (ticks 1.900, 1.925...)
@@ -228,7 +322,7 @@ def plot_track(
     first.set_clip_on(False)  # add_artist clips to the (blank) panel: long ids were cut off
     fig.canvas.draw()  # the first legend's height is known only once drawn
     box = first.get_window_extent().transformed(lax.transAxes.inverted())
-    lax.legend(
+    second = lax.legend(
         handles=run_handles,
         title="regime (run)",
         loc="upper left",
@@ -247,7 +341,7 @@ def plot_track(
     if gaps:  # said only where a curve has one
         fig.canvas.draw()
         below = lax.get_legend().get_window_extent().transformed(lax.transAxes.inverted()).y0
-        lax.text(
+        gaps_note = lax.text(
             0.0,
             min(0.02, below - 0.08),
             r"gaps: unstable, $\rho(A) \geq 1$ (distance 0, $K = \infty$)",
@@ -257,5 +351,21 @@ def plot_track(
         )
     if title:
         fig.suptitle(title)
+    for _, note in notes:  # laid out without them: a long note must not squeeze its panel
+        note.set_in_layout(False)
     fig.tight_layout()
+    # the layout resized the legend panel: the runs' legend and the gaps note, placed below the
+    # matrices' legend in the panel's fractions, would overlap it now
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = first.get_window_extent(renderer).transformed(lax.transAxes.inverted())
+    second.set_bbox_to_anchor((0.0, box.y0), transform=lax.transAxes)
+    if gaps:
+        fig.canvas.draw()
+        below = second.get_window_extent(renderer).transformed(lax.transAxes.inverted()).y0
+        gaps_note.set_y(min(0.02, below - 0.08))
+    if notes:
+        for ax, note in notes:
+            _fit_note(ax, note, renderer)
+            _room_under(ax, note, renderer)
     return fig
