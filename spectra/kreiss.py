@@ -821,10 +821,10 @@ def kreiss_constant(
         certificate its norms give the upper bound without recomputing powers.
     stored_dtype : str, optional
         The dtype the weights were stored in (``"float32"``...): ``rho(A) = 1``
-        to rounding then allows for their rounding to it (``u_s ||A||_F``, see
-        :func:`spectra._validate.storage_rounding`): an orthogonal matrix stored in
-        float32 has ``rho = 1 +- 1e-7`` and is treated as ``rho = 1``, not as
-        ``rho > 1`` (``K = inf``).
+        to rounding then allows for their rounding to it (``u_s ||A||_F``, at
+        most ``1e-6 max(1, ||A||)``; see :func:`spectra._validate.storage_rounding`):
+        an orthogonal matrix stored in float32 has ``rho = 1 +- 1e-7`` and is
+        treated as ``rho = 1``, not as ``rho > 1`` (``K = inf``).
 
     Returns
     -------
@@ -941,7 +941,7 @@ def kreiss_constant(
             message=f"{why} (K >= {f_lo:.6g}, attained at z allowing for the SVD's rounding)",
         )
 
-    storage = storage_rounding(stored_dtype, float(np.linalg.norm(T)))
+    storage = storage_rounding(stored_dtype, a)
     # a triangular matrix's eigenvalues are its diagonal, exactly: no rounding window about 1 (a
     # stable [[0.9, 1e14], [0, 0.9]] fell in the window 64 n u ||A|| and came out K = inf)
     triangular = _is_triangular(a)
@@ -982,8 +982,8 @@ def kreiss_constant(
             norm=normT,
             message=(
                 f"||A||_2 = {normT:.17g} is 1 to rounding: K(A) = 1 if A is a contraction (no "
-                "transient growth), but rounding cannot tell ||A||_2 <= 1 from rho(A) just above 1 "
-                "(then K is infinite): no upper bound is proved"
+                "transient growth), but rounding cannot tell ||A||_2 <= 1 from ||A||_2 just above 1 "
+                "(then K may exceed 1, and is infinite if rho(A) >= 1): no upper bound is proved"
             ),
         )
     # rho > 1 beyond that window, but rounding can move an ill-conditioned (defective) eigenvalue

@@ -274,8 +274,9 @@ class MatrixReport:
         perturbations of the size of the Schur form's backward error.
     marginal : bool
         ``ρ(A) = 1`` to rounding (within ``64 n u max(1, ‖A‖₂)``, plus
-        ``u_s ‖A‖_F`` for weights stored in a lower precision with unit roundoff
-        ``u_s``: the tolerance :func:`spectra.kreiss_constant` uses): whether ``ρ`` came out
+        ``u_s ‖A‖_F`` (at most ``1e-6 max(1, ‖A‖₂)``) for weights stored in a
+        lower precision with unit roundoff ``u_s``: the tolerance
+        :func:`spectra.kreiss_constant` uses): whether ``ρ`` came out
         just below or just above 1 is decided by rounding (a rotation, the
         identity, weights divided by their spectral radius), so neither
         ``stable`` nor its negation means much; the powers neither decay nor
@@ -395,10 +396,10 @@ def analyze_matrix(A, *, id: str = "A", stored_dtype: str | None = None) -> Matr
         rho = float(np.max(np.abs(lam)))
         dep = float(np.linalg.norm(np.triu(a, 1)))
         err_rho, err_dep = 0.0, 0.0
-        window = max(storage_rounding(stored_dtype, fro), 2 * float(np.finfo(float).eps))
+        window = max(storage_rounding(stored_dtype, a), 2 * float(np.finfo(float).eps))
     else:
         err_rho, err_dep = _rounding_errors(a, kappa, rho, dep, norm2, fro)
-        window = rho_one_tolerance(a.shape[0], norm2, storage_rounding(stored_dtype, fro))
+        window = rho_one_tolerance(a.shape[0], norm2, storage_rounding(stored_dtype, a))
     return MatrixReport(
         id=id,
         shape=(a.shape[0], a.shape[1]),

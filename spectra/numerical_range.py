@@ -328,8 +328,9 @@ def numerical_radius(A) -> float:
     """Numerical radius ``w(A) = max_{||x||=1} |x* A x| = max_theta lambda_max(H(e^{i theta} A))``.
 
     The lower end of :func:`numerical_radius_bounds` with ``rtol = 1e-12``
-    and at most 256 open gaps: the modulus of a point of ``W(A)`` (never
-    above ``w(A)`` beyond rounding), proved within ``1e-12`` relative of
+    and at most 256 open gaps: the modulus of a point of ``W(A)`` less the
+    eigensolver's rounding margin ``4 n u ||A||_F`` (so never above ``w(A)``,
+    and for ``[[1.0]]`` 1 - 9e-16), proved within ``1e-12`` relative of
     ``w(A)``, or within the eigensolver's rounding ``4 n u ||A||_F`` where
     that is larger (about ``3e-11`` at n = 1024); where ``h`` is flat along an
     arc (``W(A)`` a disc about 0, such as a Jordan block at 0) the proof stops

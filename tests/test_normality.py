@@ -261,3 +261,23 @@ def test_triangular_matrix_spectrum_is_exact_however_ill_conditioned():
     assert r.stable and not r.marginal
     big = analyze_matrix([[0.9, 1e14], [0.0, 0.9]])  # ||A|| far above 1: not "rho = 1 to rounding"
     assert big.spectral_radius == 0.9 and big.stable and not big.marginal
+
+
+def test_storage_window_counts_only_what_rounding_can_move():
+    # a review of the window: a triangular matrix's eigenvalues are its diagonal, which rounding
+    # moves by u_s |a_ii| (u_s ||A||_F made [[0.9, 1e14], [0, 0.9]] in float32 "rho = 1", K = inf);
+    # and u_s ||A||_F for bfloat16 at n = 128 (0.04) made a stable rho = 0.97 matrix marginal
+    from spectra.kreiss import kreiss_constant
+
+    T = np.array([[0.9, 1e14], [0.0, 0.9]])
+    r = analyze_matrix(T, stored_dtype="float32")
+    assert r.stable and not r.marginal
+    assert math.isfinite(kreiss_constant(T, stored_dtype="float32").value)
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((128, 128)) / np.sqrt(128) + np.triu(rng.standard_normal((128, 128)), 1) / 40
+    A *= 0.97 / np.max(np.abs(np.linalg.eigvals(A)))
+    for dt in ("bfloat16", "float16", "float8_e4m3fn"):
+        r = analyze_matrix(A, stored_dtype=dt)
+        assert r.stable and not r.marginal, dt
+        k = kreiss_constant(A, stored_dtype=dt, certify=False)
+        assert k.value > 1.05 and "to rounding" not in k.message, dt
