@@ -321,7 +321,7 @@ def analyze(checkpoint, matrices, as_json, as_csv, fast, eps, plots, trust, quie
             matrices=matrices or None,
             figures=figures,
             epsilons=eps,
-            progress=progress_bar("analyze", quiet or as_json or as_csv),
+            progress=progress_bar("analyze (figures)", quiet or as_json or as_csv),
         )
     for w in report.warnings:
         warn(w)

@@ -281,3 +281,16 @@ def test_storage_window_counts_only_what_rounding_can_move():
         assert r.stable and not r.marginal, dt
         k = kreiss_constant(A, stored_dtype=dt, certify=False)
         assert k.value > 1.05 and "to rounding" not in k.message, dt
+
+
+def test_analyze_reports_progress_within_each_matrix(tmp_path):
+    # one n = 1024 matrix takes about two minutes with every figure: the bar moved only once it
+    # was done; it now moves after the basic figures, each rho_eps, d_inst, Kreiss, and w(A)
+    calls = []
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "m.npz", a=rng.standard_normal((6, 6)) / 4, b=np.full((3, 3), np.nan))
+    spectra.analyze(tmp_path / "m.npz", epsilons=(1e-2, 1e-1), progress=lambda d, t: calls.append((d, t)))
+    total = 2 * (1 + 3 + 2)
+    assert all(t == total for _, t in calls) and calls[-1][0] == total
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and len(set(done)) == len(done) and len(calls) >= 7
