@@ -234,7 +234,7 @@ def numerical_radius_bounds(A, rtol: float = 1e-12, *, max_intervals: int = 4096
     arc (``W(A)`` a disc about 0, e.g. a Jordan block at 0) no gap can be
     discarded; cutting stops beyond `max_intervals` open gaps (or twice as
     many eigenproblems) and the bracket is then about ``1e-8`` wide (4096;
-    256 give about ``5e-6``). Where ``||A||_2`` is within `rtol` of ``lo`` (a
+    256 give about ``5e-6``, ``2e-5`` for complex A). Where ``||A||_2`` is within `rtol` of ``lo`` (a
     normal, an orthogonal matrix) it closes the bracket at once.
 
     Parameters
@@ -334,7 +334,7 @@ def numerical_radius(A) -> float:
     ``w(A)``, or within the eigensolver's rounding ``4 n u ||A||_F`` where
     that is larger (about ``3e-11`` at n = 1024); where ``h`` is flat along an
     arc (``W(A)`` a disc about 0, such as a Jordan block at 0) the proof stops
-    at about ``5e-6`` (the value is then exact to rounding). Sampling alone
+    at about ``5e-6`` (``2e-5`` for complex A; the value is then exact to rounding). Sampling alone
     (49 angles) missed a lobe of ``W(A)`` by ``5e-4`` relative.
     ``||A||/2 <= w(A) <= ||A||``, and ``||A^k|| <= 2 w(A)^k`` (Berger's power
     inequality; Trefethen & Embree 2005, ch. 17).
