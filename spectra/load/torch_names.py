@@ -96,9 +96,11 @@ def _wrapper_stripper(keys) -> Callable[[str], str]:
     A wrapper (DataParallel/DDP ``module.``, ``torch.compile``'s ``_orig_mod.``) prefixes every
     key of the model it wraps, so only a prefix that *every* key carries is dropped (nested
     wrappers too: ``module._orig_mod.``). A submodule literally named ``module`` beside others
-    keeps its name.
+    keeps its name. Keys without a dot (the wrapper's own bookkeeping, such as
+    ``torch.optim.swa_utils.AveragedModel``'s ``n_averaged`` beside ``module.*``) do not count.
     """
     keys = [k for k in keys if isinstance(k, str)]
+    keys = [k for k in keys if "." in k] or keys
     common = ""
     while keys:
         for pre in _WRAPPER_PREFIXES:
@@ -434,6 +436,9 @@ def _signed_cos(x: np.ndarray, y: np.ndarray) -> float:
 _SN_FIT = 0.99
 #: ... or, a step behind the weights (saved after optimizer.step()), to this one with a margin
 _SN_LAGGING_FIT, _SN_MARGIN = 0.9, 0.1
+#: where both orientations fit, the reading is kept (with a note) when the two sigmas differ by
+#: at most this (relative); a review's largest among nearly symmetric weights was 1.3e-2
+_SN_SPREAD = 0.02
 
 
 def _spectral_norm_dim(W: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[int | None, str | None]:
@@ -446,9 +451,11 @@ def _spectral_norm_dim(W: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[int
     and ``sigma = u^T W_mat v = ||W_mat v|| > 0``. The fit of an orientation is the larger
     signed cosine of the two identities (its sign is that of its sigma). An orientation is
     read when it fits to 0.99 and better than the other, or to 0.9 and by a margin of 0.1
-    (vectors a step behind the weights). Anything else (vectors saved before any training
-    forward pass, that fit both orientations alike, or neither) is refused: the two
-    readings differ by the ratio of their sigmas, and a negative sigma is never divided by.
+    (vectors a step behind the weights). Vectors that fit both orientations alike (a nearly
+    symmetric weight) are read in the better one, with a note giving the ratio of the two
+    sigmas (the two readings differ by exactly that factor), when it is within 2%. Anything
+    else (vectors saved before any training forward pass, that fit neither orientation, or
+    two readings further apart) is refused, and a negative sigma is never divided by.
 
     Returns
     -------
@@ -485,6 +492,19 @@ def _spectral_norm_dim(W: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[int
             f"spectral_norm's u, v lag the weight ({fits}; saved after an optimizer step): "
             f"read as dim={best}, where they fit and sigma is positive"
         )
+    # both orientations fit (a nearly symmetric weight: identity or symmetric initialisation,
+    # about half of such checkpoints in a review): the readings W/sigma_0 and W/sigma_1 differ
+    # only by the ratio of the sigmas, a median 4e-5. Read the better fit and say by how much
+    # the other would differ, where that is small; refuse where it is not
+    if fit[best] >= _SN_LAGGING_FIT and min(sigmas) > 0:
+        spread = abs(sigmas[0] - sigmas[1]) / min(sigmas)
+        if spread <= _SN_SPREAD:
+            return best, (
+                f"spectral_norm's u, v fit the weight and its transpose alike ({fits}): dim={best} "
+                f"assumed; the other reading is the same matrix scaled by sigma_{best}/sigma_{1 - best} "
+                f"= {sigmas[best] / sigmas[1 - best]:.6g}, so every figure is uncertain by up to "
+                f"{spread:.1e} relative"
+            )
     if fit[best] >= _SN_FIT:
         why = "u, v fit the weight and its transpose alike"
     elif fit[best] > 0:
