@@ -521,8 +521,8 @@ def _sn_refusal(why: str, dim: int | None) -> str:
     on = "" if dim is None else f" (dim={dim})"
     return (
         f"named like a recurrent weight under torch spectral_norm{on}, whose effective weight W / sigma "
-        f"the stored power-iteration vectors do not settle: {why}; save the effective weight itself "
-        "(module.weight_hh_l0.detach()) or a state_dict after a forward pass in train mode"
+        f"the stored power-iteration vectors do not settle: {why}; save the effective weight itself, "
+        "under its name: torch.save({'rnn.weight_hh_l0': rnn.weight_hh_l0.detach()}, path)"
     )
 
 
