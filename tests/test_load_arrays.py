@@ -110,6 +110,17 @@ def test_npz_without_square_array(tmp_path):
         load(tmp_path / "n.npz")
 
 
+def test_npz_with_no_arrays(tmp_path):
+    # review11: np.savez(path) with no arrays writes a zip with no members, which was reported as
+    # "a zip archive that is neither ... nor a .npz" (exit 3); it is an npz holding nothing (exit 5)
+    np.savez(tmp_path / "e.npz")
+    with pytest.raises(NoRecurrentWeightsError, match=r"e\.npz: \.npz holds no arrays"):
+        load(tmp_path / "e.npz")
+    (tmp_path / "e.zip").write_bytes((tmp_path / "e.npz").read_bytes())
+    with pytest.raises(NoRecurrentWeightsError, match=r"e\.zip: an empty zip archive \(no members\)"):
+        load(tmp_path / "e.zip")
+
+
 # ------------------------------------------------------------------ plain HDF5
 
 

@@ -187,7 +187,7 @@ def read_npz(path: str | os.PathLike) -> Checkpoint:
     UnsupportedFormatError
         A member holding Python objects (would need pickle).
     NoRecurrentWeightsError
-        No member is a square 2-D array.
+        No member is a square 2-D array, or there is no member (``np.savez(path)``).
     """
     p = os.fspath(path)
     ckpt = Checkpoint(path=p, format="npz", metadata={"framework": "numpy"})
@@ -211,8 +211,10 @@ def read_npz(path: str | os.PathLike) -> Checkpoint:
         raise CorruptFileError(
             f"{p}: corrupt or truncated .npz archive ({type(exc).__name__}: {exc})"
         ) from None
+    if not ckpt.matrices and not ckpt.skipped:
+        raise NoRecurrentWeightsError(f"{p}: .npz holds no arrays (an empty archive, as np.savez() writes)")
     if not ckpt.matrices:
-        seen = ", ".join(f"{s.name} {s.shape}" for s in ckpt.skipped[:8]) or "no arrays"
+        seen = ", ".join(f"{s.name} {s.shape}" for s in ckpt.skipped[:8])
         raise NoRecurrentWeightsError(f"{p}: .npz holds no square 2-D array ({seen})")
     return ckpt
 
