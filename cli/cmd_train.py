@@ -330,7 +330,11 @@ def _rerun_options(f):
     "evaluated: the thresholds interpolate from it).",
 )
 @click.option(
-    "--repeats", type=click.IntRange(min=1), default=5, show_default=True, help="Draws per amplitude."
+    "--repeats",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Draws per amplitude (1: no std, printed '-').",
 )
 @_rerun_options
 def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
@@ -400,7 +404,10 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
         row = [
             fmt(a),
             f"{curve.accuracy[i]:.4f}",
-            f"{curve.accuracy_std[i]:.4f}",
+            # one draw (--repeats 1) has no spread: "-", where an overflowed output prints nan
+            "-"
+            if math.isnan(curve.accuracy_std[i]) and not math.isnan(curve.accuracy[i])
+            else f"{curve.accuracy_std[i]:.4f}",
             f"{curve.misclassification[i]:.4f}",
         ]
         if curve.mse is not None:

@@ -177,3 +177,31 @@ def test_cli_evaluate_json_has_null_where_the_outputs_overflowed(capsys):
     rows = json.loads(out)["results"]
     assert rows[2]["accuracy"] is None and rows[2]["misclassification"] is None
     assert rows[1]["accuracy"] > 0.5 and "overflowed" in err
+
+
+def test_one_draw_has_no_standard_deviation(capsys):
+    # review11: --repeats 1 printed std 0.0000 (JSON accuracy_std 0.0), which reads as "no spread"
+    import json
+    from pathlib import Path
+
+    from spectra_cli.main import main
+
+    import spectra
+
+    task = load_task("digits")
+    model = build_model("gru", 8, 10, 6, 1, seed=0)
+    curve = evaluate_noise(model, task, [0.0, 0.4], repeats=1)
+    assert curve.accuracy_std[0] == 0 and np.isnan(curve.accuracy_std[1])  # amplitude 0 is exact
+    assert np.all(np.isfinite(curve.accuracy))
+    assert np.all(np.isfinite(evaluate_noise(model, task, [0.0, 0.4], repeats=2).accuracy_std))
+
+    ckpt = str(Path(spectra.__file__).parents[1] / "data" / "digits_rnn_stable.pt")
+    assert main(["evaluate", ckpt, "--noise", "0,0.1", "--repeats", "1"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    row = next(r for r in rows if r[:1] == ["0.1000"])
+    assert row[2] == "-" and "nan" not in row
+    assert next(r for r in rows if r[:1] == ["0"])[2] == "0.0000"
+    assert main(["evaluate", ckpt, "--noise", "0,0.1", "--repeats", "1", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)["results"]
+    assert res[0]["accuracy_std"] == 0.0 and res[1]["accuracy_std"] is None
+    assert res[1]["accuracy"] is not None
