@@ -436,7 +436,11 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
     "--sigma", callback=_sigmas, default="0.1", show_default=True, help="Noise std(s), comma-separated."
 )
 @click.option(
-    "--sequences", type=click.IntRange(min=1), default=20, show_default=True, help="Input sequences."
+    "--sequences",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Input sequences (at most the split's; more: all, with a warning).",
 )
 @click.option(
     "--draws", type=click.IntRange(min=2), default=500, show_default=True, help="Monte-Carlo draws."
@@ -462,6 +466,8 @@ def robustness(ckpt, task, sigma, sequences, draws, seed, split, data, threads, 
     model, meta = load_trained(ckpt)
     t = _task_of(meta, data=data, task=task)
     x = t.split(split).x[:sequences]
+    if len(x) < sequences:
+        warn(f"--sequences {sequences}: the {split} split holds {len(x)} sequences; using all {len(x)}")
     reports = [measure(model, x, s, draws=draws, seed=seed) for s in sigma]
     if as_json:
         echo_json(

@@ -205,3 +205,24 @@ def test_one_draw_has_no_standard_deviation(capsys):
     res = json.loads(capsys.readouterr().out)["results"]
     assert res[0]["accuracy_std"] == 0.0 and res[1]["accuracy_std"] is None
     assert res[1]["accuracy"] is not None
+
+
+def test_robustness_says_when_sequences_exceed_the_split(capsys):
+    # review11: --sequences 100000 was silently clamped to the 270 test sequences
+    from pathlib import Path
+
+    from spectra_cli.main import main
+
+    import spectra
+
+    ckpt = str(Path(spectra.__file__).parents[1] / "data" / "digits_rnn_stable.pt")
+    args = ["robustness", ckpt, "--sequences", "100000", "--draws", "2", "--sigma", "0"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if "warning" in line]
+    assert lines == [
+        "spectra: warning: --sequences 100000: the test split holds 270 sequences; using all 270"
+    ]
+    assert "270 test sequences" in out
+    assert main([*args[:3], "20", *args[4:]]) == 0
+    assert "warning" not in capsys.readouterr().err
