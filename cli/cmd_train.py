@@ -330,7 +330,11 @@ def _rerun_options(f):
     "evaluated: the thresholds interpolate from it).",
 )
 @click.option(
-    "--repeats", type=click.IntRange(min=1), default=5, show_default=True, help="Draws per amplitude."
+    "--repeats",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Draws per amplitude (1: no std, printed '-').",
 )
 @_rerun_options
 def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
@@ -400,7 +404,10 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
         row = [
             fmt(a),
             f"{curve.accuracy[i]:.4f}",
-            f"{curve.accuracy_std[i]:.4f}",
+            # one draw (--repeats 1) has no spread: "-", where an overflowed output prints nan
+            "-"
+            if math.isnan(curve.accuracy_std[i]) and not math.isnan(curve.accuracy[i])
+            else f"{curve.accuracy_std[i]:.4f}",
             f"{curve.misclassification[i]:.4f}",
         ]
         if curve.mse is not None:
@@ -429,7 +436,11 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
     "--sigma", callback=_sigmas, default="0.1", show_default=True, help="Noise std(s), comma-separated."
 )
 @click.option(
-    "--sequences", type=click.IntRange(min=1), default=20, show_default=True, help="Input sequences."
+    "--sequences",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Input sequences (at most the split's; more: all, with a warning).",
 )
 @click.option(
     "--draws", type=click.IntRange(min=2), default=500, show_default=True, help="Monte-Carlo draws."
@@ -455,6 +466,8 @@ def robustness(ckpt, task, sigma, sequences, draws, seed, split, data, threads, 
     model, meta = load_trained(ckpt)
     t = _task_of(meta, data=data, task=task)
     x = t.split(split).x[:sequences]
+    if len(x) < sequences:
+        warn(f"--sequences {sequences}: the {split} split holds {len(x)} sequences; using all {len(x)}")
     reports = [measure(model, x, s, draws=draws, seed=seed) for s in sigma]
     if as_json:
         echo_json(

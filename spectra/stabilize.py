@@ -190,7 +190,7 @@ def _check_iterations(iterations: int) -> None:
         raise InvalidArgumentError(f"iterations must be a positive integer, got {iterations!r}")
 
 
-def _dominant_pair_warning(A: np.ndarray, lam: np.ndarray) -> str | None:
+def _dominant_pair_warning(A: np.ndarray, lam: np.ndarray, change: float) -> str | None:
     if lam.size < 2:
         return None
     mod = np.sort(np.abs(lam))[::-1]
@@ -203,9 +203,12 @@ def _dominant_pair_warning(A: np.ndarray, lam: np.ndarray) -> str | None:
             if np.isrealobj(A) and abs(top.imag) > 1e-12 * mod[0]
             else "two dominant eigenvalues of (nearly) equal modulus"
         )
+        moved = (
+            f" (it changed by {change:.3g}, relative, in the last step)" if change > CONVERGENCE_RTOL else ""
+        )
         return (
             f"power method cannot converge: {kind} (|l2|/|l1| = {mod[1] / mod[0]:.6f} > {PAIR_RATIO}); "
-            "the Rayleigh-quotient estimate is unreliable "
+            f"the Rayleigh-quotient estimate is unreliable{moved} and more iterations do not help "
             "(the exact method divides by the spectral radius itself)"
         )
     return None
@@ -215,10 +218,11 @@ def _method_power(A, iterations, target, seed, lam):
     rq, change = power_estimate(A, iterations, seed)
     est = abs(rq)
     notes: list[str] = []
-    pair = _dominant_pair_warning(A, lam)
+    pair = _dominant_pair_warning(A, lam, change)
     if pair is not None:
+        # no "not converged" note beside it: the CLI would suggest more iterations, which cannot help
         notes.append(pair)
-    if change > CONVERGENCE_RTOL:
+    elif change > CONVERGENCE_RTOL:
         notes.append(
             f"power method not converged after {iterations} iteration(s): the estimate changed by "
             f"{change:.3g} (relative) in the last step (> {CONVERGENCE_RTOL}); |lambda| = {est:.6g}"

@@ -1249,3 +1249,26 @@ def test_analyze_and_ls_point_to_track_for_several_files_or_a_folder(tmp_path, c
         assert rc == 2 and "spectra track FILES..." in err and len(err.splitlines()) == 1
         rc, out, err = run([cmd, str(tmp_path)], capsys)
         assert rc == 3 and f"spectra track {tmp_path} analyses every checkpoint" in err and out == ""
+
+
+def test_stabilize_power_on_a_conjugate_pair_does_not_suggest_more_iterations(tmp_path, capsys):
+    # review11: "cannot converge" was followed by "--iterations N runs more", which contradicts it
+    t = 0.7
+    A = np.zeros((3, 3))
+    A[:2, :2] = 1.5 * np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    A[2, 2] = 0.1
+    np.savez(tmp_path / "m.npz", pair=A, slow=np.diag([2.0, 1.9, 0.5]) + np.triu(np.ones((3, 3)), 1))
+    args = ["stabilize", str(tmp_path / "m.npz"), "--method", "power", "--iterations", "2"]
+    rc, _, err = run([*args, "-o", str(tmp_path / "o.npz")], capsys)
+    assert rc == 0
+    lines = err.splitlines()
+    pair = [line for line in lines if "cannot converge" in line]
+    assert len(pair) == 1 and pair[0].startswith("spectra: warning: pair:")
+    more = [line for line in lines if "--iterations N runs more" in line]
+    # the matrix that merely needs more steps still gets the advice, and alone
+    assert (
+        len(more) == 1
+        and "1 of 2 matrices" in more[0]
+        and more[0].endswith(": slow; --iterations N runs more (the second paper uses 1)")
+    )
+    assert "more iterations do not help" in pair[0]

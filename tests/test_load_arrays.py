@@ -110,6 +110,68 @@ def test_npz_without_square_array(tmp_path):
         load(tmp_path / "n.npz")
 
 
+def test_npz_with_no_arrays(tmp_path):
+    # review11: np.savez(path) with no arrays writes a zip with no members, which was reported as
+    # "a zip archive that is neither ... nor a .npz" (exit 3); it is an npz holding nothing (exit 5)
+    np.savez(tmp_path / "e.npz")
+    with pytest.raises(NoRecurrentWeightsError, match=r"e\.npz: \.npz holds no arrays"):
+        load(tmp_path / "e.npz")
+    (tmp_path / "e.zip").write_bytes((tmp_path / "e.npz").read_bytes())
+    with pytest.raises(NoRecurrentWeightsError, match=r"e\.zip: an empty zip archive \(no members\)"):
+        load(tmp_path / "e.zip")
+
+
+def _torch_named(rng):
+    """A state_dict of an LSTM(3, 8), a GRUCell(2, 5) and a square Linear(8, 8), as numpy arrays."""
+    return {
+        "lstm.weight_ih_l0": rng.standard_normal((32, 3)).astype(np.float32),
+        "lstm.weight_hh_l0": rng.standard_normal((32, 8)).astype(np.float32),
+        "lstm.bias_ih_l0": rng.standard_normal(32).astype(np.float32),
+        "lstm.bias_hh_l0": rng.standard_normal(32).astype(np.float32),
+        "cell.weight_ih": rng.standard_normal((15, 2)),
+        "cell.weight_hh": rng.standard_normal((15, 5)),
+        "fc.weight": rng.standard_normal((8, 8)).astype(np.float32),
+        "fc.bias": rng.standard_normal(8).astype(np.float32),
+    }
+
+
+@pytest.mark.parametrize("fmt", ["npz", "h5"])
+def test_arrays_named_like_a_torch_state_dict_follow_torch_rules(tmp_path, rng, fmt):
+    # review11: np.savez(f, **{k: v.numpy() for k, v in sd.items()}) reported the square Linear
+    # weight as the recurrent matrix and skipped the LSTM's weight_hh_l0 as "not square"
+    sd = _torch_named(rng)
+    path = tmp_path / f"sd.{fmt}"
+    if fmt == "npz":
+        np.savez(path, **sd)
+    else:
+        with h5py.File(path, "w") as f:
+            for k, v in sd.items():
+                f.create_dataset(k, data=v)
+    ckpt = load(path)
+    got = {m.id: m for m in ckpt.matrices}
+    lstm = [f"lstm.weight_hh_l0[{g}]" for g in ("input", "forget", "cell", "output")]
+    cell = [f"cell.weight_hh[{g}]" for g in ("reset", "update", "new")]
+    assert sorted(got) == sorted(lstm + cell)
+    for k, name in enumerate(lstm):  # gate k is rows [8k, 8k + 8) of weight_hh, as stored
+        np.testing.assert_array_equal(got[name].matrix, sd["lstm.weight_hh_l0"][8 * k : 8 * k + 8])
+        assert got[name].cell == "lstm" and got[name].dtype == "float32"
+    for k, name in enumerate(cell):
+        np.testing.assert_array_equal(got[name].matrix, sd["cell.weight_hh"][5 * k : 5 * k + 5])
+        assert got[name].cell == "gru"
+    assert all("torch's state_dict naming" in " ".join(m.notes) for m in ckpt.matrices)
+    reasons = {s.name: s.reason for s in ckpt.skipped}
+    assert "square Linear" in reasons["fc.weight"] and "input weights" in reasons["lstm.weight_ih_l0"]
+
+
+def test_a_lone_weight_hh_array_stays_a_bare_array(tmp_path, rng):
+    # without a weight_ih beside it the name proves nothing: every square array, as before
+    W, F = rng.standard_normal((4, 4)), rng.standard_normal((3, 3))
+    np.savez(tmp_path / "w.npz", weight_hh=W, **{"fc.weight": F})
+    ckpt = load(tmp_path / "w.npz")
+    assert [m.id for m in ckpt.matrices] == ["weight_hh", "fc.weight"]
+    assert all(m.cell == "array" for m in ckpt.matrices)
+
+
 # ------------------------------------------------------------------ plain HDF5
 
 

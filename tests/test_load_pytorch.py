@@ -284,11 +284,19 @@ def test_nested_checkpoints_with_optimizer_and_decoys(tmp_path, x_seq, layout):
     np.testing.assert_allclose(got, torch_forward64(model.lstm, x_seq), rtol=0, atol=1e-10)
 
 
-def test_optimizer_state_alone_is_not_recurrent(tmp_path):
+@pytest.mark.parametrize("wrap", [None, "optimizer"])
+def test_optimizer_state_alone_is_not_recurrent(tmp_path, wrap):
+    # review11: "no recurrent weight matrix found (18 tensors, e.g. state/0/step...)" did not say the
+    # file is an optimizer's state, nor what to give instead
     _, opt = _trained()
-    torch.save(opt.state_dict(), tmp_path / "opt.pt")
-    with pytest.raises(spectra.NoRecurrentWeightsError, match="no recurrent weight matrix found"):
+    sd = opt.state_dict()
+    torch.save(sd if wrap is None else {wrap: sd, "epoch": 3}, tmp_path / "opt.pt")
+    with pytest.raises(spectra.NoRecurrentWeightsError) as info:
         load(tmp_path / "opt.pt")
+    msg = str(info.value)
+    assert "no recurrent weight matrix found" in msg
+    assert "holds only an optimizer's state" in msg and "no model weights" in msg
+    assert "model.state_dict()" in msg
 
 
 def test_legacy_serialization(tmp_path, x_seq):

@@ -97,6 +97,8 @@ def test_power_warns_on_conjugate_dominant_pair():
     with pytest.warns(StabilizeWarning, match="conjugate"):
         r = stabilize(A, "power", iterations=50, target=0.25)
     assert any("conjugate" in w for w in r.warnings)
+    # one note: more iterations cannot help, so no "not converged" beside it
+    assert len(r.warnings) == 1 and "more iterations do not help" in r.warnings[0]
 
 
 def test_power_warns_when_not_converged_and_records_quietly():

@@ -177,3 +177,52 @@ def test_cli_evaluate_json_has_null_where_the_outputs_overflowed(capsys):
     rows = json.loads(out)["results"]
     assert rows[2]["accuracy"] is None and rows[2]["misclassification"] is None
     assert rows[1]["accuracy"] > 0.5 and "overflowed" in err
+
+
+def test_one_draw_has_no_standard_deviation(capsys):
+    # review11: --repeats 1 printed std 0.0000 (JSON accuracy_std 0.0), which reads as "no spread"
+    import json
+    from pathlib import Path
+
+    from spectra_cli.main import main
+
+    import spectra
+
+    task = load_task("digits")
+    model = build_model("gru", 8, 10, 6, 1, seed=0)
+    curve = evaluate_noise(model, task, [0.0, 0.4], repeats=1)
+    assert curve.accuracy_std[0] == 0 and np.isnan(curve.accuracy_std[1])  # amplitude 0 is exact
+    assert np.all(np.isfinite(curve.accuracy))
+    assert np.all(np.isfinite(evaluate_noise(model, task, [0.0, 0.4], repeats=2).accuracy_std))
+
+    ckpt = str(Path(spectra.__file__).parents[1] / "data" / "digits_rnn_stable.pt")
+    assert main(["evaluate", ckpt, "--noise", "0,0.1", "--repeats", "1"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    row = next(r for r in rows if r[:1] == ["0.1000"])
+    assert row[2] == "-" and "nan" not in row
+    assert next(r for r in rows if r[:1] == ["0"])[2] == "0.0000"
+    assert main(["evaluate", ckpt, "--noise", "0,0.1", "--repeats", "1", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)["results"]
+    assert res[0]["accuracy_std"] == 0.0 and res[1]["accuracy_std"] is None
+    assert res[1]["accuracy"] is not None
+
+
+def test_robustness_says_when_sequences_exceed_the_split(capsys):
+    # review11: --sequences 100000 was silently clamped to the 270 test sequences
+    from pathlib import Path
+
+    from spectra_cli.main import main
+
+    import spectra
+
+    ckpt = str(Path(spectra.__file__).parents[1] / "data" / "digits_rnn_stable.pt")
+    args = ["robustness", ckpt, "--sequences", "100000", "--draws", "2", "--sigma", "0"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if "warning" in line]
+    assert lines == [
+        "spectra: warning: --sequences 100000: the test split holds 270 sequences; using all 270"
+    ]
+    assert "270 test sequences" in out
+    assert main([*args[:3], "20", *args[4:]]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -406,6 +406,30 @@ def test_a_file_that_is_not_the_runs_checkpoint(tmp_path, capsys, command, which
         assert "sidecar" not in err
 
 
+@pytest.mark.parametrize("weights", ["digits_gru_regular", "a renamed key"])
+def test_a_state_dict_of_another_model_says_what_does_not_fit(tmp_path, capsys, weights):
+    # review11: the message was cut at the first line of torch's, "(Error(s) in loading state_dict
+    # for SequenceModel:)", losing which tensors are missing, unexpected or of another size
+    pt, _ = _shipped(tmp_path)  # an RNN's sidecar (hidden 24)
+    if weights == "a renamed key":
+        sd = torch.load(pt, weights_only=True)
+        sd["rnn.weight_hh_l9"] = sd.pop("rnn.weight_hh_l0")
+        torch.save(sd, pt)
+    else:
+        pt.write_bytes((Path(spectra.__file__).parents[1] / "data" / f"{weights}.pt").read_bytes())
+    assert main(["evaluate", str(pt)]) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not a state dict of the model its sidecar" in err
+    if weights == "a renamed key":
+        assert "missing rnn.weight_hh_l0; unexpected rnn.weight_hh_l9)" in err
+    else:  # a GRU's weights: three gates' rows
+        assert (
+            "(size mismatch (file vs model): rnn.weight_ih_l0 72x8 vs 24x8, rnn.weight_hh_l0 72x24 vs 24x24,"
+            in err
+        )
+        assert err.endswith("rnn.bias_ih_l0 72 vs 24 (and 1 more))")
+
+
 def test_cli_train_says_when_power_norm_rescaled_nothing(tmp_path, capsys):
     out = tmp_path / "pn"
     argv = ["train", "--task", "digits", "--cell", "gru", "--hidden", "24", "--regime", "power-norm"]

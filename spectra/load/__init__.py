@@ -32,7 +32,7 @@ import zlib
 from pathlib import Path
 
 from spectra.checkpoint import Checkpoint
-from spectra.errors import CorruptFileError, UnsupportedFormatError
+from spectra.errors import CorruptFileError, NoRecurrentWeightsError, UnsupportedFormatError
 
 __all__ = ["load", "sniff"]
 
@@ -165,6 +165,11 @@ def _zip_kind(path: str) -> str:
         return "keras-v3"
     if names and all(n.endswith(".npy") for n in names):
         return "npz"
+    if not names:
+        # np.savez(path) with no arrays writes an archive with no members (and names it .npz)
+        if path.endswith(".npz"):
+            return "npz"
+        raise NoRecurrentWeightsError(f"{path}: an empty zip archive (no members), so no recurrent matrix")
     raise UnsupportedFormatError(
         f"{path}: a zip archive that is neither a PyTorch checkpoint, a TorchScript archive, "
         f"a Keras .keras file nor a .npz (members: {', '.join(sorted(base)[:5])}"

@@ -3,7 +3,10 @@
 A ``.npy`` holds one array, which must be a square 2-D matrix; a ``.npz`` (a
 zip of ``.npy`` members) yields every square 2-D member, the others are listed
 as skipped. The arrays are taken as the column-vector ``A`` as stored
-(``cell="array"``): a bare file says nothing about gates or orientation.
+(``cell="array"``): a bare file says nothing about gates or orientation. A
+``.npz`` whose names are a torch state_dict's (a ``weight_hh_l0`` or
+``weight_hh`` with its ``weight_ih`` beside it) is read by torch's naming rules
+instead (:func:`torch_named_checkpoint`): gates split, no square ``nn.Linear``.
 
 Safety: pickled object arrays are never loaded (``allow_pickle=False``); the
 size an array declares in its header is compared with the bytes the file (or
@@ -17,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import zipfile
+from dataclasses import replace
 from typing import IO
 
 import numpy as np
@@ -29,6 +33,7 @@ from spectra.errors import (
     SpectraError,
     UnsupportedFormatError,
 )
+from spectra.load.torch_names import follows_torch_names
 
 __all__ = ["MAX_ARRAY_BYTES", "MAX_NPZ_MEMBER_BYTES", "read_npy", "read_npz"]
 
@@ -167,6 +172,11 @@ def read_npy(path: str | os.PathLike) -> Checkpoint:
 def read_npz(path: str | os.PathLike) -> Checkpoint:
     """Read every square 2-D array of a ``.npz`` archive as a matrix ``A``.
 
+    Where the array names follow a torch state_dict's
+    (:func:`spectra.load.torch_names.follows_torch_names`), they are read by
+    torch's rules instead: one matrix per gate of each ``weight_hh``, and a
+    square ``nn.Linear`` weight is skipped.
+
     Parameters
     ----------
     path : str or path-like
@@ -187,12 +197,15 @@ def read_npz(path: str | os.PathLike) -> Checkpoint:
     UnsupportedFormatError
         A member holding Python objects (would need pickle).
     NoRecurrentWeightsError
-        No member is a square 2-D array.
+        No member is a square 2-D array, or there is no member (``np.savez(path)``).
     """
     p = os.fspath(path)
     ckpt = Checkpoint(path=p, format="npz", metadata={"framework": "numpy"})
     try:
         with zipfile.ZipFile(p) as zf:
+            named = [i.filename[:-4] for i in zf.infolist() if i.filename.endswith(".npy")]
+            if follows_torch_names(named):
+                return _read_npz_torch_named(zf, p)
             for info in zf.infolist():
                 if info.is_dir():
                     continue
@@ -211,16 +224,58 @@ def read_npz(path: str | os.PathLike) -> Checkpoint:
         raise CorruptFileError(
             f"{p}: corrupt or truncated .npz archive ({type(exc).__name__}: {exc})"
         ) from None
+    if not ckpt.matrices and not ckpt.skipped:
+        raise NoRecurrentWeightsError(f"{p}: .npz holds no arrays (an empty archive, as np.savez() writes)")
     if not ckpt.matrices:
-        seen = ", ".join(f"{s.name} {s.shape}" for s in ckpt.skipped[:8]) or "no arrays"
+        seen = ", ".join(f"{s.name} {s.shape}" for s in ckpt.skipped[:8])
         raise NoRecurrentWeightsError(f"{p}: .npz holds no square 2-D array ({seen})")
     return ckpt
 
 
-def _read_npz_matrix(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, key: str
-) -> tuple[RecurrentMatrix | None, tuple[str, tuple[int, ...] | None]]:
-    """One member as a matrix, or ``(None, (reason, shape))``; raises on unsafe sizes."""
+def _read_npz_torch_named(zf: zipfile.ZipFile, where: str) -> Checkpoint:
+    """A ``.npz`` whose array names are a torch state_dict's, read by torch's naming rules."""
+    arrays: dict[str, np.ndarray] = {}
+    unreadable: list[Skipped] = []
+    for info in zf.infolist():
+        if info.is_dir():
+            continue
+        key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+        if not info.filename.endswith(".npy"):
+            unreadable.append(Skipped(key, None, "zip member that is not a .npy array"))
+            continue
+        values, shape, problem = _read_npz_array(zf, info, where)
+        if values is None:
+            unreadable.append(Skipped(key, shape, problem))
+        else:
+            arrays[key] = values
+    return torch_named_checkpoint(where, "npz", arrays, unreadable)
+
+
+def torch_named_checkpoint(
+    path: str, fmt: str, arrays: dict[str, np.ndarray], unreadable: list[Skipped]
+) -> Checkpoint:
+    """Arrays named as in a torch state_dict (a ``.npz``, a plain HDF5 file), read by torch's rules.
+
+    :func:`spectra.load.torch_names.classify_state_dict` splits each ``weight_hh`` into its
+    gates and never reports a square ``nn.Linear`` weight; each matrix gets a note saying so.
+    """
+    from spectra.load.pytorch import checkpoint_from_object  # numpy-only: torch is never imported
+
+    ckpt = checkpoint_from_object(
+        path, fmt, arrays, unreadable=unreadable, metadata={"framework": "numpy", "names": "torch"}
+    )
+    note = "array names follow torch's state_dict naming: read by its rules"
+    ckpt.matrices = [replace(m, notes=(*m.notes, note)) for m in ckpt.matrices]
+    return ckpt
+
+
+def _read_npz_array(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, *, square: bool = False
+) -> tuple[np.ndarray | None, tuple[int, ...], str]:
+    """One numeric member (`square`: a square 2-D one), or ``(None, shape, reason)``.
+
+    Raises on unsafe sizes; a member refused by its header is not read.
+    """
     if info.file_size > MAX_NPZ_MEMBER_BYTES:
         raise CorruptFileError(
             f"{where}: member {info.filename} declares {_size(info.file_size)} uncompressed, more than "
@@ -234,13 +289,24 @@ def _read_npz_matrix(
                 f"{where}: member {info.filename}: header declares shape {shape} {dtype} "
                 f"({_size(need)}) but the member declares {_size(max(info.file_size - offset, 0))} of data"
             )
-        problem = _square_problem(shape, dtype)
+        problem = _square_problem(shape, dtype) if square else None
+        if problem is None and dtype.kind not in "biufc":
+            problem = f"dtype {dtype} is not numeric"
         if problem is not None:
-            return None, (problem, shape)
+            return None, shape, problem
         data = fh.read(need + 1)
     if len(data) != need:
         what = "inflates beyond" if len(data) > need else "is shorter than"
         raise CorruptFileError(f"{where}: member {info.filename} {what} its declared size")
-    values = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C"), shape, ""
+
+
+def _read_npz_matrix(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, key: str
+) -> tuple[RecurrentMatrix | None, tuple[str, tuple[int, ...] | None]]:
+    """One member as a matrix, or ``(None, (reason, shape))``; raises on unsafe sizes."""
+    values, shape, problem = _read_npz_array(zf, info, where, square=True)
+    if values is None:
+        return None, (problem, shape)
     note = "bare .npz array, taken as the column-vector A as stored"
-    return _as_matrix(values, key, dtype, note), ("", shape)
+    return _as_matrix(values, key, values.dtype, note), ("", shape)

@@ -11,7 +11,10 @@ handles the one layout that is not Keras:
   gate conventions;
 * any other HDF5 file is read as plain arrays: every square 2-D numeric
   dataset is one matrix (``cell="array"``, id = the dataset path), or, with
-  ``dataset=`` (``file.h5:/group/W_hh``), exactly that dataset.
+  ``dataset=`` (``file.h5:/group/W_hh``), exactly that dataset; datasets named
+  as in a torch state_dict (``lstm.weight_hh_l0`` with ``lstm.weight_ih_l0``
+  beside it) are read by torch's naming rules instead (gates split, no square
+  ``nn.Linear``).
 
 Safety: a dataset's size is judged from its declared shape before a byte of it
 is read (:data:`MAX_DATASET_BYTES`); h5py errors on truncated or garbled files
@@ -36,6 +39,8 @@ from spectra.errors import (
     NoRecurrentWeightsError,
     SpectraError,
 )
+from spectra.load.arrays import torch_named_checkpoint
+from spectra.load.torch_names import follows_torch_names
 
 __all__ = ["MAX_DATASET_BYTES", "declared_nbytes", "h5_layout", "read_dataset", "read_hdf5", "refuse_reason"]
 
@@ -194,6 +199,21 @@ def _array_matrix(ds: h5py.Dataset, name: str, path: str) -> RecurrentMatrix:
     )
 
 
+def _read_torch_named(f: h5py.File, path: str) -> Checkpoint:
+    """A plain HDF5 file whose dataset names are a torch state_dict's, read by torch's naming rules."""
+    arrays: dict[str, np.ndarray] = {}
+    unreadable: list[Skipped] = []
+    for name, ds in list_datasets(f):
+        shape = tuple(ds.shape) if ds.shape is not None else None
+        if not is_numeric(ds):
+            unreadable.append(Skipped(name, shape, f"dtype {ds.dtype} is not numeric"))
+        elif (reason := refuse_reason(ds)) is not None:
+            unreadable.append(Skipped(name, shape, reason))
+        else:
+            arrays[name] = read_dataset(ds, path)
+    return torch_named_checkpoint(path, "hdf5", arrays, unreadable)
+
+
 def _read_generic(f: h5py.File, path: str, dataset: str | None) -> Checkpoint:
     ckpt = Checkpoint(path=path if dataset is None else f"{path}:{dataset}", format="hdf5")
     if dataset is not None:
@@ -213,6 +233,8 @@ def _read_generic(f: h5py.File, path: str, dataset: str | None) -> Checkpoint:
             raise NonSquareError(f"{path}: dataset {dataset} holds {obj.dtype}, not numbers")
         ckpt.matrices.append(_array_matrix(obj, obj.name.lstrip("/"), path))
         return ckpt
+    if follows_torch_names(n for n, _ in list_datasets(f)):
+        return _read_torch_named(f, path)
     for name, ds in list_datasets(f):
         shape = tuple(ds.shape) if ds.shape is not None else None
         if shape is None or len(shape) != 2:

@@ -196,7 +196,8 @@ def checkpoint_from_object(
     ------
     NoRecurrentWeightsError
         No readable recurrent weight; the message quotes why tensors named like
-        one were refused (shape, dtype, parametrization) and names undecodable tensors.
+        one were refused (shape, dtype, parametrization) and names undecodable tensors,
+        or says that the file holds only optimizer state (``optimizer.state_dict()``).
     """
     mappings, skipped = find_tensor_mappings(obj)
     results = []
@@ -233,6 +234,14 @@ def checkpoint_from_object(
     out_skipped.extend(unreadable)
     packed = _packed_entries(obj)
     out_skipped.extend(Skipped(name, (), _PACKED_REASON) for name in packed)
+    if primary is None and not mappings and skipped and all(s.reason == "optimizer state" for s in skipped):
+        # torch.save(optimizer.state_dict(), f): moments and step counts keyed by parameter number
+        raise NoRecurrentWeightsError(
+            f"{path}: no recurrent weight matrix found: the file holds only an optimizer's state "
+            f"(optimizer.state_dict(): {len(skipped)} tensors of moments and step counts, e.g. "
+            f"{skipped[0].name}; no model weights); give the model's state_dict instead "
+            "(torch.save(model.state_dict(), 'm.pt')), or a checkpoint that holds it beside the optimizer's"
+        )
     if primary is None:
         n = sum(len(m.tensors) for m in mappings) + len(skipped) + len(unreadable)
         examples = [(s.name, s.shape) for s in out_skipped[:3]]

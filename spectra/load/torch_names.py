@@ -49,7 +49,7 @@ files lives in :mod:`spectra.load.pytorch` and :mod:`spectra.load.torchpickle`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,6 +61,7 @@ __all__ = [
     "TensorMapping",
     "classify_state_dict",
     "find_tensor_mappings",
+    "follows_torch_names",
     "strip_wrapper_prefix",
 ]
 
@@ -324,6 +325,28 @@ def _other_reason(key: str, arr: np.ndarray) -> str:
             return "not a recurrent weight (square Linear layer)"
         return "not a recurrent weight (square, but not named like a torch recurrent weight)"
     return "not a recurrent weight"
+
+
+def follows_torch_names(names: Iterable[str]) -> bool:
+    """Whether array names follow a torch state_dict's: a ``weight_hh`` with its ``weight_ih`` beside it.
+
+    A ``.npz`` or plain HDF5 file written from a state_dict
+    (``np.savez(f, **{k: v.numpy() for k, v in sd.items()})``) keeps torch's names
+    (``lstm.weight_hh_l0``, ``cell.weight_hh``); such a file is read with
+    :func:`classify_state_dict`, not as bare arrays.
+    """
+    keys = [k for k in names if isinstance(k, str)]
+    strip = _wrapper_stripper(keys)
+    roles: dict[tuple[str, str], set[str]] = {}
+    for key in keys:
+        res = _parse(key, strip)
+        if res is not None:
+            role, group, _ = res
+            roles.setdefault((group.prefix, group.suffix), set()).add(role)
+    return any(
+        any(r.startswith("weight_hh") for r in rs) and any(r.startswith("weight_ih") for r in rs)
+        for rs in roles.values()
+    )
 
 
 def classify_state_dict(

@@ -162,6 +162,43 @@ def _torch_reason(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
+def _mismatch(model: torch.nn.Module, state: object, exc: BaseException) -> str:
+    """What does not fit between `state` and `model`, in one line: missing, unexpected, other shapes.
+
+    Torch's own message spreads this over several lines (its first says only
+    ``Error(s) in loading state_dict for SequenceModel:``); the rest is kept, joined by ``; ``,
+    where the state is no mapping of tensors.
+    """
+
+    def some(names: list[str]) -> str:
+        more = f" (and {len(names) - 3} more)" if len(names) > 3 else ""
+        return ", ".join(names[:3]) + more
+
+    def dims(shape) -> str:
+        return "x".join(str(int(d)) for d in shape) or "scalar"
+
+    want = model.state_dict()
+    if isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values()):
+        parts = []
+        missing = [k for k in want if k not in state]
+        unexpected = [str(k) for k in state if k not in want]
+        sizes = [
+            f"{k} {dims(state[k].shape)} vs {dims(v.shape)}"
+            for k, v in want.items()
+            if k in state and tuple(state[k].shape) != tuple(v.shape)
+        ]
+        if missing:
+            parts.append(f"missing {some(missing)}")
+        if unexpected:
+            parts.append(f"unexpected {some(unexpected)}")
+        if sizes:
+            parts.append(f"size mismatch (file vs model): {some(sizes)}")
+        if parts:
+            return "; ".join(parts)
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return "; ".join(lines)[:400] or type(exc).__name__
+
+
 def load_trained(ckpt: str | os.PathLike):
     """Rebuild the trained model of checkpoint `ckpt` from its sidecar; return ``(model, metadata)``.
 
@@ -202,7 +239,7 @@ def load_trained(ckpt: str | os.PathLike):
     except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
         raise UnsupportedFormatError(
             f"{ckpt}: not a state dict of the model its sidecar {Path(ckpt).with_suffix('.json').name} "
-            f"describes ({_torch_reason(exc)})"
+            f"describes ({_mismatch(model, state, exc)})"
         ) from None
     model.eval()
     return model, meta

@@ -76,7 +76,9 @@ class NoiseCurve:
         Noise standard deviations, in the units of the model's input (:func:`amplitude_units`).
     accuracy, accuracy_std : (K,) ndarray
         Mean accuracy over the draws and its standard deviation across draws
-        (regression: fraction with ``|error| < 0.04``).
+        (regression: fraction with ``|error| < 0.04``). With one draw
+        (``repeats=1``) the standard deviation is undefined: NaN at every
+        amplitude above 0 (amplitude 0 is deterministic: 0).
     misclassification : (K,) ndarray
         ``1 - accuracy`` (regression: the miss rate, fraction with ``|error| >= 0.04``).
     mse : (K,) ndarray or None
@@ -207,11 +209,14 @@ def evaluate_noise(
             RuntimeWarning,
             stacklevel=2,
         )
+    std = acc.std(1)
+    if repeats == 1:  # the spread of one draw is undefined (0.0 read as "no spread")
+        std[~zero] = np.nan
     p = task.n_outputs
     return NoiseCurve(
         amplitudes=amps,
         accuracy=acc.mean(1),
-        accuracy_std=acc.std(1),
+        accuracy_std=std,
         misclassification=1 - acc.mean(1),
         mse=(sqerr / (N * p)).mean(1) if task.kind == "regression" else None,
         repeats=repeats,
