@@ -847,13 +847,19 @@ def kreiss_constant(
 
     1. ``rho(A) >= 1``: ``K = inf``. ``||A||_2 <= 1``: ``K = 1`` exactly
        (``sigma_min(zI - A) >= |z| - ||A|| >= |z| - 1`` and ``f -> 1`` as
-       ``|z| -> inf``). Also ``K = 1`` when the numerical radius
+       ``|z| -> inf``), certified where the computed ``||A||_2 <= 1 - 8 n u``
+       or one nonzero per row and column makes ``||A||_2`` the largest entry;
+       within ``8 n u`` of 1 otherwise (an orthogonal matrix, exactly
+       orthogonal only to rounding) ``value = lower = 1`` and ``upper = inf``.
+       A triangular matrix's eigenvalues are its diagonal, exactly: ``rho``
+       is read from it, with no rounding window. Also ``K = 1`` when the numerical radius
        ``w(A) <= 1``, since ``sigma_min(zI - A) >= dist(z, W(A)) >= |z| -
        w(A)`` (Trefethen & Embree 2005, Thm 17.1): tested by a coarse
        bracket of ``w(A)`` (nine eigenvalue problems of order n) with the
        certificate, and without it whenever ``||A|| <= 2`` and
        ``lambda_max((A + A*)/2) <= 1`` leave ``w(A) <= 1`` possible.
-       ``rho(A) = 1`` to rounding (within ``64 n u max(1, ||A||)``), not a
+       ``rho(A) = 1`` to rounding (within ``64 n u max(1, ||A||)``, plus the
+       rounding to `stored_dtype`), not a
        contraction (a triangular matrix with a diagonal entry of modulus
        above 1 is ``K = inf``, certified: its eigenvalues are exact): with a
        defective eigenvalue there, ``value = inf`` (K is
