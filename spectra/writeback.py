@@ -362,9 +362,12 @@ def _modify_h5(h5path: str, groups) -> None:
     import h5py
 
     with h5py.File(h5path, "r+") as f:
-        for source, ms in groups.items():
+        for name, ms in groups.items():
+            source = name
+            if source not in f and name.replace(".", "/") in f:
+                source = name.replace(".", "/")  # a torch state_dict written as a group tree
             if source not in f or not isinstance(f[source], h5py.Dataset):
-                raise SpectraError(f"{h5path}: dataset {source!r} not found for writing")
+                raise SpectraError(f"{h5path}: dataset {name!r} not found for writing")
             ds = f[source]
             new, dtype = _apply(ds[...], ms), ds.dtype
             if dtype.kind in "biu":

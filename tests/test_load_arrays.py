@@ -163,6 +163,32 @@ def test_arrays_named_like_a_torch_state_dict_follow_torch_rules(tmp_path, rng, 
     assert "square Linear" in reasons["fc.weight"] and "input weights" in reasons["lstm.weight_ih_l0"]
 
 
+def test_a_state_dict_written_as_an_hdf5_group_tree_follows_torch_rules(tmp_path, rng):
+    # f.create_dataset(k.replace('.', '/'), ...): the LSTM's weights were "no square dataset" and a
+    # 2-layer RNN's square weight_ih_l1 (6x6) was reported as a recurrent matrix (a review);
+    # write-back finds the datasets again
+    import spectra
+
+    sd = _torch_named(rng)
+    sd["rnn.weight_ih_l0"] = rng.standard_normal((6, 4)).astype(np.float32)
+    sd["rnn.weight_hh_l0"] = rng.standard_normal((6, 6)).astype(np.float32)
+    sd["rnn.weight_ih_l1"] = rng.standard_normal((6, 6)).astype(np.float32)
+    sd["rnn.weight_hh_l1"] = rng.standard_normal((6, 6)).astype(np.float32)
+    path = tmp_path / "tree.h5"
+    with h5py.File(path, "w") as f:
+        for k, v in sd.items():
+            f.create_dataset(k.replace(".", "/"), data=v)
+    got = {m.id: m for m in load(path).matrices}
+    assert "rnn.weight_hh_l1" in got and not any("weight_ih" in i for i in got)
+    np.testing.assert_array_equal(got["rnn.weight_hh_l1"].matrix, sd["rnn.weight_hh_l1"])
+    np.testing.assert_array_equal(got["lstm.weight_hh_l0[forget]"].matrix, sd["lstm.weight_hh_l0"][8:16])
+    out = tmp_path / "out.h5"
+    spectra.stabilize_checkpoint(path, out, method="exact", target=0.5)
+    with h5py.File(out, "r") as f:
+        np.testing.assert_array_equal(f["rnn/weight_ih_l1"][...], sd["rnn.weight_ih_l1"])
+        assert np.max(np.abs(np.linalg.eigvals(f["rnn/weight_hh_l1"][...].astype(float)))) <= 0.5 + 1e-6
+
+
 def test_a_lone_weight_hh_array_stays_a_bare_array(tmp_path, rng):
     # without a weight_ih beside it the name proves nothing: every square array, as before
     W, F = rng.standard_normal((4, 4)), rng.standard_normal((3, 3))

@@ -199,11 +199,16 @@ def _array_matrix(ds: h5py.Dataset, name: str, path: str) -> RecurrentMatrix:
     )
 
 
-def _read_torch_named(f: h5py.File, path: str) -> Checkpoint:
-    """A plain HDF5 file whose dataset names are a torch state_dict's, read by torch's naming rules."""
+def _read_torch_named(f: h5py.File, path: str, dotted: bool = False) -> Checkpoint:
+    """A plain HDF5 file whose dataset names are a torch state_dict's, read by torch's naming rules.
+
+    `dotted`: the state_dict was written as a group tree (``encoder/rnn/weight_hh_l0`` for
+    ``encoder.rnn.weight_hh_l0``): the paths are read with dots (write-back maps them back).
+    """
     arrays: dict[str, np.ndarray] = {}
     unreadable: list[Skipped] = []
-    for name, ds in list_datasets(f):
+    for path_name, ds in list_datasets(f):
+        name = path_name.replace("/", ".") if dotted else path_name
         shape = tuple(ds.shape) if ds.shape is not None else None
         if not is_numeric(ds):
             unreadable.append(Skipped(name, shape, f"dtype {ds.dtype} is not numeric"))
@@ -233,8 +238,15 @@ def _read_generic(f: h5py.File, path: str, dataset: str | None) -> Checkpoint:
             raise NonSquareError(f"{path}: dataset {dataset} holds {obj.dtype}, not numbers")
         ckpt.matrices.append(_array_matrix(obj, obj.name.lstrip("/"), path))
         return ckpt
-    if follows_torch_names(n for n, _ in list_datasets(f)):
+    names = [n for n, _ in list_datasets(f)]
+    if follows_torch_names(names):
         return _read_torch_named(f, path)
+    # a state_dict written as a group tree (k.replace('.', '/')): an LSTM's weights were "no square
+    # dataset" and a 2-layer RNN's square weight_ih_l1 was reported as recurrent (a review)
+    if len({n.replace("/", ".") for n in names}) == len(names) and follows_torch_names(
+        n.replace("/", ".") for n in names
+    ):
+        return _read_torch_named(f, path, dotted=True)
     for name, ds in list_datasets(f):
         shape = tuple(ds.shape) if ds.shape is not None else None
         if shape is None or len(shape) != 2:
