@@ -511,9 +511,20 @@ def _spectral_norm_dim(W: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[int
     if fit[best] >= _SN_FIT and abs(sigmas[0] - sigmas[1]) <= 1e-6 * max(abs(sigmas[0]), abs(sigmas[1])):
         return 0, None  # both orientations fit, with the same sigma: the same matrix either way
     if fit[best] >= _SN_LAGGING_FIT and gap >= _SN_MARGIN:
+        other = sigmas[1 - best]
+        if other > 0:
+            spread = abs(sigmas[best] - other) / min(sigmas)
+            alt = (
+                f"; the other orientation would read the same matrix scaled by sigma_{best}/sigma_"
+                f"{1 - best} = {sigmas[best] / other:.6g} (up to {_round_up(spread)} relative)"
+            )
+        else:
+            alt = f"; the other orientation's sigma is {other:.6g} (torch's is positive once it has iterated)"
         return best, (
-            f"spectral_norm's u, v lag the weight ({fits}; saved after an optimizer step): "
-            f"read as dim={best}, where they fit and sigma is positive"
+            f"spectral_norm's u, v fit the weight only approximately ({fits}; as after an optimizer "
+            f"step): dim={best} assumed, where they fit and sigma is positive{alt}; vectors saved "
+            "before any training forward pass (the old spectral_norm starts from random ones) "
+            "settle neither reading"
         )
     # both orientations fit (a nearly symmetric weight: identity or symmetric initialisation,
     # about half of such checkpoints in a review): the readings W/sigma_0 and W/sigma_1 differ
@@ -526,7 +537,7 @@ def _spectral_norm_dim(W: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[int
                 f"spectral_norm's u, v fit the weight and its transpose alike ({fits}): dim={best} "
                 f"assumed; the other reading is the same matrix scaled by sigma_{best}/sigma_{1 - best} "
                 f"= {sigmas[best] / sigmas[1 - best]:.6g}, so every figure is uncertain by up to "
-                f"{spread:.1e} relative"
+                f"{_round_up(spread)} relative"
             )
     if fit[best] >= _SN_FIT:
         why = "u, v fit the weight and its transpose alike"
@@ -538,6 +549,15 @@ def _spectral_norm_dim(W: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[int
     else:
         why = "u^T W v is negative in both orientations"
     return None, _sn_refusal(f"{why} ({fits}; sigma {sigmas[0]:.6g} or {sigmas[1]:.6g})", None)
+
+
+def _round_up(x: float) -> str:
+    """`x` to two significant digits, rounded up (a bound must not shrink when printed)."""
+    t = f"{x:.1e}"
+    if float(t) < x:
+        m, e = t.split("e")
+        t = f"{float(m) + 0.1:.1f}e{e}"
+    return t
 
 
 def _sn_refusal(why: str, dim: int | None) -> str:
