@@ -6,7 +6,14 @@ import numpy as np
 
 from spectra.errors import InvalidArgumentError, NonFiniteError, NonSquareError
 
-__all__ = ["as_square_matrix", "magnitude_problem", "rho_one_tolerance", "storage_rounding", "unusable"]
+__all__ = [
+    "as_square_matrix",
+    "is_triangular",
+    "magnitude_problem",
+    "rho_one_tolerance",
+    "storage_rounding",
+    "unusable",
+]
 
 
 def as_square_matrix(
@@ -117,7 +124,7 @@ _UNIT_ROUNDOFF = {
 }
 
 
-def storage_rounding(dtype: str | None, a) -> float:
+def storage_rounding(dtype: str | None, a, norm2: float) -> float:
     """How far rounding the weights `a` to their stored `dtype` may move rho(A), for the "= 1" window.
 
     Triangular `a` (rounding keeps its zeros): its eigenvalues are its diagonal, moved by at most
@@ -129,6 +136,7 @@ def storage_rounding(dtype: str | None, a) -> float:
     rho = 1 branch of :func:`spectra.kreiss_constant` makes far too low), while the shifts met in
     float32 are ~2 u_s. 0 for float64, unknown, integer and quantized dtypes (`dtype` as the
     loaders name it: ``"float32"``, ``"bfloat16"``...; numpy's own names such as ``">f4"`` too).
+    `norm2` is ``||A||_2``, which every caller has already computed.
     """
     name = str(dtype)
     try:
@@ -139,11 +147,13 @@ def storage_rounding(dtype: str | None, a) -> float:
     if u == 0.0:
         return 0.0
     m = np.asarray(a)
-    if np.array_equal(np.triu(m), m) or np.array_equal(np.tril(m), m):
-        size = float(np.max(np.abs(np.diag(m)), initial=0.0))
-    else:
-        size = float(np.linalg.norm(m))
-    return min(u * size, 1e-6 * max(1.0, float(np.linalg.norm(m, 2))))
+    size = float(np.max(np.abs(np.diag(m)), initial=0.0)) if is_triangular(m) else float(np.linalg.norm(m))
+    return min(u * size, 1e-6 * max(1.0, norm2))
+
+
+def is_triangular(a: np.ndarray) -> bool:
+    """Whether `a` is upper or lower triangular (its eigenvalues are then its diagonal, exactly)."""
+    return bool(np.array_equal(np.triu(a), a) or np.array_equal(np.tril(a), a))
 
 
 def unusable(a, finite: bool = True) -> str | None:

@@ -31,7 +31,7 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.optimize import minimize
 
-from spectra._validate import as_square_matrix, rho_one_tolerance, storage_rounding
+from spectra._validate import as_square_matrix, is_triangular, rho_one_tolerance, storage_rounding
 from spectra.crisscross import _smin_estimate
 from spectra.errors import InvalidArgumentError
 
@@ -545,11 +545,6 @@ def _disk_clear(T: np.ndarray, lam: complex, r: float, tol: float, m: int = 32) 
     return all(_smin_at(T, complex(z)) > need for z in zs)
 
 
-def _is_triangular(a: np.ndarray) -> bool:
-    """Whether `a` is upper or lower triangular (its eigenvalues are then its diagonal, exactly)."""
-    return bool(np.array_equal(np.triu(a), a) or np.array_equal(np.tril(a), a))
-
-
 def _monomial_contraction(a: np.ndarray) -> bool:
     """Whether ``||A||_2 <= 1`` exactly because `a` has at most one nonzero per row and column.
 
@@ -569,7 +564,7 @@ def _triangular_outside(a: np.ndarray) -> complex | None:
     A real entry's modulus is exact; a complex one's is compared beyond its rounding (``hypot``
     is correct to an ulp).
     """
-    if not _is_triangular(a):
+    if not is_triangular(a):
         return None
     d = np.diag(a)
     k = int(np.argmax(np.abs(d)))
@@ -597,7 +592,7 @@ def _outside_resolved(a: np.ndarray, T: np.ndarray, tol: float) -> bool:
     the circle) rounding could have put it outside.
     """
     n = a.shape[0]
-    if _is_triangular(a):
+    if is_triangular(a):
         return True
     d = np.diag(a)
     if abs(complex(np.sum(d))) / n - 1 > 4 * n * _EPS * float(np.sum(np.abs(d))) / n:
@@ -919,38 +914,32 @@ def kreiss_constant(
     rho = float(np.max(np.abs(np.diag(T))))
     normT = float(sla.svdvals(T, check_finite=False)[0])
 
-    def exact(value: float, message: str) -> KreissResult:
+    def result(value: float, lower: float, upper: float, z, certified: bool, message: str) -> KreissResult:
         return KreissResult(
             value=value,
-            lower=value,
-            upper=value,
-            z=None,
-            certified=True,
+            lower=lower,
+            upper=upper,
+            z=z,
+            certified=certified,
             n=n,
             spectral_radius=rho,
             norm=normT,
             message=message,
         )
 
+    def exact(value: float, message: str) -> KreissResult:
+        return result(value, value, value, None, True, message)
+
     def infinite_to_rounding(lam: np.ndarray, why: str) -> KreissResult:
         """K = inf, not certified, with a lower bound from rays through the eigenvalues `lam`."""
         f_lo, z_lo = _ray_lower_bound(T, lam, normT)
-        return KreissResult(
-            value=math.inf,
-            lower=f_lo,
-            upper=math.inf,
-            z=z_lo,
-            certified=False,
-            n=n,
-            spectral_radius=rho,
-            norm=normT,
-            message=f"{why} (K >= {f_lo:.6g}, attained at z allowing for the SVD's rounding)",
-        )
+        why = f"{why} (K >= {f_lo:.6g}, attained at z allowing for the SVD's rounding)"
+        return result(math.inf, f_lo, math.inf, z_lo, False, why)
 
-    storage = storage_rounding(stored_dtype, a)
+    storage = storage_rounding(stored_dtype, a, normT)
     # a triangular matrix's eigenvalues are its diagonal, exactly: no rounding window about 1 (a
     # stable [[0.9, 1e14], [0, 0.9]] fell in the window 64 n u ||A|| and came out K = inf)
-    triangular = _is_triangular(a)
+    triangular = is_triangular(a)
     if triangular:
         rho = float(np.max(np.abs(np.diag(a))))  # exact (a lower triangular A's Schur form is not)
     # (2 u: rho = 1 exactly still takes the rho = 1 branch: K finite when semisimple)
@@ -977,20 +966,15 @@ def kreiss_constant(
         # ||A||_2 = 1 to rounding (an orthogonal matrix, singular values clipped at 1): K = 1 if A
         # is a contraction, but as stored rho may exceed 1 by rounding (12 of 20 numpy QR factors
         # have rho = 1 + 1e-17, exactly), and then K is infinite: nothing above 1 is proved
-        return KreissResult(
-            value=1.0,
-            lower=1.0,
-            upper=math.inf,
-            z=None,
-            certified=False,
-            n=n,
-            spectral_radius=rho,
-            norm=normT,
-            message=(
-                f"||A||_2 = {normT:.17g} is 1 to rounding: K(A) = 1 if A is a contraction (no "
-                "transient growth), but rounding cannot tell ||A||_2 <= 1 from ||A||_2 just above 1 "
-                "(then K may exceed 1, and is infinite if rho(A) >= 1): no upper bound is proved"
-            ),
+        return result(
+            1.0,
+            1.0,
+            math.inf,
+            None,
+            False,
+            f"||A||_2 = {normT:.17g} is 1 to rounding: K(A) = 1 if A is a contraction (no "
+            "transient growth), but rounding cannot tell ||A||_2 <= 1 from ||A||_2 just above 1 "
+            "(then K may exceed 1, and is infinite if rho(A) >= 1): no upper bound is proved",
         )
     # rho > 1 beyond that window, but rounding can move an ill-conditioned (defective) eigenvalue
     # by far more than u ||A|| (a Jordan block of order k by (u ||A||)^(1/k)): see

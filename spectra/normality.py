@@ -396,10 +396,10 @@ def analyze_matrix(A, *, id: str = "A", stored_dtype: str | None = None) -> Matr
         rho = float(np.max(np.abs(lam)))
         dep = float(np.linalg.norm(np.triu(a, 1)))
         err_rho, err_dep = 0.0, 0.0
-        window = max(storage_rounding(stored_dtype, a), 2 * float(np.finfo(float).eps))
+        window = max(storage_rounding(stored_dtype, a, norm2), 2 * float(np.finfo(float).eps))
     else:
         err_rho, err_dep = _rounding_errors(a, kappa, rho, dep, norm2, fro)
-        window = rho_one_tolerance(a.shape[0], norm2, storage_rounding(stored_dtype, a))
+        window = rho_one_tolerance(a.shape[0], norm2, storage_rounding(stored_dtype, a, norm2))
     return MatrixReport(
         id=id,
         shape=(a.shape[0], a.shape[1]),
