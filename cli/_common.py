@@ -357,6 +357,16 @@ def check_figure_path(ctx, param, value):
     return value
 
 
+def file_not_stdout(ctx, param, value):
+    """Click callback: ``-o -`` is refused for binary files (a checkpoint or an .npz) -- a usage error.
+
+    Without it the file would be written under the name '-' in the working folder.
+    """
+    if value == "-":
+        raise click.BadParameter("'-' (standard output) cannot take a binary file; give a file name")
+    return value
+
+
 def given(name: str) -> bool:
     """Whether the current command's option `name` (its parameter name) was on the command line."""
     from click.core import ParameterSource

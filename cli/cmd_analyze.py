@@ -14,6 +14,7 @@ from spectra_cli._common import (
     echo_json,
     eig_error,
     eps_list,
+    file_not_stdout,
     fmt,
     fmt_bound,
     fmt_bracketed,
@@ -475,7 +476,14 @@ def ls(checkpoint, as_json, trust, quiet):
 
 @click.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=True, readable=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output .npz file.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    callback=file_not_stdout,
+    help="Output .npz file.",
+)
 @matrix_option
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @trust_option

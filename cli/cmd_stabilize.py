@@ -11,6 +11,7 @@ from spectra_cli._common import (
     dinst_floor,
     echo_json,
     eps_list,
+    file_not_stdout,
     fmt,
     fmt_floor,
     fmt_rho,
@@ -99,7 +100,12 @@ def _common_stabilize_options(f):
 @click.command(epilog=STABILIZE_EPILOG)
 @click.argument("checkpoint", type=click.Path(readable=False))
 @click.option(
-    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write (same format)."
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    callback=file_not_stdout,
+    help="File to write (same format).",
 )
 @click.option(
     "--method", type=click.Choice(METHOD_NAMES), default="power", show_default=True, help=METHOD_HELP

@@ -1272,3 +1272,13 @@ def test_stabilize_power_on_a_conjugate_pair_does_not_suggest_more_iterations(tm
         and more[0].endswith(": slow; --iterations N runs more (the second paper uses 1)")
     )
     assert "more iterations do not help" in pair[0]
+
+
+@pytest.mark.parametrize("command", ["stabilize", "extract"])
+def test_binary_output_to_stdout_is_a_usage_error(tmp_path, capsys, monkeypatch, command):
+    # '-o -' wrote a checkpoint (or .npz) named '-' into the working folder
+    monkeypatch.chdir(tmp_path)
+    p = _npy(tmp_path, np.array([[0.5, 2.0], [0.0, 0.5]]))
+    rc, out, err = run([command, str(p), "-o", "-"], capsys)
+    assert rc == 2 and "standard output" in err and "Traceback" not in err
+    assert not (tmp_path / "-").exists()
