@@ -275,3 +275,27 @@ def test_npy_big_endian_and_complex(tmp_path):
     m = load(tmp_path / "c.npz")["C"]
     assert m.matrix.dtype == np.complex128
     np.testing.assert_array_equal(m.matrix, C.astype(np.complex128))
+
+
+@pytest.mark.parametrize("tree", [False, True])
+def test_one_dataset_of_a_torch_named_hdf5_file_splits_its_gates(tmp_path, rng, tree):
+    # 'file.h5:/lstm.weight_hh_l0' read the stacked 32x8 tensor as one raw dataset: "must be square"
+    from spectra.errors import MatrixNotFoundError
+
+    sd = _torch_named(rng)
+    path = tmp_path / "sd.h5"
+    with h5py.File(path, "w") as f:
+        for k, v in sd.items():
+            f.create_dataset(k.replace(".", "/") if tree else k, data=v)
+    ds = "lstm/weight_hh_l0" if tree else "lstm.weight_hh_l0"
+    ckpt = load(f"{path}:/{ds}")
+    assert [m.id for m in ckpt.matrices] == [
+        f"lstm.weight_hh_l0[{g}]" for g in ("input", "forget", "cell", "output")
+    ]
+    for k, m in enumerate(ckpt.matrices):
+        np.testing.assert_array_equal(m.matrix, sd["lstm.weight_hh_l0"][8 * k : 8 * k + 8])
+    with pytest.raises(MatrixNotFoundError, match="bias"):
+        load(f"{path}:/{'lstm/bias_hh_l0' if tree else 'lstm.bias_hh_l0'}")
+    # a square dataset that is no recurrent matrix by torch's names is read as it is, when asked for
+    (m,) = load(f"{path}:/{'fc/weight' if tree else 'fc.weight'}").matrices
+    np.testing.assert_array_equal(m.matrix, sd["fc.weight"])

@@ -219,6 +219,37 @@ def _read_torch_named(f: h5py.File, path: str, dotted: bool = False) -> Checkpoi
     return torch_named_checkpoint(path, "hdf5", arrays, unreadable)
 
 
+def _torch_named_selection(f: h5py.File, path: str, dataset: str) -> Checkpoint | None:
+    """``file.h5:/weight_hh_l0`` in a file of torch-named datasets: that tensor read by torch's rules.
+
+    An LSTM's ``weight_hh_l0`` is four stacked gates (4H x H); read as one raw dataset it was
+    "not square". Returns None when the file does not follow torch's names, or for a square
+    dataset that is no recurrent matrix by those names (read as it is, as asked).
+    """
+    names = [n for n, _ in list_datasets(f)]
+    if follows_torch_names(names):
+        dotted, key = False, dataset
+    elif len({n.replace("/", ".") for n in names}) == len(names) and follows_torch_names(
+        n.replace("/", ".") for n in names
+    ):
+        dotted, key = True, dataset.replace("/", ".")
+    else:
+        return None
+    full = _read_torch_named(f, path, dotted=dotted)
+    chosen = [m for m in full.matrices if m.source == key]
+    shape = f[dataset].shape
+    if not chosen and shape is not None and len(shape) == 2 and shape[0] == shape[1] > 0:
+        return None  # a square dataset asked for by name (a Linear weight, say) is read as it is
+    if not chosen:
+        why = next((s.reason for s in full.skipped if s.name == key), "not a recurrent matrix")
+        raise MatrixNotFoundError(
+            f"{path}: dataset /{dataset} is not a recurrent matrix ({why}); "
+            f"the file follows torch's state_dict names: 'spectra ls {path}' lists its matrices"
+        )
+    ckpt = Checkpoint(path=f"{path}:/{dataset}", format="hdf5", matrices=chosen, metadata=full.metadata)
+    return ckpt
+
+
 def _read_generic(f: h5py.File, path: str, dataset: str | None) -> Checkpoint:
     ckpt = Checkpoint(path=path if dataset is None else f"{path}:{dataset}", format="hdf5")
     if dataset is not None:
@@ -230,6 +261,9 @@ def _read_generic(f: h5py.File, path: str, dataset: str | None) -> Checkpoint:
                 f"{', '.join('/' + n for n in names[:20]) or '(none)'}{' ...' if len(names) > 20 else ''}"
             )
         shape = tuple(obj.shape) if obj.shape is not None else ()
+        torch_named = _torch_named_selection(f, path, obj.name.lstrip("/"))
+        if torch_named is not None:
+            return torch_named
         if len(shape) != 2 or shape[0] != shape[1] or shape[0] == 0:
             raise NonSquareError(
                 f"{path}: dataset {dataset} has shape {shape}; a recurrent matrix must be square (n, n)"
