@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 
-from spectra.errors import CorruptFileError, NoRecurrentWeightsError, UnsafeFileError
+from spectra.errors import CorruptFileError, NoRecurrentWeightsError, UnsafeFileError, UnsupportedFormatError
 from spectra.load import load
 
 torch.set_num_threads(1)
@@ -425,3 +425,12 @@ def test_zip_damage_found_only_when_a_member_is_read_is_corrupt_not_internal(tmp
         p.write_bytes(bytes(data))
         with pytest.raises(CorruptFileError, match="corrupt zip"):
             load(p)
+
+
+def test_a_selector_on_a_file_that_exists_says_how_to_choose_matrices(tmp_path):
+    # 'model.npz:weight_hh_l0' said only "no such file"
+    np.savez(tmp_path / "m.npz", weight_hh=np.eye(3))
+    with pytest.raises(UnsupportedFormatError, match=r"m\.npz exists.*file\.h5:/weight_hh.*--matrix"):
+        load(f"{tmp_path / 'm.npz'}:weight_hh")
+    with pytest.raises(UnsupportedFormatError, match=r"no such file$"):
+        load(tmp_path / "other.npz")

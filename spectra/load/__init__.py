@@ -243,6 +243,14 @@ def load(path: str | os.PathLike, *, trust: bool = False) -> Checkpoint:
             )
         raise UnsupportedFormatError(f"{p}: is a directory, not a checkpoint file")
     if not fp.exists():
+        head, sep, name = p.rpartition(":")
+        if sep and head and name and os.path.isfile(head):
+            # 'model.npz:weight_hh_l0': a selector in a form the loader does not take
+            raise UnsupportedFormatError(
+                f"{p}: no such file; {head} exists: a dataset inside an HDF5 file is written "
+                f"file.h5:/{name.lstrip('/')}, and matrices of any file are chosen with "
+                f"--matrix (spectra ls {head} lists them)"
+            )
         raise UnsupportedFormatError(f"{p}: no such file")
     try:
         kind = sniff(p)
