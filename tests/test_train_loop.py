@@ -263,7 +263,7 @@ def test_resume_compares_effective_regime_options(tmp_path, digits):
             task=digits,
         )
     msg = str(err.value)
-    assert f"clip (run: {default}, now: {default / 2})" in msg and "hidden (run: 12, now: 13)" in msg
+    assert f"--clip (run: {default}, now: {default / 2})" in msg and "--hidden (run: 12, now: 13)" in msg
 
 
 @pytest.mark.parametrize("seed", ["-1", "99999999999999999999", str(2**63)])
@@ -497,7 +497,7 @@ def test_cli_resume_with_another_configuration_is_a_usage_error(tmp_path, capsys
     monkeypatch.setattr(loop, "load_task", no_data)
     assert main([*base, "--resume", "--seed", "1"]) == 2
     err = capsys.readouterr().err
-    assert "--resume with a different configuration" in err and "seed (run: 0, now: 1)" in err
+    assert "--resume with a different configuration" in err and "--seed (run: 0, now: 1)" in err
     assert len(err.strip().splitlines()) == 1
 
 

@@ -238,6 +238,17 @@ def _comparable(cfg: dict) -> dict:
     return {k: v for k, v in cfg.items() if k not in ("epochs", "threads", "regime", "regime_options")}
 
 
+#: TrainConfig fields that no option of ``spectra train`` sets (named as they are)
+_API_ONLY = ("max_batches",)
+
+
+def _option_name(field_name: str) -> str:
+    """``--cov-mu`` for the field ``cov_mu``: the command line's option (the field is plain from it)."""
+    if field_name in _API_ONLY:
+        return field_name
+    return f"--{field_name.replace('_', '-')}"
+
+
 def _config_differences(saved: dict, cfg: TrainConfig, regime) -> list[str]:
     """``name (run: X, now: Y)`` for every setting that differs, regime options with defaults filled in.
 
@@ -248,7 +259,7 @@ def _config_differences(saved: dict, cfg: TrainConfig, regime) -> list[str]:
     now = {**_comparable(cfg.to_dict()), "regime": regime.spec, **regime.options()}
     missing = object()
     return [
-        f"{k} (run: {before.get(k, '(unset)')}, now: {now.get(k, '(unset)')})"
+        f"{_option_name(k)} (run: {before.get(k, '(unset)')}, now: {now.get(k, '(unset)')})"
         for k in dict.fromkeys([*now, *before])
         if before.get(k, missing) != now.get(k, missing)
     ]
