@@ -176,7 +176,11 @@ def _render_table(doc: dict) -> str:
                 # ill-conditioned eigenvalues: rounding may have carried rho across 1 either way
                 row.append("not resolved (rho within rounding of 1)")
             else:
-                row.append("stable" if m["stable"] else "UNSTABLE (rho > 1)")
+                verdict = "stable" if m["stable"] else "UNSTABLE (rho > 1)"
+                if m.get("rho_within_storage_rounding"):
+                    # bfloat16/float16 weights: rounding them may have carried rho across 1
+                    verdict += f", within {m.get('dtype')} rounding of 1"
+                row.append(verdict)
         rows.append(row)
     what = "recurrent matrix" if len(mats) == 1 else "recurrent matrices"
     lines = [f"{doc['source']}  ({doc['format']}, {len(mats)} {what})", ""]

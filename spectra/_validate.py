@@ -124,7 +124,7 @@ _UNIT_ROUNDOFF = {
 }
 
 
-def storage_rounding(dtype: str | None, a, norm2: float) -> float:
+def storage_rounding(dtype: str | None, a, norm2: float, *, capped: bool = True) -> float:
     """How far rounding the weights `a` to their stored `dtype` may move rho(A), for the "= 1" window.
 
     Triangular `a` (rounding keeps its zeros): its eigenvalues are its diagonal, moved by at most
@@ -136,7 +136,8 @@ def storage_rounding(dtype: str | None, a, norm2: float) -> float:
     rho = 1 branch of :func:`spectra.kreiss_constant` makes far too low), while the shifts met in
     float32 are ~2 u_s. 0 for float64, unknown, integer and quantized dtypes (`dtype` as the
     loaders name it: ``"float32"``, ``"bfloat16"``...; numpy's own names such as ``">f4"`` too).
-    `norm2` is ``||A||_2``, which every caller has already computed.
+    `norm2` is ``||A||_2``, which every caller has already computed. ``capped=False``: the bound
+    itself (what a report may say of a rho within it, without calling it 1).
     """
     name = str(dtype)
     try:
@@ -148,7 +149,7 @@ def storage_rounding(dtype: str | None, a, norm2: float) -> float:
         return 0.0
     m = np.asarray(a)
     size = float(np.max(np.abs(np.diag(m)), initial=0.0)) if is_triangular(m) else float(np.linalg.norm(m))
-    return min(u * size, 1e-6 * max(1.0, norm2))
+    return min(u * size, 1e-6 * max(1.0, norm2)) if capped else u * size
 
 
 def is_triangular(a: np.ndarray) -> bool:

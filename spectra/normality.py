@@ -281,6 +281,11 @@ class MatrixReport:
         identity, weights divided by their spectral radius), so neither
         ``stable`` nor its negation means much; the powers neither decay nor
         grow geometrically.
+    rho_within_storage_rounding : bool
+        Not ``marginal``, but ``|ρ(A) − 1| <= u_s ‖A‖_F`` (``u_s max |a_ii|`` when triangular)
+        for weights stored in a low precision (bfloat16, float16, float8): a ρ that rounding
+        the weights to their dtype could have carried from 1 (an orthogonal matrix stored in
+        bfloat16 has ``ρ = 1 ± 3e-4``). ``stable`` still describes the stored matrix.
     extra : dict
         Figures added by later stages (pseudospectral radius, distance to
         instability, Kreiss bounds, ...), keyed by their JSON names.
@@ -309,6 +314,7 @@ class MatrixReport:
     eigenvalues: np.ndarray | None = None
     stable: bool | None = None
     marginal: bool | None = None
+    rho_within_storage_rounding: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     #: the eigenvalues are exact (an upper triangular matrix: its diagonal), however ill-conditioned
     eigenvalues_exact: bool = False
@@ -338,6 +344,7 @@ class MatrixReport:
             "henrici_error": self.henrici_error,
             "stable": self.stable,
             "marginal": self.marginal,
+            "rho_within_storage_rounding": self.rho_within_storage_rounding,
             "eigenvalues": None
             if self.eigenvalues is None
             else [[float(z.real), float(z.imag)] for z in self.eigenvalues],
@@ -415,6 +422,9 @@ def analyze_matrix(A, *, id: str = "A", stored_dtype: str | None = None) -> Matr
         eigenvalues=lam,
         stable=rho < 1.0,
         marginal=abs(rho - 1.0) <= window,
+        rho_within_storage_rounding=window
+        < abs(rho - 1.0)
+        <= storage_rounding(stored_dtype, a, norm2, capped=False),
         eigenvalues_exact=exact,
     )
 

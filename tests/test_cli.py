@@ -1282,3 +1282,34 @@ def test_binary_output_to_stdout_is_a_usage_error(tmp_path, capsys, monkeypatch,
     rc, out, err = run([command, str(p), "-o", "-"], capsys)
     assert rc == 2 and "standard output" in err and "Traceback" not in err
     assert not (tmp_path / "-").exists()
+
+
+def test_analyze_says_when_rho_is_within_bfloat16_rounding_of_1(tmp_path, capsys):
+    # an orthogonal matrix stored in bfloat16 has rho = 1 +- ~1e-3: "UNSTABLE (rho > 1)" alone,
+    # although rounding the weights to 8 bits can carry rho that far (|E|_2 <= u_s |A|_F)
+    import torch
+
+    torch.set_num_threads(1)
+    found = {}
+    for seed in range(50):
+        Q = np.linalg.qr(np.random.default_rng(seed).standard_normal((24, 24)))[0]
+        Qb = torch.from_numpy(Q).to(torch.bfloat16)
+        rho = np.max(np.abs(np.linalg.eigvals(Qb.double().numpy())))
+        found.setdefault(rho > 1, Qb)
+        if len(found) == 2:
+            break
+    # a stable non-normal matrix far from 1 gets no such remark
+    W = torch.from_numpy(0.5 * np.eye(24) + np.triu(np.ones((24, 24)), 1) / 24).to(torch.bfloat16)
+    mats = {"up.weight_hh": found[True], "down.weight_hh": found[False], "far.weight_hh": W}
+    torch.save(mats, tmp_path / "b.pt")
+    rc, out, _ = run(["analyze", str(tmp_path / "b.pt"), "--fast", "--json"], capsys)
+    doc = {m["id"].split(".")[0]: m for m in json.loads(out)["matrices"]}
+    assert rc == 0
+    assert doc["up"]["rho_within_storage_rounding"] and not doc["up"]["marginal"] and not doc["up"]["stable"]
+    assert doc["down"]["rho_within_storage_rounding"] and doc["down"]["stable"]
+    assert not doc["far"]["rho_within_storage_rounding"]
+    rc, out, _ = run(["analyze", str(tmp_path / "b.pt"), "--fast"], capsys)
+    rows = {line.split()[0].split(".")[0]: line for line in out.splitlines() if line.split()}
+    assert rows["up"].endswith("UNSTABLE (rho > 1), within bfloat16 rounding of 1")
+    assert rows["down"].endswith("stable, within bfloat16 rounding of 1")
+    assert rows["far"].endswith("stable")
