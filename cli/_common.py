@@ -240,7 +240,10 @@ def echo_json(doc) -> None:
 _API_WORDS: tuple[tuple[str, str], ...] = (
     (" (force=True)", ""),
     ("pass trust=True (--trust-pickle)", "pass --trust-pickle"),
-    ("(pass kmax, or spectra transient --kmax, to go further)", "(spectra transient --kmax N goes further)"),
+    (
+        "(pass kmax, or spectra transient --kmax, to go further)",
+        "(spectra kreiss --kmax N, or transient --kmax N, goes further)",
+    ),
 )
 
 

@@ -206,6 +206,7 @@ def transient(checkpoint, matrices, kmax, kreiss, panels, output, quiet, trust):
 Examples:
   spectra kreiss lstm.pt
   spectra kreiss lstm.pt -m 'lstm.weight_hh_l0[forget]' --json
+  spectra kreiss slow.npy --kmax 20000      # rho near 1: powers far enough to prove the peak
 """,
 )
 @click.argument("checkpoint", metavar="CKPT_OR_ARRAY", type=click.Path(readable=False))
@@ -225,9 +226,17 @@ Examples:
     show_default=True,
     help="Relative gap between the lower and the certified upper bound on K.",
 )
+@click.option(
+    "--kmax",
+    type=click.IntRange(min=1, max=100_000),
+    default=None,
+    help="Last power k of the transient (peak, k*). Default: the first k past the peak where "
+    "||A^k|| is below both 1 and 1% of the peak (or is 0), at most 2000; 100 when rho >= 1. "
+    "A slowly decaying matrix (rho near 1) needs more to prove its peak.",
+)
 @quiet_option
 @trust_option
-def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
+def kreiss(checkpoint, matrices, as_json, certify, rtol, kmax, quiet, trust):
     """Kreiss constants and transient growth of recurrent weight matrices.
 
     K(A) = sup_{|z|>1} (|z| - 1) ||(zI - A)^-1||, infinite when rho(A) > 1
@@ -255,7 +264,7 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, quiet, trust):
             click.echo(f"{m.id}: ...", err=True)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            tg = transient_growth(m.matrix)
+            tg = transient_growth(m.matrix, kmax=kmax)
             kr = kreiss_constant(m.matrix, rtol=rtol, certify=cert, transient=tg, stored_dtype=m.dtype)
             # spectra.numerical_radius is the lower end; the upper end says which digits are right
             w, w_hi = radius_bracket(m.matrix)

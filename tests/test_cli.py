@@ -1236,7 +1236,7 @@ def test_messages_name_options_not_python_keywords(tmp_path, capsys):
     assert rc == 4 and "pass --trust-pickle if you trust it" in err
     for cmd in (["analyze", str(p)], ["compare", str(p), "--stabilize", "exact"], ["kreiss", str(p)]):
         _, _, err = run(cmd, capsys)
-        assert "(spectra transient --kmax N goes further)" in err, err
+        assert "(spectra kreiss --kmax N, or transient --kmax N, goes further)" in err, err
     for cmd in (["extract", str(p), "-o", str(tmp_path / "o.npy")], ["analyze", str(p)], ["kreiss", str(p)]):
         _, _, err = run(cmd, capsys)
         assert "=True" not in err and "pass kmax" not in err
@@ -1313,3 +1313,22 @@ def test_analyze_says_when_rho_is_within_bfloat16_rounding_of_1(tmp_path, capsys
     assert rows["up"].endswith("UNSTABLE (rho > 1), within bfloat16 rounding of 1")
     assert rows["down"].endswith("stable, within bfloat16 rounding of 1")
     assert rows["far"].endswith("stable")
+
+
+def test_kreiss_kmax_proves_a_peak_past_the_default_cap(tmp_path, capsys):
+    # rho = 0.9995: the default 2000 powers end before the peak is proved; the warning pointed to
+    # transient --kmax, which draws a figure only (kreiss had no --kmax for the numbers)
+    lam, a = 0.9995, 1.0
+    np.save(tmp_path / "slow.npy", np.array([[lam, a], [0.0, lam]]))
+    rc, out, err = run(["kreiss", str(tmp_path / "slow.npy"), "--json"], capsys)
+    (m,) = json.loads(out)["matrices"]
+    assert rc == 0 and m["transient"]["peak_is_lower_bound"] and "spectra kreiss --kmax N" in err
+    rc, out, err = run(["kreiss", str(tmp_path / "slow.npy"), "--json", "--kmax", "30000"], capsys)
+    (m,) = json.loads(out)["matrices"]
+    t = m["transient"]
+    assert rc == 0 and t["kmax"] == 30000 and not t["peak_is_lower_bound"]
+    # ||[[p, q], [0, p]]||_2 = (|q| + sqrt(q^2 + 4 p^2))/2 with p = lam^k, q = k a lam^(k-1)
+    k = np.arange(1, 30001, dtype=float)
+    p, q = lam**k, k * a * lam ** (k - 1)
+    closed = (np.abs(q) + np.sqrt(q**2 + 4 * p**2)) / 2
+    assert t["peak"] == pytest.approx(closed.max(), rel=1e-9) and t["peak_k"] == int(k[np.argmax(closed)])
