@@ -1372,3 +1372,17 @@ def test_time_distributed_skip_reason_says_layer_once(tmp_path):
         np.testing.assert_array_equal(m.matrix, R[:, 5 * g : 5 * g + 5].T)
     reasons = [s.reason for s in ckpt.skipped if "dense" in s.reason]
     assert reasons and not any("layer layer" in r for r in reasons), reasons
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_without_biases_has_no_bias_in_its_note(tmp_path, reset_after):
+    # GRU(use_bias=False) was described with "+ b_rh ... separate recurrent bias"
+    import keras
+    from keras import layers
+
+    m = keras.Sequential([keras.Input((4, 3)), layers.GRU(5, use_bias=False, reset_after=reset_after)])
+    m.save(tmp_path / "g.keras")
+    (note,) = {n for mat in load(tmp_path / "g.keras") for n in mat.notes if n.startswith("GRU")}
+    assert f"reset_after={reset_after}" in note and "b_" not in note and "separate" not in note
+    if reset_after:
+        assert "no biases" in note

@@ -184,14 +184,21 @@ def _custom_cell_class(cfg: dict | None) -> bool:
     return False
 
 
-def _gru_note(reset_after: bool | None) -> str:
+def _gru_note(reset_after: bool | None, bias: bool = True) -> str:
+    """The GRU variant's candidate formula (`bias`: the layer has biases; use_bias=False has none)."""
     if reset_after is True:
+        if not bias:
+            return (
+                "GRU reset_after=True: candidate h~ = tanh(W_h x + r * (A_h h)), reset applied "
+                "after the recurrent product (no biases)"
+            )
         return (
             "GRU reset_after=True: candidate h~ = tanh(W_h x + r * (A_h h + b_rh)), reset applied "
             "after the recurrent product, separate recurrent bias"
         )
     if reset_after is False:
-        return "GRU reset_after=False: candidate h~ = tanh(W_h x + A_h (r * h) + b_h), reset applied before"
+        b = " + b_h" if bias else ""
+        return f"GRU reset_after=False: candidate h~ = tanh(W_h x + A_h (r * h){b}), reset applied before"
     return (
         "GRU reset_after unknown (neither a config nor the bias says): the gate matrices are the same "
         "columns either way"
@@ -246,7 +253,7 @@ def _kernel_matrices(
             )
         )
     if cell == "gru":
-        notes.append(_gru_note(reset_after))
+        notes.append(_gru_note(reset_after, bias=k.bias is not None and k.bias in f))
     values = read_dataset(ds, path)
     if bf16:  # the top 16 bits of a float32
         raw = np.frombuffer(np.ascontiguousarray(values).tobytes(), dtype="<u2").reshape(shape)
