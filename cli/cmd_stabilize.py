@@ -47,8 +47,11 @@ Exit codes:
      pickled model: stabilize its state_dict), 4 unsafe input (needs
      --trust-pickle), 5 no recurrent matrix, 6 unknown --matrix id, 7 not a
      square matrix, 8 OUTPUT is the input, exists (use --force) or could not be
-     written, 9 a matrix cannot be written back (spectral_norm wrapper, LSTM
-     projection)
+     written, 9 a matrix cannot be written back (spectral_norm or weight_norm
+     wrapper, LSTM projection; orthogonal parametrization, quantized, pruned
+     with svd-clip: these are left out of the default selection with a
+     warning, and refused when named with --matrix or when no other matrix
+     is left); nothing is written then
 """
 
 COMPARE_EPILOG = """\b

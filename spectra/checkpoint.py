@@ -73,6 +73,11 @@ class RecurrentMatrix:
         wrapper; `matrix` is then the effective (normalised) weight.
     notes : tuple of str
         Plain-language remarks (projection through ``W_hr``, spectral norm...).
+    mask : (n, n) ndarray or None
+        For a weight pruned by ``torch.nn.utils.prune``: this block of its
+        ``_mask`` buffer, in the orientation of `matrix`, which is then
+        ``mask * W`` with ``W`` the block of `source` (``<name>_orig``); None
+        for a weight used as stored.
     """
 
     id: str
@@ -90,6 +95,7 @@ class RecurrentMatrix:
     finite: bool = True
     spectral_norm: bool = False
     notes: tuple[str, ...] = ()
+    mask: np.ndarray | None = None
 
     @property
     def n(self) -> int:

@@ -434,25 +434,55 @@ _PRUNED = (
     "is stored pruned by torch.nn.utils.prune (weight_orig * weight_mask): a matrix written into "
     "weight_orig would be masked again"
 )
+_PRUNED_CLIP = (
+    "is stored pruned by torch.nn.utils.prune (weight_orig * weight_mask), and svd-clip's clipped "
+    "matrix is nonzero where the mask is 0, which no weight_orig gives (exact, power and "
+    "spectral-norm scale by one factor c and are written as c * weight_orig)"
+)
 _HOW = {
     _ORTHOGONAL: "save the model without the parametrization",
     _QUANTIZED: "dequantize the model",
     _PRUNED: "make the pruning permanent (torch.nn.utils.prune.remove)",
+    _PRUNED_CLIP: (
+        "use --method exact, power or spectral-norm, or make the pruning permanent "
+        "(torch.nn.utils.prune.remove)"
+    ),
 }
 
 
-def _not_written_back(m: RecurrentMatrix) -> str | None:
-    """Why a matrix that is read cannot be written back (orthogonal, quantized, pruned), or None."""
+def _not_written_back(m: RecurrentMatrix, method: str) -> str | None:
+    """Why a matrix that is read cannot be written back (orthogonal, quantized, pruned), or None.
+
+    A pruned weight (``m.mask``: ``A = mask * W``) scaled by ``c`` is written as ``c * W``
+    (``mask * (c W) = c A``); svd-clip's matrix is no such product.
+    """
     if any(note.startswith("orthogonal") for note in m.notes):
         return _ORTHOGONAL
     if any(note.startswith("stored quantized") for note in m.notes):
         return _QUANTIZED
-    if any(note.startswith("pruned") for note in m.notes):
+    if m.mask is not None:
+        return _PRUNED_CLIP if method == "svd-clip" else None
+    if any(note.startswith("pruned") for note in m.notes):  # no mask to write through (projection)
         return _PRUNED
     return None
 
 
-def _check_writable(m: RecurrentMatrix, path: str) -> None:
+def _nothing_writable(selected: list[RecurrentMatrix], why: dict[str, str | None], path: str) -> str:
+    """The error when every matrix of the default selection is one that is not written back."""
+    by_reason: dict[str, list[str]] = {}
+    for m in selected:
+        by_reason.setdefault(why[m.id] or "", []).append(m.id)
+    parts = []
+    for reason, ids in by_reason.items():
+        who, them = (f"{', '.join(ids)}: each", "them") if len(ids) > 1 else (ids[0], "it")
+        parts.append(f"{who} {reason}. To write {them}, {_HOW[reason]} first")
+    return (
+        f"{path}: 0 of {len(selected)} recurrent matrices can be written back, so no file was "
+        f"written: {'; '.join(parts)}"
+    )
+
+
+def _check_writable(m: RecurrentMatrix, path: str, method: str) -> None:
     if m.spectral_norm:
         raise SpectraError(
             f"{path}: {m.id} is stored under torch's spectral_norm wrapper; scaling the stored "
@@ -465,7 +495,7 @@ def _check_writable(m: RecurrentMatrix, path: str) -> None:
             "direction v does not change the effective weight. Select other matrices with --matrix, "
             "or remove the wrapper first."
         )
-    why = _not_written_back(m)
+    why = _not_written_back(m, method)
     if why:
         raise SpectraError(
             f"{path}: {m.id} {why}. Select other matrices with --matrix, or {_HOW[why]} first."
@@ -528,21 +558,27 @@ def stabilize_matrices(
         An id in `matrices` is not in the checkpoint.
     SpectraError
         With `check_writable`: a selected matrix is under torch's spectral_norm
-        wrapper or belongs to an LSTM with projection.
+        or weight_norm wrapper, belongs to an LSTM with projection, or is one
+        that is not written back (orthogonal parametrization, quantized, pruned
+        with ``svd-clip``), named in `matrices` or, without `matrices`, every
+        matrix of the checkpoint is such a one.
     """
     get_method(method)
     selected = ckpt.select(list(matrices) if matrices else None)
     if check_writable:
         if not matrices:
             # read-only matrices (orthogonal, quantized) are left out of "all", as they were before
-            # they could be read; named with --matrix they are refused
-            left_out = {m.id: _not_written_back(m) for m in selected}
+            # they could be read; named with --matrix they are refused, and so are they when
+            # nothing else is left to write ("0 of 0 matrices changed" looked like success)
+            left_out = {m.id: _not_written_back(m, method) for m in selected}
+            if all(left_out.values()):
+                raise SpectraError(_nothing_writable(selected, left_out, ckpt.path))
             for m in selected:
                 if left_out[m.id] and warn:
                     warnings.warn(f"{m.id} {left_out[m.id]}: left unchanged", StabilizeWarning, stacklevel=2)
             selected = [m for m in selected if not left_out[m.id]]
         for m in selected:
-            _check_writable(m, ckpt.path)
+            _check_writable(m, ckpt.path, method)
     changes: list[StabilizeChange] = []
     if not stacked:
         for m in selected:
@@ -715,7 +751,16 @@ def stabilize_checkpoint(
         write failed.
     SpectraError
         A selected matrix cannot be written back meaningfully (torch
-        spectral_norm wrapper, LSTM projection), or a loader error.
+        spectral_norm or weight_norm wrapper, LSTM projection, orthogonal
+        parametrization, quantized, pruned with ``svd-clip``; without
+        `matrices`, such matrices are left out with a warning unless all are),
+        or a loader error. Nothing is written then.
+
+    Notes
+    -----
+    A weight pruned by ``torch.nn.utils.prune`` is analysed as ``A = mask * W``
+    (``W = <name>_orig``); a factor ``c`` is written as ``c * W`` with the mask
+    kept, since ``mask * (c W) = c A``: torch's weight is then the matrix reported.
     """
     from spectra.load import load
     from spectra.writeback import check_output, write_matrices
@@ -743,7 +788,9 @@ def stabilize_checkpoint(
                 stacklevel=2,
             )
     updates = {c.id: c.after for c in changes if c.changed}
-    write_matrices(ckpt, path, out, updates, force=force, trust=trust)
+    # a pruned weight's matrix is mask * weight_orig: its pruned entries take the same factor
+    scales = {c.id: c.scale for c in changes if c.changed and ckpt[c.id].mask is not None}
+    write_matrices(ckpt, path, out, updates, scales=scales, force=force, trust=trust)
     return changes
 
 

@@ -27,7 +27,11 @@ format                 how
 Placement of a matrix ``A`` in its stored tensor ``T`` (:class:`RecurrentMatrix`
 fields ``source``, ``block``, ``transposed``): rows ``T[a:b, :] = A`` (PyTorch),
 columns ``T[:, a:b] = A.T`` when ``transposed`` (Keras); the whole tensor when
-``block`` is None. What to write is decided elsewhere (:mod:`spectra.stabilize`).
+``block`` is None. A weight pruned by ``torch.nn.utils.prune`` (field ``mask``) is
+read as ``A = mask * W`` from ``W = <name>_orig``: ``W = A / mask`` where the mask
+is nonzero, and the pruned entries, which ``A`` does not see, are multiplied by the
+factor ``A`` was scaled by (``mask * (c W) = c (mask * W)``); the mask is kept.
+What to write is decided elsewhere (:mod:`spectra.stabilize`).
 """
 
 from __future__ import annotations
@@ -100,17 +104,34 @@ def check_output(path: str | os.PathLike, out: str | os.PathLike, *, force: bool
         raise WriteError(f"output {dst!r}: {parent!r} {what}")
 
 
-def place_block(stored: np.ndarray, m: RecurrentMatrix, A: np.ndarray) -> None:
+def place_block(stored: np.ndarray, m: RecurrentMatrix, A: np.ndarray, *, scale: float = 1.0) -> None:
     """Write matrix `A` into the stored tensor `stored` in place, where `m` came from.
 
     ``stored[a:b, :] = A`` for a PyTorch row block, ``stored[:, a:b] = A.T``
     for a Keras column block (``m.transposed``), the whole tensor (``A`` or
-    ``A.T``) when ``m.block`` is None.
+    ``A.T``) when ``m.block`` is None. For a pruned weight (``m.mask`` set,
+    ``A = mask * W``), the block ``W`` of ``<name>_orig`` becomes ``A / mask``
+    where the mask is nonzero, and ``scale * W`` where it is zero, so that
+    ``mask * W`` is `A`.
+
+    Parameters
+    ----------
+    stored : ndarray
+        The stored tensor (float64 or complex128), modified in place.
+    m : RecurrentMatrix
+        Where `A` goes.
+    A : (n, n) ndarray
+        The new matrix (column-vector orientation).
+    scale : float
+        For a pruned weight: the factor its pruned entries (mask 0, which `A`
+        does not see) are multiplied by, the one `A` was scaled by; 1 keeps
+        them. Ignored otherwise.
 
     Raises
     ------
     SpectraError
-        If the shapes do not fit.
+        If the shapes do not fit, or `A` of a pruned weight is nonzero where
+        the mask is zero (torch would zero those entries again).
     """
     blk = A.T if m.transposed else A
     if m.block is None:
@@ -123,16 +144,27 @@ def place_block(stored: np.ndarray, m: RecurrentMatrix, A: np.ndarray) -> None:
             f"{m.id}: the stored block of {m.source!r} has shape {target.shape}, the matrix to write "
             f"{blk.shape}; the checkpoint's layout is not understood"
         )
-    target[...] = blk
+    if m.mask is None:
+        target[...] = blk
+        return
+    mask = np.asarray(m.mask.T if m.transposed else m.mask, dtype=np.float64)
+    kept = mask != 0
+    if np.any(blk[~kept] != 0):
+        raise SpectraError(
+            f"{m.id}: the matrix to write is nonzero where the pruning mask of {m.source!r} is 0, "
+            "and torch multiplies the stored weight by that mask: it cannot be written back. Make "
+            "the pruning permanent (torch.nn.utils.prune.remove) first"
+        )
+    target[...] = np.where(kept, blk / np.where(kept, mask, 1.0), target * scale)
 
 
-def _apply(stored: np.ndarray, ms: list[tuple[RecurrentMatrix, np.ndarray]]) -> np.ndarray:
+def _apply(stored: np.ndarray, ms: list[tuple[RecurrentMatrix, np.ndarray, float]]) -> np.ndarray:
     """Float64 (complex128 for complex data) copy of `stored` with the blocks of `ms` replaced."""
-    cplx = np.iscomplexobj(stored) or any(np.iscomplexobj(A) for _, A in ms)
+    cplx = np.iscomplexobj(stored) or any(np.iscomplexobj(A) for _, A, _ in ms)
     dt = np.complex128 if cplx else np.float64
     arr = np.array(stored, dtype=dt)
-    for m, A in ms:
-        place_block(arr, m, np.asarray(A, dtype=dt))
+    for m, A, scale in ms:
+        place_block(arr, m, np.asarray(A, dtype=dt), scale=scale)
     return arr
 
 
@@ -158,6 +190,7 @@ def write_matrices(
     out: str | os.PathLike,
     updates: Mapping[str, np.ndarray],
     *,
+    scales: Mapping[str, float] | None = None,
     force: bool = False,
     trust: bool = False,
 ) -> None:
@@ -175,7 +208,12 @@ def write_matrices(
     updates : mapping of str to (n, n) ndarray
         Matrix id -> new ``A`` (column-vector orientation, as in
         :attr:`RecurrentMatrix.matrix`). May be empty: then `out` is a faithful
-        re-save of the input.
+        re-save of the input. A pruned weight's matrix (``mask`` set) is the
+        effective ``mask * W``: zero where the mask is.
+    scales : mapping of str to float, optional
+        Matrix id -> the factor its new matrix was scaled by; multiplies the
+        pruned entries of a pruned weight (see :func:`place_block`), which
+        are kept as they are where not given.
     force : bool
         Overwrite an existing `out`.
     trust : bool
@@ -192,15 +230,18 @@ def write_matrices(
         TorchScript) and `trust` is false.
     MatrixNotFoundError
         An id in `updates` is not in the checkpoint.
+    SpectraError
+        A new matrix of the wrong shape, or nonzero where its pruning mask is 0.
     """
     check_output(path, out, force=force)
-    groups: dict[str, list[tuple[RecurrentMatrix, np.ndarray]]] = {}
+    scales = dict(scales or {})
+    groups: dict[str, list[tuple[RecurrentMatrix, np.ndarray, float]]] = {}
     for key, A in updates.items():
         m = ckpt[key]
         a = np.asarray(A)
         if a.shape != (m.n, m.n):
             raise SpectraError(f"{key}: new matrix has shape {a.shape}, expected {(m.n, m.n)}")
-        groups.setdefault(m.source, []).append((m, a))
+        groups.setdefault(m.source, []).append((m, a, float(scales.get(key, 1.0))))
     _check_extension(ckpt.format, str(out))
     writer = _WRITERS.get(ckpt.format)
     if writer is None:

@@ -1332,3 +1332,62 @@ def test_kreiss_kmax_proves_a_peak_past_the_default_cap(tmp_path, capsys):
     p, q = lam**k, k * a * lam ** (k - 1)
     closed = (np.abs(q) + np.sqrt(q**2 + 4 * p**2)) / 2
     assert t["peak"] == pytest.approx(closed.max(), rel=1e-9) and t["peak_k"] == int(k[np.argmax(closed)])
+
+
+def _pruned_and_orthogonal(tmp_path):
+    """A pruned LSTM (torch.nn.utils.prune) and an orthogonal-parametrized GRU, each alone in a file."""
+    import torch
+    import torch.nn.utils.prune as prune
+
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(3, 5)
+    prune.l1_unstructured(lstm, "weight_hh_l0", amount=0.3)
+    torch.save(lstm.state_dict(), tmp_path / "pruned.pt")
+    gru = torch.nn.GRU(4, 6)
+    torch.nn.utils.parametrizations.orthogonal(gru, "weight_hh_l0")
+    torch.save(gru.state_dict(), tmp_path / "orth.pt")
+    return tmp_path / "pruned.pt", tmp_path / "orth.pt"
+
+
+@pytest.mark.parametrize("as_json", [[], ["--json"]], ids=["table", "json"])
+def test_stabilize_with_nothing_writable_exits_9_not_0_of_0(tmp_path, capsys, as_json):
+    # review finding: an orthogonal-parametrized file (or a pruned one with svd-clip) printed a
+    # warning, an empty table and "wrote ... (0 of 0 matrices changed)", exit 0; --json gave
+    # "matrices": [] with no reason. Now as the other matrices not written back: exit 9, one line,
+    # nothing on stdout, no file
+    pruned, orth = _pruned_and_orthogonal(tmp_path)
+    for src, method, n, why in (
+        (orth, "exact", 3, "orthogonal parametrization"),
+        (pruned, "svd-clip", 4, "svd-clip's clipped matrix is nonzero where the mask is 0"),
+    ):
+        out_file = tmp_path / f"o_{method}.pt"
+        rc, out, err = run(["stabilize", str(src), "-o", str(out_file), "--method", method, *as_json], capsys)
+        assert rc == 9 and out == "" and not out_file.exists()
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert err.startswith(f"spectra: error: {src}: 0 of {n} recurrent matrices can be written back")
+        assert why in err and "0 of 0" not in err and "warning" not in err
+
+
+def test_stabilize_writes_a_pruned_checkpoint(tmp_path, capsys):
+    # review finding: a pruned checkpoint was left out ("0 of 0 matrices changed", exit 0);
+    # spectral-norm scales every gate: weight_hh_l0_orig is written scaled, the mask kept
+    import torch
+
+    pruned, _ = _pruned_and_orthogonal(tmp_path)
+    out_file = tmp_path / "st.pt"
+    rc, out, err = run(
+        ["stabilize", str(pruned), "-o", str(out_file), "--method", "spectral-norm", "--json"], capsys
+    )
+    assert rc == 0 and "warning" not in err
+    assert f"wrote {out_file} (4 of 4 matrices changed, method spectral-norm)" in err
+    rep = json.loads(out)["matrices"]
+    assert [m["id"] for m in rep] == [f"weight_hh_l0[{g}]" for g in ("input", "forget", "cell", "output")]
+    assert all(m["changed"] and m["source"] == "weight_hh_l0_orig" for m in rep)
+    before, after = torch.load(pruned, weights_only=True), torch.load(out_file, weights_only=True)
+    assert torch.equal(after["weight_hh_l0_mask"], before["weight_hh_l0_mask"])
+    W = (after["weight_hh_l0_orig"] * after["weight_hh_l0_mask"]).double().numpy()
+    for g, m in enumerate(rep):  # torch's weight, orig * mask: ||A||_2 = 1 for every gate
+        rows = slice(5 * g, 5 * g + 5)
+        assert np.linalg.norm(W[rows], 2) == pytest.approx(1.0, abs=1e-6)
+        orig = before["weight_hh_l0_orig"][rows].double().numpy()
+        np.testing.assert_allclose(after["weight_hh_l0_orig"][rows], m["scale"] * orig, rtol=3e-7)

@@ -1440,7 +1440,8 @@ def test_pruned_recurrent_weights_are_read_as_orig_times_mask(tmp_path):
     prune.random_unstructured(net.cell, "weight_hh", amount=0.4)
     prune.l1_unstructured(net.proj, "weight_hh_l0", amount=0.3)
     prune.l1_unstructured(net.proj, "weight_hr_l0", amount=0.3)
-    torch.save(net.state_dict(), tmp_path / "p.pt")
+    sd = net.state_dict()
+    torch.save(sd, tmp_path / "p.pt")
     ckpt = load(tmp_path / "p.pt")
     assert sorted({m.source for m in ckpt}) == [
         "cell.weight_hh_orig",
@@ -1461,9 +1462,17 @@ def test_pruned_recurrent_weights_are_read_as_orig_times_mask(tmp_path):
         )
     reasons = {s.name: s.reason for s in ckpt.skipped}
     assert "pruning mask" in reasons["lstm.weight_hh_l0_mask"]
+    for m in ckpt:  # the mask of each gate, where matrix = mask * orig (none through a projection)
+        if m.source in ("lstm.weight_hh_l0_orig", "cell.weight_hh_orig"):
+            a, b = m.block
+            mask = sd[m.source.replace("_orig", "_mask")][a:b].double().numpy()
+            np.testing.assert_array_equal(m.mask, mask)
+        else:
+            assert m.mask is None, m.id
+    # written back as c * orig (stabilize's tests check it); svd-clip's matrix is no mask * anything
     with pytest.raises(spectra.SpectraError, match="pruned"):
         spectra.stabilize_checkpoint(
-            tmp_path / "p.pt", tmp_path / "o.pt", method="exact", matrices=["lstm.weight_hh_l0"]
+            tmp_path / "p.pt", tmp_path / "o.pt", method="svd-clip", matrices=["lstm.weight_hh_l0"]
         )
 
 

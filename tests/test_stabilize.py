@@ -272,6 +272,59 @@ def test_checkpoint_selection_and_refusals():
     assert len(stabilize_matrices(ck3, method="exact")) == 1
 
 
+def _pruned_ckpt():
+    """The LSTM of :func:`_lstm_ckpt` read through a pruning mask: A = mask * W per gate."""
+    ck = _lstm_ckpt()
+    rng = np.random.default_rng(3)
+    note = "pruned (torch.nn.utils.prune): orig * mask (lstm.weight_hh_l0_orig * lstm.weight_hh_l0_mask)"
+    ms = []
+    for m in ck.matrices:
+        mask = (rng.random(m.matrix.shape) > 0.3).astype(np.float64)
+        ms.append(dataclasses.replace(m, matrix=mask * m.matrix, mask=mask, notes=(note,)))
+    return Checkpoint(path="mem", format="pytorch-zip", matrices=ms)
+
+
+def test_checkpoint_pruned_is_written_unless_svd_clip():
+    # a scaled pruned matrix c * (mask * W) = mask * (c W) is written back (it was left out, and a
+    # file of pruned weights only gave "0 of 0 matrices changed", exit 0); svd-clip's is not
+    ck = _pruned_ckpt()
+    for method in ("exact", "power", "spectral-norm"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", StabilizeWarning)  # no "left unchanged"
+            warnings.filterwarnings("ignore", ".*: power method", StabilizeWarning)
+            changes = stabilize_matrices(ck, method=method, check_writable=True)
+        assert [c.id for c in changes] == ck.ids
+    with pytest.raises(SpectraError, match="0 of 4 recurrent matrices can be written back") as e:
+        stabilize_matrices(ck, method="svd-clip", check_writable=True)
+    assert "svd-clip's clipped matrix is nonzero where the mask is 0" in str(e.value)
+    with pytest.raises(SpectraError, match="svd-clip"):
+        stabilize_matrices(ck, method="svd-clip", matrices=["lstm.weight_hh_l0[cell]"], check_writable=True)
+    # beside a plain matrix, left out of the default selection with a warning
+    plain = dataclasses.replace(_lstm_ckpt().matrices[0], id="rnn.weight_hh_l0", source="rnn.weight_hh_l0")
+    ck2 = Checkpoint(path="mem", format="pytorch-zip", matrices=[*ck.matrices, plain])
+    with pytest.warns(StabilizeWarning, match="left unchanged"):
+        changes = stabilize_matrices(ck2, method="svd-clip", check_writable=True)
+    assert [c.id for c in changes] == ["rnn.weight_hh_l0"]
+    # computing is fine
+    assert len(stabilize_matrices(ck, method="svd-clip")) == 4
+
+
+def test_checkpoint_with_nothing_writable_is_refused_naming_what_was_found():
+    ck = _lstm_ckpt()
+    orth = [dataclasses.replace(m, notes=("orthogonal: A = base[:, :k]",)) for m in ck.matrices[:2]]
+    quant = dataclasses.replace(ck.matrices[2], notes=("stored quantized (qint8): dequantized",))
+    ck2 = Checkpoint(path="mem.pt", format="pytorch-zip", matrices=[*orth, quant])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # refused before warning about each
+        with pytest.raises(SpectraError) as e:
+            stabilize_matrices(ck2, method="exact", check_writable=True)
+    msg = str(e.value)
+    assert msg.startswith("mem.pt: 0 of 3 recurrent matrices can be written back, so no file was written")
+    both = "lstm.weight_hh_l0[input], lstm.weight_hh_l0[forget]"
+    assert f"{both}: each is stored under torch's orthogonal" in msg
+    assert "lstm.weight_hh_l0[cell] is stored quantized" in msg and "\n" not in msg
+
+
 def test_checkpoint_nonfinite_left_unchanged():
     m = RecurrentMatrix(id="w", matrix=np.array([[np.inf, 0.0], [0.0, 2.0]]), layer="w", finite=False)
     ck = Checkpoint(path="mem", format="npy", matrices=[m])

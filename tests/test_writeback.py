@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+import spectra
 from spectra.checkpoint import Checkpoint, RecurrentMatrix
 from spectra.errors import SpectraError, UnsafeFileError, WriteError
 from spectra.stabilize import stabilize_checkpoint
@@ -298,6 +299,137 @@ def test_orthogonal_and_quantized_weights_are_left_out_or_refused(tmp_path):
             src3, tmp_path / "out3.pt", method="exact", target=0.1, matrices=["weight_hh_l0[new]"]
         )
     assert not (tmp_path / "out2.pt").exists() and not (tmp_path / "out3.pt").exists()
+
+
+LSTM_GATES, GRU_GATES = ("input", "forget", "cell", "output"), ("reset", "update", "new")
+
+
+class Pruned(torch.nn.Module):
+    """An LSTM and a GRUCell with their recurrent weights pruned by torch.nn.utils.prune."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        import torch.nn.utils.prune as prune
+
+        torch.manual_seed(seed)
+        self.lstm = torch.nn.LSTM(N_IN, N, num_layers=2)  # layer 1 stays unpruned
+        self.cell = torch.nn.GRUCell(N_IN, N)
+        with torch.no_grad():
+            for w in (self.lstm.weight_hh_l0, self.lstm.weight_hh_l1, self.cell.weight_hh):
+                w.mul_(6.0)  # rho well above 1: every method changes them
+        prune.l1_unstructured(self.lstm, "weight_hh_l0", amount=0.4)
+        prune.random_unstructured(self.cell, "weight_hh", amount=0.3)
+
+    def effective(self) -> dict[str, np.ndarray]:
+        """The recurrent weights torch uses: orig * mask, recomputed by prune's forward pre-hook."""
+        with torch.no_grad():
+            self.lstm(torch.zeros(1, 1, N_IN))
+            self.cell(torch.zeros(1, N_IN))
+        return {
+            "lstm.weight_hh_l0": self.lstm.weight_hh_l0.detach().double().numpy(),
+            "lstm.weight_hh_l1": self.lstm.weight_hh_l1.detach().double().numpy(),
+            "cell.weight_hh": self.cell.weight_hh.detach().double().numpy(),
+        }
+
+
+@pytest.mark.parametrize("stacked", [False, True], ids=["per-gate", "stacked"])
+@pytest.mark.parametrize("method", ["exact", "power", "spectral-norm"])
+def test_pruned_weights_are_written_as_scaled_orig(tmp_path, method, stacked):
+    # review finding: a checkpoint pruned by torch.nn.utils.prune (weight_hh_l0_orig + _mask) was
+    # left out ("0 of 0 matrices changed", exit 0) although c * (mask * orig) = mask * (c * orig):
+    # written as c * orig with the mask kept, torch's weight is the stabilised matrix
+    src, out = tmp_path / "pruned.pt", tmp_path / "stable.pt"
+    torch.save(Pruned().state_dict(), src)
+    before, digest = torch.load(src, weights_only=True), sha(src)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # power: convergence notes
+        changes = stabilize_checkpoint(src, out, method=method, stacked=stacked)
+    assert sha(src) == digest
+    assert len(changes) == 2 * 4 + 3
+    pruned = [c for c in changes if c.source.endswith("_orig")]
+    assert len(pruned) == 4 + 3 and sum(c.changed for c in pruned) >= 4  # power: 1 step, a low estimate
+    after = torch.load(out, weights_only=True)
+    assert set(after) == set(before)
+    net = Pruned(seed=7)  # same architecture, other weights: all of them come from the file
+    net.load_state_dict(after)
+    eff = net.effective()
+    for c in changes:
+        name, gate = c.id.split("[")
+        g = (GRU_GATES if name == "cell.weight_hh" else LSTM_GATES).index(gate[:-1])
+        # torch's effective weight is the matrix the library reports, bit for bit
+        np.testing.assert_array_equal(eff[name][g * N : (g + 1) * N], c.after)
+    for name in ("lstm.weight_hh_l0", "cell.weight_hh"):
+        orig, mask = name + "_orig", before[name + "_mask"]
+        assert torch.equal(after[name + "_mask"], mask) and (mask == 0).any()
+        W0, W1 = before[orig].double().numpy(), after[orig].double().numpy()
+        for g, c in enumerate(c for c in changes if c.id.startswith(name + "[")):
+            rows = slice(g * N, (g + 1) * N)
+            # every entry of orig, pruned ones too, scaled by the one factor of the gate
+            np.testing.assert_allclose(W1[rows], c.scale * W0[rows], rtol=3e-7)
+            if method == "exact" and not stacked:  # independent oracle: rho(mask * orig) = 1
+                A = (mask.double().numpy() * W1)[rows]
+                assert rho(A) == pytest.approx(1.0, abs=1e-6) and rho(A) <= 1.0
+                eff_before = (mask.double().numpy() * W0)[rows]
+                np.testing.assert_allclose(A, exact_scaled(eff_before), rtol=3e-7, atol=1e-7)
+    for k, t in before.items():
+        if "weight_hh" not in k or k.endswith("_mask"):
+            assert torch.equal(after[k], t), k
+    _no_temp_left(tmp_path)
+
+
+def test_pruned_weights_are_not_written_by_svd_clip(tmp_path):
+    # svd-clip's clipped matrix is nonzero where the mask is 0: no weight_orig gives it
+    from spectra.stabilize import StabilizeWarning
+
+    src = tmp_path / "pruned.pt"
+    torch.save(Pruned().state_dict(), src)
+    # the unpruned layer is still written, the pruned ones left out with a warning
+    with pytest.warns(StabilizeWarning, match="svd-clip's clipped matrix is nonzero where the mask is 0"):
+        changes = stabilize_checkpoint(src, tmp_path / "out.pt", method="svd-clip")
+    assert {c.source for c in changes} == {"lstm.weight_hh_l1"}
+    with pytest.raises(SpectraError, match="svd-clip's clipped matrix") as e:
+        stabilize_checkpoint(src, tmp_path / "out2.pt", method="svd-clip", matrices=["cell.weight_hh"])
+    assert "--method exact, power or spectral-norm" in str(e.value)
+    # nothing else to write: refused, not "0 of 0 matrices changed"
+    lstm = torch.nn.LSTM(N_IN, N)
+    torch.nn.utils.prune.l1_unstructured(lstm, "weight_hh_l0", amount=0.3)
+    torch.save(lstm.state_dict(), tmp_path / "one.pt")
+    with pytest.raises(SpectraError, match="0 of 4 recurrent matrices can be written back"):
+        stabilize_checkpoint(tmp_path / "one.pt", tmp_path / "out3.pt", method="svd-clip")
+    assert not (tmp_path / "out2.pt").exists() and not (tmp_path / "out3.pt").exists()
+
+
+def test_write_matrices_refuses_a_pruned_matrix_nonzero_where_masked(tmp_path):
+    src = tmp_path / "pruned.pt"
+    torch.save(Pruned().state_dict(), src)
+    ck = spectra.load(src)
+    m = ck["cell.weight_hh[new]"]
+    assert m.mask is not None and (m.mask == 0).any()
+    with pytest.raises(SpectraError, match="pruning mask"):
+        write_matrices(ck, src, tmp_path / "out.pt", {m.id: np.ones((N, N))})
+    assert not (tmp_path / "out.pt").exists()
+    # a matrix zero where masked is written through the mask; without a factor the pruned entries stay
+    new = 0.5 * m.matrix
+    write_matrices(ck, src, tmp_path / "out.pt", {m.id: new})
+    before, after = torch.load(src, weights_only=True), torch.load(tmp_path / "out.pt", weights_only=True)
+    rows = slice(2 * N, 3 * N)
+    kept = before["cell.weight_hh_mask"][rows] != 0
+    W0, W1 = before["cell.weight_hh_orig"][rows], after["cell.weight_hh_orig"][rows]
+    torch.testing.assert_close(W1[kept], 0.5 * W0[kept])
+    assert torch.equal(W1[~kept], W0[~kept])
+    assert torch.equal(after["cell.weight_hh_orig"][: 2 * N], before["cell.weight_hh_orig"][: 2 * N])
+
+
+def test_only_orthogonal_weights_are_refused_not_written_as_nothing(tmp_path):
+    # review finding: every matrix left out gave "wrote ... (0 of 0 matrices changed)" and exit 0
+    gru = torch.nn.GRU(N_IN, N)
+    torch.nn.utils.parametrizations.orthogonal(gru, "weight_hh_l0")
+    src = tmp_path / "orth.pt"
+    torch.save(gru.state_dict(), src)
+    with pytest.raises(SpectraError, match="0 of 3 recurrent matrices can be written back") as e:
+        stabilize_checkpoint(src, tmp_path / "out.pt", method="exact")
+    assert "orthogonal parametrization" in str(e.value) and "weight_hh_l0[new]" in str(e.value)
+    assert not (tmp_path / "out.pt").exists()
 
 
 def test_stacked_uses_one_factor_per_tensor(tmp_path, net):

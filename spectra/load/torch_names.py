@@ -644,10 +644,10 @@ def _pruned(
             f"named like a recurrent weight pruned by torch.nn.utils.prune, but its mask {mask_key} "
             f"{tuple(mask.shape)} does not fit {src} {tuple(orig.shape)}"
         )
-    return orig * np.asarray(mask, dtype=np.float64), (
-        f"pruned (torch.nn.utils.prune): orig * mask ({src} * {mask_key}); not writable "
-        "(make the pruning permanent with prune.remove first)"
-    )
+    how = f"pruned (torch.nn.utils.prune): orig * mask ({src} * {mask_key})"
+    if kind == "weight_hh":  # stabilize writes c * orig: mask * (c * orig) = c * (orig * mask)
+        how += "; stabilize writes c * orig, the mask kept (not with svd-clip)"
+    return orig * np.asarray(mask, dtype=np.float64), how
 
 
 def _dtype_name(arr: np.ndarray, dtypes: Mapping[int, str]) -> str:
@@ -671,6 +671,7 @@ def _gate_matrices(
     if not np.issubdtype(W_stored.dtype, np.floating):
         return [], f"named like a recurrent weight but of dtype {W_stored.dtype}"
     W = np.asarray(W_stored, dtype=np.float64)
+    mask = None  # torch.nn.utils.prune's mask: W is then orig * mask
     notes: list[str] = []
     spectral = how == "spectral_norm"
     if spectral:
@@ -704,6 +705,7 @@ def _gate_matrices(
         W, why = _pruned(tensors, group, "weight_hh", W)
         if W is None:
             return [], why
+        mask = np.asarray(tensors[group.keys["weight_hh_mask"]], dtype=np.float64)
         notes.append(why)
     elif how == "other":
         W, why = _orthogonal(tensors, group, W)
@@ -792,6 +794,8 @@ def _gate_matrices(
                 finite=finite,
                 spectral_norm=spectral,
                 notes=tuple(these),
+                # with a projection A is not mask * a stored block (and is not written back)
+                mask=None if mask is None or hr is not None else np.ascontiguousarray(mask[a:b]),
             )
         )
     return out, None
