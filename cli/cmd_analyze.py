@@ -491,7 +491,10 @@ def ls(checkpoint, as_json, trust, quiet):
 @matrix_option
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @trust_option
-def extract(checkpoint, output, matrices, force, trust):
+@click.option(
+    "--quiet", "-q", is_flag=True, help="Nothing on stderr but warnings and errors (no 'wrote ...')."
+)
+def extract(checkpoint, output, matrices, force, trust, quiet):
     """Write every recurrent matrix of CHECKPOINT to an .npz file, keyed by id.
 
     Matrices are float64 (complex128 when complex) in the column-vector orientation of
@@ -524,4 +527,5 @@ def extract(checkpoint, output, matrices, force, trust):
             np.savez(f, **arrays)
 
     atomic_write(output, write, force=force)
-    click.echo(f"wrote {plural(len(chosen), 'matrix', 'matrices')} to {output}", err=True)
+    if not quiet:
+        click.echo(f"wrote {plural(len(chosen), 'matrix', 'matrices')} to {output}", err=True)

@@ -118,7 +118,12 @@ def _common_stabilize_options(f):
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout (schema_version 1).")
 @trust_option
-def stabilize(checkpoint, output, method, iterations, target, seed, stacked, matrices, force, as_json, trust):
+@click.option(
+    "--quiet", "-q", is_flag=True, help="Nothing on stderr but warnings and errors (no 'wrote ...')."
+)
+def stabilize(
+    checkpoint, output, method, iterations, target, seed, stacked, matrices, force, as_json, trust, quiet
+):
     """Write a spectrally normalised copy of CHECKPOINT to OUTPUT, in the same format.
 
     Only the recurrent weights change (cast back to their stored dtype);
@@ -201,7 +206,8 @@ def stabilize(checkpoint, output, method, iterations, target, seed, stacked, mat
                 "--target (estimate: sigma_max" + (", of the whole stored tensor)" if stacked else ")")
             )
     n = sum(c.changed for c in changes)
-    click.echo(f"wrote {output} ({n} of {len(changes)} matrices changed, method {method})", err=True)
+    if not quiet:
+        click.echo(f"wrote {output} ({n} of {len(changes)} matrices changed, method {method})", err=True)
 
 
 def _j(x):

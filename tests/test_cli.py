@@ -1391,3 +1391,12 @@ def test_stabilize_writes_a_pruned_checkpoint(tmp_path, capsys):
         assert np.linalg.norm(W[rows], 2) == pytest.approx(1.0, abs=1e-6)
         orig = before["weight_hh_l0_orig"][rows].double().numpy()
         np.testing.assert_allclose(after["weight_hh_l0_orig"][rows], m["scale"] * orig, rtol=3e-7)
+
+
+@pytest.mark.parametrize("command", ["stabilize", "extract"])
+def test_quiet_is_taken_by_the_writing_commands(tmp_path, capsys, command):
+    # 'ls' took -q "as in the other commands", stabilize and extract refused it (exit 2)
+    p = _npy(tmp_path, np.array([[0.5, 2.0], [0.0, 0.5]]))
+    out = tmp_path / ("o.npy" if command == "stabilize" else "o.npz")
+    rc, _, err = run([command, str(p), "-o", str(out), "-q"], capsys)
+    assert rc == 0 and out.exists() and "wrote" not in err
