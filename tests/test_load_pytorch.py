@@ -1468,6 +1468,32 @@ def test_a_hand_written_recurrence_gets_a_hint_instead_of_a_bare_refusal(tmp_pat
     assert "cell.U_z: (6, 6)" in hint and "to_u" not in hint
 
 
+def test_a_bare_square_parameter_is_not_called_a_linear_layer(tmp_path):
+    # review finding: a hand-written recurrence's nn.Parameter `recurrent_weight` was skipped as
+    # "not a recurrent weight (square Linear layer)", though no Linear layer; a module's .weight is
+    net = torch.nn.Module()
+    net.recurrent_weight = torch.nn.Parameter(torch.randn(6, 6) / 3)
+    net.cell = torch.nn.RNNCell(3, 6)
+    net.fc = torch.nn.Linear(6, 6)
+    torch.save(net.state_dict(), tmp_path / "p.pt")
+    ckpt = load(tmp_path / "p.pt")
+    assert ckpt.ids == ["cell.weight_hh"]
+    reasons = {s.name: s.reason for s in ckpt.skipped}
+    assert reasons["fc.weight"] == "not a recurrent weight (square Linear layer)"
+    assert "Linear" not in reasons["recurrent_weight"]
+    assert reasons["recurrent_weight"].startswith("square tensor not named like a torch recurrent weight")
+    assert "np.save" in reasons["recurrent_weight"]
+    # a file of such parameters only: the error says how to analyse one, and carries the listing
+    torch.save({"U": torch.randn(6, 3), "W": torch.randn(6, 6)}, tmp_path / "uw.pt")
+    with pytest.raises(spectra.errors.NoRecurrentWeightsError) as e:
+        load(tmp_path / "uw.pt")
+    hint = str(e.value).split("square tensors not named like a torch recurrent weight", 1)[1]
+    assert hint.startswith(" (W: (6, 6))") and "np.save('W.npy', W)" in hint
+    held = e.value.checkpoint
+    assert held.format == "pytorch-zip" and held.matrices == []
+    assert [(s.name, s.shape) for s in held.skipped] == [("U", (6, 3)), ("W", (6, 6))]
+
+
 def test_pruned_recurrent_weights_are_read_as_orig_times_mask(tmp_path):
     # review11 finding 2: torch.nn.utils.prune's weight_hh_l0_orig + weight_hh_l0_mask were taken
     # for a spectral_norm without u/v and refused (exit 5); the weight torch uses is orig * mask

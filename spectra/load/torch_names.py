@@ -352,9 +352,13 @@ def _primary(keys: Mapping[str, str]) -> tuple[str | None, str]:
 
 def _other_reason(key: str, arr: np.ndarray) -> str:
     if arr.ndim == 2 and arr.shape[0] == arr.shape[1] and arr.shape[0] > 0:
-        if key.endswith("weight"):
+        if key.rsplit(".", 1)[-1] == "weight":  # a module's weight: W_hh.weight, fc.weight
             return "not a recurrent weight (square Linear layer)"
-        return "not a recurrent weight (square, but not named like a torch recurrent weight)"
+        # a bare parameter (recurrent_weight, W): maybe a hand-written recurrence's matrix
+        return (
+            "square tensor not named like a torch recurrent weight (RNN/LSTM/GRU, cell); to analyse "
+            "it as one: np.save('W.npy', W), then spectra analyze W.npy"
+        )
     return "not a recurrent weight"
 
 
