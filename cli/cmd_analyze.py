@@ -413,11 +413,28 @@ def plot_names(ids: list[str]) -> dict[str, str]:
 def ls(checkpoint, as_json, trust, quiet):
     """List what CHECKPOINT holds: its format, every recurrent matrix, and what was skipped and why.
 
+    A file without any recurrent matrix is listed all the same (every entry
+    skipped, with its reason), then the error says so (exit code 5).
+
     \b
     Example:
       spectra ls model.pt
     """
-    ckpt = load_one(checkpoint, trust)
+    from spectra.errors import NoRecurrentWeightsError
+
+    try:
+        ckpt = load_one(checkpoint, trust)
+    except NoRecurrentWeightsError as exc:
+        if exc.checkpoint is None:
+            raise
+        # what the file holds, so that the tensor names can be found; the error (exit 5) follows
+        _echo_listing(exc.checkpoint, as_json)
+        raise
+    _echo_listing(ckpt, as_json)
+
+
+def _echo_listing(ckpt, as_json: bool) -> None:
+    """``spectra ls``'s output for `ckpt`: JSON, or the matrices and the skipped entries as tables."""
     if as_json:
         echo_json(
             {
@@ -453,7 +470,7 @@ def ls(checkpoint, as_json, trust, quiet):
         return
     click.echo(f"{ckpt.path}: {ckpt.format}")
     click.echo("")
-    click.echo(f"recurrent matrices ({len(ckpt.matrices)}):")
+    click.echo(f"recurrent matrices ({len(ckpt.matrices)}){':' if ckpt.matrices else ''}")
     rows = []
     for m in ckpt.matrices:
         gate = f"{m.gate} ({m.native_gate})" if m.gate else "-"
@@ -464,13 +481,14 @@ def ls(checkpoint, as_json, trust, quiet):
             flags.append("spectral_norm")
         flags.extend(m.notes)
         rows.append([m.id, f"{m.n}x{m.n}", m.cell, m.direction, gate, m.source, m.dtype, "; ".join(flags)])
-    click.echo(
-        table(
-            rows,
-            ["id", "shape", "cell", "direction", "gate", "source tensor", "dtype", "notes"],
-            right=[False] * 8,
+    if rows:
+        click.echo(
+            table(
+                rows,
+                ["id", "shape", "cell", "direction", "gate", "source tensor", "dtype", "notes"],
+                right=[False] * 8,
+            )
         )
-    )
     click.echo("")
     click.echo(f"skipped ({len(ckpt.skipped)}):")
     if ckpt.skipped:

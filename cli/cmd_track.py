@@ -129,15 +129,19 @@ def track(inputs, jobs, scheduler, as_json, csv_path, output, grid, fast, cache_
 
     Each RUN_DIR is a folder of checkpoints (as 'spectra train' writes them:
     epoch_001.pt + epoch_001.json, ...; any format 'spectra analyze' reads).
-    A folder holding only sub-folders of checkpoints counts as one run per
-    sub-folder. A glob (quote it) picks files; they are grouped by folder.
-    Files are ordered by the epoch in their JSON sidecar, else by name
+    A folder holding no checkpoint is searched down to 4 levels (hidden
+    folders aside): each folder below it holding checkpoints is a run,
+    named by its path from there (lightning_logs/ gives
+    version_0/checkpoints, ...). A glob (quote it) picks files; they are
+    grouped by folder. Files are ordered by the epoch in their JSON sidecar,
+    else the one the checkpoint stores (Lightning's .ckpt), else by name
     (epoch_2 before epoch_10); the regime comes from the sidecar, else the
-    folder's name. resume.pt and hidden files are skipped. A folder whose
-    sidecars disagree on task, cell, regime, hidden size, layers or seed is
-    split into one run per model, labelled 'FOLDER [cell=lstm, regime=stable]',
-    with a warning (other settings, such as the learning rate, are not told
-    apart: one folder per run).
+    folder's name (or path, for a folder found by the search). resume.pt and
+    hidden files are skipped. A folder whose sidecars disagree on task, cell,
+    regime, hidden size, layers or seed is split into one run per model,
+    labelled 'FOLDER [cell=lstm, regime=stable]', with a warning (other
+    settings, such as the learning rate, are not told apart: one folder per
+    run).
 
     Per matrix (layer and gate): spectral radius rho, dep_F/|A|_F, distance
     to instability, Kreiss constant K and transient peak max_k |A^k|_2

@@ -21,6 +21,11 @@ message on one line, with no traceback.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from spectra.checkpoint import Checkpoint
+
 __all__ = [
     "EXIT_CODES",
     "CorruptFileError",
@@ -53,7 +58,19 @@ class UnsafeFileError(SpectraError, PermissionError):
 
 
 class NoRecurrentWeightsError(SpectraError, LookupError):
-    """The file was read but holds no recurrent weight matrix."""
+    """The file was read but holds no recurrent weight matrix.
+
+    Attributes
+    ----------
+    checkpoint : Checkpoint or None
+        What the file holds, where the reader got that far: its ``format`` and every
+        entry in ``skipped`` with the reason (``matrices`` is empty), so that the
+        names can still be listed (``spectra ls``). None otherwise.
+    """
+
+    def __init__(self, *args: object, checkpoint: Checkpoint | None = None) -> None:
+        super().__init__(*args)
+        self.checkpoint = checkpoint
 
 
 class MatrixNotFoundError(SpectraError, KeyError):

@@ -2,12 +2,15 @@
 
 A *run* is a folder of checkpoints (``epoch_001.pt``, ``epoch_002.pt``, ...
 as :mod:`spectra.train` writes them, or any files :func:`spectra.load`
-reads). :func:`discover` finds them from folders and globs and orders each
-run by the ``epoch`` of the JSON sidecar beside each file
-(``epoch_003.json``), else by a natural sort of the names. :func:`track`
-analyses every file (:func:`analyze_checkpoint`; in parallel through
-:func:`spectra.parallel.run_tasks`) and returns a :class:`TrackResult` with
-one row per checkpoint and matrix.
+reads; a folder without any is searched below for them, such as
+``lightning_logs/version_0/checkpoints``). :func:`discover` finds them from
+folders and globs and orders each run by the ``epoch`` of the JSON sidecar
+beside each file (``epoch_003.json``), else by a natural sort of the names.
+:func:`track` analyses every file (:func:`analyze_checkpoint`; in parallel
+through :func:`spectra.parallel.run_tasks`), takes the ``epoch`` a checkpoint
+itself stores (Lightning's ``.ckpt``) where no sidecar gives one, ordering
+again by it, and returns a :class:`TrackResult` with one row per checkpoint
+and matrix.
 
 Figures per matrix (DESIGN.md, Mathematics): spectral radius, ``‖A‖₂``,
 Henrici ``dep_F`` and ``dep_F/‖A‖_F``, ``κ(V)`` (always); the distance to
@@ -59,6 +62,7 @@ __all__ = [
     "IDENTITY_KEYS",
     "ROW_KEYS",
     "SCHEMA_VERSION",
+    "SEARCH_DEPTH",
     "CheckpointFile",
     "TrackOptions",
     "TrackResult",
@@ -88,6 +92,10 @@ CHECKPOINT_EXTENSIONS: tuple[str, ...] = (
 
 #: Names in a run folder that are not checkpoints of an epoch (optimiser/resume state).
 _SKIP_STEMS = ("resume", "optimizer", "optim")
+
+#: How many folder levels below a folder without checkpoints are searched for run folders
+#: (``lightning_logs/version_0/checkpoints`` is two below ``lightning_logs``).
+SEARCH_DEPTH = 4
 
 #: Columns of :meth:`TrackResult.to_csv`, in order (also the keys of every row).
 ROW_KEYS: tuple[str, ...] = (
@@ -151,9 +159,11 @@ class CheckpointFile:
     run : str
         Its run: the folder, as given (normalised).
     regime : str
-        ``regime`` of its sidecar, else the run folder's name.
+        ``regime`` of its sidecar, else the run folder's name (for a folder found
+        below one given, its path from there: ``version_0/checkpoints``).
     epoch : int or None
-        ``epoch`` of its sidecar.
+        ``epoch`` of its sidecar (after :func:`track`, else the ``epoch`` the
+        checkpoint itself stores, as Lightning's ``.ckpt`` do).
     step : int
         1-based position in its run's order.
     """
@@ -232,9 +242,49 @@ def _sidecar(path: str) -> dict:
     return {}
 
 
+def _order_key(path: str, epoch: int | None) -> tuple:
+    """Files with an epoch by epoch first, then the others in natural name order."""
+    return (epoch is None, epoch or 0, _natural_key(os.path.basename(path)))
+
+
 def _epoch(meta: dict) -> int | None:
     e = meta.get("epoch")
     return e if isinstance(e, int) and not isinstance(e, bool) else None
+
+
+def _runs_below(folder: str, notes: list[str]) -> list[tuple[str, list[str]]]:
+    """The folders below `folder` (at most :data:`SEARCH_DEPTH` levels) holding checkpoints, with them.
+
+    Depth first, sub-folders in natural name order; a folder holding checkpoints is not
+    searched further, hidden folders never. A sub-folder that cannot be listed is skipped,
+    with a note.
+    """
+    out: list[tuple[str, list[str]]] = []
+    visited = {os.path.realpath(folder)}
+
+    def walk(here: str, depth: int) -> None:
+        try:
+            names = sorted(os.listdir(here), key=_natural_key)
+        except OSError as exc:
+            notes.append(f"{here}: cannot list ({exc.strerror or exc}): not searched")
+            return
+        for d in names:
+            sub = os.path.join(here, d)
+            if d.startswith(".") or not os.path.isdir(sub) or os.path.realpath(sub) in visited:
+                continue
+            visited.add(os.path.realpath(sub))  # a link back up is not followed twice
+            try:
+                files = _checkpoints_in(sub)
+            except InvalidArgumentError as exc:
+                notes.append(f"{exc}: not searched")
+                continue
+            if files:
+                out.append((sub, files))
+            elif depth < SEARCH_DEPTH:
+                walk(sub, depth + 1)
+
+    walk(folder, 1)
+    return out
 
 
 def _checkpoints_in(folder: str) -> list[str]:
@@ -325,8 +375,10 @@ def discover(inputs: Sequence[str | os.PathLike]) -> list[CheckpointFile]:
     Parameters
     ----------
     inputs : sequence of path or glob pattern
-        A run folder (its checkpoint files; when it holds none, each sub-folder
-        that does is a run), a glob (``runs/*/epoch_*.pt``, ``runs/**``;
+        A run folder (its checkpoint files; when it holds none, each folder below
+        it that does, down to :data:`SEARCH_DEPTH` levels and not inside hidden
+        folders, is a run, such as ``lightning_logs/version_0/checkpoints``), a
+        glob (``runs/*/epoch_*.pt``, ``runs/**``;
         matched files are grouped by folder) or one file. Folders contribute
         files with a :data:`CHECKPOINT_EXTENSIONS` extension, skipping hidden
         and temporary files and ``resume.pt``; JSON sidecars are metadata.
@@ -358,6 +410,9 @@ def _discover(inputs: Sequence[str | os.PathLike]) -> tuple[list[CheckpointFile]
     """:func:`discover`, returning its warnings instead of emitting them."""
     runs: dict[str, list[str]] = {}
     seen: set[str] = set()
+    notes: list[str] = []
+    #: default regime of a run folder found below a folder given: its path from there
+    below: dict[str, str] = {}
 
     def add(run: str, path: str) -> None:
         real = os.path.realpath(path)
@@ -372,21 +427,15 @@ def _discover(inputs: Sequence[str | os.PathLike]) -> tuple[list[CheckpointFile]
             for f in files:
                 add(folder, f)
             return
-        subs = [
-            os.path.join(folder, d)
-            for d in sorted(os.listdir(folder), key=_natural_key)
-            if not d.startswith(".") and os.path.isdir(os.path.join(folder, d))
-        ]
-        found = False
-        for sub in subs:
-            files = _checkpoints_in(sub)
+        found = _runs_below(folder, notes)
+        for sub, files in found:
+            below.setdefault(os.path.normpath(sub), os.path.relpath(sub, folder).replace(os.sep, "/"))
             for f in files:
                 add(sub, f)
-            found = found or bool(files)
         if not found and strict:
             raise InvalidArgumentError(
-                f"{folder}: no checkpoint files in this folder or its sub-folders "
-                f"(looked for {', '.join(CHECKPOINT_EXTENSIONS)})"
+                f"{folder}: no checkpoint files in this folder or in its sub-folders down to "
+                f"{SEARCH_DEPTH} levels, hidden ones aside (looked for {', '.join(CHECKPOINT_EXTENSIONS)})"
             )
 
     for inp in inputs:
@@ -408,18 +457,15 @@ def _discover(inputs: Sequence[str | os.PathLike]) -> tuple[list[CheckpointFile]
             # as spectra.load says of a missing file (exit code 3 on the command line)
             raise UnsupportedFormatError(f"{s}: no such file or folder")
     out: list[CheckpointFile] = []
-    notes: list[str] = []
     for folder, all_paths in runs.items():
         metas = {p: _sidecar(p) for p in all_paths}
         epochs = {p: _epoch(metas[p]) for p in all_paths}
-        default_regime = os.path.basename(os.path.abspath(folder)) or folder
+        default_regime = below.get(folder) or os.path.basename(os.path.abspath(folder)) or folder
         groups, note = _split_by_model(folder, all_paths, metas)
         if note:
             notes.append(note)
         for run, paths in groups.items():
-            order = sorted(
-                paths, key=lambda p: (epochs[p] is None, epochs[p] or 0, _natural_key(os.path.basename(p)))
-            )
+            order = sorted(paths, key=lambda p: _order_key(p, epochs[p]))
             # a file without a sidecar beside one model takes that model's regime (with the folder's
             # name it was drawn as a regime of its own)
             said = {r for p in paths if isinstance(r := metas[p].get("regime"), str) and r}
@@ -482,7 +528,9 @@ def analyze_checkpoint(
     dict
         ``sha256`` (of the bytes read), ``format``, ``load_seconds``,
         ``analysis_seconds`` (wall) and ``analysis_cpu_seconds`` (CPU time of
-        this process: below the wall time when the cores are shared), and
+        this process: below the wall time when the cores are shared), ``epoch``
+        (the integer ``epoch`` the checkpoint itself stores, as Lightning's
+        ``.ckpt`` and many training loops' dicts do; None without one), and
         ``matrices``: one dict per matrix with ``id``, ``layer``, ``direction``,
         ``gate``, ``n``, ``finite`` and the figures (None for a matrix with
         NaN/Inf weights).
@@ -529,6 +577,7 @@ def analyze_checkpoint(
     return {
         "sha256": sha,
         "format": ckpt.format,
+        "epoch": _epoch(ckpt.metadata),
         "load_seconds": t1 - t0,
         "analysis_seconds": t2 - t1,
         "analysis_cpu_seconds": c2 - c1,
@@ -728,6 +777,31 @@ def _rows(f: CheckpointFile, value: dict) -> list[dict[str, Any]]:
     return out
 
 
+def _take_stored_epochs(files: list[TrackedFile], values: dict[int, dict]) -> list[int]:
+    """Give a file without a sidecar epoch the one its checkpoint stores; return the new order.
+
+    A run whose files gained an epoch is ordered again as :func:`discover` orders (by epoch,
+    then by name), its steps renumbered; the order of the runs is kept.
+    """
+    gained: set[str] = set()
+    for i, f in enumerate(files):
+        stored = _epoch(values.get(i) or {})
+        if f.epoch is None and stored is not None:
+            f.epoch = stored
+            gained.add(f.run)
+    by_run: dict[str, list[int]] = {}
+    for i, f in enumerate(files):
+        by_run.setdefault(f.run, []).append(i)
+    order: list[int] = []
+    for run, idx in by_run.items():
+        if run in gained:
+            idx = sorted(idx, key=lambda i: _order_key(files[i].path, files[i].epoch))
+            for step, i in enumerate(idx, start=1):
+                files[i].step = step
+        order.extend(idx)
+    return order
+
+
 def track(
     inputs: Sequence[str | os.PathLike],
     *,
@@ -832,12 +906,13 @@ def track(
             except OSError as exc:
                 cache_failed = True
                 warnings.append(f"cache {store.dir}: not written ({exc.strerror or exc})")
+    order = _take_stored_epochs(files, values)
     rows: list[dict[str, Any]] = []
-    for i, f in enumerate(files):
-        v = values.get(i)
+    for i in order:
+        f, v = files[i], values.get(i)
         if v is None:
             continue
         f.format, f.load_seconds, f.analysis_seconds = v["format"], v["load_seconds"], v["analysis_seconds"]
         f.analysis_cpu_seconds = v.get("analysis_cpu_seconds", 0.0)
         rows.extend(_rows(f, v))
-    return TrackResult(files=files, rows=rows, options=opts, warnings=warnings)
+    return TrackResult(files=[files[i] for i in order], rows=rows, options=opts, warnings=warnings)

@@ -1400,3 +1400,26 @@ def test_quiet_is_taken_by_the_writing_commands(tmp_path, capsys, command):
     out = tmp_path / ("o.npy" if command == "stabilize" else "o.npz")
     rc, _, err = run([command, str(p), "-o", str(out), "-q"], capsys)
     assert rc == 0 and out.exists() and "wrote" not in err
+
+
+def test_ls_lists_what_a_file_without_recurrent_weights_holds_then_exits_5(tmp_path, capsys):
+    # review finding: `spectra ls` on a hand-written recurrence (parameters U, W) printed only the
+    # error, so the tensor names were nowhere to be found; the error gave no way to analyse W
+    import torch
+
+    torch.manual_seed(0)
+    torch.save({"U": torch.randn(6, 3), "W": torch.randn(6, 6) / 3}, tmp_path / "custom.pt")
+    code, out, err = run(["ls", str(tmp_path / "custom.pt")], capsys)
+    assert code == 5
+    assert out.splitlines()[:3] == [f"{tmp_path / 'custom.pt'}: pytorch-zip", "", "recurrent matrices (0)"]
+    listed = {ln.split()[0]: ln for ln in out.splitlines()[out.splitlines().index("skipped (2):") + 3 :]}
+    assert set(listed) == {"U", "W"} and listed["W"].split()[1] == "6x6"
+    assert "Linear" not in listed["W"] and "np.save" in listed["W"]
+    assert len(err.strip().splitlines()) == 1 and "no recurrent weight matrix found" in err
+    assert "W: (6, 6)" in err and "np.save('W.npy', W)" in err
+    code, out, err = run(["ls", str(tmp_path / "custom.pt"), "--json"], capsys)
+    doc = json.loads(out)
+    assert code == 5 and doc["matrices"] == [] and [s["name"] for s in doc["skipped"]] == ["U", "W"]
+    # analyze says the error alone, as before
+    code, out, err = run(["analyze", str(tmp_path / "custom.pt")], capsys)
+    assert code == 5 and out == "" and "np.save" in err

@@ -620,6 +620,48 @@ def test_torch_compile_prefix(tmp_path, x_seq):
     np.testing.assert_allclose(got, torch_forward64(module, x_seq), rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize(
+    ("wrapped", "beside"),
+    [
+        ("model._orig_mod.rnn.", {}),  # a Lightning module holding a torch.compile'd model
+        ("model.module.rnn.", {}),  # ... holding a DataParallel one
+        ("model.module._orig_mod.rnn.", {}),  # ... both
+        ("model._orig_mod.rnn.", {"loss.weight": torch.ones(2)}),  # compiled, beside a loss buffer
+        ("enc._orig_mod.rnn.", {"enc_scale": torch.ones(())}),  # the compiled model one of two keys
+    ],
+)
+def test_a_wrapper_inside_another_module_is_dropped_from_the_ids(tmp_path, x_seq, wrapped, beside):
+    # review finding: "_orig_mod." / "module." was dropped only as a prefix of every key, so a
+    # compiled model inside a Lightning module kept it in its ids: `spectra compare plain.ckpt
+    # compiled.ckpt` said they "do not hold the same matrices", and track split the run
+    module = make(torch.nn.GRU)
+    plain_prefix = wrapped.replace("_orig_mod.", "").replace("module.", "")
+    sd = module.state_dict()
+    for name, prefix in (("plain", plain_prefix), ("wrapped", wrapped)):
+        obj = {"state_dict": {**{prefix + k: v for k, v in sd.items()}, **beside}, "epoch": 1}
+        torch.save(obj, tmp_path / f"{name}.ckpt")
+    plain, ckpt = load(tmp_path / "plain.ckpt"), load(tmp_path / "wrapped.ckpt")
+    assert ckpt.ids == plain.ids == [f"{plain_prefix}weight_hh_l0[{g}]" for g in GRU_GATES]
+    assert ckpt[0].layer == plain_prefix[:-1]
+    assert ckpt[0].source == f"{wrapped}weight_hh_l0"  # as stored: written back there
+    assert {s.name for s in ckpt.skipped} == {f"{wrapped}{k}" for k in sd if k != "weight_hh_l0"} | set(
+        beside
+    )
+    got = np_stacked_forward(ckpt, module, x_seq, cell="gru", prefix=plain_prefix)
+    np.testing.assert_allclose(got, torch_forward64(module, x_seq), rtol=0, atol=1e-10)
+    assert [m.id for m in spectra.compare_checkpoints(plain, ckpt).matrices] == plain.ids
+
+
+def test_a_submodule_named_module_inside_another_keeps_its_name_beside_others(tmp_path):
+    # "module" is also a common attribute name: dropped only where every key has it at the
+    # same place, never for one submodule among several (unlike "_orig_mod", torch.compile's own)
+    module = make(torch.nn.GRU)
+    sd = {"model.module.rnn." + k: v for k, v in module.state_dict().items()}
+    sd["model.head.weight"] = torch.ones(2, 4)
+    torch.save({"state_dict": sd}, tmp_path / "m.ckpt")
+    assert load(tmp_path / "m.ckpt").ids == [f"model.module.rnn.weight_hh_l0[{g}]" for g in GRU_GATES]
+
+
 class _Doubled(torch.nn.Module):
     def forward(self, X):
         return 2 * X
@@ -1424,6 +1466,32 @@ def test_a_hand_written_recurrence_gets_a_hint_instead_of_a_bare_refusal(tmp_pat
         load(tmp_path / "g.pt")
     hint = str(e.value).split("named like a hand-written recurrence", 1)[1]
     assert "cell.U_z: (6, 6)" in hint and "to_u" not in hint
+
+
+def test_a_bare_square_parameter_is_not_called_a_linear_layer(tmp_path):
+    # review finding: a hand-written recurrence's nn.Parameter `recurrent_weight` was skipped as
+    # "not a recurrent weight (square Linear layer)", though no Linear layer; a module's .weight is
+    net = torch.nn.Module()
+    net.recurrent_weight = torch.nn.Parameter(torch.randn(6, 6) / 3)
+    net.cell = torch.nn.RNNCell(3, 6)
+    net.fc = torch.nn.Linear(6, 6)
+    torch.save(net.state_dict(), tmp_path / "p.pt")
+    ckpt = load(tmp_path / "p.pt")
+    assert ckpt.ids == ["cell.weight_hh"]
+    reasons = {s.name: s.reason for s in ckpt.skipped}
+    assert reasons["fc.weight"] == "not a recurrent weight (square Linear layer)"
+    assert "Linear" not in reasons["recurrent_weight"]
+    assert reasons["recurrent_weight"].startswith("square tensor not named like a torch recurrent weight")
+    assert "np.save" in reasons["recurrent_weight"]
+    # a file of such parameters only: the error says how to analyse one, and carries the listing
+    torch.save({"U": torch.randn(6, 3), "W": torch.randn(6, 6)}, tmp_path / "uw.pt")
+    with pytest.raises(spectra.errors.NoRecurrentWeightsError) as e:
+        load(tmp_path / "uw.pt")
+    hint = str(e.value).split("square tensors not named like a torch recurrent weight", 1)[1]
+    assert hint.startswith(" (W: (6, 6))") and "np.save('W.npy', W)" in hint
+    held = e.value.checkpoint
+    assert held.format == "pytorch-zip" and held.matrices == []
+    assert [(s.name, s.shape) for s in held.skipped] == [("U", (6, 3)), ("W", (6, 6))]
 
 
 def test_pruned_recurrent_weights_are_read_as_orig_times_mask(tmp_path):

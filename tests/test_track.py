@@ -138,6 +138,74 @@ def test_discover_errors(tmp_path):
         discover([str(tmp_path / "empty")])
 
 
+def _save_lightning(path: Path, W: np.ndarray, epoch: int) -> None:
+    """A Lightning-style .ckpt: the epoch and global step stored beside the state_dict."""
+    torch.manual_seed(0)
+    sd = {f"model.lstm.{k}": v for k, v in torch.nn.LSTM(3, N).state_dict().items()}
+    sd["model.lstm.weight_hh_l0"] = torch.tensor(W, dtype=torch.float64)
+    torch.save({"epoch": epoch, "global_step": 10 * (epoch + 1), "state_dict": sd}, path)
+
+
+def test_lightning_logs_are_searched_below_and_each_checkpoints_folder_is_a_run(tmp_path):
+    # review finding: `spectra track lightning_logs` said "no checkpoint files in this folder or
+    # its sub-folders": only one level was searched, the checkpoints are two below
+    logs = tmp_path / "lightning_logs"
+    for v in (0, 1):
+        ck = logs / f"version_{v}" / "checkpoints"
+        ck.mkdir(parents=True)
+        (logs / f"version_{v}" / "hparams.yaml").write_text("lr: 0.001\n")
+        for e in (0, 1):
+            _save_lightning(ck / f"epoch={e}-step={10 * (e + 1)}.ckpt", _weights(v, e), e)
+    hidden = logs / ".ipynb_checkpoints"  # hidden folders are not searched
+    hidden.mkdir()
+    _save_lightning(hidden / "x.ckpt", _weights(0, 0), 0)
+    deep = logs / "a" / "b" / "c" / "d" / "e"  # five levels below: past SEARCH_DEPTH
+    deep.mkdir(parents=True)
+    _save_lightning(deep / "x.ckpt", _weights(0, 0), 0)
+    assert track_mod.SEARCH_DEPTH == 4
+    found = discover([str(logs)])
+    runs = [str(logs / f"version_{v}" / "checkpoints") for v in (0, 1)]
+    assert [f.run for f in found] == [runs[0]] * 2 + [runs[1]] * 2
+    assert [f.regime for f in found] == ["version_0/checkpoints"] * 2 + ["version_1/checkpoints"] * 2
+    assert [os.path.basename(f.path) for f in found[:2]] == ["epoch=0-step=10.ckpt", "epoch=1-step=20.ckpt"]
+    # four levels down is still searched; the error says how far it looked
+    (deep / "x.ckpt").rename(deep.parent / "x.ckpt")
+    assert [f.regime for f in discover([str(logs / "a")])] == ["b/c/d"]
+    (tmp_path / "empty" / "x" / "y").mkdir(parents=True)
+    with pytest.raises(InvalidArgumentError, match="sub-folders down to 4 levels"):
+        discover([str(tmp_path / "empty")])
+
+
+def test_the_epoch_a_checkpoint_stores_is_taken_without_a_sidecar(tmp_path):
+    # without a JSON sidecar the epoch column was empty (#1, #2... by name) although Lightning's
+    # .ckpt store it; names deliberately out of epoch order: b (epoch 0), c (1), a (2)
+    run = tmp_path / "run"
+    run.mkdir()
+    for name, e in (("a.ckpt", 2), ("b.ckpt", 0), ("c.ckpt", 1)):
+        _save_lightning(run / name, _weights(4, e), e)
+    res = track([str(run)], jobs=1, cache=False, fast=True)
+    assert [(os.path.basename(f.path), f.epoch, f.step) for f in res.files] == [
+        ("b.ckpt", 0, 1),
+        ("c.ckpt", 1, 2),
+        ("a.ckpt", 2, 3),
+    ]
+    assert [r["epoch"] for r in res.rows] == [0] * 4 + [1] * 4 + [2] * 4
+    assert [r["step"] for r in res.rows] == [1] * 4 + [2] * 4 + [3] * 4
+    W = _weights(4, 1)[N : 2 * N]
+    forget = next(r for r in res.rows if r["epoch"] == 1 and r["gate"] == "forget")
+    assert forget["spectral_radius"] == pytest.approx(np.max(np.abs(np.linalg.eigvals(W))), rel=1e-10)
+    # a sidecar's epoch wins over the stored one; a file with neither goes last, by name
+    (run / "a.json").write_text(json.dumps({"epoch": -1}))
+    _save(run / "0.pt", _weights(4, 3))
+    res = track([str(run)], jobs=1, cache=False, fast=True)
+    assert [(os.path.basename(f.path), f.epoch) for f in res.files] == [
+        ("a.ckpt", -1),
+        ("b.ckpt", 0),
+        ("c.ckpt", 1),
+        ("0.pt", None),
+    ]
+
+
 # -- figures against dense references ----------------------------------------------
 
 
@@ -750,6 +818,24 @@ def test_a_file_without_sidecar_takes_its_runs_regime_and_dotted_names_have_thei
     (keras / "digits.json").write_text(json.dumps({"epoch": 3}))
     (keras / "digits.weights.h5").write_bytes(b"")
     assert track_mod._sidecar(str(keras / "digits.weights.h5")) == {"epoch": 3}
+
+
+def test_cli_tracks_a_lightning_logs_folder_with_the_stored_epochs(tmp_path, capsys):
+    ck = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
+    ck.mkdir(parents=True)
+    for e in (0, 1, 10):
+        _save_lightning(ck / f"epoch={e}-step={10 * (e + 1)}.ckpt", _weights(5, e), e)
+    code, out, err = _cli(["track", tmp_path / "lightning_logs", "--fast", "--no-cache"], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"{ck}  (regime version_0/checkpoints; 3 checkpoints)"
+    body = [ln.split() for ln in lines[3:] if "epoch=" in ln]
+    assert [(c[0], c[1]) for c in body[::4]] == [
+        ("0", "epoch=0-step=10.ckpt"),
+        ("1", "epoch=1-step=20.ckpt"),
+        ("10", "epoch=10-step=110.ckpt"),
+    ]
+    assert all(c[2].startswith("model.lstm.weight_hh_l0[") for c in body)
 
 
 def test_cli_says_the_figure_was_not_written_when_every_checkpoint_fails(tmp_path, capsys):

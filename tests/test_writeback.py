@@ -171,6 +171,20 @@ def test_torch_nested_lightning_dict_keeps_everything(tmp_path):
     assert check_torch_state(ckpt["state_dict"], back["state_dict"]) > 0
 
 
+@pytest.mark.parametrize("wrapper", ["_orig_mod.", "module."])
+def test_torch_wrapped_model_inside_lightning_is_written_under_its_keys(tmp_path, wrapper):
+    # ids drop the wrapper (model.rnn.weight_hh_l0), the file keeps it (model._orig_mod.rnn...)
+    net = make_net(seed=2)
+    sd = {f"model.{wrapper}{k}": v for k, v in net.state_dict().items()}
+    src, out = tmp_path / "wrapped.ckpt", tmp_path / "stable.ckpt"
+    torch.save({"epoch": 3, "state_dict": sd}, src)
+    changes = stabilize_checkpoint(src, out, method="exact")
+    assert any(c.id == "model.rnn.weight_hh_l0" for c in changes) and any(c.changed for c in changes)
+    back = torch.load(out, weights_only=True)
+    assert back["epoch"] == 3 and list(back["state_dict"]) == list(sd)
+    assert check_torch_state(sd, back["state_dict"]) > 0
+
+
 def test_safetensors_round_trip_keeps_metadata(tmp_path, net):
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file

@@ -228,7 +228,7 @@ def read_npz(path: str | os.PathLike) -> Checkpoint:
         raise NoRecurrentWeightsError(f"{p}: .npz holds no arrays (an empty archive, as np.savez() writes)")
     if not ckpt.matrices:
         seen = ", ".join(f"{s.name} {s.shape}" for s in ckpt.skipped[:8])
-        raise NoRecurrentWeightsError(f"{p}: .npz holds no square 2-D array ({seen})")
+        raise NoRecurrentWeightsError(f"{p}: .npz holds no square 2-D array ({seen})", checkpoint=ckpt)
     return ckpt
 
 

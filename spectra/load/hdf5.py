@@ -296,7 +296,9 @@ def _read_generic(f: h5py.File, path: str, dataset: str | None) -> Checkpoint:
     if not ckpt.matrices:
         seen = ", ".join(f"{s.name} {s.shape}" for s in ckpt.skipped[:8]) or "no datasets at all"
         more = " ..." if len(ckpt.skipped) > 8 else ""
-        raise NoRecurrentWeightsError(f"{path}: HDF5 file holds no square 2-D dataset ({seen}{more})")
+        raise NoRecurrentWeightsError(
+            f"{path}: HDF5 file holds no square 2-D dataset ({seen}{more})", checkpoint=ckpt
+        )
     return ckpt
 
 

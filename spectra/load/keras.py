@@ -344,7 +344,8 @@ def _finish(
         )
         raise NoRecurrentWeightsError(
             f"{path}: {describe}, but no recurrent layer (LSTM, GRU, SimpleRNN) with a readable "
-            f"recurrent kernel ({len(ckpt.skipped)} other datasets{said})"
+            f"recurrent kernel ({len(ckpt.skipped)} other datasets{said})",
+            checkpoint=ckpt,
         )
     return ckpt
 

@@ -234,13 +234,18 @@ def checkpoint_from_object(
     out_skipped.extend(unreadable)
     packed = _packed_entries(obj)
     out_skipped.extend(Skipped(name, (), _PACKED_REASON) for name in packed)
+    # what the file holds, for an error that finds no matrix (spectra ls still lists it)
+    held = Checkpoint(
+        path=path, format=fmt, skipped=out_skipped, metadata={"framework": "torch", **(metadata or {})}
+    )
     if primary is None and not mappings and skipped and all(s.reason == "optimizer state" for s in skipped):
         # torch.save(optimizer.state_dict(), f): moments and step counts keyed by parameter number
         raise NoRecurrentWeightsError(
             f"{path}: no recurrent weight matrix found: the file holds only an optimizer's state "
             f"(optimizer.state_dict(): {len(skipped)} tensors of moments and step counts, e.g. "
             f"{skipped[0].name}; no model weights); give the model's state_dict instead "
-            "(torch.save(model.state_dict(), 'm.pt')), or a checkpoint that holds it beside the optimizer's"
+            "(torch.save(model.state_dict(), 'm.pt')), or a checkpoint that holds it beside the optimizer's",
+            checkpoint=held,
         )
     if primary is None:
         n = sum(len(m.tensors) for m in mappings) + len(skipped) + len(unreadable)
@@ -252,10 +257,16 @@ def checkpoint_from_object(
         why = "; ".join(f"{s.name} {s.shape}: {s.reason}" for s in near[:3])
         if len(near) > 3:
             why += f" (and {len(near) - 3} more)"
-        custom = _custom_recurrent_names(mappings)
-        if custom:
+        custom = _square_names(mappings, _CUSTOM_RECURRENT)
+        square = "" if custom else _square_names(mappings)
+        if custom or square:
+            what = (
+                "named like a hand-written recurrence"
+                if custom
+                else "not named like a torch recurrent weight"
+            )
             why = (why + "; " if why else "") + (
-                f"square tensors named like a hand-written recurrence ({custom}) are not read: only "
+                f"square tensors {what} ({custom or square}) are not read: only "
                 "torch's RNN/LSTM/GRU and cell names are known; save the matrix with numpy "
                 "(np.save('W.npy', W)) and analyse the .npy"
             )
@@ -266,7 +277,8 @@ def checkpoint_from_object(
             )
         raise NoRecurrentWeightsError(
             f"{path}: no recurrent weight matrix found ({n} tensors{', e.g. ' + eg if eg else ''})"
-            + (f"; {why}" if why else "")
+            + (f"; {why}" if why else ""),
+            checkpoint=held,
         )
     rnn_packed = [k for k in packed if "_all_weight_values" in k]
     if rnn_packed:  # a partly quantized model: the quantized LSTM/GRU would vanish from the analysis
@@ -306,8 +318,8 @@ _CUSTOM_RECURRENT = re.compile(
 )
 
 
-def _custom_recurrent_names(mappings) -> str:
-    """``"W_hh: (64, 64)"`` for square 2-D tensors named like a custom cell's recurrent matrix."""
+def _square_names(mappings, named: re.Pattern | None = None) -> str:
+    """``"W_hh: (64, 64)"`` for square 2-D tensors (named like a custom cell's recurrent matrix)."""
     hits = []
     for m in mappings:
         for k, t in m.tensors.items():
@@ -315,7 +327,7 @@ def _custom_recurrent_names(mappings) -> str:
             if (
                 len(shape) == 2
                 and shape[0] == shape[1] > 1
-                and _CUSTOM_RECURRENT.search(k.rsplit(".weight", 1)[0])
+                and (named is None or named.search(k.rsplit(".weight", 1)[0]))
             ):
                 hits.append(f"{k}: ({shape[0]}, {shape[1]})")
     return ", ".join(hits[:3]) + (" ..." if len(hits) > 3 else "")
@@ -778,7 +790,8 @@ def read_torchscript(path: str | os.PathLike, *, trust: bool) -> Checkpoint:
             "torch.jit.optimize_for_inference): the weights are inlined into the code as unnamed "
             "constants, which are not read: save the module before freezing "
             "(torch.jit.save(torch.jit.script(model), 'm.pt')) or its state_dict "
-            "(torch.save(model.state_dict(), 'm.pt')) and analyse that"
+            "(torch.save(model.state_dict(), 'm.pt')) and analyse that",
+            checkpoint=exc.checkpoint,
         ) from None
 
 

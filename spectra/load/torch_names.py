@@ -84,6 +84,7 @@ _PARTS = {
     "0.base": "_param_base",
 }
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+_WRAPPERS = frozenset(p[:-1] for p in _WRAPPER_PREFIXES)
 _CELLS = {1: "rnn", 3: "gru", 4: "lstm"}
 #: torch's quantized dtypes: such tensors reach here dequantized, their dtype name kept
 _QUANTIZED = frozenset({"qint8", "quint8", "qint32", "quint4x2", "quint2x4"})
@@ -92,25 +93,55 @@ MAX_ELEMENTS = 1 << 26
 
 
 def _wrapper_stripper(keys) -> Callable[[str], str]:
-    """How to drop wrapper prefixes from one mapping's keys.
+    """How to drop wrapper components from one mapping's keys.
 
-    A wrapper (DataParallel/DDP ``module.``, ``torch.compile``'s ``_orig_mod.``) prefixes every
-    key of the model it wraps, so only a prefix that *every* key carries is dropped (nested
-    wrappers too: ``module._orig_mod.``). A submodule literally named ``module`` beside others
-    keeps its name. Keys without a dot (the wrapper's own bookkeeping, such as
+    A wrapper (DataParallel/DDP ``module.``, ``torch.compile``'s ``_orig_mod.``) adds one
+    component to the key of every tensor of the model it wraps, wherever that model sits: at
+    the front for a wrapped model saved by itself, after the owner's path for one inside
+    another module (``model._orig_mod.rnn.weight_hh_l0`` from a Lightning module holding a
+    compiled model). Dropping it gives the ids of the unwrapped model. A wrapper component is
+    dropped
+
+    - where every key carries it at the same place, after the same leading components
+      (``module.``, ``model.module.``; nested wrappers too: ``module._orig_mod.``);
+    - for ``_orig_mod`` (a name only ``torch.compile`` gives), also where it is the only child
+      of its parent (``model._orig_mod.*`` beside ``loss.weight``).
+
+    A submodule literally named ``module`` beside others, or beside its parent's own tensors
+    (fastai's ``WeightDropout``: ``weight_hh_l0_raw`` beside ``module.weight_hh_l0``), keeps its
+    name. Keys without a dot (the wrapper's own bookkeeping, such as
     ``torch.optim.swa_utils.AveragedModel``'s ``n_averaged`` beside ``module.*``) do not count.
+    No two keys are made equal: a dropped component was the only child of its parent.
     """
     keys = [k for k in keys if isinstance(k, str)]
     keys = [k for k in keys if "." in k] or keys
-    common = ""
-    while keys:
-        for pre in _WRAPPER_PREFIXES:
-            if all(k.startswith(common + pre) and len(k) > len(common + pre) for k in keys):
-                common += pre
-                break
-        else:
+    paths = [k.split(".") for k in keys]
+    # the module path every key shares (a tensor's own name, the last component, never counts)
+    common: list[str] = []
+    for parts in zip(*(p[:-1] for p in paths)):
+        if len(set(parts)) > 1:
             break
-    return lambda key: key[len(common) :] if common and key.startswith(common) else key
+        common.append(parts[0])
+    children: dict[tuple[str, ...], set[str]] = {}
+    for p in paths:
+        for i in range(1, len(p)):
+            children.setdefault(tuple(p[:i]), set()).add(p[i])
+        children.setdefault((), set()).add(p[0])
+
+    def wrapper_at(parts: list[str], i: int) -> bool:
+        c = parts[i]
+        if c not in _WRAPPERS or i == len(parts) - 1:
+            return False
+        if i < len(common) and parts[: i + 1] == common[: i + 1]:
+            return True
+        return c == "_orig_mod" and children.get(tuple(parts[:i])) == {c}
+
+    def strip(key: str) -> str:
+        parts = key.split(".")
+        kept = [c for i, c in enumerate(parts) if not wrapper_at(parts, i)]
+        return ".".join(kept) if len(kept) < len(parts) else key
+
+    return strip
 
 
 def strip_wrapper_prefix(key: str) -> str:
@@ -321,9 +352,13 @@ def _primary(keys: Mapping[str, str]) -> tuple[str | None, str]:
 
 def _other_reason(key: str, arr: np.ndarray) -> str:
     if arr.ndim == 2 and arr.shape[0] == arr.shape[1] and arr.shape[0] > 0:
-        if key.endswith("weight"):
+        if key.rsplit(".", 1)[-1] == "weight":  # a module's weight: W_hh.weight, fc.weight
             return "not a recurrent weight (square Linear layer)"
-        return "not a recurrent weight (square, but not named like a torch recurrent weight)"
+        # a bare parameter (recurrent_weight, W): maybe a hand-written recurrence's matrix
+        return (
+            "square tensor not named like a torch recurrent weight (RNN/LSTM/GRU, cell); to analyse "
+            "it as one: np.save('W.npy', W), then spectra analyze W.npy"
+        )
     return "not a recurrent weight"
 
 

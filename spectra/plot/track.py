@@ -151,14 +151,15 @@ def plot_track(
     -------
     matplotlib Figure
         Its data panels are ``fig.axes[:len(panels)]``; each holds one line
-        per (run, matrix), x the sidecar epoch when every file of the run has
-        one, else the position in the run ("checkpoint index"). Non-finite
-        values (an infinite Kreiss constant of an unstable matrix) and zeros on
-        a log axis are gaps. Markers are hollow, a shape per run and smaller
-        for each later run, so identical series stay visible; a panel where
-        some series coincide (to six significant digits; series that are all
-        gaps do not count) names them in a note ("coincide: ..."), wrapped to
-        the panel's width in at most three lines.
+        per (run, matrix), x the epoch (of the sidecar, else stored in the
+        checkpoint) when every file of the run has one, else the position in
+        the run ("checkpoint index"). Non-finite values (an infinite Kreiss
+        constant of an unstable matrix) and zeros on a log axis are gaps.
+        Markers are hollow, a shape per run and smaller for each later run,
+        so identical series stay visible; a panel where some series coincide
+        (to six significant digits; series that are all gaps do not count)
+        names them in a note ("coincide: ..."), wrapped to the panel's width
+        in at most three lines.
 
     Raises
     ------
@@ -200,9 +201,9 @@ def plot_track(
     if all(by_epoch.values()):
         xlabel = "epoch"
     elif not any(by_epoch.values()):
-        xlabel = "checkpoint index"  # no sidecar epochs: the position of the file in its run
+        xlabel = "checkpoint index"  # no epochs: the position of the file in its run
     else:
-        xlabel = "epoch (runs without sidecars: checkpoint index)"
+        xlabel = "epoch (runs without epochs: checkpoint index)"
     ncols = min(3, len(keys) + 1)
     nrows = math.ceil((len(keys) + 1) / ncols)
     if fig is None:
