@@ -184,6 +184,9 @@ class Certificate:
     upper: float
     certified: bool
     stats: CertificateStats
+    #: why the proof stopped short ("" when it did not): the budget spent, or a planned
+    #: covering that would not fit in what was left of it
+    stopped: str = ""
 
 
 def _circle_arcs(M: np.ndarray, real: bool, norm: float, r: float, level: float):
@@ -661,6 +664,7 @@ def certify(
 
     spent = 0.0
     left_upper = 0.0
+    stopped = [""]
 
     def circle_ok(r: float, level: float) -> tuple[bool, list]:
         """Is ``sigma_min(zI - A) >= level`` on ``|z| = r``? (free when ``r - w(A) >= level``)."""
@@ -684,6 +688,7 @@ def certify(
         while a < b_end:
             if spent > max_evals:
                 left_upper = math.inf
+                stopped[0] = f"the budget was spent ({spent:.0f} SVD-equivalents)"
                 return False
             b = min(b_end, a + 2 * h)
             hh = 0.5 * (b - a)
@@ -723,6 +728,10 @@ def certify(
                     # more cells than the whole budget can test (a ring far thinner than the arcs
                     # are long): give up here rather than allocate them
                     left_upper = math.inf
+                    stopped[0] = (
+                        f"the rings between r = {a:.6g} and {b_end:.6g} would need about {planned:.3g} "
+                        f"cells (one SVD each), more than the budget leaves ({spent:.0f} spent)"
+                    )
                     return False
                 cell_parts.append(_arc_cells(a, b, arcs, real))
                 stats.ring_edges.append((a, b, "cells", n_cells))
@@ -736,6 +745,10 @@ def certify(
         if spent + FULL_SVD_COST * r0.size > max_evals:
             # the arcs of thin rings can ask for more cells than the whole budget: no pass at all
             left_upper = math.inf
+            stopped[0] = (
+                f"the rings up to r = {b_end:.6g} would need {r0.size} cells (one SVD each), more than "
+                f"the budget leaves ({spent:.0f} spent)"
+            )
             return False
         while r0.size:
             ok, f, zc, ub, nfull = _cell_pass(T, normT, w_up, gamma, r0, r1, t0, t1)
@@ -750,6 +763,10 @@ def certify(
                 return True
             if spent + 2 * FULL_SVD_COST * int(np.count_nonzero(bad)) > max_evals:  # the next pass
                 left_upper = max(left_upper, float(np.max(ub[bad])))
+                stopped[0] = (
+                    f"{int(np.count_nonzero(bad))} cells were still unproved and splitting them would "
+                    f"exceed the budget ({spent:.0f} spent)"
+                )
                 return False
             r0, r1, t0, t1 = r0[bad], r1[bad], t0[bad], t1[bad]
             radial = (r1 - r0) >= r1 * (t1 - t0)
@@ -802,6 +819,7 @@ def certify(
     while done and r_i < R:
         if spent > max_evals:
             left_upper = math.inf
+            stopped[0] = f"the budget was spent ({spent:.0f} SVD-equivalents)"
             done = False
             break
         if bumps[0] > MAX_BUMPS or (step < 1e-6 * (r_i - 1) and not (r_i < target < R)):
@@ -915,4 +933,6 @@ def certify(
     exhausted = not done
     upper = max(gamma, far_bound, left_upper)
     certified = (not exhausted) and upper <= lower * (1 + rtol)
-    return Certificate(lower=lower, z=zbest, upper=upper, certified=bool(certified), stats=stats)
+    return Certificate(
+        lower=lower, z=zbest, upper=upper, certified=bool(certified), stats=stats, stopped=stopped[0]
+    )

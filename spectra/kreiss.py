@@ -904,8 +904,9 @@ def kreiss_constant(
        ``1.5 S`` of order 60: K ~ 1e8 and more) no certificate is run: ``lower``
        allows for the SVD's rounding and ``upper`` is ``sup_k ||A^k||``.
     """
-    if not (rtol > 0):
-        raise InvalidArgumentError(f"rtol must be positive, got {rtol!r}")
+    if not (0 < rtol <= 1):
+        # a larger rtol made the far-field radius round to w(A) (ZeroDivisionError), inf "proved" inf
+        raise InvalidArgumentError(f"rtol must be in (0, 1], got {rtol!r}")
     if certify not in (True, False, "auto"):
         raise InvalidArgumentError(f"certify must be True, False or 'auto', got {certify!r}")
     a = as_square_matrix(A)
@@ -1135,7 +1136,7 @@ def kreiss_constant(
             message=msg,
             evaluations=evals,
         )
-    from spectra._kreiss_certificate import TAU
+    from spectra._kreiss_certificate import EIG_COST, TAU
     from spectra._kreiss_certificate import certify as _certify
 
     if max_evals is None:
@@ -1218,10 +1219,15 @@ def kreiss_constant(
             t *= 10
         tries += (ladder if n <= 16 else ladder[-1:]) + [rtol_floor]
     cert = None
-    for rtol_cert in tries:
+    ladder_spent = 0.0  # the tries before the last share one budget (a tiny rtol made many)
+    for i, rtol_cert in enumerate(tries):
+        last = i == len(tries) - 1
+        if not last and ladder_spent >= max_evals:
+            continue
         if cert is not None:
             evals += cert.stats.svds + cert.stats.cells  # the failed try's work counts too
-        cert = run(rtol_cert, max_evals)
+        cert = run(rtol_cert, max_evals if last else int(max_evals - ladder_spent))
+        ladder_spent += cert.stats.svds + cert.stats.cells + EIG_COST * cert.stats.eigenproblems
         if cert.certified:
             break
     st = cert.stats
@@ -1250,9 +1256,11 @@ def kreiss_constant(
             f"failed within the budget at every tighter tolerance tried ({how})"
         )
     else:
+        why = cert.stopped or "the budget was spent"
         msg = (
-            f"certificate stopped at the budget max_evals = {max_evals}: "
-            f"{lower:.10g} <= K <= {upper:.6g}, gap above rtol = {rtol_cert:g} ({how})"
+            f"certificate stopped within the budget max_evals = {max_evals} ({why}; a larger "
+            f"max_evals may finish it): {lower:.10g} <= K <= {upper:.6g}, gap above rtol = "
+            f"{rtol_cert:g} ({how})"
         )
     return KreissResult(
         value=lower,

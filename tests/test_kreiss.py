@@ -1086,3 +1086,32 @@ def test_lower_bound_stays_below_k_next_to_the_circle(gap):
     assert mp.mpf(r.lower) <= K <= mp.mpf(r.upper), (r.lower, K, r.upper)
     # certified: to rtol = 1e-6 as computed, plus the rounding allowance of f at z (1e-7 here)
     assert not r.certified or r.upper <= r.lower * (1 + 2e-6)
+
+
+@pytest.mark.parametrize("rtol", [2.0, 1e17, float("inf")])
+def test_rtol_above_one_is_refused(rtol):
+    # 1e17 rounded the far-field radius to w(A) (a bare ZeroDivisionError); inf "proved" upper = inf
+    from spectra.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match=r"rtol must be in \(0, 1\]"):
+        kreiss_constant(np.array([[0.5, 1.0], [0.0, 0.5]]), rtol=rtol, certify=True)
+
+
+def test_a_tiny_rtol_keeps_to_the_budget():
+    # for n <= 16 every tenfold step between rtol and the floor ran a whole budget: rtol = 1e-30
+    # took 10x max_evals (2.1M evaluations for 200k)
+    A = np.random.default_rng(3).standard_normal((6, 6))
+    A *= 0.9 / np.max(np.abs(np.linalg.eigvals(A)))
+    r = kreiss_constant(A, rtol=1e-30, certify=True, max_evals=20_000)
+    assert r.evaluations <= 2.5 * 20_000 and r.lower <= r.upper
+
+
+def test_a_certificate_given_up_says_why_not_just_the_budget():
+    # it said "stopped at the budget max_evals = 200000" after 9032 evaluations: the rings next to
+    # the far maximum (|z| ~ 26) would have needed ~1e5 cells, more than the budget could pay for
+    from scipy.linalg import block_diag
+
+    A = block_diag([[0.5, 1.02], [0, 0.5]], [[0.99, 0.02039989695701784], [0, 0.99]])
+    r = kreiss_constant(A, certify=True)
+    assert r.lower <= 1.0001960785 and r.upper >= 1.0001960784  # K of the second block, closed form
+    assert r.certified or ("would need about" in r.message and "at the budget" not in r.message)
