@@ -54,6 +54,8 @@ _CERTIFY_N = 64
 KMAX_CAP = 2000
 #: default number of powers when ``rho(A) >= 1`` (no decay to wait for)
 KMAX_UNSTABLE = 100
+#: certificates are tried at no tighter a tolerance than this (see kreiss_constant's rtol)
+RTOL_MIN = 1e-14
 
 
 def _schur(A) -> tuple[np.ndarray, np.ndarray]:
@@ -797,7 +799,9 @@ def kreiss_constant(
         larger tolerance, and the message says so: for ``n <= 16`` the
         tightest tenfold step that succeeds (never looser than a larger
         `rtol` would give); above, where a failed try costs the whole
-        budget, one step below the a-priori floor, then the floor.
+        budget, one step below the a-priori floor, then the floor. At most 1;
+        below :data:`RTOL_MIN` (1e-14) it is tried as 1e-14, the tightest bracket
+        double precision resolves.
     certify : bool or "auto"
         Run the certificate (:mod:`spectra._kreiss_certificate`: 15-21
         eigenproblems of order 2n, O(n^3) each). ``"auto"``: for ``n <= 64``.
@@ -1136,7 +1140,7 @@ def kreiss_constant(
             message=msg,
             evaluations=evals,
         )
-    from spectra._kreiss_certificate import EIG_COST, TAU
+    from spectra._kreiss_certificate import TAU
     from spectra._kreiss_certificate import certify as _certify
 
     if max_evals is None:
@@ -1210,24 +1214,22 @@ def kreiss_constant(
     # above it, tenfold steps up to rtol_floor, so that a tighter rtol never ends with a looser
     # bracket than a looser rtol would have proved (one step below rtol_floor for n > 16, where
     # a failed try costs the whole budget)
-    tries = [rtol] if rtol_floor <= 1000 * rtol or n <= 16 else []
-    if rtol_floor > 10 * rtol:
+    # below RTOL_MIN no bracket is resolved in double precision (gamma = lower (1 + 0.9 rtol)
+    # rounds to lower): tries start there, or a tiny rtol would run one budget per tenfold step
+    rtol_try = max(rtol, RTOL_MIN)
+    tries = [rtol_try] if rtol_floor <= 1000 * rtol_try or n <= 16 else []
+    if rtol_floor > 10 * rtol_try:
         ladder = []
-        t = 10 * rtol if tries else max(10 * rtol, rtol_floor / 1000)
+        t = 10 * rtol_try if tries else max(10 * rtol_try, rtol_floor / 1000)
         while t < rtol_floor:
             ladder.append(t)
             t *= 10
         tries += (ladder if n <= 16 else ladder[-1:]) + [rtol_floor]
     cert = None
-    ladder_spent = 0.0  # the tries before the last share one budget (a tiny rtol made many)
-    for i, rtol_cert in enumerate(tries):
-        last = i == len(tries) - 1
-        if not last and ladder_spent >= max_evals:
-            continue
+    for rtol_cert in tries:
         if cert is not None:
             evals += cert.stats.svds + cert.stats.cells  # the failed try's work counts too
-        cert = run(rtol_cert, max_evals if last else int(max_evals - ladder_spent))
-        ladder_spent += cert.stats.svds + cert.stats.cells + EIG_COST * cert.stats.eigenproblems
+        cert = run(rtol_cert, max_evals)
         if cert.certified:
             break
     st = cert.stats
