@@ -113,6 +113,13 @@ def fmt_bracketed(x, lower, upper, digits: int = 4, *, extra: int = 4) -> str:
     return fmt(x, digits)
 
 
+def fmt_with_error(x, err, digits: int = 4) -> str:
+    """:func:`fmt` of `x`, known to within `err` (absolute): the digits ``[x - err, x + err]`` settle."""
+    if isinstance(x, float) and isinstance(err, float) and err > 0 and math.isfinite(x):
+        return fmt_bracketed(x, x - err, x + err, digits)
+    return fmt(x, digits)
+
+
 def fmt_kreiss(m: dict, digits: int = 4) -> str:
     """The Kreiss constant of a JSON row (``kreiss``, ``kreiss_lower``, ...) as tables print it.
 

@@ -22,6 +22,7 @@ from spectra_cli._common import (
     fmt_kappa,
     fmt_kreiss,
     fmt_rho,
+    fmt_with_error,
     load_one,
     matrix_option,
     plural,
@@ -102,14 +103,15 @@ def _cell(report_dict: dict, key: str, digits: int) -> str:
     if key in ("transient_peak", "transient_peak_k") and m.get("transient_peak_is_lower_bound"):
         # the powers stopped short of the peak: sup_k ||A^k|| >= K >= kreiss_lower may say more
         k_lo = m.get("kreiss_lower")
-        from_k = (
-            isinstance(k_lo, float)
-            and isinstance(m.get("transient_peak"), float)
-            and k_lo > m["transient_peak"]
-        )
+        low = m.get("transient_peak")
+        if isinstance(low, float) and isinstance(m.get("transient_peak_error"), float):
+            low -= m["transient_peak_error"]  # less what rounding may have moved it by
+        from_k = isinstance(k_lo, float) and isinstance(low, float) and k_lo > low
         if key == "transient_peak_k":
             return "-" if from_k else str(v)
-        return "≥" + fmt_bound(k_lo if from_k else v, digits, up=False)
+        return "≥" + fmt_bound(k_lo if from_k else low, digits, up=False)
+    if key == "transient_peak":  # the digits rounding leaves (strongly non-normal powers)
+        return fmt_with_error(v, m.get("transient_peak_error"), digits)
     return fmt(v, digits) if digits else fmt(v)
 
 

@@ -12,10 +12,10 @@ from spectra_cli._common import (
     FiniteFloatRange,
     echo_json,
     figure_output_option,
-    fmt,
     fmt_bound,
     fmt_bracketed,
     fmt_rho,
+    fmt_with_error,
     matrix_option,
     nothing_usable,
     quiet_option,
@@ -34,16 +34,20 @@ SCHEMA_VERSION = 1
 def _peak_cells(d: dict) -> list[str]:
     """The table's ``peak`` and ``k*`` cells.
 
-    A peak the powers stopped short of proving is a lower bound on ``sup_k ||A^k||``, and so is
-    the Kreiss constant's lower bound (``sup_k ||A^k|| >= K``): the larger is shown, with ``k*``
-    as "-" when it comes from K.
+    A peak the powers stopped short of proving is a lower bound on ``sup_k ||A^k||`` (less what
+    rounding may have moved it by), and so is the Kreiss constant's lower bound
+    (``sup_k ||A^k|| >= K``): the larger is shown, with ``k*`` as "-" when it comes from K.
     """
     t, k_lo = d["transient"], d["kreiss"]["lower"]
+    kstar = "-" if t["peak_k"] is None else str(t["peak_k"])
+    err = t.get("peak_error")
     if not t.get("peak_is_lower_bound"):
-        return [fmt(t["peak"]), "-" if t["peak_k"] is None else str(t["peak_k"])]
-    if isinstance(k_lo, float) and isinstance(t["peak"], float) and k_lo > t["peak"]:
+        # rounding may move the norms of strongly non-normal powers: the digits it leaves
+        return [fmt_with_error(t["peak"], err), kstar]
+    low = t["peak"] - err if isinstance(t["peak"], float) and isinstance(err, float) else t["peak"]
+    if isinstance(k_lo, float) and isinstance(low, float) and k_lo > low:
         return ["≥" + fmt_bound(k_lo, up=False), "-"]
-    return ["≥" + fmt_bound(t["peak"], up=False), str(t["peak_k"])]
+    return ["≥" + fmt_bound(low, up=False), kstar]
 
 
 def _chosen(checkpoint: str, matrices, trust: bool, *, keep: bool = False):
@@ -294,6 +298,8 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, kmax, quiet, trust):
                     "peak": "inf" if unbounded else _num(tg.peak),
                     "peak_k": None if unbounded else tg.peak_k,
                     "peak_is_lower_bound": False if unbounded else not tg.sup_proved,
+                    # how far rounding may have moved the peak (an estimate; 0 where negligible)
+                    "peak_error": None if unbounded else _num(tg.peak_error),
                     "kmax": tg.kmax,
                     # only a proved peak has a place in the bracket (a capped one is a lower bound)
                     "position_in_bracket": (

@@ -574,6 +574,7 @@ def robustness_figures(
                 out["transient_peak"] = float(tg.peak)
                 out["transient_peak_k"] = int(tg.peak_k)
                 out["transient_peak_is_lower_bound"] = not tg.sup_proved
+                out["transient_peak_error"] = float(tg.peak_error)
             if step is not None:
                 step()
             # numerical_radius's bracket: w = its lower end, attained; the upper end says how

@@ -1423,3 +1423,22 @@ def test_ls_lists_what_a_file_without_recurrent_weights_holds_then_exits_5(tmp_p
     # analyze says the error alone, as before
     code, out, err = run(["analyze", str(tmp_path / "custom.pt")], capsys)
     assert code == 5 and out == "" and "np.save" in err
+
+
+def test_kreiss_and_analyze_give_the_peak_with_its_rounding(tmp_path, capsys):
+    # the computed ||A^17|| of an ill-conditioned matrix is 0.31% off the exact value; the tables
+    # printed four digits of it as if exact
+    from test_kreiss import _exact_power_norms, _ill_conditioned_powers
+
+    A = _ill_conditioned_powers()
+    np.save(tmp_path / "ill.npy", A)
+    exact = _exact_power_norms(A, 17).max()
+    rc, out, _ = run(["kreiss", str(tmp_path / "ill.npy"), "--json", "--kmax", "17"], capsys)
+    t = json.loads(out)["matrices"][0]["transient"]
+    assert rc == 0 and abs(t["peak"] - exact) <= t["peak_error"] < 0.1 * t["peak"]
+    rc, out, _ = run(["kreiss", str(tmp_path / "ill.npy"), "--kmax", "17"], capsys)
+    cell = next(line for line in out.splitlines() if line.startswith("ill")).split()[-3]
+    assert cell.startswith("≥") and float(cell[1:]) <= exact
+    rc, out, _ = run(["analyze", str(tmp_path / "ill.npy"), "--json"], capsys)
+    (m,) = json.loads(out)["matrices"]
+    assert abs(m["transient_peak"] - exact) <= m["transient_peak_error"]
