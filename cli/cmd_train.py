@@ -7,7 +7,7 @@ import sys
 import time
 
 import click
-from spectra_cli._common import FiniteFloatRange, echo_json, fmt, plural, table, warn
+from spectra_cli._common import FiniteFloatRange, echo_json, fmt, plural, progress_bar, table, warn
 
 TASKS = ("adding", "digits", "mnist", "sentiment")
 CELLS = ("rnn", "rnn-tanh", "rnn-relu", "lstm", "gru")
@@ -301,6 +301,7 @@ def _task_of(meta: dict, *, data=None, task=None):
 
 def _rerun_options(f):
     """Options shared by evaluate and robustness (both rerun a trained network on noisy inputs)."""
+    f = click.option("--quiet", "-q", is_flag=True, help="No progress bar on stderr.")(f)
     f = click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")(f)
     f = click.option(
         "--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch threads."
@@ -337,7 +338,7 @@ def _rerun_options(f):
     help="Draws per amplitude (1: no std, printed '-').",
 )
 @_rerun_options
-def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
+def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json, quiet) -> None:
     """Accuracy (or MSE) of CKPT under Gaussian input noise of each amplitude.
 
     The amplitude is the standard deviation of noise added at every step to
@@ -364,7 +365,15 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
         noise = (0.0, *noise)
     model, meta = load_trained(ckpt)
     task = _task_of(meta, data=data)
-    curve = evaluate_noise(model, task, noise, split=split, repeats=repeats, seed=seed)
+    curve = evaluate_noise(
+        model,
+        task,
+        noise,
+        split=split,
+        repeats=repeats,
+        seed=seed,
+        progress=progress_bar("evaluate", quiet or as_json),
+    )
     thr = noise_thresholds(curve.amplitudes, curve.misclassification)
     short, definition = error_label(task)
     # "misclassification" stays in every result (schema_version 1); adding also names it for what it is
@@ -446,7 +455,7 @@ def evaluate(ckpt, noise, repeats, seed, split, data, threads, as_json) -> None:
     "--draws", type=click.IntRange(min=2), default=500, show_default=True, help="Monte-Carlo draws."
 )
 @_rerun_options
-def robustness(ckpt, task, sigma, sequences, draws, seed, split, data, threads, as_json) -> None:
+def robustness(ckpt, task, sigma, sequences, draws, seed, split, data, threads, as_json, quiet) -> None:
     """Robustness measure E||y~_T - y_T||^2 of CKPT: linearised Tr(R_T) next to Monte Carlo.
 
     Tr(R_T) comes from propagating P_t = J_x P J_x^T + J_u Sigma J_u^T along
@@ -468,7 +477,12 @@ def robustness(ckpt, task, sigma, sequences, draws, seed, split, data, threads, 
     x = t.split(split).x[:sequences]
     if len(x) < sequences:
         warn(f"--sequences {sequences}: the {split} split holds {len(x)} sequences; using all {len(x)}")
-    reports = [measure(model, x, s, draws=draws, seed=seed) for s in sigma]
+    progress = progress_bar("robustness (sigmas)", quiet or as_json)
+    reports = []
+    for i, s in enumerate(sigma):
+        reports.append(measure(model, x, s, draws=draws, seed=seed))
+        if progress is not None:
+            progress(i + 1, len(sigma))
     if as_json:
         echo_json(
             {

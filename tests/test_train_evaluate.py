@@ -226,3 +226,25 @@ def test_robustness_says_when_sequences_exceed_the_split(capsys):
     assert "270 test sequences" in out
     assert main([*args[:3], "20", *args[4:]]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_evaluate_reports_progress_per_batch():
+    # evaluate and robustness had no progress bar and refused -q
+    from pathlib import Path
+
+    from spectra_cli.main import main
+
+    import spectra
+    from spectra.train.evaluate import evaluate_noise
+
+    calls = []
+    task = load_task("digits")
+    model = build_model("gru", 8, 10, 6, 1, seed=0)
+    evaluate_noise(
+        model, task, [0.0, 0.5], repeats=2, batch_size=100, progress=lambda d, t: calls.append((d, t))
+    )
+    total = 2 * -(-len(task.test) // 100)
+    assert calls == [(k, total) for k in range(1, total + 1)]
+    ckpt = str(Path(spectra.__file__).parents[1] / "data" / "digits_rnn_stable.pt")
+    assert main(["evaluate", ckpt, "--noise", "0,0.1", "--repeats", "1", "-q"]) == 0
+    assert main(["robustness", ckpt, "--draws", "2", "--sigma", "0", "-q"]) == 0

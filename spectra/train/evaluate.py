@@ -20,7 +20,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,6 +122,7 @@ def evaluate_noise(
     repeats: int = 5,
     seed: int = 0,
     batch_size: int = 1000,
+    progress: Callable[[int, int], None] | None = None,
 ) -> NoiseCurve:
     """Accuracy (and MSE) of `model` when ``u_t + a w_t``, ``w_t ~ N(0, I)``, is fed at every step.
 
@@ -144,6 +145,8 @@ def evaluate_noise(
         Seed of the draws.
     batch_size : int
         Sequences per forward pass.
+    progress : callable, optional
+        ``progress(done, total)`` after each batch of each repeat.
 
     Returns
     -------
@@ -176,9 +179,13 @@ def evaluate_noise(
     correct = np.zeros((K, repeats))
     sqerr = np.zeros((K, repeats))
     bad = np.zeros((K, repeats))  # sequences whose output is NaN or Inf
+    total, done = repeats * max(1, -(-N // batch_size)), 0
     for r in range(repeats):
         gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, r]).generate_state(1)[0]))
         for i in range(0, N, batch_size):
+            done += 1
+            if progress is not None:
+                progress(done, total)
             u = model.inputs(x[i : i + batch_size]).to(dtype)
             w = torch.randn(u.shape, generator=gen, dtype=dtype)
             yb = y[i : i + batch_size]
