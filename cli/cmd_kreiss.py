@@ -144,7 +144,7 @@ Examples:
     "--panels/--one-axes",
     default=None,
     help="One panel per matrix (e.g. per gate) or all curves on one axes (default: panels for more "
-    f"than {ONE_AXES_MAX} matrices).",
+    f"than {ONE_AXES_MAX} matrices, or when their peaks differ by more than a factor 1e6).",
 )
 @figure_output_option
 @quiet_option
@@ -159,7 +159,8 @@ def transient(checkpoint, matrices, kmax, kreiss, panels, output, quiet, trust):
     radius rho(A) (dashed rho^k) takes over. With --kreiss, dotted and
     dash-dot lines show where the Kreiss matrix theorem puts the peak:
     K(A) <= sup_k ||A^k|| <= e n K(A). --panels draws one panel per matrix
-    (per gate), the default for more than four.
+    (per gate), the default for more than four or for peaks more than 1e6
+    apart; the gates of one tensor share the y axis.
     """
     from spectra_cli._common import use_agg
 
@@ -168,7 +169,7 @@ def transient(checkpoint, matrices, kmax, kreiss, panels, output, quiet, trust):
 
     from spectra.kreiss import kreiss_constant, transient_growth
     from spectra.plot.pseudospectra import save_figure
-    from spectra.plot.transient import plot_transient, plot_transient_panels
+    from spectra.plot.transient import plot_transient, plot_transient_panels, prefer_panels
 
     refuse_input(output, [checkpoint])
     _, chosen = _chosen(checkpoint, matrices, trust)
@@ -184,7 +185,8 @@ def transient(checkpoint, matrices, kmax, kreiss, panels, output, quiet, trust):
     title = f"transient growth: {os.path.basename(checkpoint)}"
     labels = [m.id for m in chosen]
     if panels is None:
-        panels = len(chosen) > ONE_AXES_MAX
+        # many matrices, or peaks too far apart for one log axis (1e250 beside 19): a panel each
+        panels = len(chosen) > ONE_AXES_MAX or prefer_panels(results)
     if panels:
         fig = None
         try:

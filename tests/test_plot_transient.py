@@ -75,8 +75,9 @@ def test_plot_transient_overflowing_norms_stay_on_the_axes():
     assert all(np.nanmax(ln.get_ydata()) <= 1e250 for ln in ax.get_lines())
     marks = [ln for ln in ax.get_lines() if ln.get_marker() == "^"]
     assert len(marks) == 1 and marks[0].get_xdata()[0] == k_cap
-    notes = [t.get_text() for t in ax.texts]
-    assert any(f"inf from k={k_over}" in t for t in notes)
+    # where the norms overflow is said in the legend (free notes beside the peaks collided)
+    notes = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(f"inf from k={k_over}" in t for t in notes) and not ax.texts
 
 
 def test_plot_transient_zero_powers_leave_a_gap():
@@ -149,7 +150,9 @@ def test_plot_transient_panels_one_panel_per_matrix():
     axes = plot_transient_panels(tg, labels=list(mats), kreiss=kr, title="gates")
     fig = axes[0].figure
     assert len(axes) == 3 and len(fig.axes) == 3
-    assert [ax.get_title() for ax in axes] == ["J", "N", "J2"]
+    # the panel's title: its id, then its peak (a lower bound, "≥", where not proved)
+    assert [ax.get_title().split("\n")[0] for ax in axes] == ["J", "N", "J2"]
+    assert all("peak" in ax.get_title().split("\n")[1] for ax in axes)
     assert all(ax.get_yscale() == "log" for ax in axes)
     assert len({ax.get_xlim() for ax in axes}) == 1  # series of one length: one k range
     for ax, t, K in zip(axes, tg, kr):
@@ -171,7 +174,7 @@ def test_plot_transient_panels_grid_and_errors():
     tg = [transient_growth(J, kmax=10)] * 4
     axes = plot_transient_panels(tg, ncols=3)
     assert len(axes) == 4 and len(axes[0].figure.axes) == 4  # 2 x 3 grid, two cells removed
-    assert [ax.get_title() for ax in axes] == ["A1", "A2", "A3", "A4"]
+    assert [ax.get_title().split("\n")[0] for ax in axes] == ["A1", "A2", "A3", "A4"]
     single = plot_transient_panels(transient_growth(N, kmax=5))
     assert len(single) == 1
     with pytest.raises(ValueError, match="labels"):
@@ -201,10 +204,10 @@ def test_cli_transient_panels_writes_png(tmp_path):
 def test_plot_transient_growing_curve_is_not_called_a_peak():
     A = np.array([[1.2, 1.0], [0.0, 0.5]])  # rho > 1: the last norm computed is no peak
     ax = plot_transient(transient_growth(A, kmax=30))
-    notes = [t.get_text() for t in ax.texts]
+    notes = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any("at k=30 (still growing)" in t for t in notes)
     ax = plot_transient(transient_growth(J, kmax=30))
-    assert not any("still growing" in t.get_text() for t in ax.texts)
+    assert not any("still growing" in t.get_text() for t in ax.get_legend().get_texts())
 
 
 def _inside(fig, artist, ax) -> bool:
@@ -213,13 +216,16 @@ def _inside(fig, artist, ax) -> bool:
     return a.x0 >= b.x0 - 1 and a.x1 <= b.x1 + 1 and a.y0 >= b.y0 - 1 and a.y1 <= b.y1 + 1
 
 
-def test_peak_notes_stay_inside_the_axes():
-    # a peak at the right end had its note run across the frame (and, in panels, squeezed them)
+def test_peaks_are_in_the_legend_not_in_notes_over_the_curves():
+    # notes beside the peaks ran across the frame, then were drawn under other curves, unreadable
     G = np.array([[1.05, 1.0], [0.0, 0.5]])  # still growing at kmax
     fig, ax = plt.subplots(figsize=(5, 3.5))
     plot_transient([transient_growth(G, kmax=60), transient_growth(J, kmax=60)], ["G", "J"], ax=ax)
-    fig.canvas.draw()
-    assert len(ax.texts) == 2 and all(_inside(fig, t, ax) for t in ax.texts)
+    assert not ax.texts
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(lab.startswith("G: peak ≥") for lab in labels) and any(
+        lab.startswith("J: peak") for lab in labels
+    )
 
 
 def test_infinite_kreiss_is_said_in_the_legend():
@@ -235,7 +241,7 @@ def test_nilpotent_says_where_the_powers_vanish_and_short_series_have_integer_ti
     fig, ax = plt.subplots()
     plot_transient([transient_growth(Z)], ["Z"], ax=ax)
     (curve,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("Z")]
-    assert curve.get_label() == r"Z: $\|A^k\|_2$ (= 0 from k=3)" and curve.get_marker() == "o"
+    assert curve.get_label() == "Z: peak 4 at k=2, = 0 from k=3" and curve.get_marker() == "o"
     fig.canvas.draw()
     ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks)
@@ -357,3 +363,142 @@ def test_cli_transient_draws_panels_by_default_for_many_matrices(tmp_path, monke
     assert calls == ["panels"]
     assert runner.invoke(cli, ["transient", str(p), "--one-axes", "-o", out, "-q"]).exit_code == 0
     assert calls == ["panels"]
+
+
+def _slow(rho: float = 0.999, b: float = 2.0, n: int = 40) -> np.ndarray:
+    """A hump at small k that decays slowly: a normal part near 1 and a non-normal block."""
+    A = np.diag(np.full(n, 0.3))
+    A[0, 0] = rho
+    A[1, 2] = b
+    A[2, 2] = 0.5
+    A[1, 1] = 0.5
+    return A
+
+
+def test_k_axis_is_symlog_when_the_powers_run_far_past_the_peaks():
+    # humps at k = 2 and 39 sat in the first 2 % of a linear axis to k = 2000
+    tg = transient_growth(_slow(), kmax=2000)
+    assert tg.peak_k < 20
+    ax = plot_transient([tg], ["slow"])
+    assert ax.get_xscale() == "symlog"
+    lo, hi = ax.get_xlim()
+    assert lo < 0 and 2000 < hi <= 2200
+    ax = plot_transient([transient_growth(J, kmax=50)], ["J"])
+    assert ax.get_xscale() == "linear"
+    ax = plot_transient([tg], ["slow"], kscale="linear")
+    assert ax.get_xscale() == "linear"
+    with pytest.raises(ValueError, match="kscale"):
+        plot_transient([tg], kscale="log2")
+
+
+def test_y_range_fits_the_curves_and_e_n_K_far_above_is_marked_not_drawn():
+    # e n K ~ 1000 against a peak of 2.6 set the range: six decades shown, the data in the bottom 0.4
+    A = _slow()
+    tg, kr = transient_growth(A, kmax=200), kreiss_constant(A)
+    lo_K, hi_K = kr.bracket
+    assert hi_K > 10 * max(tg.peak, lo_K)
+    fig, ax = plt.subplots()
+    plot_transient([tg], ["slow"], kreiss=[kr], ax=ax)
+    y0, y1 = ax.get_ylim()
+    assert y1 < hi_K and y1 >= max(tg.peak, lo_K) and y0 <= np.min(tg.norms)
+    assert np.log10(y1 / y0) < 2.5  # the data fill the axes
+    flat = {float(ln.get_ydata()[0]) for ln in ax.get_lines() if len(ln.get_ydata()) == 2}
+    assert lo_K in flat and hi_K not in flat
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(r"$e\,n\,K = " in lab and "above" in lab for lab in labels)
+    assert r"$e\,n\,K$" not in labels  # no line of that style drawn
+    arrows = [ln for ln in ax.get_lines() if ln.get_marker() == r"$\uparrow$"]
+    assert len(arrows) == 1
+
+
+def test_unproved_peak_is_a_lower_bound_in_the_legend():
+    tg = transient_growth(J, kmax=15)  # ||J^15|| > 1: the powers stopped before proving the peak
+    assert not tg.sup_proved
+    ax = plot_transient([tg], ["J"])
+    (label,) = [t.get_text() for t in ax.get_legend().get_texts() if t.get_text().startswith("J")]
+    assert label.startswith("J: peak ≥")
+    proved = transient_growth(J, kmax=200)
+    assert proved.sup_proved
+    ax = plot_transient([proved], ["J"])
+    (label,) = [t.get_text() for t in ax.get_legend().get_texts() if t.get_text().startswith("J")]
+    assert "≥" not in label and f"at k={proved.peak_k}" in label
+
+
+def test_peak_prints_only_the_digits_rounding_settles():
+    from dataclasses import replace
+
+    tg = transient_growth(J, kmax=200)  # peak 11.6355 at k = 9, proved
+    assert tg.sup_proved and tg.peak_error < 1e-9
+
+    def label(err):
+        fuzzy = replace(tg, norm_errors=np.full(tg.norms.shape, err))
+        ax = plot_transient([fuzzy], ["J"])
+        return next(t.get_text() for t in ax.get_legend().get_texts() if t.get_text().startswith("J"))
+
+    assert label(0.0) == "J: peak 11.6 at k=9"
+    assert label(0.05) == "J: peak 12 at k=9"  # 11.59 .. 11.69: the third digit is not settled
+    assert label(0.3) == "J: peak ~12 at k=9"  # not even the second
+
+
+def test_shared_bracket_levels_are_drawn_once_in_grey():
+    # K = 1 for every gate: three coloured lines on top of each other looked like one gate's
+    mats = [np.diag([0.5, 0.3]), np.diag([0.4, -0.2]), J]
+    tgs = [transient_growth(A, kmax=60) for A in mats]
+    krs = [kreiss_constant(A) for A in mats]
+    ax = plot_transient(tgs, ["a", "b", "J"], kreiss=krs)
+    flat = [ln for ln in ax.get_lines() if len(ln.get_ydata()) == 2 and len(set(ln.get_ydata())) == 1]
+    ones = [ln for ln in flat if abs(ln.get_ydata()[0] - 1.0) < 1e-9]
+    assert len(ones) == 1 and ones[0].get_color() == "0.35"
+    jK = [ln for ln in flat if abs(ln.get_ydata()[0] - krs[2].bracket[0]) < 1e-9]
+    assert len(jK) == 1 and jK[0].get_color() != "0.35"  # J's own K: its colour
+
+
+def test_one_tensor_in_the_title_and_gates_in_the_legend():
+    tgs = [transient_growth(A, kmax=40) for A in (J, N)]
+    ax = plot_transient(tgs, ["rnn.weight_hh_l0[forget]", "rnn.weight_hh_l0[cell]"], title="t")
+    assert ax.get_title() == "t\nrnn.weight_hh_l0"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(lab.startswith("forget: peak") for lab in labels)
+    assert not any("weight_hh" in lab for lab in labels)
+
+
+def test_panels_of_one_tensor_share_y_and_x():
+    from spectra.plot.transient import plot_transient_panels
+
+    mats = [J, N, 0.5 * J, np.diag([0.2, 0.1])]
+    labels = [f"w[{g}]" for g in ("input", "forget", "cell", "output")] + ["other"]
+    tgs = [transient_growth(A, kmax=40) for A in mats] + [transient_growth(2 * J, kmax=40)]
+    axes = plot_transient_panels(tgs, labels)
+    first = axes[0]
+    assert all(first.get_shared_y_axes().joined(first, ax) for ax in axes[1:4])
+    assert not first.get_shared_y_axes().joined(first, axes[4])  # another tensor: its own range
+    assert all(first.get_shared_x_axes().joined(first, ax) for ax in axes[1:])
+    assert len({ax.get_ylim() for ax in axes[:4]}) == 1
+    y0, y1 = first.get_ylim()
+    assert y1 >= max(t.peak for t in tgs[:4]) and y0 <= min(np.min(t.norms) for t in tgs[:4])
+
+
+def test_prefer_panels_for_peaks_far_apart(tmp_path, monkeypatch):
+    from spectra.plot.transient import prefer_panels
+
+    big = transient_growth(np.diag([3.0e6, 0.5]))
+    small = transient_growth(J, kmax=60)
+    assert prefer_panels([big, small]) and not prefer_panels([small, transient_growth(N, kmax=60)])
+    assert not prefer_panels([big])
+
+    from click.testing import CliRunner
+    from spectra_cli.main import cli
+
+    import spectra.plot.transient as pt
+
+    calls = []
+    monkeypatch.setattr(
+        pt, "plot_transient_panels", lambda *a, **k: calls.append("panels") or [plt.figure().gca()]
+    )
+    p = tmp_path / "m.npz"
+    np.savez(p, big=np.diag([3.0e6, 0.5]), J=J)
+    out = str(tmp_path / "f.png")
+    assert CliRunner().invoke(cli, ["transient", str(p), "--no-kreiss", "-o", out, "-q"]).exit_code == 0
+    assert calls == ["panels"]
+    res = CliRunner().invoke(cli, ["transient", str(p), "--no-kreiss", "--one-axes", "-o", out, "-q"])
+    assert res.exit_code == 0 and calls == ["panels"]
