@@ -659,6 +659,7 @@ def test_colorbar_shows_the_levels_as_lines_not_a_gradient():
         np.testing.assert_allclose(cb.get_ticks(), lev)
         (lines,) = cb.lines
         assert len(lines.get_segments()) == len(lev)  # one line per level
+        assert not lines.get_in_layout()  # unclipped, they doubled a panel figure's height in blank
         assert cb.cmap.N == 1  # a blank bar: no colours between the levels
         assert cb.ax.get_ylabel() == "log10(ε)"
         lo, hi = cax.get_ylim()

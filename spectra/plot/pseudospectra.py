@@ -570,6 +570,8 @@ def level_colorbar(cax, levels, *, cmap, norm, label: str = "log10(ε)"):
     blank = ScalarMappable(norm=Normalize(lev[0] - half, lev[-1] + half), cmap=ListedColormap(["white"]))
     cb = cax.figure.colorbar(blank, cax=cax, ticks=lev)
     cb.add_lines(lev, [cmap(norm(v)) for v in lev], [2.5] * lev.size)
+    for lines in cb.lines:  # their unclipped extent reaches far past the bar: tight bboxes grew blank
+        lines.set_in_layout(False)
     cb.minorticks_off()
     cb.set_label(label)
     return cb
