@@ -371,6 +371,7 @@ def _write_plots(checkpoint: str, ckpt, report, directory: str, quiet: bool) -> 
         # as `spectra pseudospectra` draws one matrix: same size, title and resolution
         fig, ax = plt.subplots(figsize=(5.5, 4.8))
         grid.plot(ax=ax)
+        fig.suptitle(os.path.basename(os.path.normpath(checkpoint)))  # which file drew it
         try:
             save_figure(fig, path)
         finally:

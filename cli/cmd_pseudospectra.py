@@ -278,11 +278,13 @@ def pseudospectra(
     use_agg()
     import matplotlib.pyplot as plt
 
+    name = os.path.basename(os.path.normpath(checkpoint))  # which file: the ids are alike across runs
     if len(grids) == 1:
         fig, ax = plt.subplots(figsize=(5.5, 4.8))
         grids[0].plot(ax=ax, levels=levels, overlay=overlays[0] if fov else None)
+        fig.suptitle(name)
     else:
-        fig = plot_pseudospectra_panel(grids, levels=levels, overlay=overlays if fov else None)
+        fig = plot_pseudospectra_panel(grids, levels=levels, overlay=overlays if fov else None, title=name)
     try:
         save_figure(fig, output)
     finally:

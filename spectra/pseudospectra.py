@@ -848,7 +848,15 @@ def _grid(A, real, x, y, bounds, npts, lev):
     return xs, ys, used
 
 
-def auto_bounds(A, *, levels: np.ndarray | None = None) -> tuple[float, float, float, float]:
+#: the box of :func:`auto_bounds` is joined with the unit box only when ``W(A)`` (padded by the
+#: largest given eps) reaches this far from 0: the unit circle of a matrix with ``||A|| ~ 0.05``
+#: would leave its pseudospectra filling 5% of the window
+UNIT_BOX_REACH = 0.3
+
+
+def auto_bounds(
+    A, *, levels: np.ndarray | None = None, unit_box: bool | None = None
+) -> tuple[float, float, float, float]:
     """Default plotting box ``(xmin, xmax, ymin, ymax)`` for the pseudospectra of `A`.
 
     The numerical range ``W(A)`` lies in the box
@@ -856,9 +864,14 @@ def auto_bounds(A, *, levels: np.ndarray | None = None) -> tuple[float, float, f
     ``K = (A - A*)/(2i)``, and ``L_eps(A)`` lies in ``W(A) + eps``-disc
     (Trefethen & Embree 2005, thm. 17.5). The box is padded by
     ``max(10% of its larger side (at least 0.1), 10**max(levels))`` and joined
-    with ``[-1.1, 1.1]^2``; ``W(A)`` then stays at least 5% of the box's larger
-    side inside it, and the shorter side is at least a third of the longer
-    (no thin strips); for real `A` it is symmetric about the real axis.
+    with ``[-1.1, 1.1]^2`` (the unit circle, the stability boundary, in view);
+    ``W(A)`` then stays at least 5% of the box's larger side inside it, and
+    the shorter side is at least a third of the longer (no thin strips); for
+    real `A` it is symmetric about the real axis. When ``W(A)`` padded by
+    ``10**max(levels)`` stays within :data:`UNIT_BOX_REACH` of 0 (a matrix of
+    tiny norm, its pseudospectra far inside the unit circle), the box is fitted
+    to ``W(A)`` instead, padded by 30% of its size, and the unit box is left out
+    (unless `unit_box` is True).
 
     Parameters
     ----------
@@ -866,6 +879,9 @@ def auto_bounds(A, *, levels: np.ndarray | None = None) -> tuple[float, float, f
         The matrix.
     levels : array_like, optional
         ``log10(eps)`` levels that must be enclosed.
+    unit_box : bool, optional
+        Join the box with the unit box: always (True), never (False), or only
+        when ``W(A) + 10**max(levels)`` reaches :data:`UNIT_BOX_REACH` (None).
 
     Returns
     -------
@@ -877,6 +893,21 @@ def auto_bounds(A, *, levels: np.ndarray | None = None) -> tuple[float, float, f
     h = scipy.linalg.eigvalsh(H)
     k = scipy.linalg.eigvalsh(K)
     xmin, xmax, ymin, ymax = h[0], h[-1], k[0], k[-1]
+    top = 10.0 ** float(np.max(levels)) if levels is not None and len(levels) else 0.0
+    reach = max(abs(xmin), abs(xmax), abs(ymin), abs(ymax))
+    if unit_box is None:
+        unit_box = not 0.0 < reach + top < UNIT_BOX_REACH
+    if not unit_box:  # fitted to W(A): a tiny matrix fills the window, the unit circle outside it
+        size = max(xmax - xmin, ymax - ymin, reach, 1e-300)
+        pad = max(0.3 * size, top)
+        xmin, xmax, ymin, ymax = xmin - pad, xmax + pad, ymin - pad, ymax + pad
+        half = 0.5 * max(xmax - xmin, ymax - ymin)  # a square: a thin W(A) gives no strip
+        cx, cy = 0.5 * (xmin + xmax), 0.5 * (ymin + ymax)
+        xmin, xmax, ymin, ymax = cx - half, cx + half, cy - half, cy + half
+        if not np.iscomplexobj(A):
+            ymax = max(abs(ymin), abs(ymax))
+            ymin = -ymax
+        return float(xmin), float(xmax), float(ymin), float(ymax)
     # at least 10% of the unit disc's radius: a point-like W(A) (a multiple of I, a 1x1 matrix)
     # off the unit box would otherwise put the eigenvalue on the frame
     size = max(xmax - xmin, ymax - ymin, 1e-3 * float(np.abs(A).max()), 1.0)
@@ -909,8 +940,10 @@ def auto_bounds(A, *, levels: np.ndarray | None = None) -> tuple[float, float, f
 
 
 #: radius, in grid spacings, of the disc about each eigenvalue that a resolved level's region holds
-#: (its component is at least three grid spacings across)
-RESOLVED_CELLS = 1.5
+#: (the grid points within it are at least two spacings out, so the smallest contour drawn is
+#: about five grid spacings across: at 1.5 a Jordan block's innermost level, at --npts 60, was a
+#: 2.5-spacing polygon)
+RESOLVED_CELLS = 2.5
 
 
 def resolved_floor(
@@ -964,7 +997,7 @@ def resolved_floor(
     >>> from spectra.pseudospectra import resolved_floor
     >>> g = pseudospectra(np.diag([0.5, -0.5]), npts=41)
     >>> h = g.x[1] - g.x[0]
-    >>> bool(abs(10 ** resolved_floor(g.x, g.y, g.sigma_min, g.eigenvalues) - 1.5 * h) < 0.01)
+    >>> bool(abs(10 ** resolved_floor(g.x, g.y, g.sigma_min, g.eigenvalues) - 2.3 * h) < 0.01)
     True
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)

@@ -504,9 +504,10 @@ def _grid_distance_upper(a, npts: int) -> float:
     """Smallest σ_min(zI − A) over the points of a pseudospectra grid with ``|z| ≥ 1`` (inf if none)."""
     import numpy as np
 
-    from spectra.pseudospectra import pseudospectra
+    from spectra.pseudospectra import auto_bounds, pseudospectra
 
-    g = pseudospectra(a, npts=npts)
+    # the unit box always: the bound needs grid points with |z| >= 1, even for a matrix of tiny norm
+    g = pseudospectra(a, npts=npts, bounds=auto_bounds(a, unit_box=True))
     outside = np.abs(g.z) >= 1.0
     return float(g.sigma_min[outside].min()) if outside.any() else math.inf
 

@@ -149,7 +149,8 @@ def test_panel_shares_levels_and_one_colorbar(tmp_path):
     grids = []
     for k, gate in enumerate(["reset", "update", "new"] * 2):
         A = rng.standard_normal((40, 40)) / np.sqrt(40) + 0.1 * k * np.triu(rng.standard_normal((40, 40)), 1)
-        grids.append(pseudospectra(A, npts=30, matrix_id=f"gru.weight_hh_l{k // 3}[{gate}]"))
+        # 40 points (was 30): the smallest contour drawn is now ~5 grid spacings across, not 3
+        grids.append(pseudospectra(A, npts=40, matrix_id=f"gru.weight_hh_l{k // 3}[{gate}]"))
     fig = plot_pseudospectra_panel(grids)
     panels = [a for a in fig.axes if contour_sets(a)]
     assert len(panels) == 6 and len(fig.axes) == 7  # six panels, one colorbar
@@ -505,7 +506,8 @@ def test_every_shared_level_of_a_panel_encloses_every_eigenvalue():
         assert len(counts) >= 2 and all(c == len(g.eigenvalues) for c in counts.values()), counts
 
 
-def test_resolved_floor_of_a_normal_matrix_is_one_and_a_half_grid_spacings():
+def test_resolved_floor_of_a_normal_matrix_is_two_and_a_half_grid_spacings():
+    # was 1.5 spacings: a Jordan block's innermost level at --npts 60 was a 2.5-spacing polygon
     from spectra.pseudospectra import resolved_floor
 
     lam = np.array([0.3, -0.4 + 0.2j])
@@ -513,9 +515,9 @@ def test_resolved_floor_of_a_normal_matrix_is_one_and_a_half_grid_spacings():
     g = pseudospectra(normal_matrix(lam), x=x, y=x)
     h = x[1] - x[0]
     # sigma_min is the distance to the spectrum, and the eigenvalues sit on grid points: the
-    # farthest grid points within 1.5 h are the diagonal neighbours, at sqrt(2) h
+    # farthest grid points within 2.5 h are the knight's-move neighbours, at sqrt(5) h
     floor = resolved_floor(g.x, g.y, g.sigma_min, g.eigenvalues)
-    assert 10**floor == pytest.approx(np.sqrt(2) * h, rel=1e-6)
+    assert 10**floor == pytest.approx(np.sqrt(5) * h, rel=1e-6)
     assert resolved_floor(g.x, g.y, g.sigma_min, g.eigenvalues, cells=3) > floor
     assert resolved_floor(g.x, g.y, g.sigma_min, [5.0 + 5j]) == -np.inf  # outside the window
 
@@ -607,3 +609,78 @@ def test_a_thin_spectrum_far_out_gets_a_box_not_a_strip_and_cut_levels_are_noted
     text = " ".join(t.get_text() for t in ax.texts)
     assert "no contour" in text and "reaches the frame" not in text
     plt.close(ax.figure)
+
+
+def _capture_figures(monkeypatch):
+    """Patch save_figure so the CLI's figures are kept (titles read) instead of written."""
+    import spectra.plot.pseudospectra as pp
+
+    seen = []
+    monkeypatch.setattr(pp, "save_figure", lambda fig, path, **kw: seen.append(fig.get_suptitle()))
+    return seen
+
+
+def test_cli_figures_are_titled_with_the_checkpoint_file_name(tmp_path, monkeypatch):
+    # the title was only "rnn.weight_hh_l0 (24×24)", the same for every checkpoint of a run
+    rng = np.random.default_rng(0)
+    one = tmp_path / "run_regular.npy"
+    np.save(one, rng.standard_normal((6, 6)) / 3)
+    seen = _capture_figures(monkeypatch)
+    assert main(["pseudospectra", str(one), "--npts", "30", "-o", str(tmp_path / "a.png"), "-q"]) == 0
+    many = tmp_path / "gates_stable.npz"
+    np.savez(many, **{f"w{k}": rng.standard_normal((6, 6)) / 3 for k in range(3)})
+    assert main(["pseudospectra", str(many), "--npts", "30", "-o", str(tmp_path / "b.png"), "-q"]) == 0
+    assert main(["analyze", str(one), "--fast", "--plots", str(tmp_path / "p"), "-q"]) == 0
+    assert seen == ["run_regular.npy", "gates_stable.npz", "run_regular.npy"]
+    grids = [pseudospectra(rng.standard_normal((4, 4)), npts=20) for _ in range(2)]
+    assert plot_pseudospectra_panel(grids, title="x.pt").get_suptitle() == "x.pt"
+    assert plot_pseudospectra_panel(grids).get_suptitle() == ""
+
+
+def test_smallest_automatic_contour_is_about_five_grid_spacings_across():
+    # a Jordan block at 60 points: the innermost level (-2.5) was 2.5 spacings across
+    A = np.array([[0.9, 1.0], [0.0, 0.9]])
+    g = pseudospectra(A, npts=60)
+    ax = plot_pseudospectra(g)
+    (cs,) = contour_sets(ax)
+    h = max(g.x[1] - g.x[0], g.y[1] - g.y[0])
+    v = level_vertices(cs, 0)
+    across = min(np.ptp(v[:, 0]), np.ptp(v[:, 1])) / h
+    assert across >= 4.5, across
+
+
+def test_colorbar_shows_the_levels_as_lines_not_a_gradient():
+    A = np.array([[0.9, 1.0], [0.0, 0.9]])
+    g = pseudospectra(A, npts=40)
+    for lev in ([-1.0], [-1.0, -0.5, 0.0]):
+        ax = plot_pseudospectra(g, levels=lev)
+        cax = ax.figure.axes[1]
+        cb = cax._colorbar
+        np.testing.assert_allclose(cb.get_ticks(), lev)
+        (lines,) = cb.lines
+        assert len(lines.get_segments()) == len(lev)  # one line per level
+        assert not lines.get_in_layout()  # unclipped, they doubled a panel figure's height in blank
+        assert cb.cmap.N == 1  # a blank bar: no colours between the levels
+        assert cb.ax.get_ylabel() == "log10(ε)"
+        lo, hi = cax.get_ylim()
+        assert lo < min(lev) and max(lev) < hi  # the end levels are inside the bar, not on its edge
+    grids = [pseudospectra(np.diag([0.5, -0.5 + k * 0.1]), npts=30) for k in range(2)]
+    fig = plot_pseudospectra_panel(grids, levels=[-1.0, -0.5])
+    (cb,) = [a._colorbar for a in fig.axes if getattr(a, "_colorbar", None) is not None]
+    assert len(cb.lines) == 1 and cb.cmap.N == 1
+
+
+def test_a_tiny_matrix_is_not_drawn_in_the_unit_box():
+    # ||A|| ~ 0.05: the window was joined with [-1.1, 1.1]^2 and the content filled 5% of it
+    from spectra.pseudospectra import auto_bounds
+
+    A = 0.05 * normal_matrix(np.exp(2j * np.pi * np.arange(5) / 5))
+    x0, x1, y0, y1 = auto_bounds(A)
+    assert x1 - x0 < 0.3 and y1 - y0 < 0.3 and x0 < -0.05 and x1 > 0.05
+    assert auto_bounds(A, unit_box=True)[1] >= 1.1  # asked for (the track's grid bound needs it)
+    assert auto_bounds(A, levels=[-0.5])[1] >= 1.1  # eps = 0.3 reaches the unit circle's scale
+    assert auto_bounds(0.5 * A / 0.05)[1] >= 1.1  # rho = 0.5: the unit circle stays in view
+    ax = plot_pseudospectra(pseudospectra(A, npts=40))
+    assert any("unit circle" in t.get_text() and "around this window" in t.get_text() for t in ax.texts)
+    ax = plot_pseudospectra(pseudospectra(10 * A, npts=40))
+    assert not any("unit circle" in t.get_text() for t in ax.texts)

@@ -890,3 +890,49 @@ def test_plot_track_notes_stay_in_their_panels_and_name_only_drawn_series():
     shown = cut.count("[")
     assert cut.endswith(f" ... ({18 - shown} more series)"), cut
     plt.close(fig)
+
+
+def test_plot_track_marks_unstable_zero_and_inf_on_the_edges_and_keeps_markers_visible():
+    # rho >= 1: d_inst = 0 and K = peak = inf were gaps on a log axis, the event invisible;
+    # with nine runs the last run's markers were 2.5 pt
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spectra.plot.track import plot_track
+
+    rows = []
+    for r in range(9):
+        for e in range(1, 5):
+            unstable = r == 0 and e >= 3
+            rows.append(
+                {
+                    "run": f"run{r}",
+                    "regime": "regular",
+                    "matrix": "w",
+                    "step": e,
+                    "epoch": e,
+                    "spectral_radius": 1.01 if unstable else 0.5 + 0.01 * e + 0.01 * r,
+                    "distance_to_instability": 0.0 if unstable else 0.1 * (r + 1) / e,
+                    "kreiss": math.inf if unstable else 1.0 + 10.0**r * e,
+                    "transient_peak": math.inf if unstable else 1.0 + e * r,
+                }
+            )
+    fig = plot_track(rows)
+    axes = {ax.get_ylabel(): ax for ax in fig.axes[:5]}
+    d_ax = next(a for k, a in axes.items() if k.startswith("distance"))
+    k_ax = next(a for k, a in axes.items() if k.startswith("Kreiss"))
+    (bottom,) = [ln for ln in d_ax.get_lines() if ln.get_label() == "_edge bottom"]
+    assert list(bottom.get_xdata()) == [3, 4] and list(bottom.get_ydata()) == [0.0, 0.0]
+    fig.canvas.draw()
+    (_, y_edge), (_, y_mark) = d_ax.transAxes.transform((0, 0)), bottom.get_transform().transform((3, 0))
+    assert y_mark == pytest.approx(y_edge)  # on the bottom edge, whatever the limits
+    assert any("0 (ρ ≥ 1)" in t.get_text() for t in d_ax.texts)
+    (top,) = [ln for ln in k_ax.get_lines() if ln.get_label() == "_edge top"]
+    assert list(top.get_xdata()) == [3, 4] and list(top.get_ydata()) == [1.0, 1.0]
+    assert any("inf" in t.get_text() for t in k_ax.texts)
+    assert not [ln for ln in k_ax.get_lines() if ln.get_label() == "_edge bottom"]
+    sizes = [ln.get_markersize() for ln in _data_lines(k_ax)]
+    assert min(sizes) >= 4.0 and sizes[0] > sizes[-1]
+    plt.close(fig)

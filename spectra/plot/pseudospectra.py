@@ -2,7 +2,7 @@
 
 EigTool's conventions (Wright, EigTool 2002; Trefethen & Embree 2005, the
 figures throughout): contour lines of ``log10(eps)`` at the chosen levels, a
-colorbar labelled ``log10(eps)``, eigenvalues as black dots, the unit circle
+colorbar of those lines labelled ``log10(eps)``, eigenvalues as black dots, the unit circle
 dashed grey (the stability boundary of ``h_t = A h_{t-1}``), equal aspect, the
 matrix id and size in the title. Levels the grid does not resolve (their
 contours would be specks, or miss eigenvalues; see
@@ -30,6 +30,7 @@ __all__ = [
     "add_note",
     "colorbar_beside",
     "default_cmap",
+    "level_colorbar",
     "panel_bounds",
     "plot_pseudospectra",
     "plot_pseudospectra_panel",
@@ -236,6 +237,11 @@ def plot_pseudospectra(
         ax.set_xlim(x[0], x[-1])
     if y.size >= 2:
         ax.set_ylim(y[0], y[-1])
+    if unit_circle and x.size >= 2 and y.size >= 2 and not _circle_in_window(x, y):
+        # a window fitted to a matrix of tiny norm (auto_bounds): say where the stability boundary is
+        r = math.hypot(max(abs(x[0]), abs(x[-1])), max(abs(y[0]), abs(y[-1])))
+        where = "around this window" if r < 1 else "outside this window"
+        notes.append(f"unit circle |z| = 1 (the stability boundary) lies {where}")
     shown = False
     styles = ["-.", ":", "--"]
     for j, (xs, ys, label) in enumerate(overlay or ()):
@@ -254,11 +260,13 @@ def plot_pseudospectra(
         from matplotlib.cm import ScalarMappable
         from mpl_toolkits.axes_grid1 import make_axes_locatable
 
-        sm = ScalarMappable(norm=norm, cmap=cmap)
         # a bar as tall as the (equal-aspect) axes themselves, however wide the window
         cax = make_axes_locatable(ax).append_axes("right", size="4%", pad=0.12)
-        cb = ax.figure.colorbar(sm, cax=cax, ticks=lev if lev.size else None)
-        cb.set_label("log10(ε)")
+        if lev.size:  # a line at each level drawn, in its colour: the contours are lines, not bands
+            level_colorbar(cax, lev, cmap=cmap, norm=norm)
+        else:
+            cb = ax.figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax)
+            cb.set_label("log10(ε)")
     if notes:
         add_note(ax, "\n".join(notes))
     return ax
@@ -394,6 +402,7 @@ def plot_pseudospectra_panel(
     unit_circle: bool = True,
     overlay: Sequence[Overlay | None] | None = None,
     cmap=None,
+    title: str | None = None,
 ):
     """Several pseudospectra side by side with shared levels and one colorbar.
 
@@ -422,6 +431,8 @@ def plot_pseudospectra_panel(
         Per-panel overlays (see :func:`plot_pseudospectra`), None entries allowed.
     cmap : str or matplotlib.colors.Colormap, optional
         Colormap; default :func:`default_cmap`.
+    title : str, optional
+        Overall title of the figure (``fig.suptitle``), e.g. the checkpoint's file name.
 
     Returns
     -------
@@ -494,6 +505,8 @@ def plot_pseudospectra_panel(
     # beside the top panel of the last column, as tall as that panel
     host = next(where[c] for c in sorted(where, key=lambda c: (-(c % ncols), c // ncols)))
     colorbar_beside(host, ScalarMappable(norm=norm, cmap=cmap), ticks=lev)
+    if title:
+        fig.suptitle(title)
     return fig
 
 
@@ -520,8 +533,55 @@ def share_row_limits(rows: Sequence[Sequence]) -> None:
             ax.set_ylim(boxes[:, 2].min(), boxes[:, 3].max())
 
 
+def _circle_in_window(x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether some of the unit circle lies in the window ``[x0, x1] x [y0, y1]``."""
+    t = np.linspace(0.0, 2.0 * np.pi, 721)
+    c, s = np.cos(t), np.sin(t)
+    return bool(np.any((c >= x[0]) & (c <= x[-1]) & (s >= y[0]) & (s <= y[-1])))
+
+
+def level_colorbar(cax, levels, *, cmap, norm, label: str = "log10(ε)"):
+    """A colour bar of contour lines in `cax`: a blank bar with a line at each level, in its colour.
+
+    EigTool's bar for line contours (a gradient would show colours no contour has): ticked at
+    the levels, half a level step (0.25 for a single level) of blank bar beyond each end.
+
+    Parameters
+    ----------
+    cax : matplotlib.axes.Axes
+        Axes of the bar.
+    levels : (L,) array_like
+        ``log10(eps)`` levels, at least one.
+    cmap, norm
+        The colormap and normalisation the contours were drawn with.
+    label : str
+        Label of the bar.
+
+    Returns
+    -------
+    matplotlib.colorbar.Colorbar
+        Its ``lines`` hold the level lines.
+    """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import ListedColormap, Normalize
+
+    lev = np.unique(np.asarray(levels, dtype=np.float64).ravel())
+    half = 0.5 * float(np.min(np.diff(lev))) if lev.size > 1 else 0.25
+    blank = ScalarMappable(norm=Normalize(lev[0] - half, lev[-1] + half), cmap=ListedColormap(["white"]))
+    cb = cax.figure.colorbar(blank, cax=cax, ticks=lev)
+    cb.add_lines(lev, [cmap(norm(v)) for v in lev], [2.5] * lev.size)
+    for lines in cb.lines:  # their unclipped extent reaches far past the bar: tight bboxes grew blank
+        lines.set_in_layout(False)
+    cb.minorticks_off()
+    cb.set_label(label)
+    return cb
+
+
 def colorbar_beside(ax, mappable, *, ticks=None, label: str = "log10(ε)"):
     """A colour bar just right of `ax` and exactly as tall as it (after its equal aspect).
+
+    With `ticks` (the contour levels), a bar of lines at the levels (:func:`level_colorbar`,
+    in `mappable`'s colormap and norm); without, `mappable`'s gradient.
 
     Returns
     -------
@@ -537,7 +597,9 @@ def colorbar_beside(ax, mappable, *, ticks=None, label: str = "log10(ε)"):
     fig = ax.figure
     cax = fig.add_axes((0.0, 0.0, 0.01, 0.01))
     cax.set_axes_locator(locate)
-    cb = fig.colorbar(mappable, cax=cax, ticks=ticks)
+    if ticks is not None and len(ticks):
+        return level_colorbar(cax, ticks, cmap=mappable.cmap, norm=mappable.norm, label=label)
+    cb = fig.colorbar(mappable, cax=cax)
     cb.set_label(label)
     return cb
 

@@ -102,7 +102,13 @@ def _room_under(ax, note, renderer) -> None:
     frac = note.get_window_extent(renderer).height / ax.get_window_extent(renderer).height + 0.06
     if frac >= 0.6:  # a note that tall (a tiny panel): leave the range alone
         return
-    ys = [float(y) for line in ax.get_lines() for y in line.get_ydata() if y == y]
+    ys = [
+        float(y)
+        for line in ax.get_lines()
+        if not line.get_label().startswith(_EDGE)  # drawn in axes fractions, not data
+        for y in line.get_ydata()
+        if y == y
+    ]
     lo, hi = ax.get_ylim()
     log = ax.get_yscale() == "log"
     ys = [y for y in ys if lo <= y <= hi and (y > 0 or not log)]
@@ -124,6 +130,77 @@ def _value(v, log: bool) -> float:
     if not math.isfinite(x) or (log and x <= 0):
         return math.nan
     return x
+
+
+#: smallest marker size (points): with many runs each later run's marker shrank to ~2 px
+_MIN_MARKER = 4.0
+
+#: label of the markers on a panel's edge (values a log axis cannot show); data lines never start with "_"
+_EDGE = "_edge"
+
+
+def _marker_size(run_index: int) -> float:
+    """Marker size of the `run_index`-th run: smaller for each later run, never below :data:`_MIN_MARKER`."""
+    return max(_MIN_MARKER, 6.5 - 1.0 * run_index)
+
+
+def _edge(v, log: bool) -> str | None:
+    """The panel edge where `v` is marked, or None (drawn as data, or missing).
+
+    ``"top"`` for an infinite value (K, the peak of an unstable matrix), ``"bottom"`` for 0 on a
+    log panel (its distance to instability).
+    """
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return "top" if v.strip().lower() in ("inf", "+inf", "infinity") else None
+    x = float(v)
+    if x == math.inf:
+        return "top"
+    if log and x == 0.0:
+        return "bottom"
+    return None
+
+
+def _draw_edges(ax, edges, colour) -> None:
+    """Filled markers on `ax`'s bottom (0) or top (inf) edge at the epochs of `edges`, each edge labelled.
+
+    A log axis has no 0 and no axis has inf: the event (``rho >= 1``) was a gap and went unseen.
+    The markers sit in axes fractions (y = 0 or 1, unclipped), so no later change of limits moves them.
+    """
+    from matplotlib.transforms import blended_transform_factory
+
+    if not edges:
+        return
+    where = blended_transform_factory(ax.transData, ax.transAxes)
+    for side, xs, ri, mj in edges:
+        ax.plot(
+            xs,
+            [0.0 if side == "bottom" else 1.0] * len(xs),
+            transform=where,
+            linestyle="none",
+            marker="v" if side == "bottom" else "^",
+            markersize=_marker_size(ri) + 1.0,
+            color=colour(mj),
+            markeredgecolor="0.15",
+            markeredgewidth=0.5,
+            clip_on=False,
+            zorder=4,
+            label=f"{_EDGE} {side}",
+        )
+    for side in sorted({e[0] for e in edges}):
+        bottom = side == "bottom"
+        ax.text(
+            0.99,
+            0.03 if bottom else 0.97,
+            "▼ 0 (ρ ≥ 1)" if bottom else "▲ inf (ρ ≥ 1)",
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom" if bottom else "top",
+            fontsize="x-small",
+            color="0.25",
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.0},
+        )
 
 
 def plot_track(
@@ -154,9 +231,13 @@ def plot_track(
         per (run, matrix), x the epoch (of the sidecar, else stored in the
         checkpoint) when every file of the run has one, else the position in
         the run ("checkpoint index"). Non-finite values (an infinite Kreiss
-        constant of an unstable matrix) and zeros on a log axis are gaps.
-        Markers are hollow, a shape per run and smaller for each later run,
-        so identical series stay visible; a panel where some series coincide
+        constant of an unstable matrix) and zeros on a log axis are gaps in
+        the lines, and marked: a filled marker on the panel's bottom edge
+        for 0 (the distance to instability of a matrix with ``rho >= 1``),
+        on its top edge for inf (its K and transient peak), each edge
+        labelled; these markers' labels start with ``_edge``. Markers are
+        hollow, a shape per run and smaller for each later run (down to
+        :data:`_MIN_MARKER` points), so identical series stay visible; a panel where some series coincide
         (to six significant digits; series that are all gaps do not count)
         names them in a note ("coincide: ..."), wrapped to the panel's width
         in at most three lines.
@@ -214,6 +295,7 @@ def plot_track(
     for ax, key in zip(axes, keys):
         label, log = known[key]
         series: dict[tuple, list[str]] = {}
+        edges = []  # (edge, xs, run index, matrix index): drawn once the axis scale is chosen
         for ri, run in enumerate(runs):
             for mj, mid in enumerate(matrices):
                 pts = [r for r in rows if (r["run"], r["regime"]) == run and r["matrix"] == mid]
@@ -229,13 +311,17 @@ def plot_track(
                     ys,
                     linestyle=_STYLES[ri % len(_STYLES)],
                     marker=_MARKERS[ri % len(_MARKERS)],
-                    markersize=max(2.5, 6.5 - 1.5 * ri),
+                    markersize=_marker_size(ri),
                     markerfacecolor="none",
                     markeredgewidth=1.0,
                     linewidth=1.2,
                     color=colour(mj),
                     label=f"{mid} | {run[1]} ({run[0]})",
                 )
+                for side in ("bottom", "top"):
+                    at = [x for x, r in zip(xs, pts) if _edge(r.get(key), log) == side]
+                    if at:
+                        edges.append((side, at, ri, mj))
                 if all(y != y for y in ys):
                     continue  # all gaps (rho >= 1 throughout): nothing drawn, nothing to coincide
                 # the same to the eye: equal to _SAME_DIGITS significant digits
@@ -260,6 +346,7 @@ def plot_track(
                 c = 0.5 * (max(ys) + min(ys))
                 half = 0.01 * abs(c) if c else 1.0
                 ax.set_ylim(c - half, c + half)
+        _draw_edges(ax, edges, colour)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and positions are whole
         ax.set_ylabel(label)
         ax.set_xlabel(xlabel)
@@ -302,7 +389,7 @@ def plot_track(
             color="0.2",
             linestyle=_STYLES[i % len(_STYLES)],
             marker=_MARKERS[i % len(_MARKERS)],
-            markersize=max(2.5, 6.5 - 1.5 * i),
+            markersize=_marker_size(i),
             markerfacecolor="none",
             label=f"{run[1]} ({run[0]})",
         )
@@ -337,6 +424,7 @@ def plot_track(
         for ax, key in zip(axes, keys)
         if key in gappy
         for line in ax.get_lines()
+        if not line.get_label().startswith(_EDGE)
         for y in line.get_ydata()
     )
     if gaps:  # said only where a curve has one
@@ -345,7 +433,8 @@ def plot_track(
         gaps_note = lax.text(
             0.0,
             min(0.02, below - 0.08),
-            r"gaps: unstable, $\rho(A) \geq 1$ (distance 0, $K = \infty$)",
+            "gaps: unstable, $\\rho(A) \\geq 1$: distance 0 (▼ on the\n"
+            "bottom edge), $K$ and peak $= \\infty$ (▲ on the top edge)",
             transform=lax.transAxes,
             fontsize="small",
             color="0.35",
