@@ -35,7 +35,9 @@ same K, brackets and circles. Two more runs: cert/grid 1.49 / 2.52 / 4.52 / 5.56
 1.20 / 2.22 / 4.39 / 5.59;
 the third session's code: 2.11 / 2.95 / 7.53 / 11.03. Tenth session, same matrices: cert/grid
 1.48 / 2.45 / 4.43 / 5.93, value/grid 0.38 / 0.49 / 0.51 / 0.52, same K, brackets and circles.
-With the Lanczos norms of transient_growth, 15:32: transient 0.05 / 0.11 / 0.23 / 1.15 s.) The value (search +
+With the Lanczos norms of transient_growth, 15:32: transient 0.05 / 0.11 / 0.23 / 1.15 s.
+Twelfth session, idle machine: cert/grid 2.31 / 3.03 / 4.71 / 5.73, value/grid 0.76 / 0.74 /
+0.55 / 0.55, same K, brackets and circles.) The value (search +
 ascent) takes about half the grid's time. The certified 1e-6 bracket costs
 1.2-1.8 grids at n = 64, 2.1-2.9 at n = 128 and 4.4-5.7 at n = 256..512: 15-21
 circle level sets, each a 2n x 2n eigenproblem (O(n^3); 0.72 s at n = 512,
