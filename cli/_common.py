@@ -116,7 +116,11 @@ def fmt_bracketed(x, lower, upper, digits: int = 4, *, extra: int = 4) -> str:
 def fmt_with_error(x, err, digits: int = 4) -> str:
     """:func:`fmt` of `x`, known to within `err` (absolute): the digits ``[x - err, x + err]`` settle."""
     if isinstance(x, float) and isinstance(err, float) and err > 0 and math.isfinite(x):
-        return fmt_bracketed(x, x - err, x + err, digits)
+        if math.isfinite(err):
+            for d in range(digits, 1, -1):  # the most digits both ends share, at least two
+                if fmt(x - err, d) == fmt(x + err, d):
+                    return fmt(x - err, d)
+        return "~" + fmt(x, 2)  # fewer than two digits settled: "~12", not "1e+01"
     return fmt(x, digits)
 
 

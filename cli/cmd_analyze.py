@@ -103,9 +103,7 @@ def _cell(report_dict: dict, key: str, digits: int) -> str:
     if key in ("transient_peak", "transient_peak_k") and m.get("transient_peak_is_lower_bound"):
         # the powers stopped short of the peak: sup_k ||A^k|| >= K >= kreiss_lower may say more
         k_lo = m.get("kreiss_lower")
-        low = m.get("transient_peak")
-        if isinstance(low, float) and isinstance(m.get("transient_peak_error"), float):
-            low -= m["transient_peak_error"]  # less what rounding may have moved it by
+        low = m.get("transient_peak_lower", m.get("transient_peak"))  # each norm less its band
         from_k = isinstance(k_lo, float) and isinstance(low, float) and k_lo > low
         if key == "transient_peak_k":
             return "-" if from_k else str(v)

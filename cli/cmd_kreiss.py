@@ -44,7 +44,7 @@ def _peak_cells(d: dict) -> list[str]:
     if not t.get("peak_is_lower_bound"):
         # rounding may move the norms of strongly non-normal powers: the digits it leaves
         return [fmt_with_error(t["peak"], err), kstar]
-    low = t["peak"] - err if isinstance(t["peak"], float) and isinstance(err, float) else t["peak"]
+    low = t.get("peak_lower", t["peak"])  # each norm less its band; ||A^0|| = 1 exactly
     if isinstance(k_lo, float) and isinstance(low, float) and k_lo > low:
         return ["≥" + fmt_bound(k_lo, up=False), "-"]
     return ["≥" + fmt_bound(low, up=False), kstar]
@@ -302,6 +302,8 @@ def kreiss(checkpoint, matrices, as_json, certify, rtol, kmax, quiet, trust):
                     "peak_is_lower_bound": False if unbounded else not tg.sup_proved,
                     # how far rounding may have moved the peak (an estimate; 0 where negligible)
                     "peak_error": None if unbounded else _num(tg.peak_error),
+                    # a lower bound on the largest norm computed: each norm less its band, >= 1
+                    "peak_lower": None if unbounded else _num(tg.peak_lower),
                     "kmax": tg.kmax,
                     # only a proved peak has a place in the bracket (a capped one is a lower bound)
                     "position_in_bracket": (

@@ -422,11 +422,20 @@ def analyze_matrix(A, *, id: str = "A", stored_dtype: str | None = None) -> Matr
         eigenvalues=lam,
         stable=rho < 1.0,
         marginal=abs(rho - 1.0) <= window,
-        rho_within_storage_rounding=window
-        < abs(rho - 1.0)
-        <= storage_rounding(stored_dtype, a, norm2, capped=False),
+        rho_within_storage_rounding=_within_low_precision(stored_dtype, a, norm2, rho, window),
         eigenvalues_exact=exact,
     )
+
+
+def _within_low_precision(stored_dtype, a: np.ndarray, norm2: float, rho: float, window: float) -> bool:
+    """Past the "= 1" window, but within the uncapped rounding of bfloat16/float16/float8 weights.
+
+    float32 and float64 are left out: their rounding is within the window already (capped at
+    ``1e-6 max(1, ||A||)``, which float32 reaches only past n ~ 10^4).
+    """
+    if storage_rounding(stored_dtype, np.eye(1), 1.0, capped=False) < 2.0**-11:
+        return False  # float32 (u_s = 6e-8), float64, integer or unknown dtypes
+    return window < abs(rho - 1.0) <= storage_rounding(stored_dtype, a, norm2, capped=False)
 
 
 def _rounding_errors(
@@ -575,6 +584,7 @@ def robustness_figures(
                 out["transient_peak_k"] = int(tg.peak_k)
                 out["transient_peak_is_lower_bound"] = not tg.sup_proved
                 out["transient_peak_error"] = float(tg.peak_error)
+                out["transient_peak_lower"] = float(tg.peak_lower)
             if step is not None:
                 step()
             # numerical_radius's bracket: w = its lower end, attained; the upper end says how

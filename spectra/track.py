@@ -268,6 +268,11 @@ def _runs_below(folder: str, notes: list[str]) -> list[tuple[str, list[str]]]:
         except OSError as exc:
             notes.append(f"{here}: cannot list ({exc.strerror or exc}): not searched")
             return
+        # real folders first: a link (Lightning's or wandb's 'latest' -> version_1) named before
+        # its target would otherwise give the run the link's name and hide the target
+        names = [d for d in names if not os.path.islink(os.path.join(here, d))] + [
+            d for d in names if os.path.islink(os.path.join(here, d))
+        ]
         for d in names:
             sub = os.path.join(here, d)
             if d.startswith(".") or not os.path.isdir(sub) or os.path.realpath(sub) in visited:
@@ -803,6 +808,23 @@ def _take_stored_epochs(files: list[TrackedFile], values: dict[int, dict]) -> li
     return order
 
 
+def _same_epoch_notes(files: list[TrackedFile]) -> list[str]:
+    """One note per run where several files give the same epoch.
+
+    Lightning's last.ckpt beside epoch=N.ckpt: different weights drawn at one epoch.
+    """
+    seen: dict[tuple[str, int], list[str]] = {}
+    for f in files:
+        if f.epoch is not None:
+            seen.setdefault((f.run, f.epoch), []).append(os.path.basename(f.path))
+    return [
+        f"{run}: epoch {ep} is given by {len(names)} files ({', '.join(names)}); each is tracked "
+        "as its own point at that epoch"
+        for (run, ep), names in seen.items()
+        if len(names) > 1
+    ]
+
+
 def track(
     inputs: Sequence[str | os.PathLike],
     *,
@@ -908,6 +930,7 @@ def track(
                 cache_failed = True
                 warnings.append(f"cache {store.dir}: not written ({exc.strerror or exc})")
     order = _take_stored_epochs(files, values)
+    warnings.extend(_same_epoch_notes([files[i] for i in order]))
     rows: list[dict[str, Any]] = []
     for i in order:
         f, v = files[i], values.get(i)

@@ -1442,3 +1442,16 @@ def test_kreiss_and_analyze_give_the_peak_with_its_rounding(tmp_path, capsys):
     rc, out, _ = run(["analyze", str(tmp_path / "ill.npy"), "--json"], capsys)
     (m,) = json.loads(out)["matrices"]
     assert abs(m["transient_peak"] - exact) <= m["transient_peak_error"]
+
+
+def test_peak_digits_and_float32_rounding_remarks():
+    # review: a peak known to +-0.3 printed '1e+01'; the bfloat16 remark also fired for float32
+    from spectra_cli._common import fmt_with_error
+
+    from spectra.normality import analyze_matrix
+
+    assert fmt_with_error(11.63, 0.3) == "~12" and fmt_with_error(11.63, 0.05) == "12"
+    assert fmt_with_error(1.752e11, 1e5) == "1.752e+11"
+    Q = np.linalg.qr(np.random.default_rng(0).standard_normal((64, 64)))[0] * (1 + 5e-6)
+    assert not analyze_matrix(Q, stored_dtype="float32").rho_within_storage_rounding
+    assert analyze_matrix(Q, stored_dtype="bfloat16").rho_within_storage_rounding

@@ -1172,3 +1172,39 @@ def test_power_norms_of_benign_matrices_keep_all_their_digits():
     assert np.all(tg.norm_errors <= 1e-12 * np.maximum(tg.norms, 1)) and tg.peak_error <= 1e-12 * tg.peak
     assert tg.norm_errors[1] == pytest.approx(4 * 20 * np.finfo(float).eps * tg.norms[1])
     assert np.all(tg.norm_errors[1:] > 0) and kr._SENSITIVE >= 1e-6
+
+
+def test_triangular_powers_carry_only_their_products_rounding():
+    # review: 0.5 I + 400 N (n = 8) is its own Schur form, its powers exact to 5e-17, but the
+    # normwise bound (and perturbations of a Schur form it does not have) claimed 3.6e28 on a
+    # peak of 4.4e19: the peak was "unproved" and K's upper bound 3.6e28
+    import mpmath as mp
+
+    A = 0.5 * np.eye(8) + 400 * np.eye(8, k=1)
+    tg = transient_growth(A)
+    with mp.workdps(60):
+        M, P, exact = mp.matrix(A.tolist()), mp.eye(8), [1.0]
+        for _ in range(tg.kmax):
+            P = P * M
+            exact.append(float(max(mp.svd_r(P, compute_uv=False))))
+    assert np.all(np.abs(tg.norms - np.array(exact)) <= tg.norm_errors)
+    assert tg.sup_proved and tg.peak_error <= 1e-12 * tg.peak
+    assert kreiss_constant(A, certify=False, transient=tg).upper <= tg.peak * (1 + 1e-12)
+
+
+def test_peak_lower_bound_is_per_power_and_never_below_the_identity():
+    # review: the '≥' bound was peak - peak_error (the largest band, from another k): negative
+    # for 0.5 I + 400 N with the normwise bands, and 0.999 for the identity, whose A^0 = I
+    tg = transient_growth(np.eye(3), kmax=5)
+    assert tg.peak_lower == 1.0
+    A = _ill_conditioned_powers()
+    tg = transient_growth(A, kmax=17)
+    exact = _exact_power_norms(A, 17)
+    assert 1.0 <= tg.peak_lower <= exact.max() and tg.peak_lower >= tg.peak - tg.peak_error
+
+
+def test_overflowing_powers_and_resolvent_are_no_internal_error():
+    # 0.5 I + 1e100 N: the lower bound on K is inf, sigma_best 0 -> ZeroDivisionError
+    A = 0.5 * np.eye(8) + 1e100 * np.eye(8, k=1)
+    K = kreiss_constant(A)
+    assert K.lower >= 1 and K.upper >= K.lower and not K.certified

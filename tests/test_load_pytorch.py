@@ -1694,3 +1694,14 @@ def test_nearly_symmetric_spectral_norm_weight_is_read_with_a_note(tmp_path):
     spread = float(note.split("uncertain by up to ")[1].split(" ")[0])
     assert "assumed" in note and spread <= 0.02
     np.testing.assert_allclose(m.matrix, truth, rtol=spread + 1e-6, atol=1e-7)
+
+
+def test_a_linear_weight_is_not_offered_as_a_hand_written_recurrence(tmp_path):
+    # review: a plain nn.Linear state_dict's error listed fc.weight among the "square tensors not
+    # named like a torch recurrent weight" with the np.save advice
+    from spectra.errors import NoRecurrentWeightsError
+
+    torch.save({"fc.weight": torch.eye(4), "fc.bias": torch.zeros(4), "W": torch.eye(3)}, tmp_path / "m.pt")
+    with pytest.raises(NoRecurrentWeightsError) as err:
+        load(tmp_path / "m.pt")
+    assert "not named like a torch recurrent weight (W: (3, 3))" in str(err.value)

@@ -936,3 +936,24 @@ def test_plot_track_marks_unstable_zero_and_inf_on_the_edges_and_keeps_markers_v
     sizes = [ln.get_markersize() for ln in _data_lines(k_ax)]
     assert min(sizes) >= 4.0 and sizes[0] > sizes[-1]
     plt.close(fig)
+
+
+def test_a_link_to_a_run_does_not_take_its_name_and_same_epochs_are_said(tmp_path):
+    # review: 'latest -> version_1' came first in name order, so the run was 'latest/checkpoints'
+    # and version_1 was skipped as visited; last.ckpt beside epoch=1.ckpt drew two points at
+    # epoch 1 without a word
+    logs = tmp_path / "lightning_logs"
+    for v in (0, 1):
+        ck = logs / f"version_{v}" / "checkpoints"
+        ck.mkdir(parents=True)
+        for e in (0, 1):
+            _save_lightning(ck / f"epoch={e}.ckpt", _weights(v, e), e)
+    _save_lightning(logs / "version_1" / "checkpoints" / "last.ckpt", _weights(1, 2), 1)
+    os.symlink("version_1", logs / "latest")
+    assert sorted({f.regime for f in discover([str(logs)])}) == [
+        "version_0/checkpoints",
+        "version_1/checkpoints",
+    ]
+    res = track([str(logs)], jobs=1, cache=False, fast=True)
+    (note,) = [w for w in res.warnings if "epoch 1 is given by 2 files" in w]
+    assert "version_1" in note and "epoch=1.ckpt, last.ckpt" in note

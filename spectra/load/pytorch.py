@@ -328,6 +328,8 @@ def _square_names(mappings, named: re.Pattern | None = None) -> str:
                 len(shape) == 2
                 and shape[0] == shape[1] > 1
                 and (named is None or named.search(k.rsplit(".weight", 1)[0]))
+                # unnamed: bare parameters only, not a module's weight (fc.weight: a Linear layer)
+                and (named is not None or k.rsplit(".", 1)[-1] != "weight")
             ):
                 hits.append(f"{k}: ({shape[0]}, {shape[1]})")
     return ", ".join(hits[:3]) + (" ..." if len(hits) > 3 else "")

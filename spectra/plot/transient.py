@@ -151,7 +151,8 @@ def _peak_text(tg, big: float) -> tuple[str, int, str]:
     if getattr(tg, "sup_proved", True):
         text = f"peak {_fmt_settled(float(tg.peak), err)} at k={tg.peak_k}"
     else:
-        text = f"peak ≥{_fmt_floor(float(tg.peak) - err, 3)} at k={tg.peak_k}"
+        low = float(getattr(tg, "peak_lower", float(tg.peak) - err))  # bands per k, 1 at k = 0
+        text = f"peak ≥{_fmt_floor(low, 3)} at k={tg.peak_k}"
     if tg.peak_k == tg.kmax and tg.kmax > 0 and tg.norms[-1] > tg.norms[-2]:
         text += " (still growing)"  # where the powers were stopped, not a peak
     return text, int(tg.peak_k), "o"

@@ -183,9 +183,6 @@ def evaluate_noise(
     for r in range(repeats):
         gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, r]).generate_state(1)[0]))
         for i in range(0, N, batch_size):
-            done += 1
-            if progress is not None:
-                progress(done, total)
             u = model.inputs(x[i : i + batch_size]).to(dtype)
             w = torch.randn(u.shape, generator=gen, dtype=dtype)
             yb = y[i : i + batch_size]
@@ -200,6 +197,9 @@ def evaluate_noise(
                     sqerr[k, r] += float((err**2).sum())
                 else:
                     correct[k, r] += float((out.argmax(-1) == yb).sum())
+            done += 1
+            if progress is not None:
+                progress(done, total)
     acc = correct / N
     zero = amps == 0
     acc[zero] = acc[zero][:, :1]  # amplitude 0 is deterministic: evaluated once
