@@ -381,6 +381,19 @@ def file_not_stdout(ctx, param, value):
     return value
 
 
+def binary_output_option(help: str):
+    """``-o/--output FILE`` for a checkpoint or an .npz: required, not a folder, not ``-``."""
+    return click.option(
+        "-o", "--output", required=True, type=click.Path(dir_okay=False), callback=file_not_stdout, help=help
+    )
+
+
+#: ``-q`` of the commands whose only stderr line besides warnings is "wrote ..."
+quiet_write_option = click.option(
+    "--quiet", "-q", is_flag=True, help="Nothing on stderr but warnings and errors (no 'wrote ...')."
+)
+
+
 def given(name: str) -> bool:
     """Whether the current command's option `name` (its parameter name) was on the command line."""
     from click.core import ParameterSource

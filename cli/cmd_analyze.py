@@ -10,11 +10,11 @@ import warnings
 
 import click
 from spectra_cli._common import (
+    binary_output_option,
     dinst_floor,
     echo_json,
     eig_error,
     eps_list,
-    file_not_stdout,
     fmt,
     fmt_bound,
     fmt_bracketed,
@@ -28,6 +28,7 @@ from spectra_cli._common import (
     plural,
     progress_bar,
     quiet_option,
+    quiet_write_option,
     refuse_existing,
     refuse_input,
     schur_floor,
@@ -499,20 +500,11 @@ def _echo_listing(ckpt, as_json: bool) -> None:
 
 @click.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=True, readable=False))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    callback=file_not_stdout,
-    help="Output .npz file.",
-)
+@binary_output_option("Output .npz file.")
 @matrix_option
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @trust_option
-@click.option(
-    "--quiet", "-q", is_flag=True, help="Nothing on stderr but warnings and errors (no 'wrote ...')."
-)
+@quiet_write_option
 def extract(checkpoint, output, matrices, force, trust, quiet):
     """Write every recurrent matrix of CHECKPOINT to an .npz file, keyed by id.
 

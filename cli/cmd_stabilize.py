@@ -7,16 +7,17 @@ import warnings
 import click
 from spectra_cli._common import (
     FiniteFloatRange,
+    binary_output_option,
     check_figure_path,
     dinst_floor,
     echo_json,
     eps_list,
-    file_not_stdout,
     fmt,
     fmt_floor,
     fmt_rho,
     grouped_notes,
     matrix_option,
+    quiet_write_option,
     refuse_existing,
     refuse_input,
     rho_error,
@@ -102,14 +103,7 @@ def _common_stabilize_options(f):
 
 @click.command(epilog=STABILIZE_EPILOG)
 @click.argument("checkpoint", type=click.Path(readable=False))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    callback=file_not_stdout,
-    help="File to write (same format).",
-)
+@binary_output_option("File to write (same format).")
 @click.option(
     "--method", type=click.Choice(METHOD_NAMES), default="power", show_default=True, help=METHOD_HELP
 )
@@ -118,9 +112,7 @@ def _common_stabilize_options(f):
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout (schema_version 1).")
 @trust_option
-@click.option(
-    "--quiet", "-q", is_flag=True, help="Nothing on stderr but warnings and errors (no 'wrote ...')."
-)
+@quiet_write_option
 def stabilize(
     checkpoint, output, method, iterations, target, seed, stacked, matrices, force, as_json, trust, quiet
 ):

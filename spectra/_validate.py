@@ -12,6 +12,7 @@ __all__ = [
     "magnitude_problem",
     "rho_one_tolerance",
     "storage_rounding",
+    "unit_roundoff",
     "unusable",
 ]
 
@@ -124,6 +125,16 @@ _UNIT_ROUNDOFF = {
 }
 
 
+def unit_roundoff(dtype: str | None) -> float:
+    """Unit roundoff of a stored float dtype (``"bfloat16"``, ``">f4"``...); 0 for float64 and others."""
+    name = str(dtype)
+    try:
+        name = np.dtype(name).name if name not in _UNIT_ROUNDOFF else name
+    except TypeError:
+        pass
+    return _UNIT_ROUNDOFF.get(name.replace("complex64", "float32"), 0.0)
+
+
 def storage_rounding(dtype: str | None, a, norm2: float, *, capped: bool = True) -> float:
     """How far rounding the weights `a` to their stored `dtype` may move rho(A), for the "= 1" window.
 
@@ -139,12 +150,7 @@ def storage_rounding(dtype: str | None, a, norm2: float, *, capped: bool = True)
     `norm2` is ``||A||_2``, which every caller has already computed. ``capped=False``: the bound
     itself (what a report may say of a rho within it, without calling it 1).
     """
-    name = str(dtype)
-    try:
-        name = np.dtype(name).name if name not in _UNIT_ROUNDOFF else name
-    except TypeError:
-        pass
-    u = _UNIT_ROUNDOFF.get(name.replace("complex64", "float32"), 0.0)
+    u = unit_roundoff(dtype)
     if u == 0.0:
         return 0.0
     m = np.asarray(a)

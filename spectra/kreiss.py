@@ -149,21 +149,21 @@ class TransientGrowth:
             low = np.nan_to_num(self.norms - self.norm_errors, nan=-np.inf)
         return max(1.0, float(np.max(low)))
 
-    @property
-    def sup_upper(self) -> float:
-        """``sup_{k>=0} ||A^k||`` from above, or inf.
+    def sup_bound(self) -> tuple[float, int | None]:
+        """``sup_{k>=0} ||A^k||`` from above, and the power ``m`` that proves it; ``(inf, None)``.
 
-        The norms up to the first one below 1 with its error band, each raised by its band.
+        ``m`` is the first power below 1 with its error band; the bound is the norms before it,
+        each raised by its band.
         """
         e = self.norm_errors if self.norm_errors is not None else np.zeros_like(self.norms)
         with np.errstate(invalid="ignore"):
             below = np.flatnonzero(self.norms[1:] + e[1:] <= 1)
         if not below.size:
-            return math.inf
+            return math.inf, None
         m = int(below[0]) + 1
         with np.errstate(invalid="ignore"):
             up = float(np.max(self.norms[:m] + e[:m]))
-        return up if math.isfinite(up) else math.inf
+        return (up, m) if math.isfinite(up) else (math.inf, None)
 
 
 def _power_form(A) -> tuple[np.ndarray, float]:
@@ -1267,10 +1267,8 @@ def kreiss_constant(
             )
         if transient is not None:
             # each norm with the band rounding may have moved it by, as _powers_upper has them
-            upper = transient.sup_upper
-            if math.isfinite(upper):
-                e = transient.norm_errors if transient.norm_errors is not None else 0.0
-                m_pow = int(np.flatnonzero((transient.norms + e)[1:] <= 1)[0]) + 1
+            upper, m = transient.sup_bound()
+            m_pow = m or 0
         if m_pow == 0:
             upper, m_pow = _powers_upper(a)
         if math.isinf(upper):
@@ -1463,11 +1461,8 @@ def _powers_upper(a: np.ndarray) -> tuple[float, int]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the cap's warning: said by the caller
         tg = transient_growth(a)
-    up = tg.sup_upper
-    if not math.isfinite(up):
-        return math.inf, tg.kmax
-    e = tg.norm_errors if tg.norm_errors is not None else 0.0
-    return up, int(np.flatnonzero((tg.norms + e)[1:] <= 1)[0]) + 1
+    up, m = tg.sup_bound()
+    return (up, m) if m is not None else (math.inf, tg.kmax)
 
 
 # ----------------------------------------------------------------------------- lower bound on powers

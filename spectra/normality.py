@@ -32,7 +32,13 @@ import numpy as np
 import scipy.linalg
 
 from spectra._json import jsonable
-from spectra._validate import as_square_matrix, magnitude_problem, rho_one_tolerance, storage_rounding
+from spectra._validate import (
+    as_square_matrix,
+    magnitude_problem,
+    rho_one_tolerance,
+    storage_rounding,
+    unit_roundoff,
+)
 from spectra.checkpoint import Checkpoint, RecurrentMatrix
 from spectra.errors import InvalidArgumentError
 
@@ -433,7 +439,7 @@ def _within_low_precision(stored_dtype, a: np.ndarray, norm2: float, rho: float,
     float32 and float64 are left out: their rounding is within the window already (capped at
     ``1e-6 max(1, ||A||)``, which float32 reaches only past n ~ 10^4).
     """
-    if storage_rounding(stored_dtype, np.eye(1), 1.0, capped=False) < 2.0**-11:
+    if unit_roundoff(stored_dtype) < 2.0**-11:
         return False  # float32 (u_s = 6e-8), float64, integer or unknown dtypes
     return window < abs(rho - 1.0) <= storage_rounding(stored_dtype, a, norm2, capped=False)
 
