@@ -64,12 +64,19 @@ def _schur(A) -> tuple[np.ndarray, np.ndarray]:
     Real Schur then rsf2csf for real `A`: the same rounding, so ``spectral_radius`` agrees
     with ``analyze``'s even where the eigenvalues are ill-conditioned.
     """
+    T, Q, _ = _schur_forms(A)
+    return T, Q
+
+
+def _schur_forms(A) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(T, Q, R)``: :func:`_schur`'s complex form and, for real `A`, the real Schur factor ``R``."""
     a = as_square_matrix(A)
     if np.iscomplexobj(a):
         T, Q = sla.schur(a, output="complex")
-    else:
-        T, Q = sla.rsf2csf(*sla.schur(a, output="real"))
-    return T, Q
+        return T, Q, None
+    R, Z = sla.schur(a, output="real")
+    T, Q = sla.rsf2csf(R, Z)
+    return T, Q, R
 
 
 # ----------------------------------------------------------------------------- transient growth
@@ -1070,7 +1077,7 @@ def kreiss_constant(
     if certify not in (True, False, "auto"):
         raise InvalidArgumentError(f"certify must be True, False or 'auto', got {certify!r}")
     a = as_square_matrix(A)
-    T, _ = _schur(a)
+    T, _, R_real = _schur_forms(a)
     n = T.shape[0]
     rho = float(np.max(np.abs(np.diag(T))))
     normT = float(sla.svdvals(T, check_finite=False)[0])
@@ -1345,6 +1352,45 @@ def kreiss_constant(
                 evaluations=evals,
                 resolved=False,
             )
+
+    # the cells first (spectra._kreiss_cells: a few thousand sigma_min values by the grid
+    # engine, O(n^2) each); where they give up, the circle walk (O(n^3) level sets) takes over
+    from spectra._kreiss_cells import certify_cells
+
+    rtol_cells = max(rtol, RTOL_MIN)
+    cres = certify_cells(
+        a,
+        T,
+        R_real,
+        normT=normT,
+        w_up=w_hi,
+        lower=lower,
+        zbest=zbest,
+        rtol=rtol_cells,
+        ascend=lambda z: _local_max(T, z),
+    )
+    evals += cres.vertices + 20 * cres.ascents
+    if cres.certified:
+        computed = cres.lower
+        low_safe = _attained_safely(cres.lower, cres.z, normT, n)
+        how = (
+            f"{cres.cells} square cells by concave interpolation of sigma_min^2 - |z|^2, "
+            f"{cres.vertices} sigma_min values"
+        )
+        return KreissResult(
+            value=low_safe,
+            lower=low_safe,
+            upper=cres.upper,
+            z=cres.z,
+            certified=bool(cres.upper <= computed * (1 + rtol_cells)),
+            n=n,
+            spectral_radius=rho,
+            norm=normT,
+            message=f"K certified: {low_safe:.10g} <= K <= {cres.upper:.10g} ({how})",
+            evaluations=evals,
+        )
+    if cres.lower > lower:
+        lower, zbest = cres.lower, cres.z
 
     inner = rc <= np.min(rc) * (1 + 1e-12)
 

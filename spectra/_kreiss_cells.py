@@ -1,0 +1,415 @@
+"""Certified upper bound on the Kreiss constant by concave interpolation on square cells.
+
+Used first by :func:`spectra.kreiss.kreiss_constant` (``certify=True``); where it
+gives up (its budget, or cells that would have to shrink to rounding level),
+the circle walk of :mod:`spectra._kreiss_certificate` takes over.
+
+The fact it rests on
+--------------------
+With ``z = x + iy``,
+
+    sigma_min(zI - A)^2 = lambda_min((zI - A)^*(zI - A)) = |z|^2 + g(x, y),
+    g(x, y) = lambda_min(A^*A - x (A + A^*) - y i(A^* - A)),
+
+and ``g`` is the smallest eigenvalue of a Hermitian matrix that is affine in
+``(x, y)``: the minimum of affine functions ``v^*(...)v`` over unit ``v``, so
+**concave** (on the whole plane, eigenvalue crossings included). A concave
+function lies above its linear interpolant on every triangle, so from the
+values ``s_i = sigma_min(v_i I - A)`` at the three vertices of a triangle alone,
+
+    sigma_min(wI - A)^2 >= L(w) - (rho^2 - |w - o|^2)    for every w in the triangle,
+
+where ``L`` interpolates ``s_i^2`` linearly and ``o``, ``rho`` are the
+triangle's circumcentre and circumradius (``|w|^2`` minus its own linear
+interpolant). The bound is exact where ``g`` is linear, and its error is the
+concavity gap of ``g`` only: second order in the cell size.
+
+The test of a cell
+------------------
+``f(w) = (|w| - 1)/sigma_min(wI - A) <= gamma`` on a triangle (for ``|w| >= 1``)
+follows from ``gamma^2 sigma_min^2 - (|w| - 1)_+^2 >= 0``, and two convex
+quadratic minorants of that function are minimised over the triangle in
+closed form (the minimum of ``a |d|^2 + b.d + c`` over a triangle: its interior
+stationary point, or the best point of an edge):
+
+1. ``(|w| - 1)^2 = |w|^2 - 2|w| + 1`` with ``|w| >= <w, m/|m|>`` (Cauchy-Schwarz;
+   ``m`` the centre of the square): loses ``|w| - <w, m/|m|>``, of the order of
+   ``h^2/|m|``;
+2. the convex ``(|w| - 1)_+^2`` below its linear interpolant: exact on the unit
+   disc side of a cell that straddles the unit circle (where (1) would ask for
+   ``gamma sigma_min >= 1 - |w|``, a condition nobody needs).
+
+A cell (a square of side ``h``, cut along a diagonal into two right triangles,
+whose circumcentre is the square's centre) passes when either minorant is
+non-negative on both triangles; a failed cell is cut into four. Cells inside
+the unit disc, and beyond the far-field radius ``R = (gamma w - 1)/(gamma - 1)``
+(``sigma_min(zI - A) >= |z| - w(A)``, numerical radius ``w``; Trefethen &
+Embree 2005, Thm 17.1), are dropped; for real ``A`` only ``Im z >= 0`` is
+covered (``f(conj z) = f(z)``). Vertices are shared between neighbouring
+cells (dyadic coordinates, exact in floating point), and each round's new
+vertices are computed in one batch.
+
+Near a maximum ``z*`` of ``f`` the cells that fail are those where the
+concavity gap exceeds the room ``gamma - f``: a region whose diameter shrinks
+with the cells, so each round fails about the same number of cells there
+(20-70 for the benchmark matrices) and the count grows with
+``log(1/rtol)``, not as a power of it. The search's lower bound sets
+``gamma = lower (1 + 0.9 rtol)``; a vertex with ``f > lower`` raises the lower
+bound (after a local ascent from it), and the cells already passed stay
+passed (``gamma`` only grows).
+
+What the proof relies on
+------------------------
+The inequalities are theorems. The vertex values come from the pseudospectra
+engine's inverse Lanczos (:mod:`spectra._lanczos`, the Schur form, shared
+blocked triangular solves) run to a relative tolerance ``tol`` (``1e-3
+rtol``, within ``[1e-12, 1e-9]``) with its residual test, or, for ``n <= 40``
+and wherever Lanczos does not converge, LAPACK's SVD; every value is lowered
+by ``2 tol`` relative and by ``10 n u (||A|| + |z|)`` (the solves' backward
+error) before use. The residual test proves that the value is within ``tol``
+of *an* eigenvalue of ``(T_z^* T_z)^{-1}``; that it is the largest is what
+Lanczos from a random-phase start delivers in practice (a start deficient in
+the wanted singular vector by rounding-level amounts would be needed to miss
+it), not something proved here. This is the standard of the pseudospectra
+grids themselves; the circle walk (``method="levelset"``) rests on LAPACK's
+eigensolver instead and stays available.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+_EPS = float(np.finfo(float).eps)
+
+#: vertex values by dense SVD up to this order (LAPACK, batched)
+DENSE_N = 40
+#: coarse cells across the square [-R0, R0]^2 (about; the side is a power of two)
+COARSE = 12
+#: give up (and hand over to the circle walk) past this many vertices ...
+MAX_VERTICES = 16000
+#: ... or this many failed cells in one round (a ridge of f along a curve, not a peak)
+MAX_FAILED = 2500
+#: ... or when a cell would shrink below this fraction of its distance from 0 (rounding)
+H_MIN = 1e-9
+#: local ascents from vertices that beat the lower bound (after that, vertex values only)
+MAX_ASCENTS = 6
+#: random part of a warm start (the rest: the parent cell's corner vector)
+WARM_NOISE = 0.05
+
+
+@dataclass
+class CellsResult:
+    """Outcome of :func:`certify_cells`."""
+
+    certified: bool
+    lower: float
+    z: complex | None
+    upper: float
+    vertices: int
+    cells: int
+    rounds: int
+    lanczos_steps: int
+    ascents: int
+    stopped: str = ""
+
+
+class _Sigma:
+    """``sigma_min(zI - A)`` at batches of points, with lower-bound margins."""
+
+    def __init__(self, a: np.ndarray, T: np.ndarray, R_real, normT: float, tol: float, seed: int = 0) -> None:
+        self.n = n = T.shape[0]
+        self.T = T
+        self.tol = tol
+        self.normT = normT
+        self.dense = n <= DENSE_N
+        self.steps = 0
+        rng = np.random.default_rng(seed)
+        self.v_rand = np.exp(2j * np.pi * rng.random(n))
+        self.rng = rng
+        if not self.dense:
+            from spectra._shifted import ShiftedComplexTriangular, ShiftedQuasiTriangular
+
+            if R_real is not None:
+                self.solver = ShiftedQuasiTriangular(R_real, leaf=16)
+            else:
+                self.solver = ShiftedComplexTriangular(T, leaf=16)
+
+    def _dense(self, z: np.ndarray) -> np.ndarray:
+        from spectra.pseudospectra import _dense_sigma_min
+
+        return _dense_sigma_min(self.T, z)
+
+    def values(self, z: np.ndarray, V0: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(sigma, vectors)``: computed values (not yet lowered) and Ritz vectors (or None)."""
+        if self.dense or z.size == 0:
+            return self._dense(z), None
+        from spectra._lanczos import lanczos_sigma_min
+
+        n = self.n
+        out = np.empty(z.size)
+        vecs = np.zeros((n, z.size), dtype=np.complex128)
+        step = 800
+        for s in range(0, z.size, step):
+            zz = z[s : s + step]
+            if V0 is None:
+                S0 = np.repeat(self.v_rand[:, None], zz.size, axis=1)
+            else:
+                S0 = V0[:, s : s + step].copy()
+                bare = ~np.any(S0 != 0, axis=0)
+                S0[:, bare] = self.v_rand[:, None]
+                noise = np.exp(2j * np.pi * self.rng.random((n, zz.size))) * (WARM_NOISE / math.sqrt(n))
+                S0[:, ~bare] += noise[:, ~bare]
+            sig, conv, steps, ritz, _ = lanczos_sigma_min(
+                self.solver, zz, S0, tol=self.tol, maxiter=max(100, n // 2), want_vectors=True
+            )
+            self.steps += int(steps.sum())
+            bad = ~conv | ~np.isfinite(sig)
+            if np.any(bad):
+                sig[bad] = self._dense(zz[bad])
+            out[s : s + step] = sig
+            vecs[:, s : s + step] = ritz
+        return out, vecs
+
+    def lowered(self, sig: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Computed values less their error bound (never negative)."""
+        rel = 0.0 if self.dense else 2 * self.tol
+        return np.maximum(sig * (1 - rel) - 10 * self.n * _EPS * (self.normT + np.abs(z)), 0.0)
+
+
+def _tri_min(a: float, P: np.ndarray, b: np.ndarray, c0: np.ndarray) -> np.ndarray:
+    """Minimum of ``a |d|^2 + b.d + c0`` over each triangle ``P[k]`` ((m, 3, 2); ``a >= 0``)."""
+    best = np.full(P.shape[0], np.inf)
+    with np.errstate(all="ignore"):
+        for i, j in ((0, 1), (1, 2), (2, 0)):
+            u, e = P[:, i], P[:, j] - P[:, i]
+            ee = np.einsum("ij,ij->i", e, e)
+            t = -(2 * a * np.einsum("ij,ij->i", u, e) + np.einsum("ij,ij->i", b, e)) / (2 * a * ee)
+            t = np.where(np.isfinite(t), np.clip(t, 0.0, 1.0), 0.0)
+            for tt in (t, np.zeros_like(t)):  # the edge's best point and its first vertex
+                d = u + tt[:, None] * e
+                best = np.minimum(best, a * np.einsum("ij,ij->i", d, d) + np.einsum("ij,ij->i", b, d) + c0)
+        if a > 0:
+            d = -b / (2 * a)
+
+            def side(p, q, x):
+                return (q[:, 0] - p[:, 0]) * (x[:, 1] - p[:, 1]) - (q[:, 1] - p[:, 1]) * (x[:, 0] - p[:, 0])
+
+            s1 = side(P[:, 0], P[:, 1], d)
+            s2 = side(P[:, 1], P[:, 2], d)
+            s3 = side(P[:, 2], P[:, 0], d)
+            inside = ((s1 >= 0) & (s2 >= 0) & (s3 >= 0)) | ((s1 <= 0) & (s2 <= 0) & (s3 <= 0))
+            val = c0 - np.einsum("ij,ij->i", b, b) / (4 * a)
+            best = np.where(inside, np.minimum(best, val), best)
+    return best
+
+
+def cells_pass(x0: np.ndarray, y0: np.ndarray, h: np.ndarray, s2: list[np.ndarray], gamma: float) -> np.ndarray:
+    """Whether ``f <= gamma`` is proved on each square (corners ccw from ``(x0, y0)``).
+
+    `s2` holds the four corners' lowered ``sigma_min^2`` (the module notes give the test).
+    """
+    G2 = gamma * gamma
+    hh = 0.5 * h
+    mx, my = x0 + hh, y0 + hh
+    mr = np.hypot(mx, my)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ux = np.where(mr > 0, mx / mr, 0.0)
+        uy = np.where(mr > 0, my / mr, 0.0)
+    rho2 = 0.5 * h * h  # circumradius^2 of both triangles (centre: the square's centre)
+    C = [np.stack([-hh, -hh], 1), np.stack([hh, -hh], 1), np.stack([hh, hh], 1), np.stack([-hh, hh], 1)]
+    # (|w| - 1)_+^2 at the corners, for minorant 2
+    corner_r = [np.hypot(mx + c[:, 0], my + c[:, 1]) for c in C]
+    p2 = [np.maximum(r - 1, 0.0) ** 2 for r in corner_r]
+    centre = 0.5 * (s2[0] + s2[2])  # L at the centre (on the shared diagonal 0-2)
+    # rounding in forming and minimising the quadratics: a few ulps of their largest terms
+    slack = 1e-13 * (G2 * np.max(s2, axis=0) + (mr + h) ** 2)
+    ok1 = np.ones(x0.size, dtype=bool)
+    ok2 = np.ones(x0.size, dtype=bool)
+    for i, j, k in ((0, 1, 2), (0, 2, 3)):
+        P = np.stack([C[i], C[j], C[k]], 1)
+        e1, e2 = C[j] - C[i], C[k] - C[i]
+        det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+
+        def grad(v):
+            f1, f2 = v[j] - v[i], v[k] - v[i]
+            return np.stack([(f1 * e2[:, 1] - f2 * e1[:, 1]) / det, (e1[:, 0] * f2 - e2[:, 0] * f1) / det], 1)
+
+        gs = grad(s2)
+        # gamma^2 sigma^2 >= gamma^2 (L(w) - rho^2 + |d|^2), d = w - m
+        # 1: -(|w| - 1)^2 >= -|m|^2 - 2 m.d - |d|^2 + 2 |m| + 2 u.d - 1
+        b1 = G2 * gs - 2 * np.stack([mx, my], 1) + 2 * np.stack([ux, uy], 1)
+        c1 = G2 * (centre - rho2) - (mr - 1) ** 2
+        ok1 &= _tri_min(G2 - 1, P, b1, c1) >= slack
+        # 2: -(|w| - 1)_+^2 >= -(its linear interpolant)
+        gp = grad(p2)
+        pc = 0.5 * (p2[0] + p2[2])
+        b2 = G2 * gs - gp
+        c2 = G2 * (centre - rho2) - pc
+        ok2 &= _tri_min(G2, P, b2, c2) >= slack
+    return ok1 | ok2
+
+
+def certify_cells(
+    a: np.ndarray,
+    T: np.ndarray,
+    R_real,
+    *,
+    normT: float,
+    w_up: float,
+    lower: float,
+    zbest: complex | None,
+    rtol: float,
+    ascend,
+    max_vertices: int = MAX_VERTICES,
+) -> CellsResult:
+    """Prove ``K(A) <= lower (1 + 0.9 rtol)`` by cells (raising `lower` where a better point turns up).
+
+    Parameters
+    ----------
+    a : (n, n) ndarray
+        The matrix (real: only ``Im z >= 0`` is covered).
+    T : (n, n) complex ndarray
+        Its complex Schur form.
+    R_real : (n, n) ndarray or None
+        Its real Schur form (real `a`: the solves run in real arithmetic).
+    normT, w_up : float
+        ``||A||_2`` and an upper bound on the numerical radius.
+    lower, zbest : float, complex or None
+        Best lower bound so far and where it is attained.
+    rtol : float
+        Target ``upper/lower - 1``.
+    ascend : callable
+        ``ascend(z) -> (f, z)``: a local ascent of ``f`` from ``z``.
+    max_vertices : int
+        Vertex budget (beyond it the result is not certified).
+    """
+    half = not np.iscomplexobj(a)
+    n = T.shape[0]
+    tol = float(np.clip(1e-3 * rtol, 1e-12, 1e-9))
+    sig = _Sigma(a, T, R_real, normT, tol)
+    gamma = lower * (1 + 0.9 * rtol)
+    ascents = 0
+
+    def far_radius(g: float) -> float:
+        return math.inf if g <= 1 else (g * w_up - 1) / (g - 1)
+
+    R = far_radius(gamma)
+    reach = max(R, 1.0) * (1 + 1e-12)
+    if not math.isfinite(R) or R > 1e6 * max(1.0, normT):
+        return CellsResult(False, lower, zbest, math.inf, 0, 0, 0, 0, 0, "far-field radius too large")
+    # coarse squares of a power-of-two side, dyadic coordinates (exact in floating point)
+    h0 = 2.0 ** math.floor(math.log2(2 * reach / COARSE))
+    m0 = int(math.ceil(reach / h0))
+    unit = h0 / 2.0**48  # vertex keys are integer multiples of this
+    ii, jj = np.meshgrid(np.arange(-m0, m0), np.arange(0 if half else -m0, m0))
+    cx = ii.ravel().astype(np.int64) << 48  # lower-left corners, in units
+    cy = jj.ravel().astype(np.int64) << 48
+    lev = np.zeros(cx.size, dtype=np.int64)  # side = h0 / 2^lev
+    values: dict[tuple[int, int], float] = {}
+    vectors: dict[tuple[int, int], np.ndarray] = {}
+    nvert = 0
+    ncells = 0
+    rounds = 0
+    stopped = ""
+    certified = False
+    while True:
+        side = (np.int64(1) << (48 - lev)).astype(np.int64)
+        x0 = cx.astype(np.float64) * unit
+        y0 = cy.astype(np.float64) * unit
+        h = side.astype(np.float64) * unit
+        # drop squares inside the unit disc or beyond the far field
+        xs = [x0, x0 + h, x0 + h, x0]
+        ys = [y0, y0, y0 + h, y0 + h]
+        far = np.max([np.hypot(p, q) for p, q in zip(xs, ys)], axis=0)
+        near = np.hypot(np.clip(0.0, x0, x0 + h), np.clip(0.0, y0, y0 + h))
+        keep = (far > 1) & (near < R)
+        cx, cy, lev, side = cx[keep], cy[keep], lev[keep], side[keep]
+        x0, y0, h = x0[keep], y0[keep], h[keep]
+        if cx.size == 0:
+            certified = True
+            break
+        ncells += cx.size
+        keys = [
+            list(zip((cx + dx * side).tolist(), (cy + dy * side).tolist()))
+            for dx, dy in ((0, 0), (1, 0), (1, 1), (0, 1))
+        ]
+        new: dict[tuple[int, int], tuple[int, int] | None] = {}
+        for c, corner in enumerate(keys):
+            for q, key in enumerate(corner):
+                if key not in values and key not in new:
+                    # warm start: the vector of the parent square's lower-left corner
+                    new[key] = (int(cx[q]) - (int(cx[q]) % (2 * int(side[q]))), int(cy[q]) - (int(cy[q]) % (2 * int(side[q])))) if lev[q] > 0 else None
+        if new:
+            if nvert + len(new) > max_vertices:
+                stopped = f"the cells would need more than {max_vertices} sigma_min values"
+                break
+            klist = list(new)
+            z = np.array([complex(k[0] * unit, k[1] * unit) for k in klist])
+            V0 = None
+            if not sig.dense:
+                V0 = np.zeros((n, z.size), dtype=np.complex128)
+                for c, k in enumerate(klist):
+                    p = new[k]
+                    if p is not None and p in vectors:
+                        V0[:, c] = vectors[p]
+            s, vec = sig.values(z, V0)
+            nvert += z.size
+            slo = sig.lowered(s, z)
+            r = np.abs(z)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                fz = np.where(r > 1, (r - 1) / s, -np.inf)
+            for c, k in enumerate(klist):
+                values[k] = float(slo[c])
+                if vec is not None:
+                    vectors[k] = vec[:, c]
+            best = int(np.argmax(fz))
+            if fz[best] > lower:
+                # a better point: raise the lower bound (an ascent from it, while they are allowed)
+                f_new, z_new = float(fz[best]), complex(z[best])
+                if ascents < MAX_ASCENTS:
+                    ascents += 1
+                    fa, za = ascend(z_new)
+                    if fa > f_new:
+                        f_new, z_new = fa, za
+                lower, zbest = f_new, z_new
+                gamma = max(gamma, lower * (1 + 0.9 * rtol))
+                R = min(R, far_radius(gamma))
+        s2 = [np.array([values[k] for k in corner]) ** 2 for corner in keys]
+        ok = cells_pass(x0, y0, h, s2, gamma)
+        rounds += 1
+        bad = ~ok
+        nbad = int(bad.sum())
+        if nbad == 0:
+            certified = True
+            break
+        if nbad > MAX_FAILED:
+            stopped = f"{nbad} cells failed in one round (a ridge of f, not a peak)"
+            break
+        cx, cy, lev, side = cx[bad], cy[bad], lev[bad], side[bad]
+        if np.any(lev >= 47) or np.any(h[bad] < H_MIN * np.maximum(1.0, np.hypot(x0[bad], y0[bad]))):
+            stopped = "cells would shrink to the rounding level"
+            break
+        # keep the vectors of the failed squares' corners only (their children start from them)
+        live = set()
+        for q in range(cx.size):
+            live.add((int(cx[q]), int(cy[q])))
+        vectors = {k: v for k, v in vectors.items() if k in live}
+        half_side = side >> 1
+        cx = np.concatenate([cx, cx + half_side, cx, cx + half_side])
+        cy = np.concatenate([cy, cy, cy + half_side, cy + half_side])
+        lev = np.concatenate([lev + 1] * 4)
+    return CellsResult(
+        certified=certified,
+        lower=lower,
+        z=zbest,
+        upper=gamma if certified else math.inf,
+        vertices=nvert,
+        cells=ncells,
+        rounds=rounds,
+        lanczos_steps=sig.steps,
+        ascents=ascents,
+        stopped=stopped,
+    )
