@@ -195,7 +195,8 @@ def _render_table(doc: dict) -> str:
         lines.append(
             "<x: below the rounding level x (not resolved); ≥x: a lower bound (kappa(V) beyond what "
             "rounding resolves; powers stopped before the peak was proved; "
-            "K not certified -- n > 64: spectra kreiss --certify yes proves it; "
+            "K not certified -- the cells gave up and n > 64: spectra kreiss --certify yes runs the "
+            "circle level sets; "
             "rho = 1 to rounding: no upper bound is provable -- "
             "or beyond what double precision resolves)"
         )

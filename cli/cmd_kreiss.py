@@ -223,7 +223,9 @@ Examples:
     type=click.Choice(["auto", "yes", "no"]),
     default="auto",
     show_default=True,
-    help="Prove the upper bound on K by circle level sets (auto: for n <= 64; O(n^3), costly for large n).",
+    help="Prove the upper bound on K: square cells by concave interpolation (about one pseudospectra "
+    "grid of work), then, where they give up, circle level sets (O(n^3) each; auto: those only for "
+    "n <= 64). no: the search alone, with sup_k ||A^k|| as the upper bound.",
 )
 @click.option(
     "--rtol",

@@ -83,6 +83,7 @@ from dataclasses import dataclass
 import numpy as np
 
 _EPS = float(np.finfo(float).eps)
+_DEBUG = False
 
 #: vertex values by dense SVD up to this order (LAPACK, batched)
 DENSE_N = 40
@@ -92,10 +93,15 @@ COARSE = 12
 MAX_VERTICES = 16000
 #: ... or this many failed cells in one round (a ridge of f along a curve, not a peak)
 MAX_FAILED = 2500
+#: ... or this many of them next to the maximum (f >= HOT gamma at a corner)
+MAX_HOT = 600
 #: ... or when a cell would shrink below this fraction of its distance from 0 (rounding)
 H_MIN = 1e-9
-#: local ascents from vertices that beat the lower bound (after that, vertex values only)
-MAX_ASCENTS = 6
+#: vertices are first computed to this relative tolerance (far from the maximum that is plenty);
+#: those of a cell that fails only for it are computed again to the tight one
+TOL_LOOSE = 1e-5
+#: ... and the children of a square with a corner where f >= HOT gamma are tight from the start
+HOT = 0.99
 #: random part of a warm start (the rest: the parent cell's corner vector)
 WARM_NOISE = 0.05
 
@@ -112,7 +118,6 @@ class CellsResult:
     cells: int
     rounds: int
     lanczos_steps: int
-    ascents: int
     stopped: str = ""
 
 
@@ -125,6 +130,7 @@ class _Sigma:
         self.tol = tol
         self.normT = normT
         self.dense = n <= DENSE_N
+        self.eigs = np.diag(T).copy()
         self.steps = 0
         rng = np.random.default_rng(seed)
         self.v_rand = np.exp(2j * np.pi * rng.random(n))
@@ -146,6 +152,16 @@ class _Sigma:
         """``(sigma, vectors)``: computed values (not yet lowered) and Ritz vectors (or None)."""
         if self.dense or z.size == 0:
             return self._dense(z), None
+        # within rounding of an eigenvalue the solves break down: a dense SVD there (sigma ~ 0)
+        at_eig = np.min(np.abs(z[:, None] - self.eigs[None, :]), axis=1) <= 1e-13 * max(self.normT, 1e-300)
+        if np.any(at_eig):
+            out = np.empty(z.size)
+            vecs = np.zeros((self.n, z.size), dtype=np.complex128)
+            out[at_eig] = self._dense(z[at_eig])
+            rest = np.flatnonzero(~at_eig)
+            if rest.size:
+                out[rest], vecs[:, rest] = self.values(z[rest], None if V0 is None else V0[:, rest])
+            return out, vecs
         from spectra._lanczos import lanczos_sigma_min
 
         n = self.n
@@ -259,13 +275,18 @@ def certify_cells(
     *,
     normT: float,
     w_up: float,
-    lower: float,
-    zbest: complex | None,
     rtol: float,
-    ascend,
+    lower: float = 1.0,
+    zbest: complex | None = None,
+    w_refine=None,
     max_vertices: int = MAX_VERTICES,
 ) -> CellsResult:
-    """Prove ``K(A) <= lower (1 + 0.9 rtol)`` by cells (raising `lower` where a better point turns up).
+    """Find ``K(A)`` and prove ``K(A) <= lower (1 + 0.9 rtol)`` by cells.
+
+    The lower bound is the largest ``f`` at a vertex (attained there: the
+    Lanczos value is never below ``sigma_min``, so ``f`` computed with it is
+    never above the true one, up to rounding); cells refine where ``f`` is
+    close to it, so the vertices close in on the maximiser as the proof does.
 
     Parameters
     ----------
@@ -276,57 +297,100 @@ def certify_cells(
     R_real : (n, n) ndarray or None
         Its real Schur form (real `a`: the solves run in real arithmetic).
     normT, w_up : float
-        ``||A||_2`` and an upper bound on the numerical radius.
-    lower, zbest : float, complex or None
-        Best lower bound so far and where it is attained.
+        ``||A||_2`` and an upper bound on the numerical radius (``||A||`` will do).
     rtol : float
         Target ``upper/lower - 1``.
-    ascend : callable
-        ``ascend(z) -> (f, z)``: a local ascent of ``f`` from ``z``.
+    lower, zbest : float, complex or None
+        A lower bound known beforehand, and where it is attained.
+    w_refine : callable, optional
+        ``w_refine() -> float``: a tighter upper bound on ``w(A)``, called once when
+        the far-field radius from `w_up` lies beyond ``max(2, 2 ||A|| + 1)`` (the
+        first extent of the cells).
     max_vertices : int
         Vertex budget (beyond it the result is not certified).
     """
     half = not np.iscomplexobj(a)
     n = T.shape[0]
-    tol = float(np.clip(1e-3 * rtol, 1e-12, 1e-9))
-    sig = _Sigma(a, T, R_real, normT, tol)
+    tight = float(np.clip(1e-3 * rtol, 1e-12, 1e-9))
+    loose = max(tight, TOL_LOOSE)
+    sig = _Sigma(a, T, R_real, normT, tight)
+    if sig.dense:
+        loose = tight  # LAPACK: no tolerance, nothing to tighten
     gamma = lower * (1 + 0.9 * rtol)
-    ascents = 0
+    floor_abs = 10 * n * _EPS  # the solves' backward error, times ||A|| + |z|
 
-    def far_radius(g: float) -> float:
-        return math.inf if g <= 1 else (g * w_up - 1) / (g - 1)
+    def far_radius(g: float, w: float) -> float:
+        return math.inf if g <= 1 else (g * w - 1) / (g - 1)
 
-    R = far_radius(gamma)
-    reach = max(R, 1.0) * (1 + 1e-12)
-    if not math.isfinite(R) or R > 1e6 * max(1.0, normT):
-        return CellsResult(False, lower, zbest, math.inf, 0, 0, 0, 0, 0, "far-field radius too large")
-    # coarse squares of a power-of-two side, dyadic coordinates (exact in floating point)
-    h0 = 2.0 ** math.floor(math.log2(2 * reach / COARSE))
-    m0 = int(math.ceil(reach / h0))
-    unit = h0 / 2.0**48  # vertex keys are integer multiples of this
-    ii, jj = np.meshgrid(np.arange(-m0, m0), np.arange(0 if half else -m0, m0))
-    cx = ii.ravel().astype(np.int64) << 48  # lower-left corners, in units
-    cy = jj.ravel().astype(np.int64) << 48
+    def lattice(reach: float):
+        h0 = 2.0 ** math.floor(math.log2(2 * reach / COARSE))
+        m0 = int(math.ceil(reach / h0))
+        ii, jj = np.meshgrid(np.arange(-m0, m0), np.arange(0 if half else -m0, m0))
+        return h0 / 2.0**48, ii.ravel().astype(np.int64) << 48, jj.ravel().astype(np.int64) << 48
+
+    # the search needs a first extent before any lower bound: where f <= (r - 1)/(r - w) < 2
+    reach = max(2.0, 2 * w_up + 1) if lower <= 1 else far_radius(gamma, w_up)
+    R = far_radius(gamma, w_up)
+    if not math.isfinite(reach) or reach > 1e6 * max(1.0, normT):
+        return CellsResult(False, lower, zbest, math.inf, 0, 0, 0, 0, "far-field radius too large")
+    unit, cx, cy = lattice(reach)
     lev = np.zeros(cx.size, dtype=np.int64)  # side = h0 / 2^lev
-    values: dict[tuple[int, int], float] = {}
+    hot = np.zeros(cx.size, dtype=bool)  # parent close to gamma: new vertices at the tight tolerance
+    # per vertex: index into the lists below
+    index: dict[tuple[int, int], int] = {}
+    raw: list[float] = []  # computed sigma_min (never below the true one, up to rounding)
+    vtol: list[float] = []  # the tolerance it was computed to
+    absz: list[float] = []
     vectors: dict[tuple[int, int], np.ndarray] = {}
-    nvert = 0
-    ncells = 0
-    rounds = 0
+    nvert = ncells = rounds = 0
     stopped = ""
     certified = False
+    refined_w = w_refine is None
+
+    def compute(klist: list, starts: list, tol: float) -> np.ndarray:
+        """Values at the vertices `klist` (stored), warm-started from the vectors of `starts`."""
+        z = np.array([complex(k[0] * unit, k[1] * unit) for k in klist])
+        V0 = None
+        if not sig.dense:
+            V0 = np.zeros((n, z.size), dtype=np.complex128)
+            for c, p in enumerate(starts):
+                if p is not None and p in vectors:
+                    V0[:, c] = vectors[p]
+        sig.tol = tol
+        sv, vec = sig.values(z, V0)
+        for c, k in enumerate(klist):
+            if k in index:
+                raw[index[k]], vtol[index[k]] = float(sv[c]), tol
+            else:
+                index[k] = len(raw)
+                raw.append(float(sv[c]))
+                vtol.append(tol)
+                absz.append(abs(z[c]))
+            if vec is not None:
+                vectors[k] = vec[:, c]
+        return z, sv
+
+    def corner_values(keys, assume_tight: bool = False) -> list[np.ndarray]:
+        out = []
+        for corner in keys:
+            idx = np.array([index[k] for k in corner], dtype=np.int64)
+            s_ = np.asarray(raw)[idx]
+            t_ = tight if assume_tight else np.asarray(vtol)[idx]
+            rel = 0.0 if sig.dense else 2 * t_
+            lo = np.maximum(s_ * (1 - rel) - floor_abs * (normT + np.asarray(absz)[idx]), 0.0)
+            out.append(lo * lo)
+        return out
+
     while True:
-        side = (np.int64(1) << (48 - lev)).astype(np.int64)
+        side = np.left_shift(np.int64(1), 48 - lev).astype(np.int64)
         x0 = cx.astype(np.float64) * unit
         y0 = cy.astype(np.float64) * unit
         h = side.astype(np.float64) * unit
         # drop squares inside the unit disc or beyond the far field
-        xs = [x0, x0 + h, x0 + h, x0]
-        ys = [y0, y0, y0 + h, y0 + h]
-        far = np.max([np.hypot(p, q) for p, q in zip(xs, ys)], axis=0)
+        far = np.max([np.hypot(p, q) for p, q in ((x0, y0), (x0 + h, y0), (x0 + h, y0 + h), (x0, y0 + h))], axis=0)
         near = np.hypot(np.clip(0.0, x0, x0 + h), np.clip(0.0, y0, y0 + h))
         keep = (far > 1) & (near < R)
-        cx, cy, lev, side = cx[keep], cy[keep], lev[keep], side[keep]
+        cx, cy, lev, side, hot = cx[keep], cy[keep], lev[keep], side[keep], hot[keep]
         x0, y0, h = x0[keep], y0[keep], h[keep]
         if cx.size == 0:
             certified = True
@@ -336,71 +400,108 @@ def certify_cells(
             list(zip((cx + dx * side).tolist(), (cy + dy * side).tolist()))
             for dx, dy in ((0, 0), (1, 0), (1, 1), (0, 1))
         ]
-        new: dict[tuple[int, int], tuple[int, int] | None] = {}
-        for c, corner in enumerate(keys):
+        new: dict[tuple[int, int], tuple] = {}
+        for corner in keys:
             for q, key in enumerate(corner):
-                if key not in values and key not in new:
-                    # warm start: the vector of the parent square's lower-left corner
-                    new[key] = (int(cx[q]) - (int(cx[q]) % (2 * int(side[q]))), int(cy[q]) - (int(cy[q]) % (2 * int(side[q])))) if lev[q] > 0 else None
+                if key not in index and key not in new:
+                    parent = None
+                    if lev[q] > 0:  # warm start: the vector of the parent square's lower-left corner
+                        s2q = 2 * int(side[q])
+                        parent = (int(cx[q]) - int(cx[q]) % s2q, int(cy[q]) - int(cy[q]) % s2q)
+                    new[key] = (parent, bool(hot[q]))
         if new:
             if nvert + len(new) > max_vertices:
                 stopped = f"the cells would need more than {max_vertices} sigma_min values"
                 break
-            klist = list(new)
-            z = np.array([complex(k[0] * unit, k[1] * unit) for k in klist])
-            V0 = None
-            if not sig.dense:
-                V0 = np.zeros((n, z.size), dtype=np.complex128)
-                for c, k in enumerate(klist):
-                    p = new[k]
-                    if p is not None and p in vectors:
-                        V0[:, c] = vectors[p]
-            s, vec = sig.values(z, V0)
+            zs, ss = [], []
+            for want_tight in (False, True):
+                klist = [k for k, v in new.items() if v[1] == want_tight]
+                if klist:
+                    z, sv = compute(klist, [new[k][0] for k in klist], tight if want_tight else loose)
+                    zs.append(z)
+                    ss.append(sv)
+            z, sv = np.concatenate(zs), np.concatenate(ss)
             nvert += z.size
-            slo = sig.lowered(s, z)
             r = np.abs(z)
             with np.errstate(divide="ignore", invalid="ignore"):
-                fz = np.where(r > 1, (r - 1) / s, -np.inf)
-            for c, k in enumerate(klist):
-                values[k] = float(slo[c])
-                if vec is not None:
-                    vectors[k] = vec[:, c]
+                fz = np.where(r > 1, (r - 1) / sv, -np.inf)
             best = int(np.argmax(fz))
             if fz[best] > lower:
-                # a better point: raise the lower bound (an ascent from it, while they are allowed)
-                f_new, z_new = float(fz[best]), complex(z[best])
-                if ascents < MAX_ASCENTS:
-                    ascents += 1
-                    fa, za = ascend(z_new)
-                    if fa > f_new:
-                        f_new, z_new = fa, za
-                lower, zbest = f_new, z_new
+                lower, zbest = float(fz[best]), complex(z[best])
                 gamma = max(gamma, lower * (1 + 0.9 * rtol))
-                R = min(R, far_radius(gamma))
-        s2 = [np.array([values[k] for k in corner]) ** 2 for corner in keys]
-        ok = cells_pass(x0, y0, h, s2, gamma)
+                zb = abs(zbest)
+                sb = (zb - 1) / lower
+                if floor_abs * (normT + zb) + 2 * tight * sb > 0.2 * rtol * sb:
+                    stopped = (
+                        f"sigma_min(zI - A) = {sb:.3g} at the best point is too close to the vertex "
+                        "values' rounding for cells to resolve rtol"
+                    )
+                    break
+            if not refined_w and far_radius(gamma, w_up) > max(2.0, 2 * normT + 1):
+                w_up = min(w_up, float(w_refine()))
+                refined_w = True
+            R = min(R, far_radius(gamma, w_up))
+            if rounds == 0 and R > reach * (1 + 1e-12):
+                # the first extent was too small for the far field of this gamma: start again wider
+                reach = R
+                unit, cx, cy = lattice(reach)
+                lev = np.zeros(cx.size, dtype=np.int64)
+                hot = np.zeros(cx.size, dtype=bool)
+                index.clear()
+                raw.clear()
+                vtol.clear()
+                absz.clear()
+                vectors.clear()
+                rounds += 1
+                continue
+        ok = cells_pass(x0, y0, h, corner_values(keys), gamma)
+        if loose > tight and not np.all(ok):
+            # failed cells that the tight tolerance would pass: tighten their loose vertices
+            # (restarted from their own vectors: a few steps) and test them again
+            redo = np.flatnonzero(~ok)
+            sub = [[corner[q] for q in redo] for corner in keys]
+            again = cells_pass(x0[redo], y0[redo], h[redo], corner_values(sub, assume_tight=True), gamma)
+            if np.any(again):
+                klist = sorted({k for corner in sub for q, k in enumerate(corner) if again[q] and vtol[index[k]] > tight})
+                if klist:
+                    compute(klist, klist, tight)
+                ok[redo] = cells_pass(x0[redo], y0[redo], h[redo], corner_values(sub), gamma)
         rounds += 1
         bad = ~ok
         nbad = int(bad.sum())
+        if _DEBUG:
+            nearr = np.hypot(np.clip(0.0, x0, x0 + h), np.clip(0.0, y0, y0 + h))
+            strad = int(np.sum(bad & (nearr < 1)))
+            print(f"round {rounds}: cells {x0.size} failed {nbad} straddling {strad} new {len(new)} h {h.min():.2e} lower {lower:.10f}")
         if nbad == 0:
             certified = True
             break
-        if nbad > MAX_FAILED:
-            stopped = f"{nbad} cells failed in one round (a ridge of f, not a peak)"
+        # children of a square whose corners come close to gamma are computed tight from the start
+        fmax = np.zeros(cx.size)
+        for corner in keys:
+            idx = np.array([index[k] for k in corner], dtype=np.int64)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                fc = np.where(np.asarray(absz)[idx] > 1, (np.asarray(absz)[idx] - 1) / np.asarray(raw)[idx], 0.0)
+            fmax = np.maximum(fmax, fc)
+        hot = fmax[bad] >= HOT * gamma
+        if nbad > MAX_FAILED or int(hot.sum()) > MAX_HOT:
+            # near a maximum the failed cells stay about as many from round to round (the region
+            # shrinks with them); along a ridge of f (a whole circle where f depends on |z| only)
+            # they double each round
+            stopped = f"{nbad} cells failed in one round, {int(hot.sum())} of them next to the maximum (a ridge of f, not a peak)"
             break
         cx, cy, lev, side = cx[bad], cy[bad], lev[bad], side[bad]
         if np.any(lev >= 47) or np.any(h[bad] < H_MIN * np.maximum(1.0, np.hypot(x0[bad], y0[bad]))):
             stopped = "cells would shrink to the rounding level"
             break
         # keep the vectors of the failed squares' corners only (their children start from them)
-        live = set()
-        for q in range(cx.size):
-            live.add((int(cx[q]), int(cy[q])))
+        live = set(zip(cx.tolist(), cy.tolist()))
         vectors = {k: v for k, v in vectors.items() if k in live}
         half_side = side >> 1
         cx = np.concatenate([cx, cx + half_side, cx, cx + half_side])
         cy = np.concatenate([cy, cy, cy + half_side, cy + half_side])
         lev = np.concatenate([lev + 1] * 4)
+        hot = np.concatenate([hot] * 4)
     return CellsResult(
         certified=certified,
         lower=lower,
@@ -410,6 +511,5 @@ def certify_cells(
         cells=ncells,
         rounds=rounds,
         lanczos_steps=sig.steps,
-        ascents=ascents,
         stopped=stopped,
     )

@@ -942,6 +942,7 @@ def kreiss_constant(
     *,
     rtol: float = 1e-6,
     certify: bool | str = "auto",
+    method: str = "auto",
     max_evals: int | None = None,
     transient: TransientGrowth | None = None,
     stored_dtype: str | None = None,
@@ -1076,6 +1077,8 @@ def kreiss_constant(
         raise InvalidArgumentError(f"rtol must be in (0, 1], got {rtol!r}")
     if certify not in (True, False, "auto"):
         raise InvalidArgumentError(f"certify must be True, False or 'auto', got {certify!r}")
+    if method not in ("auto", "cells", "levelset"):
+        raise InvalidArgumentError(f"method must be 'auto', 'cells' or 'levelset', got {method!r}")
     a = as_square_matrix(A)
     T, _, R_real = _schur_forms(a)
     n = T.shape[0]
@@ -1205,13 +1208,17 @@ def kreiss_constant(
             "Kreiss constant (K(A) is infinite); K(A/gamma) for gamma > rho bounds "
             "||A^k|| <= gamma^k sup_j ||(A/gamma)^j||",
         )
-    if certify == "auto":
-        certify = n <= _CERTIFY_N
+    # "auto": the cells for every n (about a pseudospectra grid or less), the circle walk (O(n^3)
+    # level sets) behind them only up to _CERTIFY_N; True: both, for every n
+    walk = bool(certify) if certify != "auto" else n <= _CERTIFY_N
+    certify = walk if method == "levelset" else bool(certify)
+    cells_note = ""
     w_hi = normT
     # w(A) >= ||A||/2 and w(A) >= lambda_max((A + A*)/2): when neither exceeds 1, w(A) <= 1 (K = 1)
     # is possible and worth a coarse bracket even without the certificate (it saves the search)
     w_maybe_one = normT <= 2 and float(sla.eigvalsh(0.5 * (a + a.conj().T), check_finite=False)[-1]) <= 1
-    if certify or w_maybe_one:
+    cells_first = certify and method != "levelset"
+    if (certify and not cells_first) or w_maybe_one:
         from spectra.numerical_range import _coarse_bounds, numerical_radius_bounds
 
         # a loose bracket (within 2%) is enough for the far field; a tight one only to
@@ -1231,12 +1238,79 @@ def kreiss_constant(
             )
     half = not np.iscomplexobj(a)
 
+    def w_coarse() -> float:
+        from spectra.numerical_range import _coarse_bounds
+
+        return min(normT, _coarse_bounds(a if not np.iscomplexobj(a) else T)[1])
+
+    evals = 0
+    cres = None
+    if cells_first:
+        # ---- the cells (spectra._kreiss_cells): search and proof in one, a few thousand
+        # sigma_min values by the grid engine (O(n^2) each); where they give up, the search and
+        # the circle walk (O(n^3) level sets) below take over
+        from spectra._kreiss_cells import certify_cells
+
+        rtol_cells = max(rtol, RTOL_MIN)
+        cres = certify_cells(
+            a,
+            T,
+            R_real,
+            normT=normT,
+            w_up=w_hi,
+            rtol=rtol_cells,
+            w_refine=None if w_maybe_one else w_coarse,
+        )
+        evals += cres.vertices
+        if cres.certified:
+            low_safe = _attained_safely(cres.lower, cres.z, normT, n)
+            how = (
+                f"{cres.cells} square cells by concave interpolation of sigma_min^2 - |z|^2, "
+                f"{cres.vertices} sigma_min values"
+            )
+            return KreissResult(
+                value=low_safe,
+                lower=low_safe,
+                upper=cres.upper,
+                z=cres.z,
+                certified=bool(cres.upper <= cres.lower * (1 + rtol_cells)),
+                n=n,
+                spectral_radius=rho,
+                norm=normT,
+                message=f"K certified: {low_safe:.10g} <= K <= {cres.upper:.10g} ({how})",
+                evaluations=evals,
+            )
+        cells_note = (
+            f"the cells gave up ({cres.stopped}) after {cres.vertices} sigma_min values"
+        )
+        if method == "cells":
+            low_safe = _attained_safely(cres.lower, cres.z, normT, n)
+            upper = max(low_safe, _powers_upper(a)[0])
+            return KreissResult(
+                value=low_safe,
+                lower=low_safe,
+                upper=upper,
+                z=cres.z,
+                certified=False,
+                n=n,
+                spectral_radius=rho,
+                norm=normT,
+                message=(
+                    f"{cells_note}: K >= {low_safe:.10g} (attained at z), K <= sup_k ||A^k|| = "
+                    f"{upper:.6g}; method='auto' hands over to the circle walk there"
+                ),
+                evaluations=evals,
+            )
+        if not walk:
+            certify = False  # the search below, then its uncertified result
+        elif w_hi >= normT:
+            w_hi = w_coarse()
+
     # ---- 2. global search on the cell centres, then local ascents
     R = max(2.0, 2 * normT + 1)
     cells = _initial_cells(rho, R, half)
     rc = 0.5 * (cells.r0 + cells.r1)
     zc = rc * np.exp(0.5j * (cells.t0 + cells.t1))
-    evals = 0
     sig = _smin_values(T, zc)
     fvals = (rc - 1) / np.maximum(sig, 1e-300)
     evals += int(np.count_nonzero(np.isfinite(fvals)))
@@ -1259,6 +1333,8 @@ def kreiss_constant(
         evals += 1
         if f > lower:
             lower, zbest = f, z
+    if cres is not None and cres.lower > lower:
+        lower, zbest = cres.lower, cres.z
 
     # ---- 3. certificate
     certified = False
@@ -1285,10 +1361,14 @@ def kreiss_constant(
             )
         else:
             up_msg = f"upper bound max_(j<{m_pow}) ||A^j|| = sup_k ||A^k|| from the powers"
-        msg = (
-            f"K from a grid search and BFGS ascent (lower bound attained at z); {up_msg} (the "
-            f"level-set certificate was not run: certify=True runs it, 'auto' only for n <= {_CERTIFY_N})"
-        )
+        if cells_note:
+            how = (
+                f"{cells_note}; certify=True then runs the circle walk (level sets), 'auto' only for "
+                f"n <= {_CERTIFY_N}"
+            )
+        else:
+            how = "no certificate was asked for: certify=True or 'auto' runs it"
+        msg = f"K from a grid search and BFGS ascent (lower bound attained at z); {up_msg} ({how})"
         lower = _attained_safely(lower, zbest, normT, n)
         return KreissResult(
             value=lower,
@@ -1352,45 +1432,6 @@ def kreiss_constant(
                 evaluations=evals,
                 resolved=False,
             )
-
-    # the cells first (spectra._kreiss_cells: a few thousand sigma_min values by the grid
-    # engine, O(n^2) each); where they give up, the circle walk (O(n^3) level sets) takes over
-    from spectra._kreiss_cells import certify_cells
-
-    rtol_cells = max(rtol, RTOL_MIN)
-    cres = certify_cells(
-        a,
-        T,
-        R_real,
-        normT=normT,
-        w_up=w_hi,
-        lower=lower,
-        zbest=zbest,
-        rtol=rtol_cells,
-        ascend=lambda z: _local_max(T, z),
-    )
-    evals += cres.vertices + 20 * cres.ascents
-    if cres.certified:
-        computed = cres.lower
-        low_safe = _attained_safely(cres.lower, cres.z, normT, n)
-        how = (
-            f"{cres.cells} square cells by concave interpolation of sigma_min^2 - |z|^2, "
-            f"{cres.vertices} sigma_min values"
-        )
-        return KreissResult(
-            value=low_safe,
-            lower=low_safe,
-            upper=cres.upper,
-            z=cres.z,
-            certified=bool(cres.upper <= computed * (1 + rtol_cells)),
-            n=n,
-            spectral_radius=rho,
-            norm=normT,
-            message=f"K certified: {low_safe:.10g} <= K <= {cres.upper:.10g} ({how})",
-            evaluations=evals,
-        )
-    if cres.lower > lower:
-        lower, zbest = cres.lower, cres.z
 
     inner = rc <= np.min(rc) * (1 + 1e-12)
 

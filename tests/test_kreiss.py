@@ -540,7 +540,11 @@ def test_certify_auto_now_covers_n_64():
     A = random_nonnormal(64, 0.9, seed=3)
     K = kreiss_constant(A)
     assert K.certified and K.upper <= K.lower * (1 + 1e-6), K.message
-    assert "circles" in K.message
+    assert "square cells" in K.message
+    walk = kreiss_constant(A, method="levelset")
+    assert walk.certified and "circles" in walk.message
+    # two independent proofs: each bracket holds the other's attained lower bound
+    assert walk.lower <= K.upper and K.lower <= walk.upper
 
 
 def test_fallback_rings_and_cells_alone_bracket_K(monkeypatch):
