@@ -83,7 +83,6 @@ from dataclasses import dataclass
 import numpy as np
 
 _EPS = float(np.finfo(float).eps)
-_DEBUG = False
 
 #: vertex values by dense SVD up to this order (LAPACK, batched)
 DENSE_N = 40
@@ -222,7 +221,9 @@ def _tri_min(a: float, P: np.ndarray, b: np.ndarray, c0: np.ndarray) -> np.ndarr
     return best
 
 
-def cells_pass(x0: np.ndarray, y0: np.ndarray, h: np.ndarray, s2: list[np.ndarray], gamma: float) -> np.ndarray:
+def cells_pass(
+    x0: np.ndarray, y0: np.ndarray, h: np.ndarray, s2: list[np.ndarray], gamma: float
+) -> np.ndarray:
     """Whether ``f <= gamma`` is proved on each square (corners ccw from ``(x0, y0)``).
 
     `s2` holds the four corners' lowered ``sigma_min^2`` (the module notes give the test).
@@ -242,30 +243,24 @@ def cells_pass(x0: np.ndarray, y0: np.ndarray, h: np.ndarray, s2: list[np.ndarra
     centre = 0.5 * (s2[0] + s2[2])  # L at the centre (on the shared diagonal 0-2)
     # rounding in forming and minimising the quadratics: a few ulps of their largest terms
     slack = 1e-13 * (G2 * np.max(s2, axis=0) + (mr + h) ** 2)
-    ok1 = np.ones(x0.size, dtype=bool)
-    ok2 = np.ones(x0.size, dtype=bool)
-    for i, j, k in ((0, 1, 2), (0, 2, 3)):
-        P = np.stack([C[i], C[j], C[k]], 1)
-        e1, e2 = C[j] - C[i], C[k] - C[i]
-        det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
-
-        def grad(v):
-            f1, f2 = v[j] - v[i], v[k] - v[i]
-            return np.stack([(f1 * e2[:, 1] - f2 * e1[:, 1]) / det, (e1[:, 0] * f2 - e2[:, 0] * f1) / det], 1)
-
+    ok = np.ones(x0.size, dtype=bool)
+    m2 = np.stack([mx, my], 1)
+    u2 = np.stack([ux, uy], 1)
+    # the two triangles (corners 0-1-2 and 0-2-3, right angles at 1 and 3) and the gradients
+    # of the linear interpolants on them: (v1 - v0, v2 - v1)/h and (v2 - v3, v3 - v0)/h
+    for tri, grad in (
+        ((0, 1, 2), lambda v: np.stack([(v[1] - v[0]) / h, (v[2] - v[1]) / h], 1)),
+        ((0, 2, 3), lambda v: np.stack([(v[2] - v[3]) / h, (v[3] - v[0]) / h], 1)),
+    ):
+        P = np.stack([C[t] for t in tri], 1)
         gs = grad(s2)
         # gamma^2 sigma^2 >= gamma^2 (L(w) - rho^2 + |d|^2), d = w - m
-        # 1: -(|w| - 1)^2 >= -|m|^2 - 2 m.d - |d|^2 + 2 |m| + 2 u.d - 1
-        b1 = G2 * gs - 2 * np.stack([mx, my], 1) + 2 * np.stack([ux, uy], 1)
-        c1 = G2 * (centre - rho2) - (mr - 1) ** 2
-        ok1 &= _tri_min(G2 - 1, P, b1, c1) >= slack
+        # 1: -(|w| - 1)^2 >= -|m|^2 - 2 m.d - |d|^2 + 2 |m| + 2 u.d - 1   (|w| >= u.w)
+        q1 = _tri_min(G2 - 1, P, G2 * gs - 2 * m2 + 2 * u2, G2 * (centre - rho2) - (mr - 1) ** 2)
         # 2: -(|w| - 1)_+^2 >= -(its linear interpolant)
-        gp = grad(p2)
-        pc = 0.5 * (p2[0] + p2[2])
-        b2 = G2 * gs - gp
-        c2 = G2 * (centre - rho2) - pc
-        ok2 &= _tri_min(G2, P, b2, c2) >= slack
-    return ok1 | ok2
+        q2 = _tri_min(G2, P, G2 * gs - grad(p2), G2 * (centre - rho2) - 0.5 * (p2[0] + p2[2]))
+        ok &= (q1 >= slack) | (q2 >= slack)
+    return ok
 
 
 def certify_cells(
@@ -387,7 +382,9 @@ def certify_cells(
         y0 = cy.astype(np.float64) * unit
         h = side.astype(np.float64) * unit
         # drop squares inside the unit disc or beyond the far field
-        far = np.max([np.hypot(p, q) for p, q in ((x0, y0), (x0 + h, y0), (x0 + h, y0 + h), (x0, y0 + h))], axis=0)
+        far = np.max(
+            [np.hypot(p, q) for p, q in ((x0, y0), (x0 + h, y0), (x0 + h, y0 + h), (x0, y0 + h))], axis=0
+        )
         near = np.hypot(np.clip(0.0, x0, x0 + h), np.clip(0.0, y0, y0 + h))
         keep = (far > 1) & (near < R)
         cx, cy, lev, side, hot = cx[keep], cy[keep], lev[keep], side[keep], hot[keep]
@@ -462,17 +459,15 @@ def certify_cells(
             sub = [[corner[q] for q in redo] for corner in keys]
             again = cells_pass(x0[redo], y0[redo], h[redo], corner_values(sub, assume_tight=True), gamma)
             if np.any(again):
-                klist = sorted({k for corner in sub for q, k in enumerate(corner) if again[q] and vtol[index[k]] > tight})
+                klist = sorted(
+                    {k for corner in sub for q, k in enumerate(corner) if again[q] and vtol[index[k]] > tight}
+                )
                 if klist:
                     compute(klist, klist, tight)
                 ok[redo] = cells_pass(x0[redo], y0[redo], h[redo], corner_values(sub), gamma)
         rounds += 1
         bad = ~ok
         nbad = int(bad.sum())
-        if _DEBUG:
-            nearr = np.hypot(np.clip(0.0, x0, x0 + h), np.clip(0.0, y0, y0 + h))
-            strad = int(np.sum(bad & (nearr < 1)))
-            print(f"round {rounds}: cells {x0.size} failed {nbad} straddling {strad} new {len(new)} h {h.min():.2e} lower {lower:.10f}")
         if nbad == 0:
             certified = True
             break
@@ -481,14 +476,19 @@ def certify_cells(
         for corner in keys:
             idx = np.array([index[k] for k in corner], dtype=np.int64)
             with np.errstate(divide="ignore", invalid="ignore"):
-                fc = np.where(np.asarray(absz)[idx] > 1, (np.asarray(absz)[idx] - 1) / np.asarray(raw)[idx], 0.0)
+                fc = np.where(
+                    np.asarray(absz)[idx] > 1, (np.asarray(absz)[idx] - 1) / np.asarray(raw)[idx], 0.0
+                )
             fmax = np.maximum(fmax, fc)
         hot = fmax[bad] >= HOT * gamma
         if nbad > MAX_FAILED or int(hot.sum()) > MAX_HOT:
             # near a maximum the failed cells stay about as many from round to round (the region
             # shrinks with them); along a ridge of f (a whole circle where f depends on |z| only)
             # they double each round
-            stopped = f"{nbad} cells failed in one round, {int(hot.sum())} of them next to the maximum (a ridge of f, not a peak)"
+            stopped = (
+                f"{nbad} cells failed in one round, {int(hot.sum())} of them next to the maximum "
+                "(a ridge of f, not a peak)"
+            )
             break
         cx, cy, lev, side = cx[bad], cy[bad], lev[bad], side[bad]
         if np.any(lev >= 47) or np.any(h[bad] < H_MIN * np.maximum(1.0, np.hypot(x0[bad], y0[bad]))):

@@ -1280,9 +1280,7 @@ def kreiss_constant(
                 message=f"K certified: {low_safe:.10g} <= K <= {cres.upper:.10g} ({how})",
                 evaluations=evals,
             )
-        cells_note = (
-            f"the cells gave up ({cres.stopped}) after {cres.vertices} sigma_min values"
-        )
+        cells_note = f"the cells gave up ({cres.stopped}) after {cres.vertices} sigma_min values"
         if method == "cells":
             low_safe = _attained_safely(cres.lower, cres.z, normT, n)
             upper = max(low_safe, _powers_upper(a)[0])
