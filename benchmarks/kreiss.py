@@ -88,6 +88,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256, 512])
     ap.add_argument("--certify-max-n", type=int, default=512)
+    ap.add_argument(
+        "--levelset-max-n",
+        type=int,
+        default=0,
+        help="also time method='levelset' (the circle walk) up to this n",
+    )
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved (grid, certificate) runs; medians")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     try:
@@ -97,10 +104,11 @@ def main() -> None:
     print(f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')}")
     if pseudospectra is not None:
         pseudospectra(matrix(min(args.sizes), args.seed), npts=20)  # warm-up (imports, first calls)
+    kreiss_constant(matrix(48, args.seed + 1), certify=True)  # warm-up (the Lanczos kernels)
     head = (
-        f"{'n':>4} {'K':>12} {'K value s':>10} {'K cert s':>9} {'upper/lower-1':>14} "
+        f"{'n':>4} {'K':>12} {'K value s':>10} {'K cert s':>9} {'upper/lower-1':>14} {'values':>7} "
         f"{'transient s':>11} {'peak':>8} {'k*':>4} {'grid s':>8} {'value/grid':>10} {'cert/grid':>9} "
-        f"{'circles':>7} {'local check':>12}"
+        f"{'levelset/grid':>13} {'circles':>7} {'local check':>12}"
     )
     print(head)
     print("-" * len(head))
@@ -108,17 +116,32 @@ def main() -> None:
         A = matrix(n, args.seed)
         tg, t_tg = timed(transient_growth, A)
         kv, t_val = timed(kreiss_constant, A, certify=False, transient=tg)
-        t_cert = None
-        if n <= args.certify_max_n:
-            kc, t_cert = timed(kreiss_constant, A, certify=True)
+        t_grid = t_cert = None
+        grids, certs = [], []
+        kc = None
+        for _ in range(max(1, args.repeat)):
+            if pseudospectra is not None:
+                grids.append(timed(pseudospectra, A, npts=100)[1])
+            if n <= args.certify_max_n:
+                kc, t = timed(kreiss_constant, A, certify=True)
+                certs.append(t)
+        if grids:
+            t_grid = float(np.median(grids))
+        if certs:
+            t_cert = float(np.median(certs))
             gap = f"{kc.upper / kc.lower - 1:.2e}" + ("" if kc.certified else "!")
+            found = re.search(r"(\d+) sigma_min values", kc.message)
+            values = found.group(1) if found else "?"
             cert = f"{t_cert:9.2f}"
-            found = re.search(r"(\d+) circles", kc.message)
-            circles = found.group(1) if found else "?"
         else:
-            gap, cert, circles = "-", "-".rjust(9), "-"
-        if pseudospectra is not None:
-            _, t_grid = timed(pseudospectra, A, npts=100)
+            gap, cert, values = "-", "-".rjust(9), "-"
+        lratio, circles = "-", "-"
+        if n <= args.levelset_max_n:
+            kl, t_lev = timed(kreiss_constant, A, certify=True, method="levelset")
+            found = re.search(r"(\d+) circles", kl.message)
+            circles = found.group(1) if found else "?"
+            lratio = f"{t_lev / t_grid:.2f}" if t_grid else f"{t_lev:.2f}s"
+        if t_grid is not None:
             grid = f"{t_grid:8.2f}"
             ratio = f"{t_val / t_grid:10.2f}"
             cratio = f"{t_cert / t_grid:9.2f}" if t_cert is not None else "-".rjust(9)
@@ -126,8 +149,8 @@ def main() -> None:
             grid, ratio, cratio = "missing".rjust(8), "-".rjust(10), "-".rjust(9)
         chk = local_check(A, kv.z, kv.value) if kv.z is not None else float("nan")
         print(
-            f"{n:4d} {kv.value:12.8f} {t_val:10.2f} {cert} {gap:>14} {t_tg:11.2f} "
-            f"{tg.peak:8.3f} {tg.peak_k:4d} {grid} {ratio} {cratio} {circles:>7} {chk:12.1e}",
+            f"{n:4d} {kv.value:12.8f} {t_val:10.2f} {cert} {gap:>14} {values:>7} {t_tg:11.2f} "
+            f"{tg.peak:8.3f} {tg.peak_k:4d} {grid} {ratio} {cratio} {lratio:>13} {circles:>7} {chk:12.1e}",
             flush=True,
         )
 

@@ -1,7 +1,9 @@
 """Certified upper bound on the Kreiss constant: a walk over circles, each one level set.
 
-Used by :func:`spectra.kreiss.kreiss_constant` (``certify=True``). Given a
-level ``gamma`` it proves
+Used by :func:`spectra.kreiss.kreiss_constant` (``certify=True``) where the
+square cells of :mod:`spectra._kreiss_cells` give up (a maximum of ``f`` along
+a whole circle, ``sigma_min`` near rounding), and alone with
+``method="levelset"``. Given a level ``gamma`` it proves
 
     f(z) = (|z| - 1)/sigma_min(zI - A) <= gamma   for every |z| > 1,
 

@@ -967,11 +967,23 @@ def kreiss_constant(
         below :data:`RTOL_MIN` (1e-14) it is tried as 1e-14, the tightest bracket
         double precision resolves.
     certify : bool or "auto"
-        Run the certificate (:mod:`spectra._kreiss_certificate`: 15-21
-        eigenproblems of order 2n, O(n^3) each). ``"auto"``: for ``n <= 64``.
-        Without it, :attr:`KreissResult.upper` is the weaker, still guaranteed
-        ``max_{j<m} ||A^j||`` (first ``m`` with ``||A^m|| <= 1``; then
-        ``sup_k ||A^k|| = max_{j<m} ||A^j||``).
+        Prove an upper bound within `rtol` of the lower one. First by square
+        cells (:mod:`spectra._kreiss_cells`: a few thousand ``sigma_min``
+        values by the pseudospectra engine, O(n^2) each; about a quarter to
+        two thirds of one 100x100 pseudospectra grid for random n = 64..512),
+        then, where the cells give up (``f`` maximal along a whole curve, or
+        ``sigma_min`` at the maximiser near rounding), by the circle walk
+        (:mod:`spectra._kreiss_certificate`: 15-21 eigenproblems of order 2n,
+        O(n^3) each). ``"auto"``: the cells for every n, the walk only for
+        ``n <= 64``. ``False``: neither; :attr:`KreissResult.upper` is then the
+        weaker, still guaranteed ``max_{j<m} ||A^j||`` (first ``m`` with
+        ``||A^m|| <= 1``; then ``sup_k ||A^k|| = max_{j<m} ||A^j||``).
+    method : {"auto", "cells", "levelset"}
+        Which proof: ``"auto"`` the cells, then the walk as `certify` says;
+        ``"cells"`` the cells alone (where they give up, the result is not
+        certified and the upper bound is ``sup_k ||A^k||``); ``"levelset"``
+        the search and the circle walk alone (the eleventh session's method,
+        resting on LAPACK's eigensolver rather than on Lanczos, see Notes).
     max_evals : int, optional
         Budget of the certificate in SVD-equivalents (an eigenproblem of order
         2n counts 12); when exhausted the result is not certified and the upper
@@ -1038,7 +1050,7 @@ def kreiss_constant(
        reach the circle); else (a rotated Jordan block) ``value = inf``,
        ``certified=False``, with a ray lower bound, and the message says that
        ``rho >= 1`` is not resolved.
-    2. Search: ``f`` at the centres of a polar grid over
+    2. Search (without the certificate, or after the cells gave up): ``f`` at the centres of a polar grid over
        ``1 <= |z| <= R`` (radial step ``h = 1 - rho`` clipped to
        ``[2e-3, 0.1]`` for eight rings next to the circle, then rings growing
        by 25%; angles ``[0, pi]`` for real A by conjugate symmetry), then BFGS
@@ -1046,8 +1058,33 @@ def kreiss_constant(
        the singular triplet. Every value is attained at a point, so it is a
        lower bound; the ascent converges quadratically, but without the
        certificate nothing proves that no higher maximum was missed.
-    3. Certificate (:mod:`spectra._kreiss_certificate`, where the method and
-       exactly what relies on LAPACK's backward stability are documented):
+    3. Certificate, cells (:mod:`spectra._kreiss_cells`, where the method and
+       what it relies on are documented). ``sigma_min(zI - A)^2 - |z|^2`` is
+       the smallest eigenvalue of a Hermitian matrix affine in ``(Re z, Im
+       z)``, so concave: on a triangle it lies above the linear interpolant of
+       its vertex values, and ``f <= gamma`` on a square follows from the
+       ``sigma_min`` at its four corners by minimising two convex quadratics in
+       closed form. Squares over ``1 <= |z| <= R`` (far field as below; upper
+       half plane for real A) are cut in four where the test fails; the
+       largest ``f`` at a vertex is the lower bound (attained there), so the
+       cells find the maximum as they prove it, and no separate search is
+       run. ``gamma = lower (1 + 0.9 rtol)``. Vertex values: LAPACK SVDs for
+       ``n <= 40``, else inverse Lanczos on the Schur form (the pseudospectra
+       engine) to 1e-5, again to ``1e-3 rtol`` (in ``[1e-12, 1e-9]``) at the
+       corners of squares that need it, each lowered by twice its tolerance
+       and by ``10 n u (||A|| + |z|)``. Limits: that each Lanczos value is the
+       *smallest* singular value (the residual test proves it is within
+       tolerance of one of them; from a random-phase start Lanczos finds the
+       extreme one in practice) is assumed, not proved; the cells give up
+       (after at most 16000 values) where ``f`` is maximal along a curve (a
+       scaled shift: ``f`` depends on ``|z|`` only), the failed squares next
+       to the maximum then doubling each round, and where ``sigma_min`` at
+       the maximiser is within ``5/rtol`` of the vertex values' rounding.
+       Cost for random matrices (benchmarks/kreiss.py): 1500-6000 values,
+       0.2-0.7 pseudospectra grids at n = 64..512.
+    4. Certificate, circle walk (:mod:`spectra._kreiss_certificate`, where the method and
+       exactly what relies on LAPACK's backward stability are documented),
+       where the cells give up, after the search of step 2:
        ``R`` is chosen so that the far field ``|z| >= R`` is bounded by
        ``(R - 1)/(R - w(A)) <= gamma = lower (1 + 0.9 rtol)``; the annulus
        ``1 <= |z| <= R`` is proved by a walk over circles: ``|z|^s ||(zI -
@@ -1060,7 +1097,7 @@ def kreiss_constant(
        second-order test take over. Cost: 15-21 eigenproblems for random
        n = 64..512 matrices (about 1.2-1.8 pseudospectra grids at n = 64, 2-3 at
        128, 4-6 at n = 256..512; benchmarks/kreiss.py), hence ``"auto"``
-       certifies ``n <= 64``. Limits: the
+       runs it only for ``n <= 64``. Limits: the
        proof is only as good as the eigensolver's crossings (backward stable,
        with a margin); the budget `max_evals` may stop it short of `rtol`
        (``certified=False``, honest but looser ``upper``). Every circle carries
