@@ -194,30 +194,38 @@ class _Sigma:
         return np.maximum(sig * (1 - rel) - 10 * self.n * _EPS * (self.normT + np.abs(z)), 0.0)
 
 
-def _tri_min(a: float, P: np.ndarray, b: np.ndarray, c0: np.ndarray) -> np.ndarray:
-    """Minimum of ``a |d|^2 + b.d + c0`` over each triangle ``P[k]`` ((m, 3, 2); ``a >= 0``)."""
-    best = np.full(P.shape[0], np.inf)
-    with np.errstate(all="ignore"):
-        for i, j in ((0, 1), (1, 2), (2, 0)):
-            u, e = P[:, i], P[:, j] - P[:, i]
-            ee = np.einsum("ij,ij->i", e, e)
-            t = -(2 * a * np.einsum("ij,ij->i", u, e) + np.einsum("ij,ij->i", b, e)) / (2 * a * ee)
-            t = np.where(np.isfinite(t), np.clip(t, 0.0, 1.0), 0.0)
-            for tt in (t, np.zeros_like(t)):  # the edge's best point and its first vertex
-                d = u + tt[:, None] * e
-                best = np.minimum(best, a * np.einsum("ij,ij->i", d, d) + np.einsum("ij,ij->i", b, d) + c0)
-        if a > 0:
-            d = -b / (2 * a)
+def _clip_div(num: np.ndarray, den: np.ndarray | float, lim: np.ndarray) -> np.ndarray:
+    """``num/den`` clipped to ``[-lim, lim]`` (0 where it is undefined: ``0/0``)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.clip(num / den, -lim, lim)
+    return np.where(np.isnan(t), 0.0, t)
 
-            def side(p, q, x):
-                return (q[:, 0] - p[:, 0]) * (x[:, 1] - p[:, 1]) - (q[:, 1] - p[:, 1]) * (x[:, 0] - p[:, 0])
 
-            s1 = side(P[:, 0], P[:, 1], d)
-            s2 = side(P[:, 1], P[:, 2], d)
-            s3 = side(P[:, 2], P[:, 0], d)
-            inside = ((s1 >= 0) & (s2 >= 0) & (s3 >= 0)) | ((s1 <= 0) & (s2 <= 0) & (s3 <= 0))
-            val = c0 - np.einsum("ij,ij->i", b, b) / (4 * a)
-            best = np.where(inside, np.minimum(best, val), best)
+def _half_min(a: float, bx, by, c, hh, upper: bool) -> np.ndarray:
+    """Minimum of ``a |d|^2 + bx dx + by dy + c`` over a half square.
+
+    The square is ``|dx|, |dy| <= hh``; the half is ``dy <= dx`` (`upper` False: corners
+    ``(-hh, -hh), (hh, -hh), (hh, hh)``) or ``dy >= dx`` (corners ``(-hh, -hh), (hh, hh),
+    (-hh, hh)``). Candidates: the stationary point when inside (``a > 0``), the best point of
+    each edge (for ``a >= 0`` a convex function of one variable, clipped to the edge) and the
+    corners (for ``a < 0``).
+    """
+
+    def q(dx, dy):
+        return a * (dx * dx + dy * dy) + bx * dx + by * dy + c
+
+    e = -hh if not upper else hh  # the horizontal edge: dy = -hh (lower half) or dy = hh (upper)
+    best = q(_clip_div(-bx, 2 * a, hh), e)
+    best = np.minimum(best, q(-e, _clip_div(-by, 2 * a, hh)))  # dx = hh (lower) or dx = -hh (upper)
+    t = _clip_div(-(bx + by), 4 * a, hh)  # the diagonal dx = dy = t
+    best = np.minimum(best, q(t, t))
+    # the corners (where the minimum lies when a < 0: gamma < 1, never asked by the certificate)
+    for cx_, cy_ in ((-hh, -hh), (hh, hh), (-e, e)):
+        best = np.minimum(best, q(cx_, cy_))
+    if a > 0:
+        sx, sy = -bx / (2 * a), -by / (2 * a)
+        inside = (np.abs(sx) <= hh) & (np.abs(sy) <= hh) & ((sy <= sx) if not upper else (sy >= sx))
+        best = np.where(inside, np.minimum(best, c - (bx * bx + by * by) / (4 * a)), best)
     return best
 
 
@@ -236,29 +244,28 @@ def cells_pass(
         ux = np.where(mr > 0, mx / mr, 0.0)
         uy = np.where(mr > 0, my / mr, 0.0)
     rho2 = 0.5 * h * h  # circumradius^2 of both triangles (centre: the square's centre)
-    C = [np.stack([-hh, -hh], 1), np.stack([hh, -hh], 1), np.stack([hh, hh], 1), np.stack([-hh, hh], 1)]
     # (|w| - 1)_+^2 at the corners, for minorant 2
-    corner_r = [np.hypot(mx + c[:, 0], my + c[:, 1]) for c in C]
-    p2 = [np.maximum(r - 1, 0.0) ** 2 for r in corner_r]
+    p2 = [
+        np.maximum(np.hypot(mx + sx * hh, my + sy * hh) - 1, 0.0) ** 2
+        for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))
+    ]
     centre = 0.5 * (s2[0] + s2[2])  # L at the centre (on the shared diagonal 0-2)
+    pc = 0.5 * (p2[0] + p2[2])
     # rounding in forming and minimising the quadratics: a few ulps of their largest terms
-    slack = 1e-13 * (G2 * np.max(s2, axis=0) + (mr + h) ** 2)
+    slack = 1e-13 * (G2 * np.maximum(np.maximum(s2[0], s2[1]), np.maximum(s2[2], s2[3])) + (mr + h) ** 2)
+    c1 = G2 * (centre - rho2) - (mr - 1) ** 2
+    c2 = G2 * (centre - rho2) - pc
     ok = np.ones(x0.size, dtype=bool)
-    m2 = np.stack([mx, my], 1)
-    u2 = np.stack([ux, uy], 1)
     # the two triangles (corners 0-1-2 and 0-2-3, right angles at 1 and 3) and the gradients
     # of the linear interpolants on them: (v1 - v0, v2 - v1)/h and (v2 - v3, v3 - v0)/h
-    for tri, grad in (
-        ((0, 1, 2), lambda v: np.stack([(v[1] - v[0]) / h, (v[2] - v[1]) / h], 1)),
-        ((0, 2, 3), lambda v: np.stack([(v[2] - v[3]) / h, (v[3] - v[0]) / h], 1)),
-    ):
-        P = np.stack([C[t] for t in tri], 1)
-        gs = grad(s2)
+    for upper, (i, j), (k, m) in ((False, (1, 0), (2, 1)), (True, (2, 3), (3, 0))):
+        gx, gy = (s2[i] - s2[j]) / h, (s2[k] - s2[m]) / h
         # gamma^2 sigma^2 >= gamma^2 (L(w) - rho^2 + |d|^2), d = w - m
         # 1: -(|w| - 1)^2 >= -|m|^2 - 2 m.d - |d|^2 + 2 |m| + 2 u.d - 1   (|w| >= u.w)
-        q1 = _tri_min(G2 - 1, P, G2 * gs - 2 * m2 + 2 * u2, G2 * (centre - rho2) - (mr - 1) ** 2)
+        q1 = _half_min(G2 - 1, G2 * gx - 2 * mx + 2 * ux, G2 * gy - 2 * my + 2 * uy, c1, hh, upper)
         # 2: -(|w| - 1)_+^2 >= -(its linear interpolant)
-        q2 = _tri_min(G2, P, G2 * gs - grad(p2), G2 * (centre - rho2) - 0.5 * (p2[0] + p2[2]))
+        px, py = (p2[i] - p2[j]) / h, (p2[k] - p2[m]) / h
+        q2 = _half_min(G2, G2 * gx - px, G2 * gy - py, c2, hh, upper)
         ok &= (q1 >= slack) | (q2 >= slack)
     return ok
 
@@ -331,11 +338,10 @@ def certify_cells(
     unit, cx, cy = lattice(reach)
     lev = np.zeros(cx.size, dtype=np.int64)  # side = h0 / 2^lev
     hot = np.zeros(cx.size, dtype=bool)  # parent close to gamma: new vertices at the tight tolerance
-    # per vertex: index into the lists below
+    # per vertex: an index into the arrays of the store
     index: dict[tuple[int, int], int] = {}
-    raw: list[float] = []  # computed sigma_min (never below the true one, up to rounding)
-    vtol: list[float] = []  # the tolerance it was computed to
-    absz: list[float] = []
+    store = {"raw": np.empty(1024), "tol": np.empty(1024), "absz": np.empty(1024), "size": 0}
+    key_of: list[tuple[int, int]] = []  # the vertex of each index
     vectors: dict[tuple[int, int], np.ndarray] = {}
     nvert = ncells = rounds = 0
     stopped = ""
@@ -353,26 +359,32 @@ def certify_cells(
                     V0[:, c] = vectors[p]
         sig.tol = tol
         sv, vec = sig.values(z, V0)
+        pos = np.empty(len(klist), dtype=np.int64)
         for c, k in enumerate(klist):
-            if k in index:
-                raw[index[k]], vtol[index[k]] = float(sv[c]), tol
-            else:
-                index[k] = len(raw)
-                raw.append(float(sv[c]))
-                vtol.append(tol)
-                absz.append(abs(z[c]))
-            if vec is not None:
+            at = index.get(k)
+            if at is None:
+                at = index[k] = store["size"]
+                store["size"] += 1
+                key_of.append(k)
+            pos[c] = at
+        if store["size"] > store["raw"].size:
+            for name in ("raw", "tol", "absz"):
+                grown = np.empty(2 * store["size"])
+                grown[: store[name].size] = store[name]
+                store[name] = grown
+        store["raw"][pos], store["tol"][pos], store["absz"][pos] = sv, tol, np.abs(z)
+        if vec is not None:
+            for c, k in enumerate(klist):
                 vectors[k] = vec[:, c]
         return z, sv
 
-    def corner_values(keys, assume_tight: bool = False) -> list[np.ndarray]:
+    def corner_values(idx: list[np.ndarray], assume_tight: bool = False) -> list[np.ndarray]:
+        """Lowered ``sigma_min^2`` at the corners (vertex indices `idx`, one array per corner)."""
         out = []
-        for corner in keys:
-            idx = np.array([index[k] for k in corner], dtype=np.int64)
-            s_ = np.asarray(raw)[idx]
-            t_ = tight if assume_tight else np.asarray(vtol)[idx]
+        for ix in idx:
+            t_ = tight if assume_tight else store["tol"][ix]
             rel = 0.0 if sig.dense else 2 * t_
-            lo = np.maximum(s_ * (1 - rel) - floor_abs * (normT + np.asarray(absz)[idx]), 0.0)
+            lo = np.maximum(store["raw"][ix] * (1 - rel) - floor_abs * (normT + store["absz"][ix]), 0.0)
             out.append(lo * lo)
         return out
 
@@ -445,24 +457,24 @@ def certify_cells(
                 lev = np.zeros(cx.size, dtype=np.int64)
                 hot = np.zeros(cx.size, dtype=bool)
                 index.clear()
-                raw.clear()
-                vtol.clear()
-                absz.clear()
+                key_of.clear()
+                store["size"] = 0
                 vectors.clear()
                 rounds += 1
                 continue
-        ok = cells_pass(x0, y0, h, corner_values(keys), gamma)
+        idx = [np.fromiter((index[k] for k in corner), dtype=np.int64, count=len(corner)) for corner in keys]
+        ok = cells_pass(x0, y0, h, corner_values(idx), gamma)
         if loose > tight and not np.all(ok):
             # failed cells that the tight tolerance would pass: tighten their loose vertices
             # (restarted from their own vectors: a few steps) and test them again
             redo = np.flatnonzero(~ok)
-            sub = [[corner[q] for q in redo] for corner in keys]
+            sub = [ix[redo] for ix in idx]
             again = cells_pass(x0[redo], y0[redo], h[redo], corner_values(sub, assume_tight=True), gamma)
             if np.any(again):
-                klist = sorted(
-                    {k for corner in sub for q, k in enumerate(corner) if again[q] and vtol[index[k]] > tight}
-                )
-                if klist:
+                cand = np.unique(np.concatenate([ix[again] for ix in sub]))
+                cand = cand[store["tol"][cand] > tight]
+                if cand.size:
+                    klist = [key_of[v] for v in cand.tolist()]
                     compute(klist, klist, tight)
                 ok[redo] = cells_pass(x0[redo], y0[redo], h[redo], corner_values(sub), gamma)
         rounds += 1
@@ -473,13 +485,10 @@ def certify_cells(
             break
         # children of a square whose corners come close to gamma are computed tight from the start
         fmax = np.zeros(cx.size)
-        for corner in keys:
-            idx = np.array([index[k] for k in corner], dtype=np.int64)
+        for ix in idx:
+            r_ = store["absz"][ix]
             with np.errstate(divide="ignore", invalid="ignore"):
-                fc = np.where(
-                    np.asarray(absz)[idx] > 1, (np.asarray(absz)[idx] - 1) / np.asarray(raw)[idx], 0.0
-                )
-            fmax = np.maximum(fmax, fc)
+                fmax = np.maximum(fmax, np.where(r_ > 1, (r_ - 1) / store["raw"][ix], 0.0))
         hot = fmax[bad] >= HOT * gamma
         if nbad > MAX_FAILED or int(hot.sum()) > MAX_HOT:
             # near a maximum the failed cells stay about as many from round to round (the region
