@@ -190,10 +190,13 @@ class _Sigma:
 
 
 def _rel_margin(tol):
-    """How far (relative) a Lanczos value run to `tol` is trusted: ``2 tol`` up to ``1e-8``, else
-    ``200 tol`` (a loose tolerance can stop Lanczos before the smallest singular value emerged
-    from the start vector; :func:`spectra.pseudospectra.pseudospectra` runs it 100 times tighter
-    than it promises for the same reason)."""
+    """How far (relative) a Lanczos value run to `tol` is trusted.
+
+    ``2 tol`` up to ``1e-8``, else ``200 tol``: a loose tolerance can stop Lanczos before the
+    smallest singular value emerged from the start vector
+    (:func:`spectra.pseudospectra.pseudospectra` runs it 100 times tighter than it promises
+    for the same reason).
+    """
     return np.where(np.asarray(tol) <= 1e-8, 2.0, 200.0) * tol
 
 
