@@ -287,7 +287,7 @@ def certify_cells(
     lower: float = 1.0,
     zbest: complex | None = None,
     w_refine=None,
-    max_vertices: int = MAX_VERTICES,
+    max_vertices: int | None = None,
 ) -> CellsResult:
     """Find ``K(A)`` and prove ``K(A) <= lower (1 + 0.9 rtol)`` by cells.
 
@@ -314,9 +314,11 @@ def certify_cells(
         ``w_refine() -> float``: a tighter upper bound on ``w(A)``, called once when
         the far-field radius from `w_up` lies beyond ``max(2, 2 ||A|| + 1)`` (the
         first extent of the cells).
-    max_vertices : int
-        Vertex budget (beyond it the result is not certified).
+    max_vertices : int, optional
+        Vertex budget, at most (and by default) :data:`MAX_VERTICES`; beyond it the
+        result is not certified.
     """
+    max_vertices = MAX_VERTICES if max_vertices is None else min(MAX_VERTICES, int(max_vertices))
     half = not np.iscomplexobj(a)
     n = T.shape[0]
     tight = float(np.clip(1e-3 * rtol, 1e-12, 1e-9))

@@ -985,8 +985,10 @@ def kreiss_constant(
         the search and the circle walk alone (the eleventh session's method,
         resting on LAPACK's eigensolver rather than on Lanczos, see Notes).
     max_evals : int, optional
-        Budget of the certificate in SVD-equivalents (an eigenproblem of order
-        2n counts 12); when exhausted the result is not certified and the upper
+        Budget of the certificate. The cells: at most this many ``sigma_min``
+        values (never more than 16000, the default); the circle walk:
+        SVD-equivalents (an eigenproblem of order
+        2n counts 12). When exhausted the result is not certified and the upper
         bound is ``sup_k ||A^k||`` (from the powers), or the largest bound of the
         cells left when smaller. Default ``200000 (16/n)^2``, at least 2000 and
         at most 200000 (a certificate that stalls stops within minutes, not
@@ -1297,6 +1299,7 @@ def kreiss_constant(
             w_up=w_hi,
             rtol=rtol_cells,
             w_refine=None if w_maybe_one else w_coarse,
+            max_vertices=None if max_evals is None else max(1, int(max_evals)),
         )
         evals += cres.vertices
         if cres.certified:

@@ -147,3 +147,11 @@ def test_vertices_at_an_eigenvalue_are_no_error():
     assert K.certified, K.message
     oracle = dense_max_f(A, R=3.0, nt=120)
     assert oracle <= K.upper and K.lower >= oracle * (1 - 1e-6)
+
+
+def test_max_evals_bounds_the_cells_too():
+    A = random_nonnormal(48, 0.9, seed=3)
+    K = kreiss_constant(A, certify=True, method="cells", max_evals=100)
+    assert not K.certified and "more than 100 sigma_min values" in K.message, K.message
+    full = kreiss_constant(A, certify=True, method="cells")
+    assert full.certified and K.lower <= full.upper and full.lower <= K.upper
