@@ -88,12 +88,22 @@ _EPS = float(np.finfo(float).eps)
 DENSE_N = 40
 #: coarse cells across the square [-R0, R0]^2 (about; the side is a power of two)
 COARSE = 12
-#: give up (and hand over to the circle walk) past this many vertices ...
-MAX_VERTICES = 16000
-#: ... or this many failed cells in one round (a ridge of f along a curve, not a peak)
-MAX_FAILED = 2500
-#: ... or this many of them next to the maximum (f >= HOT gamma at a corner)
-MAX_HOT = 600
+#: give up (and hand over to the circle walk) past max(VERTICES_PER_N n, VERTICES_N2 / n^2)
+#: vertices, within [MIN_VERTICES, MAX_VERTICES] (a vertex costs O(n^2) by Lanczos, next to
+#: nothing for tiny n; a circle of the walk O(n^3)) ...
+VERTICES_PER_N = 125
+VERTICES_N2 = 2e6
+MIN_VERTICES = 16000
+MAX_VERTICES = 200000
+#: ... or when the failed cells next to the maximum (f >= HOT gamma at a corner) have grown by a
+#: factor in [RIDGE_GROWTH, RIDGE_MAX] in each of RIDGE_ROUNDS rounds in a row, past RIDGE_MIN of
+#: them: near a peak they stay about as many from round to round once the cells are smaller than
+#: it (the region shrinks with them; before, they grow fourfold, covering an area); along a ridge
+#: of f (a whole circle where f depends on |z| only) they double, covering a curve
+RIDGE_GROWTH = 1.6
+RIDGE_MAX = 2.8
+RIDGE_ROUNDS = 4
+RIDGE_MIN = 100
 #: ... or when a cell would shrink below this fraction of its distance from 0 (rounding)
 H_MIN = 1e-9
 #: vertices are first computed to this relative tolerance (far from the maximum that is plenty);
@@ -315,12 +325,14 @@ def certify_cells(
         the far-field radius from `w_up` lies beyond ``max(2, 2 ||A|| + 1)`` (the
         first extent of the cells).
     max_vertices : int, optional
-        Vertex budget, at most (and by default) :data:`MAX_VERTICES`; beyond it the
-        result is not certified.
+        Vertex budget; by default (and at most) ``max(125 n, 2e6/n^2)`` within
+        ``[16000, 200000]`` (:data:`VERTICES_PER_N`...). Beyond it the result is not certified.
     """
-    max_vertices = MAX_VERTICES if max_vertices is None else min(MAX_VERTICES, int(max_vertices))
-    half = not np.iscomplexobj(a)
     n = T.shape[0]
+    n_budget = int(min(MAX_VERTICES, max(MIN_VERTICES, VERTICES_PER_N * n, VERTICES_N2 / n**2)))
+    max_vertices = n_budget if max_vertices is None else min(n_budget, int(max_vertices))
+    hot_history: list[int] = []
+    half = not np.iscomplexobj(a)
     tight = float(np.clip(1e-3 * rtol, 1e-12, 1e-9))
     loose = max(tight, TOL_LOOSE)
     sig = _Sigma(a, T, R_real, normT, tight)
@@ -460,6 +472,9 @@ def certify_cells(
             R = min(R, far_radius(gamma, w_up))
             if rounds == 0 and R > reach * (1 + 1e-12):
                 # the first extent was too small for the far field of this gamma: start again wider
+                if R > 1e6 * max(1.0, normT):
+                    stopped = "far-field radius too large (K too close to 1 for the cells)"
+                    break
                 reach = R
                 unit, cx, cy = lattice(reach)
                 lev = np.zeros(cx.size, dtype=np.int64)
@@ -498,13 +513,16 @@ def certify_cells(
             with np.errstate(divide="ignore", invalid="ignore"):
                 fmax = np.maximum(fmax, np.where(r_ > 1, (r_ - 1) / store["raw"][ix], 0.0))
         hot = fmax[bad] >= HOT * gamma
-        if nbad > MAX_FAILED or int(hot.sum()) > MAX_HOT:
-            # near a maximum the failed cells stay about as many from round to round (the region
-            # shrinks with them); along a ridge of f (a whole circle where f depends on |z| only)
-            # they double each round
+        hot_history.append(int(hot.sum()))
+        recent = hot_history[-(RIDGE_ROUNDS + 1) :]
+        if (
+            len(recent) == RIDGE_ROUNDS + 1
+            and recent[-1] >= RIDGE_MIN
+            and all(RIDGE_GROWTH * a <= b <= RIDGE_MAX * a for a, b in zip(recent[:-1], recent[1:]))
+        ):
             stopped = (
-                f"{nbad} cells failed in one round, {int(hot.sum())} of them next to the maximum "
-                "(a ridge of f, not a peak)"
+                f"the failed cells next to the maximum grew from {recent[0]} to {recent[-1]} in "
+                f"{RIDGE_ROUNDS} rounds: a ridge of f, not a peak"
             )
             break
         cx, cy, lev, side = cx[bad], cy[bad], lev[bad], side[bad]
