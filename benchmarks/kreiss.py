@@ -1,6 +1,7 @@
 """Kreiss constant and transient growth against one 100x100 pseudospectra grid.
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/kreiss.py [--sizes 64 128 256 512] [--certify-max-n 512]
+      [--levelset-max-n 0] [--repeat 3]
 
 For each n: a random non-normal matrix (Gaussian/sqrt(n) plus a strictly upper
 triangular Gaussian part) scaled to spectral radius 0.95. Printed side by side
@@ -9,41 +10,39 @@ shared machine wall-clock time measures the neighbours; same process, same matri
 
 * ``K value``   -- kreiss_constant(A, certify=False, transient=tg): grid search +
   BFGS ascent (its upper bound sup_k ||A^k|| reuses the transient norms);
-* ``K cert``    -- kreiss_constant(A, certify=True): value plus the certificate
-  (spectra._kreiss_certificate: a walk over circles, one level set each) of
-  upper/lower - 1 <= 1e-6 (only for n <= --certify-max-n); ``cert/grid`` is its
-  time over the grid's (the issue's goal: below 1);
+* ``K cert``    -- kreiss_constant(A, certify=True): the certificate of
+  upper/lower - 1 <= 1e-6 by square cells (spectra._kreiss_cells; search and
+  proof in one; ``values``: its sigma_min values), the median of --repeat runs
+  (only for n <= --certify-max-n); ``cert/grid`` is its median time over the
+  grid's (the issue's goal: below 1);
+* ``levelset/grid`` -- kreiss_constant(A, certify=True, method="levelset"), the
+  search and the circle walk of spectra._kreiss_certificate (one level set per
+  circle; ``circles``), once, for n <= --levelset-max-n;
 * ``transient`` -- transient_growth(A) with the default horizon;
 * ``grid``      -- spectra.pseudospectra(A, npts=100) (10^4 sigma_min values),
-  the baseline (one warm-up call first); "missing" when the module is absent.
+  the baseline: --repeat runs interleaved with the certificate's (this VM's
+  speed drifts by 15% over minutes), the median; one warm-up call first.
 
 ``local check`` re-evaluates f(z) = (|z| - 1)/sigma_min(zI - A) by dense SVD
 (numpy, independent of the library) on a 5x5 stencil of radius 1e-3 |z*| around
-the reported maximiser and prints max(f)/K - 1 (<= ~0 means no better point nearby).
+the maximiser of the uncertified value and prints max(f)/K - 1 (<= ~0 means no
+better point nearby).
 
-Measured 2026-11-22, fourth session (shared 2-core machine, OMP_NUM_THREADS=1,
-seed 0, CPU seconds; columns: n, K, K value s, K cert s, upper/lower-1,
-transient s, peak, k*, grid s, value/grid, cert/grid, circles, local check)::
+Measured 2026-11-23, thirteenth session, idle machine, 08:23
+(``--levelset-max-n 512``; columns n, K, K cert s, upper/lower-1, values, grid s,
+cert/grid, levelset/grid, circles)::
 
-     64  2.08588801  0.07   0.32  9.00e-07  0.02   4.879  6  0.18  0.40   1.78  21  -6.0e-15
-    128  3.03209231  0.17   1.02  9.00e-07  0.10   8.675  5  0.42  0.40   2.39  20   1.1e-14
-    256  3.46784020  0.50   4.12  9.00e-07  0.56  10.660  4  0.85  0.59   4.82  15   1.4e-14
-    512  4.84038593  1.85  18.63  9.00e-07  3.66  14.865  7  3.26  0.57   5.71  15  -2.9e-15
+      64  2.08588801  0.08  9.00e-07  1572  0.12  0.69  2.32  21
+     128  3.03209231  0.20  9.00e-07  2805  0.32  0.61  2.69  20
+     256  3.46784020  0.49  9.00e-07  3676  0.84  0.59  5.35  15
+     512  4.84038593  2.50  9.00e-07  5994  3.50  0.71  5.54  15
 
-(Sixth session, Schur form by real Schur + rsf2csf: cert/grid 1.61 / 2.36 / 4.69 / 5.46,
-same K, brackets and circles. Two more runs: cert/grid 1.49 / 2.52 / 4.52 / 5.56 and
-1.20 / 2.22 / 4.39 / 5.59;
-the third session's code: 2.11 / 2.95 / 7.53 / 11.03. Tenth session, same matrices: cert/grid
-1.48 / 2.45 / 4.43 / 5.93, value/grid 0.38 / 0.49 / 0.51 / 0.52, same K, brackets and circles.
-With the Lanczos norms of transient_growth, 15:32: transient 0.05 / 0.11 / 0.23 / 1.15 s.
-Twelfth session, idle machine: cert/grid 2.31 / 3.03 / 4.71 / 5.73, value/grid 0.76 / 0.74 /
-0.55 / 0.55, same K, brackets and circles.) The value (search +
-ascent) takes about half the grid's time. The certified 1e-6 bracket costs
-1.2-1.8 grids at n = 64, 2.1-2.9 at n = 128 and 4.4-5.7 at n = 256..512: 15-21
-circle level sets, each a 2n x 2n eigenproblem (O(n^3); 0.72 s at n = 512,
-where the grid is 10^4 O(n^2) triangular solves). The goal "faster than the
-grid" is missed at every size; README.md (Performance) says why fewer
-circles are not to be had from this method.
+(K value s 0.05 / 0.22 / 0.52 / 1.67, value/grid 0.43 / 0.67 / 0.62 / 0.48; local check
+3.5e-14 / 4.8e-14 / 8.7e-14 / 1.2e-13.)
+
+The cells meet the goal at every size (README.md, Performance, has the method
+and earlier runs); the circle walk, the certificate of sessions 3-12, took
+1.2-2.3 grids at n = 64 and 4.4-5.7 at n = 256..512.
 """
 
 from __future__ import annotations
