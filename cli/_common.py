@@ -128,7 +128,8 @@ def fmt_kreiss(m: dict, digits: int = 4) -> str:
     """The Kreiss constant of a JSON row (``kreiss``, ``kreiss_lower``, ...) as tables print it.
 
     A certified K with the digits both ends of its bracket share; an uncertified one (found by
-    search, n > 64 or rho = 1 to rounding) or one beyond what double precision resolves as
+    search: the cells gave up and n > 64, or rho = 1 to rounding) or one beyond what double
+    precision resolves as
     ``≥`` its proved lower bound; inf as ``inf``.
     """
     v = m.get("kreiss")

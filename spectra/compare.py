@@ -283,7 +283,8 @@ def _figures(
     for key in ("distance_to_instability", "kreiss", "transient_peak", "transient_peak_k"):
         figs[key] = extra[key]
     k, k_lo, k_hi = extra.get("kreiss"), extra.get("kreiss_lower"), extra.get("kreiss_certified_upper")
-    # found by search but not certified (n > 64, rho = 1 to rounding): attained, so a lower bound
+    # found by search but not certified (the cells gave up and n > 64, rho = 1 to rounding):
+    # attained, so a lower bound
     uncertified = (
         isinstance(k, float)
         and math.isfinite(k)

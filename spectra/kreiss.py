@@ -47,8 +47,8 @@ __all__ = [
 _EPS = np.finfo(float).eps
 #: matrices up to this order get dense (batched) SVDs; larger ones inverse iteration
 _DENSE_N = 40
-#: ``certify="auto"`` runs the certificate up to this order (there it costs about one
-#: 100x100 pseudospectra grid; see benchmarks/kreiss.py)
+#: ``certify="auto"`` runs the circle walk (where the cells gave up) up to this order (there a
+#: walk costs about 1.2-2.3 pseudospectra grids; see benchmarks/kreiss.py)
 _CERTIFY_N = 64
 #: hard cap on the number of powers computed by :func:`transient_growth`
 KMAX_CAP = 2000
