@@ -40,7 +40,9 @@ def square_max_f(A: np.ndarray, x0: float, y0: float, h: float) -> float:
         return -((abs(w) - 1) / smin(A, np.array([w]))[0]) if abs(w) > 1 else 0.0
 
     i = int(np.argmax(f))
-    res = minimize(negf, [z[i].real, z[i].imag], method="Nelder-Mead", options={"xatol": 1e-12, "fatol": 1e-14})
+    res = minimize(
+        negf, [z[i].real, z[i].imag], method="Nelder-Mead", options={"xatol": 1e-12, "fatol": 1e-14}
+    )
     return max(best, -float(res.fun))
 
 
