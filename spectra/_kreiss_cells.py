@@ -1,8 +1,10 @@
 """Certified upper bound on the Kreiss constant by concave interpolation on square cells.
 
-Used first by :func:`spectra.kreiss.kreiss_constant` (``certify=True``); where it
-gives up (its budget, or cells that would have to shrink to rounding level),
-the circle walk of :mod:`spectra._kreiss_certificate` takes over.
+Used first by :func:`spectra.kreiss.kreiss_constant` whenever a certificate is
+asked for (``certify=True``, and ``"auto"``, the default, for every n); where
+it gives up (a ridge of ``f``, ``sigma_min`` near rounding, its budget), the
+circle walk of :mod:`spectra._kreiss_certificate` takes over (``"auto"``: for
+n <= 64).
 
 The fact it rests on
 --------------------
@@ -40,8 +42,8 @@ stationary point, or the best point of an edge):
    ``gamma sigma_min >= 1 - |w|``, a condition nobody needs).
 
 A cell (a square of side ``h``, cut along a diagonal into two right triangles,
-whose circumcentre is the square's centre) passes when either minorant is
-non-negative on both triangles; a failed cell is cut into four. Cells inside
+whose circumcentre is the square's centre) passes when on each triangle one of
+the minorants is non-negative; a failed cell is cut into four. Cells inside
 the unit disc, and beyond the far-field radius ``R = (gamma w - 1)/(gamma - 1)``
 (``sigma_min(zI - A) >= |z| - w(A)``, numerical radius ``w``; Trefethen &
 Embree 2005, Thm 17.1), are dropped; for real ``A`` only ``Im z >= 0`` is
@@ -53,26 +55,35 @@ Near a maximum ``z*`` of ``f`` the cells that fail are those where the
 concavity gap exceeds the room ``gamma - f``: a region whose diameter shrinks
 with the cells, so each round fails about the same number of cells there
 (20-70 for the benchmark matrices) and the count grows with
-``log(1/rtol)``, not as a power of it. The search's lower bound sets
-``gamma = lower (1 + 0.9 rtol)``; a vertex with ``f > lower`` raises the lower
-bound (after a local ascent from it), and the cells already passed stay
-passed (``gamma`` only grows).
+``log(1/rtol)``, not as a power of it. There is no separate search: the
+largest ``f`` at a vertex is the lower bound (attained there), and
+``gamma = lower (1 + 0.9 rtol)``; a vertex with ``f > lower`` raises both,
+and the cells already passed stay passed (``gamma`` only grows). Along a
+ridge of ``f`` (maximal on a whole curve) the failed cells next to the maximum
+double from round to round instead: the cells give up there.
 
 What the proof relies on
 ------------------------
 The inequalities are theorems. The vertex values come from the pseudospectra
 engine's inverse Lanczos (:mod:`spectra._lanczos`, the Schur form, shared
-blocked triangular solves) run to a relative tolerance ``tol`` (``1e-3
-rtol``, within ``[1e-12, 1e-9]``) with its residual test, or, for ``n <= 40``
-and wherever Lanczos does not converge, LAPACK's SVD; every value is lowered
-by ``2 tol`` relative and by ``10 n u (||A|| + |z|)`` (the solves' backward
-error) before use. The residual test proves that the value is within ``tol``
-of *an* eigenvalue of ``(T_z^* T_z)^{-1}``; that it is the largest is what
-Lanczos from a random-phase start delivers in practice (a start deficient in
-the wanted singular vector by rounding-level amounts would be needed to miss
-it), not something proved here. This is the standard of the pseudospectra
-grids themselves; the circle walk (``method="levelset"``) rests on LAPACK's
-eigensolver instead and stays available.
+blocked triangular solves) with its residual test, each point from its own
+random-phase start vector, or, for ``n <= 40`` and wherever Lanczos does not
+converge, LAPACK's SVD. Two tolerances: first ``1e-5``, a value then trusted
+to ``2e-3`` relative (``200 tol``: a loose tolerance can stop Lanczos before
+the smallest singular value emerged, the reason the pseudospectra grids run it
+100 times tighter than they promise); again to the tight ``tol = 1e-3 rtol``
+(within ``[1e-12, 1e-9]``, trusted to ``2 tol``) at the corners of the squares
+that need it, and from the start next to the maximum. Every value is also
+lowered by ``10 n u (||A|| + |z|)`` (the solves' backward error). The residual
+test proves that a value is within its tolerance of *a* singular value of
+``zI - A``; that it is the smallest is what Lanczos from a start with no
+direction favoured delivers in practice, not something proved here (checked:
+26,000 vertices of 15 matrices and a direct sum against dense SVDs, none above
+its margin). A start warm from a neighbouring vertex's singular vector, as the
+pseudospectra grids use, does *not* deliver it where the smallest singular
+value changes branch between the two points (a direct sum of blocks whose
+values cross: 33% too high), so none is used. The circle walk
+(``method="levelset"``) rests on LAPACK's eigensolver instead.
 """
 
 from __future__ import annotations
@@ -111,8 +122,6 @@ H_MIN = 1e-9
 TOL_LOOSE = 1e-5
 #: ... and the children of a square with a corner where f >= HOT gamma are tight from the start
 HOT = 0.99
-#: random part of a warm start (the rest: the parent cell's corner vector)
-WARM_NOISE = 0.05
 
 
 @dataclass
@@ -142,7 +151,6 @@ class _Sigma:
         self.eigs = np.diag(T).copy()
         self.steps = 0
         rng = np.random.default_rng(seed)
-        self.v_rand = np.exp(2j * np.pi * rng.random(n))
         self.rng = rng
         if not self.dense:
             from spectra._shifted import ShiftedComplexTriangular, ShiftedQuasiTriangular
@@ -157,46 +165,44 @@ class _Sigma:
 
         return _dense_sigma_min(self.T, z)
 
-    def values(self, z: np.ndarray, V0: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(sigma, vectors)``: computed values (not yet lowered) and Ritz vectors (or None)."""
+    def values(self, z: np.ndarray) -> np.ndarray:
+        """Computed ``sigma_min`` (not yet lowered) at the points `z`.
+
+        Every point starts from its own random-phase vector (equal moduli in the Schur basis):
+        no singular vector is favoured, so Lanczos converges to the extreme one first. A warm
+        start from a neighbour's vector (an earlier version of this module) favoured that
+        neighbour's singular vector, and where the smallest singular value changes branch
+        between the two points (a direct sum: the blocks' values cross) Lanczos converged to
+        the wrong one: 33% too high against a margin of 0.2% (found by a review).
+        """
         if self.dense or z.size == 0:
-            return self._dense(z), None
+            return self._dense(z)
         # within rounding of an eigenvalue the solves break down: a dense SVD there (sigma ~ 0)
         at_eig = np.min(np.abs(z[:, None] - self.eigs[None, :]), axis=1) <= 1e-13 * max(self.normT, 1e-300)
         if np.any(at_eig):
             out = np.empty(z.size)
-            vecs = np.zeros((self.n, z.size), dtype=np.complex128)
             out[at_eig] = self._dense(z[at_eig])
             rest = np.flatnonzero(~at_eig)
             if rest.size:
-                out[rest], vecs[:, rest] = self.values(z[rest], None if V0 is None else V0[:, rest])
-            return out, vecs
+                out[rest] = self.values(z[rest])
+            return out
         from spectra._lanczos import lanczos_sigma_min
 
         n = self.n
         out = np.empty(z.size)
-        vecs = np.zeros((n, z.size), dtype=np.complex128)
         step = 800
         for s in range(0, z.size, step):
             zz = z[s : s + step]
-            if V0 is None:
-                S0 = np.repeat(self.v_rand[:, None], zz.size, axis=1)
-            else:
-                S0 = V0[:, s : s + step].copy()
-                bare = ~np.any(S0 != 0, axis=0)
-                S0[:, bare] = self.v_rand[:, None]
-                noise = np.exp(2j * np.pi * self.rng.random((n, zz.size))) * (WARM_NOISE / math.sqrt(n))
-                S0[:, ~bare] += noise[:, ~bare]
-            sig, conv, steps, ritz, _ = lanczos_sigma_min(
-                self.solver, zz, S0, tol=self.tol, maxiter=max(100, n // 2), want_vectors=True
+            S0 = np.exp(2j * np.pi * self.rng.random((n, zz.size)))
+            sig, conv, steps, _, _ = lanczos_sigma_min(
+                self.solver, zz, S0, tol=self.tol, maxiter=max(100, n // 2), want_vectors=False
             )
             self.steps += int(steps.sum())
             bad = ~conv | ~np.isfinite(sig)
             if np.any(bad):
                 sig[bad] = self._dense(zz[bad])
             out[s : s + step] = sig
-            vecs[:, s : s + step] = ritz
-        return out, vecs
+        return out
 
 
 def _rel_margin(tol):
@@ -362,23 +368,16 @@ def certify_cells(
     index: dict[tuple[int, int], int] = {}
     store = {"raw": np.empty(1024), "tol": np.empty(1024), "absz": np.empty(1024), "size": 0}
     key_of: list[tuple[int, int]] = []  # the vertex of each index
-    vectors: dict[tuple[int, int], np.ndarray] = {}
     nvert = ncells = rounds = 0
     stopped = ""
     certified = False
     refined_w = w_refine is None
 
-    def compute(klist: list, starts: list, tol: float) -> np.ndarray:
-        """Values at the vertices `klist` (stored), warm-started from the vectors of `starts`."""
+    def compute(klist: list, tol: float) -> tuple[np.ndarray, np.ndarray]:
+        """Values at the vertices `klist` to `tol` (stored)."""
         z = np.array([complex(k[0] * unit, k[1] * unit) for k in klist])
-        V0 = None
-        if not sig.dense:
-            V0 = np.zeros((n, z.size), dtype=np.complex128)
-            for c, p in enumerate(starts):
-                if p is not None and p in vectors:
-                    V0[:, c] = vectors[p]
         sig.tol = tol
-        sv, vec = sig.values(z, V0)
+        sv = sig.values(z)
         pos = np.empty(len(klist), dtype=np.int64)
         for c, k in enumerate(klist):
             at = index.get(k)
@@ -393,9 +392,6 @@ def certify_cells(
                 grown[: store[name].size] = store[name]
                 store[name] = grown
         store["raw"][pos], store["tol"][pos], store["absz"][pos] = sv, tol, np.abs(z)
-        if vec is not None:
-            for c, k in enumerate(klist):
-                vectors[k] = vec[:, c]
         return z, sv
 
     def corner_values(idx: list[np.ndarray], assume_tight: bool = False) -> list[np.ndarray]:
@@ -429,24 +425,20 @@ def certify_cells(
             list(zip((cx + dx * side).tolist(), (cy + dy * side).tolist()))
             for dx, dy in ((0, 0), (1, 0), (1, 1), (0, 1))
         ]
-        new: dict[tuple[int, int], tuple] = {}
+        new: dict[tuple[int, int], bool] = {}  # new vertex: tight from the start (next to the maximum)
         for corner in keys:
             for q, key in enumerate(corner):
-                if key not in index and key not in new:
-                    parent = None
-                    if lev[q] > 0:  # warm start: the vector of the parent square's lower-left corner
-                        s2q = 2 * int(side[q])
-                        parent = (int(cx[q]) - int(cx[q]) % s2q, int(cy[q]) - int(cy[q]) % s2q)
-                    new[key] = (parent, bool(hot[q]))
+                if key not in index:
+                    new[key] = new.get(key, False) or bool(hot[q])
         if new:
             if nvert + len(new) > max_vertices:
                 stopped = f"the cells would need more than {max_vertices} sigma_min values"
                 break
             zs, ss = [], []
             for want_tight in (False, True):
-                klist = [k for k, v in new.items() if v[1] == want_tight]
+                klist = [k for k, v in new.items() if v == want_tight]
                 if klist:
-                    z, sv = compute(klist, [new[k][0] for k in klist], tight if want_tight else loose)
+                    z, sv = compute(klist, tight if want_tight else loose)
                     zs.append(z)
                     ss.append(sv)
             z, sv = np.concatenate(zs), np.concatenate(ss)
@@ -482,14 +474,13 @@ def certify_cells(
                 index.clear()
                 key_of.clear()
                 store["size"] = 0
-                vectors.clear()
                 rounds += 1
                 continue
         idx = [np.fromiter((index[k] for k in corner), dtype=np.int64, count=len(corner)) for corner in keys]
         ok = cells_pass(x0, y0, h, corner_values(idx), gamma)
         if loose > tight and not np.all(ok):
-            # failed cells that the tight tolerance would pass: tighten their loose vertices
-            # (restarted from their own vectors: a few steps) and test them again
+            # failed cells that the tight tolerance would pass: tighten their loose vertices and
+            # test them again
             redo = np.flatnonzero(~ok)
             sub = [ix[redo] for ix in idx]
             again = cells_pass(x0[redo], y0[redo], h[redo], corner_values(sub, assume_tight=True), gamma)
@@ -497,8 +488,12 @@ def certify_cells(
                 cand = np.unique(np.concatenate([ix[again] for ix in sub]))
                 cand = cand[store["tol"][cand] > tight]
                 if cand.size:
+                    if nvert + cand.size > max_vertices:
+                        stopped = f"the cells would need more than {max_vertices} sigma_min values"
+                        break
                     klist = [key_of[v] for v in cand.tolist()]
-                    compute(klist, klist, tight)
+                    compute(klist, tight)
+                    nvert += cand.size  # computed again: counted again
                 ok[redo] = cells_pass(x0[redo], y0[redo], h[redo], corner_values(sub), gamma)
         rounds += 1
         bad = ~ok
@@ -529,9 +524,6 @@ def certify_cells(
         if np.any(lev >= 47) or np.any(h[bad] < H_MIN * np.maximum(1.0, np.hypot(x0[bad], y0[bad]))):
             stopped = "cells would shrink to the rounding level"
             break
-        # keep the vectors of the failed squares' corners only (their children start from them)
-        live = set(zip(cx.tolist(), cy.tolist()))
-        vectors = {k: v for k, v in vectors.items() if k in live}
         half_side = side >> 1
         cx = np.concatenate([cx, cx + half_side, cx, cx + half_side])
         cy = np.concatenate([cy, cy, cy + half_side, cy + half_side])

@@ -969,8 +969,9 @@ def kreiss_constant(
     certify : bool or "auto"
         Prove an upper bound within `rtol` of the lower one. First by square
         cells (:mod:`spectra._kreiss_cells`: a few thousand ``sigma_min``
-        values by the pseudospectra engine, O(n^2) each; about a quarter to
-        two thirds of one 100x100 pseudospectra grid for random n = 64..512),
+        values by the pseudospectra engine, O(n^2) each; 0.6-0.9 of one
+        100x100 pseudospectra grid for the random n = 64..512 matrices of
+        benchmarks/kreiss.py),
         then, where the cells give up (``f`` maximal along a whole curve, or
         ``sigma_min`` at the maximiser near rounding), by the circle walk
         (:mod:`spectra._kreiss_certificate`: 15-21 eigenproblems of order 2n,
@@ -986,7 +987,8 @@ def kreiss_constant(
         resting on LAPACK's eigensolver rather than on Lanczos, see Notes).
     max_evals : int, optional
         Budget of the certificate. The cells: at most this many ``sigma_min``
-        values (never more than 16000, the default); the circle walk:
+        values (never more than their default, ``max(125 n, 2e6/n^2)`` within
+        ``[16000, 200000]``); the circle walk:
         SVD-equivalents (an eigenproblem of order
         2n counts 12). When exhausted the result is not certified and the upper
         bound is ``sup_k ||A^k||`` (from the powers), or the largest bound of the
@@ -1072,18 +1074,20 @@ def kreiss_constant(
        cells find the maximum as they prove it, and no separate search is
        run. ``gamma = lower (1 + 0.9 rtol)``. Vertex values: LAPACK SVDs for
        ``n <= 40``, else inverse Lanczos on the Schur form (the pseudospectra
-       engine) to 1e-5, again to ``1e-3 rtol`` (in ``[1e-12, 1e-9]``) at the
-       corners of squares that need it, each lowered by twice its tolerance
-       and by ``10 n u (||A|| + |z|)``. Limits: that each Lanczos value is the
+       engine), each point from its own random-phase start, to 1e-5 (trusted
+       to 2e-3), again to ``1e-3 rtol`` (in ``[1e-12, 1e-9]``, trusted to
+       twice that) at the corners of squares that need it; all lowered by
+       ``10 n u (||A|| + |z|)`` too. Limits: that each Lanczos value is the
        *smallest* singular value (the residual test proves it is within
-       tolerance of one of them; from a random-phase start Lanczos finds the
-       extreme one in practice) is assumed, not proved; the cells give up
-       (after at most 16000 values) where ``f`` is maximal along a curve (a
-       scaled shift: ``f`` depends on ``|z|`` only), the failed squares next
-       to the maximum then doubling each round, and where ``sigma_min`` at
-       the maximiser is within ``5/rtol`` of the vertex values' rounding.
-       Cost for random matrices (benchmarks/kreiss.py): 1500-6000 values,
-       0.2-0.7 pseudospectra grids at n = 64..512.
+       tolerance of one of them; from a start favouring no direction Lanczos
+       finds the extreme one in practice) is assumed, not proved; the cells
+       give up where ``f`` is maximal along a curve (a scaled shift: ``f``
+       depends on ``|z|`` only), the failed squares next to the maximum then
+       doubling each round, where ``sigma_min`` at the maximiser is within
+       ``5/rtol`` of the vertex values' rounding, and after
+       ``max(125 n, 2e6/n^2)`` values (within ``[16000, 200000]``).
+       Cost for the random matrices of benchmarks/kreiss.py: 1572-5994
+       values, 0.6-0.9 pseudospectra grids at n = 64..512.
     4. Certificate, circle walk (:mod:`spectra._kreiss_certificate`, where the method and
        exactly what relies on LAPACK's backward stability are documented),
        where the cells give up, after the search of step 2:

@@ -173,3 +173,39 @@ def test_a_sharp_peak_next_to_an_eigenvalue_at_the_circle_is_not_taken_for_a_rid
     assert K.certified and "square cells" in K.message, K.message
     oracle = dense_max_f(A, R=3.0, nr=200, nt=720)
     assert oracle <= K.upper and K.lower >= oracle * (1 - 1e-6)
+
+
+def test_no_vertex_value_of_a_passed_square_exceeds_sigma_min_on_a_direct_sum(monkeypatch):
+    # A direct sum: sigma_min(zI - A) is the smaller of the two blocks' values, and which block
+    # gives it changes across the plane. Lanczos warm-started from a neighbouring vertex's
+    # singular vector (the first version of the cells) converged there to the other block's
+    # value: 141 corner values of passed squares were up to 15% above sigma_min^2 (a review).
+    # Every corner value a passed square used must be a lower bound of the true one (numpy SVD).
+    import spectra._kreiss_cells as kc
+
+    rng = np.random.default_rng(0)
+    m = 25
+    B1 = random_nonnormal(m, 0.9, seed=11).astype(complex)
+    B2 = np.exp(0.2j) * (B1 + 0.03 * np.triu(rng.normal(size=(m, m)), 1))
+    A = sla.block_diag(B1, B2)
+    n = A.shape[0]
+    orig = kc.cells_pass
+    seen = {"corners": 0, "over": 0}
+
+    def checked(x0, y0, h, s2, gamma):
+        ok = orig(x0, y0, h, s2, gamma)
+        idx = np.flatnonzero(ok)
+        if idx.size > 200:
+            idx = rng.choice(idx, 200, replace=False)
+        for c, (dx, dy) in enumerate(((0, 0), (1, 0), (1, 1), (0, 1))):
+            if idx.size:
+                z = x0[idx] + dx * h[idx] + 1j * (y0[idx] + dy * h[idx])
+                true2 = smin(A, z) ** 2
+                seen["corners"] += idx.size
+                seen["over"] += int(np.sum(s2[c][idx] > true2 * (1 + 1e-12) + 1e-300))
+        return ok
+
+    monkeypatch.setattr(kc, "cells_pass", checked)
+    K = kreiss_constant(A, certify=True, method="cells")
+    assert n == 50 and K.certified, K.message
+    assert seen["corners"] > 1000 and seen["over"] == 0, seen
