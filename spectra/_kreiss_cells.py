@@ -149,7 +149,7 @@ class CellsResult:
 class _Sigma:
     """``sigma_min(zI - A)`` at batches of points, with lower-bound margins."""
 
-    def __init__(self, a: np.ndarray, T: np.ndarray, R_real, normT: float, tol: float, seed: int = 0) -> None:
+    def __init__(self, T: np.ndarray, R_real, normT: float, tol: float, seed: int = 0) -> None:
         self.n = n = T.shape[0]
         self.T = T
         self.tol = tol
@@ -348,7 +348,7 @@ def certify_cells(
     half = not np.iscomplexobj(a)
     tight = float(np.clip(1e-3 * rtol, 1e-12, 1e-9))
     loose = max(tight, TOL_LOOSE)
-    sig = _Sigma(a, T, R_real, normT, tight)
+    sig = _Sigma(T, R_real, normT, tight)
     if sig.dense:
         loose = tight  # LAPACK: no tolerance, nothing to tighten
     gamma = lower * (1 + 0.9 * rtol)
