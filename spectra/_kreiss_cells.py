@@ -509,12 +509,12 @@ def certify_cells(
             certified = True
             break
         # children of a square whose corners come close to gamma are computed tight from the start
-        fmax = np.zeros(cx.size)
+        fmax = np.zeros(nbad)
         for ix in idx:
-            r_ = store["absz"][ix]
+            r_ = store["absz"][ix[bad]]
             with np.errstate(divide="ignore", invalid="ignore"):
-                fmax = np.maximum(fmax, np.where(r_ > 1, (r_ - 1) / store["raw"][ix], 0.0))
-        hot = fmax[bad] >= HOT * gamma
+                fmax = np.maximum(fmax, np.where(r_ > 1, (r_ - 1) / store["raw"][ix[bad]], 0.0))
+        hot = fmax >= HOT * gamma
         hot_history.append(int(hot.sum()))
         recent = hot_history[-(RIDGE_ROUNDS + 1) :]
         if (

@@ -1131,7 +1131,9 @@ def kreiss_constant(
     rho = float(np.max(np.abs(np.diag(T))))
     normT = float(sla.svdvals(T, check_finite=False)[0])
 
-    def result(value: float, lower: float, upper: float, z, certified: bool, message: str) -> KreissResult:
+    def result(
+        value: float, lower: float, upper: float, z, certified: bool, message: str, evaluations: int = 0
+    ) -> KreissResult:
         return KreissResult(
             value=value,
             lower=lower,
@@ -1142,6 +1144,7 @@ def kreiss_constant(
             spectral_radius=rho,
             norm=normT,
             message=message,
+            evaluations=evaluations,
         )
 
     def exact(value: float, message: str) -> KreissResult:
@@ -1315,36 +1318,28 @@ def kreiss_constant(
                 f"{cres.cells} square cells by concave interpolation of sigma_min^2 - |z|^2, "
                 f"{cres.vertices} sigma_min values"
             )
-            return KreissResult(
-                value=low_safe,
-                lower=low_safe,
-                upper=cres.upper,
-                z=cres.z,
-                certified=bool(cres.upper <= cres.lower * (1 + rtol_cells)),
-                n=n,
-                spectral_radius=rho,
-                norm=normT,
-                message=f"K certified: {low_safe:.10g} <= K <= {cres.upper:.10g} ({how})",
-                evaluations=evals,
+            return result(
+                low_safe,
+                low_safe,
+                cres.upper,
+                cres.z,
+                bool(cres.upper <= cres.lower * (1 + rtol_cells)),
+                f"K certified: {low_safe:.10g} <= K <= {cres.upper:.10g} ({how})",
+                evals,
             )
         cells_note = f"the cells gave up ({cres.stopped}) after {cres.vertices} sigma_min values"
         if method == "cells":
             low_safe = _attained_safely(cres.lower, cres.z, normT, n)
             upper = max(low_safe, _powers_upper(a)[0])
-            return KreissResult(
-                value=low_safe,
-                lower=low_safe,
-                upper=upper,
-                z=cres.z,
-                certified=False,
-                n=n,
-                spectral_radius=rho,
-                norm=normT,
-                message=(
-                    f"{cells_note}: K >= {low_safe:.10g} (attained at z), K <= sup_k ||A^k|| = "
-                    f"{upper:.6g}; method='auto' hands over to the circle walk there"
-                ),
-                evaluations=evals,
+            return result(
+                low_safe,
+                low_safe,
+                upper,
+                cres.z,
+                False,
+                f"{cells_note}: K >= {low_safe:.10g} (attained at z), K <= sup_k ||A^k|| = "
+                f"{upper:.6g}; method='auto' hands over to the circle walk there",
+                evals,
             )
         if not walk:
             certify = False  # the search below, then its uncertified result
